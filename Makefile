@@ -1,0 +1,111 @@
+# catalog: build, test and run the lab.  `make help` lists the targets.
+# Everything builds into $(BUILD)/ (default build/).  SANITIZER=address,undefined builds
+# an instrumented tree into build-san/.  WERROR=1 turns warnings into errors (CI sets it).
+
+SHELL := /bin/bash
+CC ?= cc
+BUILD ?= build
+PG_INCLUDE := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
+
+WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
+	-Wvla -Wpointer-arith -Wcast-qual -Wno-unused-parameter
+CFLAGS ?= -O2 -g
+CPPFLAGS += -D_GNU_SOURCE -Ilib -I$(PG_INCLUDE)
+ALL_CFLAGS = -std=c11 $(WARNINGS) $(CFLAGS) -pthread -MMD -MP
+ifeq ($(WERROR),1)
+ALL_CFLAGS += -Werror
+endif
+ifneq ($(SANITIZER),)
+BUILD := build-san
+ALL_CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDFLAGS += -fsanitize=$(SANITIZER)
+endif
+LDLIBS := -lpq -ljansson -lm -pthread
+
+LIB_SRC := $(wildcard lib/*.c)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_A := $(BUILD)/libcatalog.a
+
+PROGRAMS := $(BUILD)/catalog-server $(BUILD)/catalog-loadtest $(BUILD)/catalog-db
+server_SRC := $(wildcard server/*.c)
+loadtest_SRC := $(wildcard loadtest/*.c)
+dbtool_SRC := $(wildcard dbtool/*.c)
+
+UNIT_SRC := $(wildcard tests/unit/test_*.c)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+
+.PHONY: all clean test unit integration format lint help deps up down status scale \
+	loadtest compare demo bench fuzz sanitize
+all: $(PROGRAMS) $(UNIT_BIN)
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(@D)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(LIB_A): $(LIB_OBJ)
+	@mkdir -p $(@D)
+	$(AR) rcs $@ $^
+
+$(BUILD)/catalog-server: $(server_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/catalog-loadtest: $(loadtest_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/catalog-db: $(dbtool_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+
+deps:
+	@scripts/install-deps.sh all
+
+# The test command of the README and of .ci/run: unit tests, then integration tests
+# against a throwaway PostgreSQL (and nginx, Prometheus) started by the tests themselves.
+test:
+	@scripts/install-deps.sh test
+	@$(MAKE) --no-print-directory all
+	@tests/run.sh $(BUILD)
+
+unit: all
+	@tests/run.sh $(BUILD) unit
+
+integration: all
+	@tests/run.sh $(BUILD) integration
+
+sanitize:
+	@$(MAKE) --no-print-directory SANITIZER=address,undefined all
+
+format:
+	clang-format -i lib/*.[ch] server/*.[ch] loadtest/*.[ch] dbtool/*.[ch] tests/unit/*.[ch] fuzz/*.c 2>/dev/null || true
+
+clean:
+	rm -rf build build-san
+
+# The lab (CONTRACT section 7).  Thin aliases over scripts/lab.sh.
+up: all
+	@scripts/lab.sh up
+down:
+	@scripts/lab.sh down $(if $(PURGE),--purge)
+status:
+	@scripts/lab.sh status
+scale: all
+	@scripts/lab.sh scale $(SERVERS)
+loadtest: all
+	@scripts/lab.sh loadtest
+compare:
+	@scripts/lab.sh compare
+demo: all
+	@scripts/lab.sh demo
+bench: all
+	@scripts/bench.sh
+
+help:
+	@echo "make            build catalog-server, catalog-loadtest, catalog-db into $(BUILD)/"
+	@echo "make up         install what is missing, start PostgreSQL (seeded), one server on 3000, Prometheus"
+	@echo "make status     processes, ports, pools, orders in the database"
+	@echo "make loadtest   the scenario's load test against BASE_URL (default: the running entry point)"
+	@echo "make scale SERVERS=N   N servers behind nginx on 8080, pools split from the budget"
+	@echo "make down       stop everything (PURGE=1 also deletes the data)"
+	@echo "make test       every test (what .ci/run calls)"
+	@echo "make bench      benchmarks (never part of make test)"

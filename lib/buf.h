@@ -1,0 +1,68 @@
+/* buf.h: growable byte buffers and {base, len} slices, the currency of every module. */
+#ifndef CATALOG_BUF_H
+#define CATALOG_BUF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+/* A view of bytes owned by someone else; never NUL-terminated by contract. */
+typedef struct slice {
+    const char *base; /* first byte; may be NULL when len == 0 */
+    size_t len;       /* number of bytes */
+} slice_t;
+
+#define SLICE_LIT(s) ((slice_t){(s), sizeof(s) - 1})
+
+static inline slice_t slice_make(const char *base, size_t len)
+{
+    return (slice_t){base, len};
+}
+
+static inline slice_t slice_cstr(const char *s)
+{
+    return (slice_t){s, s ? strlen(s) : 0};
+}
+
+/* Nonzero when a equals the bytes of b exactly. */
+static inline int slice_eq(slice_t a, slice_t b)
+{
+    return a.len == b.len && (a.len == 0 || memcmp(a.base, b.base, a.len) == 0);
+}
+
+/* Nonzero when a equals b ignoring ASCII case (for header names and tokens). */
+int slice_eq_nocase(slice_t a, slice_t b);
+
+/* A growable buffer.  Zero-initialise ({0}) or buf_init; release with buf_free.
+ * Allocation failure aborts the process: a server out of memory cannot answer anyway. */
+typedef struct buf {
+    char *data; /* heap bytes, or NULL before the first append */
+    size_t len; /* bytes in use */
+    size_t cap; /* bytes allocated */
+} buf_t;
+
+void buf_init(buf_t *b, size_t initial_cap);
+/* Frees the bytes and leaves b empty and reusable.  Accepts NULL. */
+void buf_free(buf_t *b);
+/* Makes room for at least extra more bytes; returns a pointer to data + len. */
+char *buf_reserve(buf_t *b, size_t extra);
+void buf_append(buf_t *b, const void *data, size_t len);
+void buf_append_slice(buf_t *b, slice_t s);
+void buf_append_cstr(buf_t *b, const char *s);
+void buf_append_char(buf_t *b, char c);
+/* Decimal text of v, no padding. */
+void buf_append_u64(buf_t *b, uint64_t v);
+void buf_append_i64(buf_t *b, int64_t v);
+/* printf-style append; for rare paths (messages, metrics labels), not per-row output. */
+void buf_printf(buf_t *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Removes the first n bytes (n <= len), keeping the rest. */
+void buf_consume(buf_t *b, size_t n);
+static inline void buf_reset(buf_t *b)
+{
+    b->len = 0;
+}
+
+/* Writes the decimal digits of v into out (at least 20 bytes); returns the count. */
+size_t u64_to_dec(uint64_t v, char *out);
+
+#endif

@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# install-deps.sh: installs the Debian packages the project needs, only when missing.
+# Usage: scripts/install-deps.sh [build|test|lab|all]   (default: all)
+# Runs `apt-get update` once, before the first install, and never starts a package's
+# system service: the project runs its own instances with its own configs.
+set -euo pipefail
+
+profile=${1:-all}
+
+build_pkgs=(build-essential pkg-config libpq-dev libjansson-dev)
+test_pkgs=(postgresql-15 postgresql-client-15 python3 curl procps iproute2 clang libclang-rt-14-dev)
+lab_pkgs=(nginx prometheus wrk)
+
+case "$profile" in
+build) want=("${build_pkgs[@]}") ;;
+test) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${lab_pkgs[@]}") ;;
+lab | all) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${lab_pkgs[@]}") ;;
+*)
+	echo "install-deps: unknown profile '$profile' (build, test, lab or all)" >&2
+	exit 2
+	;;
+esac
+
+missing=()
+for p in "${want[@]}"; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+		missing+=("$p")
+	fi
+done
+((${#missing[@]} == 0)) && exit 0
+
+if [[ $(id -u) -ne 0 ]]; then
+	echo "install-deps: missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
+	exit 1
+fi
+
+echo "install-deps: installing ${missing[*]}" >&2
+# policy-rc.d exit 101 keeps apt from starting nginx/prometheus/postgresql system services.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [[ ! -e $policy ]]; then
+	printf '#!/bin/sh\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+	created_policy=1
+fi
+trap '[[ $created_policy == 1 ]] && rm -f "$policy"' EXIT
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+# Some packages start their service despite policy-rc.d when no init system is running;
+# stop any that did so the project's own instances get their ports.
+for svc in nginx prometheus; do
+	if pgrep -x "$svc" >/dev/null 2>&1 && [[ -z ${CATALOG_KEEP_SYSTEM_SERVICES:-} ]]; then
+		service "$svc" stop >/dev/null 2>&1 || true
+	fi
+done

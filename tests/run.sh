@@ -1,0 +1,66 @@
+#!/usr/bin/env bash
+# run.sh: runs the unit tests, then the integration tests, each in its own process with a
+# time limit, and prints one closing line "tests: N passed, N failed".
+# Usage: tests/run.sh BUILD_DIR [unit|integration|all] [name-filter]
+# Integration tests share one throwaway PostgreSQL cluster started here (scripts/pg.sh) and
+# stopped on exit; each test creates its own database in it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+which=${2:-all}
+filter=${3:-${TEST_FILTER:-}}
+export CATALOG_BUILD=$PWD/$build
+
+passed=0 failed=0
+failures=()
+
+# run_one NAME TIMEOUT_S CMD...: runs a test, adds its "N passed, N failed" line to the totals.
+run_one() {
+	local name=$1 limit=$2
+	shift 2
+	[[ -n $filter && $name != *"$filter"* ]] && return 0
+	local out rc=0 start=$SECONDS
+	out=$(timeout --kill-after=10 "$limit" "$@" 2>&1) || rc=$?
+	local line p=0 f=0
+	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' <<<"$out" | tail -n 1 || true)
+	if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
+	fi
+	if ((rc != 0 && f == 0)); then f=1; fi
+	passed=$((passed + p)) failed=$((failed + f))
+	if ((f > 0)); then
+		failures+=("$name")
+		printf 'FAIL %-40s %3ss (exit %d)\n' "$name" $((SECONDS - start)) "$rc"
+		sed 's/^/    /' <<<"$out" | tail -n 60
+		((rc == 124)) && echo "    (killed after ${limit}s)"
+	else
+		printf 'ok   %-40s %3ss %s\n' "$name" $((SECONDS - start)) "${line##*: }"
+	fi
+}
+
+if [[ $which == unit || $which == all ]]; then
+	for t in "$build"/tests/test_*; do
+		[[ -x $t ]] || continue
+		run_one "unit/$(basename "$t")" 60 "$t"
+	done
+fi
+
+if [[ $which == integration || $which == all ]]; then
+	pgdir=$(mktemp -d /tmp/catalog-test-pg.XXXXXX)
+	cleanup() { scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"; }
+	trap cleanup EXIT
+	# shellcheck disable=SC1090
+	source <(scripts/pg.sh start "$pgdir")
+	for t in tests/integration/test_*; do
+		case $t in
+		*.py) run_one "integration/$(basename "$t")" 600 python3 "$t" ;;
+		*.sh) run_one "integration/$(basename "$t")" 600 bash "$t" ;;
+		esac
+	done
+fi
+
+if ((${#failures[@]})); then
+	echo "failed: ${failures[*]}"
+fi
+echo "tests: $passed passed, $failed failed"
+((failed == 0))
