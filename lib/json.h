@@ -1,0 +1,21 @@
+/* json.h: JSON writing: escaped strings and error bodies appended to a buf_t. */
+#ifndef CATALOG_JSON_H
+#define CATALOG_JSON_H
+
+#include <stddef.h>
+
+#include "buf.h"
+
+/* Appends s[0..len) as a quoted JSON string.  Escapes '"' and '\\', uses \n \r \t \b \f,
+ * writes other control characters (< 0x20 and 0x7f) as \u00XX, passes valid UTF-8 through
+ * unchanged and replaces each byte of an invalid UTF-8 sequence with \ufffd, so the output is
+ * always valid JSON.  s may contain NUL bytes.  Can't fail (buf growth aborts on OOM). */
+void json_write_string(buf_t *b, const char *s, size_t len);
+
+/* Same for a NUL-terminated string; NULL writes the JSON literal null. */
+void json_write_cstr(buf_t *b, const char *s);
+
+/* Appends {"error":"<escaped message>"}.  Can't fail. */
+void json_write_error(buf_t *b, const char *message);
+
+#endif

@@ -1,0 +1,94 @@
+/* test_json.c: unit tests for lib/json (string escaping, UTF-8 validation, error bodies). */
+#include "buf.h"
+#include "json.h"
+#include "test.h"
+
+/* Escapes len bytes of s and compares the whole output with want. */
+#define CHECK_ESCAPE(s, n, want)                                                     \
+    do {                                                                               \
+        buf_t out_ = {0};                                                              \
+        json_write_string(&out_, (s), (n));                                          \
+        CHECK_MEM(out_.data, out_.len, (want));                                        \
+        buf_free(&out_);                                                               \
+    } while (0)
+
+#define CHECK_ESCAPE_LIT(lit, want) CHECK_ESCAPE((lit), sizeof(lit) - 1, (want))
+
+int main(void)
+{
+    /* plain ASCII and the empty string */
+    CHECK_ESCAPE_LIT("", "\"\"");
+    CHECK_ESCAPE_LIT("Product 1", "\"Product 1\"");
+    CHECK_ESCAPE_LIT("a/b~{}", "\"a/b~{}\"");
+
+    /* quotes, backslash and the short escapes */
+    CHECK_ESCAPE_LIT("say \"hi\"", "\"say \\\"hi\\\"\"");
+    CHECK_ESCAPE_LIT("C:\\dir", "\"C:\\\\dir\"");
+    CHECK_ESCAPE_LIT("a\nb\rc\td\be\ff", "\"a\\nb\\rc\\td\\be\\ff\"");
+
+    /* other control characters, NUL and DEL as \u00XX */
+    CHECK_ESCAPE("\0", 1, "\"\\u0000\"");
+    CHECK_ESCAPE_LIT("\x01\x1f", "\"\\u0001\\u001f\"");
+    CHECK_ESCAPE_LIT("x\x7fy", "\"x\\u007fy\"");
+    CHECK_ESCAPE_LIT("\x0b", "\"\\u000b\"");
+
+    /* valid UTF-8 passes through: 2, 3 and 4 bytes, and the edges of each range */
+    CHECK_ESCAPE_LIT("caf\xc3\xa9", "\"caf\xc3\xa9\"");
+    CHECK_ESCAPE_LIT("\xc2\x80", "\"\xc2\x80\"");
+    CHECK_ESCAPE_LIT("\xe2\x82\xac 5", "\"\xe2\x82\xac 5\"");
+    CHECK_ESCAPE_LIT("\xe0\xa0\x80", "\"\xe0\xa0\x80\"");         /* U+0800 */
+    CHECK_ESCAPE_LIT("\xed\x9f\xbf", "\"\xed\x9f\xbf\"");         /* U+D7FF */
+    CHECK_ESCAPE_LIT("\xee\x80\x80", "\"\xee\x80\x80\"");         /* U+E000 */
+    CHECK_ESCAPE_LIT("\xef\xbf\xbf", "\"\xef\xbf\xbf\"");         /* U+FFFF */
+    CHECK_ESCAPE_LIT("\xf0\x9f\x98\x80!", "\"\xf0\x9f\x98\x80!\""); /* U+1F600 */
+    CHECK_ESCAPE_LIT("\xf0\x90\x80\x80", "\"\xf0\x90\x80\x80\"");   /* U+10000 */
+    CHECK_ESCAPE_LIT("\xf4\x8f\xbf\xbf", "\"\xf4\x8f\xbf\xbf\"");   /* U+10FFFF */
+
+    /* invalid UTF-8: each offending byte becomes \ufffd */
+    CHECK_ESCAPE_LIT("\x80", "\"\\ufffd\"");                       /* stray continuation */
+    CHECK_ESCAPE_LIT("a\xbf" "b", "\"a\\ufffdb\"");
+    CHECK_ESCAPE_LIT("\xc0\xaf", "\"\\ufffd\\ufffd\"");            /* overlong '/' */
+    CHECK_ESCAPE_LIT("\xc1\xbf", "\"\\ufffd\\ufffd\"");            /* overlong */
+    CHECK_ESCAPE_LIT("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""); /* overlong 3-byte */
+    CHECK_ESCAPE_LIT("\xf0\x80\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* overlong 4 */
+    CHECK_ESCAPE_LIT("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""); /* U+D800 */
+    CHECK_ESCAPE_LIT("\xed\xbf\xbf", "\"\\ufffd\\ufffd\\ufffd\""); /* U+DFFF */
+    CHECK_ESCAPE_LIT("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* U+110000 */
+    CHECK_ESCAPE_LIT("\xf5\x80\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
+    CHECK_ESCAPE_LIT("\xff\xfe", "\"\\ufffd\\ufffd\"");
+    CHECK_ESCAPE_LIT("\xc3", "\"\\ufffd\"");                       /* truncated at end */
+    CHECK_ESCAPE_LIT("\xe2\x82", "\"\\ufffd\\ufffd\"");
+    CHECK_ESCAPE_LIT("\xf0\x9f\x98", "\"\\ufffd\\ufffd\\ufffd\"");
+    CHECK_ESCAPE_LIT("\xe2\x82z", "\"\\ufffd\\ufffdz\"");         /* truncated mid-string */
+    CHECK_ESCAPE_LIT("\xc3\xc3\xa9", "\"\\ufffd\xc3\xa9\"");       /* recovers at next lead */
+
+    /* length is honoured: bytes after len are not read */
+    CHECK_ESCAPE("abcdef", 3, "\"abc\"");
+
+    /* appends, does not reset */
+    buf_t b = {0};
+    buf_append_cstr(&b, "[");
+    json_write_string(&b, "x", 1);
+    buf_append_char(&b, ',');
+    json_write_cstr(&b, NULL);
+    buf_append_char(&b, ']');
+    CHECK_MEM(b.data, b.len, "[\"x\",null]");
+
+    /* a long plain run around an escape (the memcpy fast path) */
+    buf_reset(&b);
+    char long_text[3001];
+    memset(long_text, 'a', sizeof long_text);
+    long_text[1500] = '"';
+    json_write_string(&b, long_text, sizeof long_text);
+    CHECK_INT(b.len, 3001 + 1 + 2);
+    CHECK_MEM(b.data + 1500, 4, "a\\\"a");
+
+    buf_reset(&b);
+    json_write_error(&b, "Product not found");
+    CHECK_MEM(b.data, b.len, "{\"error\":\"Product not found\"}");
+    buf_reset(&b);
+    json_write_error(&b, "bad \"x\"\n");
+    CHECK_MEM(b.data, b.len, "{\"error\":\"bad \\\"x\\\"\\n\"}");
+    buf_free(&b);
+    return test_report("json");
+}
