@@ -62,9 +62,21 @@ static int integer_field(json_t *value, const char *name, json_int_t min, json_i
     return 0;
 }
 
+/* Nonzero when body holds nothing but JSON whitespace. */
+static int is_blank(const char *body, size_t len)
+{
+    for (size_t i = 0; i < len; i++) {
+        if (body[i] != ' ' && body[i] != '\t' && body[i] != '\n' && body[i] != '\r') return 0;
+    }
+    return 1;
+}
+
 int order_parse_request(const char *body, size_t len, order_request_t *out, char *err,
                         size_t err_len)
 {
+    /* The reference (express.json) treats an empty body as {}: same message here. */
+    if (is_blank(body, len))
+        return order_error(err, err_len, "product_id and quantity are required");
     if (nesting_depth(body, len) > ORDER_MAX_NESTING_DEPTH)
         return order_error(err, err_len, "invalid JSON: nested deeper than %d levels",
                            ORDER_MAX_NESTING_DEPTH);

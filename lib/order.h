@@ -17,7 +17,7 @@ typedef struct order_request {
 } order_request_t;
 
 /* Parses and validates body[0..len) with jansson (duplicate keys rejected, nesting limited,
- * unknown keys ignored).  Returns 0 and fills *out, or -1 with the message for the 400 body in
+ * unknown keys ignored; an empty body counts as {} as in the reference).  Returns 0 and fills *out, or -1 with the message for the 400 body in
  * err (NUL-terminated, truncated to err_len), e.g. "product_id and quantity are required",
  * "quantity must be a whole number", "invalid JSON: <jansson's text>".  Allocates nothing
  * that outlives the call. */

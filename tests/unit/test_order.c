@@ -42,7 +42,7 @@ int main(void)
                    INT32_MAX, 1000000);
 
     /* not JSON */
-    CHECK_REJECTED("", "invalid JSON: *");
+    CHECK_REJECTED("{ \"product_id\": ", "invalid JSON: *");
     CHECK_REJECTED("{", "invalid JSON: *");
     CHECK_REJECTED("{\"product_id\":1,\"quantity\":2", "invalid JSON: *");
     CHECK_REJECTED("{\"product_id\":1,\"quantity\":2}x", "invalid JSON: *");
@@ -77,6 +77,8 @@ int main(void)
 
     /* missing or null */
     CHECK_REJECTED("{}", "product_id and quantity are required");
+    CHECK_REJECTED("", "product_id and quantity are required"); /* as the reference */
+    CHECK_REJECTED(" \r\n", "product_id and quantity are required");
     CHECK_REJECTED("{\"product_id\":1}", "product_id and quantity are required");
     CHECK_REJECTED("{\"quantity\":1}", "product_id and quantity are required");
     CHECK_REJECTED("{\"product_id\":null,\"quantity\":1}", "product_id and quantity are required");
