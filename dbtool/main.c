@@ -1,0 +1,110 @@
+/* main.c: catalog-db, the database tool: wait, migrate, seed, status (CONTRACT sections 2, 7). */
+#include "dbtool.h"
+#include "number.h"
+
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static void print_help(FILE *out)
+{
+    fputs("Usage: catalog-db COMMAND\n"
+          "\n"
+          "Commands:\n"
+          "  wait     wait until PostgreSQL accepts connections (DB_WAIT_TRIES tries,\n"
+          "           DB_WAIT_INTERVAL_MS apart)\n"
+          "  migrate  wait, create DB_NAME if missing, apply the schema (idempotent)\n"
+          "  seed     migrate, then seed SEED_PRODUCTS products and SEED_ORDERS orders in one\n"
+          "           transaction; skips a complete seed, refuses other data\n"
+          "  status   print the number of orders and whether the database is ready\n"
+          "\n"
+          "Environment (default):\n"
+          "  DB_HOST (localhost)  DB_PORT (5432)  DB_NAME (catalogdb)  DB_USER (postgres)\n"
+          "  DB_PASSWORD (postgres)  SEED_PRODUCTS (5000)  SEED_ORDERS (500000)\n"
+          "  DB_WAIT_TRIES (20)  DB_WAIT_INTERVAL_MS (2000)  DB_CONNECT_TIMEOUT_MS (3000)\n"
+          "\n"
+          "Exit status: 0 done (status: ready), 1 failed (status: still seeding),\n"
+          "2 status: database not ready, 3 bad command line or environment value.\n",
+          out);
+}
+
+static const char *env_text(const char *name, const char *fallback)
+{
+    const char *value = getenv(name);
+    return value && value[0] ? value : fallback;
+}
+
+/* Reads a whole-number variable in [min, max].  Returns 0, or -1 after naming the variable. */
+static int env_number(const char *name, long fallback, long min, long max, long *out)
+{
+    const char *value = getenv(name);
+    if (!value || !value[0]) {
+        *out = fallback;
+        return 0;
+    }
+    uint64_t parsed;
+    if (number_parse_u64(value, strlen(value), &parsed) != 0 || parsed < (uint64_t)min ||
+        parsed > (uint64_t)max) {
+        fprintf(stderr, "catalog-db: %s must be a whole number from %ld to %ld, got \"%s\"\n", name,
+                min, max, value);
+        return -1;
+    }
+    *out = (long)parsed;
+    return 0;
+}
+
+static int load_config(dbtool_config_t *config)
+{
+    long port;
+    config->host = env_text("DB_HOST", "localhost");
+    config->name = env_text("DB_NAME", "catalogdb");
+    config->user = env_text("DB_USER", "postgres");
+    config->password = env_text("DB_PASSWORD", "postgres");
+    config->port = env_text("DB_PORT", "5432");
+    /* Seed sizes stay in int range: the ids are PostgreSQL integers. */
+    if (env_number("DB_PORT", 5432, 1, 65535, &port) != 0 ||
+        env_number("SEED_PRODUCTS", 5000, 1, 100000000, &config->seed_products) != 0 ||
+        env_number("SEED_ORDERS", 500000, 0, 2000000000, &config->seed_orders) != 0 ||
+        env_number("DB_WAIT_TRIES", 20, 1, 100000, &config->wait_tries) != 0 ||
+        env_number("DB_WAIT_INTERVAL_MS", 2000, 0, 3600000, &config->wait_interval_ms) != 0 ||
+        env_number("DB_CONNECT_TIMEOUT_MS", 3000, 1, 3600000, &config->connect_timeout_ms) != 0)
+        return -1;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 2) {
+        if (argc > 2) fprintf(stderr, "catalog-db: one command expected, got %d words\n", argc - 1);
+        print_help(stderr);
+        return DBTOOL_EXIT_USAGE;
+    }
+    const char *command = argv[1];
+    if (!strcmp(command, "--help") || !strcmp(command, "-h") || !strcmp(command, "help")) {
+        print_help(stdout);
+        return DBTOOL_EXIT_OK;
+    }
+
+    static const struct {
+        const char *name;
+        int (*run)(const dbtool_config_t *config);
+    } commands[] = {
+        {"wait", dbtool_command_wait},
+        {"migrate", dbtool_command_migrate},
+        {"seed", dbtool_command_seed},
+        {"status", dbtool_command_status},
+    };
+    for (size_t i = 0; i < sizeof commands / sizeof commands[0]; i++) {
+        if (strcmp(command, commands[i].name) != 0) continue;
+        dbtool_config_t config;
+        if (load_config(&config) != 0) return DBTOOL_EXIT_USAGE;
+        setvbuf(stdout, NULL, _IOLBF, 0); /* progress lines show up at once in pipes too */
+        return commands[i].run(&config);
+    }
+    fprintf(stderr,
+            "catalog-db: unknown command \"%s\" (wait, migrate, seed, status; see "
+            "catalog-db --help)\n",
+            command);
+    return DBTOOL_EXIT_USAGE;
+}
