@@ -1,6 +1,8 @@
 /* format.c: money and time formatting, arithmetic only (no locale, no shared state). */
 #include "format.h"
 
+#include <stdio.h>
+
 void format_money_cents(buf_t *b, int64_t cents)
 {
     uint64_t magnitude = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
@@ -48,7 +50,7 @@ static void put_digits(char *out, unsigned v, int width)
     }
 }
 
-void format_iso8601_ms(buf_t *b, int64_t unix_ms)
+size_t format_iso8601_text(char *out, int64_t unix_ms)
 {
     int64_t days = floor_div(unix_ms, 86400000);
     int64_t remainder_ms = unix_ms % 86400000; /* not ms - days * 86400000: overflows at MIN */
@@ -58,28 +60,35 @@ void format_iso8601_ms(buf_t *b, int64_t unix_ms)
     civil_from_days(days, &year, &month, &day);
 
     if (year >= 0 && year <= 9999) {
-        char text[24];
-        put_digits(text, (unsigned)year, 4);
-        text[4] = '-';
-        put_digits(text + 5, month, 2);
-        text[7] = '-';
-        put_digits(text + 8, day, 2);
-        text[10] = 'T';
-        put_digits(text + 11, ms_of_day / 3600000, 2);
-        text[13] = ':';
-        put_digits(text + 14, ms_of_day / 60000 % 60, 2);
-        text[16] = ':';
-        put_digits(text + 17, ms_of_day / 1000 % 60, 2);
-        text[19] = '.';
-        put_digits(text + 20, ms_of_day % 1000, 3);
-        buf_append(b, text, 23);
-        buf_append_char(b, 'Z');
-        return;
+        put_digits(out, (unsigned)year, 4);
+        out[4] = '-';
+        put_digits(out + 5, month, 2);
+        out[7] = '-';
+        put_digits(out + 8, day, 2);
+        out[10] = 'T';
+        put_digits(out + 11, ms_of_day / 3600000, 2);
+        out[13] = ':';
+        put_digits(out + 14, ms_of_day / 60000 % 60, 2);
+        out[16] = ':';
+        put_digits(out + 17, ms_of_day / 1000 % 60, 2);
+        out[19] = '.';
+        put_digits(out + 20, ms_of_day % 1000, 3);
+        out[23] = 'Z';
+        out[24] = '\0';
+        return 24;
     }
     /* Rare: far past or future; ISO 8601 expanded years. */
-    buf_printf(b, "%s%04llu-%02u-%02uT%02u:%02u:%02u.%03uZ", year < 0 ? "-" : "",
-               (unsigned long long)(year < 0 ? -year : year), month, day, ms_of_day / 3600000,
-               ms_of_day / 60000 % 60, ms_of_day / 1000 % 60, ms_of_day % 1000);
+    int n = snprintf(out, FORMAT_ISO8601_MAX, "%s%04llu-%02u-%02uT%02u:%02u:%02u.%03uZ",
+                     year < 0 ? "-" : "", (unsigned long long)(year < 0 ? -year : year), month,
+                     day, ms_of_day / 3600000, ms_of_day / 60000 % 60, ms_of_day / 1000 % 60,
+                     ms_of_day % 1000);
+    return n < 0 ? 0 : (size_t)n;
+}
+
+void format_iso8601_ms(buf_t *b, int64_t unix_ms)
+{
+    char text[FORMAT_ISO8601_MAX];
+    buf_append(b, text, format_iso8601_text(text, unix_ms));
 }
 
 /* Parses exactly width ASCII digits at p into *out; returns 0 or -1. */

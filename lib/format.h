@@ -16,6 +16,13 @@ void format_money_cents(buf_t *b, int64_t cents);
  * digits as they need (and a '-' before 0).  Thread-safe, no allocation beyond buf growth. */
 void format_iso8601_ms(buf_t *b, int64_t unix_ms);
 
+/* Room format_iso8601_text needs: the longest int64_t time plus a NUL. */
+#define FORMAT_ISO8601_MAX 40
+
+/* Same text as format_iso8601_ms, written into out (FORMAT_ISO8601_MAX bytes) with a NUL;
+ * returns the length without the NUL.  For callers that must not allocate (the logger). */
+size_t format_iso8601_text(char *out, int64_t unix_ms);
+
 /* Converts PostgreSQL's text for a `timestamp without time zone` in DateStyle ISO
  * ("2026-11-28 21:38:02.359123", fraction absent or 1-6 digits, 4-digit year) into
  * "2026-11-28T21:38:02.359Z" (truncated to milliseconds).  Returns 0, or -1 when text does

@@ -73,6 +73,13 @@ int main(void)
         format_iso8601_ms(&extreme, INT64_MAX);
         CHECK(extreme.len > 24 && extreme.data[extreme.len - 1] == 'Z');
         buf_free(&extreme);
+        char text[FORMAT_ISO8601_MAX];
+        CHECK_INT(format_iso8601_text(text, 1795901899711LL), 24);
+        CHECK_STR(text, "2026-11-28T21:38:19.711Z");
+        size_t n = format_iso8601_text(text, INT64_MIN);
+        CHECK(n < FORMAT_ISO8601_MAX && strlen(text) == n && text[n - 1] == 'Z');
+        n = format_iso8601_text(text, INT64_MAX);
+        CHECK(n < FORMAT_ISO8601_MAX && strlen(text) == n && text[n - 1] == 'Z');
     }
 
     /* 0..6 fraction digits */
