@@ -21,8 +21,8 @@ int config_env_uint(const char *name, unsigned long default_value, unsigned long
     if (number_parse_u64(text, strlen(text), &value) || value < min || value > max ||
         value > (uint64_t)(unsigned long)-1) {
         if (err && err_len)
-            snprintf(err, err_len, "%s must be an integer from %lu to %lu, got '%.64s'", name,
-                     min, max, text);
+            snprintf(err, err_len, "%s must be an integer from %lu to %lu, got '%.64s'", name, min,
+                     max, text);
         return -1;
     }
     *out = (unsigned long)value;
@@ -55,8 +55,7 @@ int config_env_bool(const char *name, int default_value, int *out, char *err, si
         }
     }
     if (err && err_len)
-        snprintf(err, err_len,
-                 "%s must be one of 1, 0, true, false, yes, no, on, off, got '%.64s'", name,
-                 text);
+        snprintf(err, err_len, "%s must be one of 1, 0, true, false, yes, no, on, off, got '%.64s'",
+                 name, text);
     return -1;
 }

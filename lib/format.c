@@ -79,8 +79,8 @@ size_t format_iso8601_text(char *out, int64_t unix_ms)
     }
     /* Rare: far past or future; ISO 8601 expanded years. */
     int n = snprintf(out, FORMAT_ISO8601_MAX, "%s%04llu-%02u-%02uT%02u:%02u:%02u.%03uZ",
-                     year < 0 ? "-" : "", (unsigned long long)(year < 0 ? -year : year), month,
-                     day, ms_of_day / 3600000, ms_of_day / 60000 % 60, ms_of_day / 1000 % 60,
+                     year < 0 ? "-" : "", (unsigned long long)(year < 0 ? -year : year), month, day,
+                     ms_of_day / 3600000, ms_of_day / 60000 % 60, ms_of_day / 1000 % 60,
                      ms_of_day % 1000);
     return n < 0 ? 0 : (size_t)n;
 }
@@ -126,14 +126,14 @@ int format_pg_timestamp(buf_t *b, const char *text, size_t len)
         int digits = (int)(len - 20);
         if (parse_digits(text + 20, digits, &fraction)) return -1;
         /* Scale to exactly 3 digits: pad short fractions, truncate long ones. */
-        for (int i = digits; i < 3; i++) fraction *= 10;
-        for (int i = digits; i > 3; i--) fraction /= 10;
+        for (int i = digits; i < 3; i++)
+            fraction *= 10;
+        for (int i = digits; i > 3; i--)
+            fraction /= 10;
         ms = fraction;
     }
-    static const unsigned char days_in_month[12] = {31, 28, 31, 30, 31, 30,
-                                                    31, 31, 30, 31, 30, 31};
-    if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59)
-        return -1;
+    static const unsigned char days_in_month[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    if (month < 1 || month > 12 || day < 1 || hour > 23 || minute > 59 || second > 59) return -1;
     unsigned max_day = days_in_month[month - 1] + (month == 2 && is_leap_year(year));
     if (day > max_day) return -1;
 

@@ -36,8 +36,7 @@ static size_t utf8_sequence_len(const unsigned char *p, size_t avail)
         return 3;
     }
     if (c >= 0xf0 && c <= 0xf4) {
-        if (avail < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 ||
-            (p[3] & 0xc0) != 0x80)
+        if (avail < 4 || (p[1] & 0xc0) != 0x80 || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
             return 0;
         if (c == 0xf0 && p[1] < 0x90) return 0; /* overlong */
         if (c == 0xf4 && p[1] > 0x8f) return 0; /* above U+10FFFF */
@@ -54,7 +53,8 @@ void json_write_string(buf_t *b, const char *s, size_t len)
     buf_append_char(b, '"');
     while (i < len) {
         size_t run = i;
-        while (run < len && plain_ascii[p[run]]) run++;
+        while (run < len && plain_ascii[p[run]])
+            run++;
         if (run > i) {
             buf_append(b, p + i, run - i);
             i = run;
@@ -76,13 +76,27 @@ void json_write_string(buf_t *b, const char *s, size_t len)
         size_t esc_len = 2;
         esc[0] = '\\';
         switch (c) {
-        case '"': esc[1] = '"'; break;
-        case '\\': esc[1] = '\\'; break;
-        case '\n': esc[1] = 'n'; break;
-        case '\r': esc[1] = 'r'; break;
-        case '\t': esc[1] = 't'; break;
-        case '\b': esc[1] = 'b'; break;
-        case '\f': esc[1] = 'f'; break;
+        case '"':
+            esc[1] = '"';
+            break;
+        case '\\':
+            esc[1] = '\\';
+            break;
+        case '\n':
+            esc[1] = 'n';
+            break;
+        case '\r':
+            esc[1] = 'r';
+            break;
+        case '\t':
+            esc[1] = 't';
+            break;
+        case '\b':
+            esc[1] = 'b';
+            break;
+        case '\f':
+            esc[1] = 'f';
+            break;
         default:
             esc[1] = 'u';
             esc[2] = '0';

@@ -29,8 +29,10 @@ static size_t nesting_depth(const char *body, size_t len)
     for (size_t i = 0; i < len; i++) {
         char c = body[i];
         if (in_string) {
-            if (c == '\\') i++;
-            else if (c == '"') in_string = 0;
+            if (c == '\\')
+                i++;
+            else if (c == '"')
+                in_string = 0;
         } else if (c == '"') {
             in_string = 1;
         } else if (c == '[' || c == '{') {
@@ -47,10 +49,8 @@ static size_t nesting_depth(const char *body, size_t len)
 static int integer_field(json_t *value, const char *name, json_int_t min, json_int_t max,
                          const char *range_message, int32_t *out, char *err, size_t err_len)
 {
-    if (json_is_real(value))
-        return order_error(err, err_len, "%s must be a whole number", name);
-    if (!json_is_integer(value))
-        return order_error(err, err_len, "%s must be an integer", name);
+    if (json_is_real(value)) return order_error(err, err_len, "%s must be a whole number", name);
+    if (!json_is_integer(value)) return order_error(err, err_len, "%s must be an integer", name);
     json_int_t v = json_integer_value(value);
     if (v < min) return order_error(err, err_len, "%s", range_message);
     if (v > max) {

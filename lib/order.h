@@ -17,10 +17,10 @@ typedef struct order_request {
 } order_request_t;
 
 /* Parses and validates body[0..len) with jansson (duplicate keys rejected, nesting limited,
- * unknown keys ignored; an empty body counts as {} as in the reference).  Returns 0 and fills *out, or -1 with the message for the 400 body in
- * err (NUL-terminated, truncated to err_len), e.g. "product_id and quantity are required",
- * "quantity must be a whole number", "invalid JSON: <jansson's text>".  Allocates nothing
- * that outlives the call. */
+ * unknown keys ignored; an empty body counts as {} as in the reference).  Returns 0 and fills *out,
+ * or -1 with the message for the 400 body in err (NUL-terminated, truncated to err_len), e.g.
+ * "product_id and quantity are required", "quantity must be a whole number", "invalid JSON:
+ * <jansson's text>".  Allocates nothing that outlives the call. */
 int order_parse_request(const char *body, size_t len, order_request_t *out, char *err,
                         size_t err_len);
 

@@ -62,8 +62,7 @@ int url_query_get(slice_t query, const char *name, buf_t *value)
             if (decode_into(value, p, (size_t)(key_end - p))) goto invalid;
             if (value->len == name_len && memcmp(value->data, name, name_len) == 0) {
                 const char *value_start = eq ? eq + 1 : pair_end;
-                if (decode_into(value, value_start, (size_t)(pair_end - value_start)))
-                    goto invalid;
+                if (decode_into(value, value_start, (size_t)(pair_end - value_start))) goto invalid;
                 return 1;
             }
         }
@@ -101,23 +100,21 @@ int url_parse_http(const char *text, url_t *out, char *err, size_t err_len)
         return url_error(err, err_len, "not an http:// URL: '%.200s'", text);
     for (const char *c = text; *c; c++) {
         if ((unsigned char)*c <= 0x20 || *c == 0x7f)
-            return url_error(err, err_len,
-                             "URL contains a space or control character: '%.200s'", text);
+            return url_error(err, err_len, "URL contains a space or control character: '%.200s'",
+                             text);
     }
 
     const char *authority = text + sizeof prefix - 1;
     size_t authority_len = strcspn(authority, "/?#");
     const char *rest = authority + authority_len;
     if (memchr(authority, '@', authority_len))
-        return url_error(err, err_len, "credentials in the URL are not supported: '%.200s'",
-                         text);
+        return url_error(err, err_len, "credentials in the URL are not supported: '%.200s'", text);
 
     const char *host = authority, *host_end, *after_host;
     if (authority_len && authority[0] == '[') {
         const char *close = memchr(authority, ']', authority_len);
         if (!close)
-            return url_error(err, err_len, "missing ']' after the IPv6 address in '%.200s'",
-                             text);
+            return url_error(err, err_len, "missing ']' after the IPv6 address in '%.200s'", text);
         host = authority + 1;
         host_end = close;
         after_host = close + 1;
@@ -131,8 +128,7 @@ int url_parse_http(const char *text, url_t *out, char *err, size_t err_len)
     size_t host_len = (size_t)(host_end - host);
     if (host_len == 0) return url_error(err, err_len, "missing host in '%.200s'", text);
     if (host_len >= sizeof out->host)
-        return url_error(err, err_len, "host name longer than %zu bytes",
-                         sizeof out->host - 1);
+        return url_error(err, err_len, "host name longer than %zu bytes", sizeof out->host - 1);
 
     uint16_t port = 80;
     if (after_host < rest) { /* ":port" */

@@ -7,8 +7,10 @@
 /* Sets (or with NULL unsets) the variable the tests read. */
 static void set_test_env(const char *value)
 {
-    if (value) setenv("CATALOG_TEST_SETTING", value, 1);
-    else unsetenv("CATALOG_TEST_SETTING");
+    if (value)
+        setenv("CATALOG_TEST_SETTING", value, 1);
+    else
+        unsetenv("CATALOG_TEST_SETTING");
 }
 
 int main(void)
@@ -34,15 +36,15 @@ int main(void)
     CHECK_STR(err, "CATALOG_TEST_SETTING must be an integer from 1 to 1000, got '0'");
     CHECK_INT(n, 1000); /* untouched */
 
-    const char *bad[] = {"1001", "abc", "12abc", " 5", "5 ", "+5", "-1", "1.5", "0x10",
-                         "99999999999999999999999"};
+    const char *bad[] = {"1001", "abc", "12abc", " 5",   "5 ",
+                         "+5",   "-1",  "1.5",   "0x10", "99999999999999999999999"};
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         set_test_env(bad[i]);
         err[0] = '\0';
         CHECK_INT(config_env_uint("CATALOG_TEST_SETTING", 10, 1, 1000, &n, err, sizeof err), -1);
         char want[128];
-        snprintf(want, sizeof want, "CATALOG_TEST_SETTING must be an integer from 1 to 1000, got '%s'",
-                 bad[i]);
+        snprintf(want, sizeof want,
+                 "CATALOG_TEST_SETTING must be an integer from 1 to 1000, got '%s'", bad[i]);
         CHECK_STR(err, want);
     }
     set_test_env("65535");
@@ -93,8 +95,9 @@ int main(void)
     }
     set_test_env("maybe");
     config_env_bool("CATALOG_TEST_SETTING", 1, &flag, err, sizeof err);
-    CHECK_STR(err,
-              "CATALOG_TEST_SETTING must be one of 1, 0, true, false, yes, no, on, off, got 'maybe'");
+    CHECK_STR(
+        err,
+        "CATALOG_TEST_SETTING must be one of 1, 0, true, false, yes, no, on, off, got 'maybe'");
     /* err may be absent */
     CHECK_INT(config_env_bool("CATALOG_TEST_SETTING", 1, &flag, NULL, 0), -1);
     CHECK_INT(config_env_uint("CATALOG_TEST_SETTING", 1, 1, 2, &n, NULL, 0), -1);

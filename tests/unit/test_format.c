@@ -3,20 +3,20 @@
 #include "format.h"
 #include "test.h"
 
-#define CHECK_MONEY(cents, want)                                                       \
-    do {                                                                               \
-        buf_t out_ = {0};                                                              \
-        format_money_cents(&out_, (cents));                                            \
-        CHECK_MEM(out_.data, out_.len, (want));                                        \
-        buf_free(&out_);                                                               \
+#define CHECK_MONEY(cents, want)                                                                   \
+    do {                                                                                           \
+        buf_t out_ = {0};                                                                          \
+        format_money_cents(&out_, (cents));                                                        \
+        CHECK_MEM(out_.data, out_.len, (want));                                                    \
+        buf_free(&out_);                                                                           \
     } while (0)
 
-#define CHECK_ISO(ms, want)                                                            \
-    do {                                                                               \
-        buf_t out_ = {0};                                                              \
-        format_iso8601_ms(&out_, (ms));                                                \
-        CHECK_MEM(out_.data, out_.len, (want));                                        \
-        buf_free(&out_);                                                               \
+#define CHECK_ISO(ms, want)                                                                        \
+    do {                                                                                           \
+        buf_t out_ = {0};                                                                          \
+        format_iso8601_ms(&out_, (ms));                                                            \
+        CHECK_MEM(out_.data, out_.len, (want));                                                    \
+        buf_free(&out_);                                                                           \
     } while (0)
 
 /* want NULL: the text must be rejected and nothing appended. */
@@ -56,7 +56,7 @@ int main(void)
 
     CHECK_ISO(0, "1970-01-01T00:00:00.000Z");
     CHECK_ISO(1795901899711LL, "2026-11-28T21:38:19.711Z");
-    CHECK_ISO(951782400000LL, "2000-02-29T00:00:00.000Z"); /* leap day of a 400-year */
+    CHECK_ISO(951782400000LL, "2000-02-29T00:00:00.000Z");  /* leap day of a 400-year */
     CHECK_ISO(4107542399999LL, "2100-02-28T23:59:59.999Z"); /* 2100 is not leap */
     CHECK_ISO(4107542400000LL, "2100-03-01T00:00:00.000Z");
     CHECK_ISO(-1, "1969-12-31T23:59:59.999Z");

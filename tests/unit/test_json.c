@@ -4,12 +4,12 @@
 #include "test.h"
 
 /* Escapes len bytes of s and compares the whole output with want. */
-#define CHECK_ESCAPE(s, n, want)                                                     \
-    do {                                                                               \
-        buf_t out_ = {0};                                                              \
-        json_write_string(&out_, (s), (n));                                          \
-        CHECK_MEM(out_.data, out_.len, (want));                                        \
-        buf_free(&out_);                                                               \
+#define CHECK_ESCAPE(s, n, want)                                                                   \
+    do {                                                                                           \
+        buf_t out_ = {0};                                                                          \
+        json_write_string(&out_, (s), (n));                                                        \
+        CHECK_MEM(out_.data, out_.len, (want));                                                    \
+        buf_free(&out_);                                                                           \
     } while (0)
 
 #define CHECK_ESCAPE_LIT(lit, want) CHECK_ESCAPE((lit), sizeof(lit) - 1, (want))
@@ -36,31 +36,33 @@ int main(void)
     CHECK_ESCAPE_LIT("caf\xc3\xa9", "\"caf\xc3\xa9\"");
     CHECK_ESCAPE_LIT("\xc2\x80", "\"\xc2\x80\"");
     CHECK_ESCAPE_LIT("\xe2\x82\xac 5", "\"\xe2\x82\xac 5\"");
-    CHECK_ESCAPE_LIT("\xe0\xa0\x80", "\"\xe0\xa0\x80\"");         /* U+0800 */
-    CHECK_ESCAPE_LIT("\xed\x9f\xbf", "\"\xed\x9f\xbf\"");         /* U+D7FF */
-    CHECK_ESCAPE_LIT("\xee\x80\x80", "\"\xee\x80\x80\"");         /* U+E000 */
-    CHECK_ESCAPE_LIT("\xef\xbf\xbf", "\"\xef\xbf\xbf\"");         /* U+FFFF */
+    CHECK_ESCAPE_LIT("\xe0\xa0\x80", "\"\xe0\xa0\x80\"");           /* U+0800 */
+    CHECK_ESCAPE_LIT("\xed\x9f\xbf", "\"\xed\x9f\xbf\"");           /* U+D7FF */
+    CHECK_ESCAPE_LIT("\xee\x80\x80", "\"\xee\x80\x80\"");           /* U+E000 */
+    CHECK_ESCAPE_LIT("\xef\xbf\xbf", "\"\xef\xbf\xbf\"");           /* U+FFFF */
     CHECK_ESCAPE_LIT("\xf0\x9f\x98\x80!", "\"\xf0\x9f\x98\x80!\""); /* U+1F600 */
     CHECK_ESCAPE_LIT("\xf0\x90\x80\x80", "\"\xf0\x90\x80\x80\"");   /* U+10000 */
     CHECK_ESCAPE_LIT("\xf4\x8f\xbf\xbf", "\"\xf4\x8f\xbf\xbf\"");   /* U+10FFFF */
 
     /* invalid UTF-8: each offending byte becomes \ufffd */
-    CHECK_ESCAPE_LIT("\x80", "\"\\ufffd\"");                       /* stray continuation */
-    CHECK_ESCAPE_LIT("a\xbf" "b", "\"a\\ufffdb\"");
-    CHECK_ESCAPE_LIT("\xc0\xaf", "\"\\ufffd\\ufffd\"");            /* overlong '/' */
-    CHECK_ESCAPE_LIT("\xc1\xbf", "\"\\ufffd\\ufffd\"");            /* overlong */
-    CHECK_ESCAPE_LIT("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\""); /* overlong 3-byte */
+    CHECK_ESCAPE_LIT("\x80", "\"\\ufffd\""); /* stray continuation */
+    CHECK_ESCAPE_LIT("a\xbf"
+                     "b",
+                     "\"a\\ufffdb\"");
+    CHECK_ESCAPE_LIT("\xc0\xaf", "\"\\ufffd\\ufffd\"");                       /* overlong '/' */
+    CHECK_ESCAPE_LIT("\xc1\xbf", "\"\\ufffd\\ufffd\"");                       /* overlong */
+    CHECK_ESCAPE_LIT("\xe0\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\"");            /* overlong 3-byte */
     CHECK_ESCAPE_LIT("\xf0\x80\x80\xaf", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* overlong 4 */
-    CHECK_ESCAPE_LIT("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\""); /* U+D800 */
-    CHECK_ESCAPE_LIT("\xed\xbf\xbf", "\"\\ufffd\\ufffd\\ufffd\""); /* U+DFFF */
+    CHECK_ESCAPE_LIT("\xed\xa0\x80", "\"\\ufffd\\ufffd\\ufffd\"");            /* U+D800 */
+    CHECK_ESCAPE_LIT("\xed\xbf\xbf", "\"\\ufffd\\ufffd\\ufffd\"");            /* U+DFFF */
     CHECK_ESCAPE_LIT("\xf4\x90\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\""); /* U+110000 */
     CHECK_ESCAPE_LIT("\xf5\x80\x80\x80", "\"\\ufffd\\ufffd\\ufffd\\ufffd\"");
     CHECK_ESCAPE_LIT("\xff\xfe", "\"\\ufffd\\ufffd\"");
-    CHECK_ESCAPE_LIT("\xc3", "\"\\ufffd\"");                       /* truncated at end */
+    CHECK_ESCAPE_LIT("\xc3", "\"\\ufffd\""); /* truncated at end */
     CHECK_ESCAPE_LIT("\xe2\x82", "\"\\ufffd\\ufffd\"");
     CHECK_ESCAPE_LIT("\xf0\x9f\x98", "\"\\ufffd\\ufffd\\ufffd\"");
-    CHECK_ESCAPE_LIT("\xe2\x82z", "\"\\ufffd\\ufffdz\"");         /* truncated mid-string */
-    CHECK_ESCAPE_LIT("\xc3\xc3\xa9", "\"\\ufffd\xc3\xa9\"");       /* recovers at next lead */
+    CHECK_ESCAPE_LIT("\xe2\x82z", "\"\\ufffd\\ufffdz\"");    /* truncated mid-string */
+    CHECK_ESCAPE_LIT("\xc3\xc3\xa9", "\"\\ufffd\xc3\xa9\""); /* recovers at next lead */
 
     /* length is honoured: bytes after len are not read */
     CHECK_ESCAPE("abcdef", 3, "\"abc\"");

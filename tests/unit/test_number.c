@@ -37,9 +37,11 @@ int main(void)
     CHECK_INT(parse_i32("00000000000000000000002147483647", &v), 0);
     CHECK_INT(v, INT32_MAX);
 
-    const char *invalid[] = {"",    "-",     "12abc", "abc",  "+5",        " 5",          "5 ",
-                             "1.5", "1e3",   "--1",   "-+1",  "0x10",      "2147483648",
-                             "-2147483649", "99999999999999999999999", "\xd9\xa3" /* Arabic 3 */};
+    const char *invalid[] = {
+        "",        "-",    "12abc",      "abc",         "+5",
+        " 5",      "5 ",   "1.5",        "1e3",         "--1",
+        "-+1",     "0x10", "2147483648", "-2147483649", "99999999999999999999999",
+        "\xd9\xa3" /* Arabic 3 */};
     for (size_t i = 0; i < sizeof invalid / sizeof invalid[0]; i++) {
         int rc = parse_i32(invalid[i], &v);
         if (rc != -1) fprintf(stderr, "accepted \"%s\"\n", invalid[i]);
@@ -49,7 +51,10 @@ int main(void)
     /* the length is honoured: "12" out of "123", and an embedded NUL is not a terminator */
     CHECK_INT(number_parse_i32("123", 2, &v), 0);
     CHECK_INT(v, 12);
-    CHECK_INT(number_parse_i32("1\0" "2", 3, &v), -1);
+    CHECK_INT(number_parse_i32("1\0"
+                               "2",
+                               3, &v),
+              -1);
     CHECK_INT(number_parse_i32(NULL, 0, &v), -1);
 
     uint64_t u;

@@ -88,18 +88,18 @@ int main(void)
     CHECK_QUERY("category=home+garden", "category", 1, "home garden");
     CHECK_QUERY("category=home%20garden", "category", 1, "home garden");
     CHECK_QUERY("category=a%2Bb%26c%3Dd", "category", 1, "a+b&c=d");
-    CHECK_QUERY("category", "category", 1, "");                      /* missing '=' */
+    CHECK_QUERY("category", "category", 1, ""); /* missing '=' */
     CHECK_QUERY("x&category&y=1", "category", 1, "");
     CHECK_QUERY("category=", "category", 1, "");
     CHECK_QUERY("category=a=b", "category", 1, "a=b");
-    CHECK_QUERY("cat%65gory=books", "category", 1, "books");          /* decoded key */
+    CHECK_QUERY("cat%65gory=books", "category", 1, "books"); /* decoded key */
     CHECK_QUERY("categoryx=1&xcategory=2", "category", 0, "");
     CHECK_QUERY("categor=1", "category", 0, "");
     CHECK_QUERY("&&category=books&&", "category", 1, "books");
     CHECK_QUERY("category=%zz", "category", -1, "");
     CHECK_QUERY("category=%4", "category", -1, "");
-    CHECK_QUERY("%zz=1&category=books", "category", -1, "");          /* key examined first */
-    CHECK_QUERY("other=%zz&category=books", "category", 1, "books");  /* value not examined */
+    CHECK_QUERY("%zz=1&category=books", "category", -1, "");         /* key examined first */
+    CHECK_QUERY("other=%zz&category=books", "category", 1, "books"); /* value not examined */
     CHECK_QUERY("my+key=v", "my key", 1, "v");
     {
         buf_t value = {0};
