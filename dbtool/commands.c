@@ -2,6 +2,7 @@
 #include "dbtool.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -138,8 +139,8 @@ int dbtool_command_migrate(const dbtool_config_t *config)
 static int seed_in_transaction(PGconn *conn, const dbtool_config_t *config, int *seeded)
 {
     long long products = 0, orders = 0;
-    if (dbtool_query_count(conn, "SELECT count(*) FROM products", &products, 0) != 0 ||
-        dbtool_query_count(conn, "SELECT count(*) FROM orders", &orders, 0) != 0)
+    if (dbtool_query_count(conn, "SELECT count(*) FROM products", &products) != 0 ||
+        dbtool_query_count(conn, "SELECT count(*) FROM orders", &orders) != 0)
         return -1;
 
     if (products == config->seed_products && orders >= config->seed_orders) {
@@ -215,18 +216,45 @@ done:
     return status;
 }
 
+/* Counts the orders for `status`.  Returns 0 and sets *orders; 1 when the orders table is
+ * locked by a seed in progress (seed locks it while it rebuilds its indexes, and only ever
+ * seeds an empty table, so the committed count is 0); -1 with the reason in err otherwise
+ * (no such table, connection lost...). */
+static int count_orders_for_status(PGconn *conn, long long *orders, char *err, size_t err_size)
+{
+    /* Wait briefly for a lock: status must answer, not hang behind a seed. */
+    if (dbtool_exec(conn, "SET lock_timeout = '1s'", PGRES_COMMAND_OK, "set lock_timeout") != 0) {
+        snprintf(err, err_size, "cannot set lock_timeout");
+        return -1;
+    }
+    PGresult *result = PQexec(conn, "SELECT count(*) FROM orders");
+    int outcome = -1;
+    if (PQresultStatus(result) == PGRES_TUPLES_OK && PQntuples(result) == 1) {
+        *orders = strtoll(PQgetvalue(result, 0, 0), NULL, 10);
+        outcome = 0;
+    } else {
+        const char *state = PQresultErrorField(result, PG_DIAG_SQLSTATE);
+        if (state && strcmp(state, "55P03") == 0) { /* lock_not_available */
+            *orders = 0;
+            outcome = 1;
+        } else {
+            char message[600];
+            snprintf(message, sizeof message, "%s",
+                     result ? PQresultErrorMessage(result) : PQerrorMessage(conn));
+            message[strcspn(message, "\n")] = '\0';
+            snprintf(err, err_size, "cannot count the orders: %s", message);
+        }
+    }
+    PQclear(result);
+    return outcome;
+}
+
 int dbtool_command_status(const dbtool_config_t *config)
 {
     char err[1024];
-    PGconn *conn = dbtool_connect(config, config->name, err, sizeof err);
     long long orders = 0;
-    if (!conn || dbtool_query_count(conn, "SELECT count(*) FROM orders", &orders, 1) != 0) {
-        if (conn) {
-            char message[600];
-            snprintf(message, sizeof message, "%s", PQerrorMessage(conn));
-            message[strcspn(message, "\n")] = '\0';
-            snprintf(err, sizeof err, "cannot count the orders: %s", message);
-        }
+    PGconn *conn = dbtool_connect(config, config->name, err, sizeof err);
+    if (!conn || count_orders_for_status(conn, &orders, err, sizeof err) < 0) {
         fprintf(stderr, "catalog-db: %s\n", err);
         printf("❌ Database not ready yet.\n");
         PQfinish(conn);

@@ -68,18 +68,16 @@ int dbtool_exec(PGconn *conn, const char *sql, ExecStatusType want, const char *
     return 0;
 }
 
-int dbtool_query_count(PGconn *conn, const char *sql, long long *out, int quiet)
+int dbtool_query_count(PGconn *conn, const char *sql, long long *out)
 {
     PGresult *result = PQexec(conn, sql);
     if (PQresultStatus(result) != PGRES_TUPLES_OK || PQntuples(result) != 1 ||
         PQnfields(result) != 1 || PQgetisnull(result, 0, 0)) {
-        if (!quiet) {
-            char message[512];
-            copy_message(message, sizeof message,
-                         result ? PQresultErrorMessage(result) : PQerrorMessage(conn));
-            fprintf(stderr, "catalog-db: query \"%s\" failed: %s\n", sql,
-                    message[0] ? message : "no single value returned");
-        }
+        char message[512];
+        copy_message(message, sizeof message,
+                     result ? PQresultErrorMessage(result) : PQerrorMessage(conn));
+        fprintf(stderr, "catalog-db: query \"%s\" failed: %s\n", sql,
+                message[0] ? message : "no single value returned");
         PQclear(result);
         return -1;
     }

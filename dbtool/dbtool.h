@@ -50,8 +50,8 @@ PGconn *dbtool_wait(const dbtool_config_t *config, int create_database, int *ser
 int dbtool_exec(PGconn *conn, const char *sql, ExecStatusType want, const char *what);
 
 /* Runs a query that returns one bigint in one row.  Returns 0 and sets *out, or -1 after
- * printing why on stderr (unless quiet).  The result is always cleared. */
-int dbtool_query_count(PGconn *conn, const char *sql, long long *out, int quiet);
+ * printing why on stderr.  The result is always cleared. */
+int dbtool_query_count(PGconn *conn, const char *sql, long long *out);
 
 /* The commands.  Each returns the process exit status. */
 int dbtool_command_wait(const dbtool_config_t *config);
