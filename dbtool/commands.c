@@ -195,6 +195,12 @@ int dbtool_command_seed(const dbtool_config_t *config)
     int status = DBTOOL_EXIT_FAILED;
     if (apply_schema(conn) != 0) goto done;
 
+    /* A seeder killed mid-seed: the server notices within a second (rather than after the
+     * statement ends), rolls back and frees the lock for the next seeder. */
+    if (dbtool_exec(conn, "SET client_connection_check_interval = '1s'", PGRES_COMMAND_OK,
+                    "set client_connection_check_interval") != 0)
+        goto done;
+
     struct timespec start;
     clock_gettime(CLOCK_MONOTONIC, &start);
     if (dbtool_exec(conn, "BEGIN", PGRES_COMMAND_OK, "begin the seed transaction") != 0) goto done;

@@ -1,0 +1,273 @@
+"""harness.py: what every integration test shares (python3 standard library only).
+
+A test file does:
+
+    import harness
+    suite = harness.Suite("test_products")
+    env = harness.make_db("test_products", products=200, orders=2000)
+    with harness.Server(env) as server:
+        status, headers, body = harness.http(server.port, "GET", "/products/1")
+        suite.check("GET /products/1 answers 200", status == 200, f"got {status}")
+    suite.finish()
+
+tests/run.sh starts one throwaway PostgreSQL and exports PGHOST/PGPORT/PGUSER/PGPASSWORD and
+DB_HOST/DB_PORT/DB_USER/DB_PASSWORD; each test makes its own database in it (make_db).
+The binaries come from CATALOG_BUILD (run.sh sets it), default build/ of this repository.
+"""
+
+import http.client as http_client  # bound apart: http() below is this module's own
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+
+REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Suite:
+    """Counts checks, prints one line per check and the closing "NAME: N passed, N failed"."""
+
+    def __init__(self, name):
+        self.name = name
+        self.passed = 0
+        self.failed = 0
+
+    def check(self, label, condition, detail=""):
+        """Records one assertion; prints "ok label" or "FAIL label detail". Returns condition."""
+        if condition:
+            self.passed += 1
+            print(f"ok   {label}", flush=True)
+        else:
+            self.failed += 1
+            print(f"FAIL {label}" + (f": {detail}" if detail else ""), flush=True)
+        return bool(condition)
+
+    def equal(self, label, got, want):
+        """check() that got == want, printing both values when they differ."""
+        return self.check(label, got == want, f"got {got!r}, want {want!r}")
+
+    def finish(self):
+        """Prints the closing line and exits: 1 when any check failed, else 0."""
+        print(f"{self.name}: {self.passed} passed, {self.failed} failed", flush=True)
+        sys.exit(1 if self.failed else 0)
+
+
+def free_port():
+    """A loopback TCP port nothing listens on right now (the kernel's choice)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def build_dir():
+    """Where the binaries are: $CATALOG_BUILD, default build/ of this repository."""
+    return os.environ.get("CATALOG_BUILD") or os.path.join(REPO_ROOT, "build")
+
+
+def binary(name):
+    """Path of a built program (catalog-server, catalog-db, catalog-loadtest)."""
+    return os.path.join(build_dir(), name)
+
+
+def db_env(name):
+    """The DB_* settings for database `name` on the test cluster (from run.sh's exports)."""
+    return {
+        "DB_HOST": os.environ.get("DB_HOST") or os.environ.get("PGHOST", "127.0.0.1"),
+        "DB_PORT": os.environ.get("DB_PORT") or os.environ.get("PGPORT", "5432"),
+        "DB_NAME": name,
+        "DB_USER": os.environ.get("DB_USER") or os.environ.get("PGUSER", "postgres"),
+        "DB_PASSWORD": os.environ.get("DB_PASSWORD") or os.environ.get("PGPASSWORD", "postgres"),
+    }
+
+
+def psql(sql, db="postgres", check=True):
+    """Runs sql (one or more statements) with `psql -XAtq` on the test cluster; returns stdout
+    with the final newline removed (rows one a line, columns separated by |).  Raises
+    RuntimeError with psql's stderr when a statement fails (unless check=False)."""
+    env = dict(os.environ)
+    env.setdefault("PGHOST", env.get("DB_HOST", "127.0.0.1"))
+    env.setdefault("PGPORT", env.get("DB_PORT", "5432"))
+    env.setdefault("PGUSER", env.get("DB_USER", "postgres"))
+    env.setdefault("PGPASSWORD", env.get("DB_PASSWORD", "postgres"))
+    proc = subprocess.run(
+        ["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
+        env=env, capture_output=True, text=True, timeout=120)
+    if check and proc.returncode != 0:
+        raise RuntimeError(f"psql on {db} failed ({proc.returncode}): {proc.stderr.strip()}\n"
+                           f"SQL: {sql}")
+    return proc.stdout.rstrip("\n")
+
+
+def drop_db(name):
+    """Drops database `name` if it exists, closing any session still using it."""
+    psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def catalog_db(command, env_overrides=None, timeout=300):
+    """Runs `catalog-db COMMAND` with os.environ plus env_overrides; returns the
+    subprocess.CompletedProcess (returncode, stdout, stderr as text)."""
+    env = dict(os.environ)
+    env.update(env_overrides or {})
+    return subprocess.run([binary("catalog-db"), command], env=env, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def make_db(name, products=200, orders=2000):
+    """Drops and re-creates database `name`, seeded by `catalog-db seed` with SEED_PRODUCTS =
+    products and SEED_ORDERS = orders.  Returns the env dict (DB_*) a server needs to use it.
+    Raises RuntimeError with catalog-db's output when the seed fails."""
+    drop_db(name)
+    env = db_env(name)
+    proc = catalog_db("seed", dict(env, SEED_PRODUCTS=str(products), SEED_ORDERS=str(orders),
+                                   DB_WAIT_TRIES="5", DB_WAIT_INTERVAL_MS="500"))
+    if proc.returncode != 0:
+        raise RuntimeError(f"catalog-db seed of {name} failed ({proc.returncode}):\n"
+                           f"{proc.stdout}{proc.stderr}")
+    return env
+
+
+class Server:
+    """Runs catalog-server for a `with` block:
+
+        with Server(dict(env, DB_POOL_MAX="2")) as server:
+            http(server.port, "GET", "/health")
+
+    Environment: os.environ, then HOST=127.0.0.1, a free PORT and ACCESS_LOG=0, then
+    env_overrides (which may set any of them).  Entering waits until GET /health/live answers
+    (raises RuntimeError with the server's stderr if it exits or does not answer in
+    start_timeout_s).  Leaving sends SIGTERM and waits (SIGKILL after 10 s)."""
+
+    def __init__(self, env_overrides=None, args=None, start_timeout_s=10, wait_live=True):
+        self.env = dict(os.environ)
+        self.env.update({"HOST": "127.0.0.1", "PORT": str(free_port()), "ACCESS_LOG": "0"})
+        self.env.update({k: str(v) for k, v in (env_overrides or {}).items()})
+        self.port = int(self.env["PORT"])
+        self.args = list(args or [])
+        self.start_timeout_s = start_timeout_s
+        self.wait_live = wait_live
+        self.proc = None
+        self.returncode = None
+        self._stderr_file = None
+
+    def start(self):
+        self._stderr_file = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen([binary("catalog-server")] + self.args, env=self.env,
+                                     stdin=subprocess.DEVNULL, stdout=self._stderr_file,
+                                     stderr=self._stderr_file)
+        if self.wait_live:
+            self._wait_live()
+        return self
+
+    def _wait_live(self):
+        deadline = time.monotonic() + self.start_timeout_s
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"catalog-server exited with {self.proc.returncode} at "
+                                   f"start-up:\n{self.stderr_text()}")
+            try:
+                status, _, _ = http(self.port, "GET", "/health/live", timeout=1)
+                if status == 200:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"catalog-server did not answer GET /health/live on port {self.port}"
+                           f" within {self.start_timeout_s} s:\n{self.stderr_text()}")
+
+    def stderr_text(self):
+        """Everything the server wrote so far (stdout and stderr), as text."""
+        if not self._stderr_file:
+            return ""
+        self._stderr_file.seek(0)
+        return self._stderr_file.read().decode("utf-8", "replace")
+
+    def stop(self, sig=signal.SIGTERM, timeout_s=10):
+        """Sends sig and waits for the exit (SIGKILL after timeout_s).  Returns the exit status
+        (negative: killed by that signal).  Safe to call twice."""
+        if self.proc and self.returncode is None:
+            if self.proc.poll() is None:
+                self.proc.send_signal(sig)
+            try:
+                self.returncode = self.proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.returncode = self.proc.wait()
+        return self.returncode
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+def http(port, method, path, body=None, headers=None, timeout=10):
+    """One request on a fresh connection to 127.0.0.1:port.  body may be bytes, str, or a
+    dict/list (sent as JSON with Content-Type application/json unless headers say otherwise).
+    Returns (status, headers as a dict with lower-case names, body bytes); repeated headers are
+    joined with ", ".  Raises OSError (e.g. ConnectionRefusedError, socket.timeout) when the
+    server cannot be reached or does not answer in timeout seconds."""
+    headers = dict(headers or {})
+    if isinstance(body, (dict, list)):
+        body = json.dumps(body).encode()
+        if not any(k.lower() == "content-type" for k in headers):
+            headers["Content-Type"] = "application/json"
+    elif isinstance(body, str):
+        body = body.encode()
+    conn = http_client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+    try:
+        conn.request(method, path, body=body, headers=headers)
+        response = conn.getresponse()
+        data = response.read()
+        merged = {}
+        for name, value in response.getheaders():
+            key = name.lower()
+            merged[key] = f"{merged[key]}, {value}" if key in merged else value
+        return response.status, merged, data
+    except http_client.HTTPException as error:
+        raise OSError(f"bad HTTP response to {method} {path}: {error!r}") from error
+    finally:
+        conn.close()
+
+
+def http_json(port, method, path, body=None, headers=None, timeout=10):
+    """http() whose body is parsed as JSON: returns (status, headers, value).  Raises
+    ValueError with the raw body when it is not JSON."""
+    status, response_headers, data = http(port, method, path, body, headers, timeout)
+    try:
+        return status, response_headers, json.loads(data)
+    except ValueError as error:
+        raise ValueError(f"{method} {path}: body is not JSON: {data[:200]!r}") from error
+
+
+def raw(port, data, timeout=5):
+    """Sends data (bytes) on a fresh connection and returns every byte read until the server
+    closes the connection or timeout seconds pass without the connection closing."""
+    chunks = []
+    deadline = time.monotonic() + timeout
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        try:
+            sock.sendall(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                break
+            sock.settimeout(remaining)
+            try:
+                chunk = sock.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
