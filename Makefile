@@ -8,7 +8,7 @@ BUILD ?= build
 PG_INCLUDE := $(shell pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 
 WARNINGS := -Wall -Wextra -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wformat=2 \
-	-Wvla -Wpointer-arith -Wcast-qual -Wno-unused-parameter
+	-Wvla -Wpointer-arith -Wcast-qual -Wno-unused-parameter -Wno-format-truncation
 CFLAGS ?= -O2 -g
 CPPFLAGS += -D_GNU_SOURCE -Ilib -I$(PG_INCLUDE)
 ALL_CFLAGS = -std=c11 $(WARNINGS) $(CFLAGS) -pthread -MMD -MP

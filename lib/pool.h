@@ -1,0 +1,118 @@
+/* pool.h: a PostgreSQL connection pool on libpq's asynchronous API, shared by every worker
+ * thread of a process, with at most `max_connections` connections in total.
+ *
+ * Each worker thread owns a loop and a pool_worker.  A query submitted in a worker runs on that
+ * worker's loop: a free connection is taken (or a new one connected, without blocking), the
+ * prepared statement is sent, and the callback runs in the same thread with the result.
+ * When every connection is busy, queries wait in one FIFO across all workers; a connection that
+ * comes free goes to the oldest waiter, whichever thread it belongs to.  A waiter that waits
+ * longer than the acquire timeout gets POOL_ERR_TIMEOUT.  Broken connections are dropped and
+ * replaced; while the database refuses connections, queries fail fast (POOL_ERR_UNAVAILABLE)
+ * and the pool tries again after a short back-off, so it recovers by itself. */
+#ifndef CATALOG_POOL_H
+#define CATALOG_POOL_H
+
+#include <libpq-fe.h>
+#include <stdint.h>
+
+#include "loop.h"
+
+typedef struct pool pool_t;
+typedef struct pool_worker pool_worker_t;
+typedef struct pool_query pool_query_t;
+typedef struct pool_conn pool_conn_t;
+
+enum pool_error {
+    POOL_OK = 0,
+    POOL_ERR_TIMEOUT = 1,     /* no connection came free within the acquire timeout */
+    POOL_ERR_UNAVAILABLE = 2, /* the database refuses connections (or the back-off is on) */
+    POOL_ERR_QUERY = 3,       /* the statement failed; the PGresult carries the error */
+    POOL_ERR_CONNECTION = 4,  /* the connection broke while the statement ran */
+    POOL_ERR_SHUTDOWN = 5,    /* the pool is closing */
+};
+
+/* A statement prepared on every connection as it is opened. */
+typedef struct pool_statement {
+    const char *name; /* prepared statement name */
+    const char *sql;  /* the SQL, with $1.. parameters */
+} pool_statement_t;
+
+typedef struct pool_config {
+    const char *host, *port, *dbname, *user, *password; /* libpq connection keywords */
+    const char *application_name;
+    unsigned max_connections;    /* total across all workers, >= 1 */
+    unsigned acquire_timeout_ms; /* how long a query may wait for a connection */
+    unsigned idle_timeout_ms;    /* idle connections older than this are closed */
+    unsigned connect_timeout_ms; /* a connection attempt that takes longer fails */
+    unsigned retry_backoff_ms;   /* after a failed connect, fail fast for this long */
+    const pool_statement_t *statements; /* prepared on each new connection */
+    unsigned statement_count;
+} pool_config_t;
+
+/* Called once per submitted query, in the submitting worker's thread, unless the query was
+ * cancelled.  res is valid only during the call (the pool clears it afterwards); it is NULL
+ * for TIMEOUT, UNAVAILABLE, CONNECTION and SHUTDOWN.  message is a short reason for the log. */
+typedef void (*pool_result_fn)(pool_query_t *query, PGresult *res, int error, const char *message);
+
+/* A query.  The caller allocates it (usually inside its request), fills the public fields, and
+ * keeps it and the parameter strings alive until the callback runs or pool_cancel returns. */
+struct pool_query {
+    /* public */
+    unsigned statement;       /* index into pool_config.statements */
+    int param_count;          /* <= 4 */
+    const char *params[4];    /* text parameters, NUL-terminated */
+    int idempotent;           /* may be retried on a fresh connection if the old one broke */
+    pool_result_fn fn;        /* result callback */
+    void *user;               /* the caller's pointer */
+    /* private to the pool */
+    pool_worker_t *worker;    /* the submitting worker */
+    pool_conn_t *conn;        /* the connection running it, when running */
+    int state;                /* where the query is (waiting, handed over, running...) */
+    int handed_error;         /* error handed over with the query from another thread */
+    int retried;              /* already retried once on a fresh connection */
+    uint64_t submit_ms;       /* when it was submitted (monotonic) */
+    pool_query_t *prev, *next;            /* in the pool's FIFO of waiters */
+    pool_query_t *local_prev, *local_next; /* in the worker's list of its own waiters */
+    pool_query_t *inbox_next;             /* in the worker's inbox */
+};
+
+/* A snapshot of the pool for metrics. */
+typedef struct pool_stats {
+    unsigned max_connections, open, idle, busy, waiting;
+    uint64_t acquire_timeouts, connect_errors, connections_opened;
+    uint64_t wait_bucket[9]; /* cumulative counts for POOL_WAIT_BUCKETS_MS, then +Inf */
+    uint64_t wait_count;
+    double wait_sum_ms;
+} pool_stats_t;
+#define POOL_WAIT_BUCKETS 8
+extern const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS];
+
+/* Creates a pool; no connection is opened until the first query.  Returns NULL with a
+ * message in err on bad configuration.  The strings in config are copied. */
+pool_t *pool_new(const pool_config_t *config, char *err, size_t err_len);
+/* Closes every connection and frees the pool.  Workers must be detached first.  Accepts NULL. */
+void pool_free(pool_t *pool);
+/* Refuses new queries from now on (POOL_ERR_SHUTDOWN) and fails the waiting ones. */
+void pool_shutdown(pool_t *pool);
+
+/* Attaches a worker running on loop (used only from that loop's thread).  Returns NULL on
+ * failure (out of descriptors).  Free it with pool_worker_free after its queries finished. */
+pool_worker_t *pool_worker_new(pool_t *pool, loop_t *loop);
+void pool_worker_free(pool_worker_t *worker);
+/* Runs timers: acquire timeouts, connect deadlines, closing idle connections.  Call at least
+ * every 100 ms from the worker's loop; returns ms until the next call is due. */
+int pool_worker_tick(pool_worker_t *worker);
+
+/* Submits a query.  Returns 0 when the callback will be called later, or POOL_ERR_UNAVAILABLE
+ * or POOL_ERR_SHUTDOWN when it fails at once (then the callback is never called). */
+int pool_submit(pool_worker_t *worker, pool_query_t *query);
+/* The caller no longer wants the result: the callback will not be called and the query memory
+ * may be freed on return.  A running statement finishes on its connection, which is then
+ * returned to the pool.  Accepts a query that already completed. */
+void pool_cancel(pool_query_t *query);
+
+void pool_get_stats(pool_t *pool, pool_stats_t *out);
+/* The SQLSTATE of a failed result ("22003"...), or "" when none. */
+const char *pool_result_sqlstate(const PGresult *res);
+
+#endif

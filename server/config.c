@@ -1,0 +1,160 @@
+/* config.c: the server's configuration from the environment, validated at start-up. */
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+#include <sched.h>
+
+#include "config.h"
+#include "server.h"
+
+/* One row per numeric setting: the table drives both validation and --help. */
+typedef struct uint_setting {
+    const char *name;
+    unsigned long default_value, min, max;
+    size_t offset; /* of the unsigned field in server_config_t, or (size_t)-1 for limits */
+    const char *help;
+} uint_setting_t;
+
+#define FIELD(f) offsetof(server_config_t, f)
+static const uint_setting_t UINT_SETTINGS[] = {
+    {"PORT", 3000, 1, 65535, FIELD(port), "TCP port to listen on"},
+    {"DB_POOL_MAX", 10, 1, 1000, FIELD(db_pool_max),
+     "database connections in total, shared by all worker threads"},
+    {"DB_POOL_ACQUIRE_TIMEOUT_MS", 5000, 1, 600000, FIELD(db_pool_acquire_timeout_ms),
+     "longest wait for a free connection before answering 503"},
+    {"DB_POOL_IDLE_TIMEOUT_MS", 30000, 100, 86400000, FIELD(db_pool_idle_timeout_ms),
+     "idle connections are closed after this"},
+    {"DB_CONNECT_TIMEOUT_MS", 3000, 100, 600000, FIELD(db_connect_timeout_ms),
+     "a database connection attempt that takes longer fails"},
+    {"WORKERS", 0, 0, 64, FIELD(workers),
+     "worker threads, each with its own event loop (0 or unset: one per available CPU)"},
+    {"HTTP_KEEPALIVE_TIMEOUT_MS", 75000, 100, 3600000, FIELD(keepalive_timeout_ms),
+     "idle keep-alive connections are closed after this"},
+    {"HTTP_HEADER_TIMEOUT_MS", 10000, 100, 600000, FIELD(header_timeout_ms),
+     "a request (head and body) must arrive within this, else 408"},
+    {"MAX_CONNECTIONS", 10000, 1, 1000000, FIELD(max_connections),
+     "open client connections; more are closed at once"},
+    {"SHUTDOWN_TIMEOUT_MS", 10000, 0, 600000, FIELD(shutdown_timeout_ms),
+     "on SIGTERM, longest wait for in-flight requests"},
+};
+
+static const struct {
+    const char *name;
+    unsigned long default_value, min, max;
+    const char *help;
+} LIMIT_SETTINGS[] = {
+    {"HTTP_MAX_REQUEST_LINE", 8192, 64, 1048576, "longest request line (else 414)"},
+    {"HTTP_MAX_HEADER_BYTES", 16384, 256, 1048576, "largest request head (else 431)"},
+    {"HTTP_MAX_HEADERS", 100, 1, HTTP_MAX_HEADERS, "most header fields (else 431)"},
+    {"HTTP_MAX_BODY_BYTES", 16384, 0, 16777216, "largest request body (else 413)"},
+};
+
+static unsigned cpus_available(void)
+{
+    cpu_set_t set;
+    if (sched_getaffinity(0, sizeof set, &set) == 0) {
+        int n = CPU_COUNT(&set);
+        if (n > 0) return (unsigned)(n > 64 ? 64 : n);
+    }
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    return n > 0 ? (unsigned)(n > 64 ? 64 : n) : 1;
+}
+
+int server_config_load(server_config_t *c, char *err, size_t err_len)
+{
+    memset(c, 0, sizeof *c);
+    for (size_t i = 0; i < sizeof UINT_SETTINGS / sizeof UINT_SETTINGS[0]; i++) {
+        const uint_setting_t *s = &UINT_SETTINGS[i];
+        unsigned long v;
+        if (config_env_uint(s->name, s->default_value, s->min, s->max, &v, err, err_len) < 0)
+            return -1;
+        *(unsigned *)((char *)c + s->offset) = (unsigned)v;
+    }
+    unsigned long limit[4];
+    for (int i = 0; i < 4; i++)
+        if (config_env_uint(LIMIT_SETTINGS[i].name, LIMIT_SETTINGS[i].default_value,
+                            LIMIT_SETTINGS[i].min, LIMIT_SETTINGS[i].max, &limit[i], err,
+                            err_len) < 0)
+            return -1;
+    c->limits.max_request_line = limit[0];
+    c->limits.max_header_bytes = limit[1];
+    c->limits.max_headers = (unsigned)limit[2];
+    c->limits.max_body = limit[3];
+    if (c->limits.max_request_line > c->limits.max_header_bytes) {
+        snprintf(err, err_len, "HTTP_MAX_REQUEST_LINE (%lu) must not exceed HTTP_MAX_HEADER_BYTES (%lu)",
+                 limit[0], limit[1]);
+        return -1;
+    }
+    if (c->workers == 0) c->workers = cpus_available();
+
+    const char *host = config_env_str("HOST", "0.0.0.0");
+    if (!*host || strlen(host) >= sizeof c->host) {
+        snprintf(err, err_len, "HOST must be a listen address such as 0.0.0.0 or 127.0.0.1");
+        return -1;
+    }
+    strcpy(c->host, host);
+
+    const char *id = config_env_str("SERVER_ID", "app");
+    size_t id_len = strlen(id);
+    if (id_len == 0 || id_len >= sizeof c->server_id) {
+        snprintf(err, err_len, "SERVER_ID must be 1 to %zu characters", sizeof c->server_id - 1);
+        return -1;
+    }
+    for (size_t i = 0; i < id_len; i++) {
+        unsigned char ch = (unsigned char)id[i];
+        if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') && !(ch >= '0' && ch <= '9') &&
+            ch != '-' && ch != '_' && ch != '.') {
+            snprintf(err, err_len,
+                     "SERVER_ID may hold only letters, digits, '-', '_' and '.', got '%s'", id);
+            return -1;
+        }
+    }
+    strcpy(c->server_id, id);
+
+    c->db_host = config_env_str("DB_HOST", "localhost");
+    c->db_name = config_env_str("DB_NAME", "catalogdb");
+    c->db_user = config_env_str("DB_USER", "postgres");
+    c->db_password = config_env_str("DB_PASSWORD", "postgres");
+    unsigned long db_port;
+    if (config_env_uint("DB_PORT", 5432, 1, 65535, &db_port, err, err_len) < 0) return -1;
+    c->db_port = config_env_str("DB_PORT", "5432");
+    if (!*c->db_host || !*c->db_name || !*c->db_user) {
+        snprintf(err, err_len, "DB_HOST, DB_NAME and DB_USER must not be empty");
+        return -1;
+    }
+
+    const char *mode = config_env_str("REPORT_MODE", "live");
+    if (strcmp(mode, "live") == 0) {
+        c->report_rollup = 0;
+    } else if (strcmp(mode, "rollup") == 0) {
+        c->report_rollup = 1;
+    } else {
+        snprintf(err, err_len, "REPORT_MODE must be 'live' or 'rollup', got '%s'", mode);
+        return -1;
+    }
+    if (config_env_bool("ACCESS_LOG", 1, &c->access_log, err, err_len) < 0) return -1;
+    return 0;
+}
+
+void server_config_usage(FILE *out)
+{
+    fprintf(out,
+            "catalog-server: the catalog HTTP/JSON API over PostgreSQL.\n\n"
+            "Usage: catalog-server [--help]\n\n"
+            "Routes: GET /health, /health/live, /health/ready, /products[?category=C],\n"
+            "        /products/:id, /report, /metrics; POST /orders.\n\n"
+            "Configuration comes from the environment (default in brackets):\n"
+            "  HOST                       listen address [0.0.0.0]\n"
+            "  SERVER_ID                  this server's name in X-Server-Id and /health [app]\n"
+            "  DB_HOST, DB_PORT, DB_NAME  PostgreSQL [localhost, 5432, catalogdb]\n"
+            "  DB_USER, DB_PASSWORD       PostgreSQL login [postgres, postgres]\n"
+            "  REPORT_MODE                live (aggregate all orders) or rollup [live]\n"
+            "  ACCESS_LOG                 one line per request on stderr, 1 or 0 [1]\n");
+    for (size_t i = 0; i < sizeof UINT_SETTINGS / sizeof UINT_SETTINGS[0]; i++)
+        fprintf(out, "  %-26s %s [%lu]\n", UINT_SETTINGS[i].name, UINT_SETTINGS[i].help,
+                UINT_SETTINGS[i].default_value);
+    for (int i = 0; i < 4; i++)
+        fprintf(out, "  %-26s %s [%lu]\n", LIMIT_SETTINGS[i].name, LIMIT_SETTINGS[i].help,
+                LIMIT_SETTINGS[i].default_value);
+    fprintf(out, "\nSIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.\n");
+}

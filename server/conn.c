@@ -1,0 +1,401 @@
+/* conn.c: client connections: accept, read, parse, dispatch, write, timers, close. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <stdio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "json.h"
+#include "log.h"
+#include "server.h"
+
+#define READ_CHUNK 16384
+/* Stop parsing pipelined requests while this much output waits for the client. */
+#define OUT_BACKPRESSURE_BYTES (1u << 20)
+
+static void conn_process(conn_t *c);
+static void conn_flush(conn_t *c);
+
+/* ---- timers: one FIFO list per timeout length, so each list stays sorted by deadline ---- */
+
+static void timer_clear(conn_t *c)
+{
+    worker_t *w = c->worker;
+    if (c->timer_list == TIMER_NONE) return;
+    int l = c->timer_list;
+    if (c->timer_prev) c->timer_prev->timer_next = c->timer_next;
+    else w->timer_head[l] = c->timer_next;
+    if (c->timer_next) c->timer_next->timer_prev = c->timer_prev;
+    else w->timer_tail[l] = c->timer_prev;
+    c->timer_prev = c->timer_next = NULL;
+    c->timer_list = TIMER_NONE;
+}
+
+static void timer_set(conn_t *c, int list)
+{
+    worker_t *w = c->worker;
+    const server_config_t *cfg = &w->server->config;
+    timer_clear(c);
+    c->timer_list = list;
+    c->deadline_ms = w->loop.now_ms +
+                     (list == TIMER_REQUEST ? cfg->header_timeout_ms : cfg->keepalive_timeout_ms);
+    c->timer_prev = w->timer_tail[list];
+    if (w->timer_tail[list]) w->timer_tail[list]->timer_next = c;
+    else w->timer_head[list] = c;
+    w->timer_tail[list] = c;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+void conn_close(conn_t *c)
+{
+    if (c->closed) return;
+    worker_t *w = c->worker;
+    c->closed = 1;
+    if (c->busy) pool_cancel(&c->query);
+    timer_clear(c);
+    int fd = c->io.fd;
+    loop_io_stop(&w->loop, &c->io);
+    if (fd >= 0) close(fd);
+    c->free_next = w->closed;
+    w->closed = c;
+    w->conn_count--;
+    atomic_fetch_sub(&w->server->connections, 1);
+}
+
+void conn_free_closed(worker_t *w)
+{
+    while (w->closed) {
+        conn_t *c = w->closed;
+        w->closed = c->free_next;
+        buf_free(&c->in);
+        buf_free(&c->out);
+        buf_free(&c->param);
+        free(c);
+    }
+}
+
+static void conn_on_io(loop_io_t *io, uint32_t events);
+
+static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
+{
+    server_t *s = w->server;
+    conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    c->worker = w;
+    c->timer_list = TIMER_NONE;
+    c->io.fd = -1;
+    if (s->config.access_log) {
+        if (addr->ss_family == AF_INET)
+            inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, c->peer,
+                      sizeof c->peer);
+        else if (addr->ss_family == AF_INET6)
+            inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)addr)->sin6_addr, c->peer,
+                      sizeof c->peer);
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    if (loop_io_start(&w->loop, &c->io, fd, EPOLLIN, conn_on_io, c) < 0) {
+        close(fd);
+        free(c);
+        return;
+    }
+    w->conn_count++;
+    atomic_fetch_add(&s->connections, 1);
+    timer_set(c, TIMER_REQUEST); /* the first request must arrive within the header timeout */
+}
+
+void conn_accept(worker_t *w)
+{
+    server_t *s = w->server;
+    for (int i = 0; i < 64; i++) {
+        struct sockaddr_storage addr;
+        socklen_t len = sizeof addr;
+        int fd = accept4(s->listen_fd, (struct sockaddr *)&addr, &len,
+                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EMFILE || errno == ENFILE)
+                log_error("accept: %s (raise the open-files limit or lower MAX_CONNECTIONS)",
+                          strerror(errno));
+            return; /* EAGAIN: another worker took it, or none left */
+        }
+        if (atomic_load(&s->connections) >= s->config.max_connections || w->stopping) {
+            close(fd);
+            continue;
+        }
+        conn_open(w, fd, &addr);
+    }
+}
+
+/* ---- responses ---------------------------------------------------------------------------- */
+
+buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers)
+{
+    server_t *s = c->worker->server;
+    if (c->worker->stopping) c->keep_alive = 0;
+    http_response_begin(&c->out, resp, status, "application/json; charset=utf-8",
+                        slice_make(s->config.server_id, strlen(s->config.server_id)),
+                        c->keep_alive, extra_headers);
+    return &c->out;
+}
+
+static void access_log_line(conn_t *c, int status, size_t bytes, uint64_t duration_us)
+{
+    buf_t *log = &c->worker->access_log;
+    char when[FORMAT_ISO8601_MAX];
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    size_t n = format_iso8601_text(when, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
+    buf_printf(log, "%.*s %s access %s \"%s\" %d %zu %.3fms\n", (int)n, when,
+               c->worker->server->config.server_id, c->peer[0] ? c->peer : "-", c->log_line,
+               status, bytes, (double)duration_us / 1000.0);
+}
+
+void conn_end(conn_t *c, http_response_t *resp, int status)
+{
+    http_response_end(&c->out, resp, c->head_only);
+    uint64_t duration_us = (loop_clock_ns() - c->start_ns) / 1000;
+    stats_record(c->worker, c->route, c->method_label, status, duration_us);
+    if (c->worker->server->config.access_log)
+        access_log_line(c, status, c->out.len - resp->body_start, duration_us);
+    if (!c->keep_alive) c->close_after_write = 1;
+    if (c->busy) {
+        /* Answered from a database callback: go on with the connection. */
+        c->busy = 0;
+        conn_process(c);
+        conn_flush(c);
+    }
+}
+
+void conn_respond_error(conn_t *c, int status, const char *message, const char *extra_headers)
+{
+    http_response_t resp;
+    buf_t *out = conn_begin(c, &resp, status, extra_headers);
+    json_write_error(out, message);
+    conn_end(c, &resp, status);
+}
+
+/* A request that cannot be parsed: answer and close (the stream can no longer be trusted). */
+static void conn_reject(conn_t *c, int status)
+{
+    const char *message = status == 414   ? "request line too long"
+                          : status == 431 ? "request headers too large"
+                          : status == 413 ? "request body too large"
+                          : status == 501 ? "Transfer-Encoding is not supported; send Content-Length"
+                          : status == 505 ? "HTTP version not supported"
+                          : status == 408 ? "request timed out"
+                                          : "malformed request";
+    c->keep_alive = 0;
+    c->route = ROUTE_UNMATCHED;
+    c->method_label = METHOD_OTHER;
+    c->head_only = 0;
+    c->start_ns = loop_clock_ns();
+    snprintf(c->log_line, sizeof c->log_line, "-");
+    conn_respond_error(c, status, message, NULL);
+    c->close_after_write = 1;
+    c->in_start = c->in.len; /* ignore the rest */
+}
+
+/* ---- reading and parsing ------------------------------------------------------------------ */
+
+static int method_label_of(int method)
+{
+    switch (method) {
+    case HTTP_METHOD_GET: return METHOD_GET;
+    case HTTP_METHOD_HEAD: return METHOD_HEAD;
+    case HTTP_METHOD_POST: return METHOD_POST;
+    default: return METHOD_OTHER;
+    }
+}
+
+/* Handles every complete request in the input buffer, in order, until one goes asynchronous. */
+static void conn_process(conn_t *c)
+{
+    const server_config_t *cfg = &c->worker->server->config;
+    while (!c->busy && !c->closed && !c->close_after_write &&
+           c->out.len - c->out_sent < OUT_BACKPRESSURE_BYTES) {
+        const char *start = c->in.data + c->in_start;
+        size_t avail = c->in.len - c->in_start;
+        if (avail == 0) break;
+        if (!c->request_started) {
+            c->request_started = 1;
+            timer_set(c, TIMER_REQUEST); /* the whole request must arrive before the deadline */
+        }
+        http_request_t req;
+        int r = http_parse_request(start, avail, &cfg->limits, &req);
+        if (r == 0) break;
+        if (r < 0) {
+            conn_reject(c, -r);
+            break;
+        }
+        size_t body_len = req.content_length > 0 ? (size_t)req.content_length : 0;
+        if (avail < (size_t)r + body_len) {
+            if (req.expect_continue && avail == (size_t)r) {
+                static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+                buf_append(&c->out, cont, sizeof cont - 1);
+                req.expect_continue = 0;
+            }
+            break; /* the body is still coming */
+        }
+        c->in_start += (size_t)r + body_len;
+        c->request_started = 0;
+        timer_clear(c);
+        c->start_ns = loop_clock_ns();
+        c->keep_alive = req.keep_alive && !c->read_closed;
+        c->head_only = req.method == HTTP_METHOD_HEAD;
+        c->method_label = method_label_of(req.method);
+        if (cfg->access_log)
+            snprintf(c->log_line, sizeof c->log_line, "%.*s %.*s", (int)req.method_name.len,
+                     req.method_name.base, (int)(req.target.len > 150 ? 150 : req.target.len),
+                     req.target.base);
+        routes_dispatch(c, &req, slice_make(start + r, body_len));
+    }
+    /* Compact: drop handled bytes once nothing points into them. */
+    if (!c->busy && c->in_start > 0) {
+        buf_consume(&c->in, c->in_start);
+        c->in_start = 0;
+    }
+}
+
+static void conn_update_interest(conn_t *c)
+{
+    worker_t *w = c->worker;
+    uint32_t events = 0;
+    size_t in_cap = w->server->config.limits.max_header_bytes +
+                    w->server->config.limits.max_body + READ_CHUNK;
+    if (!c->read_closed && !c->close_after_write && c->in.len < in_cap) events |= EPOLLIN;
+    if (c->out_sent < c->out.len) events |= EPOLLOUT;
+    loop_io_modify(&w->loop, &c->io, events);
+}
+
+/* Writes what is pending; on completion decides between close, keep-alive wait, or more. */
+static void conn_flush(conn_t *c)
+{
+    if (c->closed) return;
+    while (c->out_sent < c->out.len) {
+        ssize_t n = send(c->io.fd, c->out.data + c->out_sent, c->out.len - c->out_sent,
+                         MSG_NOSIGNAL);
+        if (n > 0) {
+            c->out_sent += (size_t)n;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            timer_set(c, TIMER_KEEPALIVE); /* a client that stops reading is dropped */
+            conn_update_interest(c);
+            return;
+        }
+        conn_close(c);
+        return;
+    }
+    c->out.len = c->out_sent = 0;
+    if (c->close_after_write || (c->read_closed && !c->busy)) {
+        conn_close(c);
+        return;
+    }
+    if (c->worker->stopping && !c->busy && c->in.len == c->in_start) {
+        conn_close(c);
+        return;
+    }
+    if (!c->busy && !c->request_started) timer_set(c, TIMER_KEEPALIVE);
+    /* A shrunken output may let pipelined requests go on. */
+    if (!c->busy && c->in.len > c->in_start) {
+        conn_process(c);
+        if (c->out.len) {
+            conn_flush(c);
+            return;
+        }
+    }
+    conn_update_interest(c);
+}
+
+static void conn_read(conn_t *c)
+{
+    for (;;) {
+        char *p = buf_reserve(&c->in, READ_CHUNK);
+        ssize_t n = recv(c->io.fd, p, READ_CHUNK, 0);
+        if (n > 0) {
+            c->in.len += (size_t)n;
+            if ((size_t)n < READ_CHUNK) break;
+            continue;
+        }
+        if (n == 0) {
+            c->read_closed = 1;
+            break;
+        }
+        if (errno == EINTR) continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+        conn_close(c);
+        return;
+    }
+    conn_process(c);
+    if (c->closed) return;
+    if (c->read_closed && !c->busy && c->out.len == c->out_sent) {
+        /* EOF with nothing in flight: a partial request can never complete. */
+        conn_close(c);
+        return;
+    }
+    conn_flush(c);
+}
+
+static void conn_on_io(loop_io_t *io, uint32_t events)
+{
+    conn_t *c = io->user;
+    if (events & EPOLLERR) {
+        conn_close(c);
+        return;
+    }
+    if (events & (EPOLLIN | EPOLLHUP)) {
+        conn_read(c);
+        if (c->closed) return;
+    }
+    if (events & EPOLLOUT) conn_flush(c);
+}
+
+/* ---- timers and shutdown -------------------------------------------------------------------- */
+
+void conn_expire_timers(worker_t *w)
+{
+    uint64_t now = w->loop.now_ms;
+    for (int l = 0; l < TIMER_LISTS; l++) {
+        while (w->timer_head[l] && w->timer_head[l]->deadline_ms <= now) {
+            conn_t *c = w->timer_head[l];
+            timer_clear(c);
+            if (l == TIMER_REQUEST && c->in.len > c->in_start && !c->busy &&
+                c->out.len == c->out_sent) {
+                conn_reject(c, 408);
+                conn_flush(c);
+                if (!c->closed) timer_set(c, TIMER_KEEPALIVE); /* bounded wait for the 408 */
+            } else {
+                conn_close(c);
+            }
+        }
+    }
+}
+
+void conn_close_idle(worker_t *w)
+{
+    /* Idle keep-alive connections (nothing read, nothing to write) close now; the others close
+     * after their current response (conn_begin turns keep-alive off while stopping). */
+    conn_t *c = w->timer_head[TIMER_KEEPALIVE];
+    while (c) {
+        conn_t *next = c->timer_next;
+        if (!c->busy && c->in.len == c->in_start && c->out.len == c->out_sent) conn_close(c);
+        c = next;
+    }
+    c = w->timer_head[TIMER_REQUEST];
+    while (c) {
+        conn_t *next = c->timer_next;
+        if (!c->busy && c->in.len == c->in_start && c->out.len == c->out_sent) conn_close(c);
+        c = next;
+    }
+}

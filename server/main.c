@@ -1,0 +1,257 @@
+/* main.c: catalog-server start-up, worker threads, and graceful shutdown. */
+#include <errno.h>
+#include <netdb.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "server.h"
+
+/* ---- worker threads ------------------------------------------------------------------------ */
+
+static atomic_uint listeners_released;
+
+static void worker_on_listen(loop_io_t *io, uint32_t events)
+{
+    conn_accept(io->user);
+}
+
+static void worker_on_wake(loop_io_t *io, uint32_t events)
+{
+    worker_t *w = io->user;
+    uint64_t n;
+    ssize_t r = read(w->wake_fd, &n, sizeof n);
+    (void)r;
+    if (atomic_load(&w->server->stopping) && !w->stopping) {
+        w->stopping = 1;
+        w->stop_deadline_ms = w->loop.now_ms + w->server->config.shutdown_timeout_ms;
+        loop_io_stop(&w->loop, &w->listen_io);
+        atomic_fetch_add(&listeners_released, 1);
+        conn_close_idle(w);
+    }
+}
+
+static int worker_next_timeout(worker_t *w, int pool_due_ms)
+{
+    int timeout = pool_due_ms < 1000 ? pool_due_ms : 1000;
+    for (int l = 0; l < TIMER_LISTS; l++) {
+        conn_t *c = w->timer_head[l];
+        if (!c) continue;
+        int64_t in = (int64_t)c->deadline_ms - (int64_t)w->loop.now_ms;
+        if (in < 0) in = 0;
+        if (in < timeout) timeout = (int)in;
+    }
+    return timeout;
+}
+
+static void flush_access_log(worker_t *w)
+{
+    size_t off = 0;
+    while (off < w->access_log.len) {
+        ssize_t n = write(STDERR_FILENO, w->access_log.data + off, w->access_log.len - off);
+        if (n <= 0) {
+            if (n < 0 && errno == EINTR) continue;
+            break; /* stderr gone: drop the lines rather than block */
+        }
+        off += (size_t)n;
+    }
+    buf_reset(&w->access_log);
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    int pool_due = 100;
+    for (;;) {
+        loop_run_once(&w->loop, worker_next_timeout(w, pool_due));
+        pool_due = pool_worker_tick(w->pool_worker);
+        conn_expire_timers(w);
+        if (w->access_log.len) flush_access_log(w);
+        conn_free_closed(w);
+        if (w->stopping) {
+            if (w->conn_count == 0) break;
+            if (w->loop.now_ms >= w->stop_deadline_ms) {
+                log_warn("worker %u: %u connections still open after SHUTDOWN_TIMEOUT_MS; closing",
+                         w->index, w->conn_count);
+                while (w->timer_head[TIMER_KEEPALIVE] || w->timer_head[TIMER_REQUEST]) {
+                    conn_t *c = w->timer_head[TIMER_KEEPALIVE] ? w->timer_head[TIMER_KEEPALIVE]
+                                                               : w->timer_head[TIMER_REQUEST];
+                    conn_close(c);
+                }
+                conn_free_closed(w);
+                break;
+            }
+        }
+    }
+    return NULL;
+}
+
+static int worker_init(server_t *s, worker_t *w, unsigned index)
+{
+    memset(w, 0, sizeof *w);
+    w->server = s;
+    w->index = index;
+    w->listen_io.fd = w->wake_io.fd = -1;
+    if (loop_init(&w->loop) < 0) return -1;
+    w->pool_worker = pool_worker_new(s->pool, &w->loop);
+    if (!w->pool_worker) return -1;
+    w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (w->wake_fd < 0) return -1;
+    if (loop_io_start(&w->loop, &w->wake_io, w->wake_fd, EPOLLIN, worker_on_wake, w) < 0)
+        return -1;
+    /* EPOLLEXCLUSIVE: one worker wakes per new connection, not all of them. */
+    if (loop_io_start(&w->loop, &w->listen_io, s->listen_fd, EPOLLIN | EPOLLEXCLUSIVE,
+                      worker_on_listen, w) < 0)
+        return -1;
+    return 0;
+}
+
+/* ---- start-up ------------------------------------------------------------------------------ */
+
+static int listen_on(const char *host, unsigned port, char *err, size_t err_len)
+{
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *list = NULL;
+    char port_text[8];
+    snprintf(port_text, sizeof port_text, "%u", port);
+    int rc = getaddrinfo(host, port_text, &hints, &list);
+    if (rc != 0) {
+        snprintf(err, err_len, "HOST '%s': %s", host, gai_strerror(rc));
+        return -1;
+    }
+    int fd = -1, saved = 0;
+    for (struct addrinfo *a = list; a; a = a->ai_next) {
+        fd = socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, a->ai_protocol);
+        if (fd < 0) continue;
+        int one = 1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        if (bind(fd, a->ai_addr, a->ai_addrlen) == 0 && listen(fd, 4096) == 0) break;
+        saved = errno;
+        close(fd);
+        fd = -1;
+    }
+    freeaddrinfo(list);
+    if (fd < 0)
+        snprintf(err, err_len, "cannot listen on %s:%u: %s%s", host, port, strerror(saved),
+                 saved == EADDRINUSE ? " (is another server on this port? set PORT)" : "");
+    return fd;
+}
+
+static void raise_fd_limit(void)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
+            server_config_usage(stdout);
+            return 0;
+        }
+        fprintf(stderr, "catalog-server: unknown argument '%s' (settings come from the "
+                        "environment; see --help)\n", argv[i]);
+        return 2;
+    }
+    static server_t server;
+    server_t *s = &server;
+    char err[512];
+    if (server_config_load(&s->config, err, sizeof err) < 0) {
+        fprintf(stderr, "catalog-server: configuration error: %s\n", err);
+        return 2;
+    }
+    char name[128];
+    snprintf(name, sizeof name, "catalog-server[%s]", s->config.server_id);
+    log_set_name(name);
+    raise_fd_limit();
+
+    /* Signals are taken by sigwait in this thread; workers inherit the blocked mask. */
+    sigset_t stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    s->listen_fd = listen_on(s->config.host, s->config.port, err, sizeof err);
+    if (s->listen_fd < 0) {
+        log_error("%s", err);
+        return 1;
+    }
+    unsigned statement_count;
+    const pool_statement_t *statements = routes_statements(&s->config, &statement_count);
+    char application_name[96];
+    snprintf(application_name, sizeof application_name, "catalog-server-%s", s->config.server_id);
+    pool_config_t pc = {
+        .host = s->config.db_host, .port = s->config.db_port, .dbname = s->config.db_name,
+        .user = s->config.db_user, .password = s->config.db_password,
+        .application_name = application_name,
+        .max_connections = s->config.db_pool_max,
+        .acquire_timeout_ms = s->config.db_pool_acquire_timeout_ms,
+        .idle_timeout_ms = s->config.db_pool_idle_timeout_ms,
+        .connect_timeout_ms = s->config.db_connect_timeout_ms,
+        .retry_backoff_ms = 1000,
+        .statements = statements, .statement_count = statement_count,
+    };
+    s->pool = pool_new(&pc, err, sizeof err);
+    if (!s->pool) {
+        log_error("%s", err);
+        return 1;
+    }
+    s->worker_count = s->config.workers;
+    s->workers = calloc(s->worker_count, sizeof *s->workers);
+    for (unsigned i = 0; i < s->worker_count; i++) {
+        if (!s->workers || worker_init(s, &s->workers[i], i) < 0) {
+            log_error("cannot start worker %u: %s", i, strerror(errno));
+            return 1;
+        }
+    }
+    for (unsigned i = 0; i < s->worker_count; i++) {
+        if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
+            log_error("cannot start worker thread %u", i);
+            return 1;
+        }
+    }
+    log_info("listening on %s:%u, %u worker%s, pool of %u connections to %s:%s/%s, report mode %s",
+             s->config.host, s->config.port, s->worker_count, s->worker_count == 1 ? "" : "s",
+             s->config.db_pool_max, s->config.db_host, s->config.db_port, s->config.db_name,
+             s->config.report_rollup ? "rollup" : "live");
+
+    int sig = 0;
+    sigwait(&stop_signals, &sig);
+    log_info("%s: stopping: no new connections, finishing requests in flight",
+             sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    atomic_store(&s->stopping, 1);
+    for (unsigned i = 0; i < s->worker_count; i++) {
+        uint64_t one = 1;
+        ssize_t r = write(s->workers[i].wake_fd, &one, sizeof one);
+        (void)r;
+    }
+    /* Close the listener once no worker watches it, so new connections are refused at once. */
+    while (atomic_load(&listeners_released) < s->worker_count) usleep(1000);
+    close(s->listen_fd);
+    for (unsigned i = 0; i < s->worker_count; i++) pthread_join(s->workers[i].thread, NULL);
+    for (unsigned i = 0; i < s->worker_count; i++) {
+        worker_t *w = &s->workers[i];
+        pool_worker_free(w->pool_worker);
+        loop_io_stop(&w->loop, &w->wake_io);
+        close(w->wake_fd);
+        loop_close(&w->loop);
+        buf_free(&w->access_log);
+    }
+    pool_free(s->pool);
+    free(s->workers);
+    log_info("stopped");
+    return 0;
+}

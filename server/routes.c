@@ -1,0 +1,453 @@
+/* routes.c: the API's routes: matching, parameters, SQL, and JSON written straight from libpq. */
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "format.h"
+#include "json.h"
+#include "log.h"
+#include "number.h"
+#include "order.h"
+#include "server.h"
+#include "url.h"
+
+/* ---- SQL: every statement is prepared once per connection -------------------------------- */
+
+enum statement {
+    ST_COUNT_PRODUCTS,
+    ST_LIST_CHEAPEST,
+    ST_LIST_CATEGORY,
+    ST_PRODUCT,
+    ST_REPORT,
+    ST_INSERT_ORDER,
+    ST_COUNT
+};
+
+#define PRODUCT_COLUMNS "id, name, category, price_cents, stock, description, created_at"
+
+static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
+    {"count_products", "SELECT count(*) FROM products"},
+    {"list_cheapest",
+     "SELECT " PRODUCT_COLUMNS " FROM products ORDER BY price_cents, id LIMIT 100"},
+    {"list_category",
+     "SELECT " PRODUCT_COLUMNS " FROM products WHERE category = $1 ORDER BY price_cents, id"},
+    {"product", "SELECT " PRODUCT_COLUMNS " FROM products WHERE id = $1"},
+    /* A live, exact aggregate of every order (CONTRACT section 3): the expensive route. */
+    {"report",
+     "SELECT p.category, count(o.id), coalesce(sum(o.total_cents), 0),"
+     " coalesce(round(avg(o.total_cents)), 0)::bigint"
+     " FROM products p LEFT JOIN orders o ON o.product_id = p.id"
+     " GROUP BY p.category ORDER BY 3 DESC, 1"},
+    /* One statement: the price lookup and the insert are atomic.  price_cents * quantity is
+     * integer arithmetic, so an overflow is SQLSTATE 22003, answered with a 400. */
+    {"insert_order",
+     "INSERT INTO orders (product_id, quantity, total_cents)"
+     " SELECT id, $2::integer, price_cents * $2::integer FROM products WHERE id = $1::integer"
+     " RETURNING id, product_id, quantity, total_cents, status, created_at"},
+};
+
+/* REPORT_MODE=rollup: per-product totals kept exact by a trigger (sql/rollup.sql). */
+static const char REPORT_ROLLUP_SQL[] =
+    "SELECT p.category, coalesce(sum(r.orders), 0)::bigint, coalesce(sum(r.revenue_cents), 0),"
+    " coalesce(round(sum(r.revenue_cents)::numeric / nullif(sum(r.orders), 0)), 0)::bigint"
+    " FROM products p LEFT JOIN product_sales r ON r.product_id = p.id"
+    " GROUP BY p.category ORDER BY 3 DESC, 1";
+
+const pool_statement_t *routes_statements(const server_config_t *config, unsigned *count)
+{
+    static pool_statement_t rollup[ST_COUNT];
+    *count = ST_COUNT;
+    if (!config->report_rollup) return STATEMENTS_LIVE;
+    memcpy(rollup, STATEMENTS_LIVE, sizeof rollup);
+    rollup[ST_REPORT].name = "report_rollup";
+    rollup[ST_REPORT].sql = REPORT_ROLLUP_SQL;
+    return rollup;
+}
+
+/* ---- errors: every database failure maps to one status here ------------------------------ */
+
+static void respond_db_error(conn_t *c, int error, const PGresult *res, const char *message)
+{
+    switch (error) {
+    case POOL_ERR_TIMEOUT:
+        conn_respond_error(c, 503, "database busy: no connection free within the acquire timeout",
+                           "Retry-After: 1\r\n");
+        return;
+    case POOL_ERR_UNAVAILABLE:
+        conn_respond_error(c, 503, "database unavailable", "Retry-After: 1\r\n");
+        return;
+    case POOL_ERR_SHUTDOWN:
+        conn_respond_error(c, 503, "server shutting down", "Retry-After: 1\r\n");
+        return;
+    case POOL_ERR_CONNECTION:
+        log_error("%s: %s", c->log_line, message);
+        conn_respond_error(c, 503, "database connection lost", "Retry-After: 1\r\n");
+        return;
+    default:
+        log_error("%s: query failed: SQLSTATE %s: %.*s", c->log_line, pool_result_sqlstate(res),
+                  (int)strcspn(message, "\n"), message);
+        conn_respond_error(c, 500, "internal error", NULL);
+    }
+}
+
+/* Runs statement st for the connection's request; fn answers it.  Always answers. */
+static void submit(conn_t *c, int st, int param_count, pool_result_fn fn)
+{
+    c->query.statement = (unsigned)st;
+    c->query.param_count = param_count;
+    c->query.idempotent = st != ST_INSERT_ORDER;
+    c->query.fn = fn;
+    c->query.user = c;
+    c->busy = 1;
+    int e = pool_submit(c->worker->pool_worker, &c->query);
+    if (e) {
+        c->busy = 0;
+        respond_db_error(c, e, NULL, "");
+    }
+}
+
+/* ---- JSON from results ------------------------------------------------------------------- */
+
+static void write_raw(buf_t *out, const PGresult *res, int row, int col)
+{
+    buf_append(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+}
+
+static void write_text(buf_t *out, const PGresult *res, int row, int col)
+{
+    if (PQgetisnull(res, row, col)) buf_append_cstr(out, "null");
+    else json_write_string(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+}
+
+static void write_timestamp(buf_t *out, const PGresult *res, int row, int col)
+{
+    buf_append_char(out, '"');
+    if (format_pg_timestamp(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col)) < 0)
+        buf_append(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+    buf_append_char(out, '"');
+}
+
+/* One product object from row of a PRODUCT_COLUMNS result. */
+static void write_product(buf_t *out, const PGresult *res, int row)
+{
+    buf_append_cstr(out, "{\"id\":");
+    write_raw(out, res, row, 0);
+    buf_append_cstr(out, ",\"name\":");
+    write_text(out, res, row, 1);
+    buf_append_cstr(out, ",\"category\":");
+    write_text(out, res, row, 2);
+    buf_append_cstr(out, ",\"price_cents\":");
+    write_raw(out, res, row, 3);
+    buf_append_cstr(out, ",\"stock\":");
+    write_raw(out, res, row, 4);
+    buf_append_cstr(out, ",\"description\":");
+    write_text(out, res, row, 5);
+    buf_append_cstr(out, ",\"created_at\":");
+    write_timestamp(out, res, row, 6);
+    buf_append_char(out, '}');
+}
+
+/* ---- handlers ----------------------------------------------------------------------------- */
+
+static void on_products(pool_query_t *q, PGresult *res, int error, const char *message)
+{
+    conn_t *c = q->user;
+    if (error) {
+        respond_db_error(c, error, res, message);
+        return;
+    }
+    http_response_t resp;
+    buf_t *out = conn_begin(c, &resp, 200, NULL);
+    int rows = PQntuples(res);
+    buf_reserve(out, (size_t)rows * 360 + 2);
+    buf_append_char(out, '[');
+    for (int i = 0; i < rows; i++) {
+        if (i) buf_append_char(out, ',');
+        write_product(out, res, i);
+    }
+    buf_append_char(out, ']');
+    conn_end(c, &resp, 200);
+}
+
+static void on_product(pool_query_t *q, PGresult *res, int error, const char *message)
+{
+    conn_t *c = q->user;
+    if (error) {
+        respond_db_error(c, error, res, message);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        conn_respond_error(c, 404, "Product not found", NULL);
+        return;
+    }
+    http_response_t resp;
+    buf_t *out = conn_begin(c, &resp, 200, NULL);
+    write_product(out, res, 0);
+    conn_end(c, &resp, 200);
+}
+
+static int64_t column_i64(const PGresult *res, int row, int col)
+{
+    int64_t v = 0;
+    const char *s = PQgetvalue(res, row, col);
+    int neg = *s == '-';
+    for (s += neg; *s >= '0' && *s <= '9'; s++) v = v * 10 + (*s - '0');
+    return neg ? -v : v;
+}
+
+static void on_report(pool_query_t *q, PGresult *res, int error, const char *message)
+{
+    conn_t *c = q->user;
+    if (error) {
+        respond_db_error(c, error, res, message);
+        return;
+    }
+    int rows = PQntuples(res);
+    int64_t total = 0;
+    for (int i = 0; i < rows; i++) total += column_i64(res, i, 1);
+    struct timespec now;
+    clock_gettime(CLOCK_REALTIME, &now);
+    http_response_t resp;
+    buf_t *out = conn_begin(c, &resp, 200, NULL);
+    buf_append_cstr(out, "{\"generated_at\":\"");
+    format_iso8601_ms(out, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
+    buf_append_cstr(out, "\",\"total_orders\":");
+    buf_append_i64(out, total);
+    buf_append_cstr(out, ",\"by_category\":[");
+    for (int i = 0; i < rows; i++) {
+        if (i) buf_append_char(out, ',');
+        buf_append_cstr(out, "{\"category\":");
+        write_text(out, res, i, 0);
+        buf_append_cstr(out, ",\"orders\":");
+        buf_append_i64(out, column_i64(res, i, 1));
+        buf_append_cstr(out, ",\"revenue\":\"");
+        format_money_cents(out, column_i64(res, i, 2));
+        buf_append_cstr(out, "\",\"avg_order\":\"");
+        format_money_cents(out, column_i64(res, i, 3));
+        buf_append_cstr(out, "\"}");
+    }
+    buf_append_cstr(out, "]}");
+    conn_end(c, &resp, 200);
+}
+
+static void on_order(pool_query_t *q, PGresult *res, int error, const char *message)
+{
+    conn_t *c = q->user;
+    if (error == POOL_ERR_QUERY) {
+        const char *state = pool_result_sqlstate(res);
+        if (strcmp(state, "22003") == 0) {
+            conn_respond_error(c, 400,
+                               "quantity too large: price_cents * quantity overflows total_cents",
+                               NULL);
+            return;
+        }
+        if (strcmp(state, "23503") == 0) { /* the product was deleted meanwhile */
+            conn_respond_error(c, 404, "Product not found", NULL);
+            return;
+        }
+    }
+    if (error) {
+        respond_db_error(c, error, res, message);
+        return;
+    }
+    if (PQntuples(res) == 0) {
+        conn_respond_error(c, 404, "Product not found", NULL);
+        return;
+    }
+    http_response_t resp;
+    buf_t *out = conn_begin(c, &resp, 201, NULL);
+    buf_append_cstr(out, "{\"id\":");
+    write_raw(out, res, 0, 0);
+    buf_append_cstr(out, ",\"product_id\":");
+    write_raw(out, res, 0, 1);
+    buf_append_cstr(out, ",\"quantity\":");
+    write_raw(out, res, 0, 2);
+    buf_append_cstr(out, ",\"total_cents\":");
+    write_raw(out, res, 0, 3);
+    buf_append_cstr(out, ",\"status\":");
+    write_text(out, res, 0, 4);
+    buf_append_cstr(out, ",\"created_at\":");
+    write_timestamp(out, res, 0, 5);
+    buf_append_char(out, '}');
+    conn_end(c, &resp, 201);
+}
+
+static void on_health(pool_query_t *q, PGresult *res, int error, const char *message)
+{
+    conn_t *c = q->user;
+    const char *id = c->worker->server->config.server_id;
+    http_response_t resp;
+    if (error) {
+        const char *reason = error == POOL_ERR_TIMEOUT      ? "database busy: no connection free"
+                             : error == POOL_ERR_UNAVAILABLE ? "database unavailable"
+                             : error == POOL_ERR_SHUTDOWN    ? "server shutting down"
+                             : error == POOL_ERR_CONNECTION  ? "database connection lost"
+                                                             : "database query failed";
+        if (error == POOL_ERR_QUERY)
+            log_error("health: %.*s", (int)strcspn(message, "\n"), message);
+        int status = c->route == ROUTE_HEALTH_READY ? 503 : 500;
+        buf_t *out = conn_begin(c, &resp, status, NULL);
+        buf_append_cstr(out, "{\"status\":\"error\",\"message\":");
+        json_write_cstr(out, reason);
+        buf_append_char(out, '}');
+        conn_end(c, &resp, status);
+        return;
+    }
+    buf_t *out = conn_begin(c, &resp, 200, NULL);
+    buf_append_cstr(out, c->route == ROUTE_HEALTH_READY ? "{\"status\":\"ready\",\"server\":"
+                                                        : "{\"status\":\"ok\",\"server\":");
+    json_write_cstr(out, id);
+    buf_append_cstr(out, ",\"products\":");
+    write_raw(out, res, 0, 0);
+    buf_append_char(out, '}');
+    conn_end(c, &resp, 200);
+}
+
+static void respond_live(conn_t *c)
+{
+    http_response_t resp;
+    buf_t *out = conn_begin(c, &resp, 200, NULL);
+    buf_append_cstr(out, "{\"status\":\"ok\",\"server\":");
+    json_write_cstr(out, c->worker->server->config.server_id);
+    buf_append_char(out, '}');
+    conn_end(c, &resp, 200);
+}
+
+static void respond_metrics(conn_t *c)
+{
+    server_t *s = c->worker->server;
+    http_response_t resp;
+    if (c->worker->stopping) c->keep_alive = 0;
+    http_response_begin(&c->out, &resp, 200, "text/plain; version=0.0.4; charset=utf-8",
+                        slice_make(s->config.server_id, strlen(s->config.server_id)),
+                        c->keep_alive, NULL);
+    stats_render(s, &c->out);
+    conn_end(c, &resp, 200);
+}
+
+/* Content-Type must be application/json, parameters (charset) allowed. */
+static int is_json_content_type(slice_t ct)
+{
+    static const char want[] = "application/json";
+    size_t n = sizeof want - 1;
+    if (ct.len < n || !slice_eq_nocase(slice_make(ct.base, n), slice_make(want, n))) return 0;
+    return ct.len == n || ct.base[n] == ';' || ct.base[n] == ' ' || ct.base[n] == '\t';
+}
+
+static void handle_order(conn_t *c, const http_request_t *req, slice_t body)
+{
+    if (!is_json_content_type(req->content_type)) {
+        conn_respond_error(c, 415, "Content-Type must be application/json", NULL);
+        return;
+    }
+    order_request_t order;
+    char err[256];
+    if (order_parse_request(body.base, body.len, &order, err, sizeof err) < 0) {
+        conn_respond_error(c, 400, err, NULL);
+        return;
+    }
+    snprintf(c->param_id, sizeof c->param_id, "%d", (int)order.product_id);
+    snprintf(c->param_quantity, sizeof c->param_quantity, "%d", (int)order.quantity);
+    c->query.params[0] = c->param_id;
+    c->query.params[1] = c->param_quantity;
+    submit(c, ST_INSERT_ORDER, 2, on_order);
+}
+
+static void handle_products(conn_t *c, const http_request_t *req)
+{
+    if (req->query.len) {
+        int found = url_query_get(req->query, "category", &c->param);
+        if (found < 0) {
+            conn_respond_error(c, 400, "invalid percent-encoding in the query string", NULL);
+            return;
+        }
+        if (found) {
+            if (memchr(c->param.data, 0, c->param.len)) {
+                conn_respond_error(c, 400, "category must not contain NUL bytes", NULL);
+                return;
+            }
+            buf_append_char(&c->param, 0); /* libpq wants a C string */
+            c->query.params[0] = c->param.data;
+            submit(c, ST_LIST_CATEGORY, 1, on_products);
+            return;
+        }
+    }
+    submit(c, ST_LIST_CHEAPEST, 0, on_products);
+}
+
+/* ---- routing ------------------------------------------------------------------------------ */
+
+static int match_route(slice_t path, slice_t *id)
+{
+    static const struct {
+        const char *path;
+        int route;
+    } exact[] = {
+        {"/health", ROUTE_HEALTH},       {"/health/live", ROUTE_HEALTH_LIVE},
+        {"/health/ready", ROUTE_HEALTH_READY}, {"/products", ROUTE_PRODUCTS},
+        {"/products/", ROUTE_PRODUCTS},  {"/report", ROUTE_REPORT},
+        {"/orders", ROUTE_ORDERS},       {"/metrics", ROUTE_METRICS},
+    };
+    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
+        if (slice_eq(path, slice_cstr(exact[i].path))) return exact[i].route;
+    static const char prefix[] = "/products/";
+    size_t n = sizeof prefix - 1;
+    if (path.len > n && memcmp(path.base, prefix, n) == 0 &&
+        !memchr(path.base + n, '/', path.len - n)) {
+        *id = slice_make(path.base + n, path.len - n);
+        return ROUTE_PRODUCT;
+    }
+    return ROUTE_UNMATCHED;
+}
+
+void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body)
+{
+    slice_t id = {0};
+    c->route = match_route(req->path, &id);
+    if (c->route == ROUTE_UNMATCHED) {
+        conn_respond_error(c, 404, "Not found", NULL);
+        return;
+    }
+    int is_get = req->method == HTTP_METHOD_GET || req->method == HTTP_METHOD_HEAD;
+    if (c->route == ROUTE_ORDERS) {
+        if (req->method != HTTP_METHOD_POST) {
+            conn_respond_error(c, 405, "Method not allowed", "Allow: POST\r\n");
+            return;
+        }
+        handle_order(c, req, body);
+        return;
+    }
+    if (!is_get) {
+        conn_respond_error(c, 405, "Method not allowed", "Allow: GET, HEAD\r\n");
+        return;
+    }
+    switch (c->route) {
+    case ROUTE_HEALTH:
+    case ROUTE_HEALTH_READY:
+        submit(c, ST_COUNT_PRODUCTS, 0, on_health);
+        return;
+    case ROUTE_HEALTH_LIVE:
+        respond_live(c);
+        return;
+    case ROUTE_PRODUCTS:
+        handle_products(c, req);
+        return;
+    case ROUTE_PRODUCT: {
+        int32_t value;
+        if (number_parse_i32(id.base, id.len, &value) < 0) {
+            conn_respond_error(c, 400, "Invalid product ID", NULL);
+            return;
+        }
+        snprintf(c->param_id, sizeof c->param_id, "%d", (int)value);
+        c->query.params[0] = c->param_id;
+        submit(c, ST_PRODUCT, 1, on_product);
+        return;
+    }
+    case ROUTE_REPORT:
+        submit(c, ST_REPORT, 0, on_report);
+        return;
+    case ROUTE_METRICS:
+        respond_metrics(c);
+        return;
+    }
+}

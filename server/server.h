@@ -1,0 +1,166 @@
+/* server.h: the catalog API server's shared types: configuration, workers, connections. */
+#ifndef CATALOG_SERVER_H
+#define CATALOG_SERVER_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "buf.h"
+#include "http.h"
+#include "loop.h"
+#include "pool.h"
+
+/* ---- configuration (server/config.c) ---------------------------------------------------- */
+
+typedef struct server_config {
+    char host[256];              /* listen address (HOST) */
+    unsigned port;               /* PORT */
+    char server_id[64];          /* SERVER_ID, shown in X-Server-Id and /health */
+    const char *db_host, *db_port, *db_name, *db_user, *db_password;
+    unsigned db_pool_max;                /* DB_POOL_MAX: connections in total, all workers */
+    unsigned db_pool_acquire_timeout_ms; /* DB_POOL_ACQUIRE_TIMEOUT_MS */
+    unsigned db_pool_idle_timeout_ms;    /* DB_POOL_IDLE_TIMEOUT_MS */
+    unsigned db_connect_timeout_ms;      /* DB_CONNECT_TIMEOUT_MS */
+    unsigned workers;                    /* WORKERS: threads, each its own event loop */
+    int report_rollup;                   /* REPORT_MODE=rollup */
+    int access_log;                      /* ACCESS_LOG */
+    unsigned keepalive_timeout_ms;       /* HTTP_KEEPALIVE_TIMEOUT_MS */
+    unsigned header_timeout_ms;          /* HTTP_HEADER_TIMEOUT_MS: whole request must arrive */
+    http_limits_t limits;                /* HTTP_MAX_* */
+    unsigned max_connections;            /* MAX_CONNECTIONS: open client connections */
+    unsigned shutdown_timeout_ms;        /* SHUTDOWN_TIMEOUT_MS */
+} server_config_t;
+
+/* Reads and validates the environment.  Returns 0, or -1 with a message naming the variable. */
+int server_config_load(server_config_t *config, char *err, size_t err_len);
+/* Prints --help text. */
+void server_config_usage(FILE *out);
+
+/* ---- routes and metrics labels ---------------------------------------------------------- */
+
+enum route {
+    ROUTE_HEALTH,
+    ROUTE_HEALTH_LIVE,
+    ROUTE_HEALTH_READY,
+    ROUTE_PRODUCTS,
+    ROUTE_PRODUCT,
+    ROUTE_REPORT,
+    ROUTE_ORDERS,
+    ROUTE_METRICS,
+    ROUTE_UNMATCHED,
+    ROUTE_COUNT
+};
+enum method_label { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_OTHER, METHOD_COUNT };
+#define STATUS_LABELS 16
+#define DURATION_BUCKETS 8
+
+/* Per-worker request counters: written only by the owning thread, read by /metrics. */
+typedef struct request_stats {
+    uint64_t requests[ROUTE_COUNT][METHOD_COUNT][STATUS_LABELS];
+    uint64_t duration_bucket[ROUTE_COUNT][METHOD_COUNT][DURATION_BUCKETS]; /* not cumulative */
+    uint64_t duration_count[ROUTE_COUNT][METHOD_COUNT];
+    uint64_t duration_sum_us[ROUTE_COUNT][METHOD_COUNT];
+    uint64_t connections_open;
+} request_stats_t;
+
+/* ---- server, workers and connections ---------------------------------------------------- */
+
+typedef struct server server_t;
+typedef struct worker worker_t;
+typedef struct conn conn_t;
+
+enum timer_list { TIMER_NONE = -1, TIMER_KEEPALIVE = 0, TIMER_REQUEST = 1, TIMER_LISTS = 2 };
+
+struct conn {
+    loop_io_t io;             /* the client socket in the worker's loop */
+    worker_t *worker;         /* owner */
+    buf_t in;                 /* bytes read; in_start.. not yet handled */
+    size_t in_start;          /* first byte of the next request in `in` */
+    buf_t out;                /* response bytes; out_sent.. not yet written */
+    size_t out_sent;
+    int busy;                 /* a request is being answered asynchronously */
+    int close_after_write;    /* close once out is written */
+    int read_closed;          /* the client sent EOF */
+    int closed;               /* closed, waiting to be freed at the end of the loop turn */
+    int request_started;      /* bytes of a new request have arrived (header deadline set) */
+    /* the request being answered */
+    int route;                /* enum route */
+    int method_label;         /* enum method_label */
+    int head_only;            /* HEAD: send the head of the GET response */
+    int keep_alive;           /* keep the connection after this response */
+    uint64_t start_ns;        /* when its head was complete */
+    pool_query_t query;       /* its database query, if any */
+    buf_t param;              /* decoded query parameter (category) */
+    char param_id[16];        /* decimal text parameters */
+    char param_quantity[16];
+    char log_line[192];       /* "METHOD target" for the access log */
+    char peer[48];            /* client address for the access log */
+    /* timers */
+    int timer_list;           /* enum timer_list */
+    uint64_t deadline_ms;
+    conn_t *timer_prev, *timer_next;
+    conn_t *free_next;        /* in the worker's list of closed connections */
+};
+
+struct worker {
+    server_t *server;
+    unsigned index;
+    pthread_t thread;
+    loop_t loop;
+    pool_worker_t *pool_worker;
+    loop_io_t listen_io;
+    int wake_fd;               /* eventfd: the main thread asks the worker to stop */
+    loop_io_t wake_io;
+    request_stats_t stats;
+    conn_t *timer_head[TIMER_LISTS], *timer_tail[TIMER_LISTS];
+    conn_t *closed;            /* freed at the end of each loop turn */
+    unsigned conn_count;
+    buf_t access_log;          /* lines written with one write(2) per loop turn */
+    int stopping;
+    uint64_t stop_deadline_ms;
+};
+
+struct server {
+    server_config_t config;
+    pool_t *pool;
+    int listen_fd;
+    worker_t *workers;
+    unsigned worker_count;
+    atomic_uint connections;   /* open client connections, all workers */
+    atomic_int stopping;
+};
+
+/* ---- server/conn.c ---------------------------------------------------------------------- */
+
+/* Accepts waiting connections on the listener (called by the worker's listen handle). */
+void conn_accept(worker_t *w);
+/* Starts a response of the current request: writes the head into c->out and returns the
+ * buffer to append the body to.  Finish with conn_end. */
+buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers);
+/* Finishes the response, counts it, and goes on with the connection's next request. */
+void conn_end(conn_t *c, http_response_t *resp, int status);
+/* A whole response with a {"error": message} body. */
+void conn_respond_error(conn_t *c, int status, const char *message, const char *extra_headers);
+/* Closes a connection (cancelling its query); freed at the end of the loop turn. */
+void conn_close(conn_t *c);
+/* Timer expiry and shutdown handling, called from the worker loop. */
+void conn_expire_timers(worker_t *w);
+void conn_close_idle(worker_t *w);
+void conn_free_closed(worker_t *w);
+
+/* ---- server/routes.c -------------------------------------------------------------------- */
+
+/* The prepared statements for the configured report mode. */
+const pool_statement_t *routes_statements(const server_config_t *config, unsigned *count);
+/* Answers one request: at once, or later from a database callback.  Sets c->route. */
+void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body);
+
+/* ---- server/stats.c --------------------------------------------------------------------- */
+
+void stats_record(worker_t *w, int route, int method_label, int status, uint64_t duration_us);
+/* Renders /metrics for the whole process into out. */
+void stats_render(server_t *s, buf_t *out);
+
+#endif

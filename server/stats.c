@@ -1,0 +1,137 @@
+/* stats.c: request counters per worker, and the /metrics page for the whole process. */
+#include <stdio.h>
+#include <string.h>
+
+#include "metrics.h"
+#include "server.h"
+
+/* The owner thread is the only writer; /metrics reads from any thread.  Relaxed atomic loads
+ * and stores keep that race-free without a locked instruction on the hot path. */
+#define STAT_ADD(field, n) \
+    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
+#define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
+
+static const char *const ROUTE_LABEL[ROUTE_COUNT] = {
+    "/health", "/health/live", "/health/ready", "/products", "/products/:id",
+    "/report", "/orders", "/metrics", "unmatched",
+};
+static const char *const METHOD_LABEL[METHOD_COUNT] = {"GET", "HEAD", "POST", "OTHER"};
+/* Every status the server answers with; the last slot counts anything else. */
+static const int STATUS_LABEL[STATUS_LABELS] = {200, 201, 400, 404, 405, 408, 413, 414,
+                                                415, 431, 500, 501, 503, 505, 0,   0};
+static const double DURATION_BOUNDS_MS[DURATION_BUCKETS] = {10, 50, 100, 200, 500, 1000, 2000, 5000};
+
+static int status_index(int status)
+{
+    for (int i = 0; i < STATUS_LABELS - 2; i++)
+        if (STATUS_LABEL[i] == status) return i;
+    return STATUS_LABELS - 1;
+}
+
+void stats_record(worker_t *w, int route, int method_label, int status, uint64_t duration_us)
+{
+    request_stats_t *st = &w->stats;
+    STAT_ADD(st->requests[route][method_label][status_index(status)], 1);
+    int b = 0;
+    while (b < DURATION_BUCKETS && (double)duration_us > DURATION_BOUNDS_MS[b] * 1000.0) b++;
+    if (b < DURATION_BUCKETS) STAT_ADD(st->duration_bucket[route][method_label][b], 1);
+    STAT_ADD(st->duration_count[route][method_label], 1);
+    STAT_ADD(st->duration_sum_us[route][method_label], duration_us);
+}
+
+void stats_render(server_t *s, buf_t *out)
+{
+    /* Sum the workers' counters. */
+    static __thread request_stats_t total;
+    memset(&total, 0, sizeof total);
+    for (unsigned wi = 0; wi < s->worker_count; wi++) {
+        request_stats_t *st = &s->workers[wi].stats;
+        for (int r = 0; r < ROUTE_COUNT; r++)
+            for (int m = 0; m < METHOD_COUNT; m++) {
+                for (int k = 0; k < STATUS_LABELS; k++)
+                    total.requests[r][m][k] += STAT_GET(st->requests[r][m][k]);
+                for (int b = 0; b < DURATION_BUCKETS; b++)
+                    total.duration_bucket[r][m][b] += STAT_GET(st->duration_bucket[r][m][b]);
+                total.duration_count[r][m] += STAT_GET(st->duration_count[r][m]);
+                total.duration_sum_us[r][m] += STAT_GET(st->duration_sum_us[r][m]);
+            }
+    }
+    char labels[160];
+    metrics_write_header(out, "http_requests_total", "counter", "HTTP requests answered.");
+    for (int r = 0; r < ROUTE_COUNT; r++)
+        for (int m = 0; m < METHOD_COUNT; m++)
+            for (int k = 0; k < STATUS_LABELS; k++) {
+                uint64_t n = total.requests[r][m][k];
+                if (!n) continue;
+                if (STATUS_LABEL[k])
+                    snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\",status_code=\"%d\"",
+                             METHOD_LABEL[m], ROUTE_LABEL[r], STATUS_LABEL[k]);
+                else
+                    snprintf(labels, sizeof labels,
+                             "method=\"%s\",route=\"%s\",status_code=\"other\"", METHOD_LABEL[m],
+                             ROUTE_LABEL[r]);
+                metrics_write_u64(out, "http_requests_total", labels, n);
+            }
+    metrics_write_header(out, "http_request_duration_ms", "histogram",
+                         "HTTP request duration in milliseconds, from a complete request head "
+                         "to the response queued for writing.");
+    for (int r = 0; r < ROUTE_COUNT; r++)
+        for (int m = 0; m < METHOD_COUNT; m++) {
+            if (!total.duration_count[r][m]) continue;
+            uint64_t cumulative[DURATION_BUCKETS], running = 0;
+            for (int b = 0; b < DURATION_BUCKETS; b++) {
+                running += total.duration_bucket[r][m][b];
+                cumulative[b] = running;
+            }
+            snprintf(labels, sizeof labels, "method=\"%s\",route=\"%s\"", METHOD_LABEL[m],
+                     ROUTE_LABEL[r]);
+            metrics_write_histogram(out, "http_request_duration_ms", labels, DURATION_BOUNDS_MS,
+                                    cumulative, DURATION_BUCKETS, total.duration_count[r][m],
+                                    (double)total.duration_sum_us[r][m] / 1000.0);
+        }
+
+    pool_stats_t ps;
+    pool_get_stats(s->pool, &ps);
+    metrics_write_header(out, "db_pool_max_connections", "gauge",
+                         "Most database connections this process may open (DB_POOL_MAX).");
+    metrics_write_u64(out, "db_pool_max_connections", "", ps.max_connections);
+    metrics_write_header(out, "db_pool_connections", "gauge",
+                         "Database connections by state (busy includes connecting).");
+    metrics_write_u64(out, "db_pool_connections", "state=\"busy\"", ps.busy);
+    metrics_write_u64(out, "db_pool_connections", "state=\"idle\"", ps.idle);
+    metrics_write_header(out, "db_pool_waiting_requests", "gauge",
+                         "Requests waiting for a free database connection.");
+    metrics_write_u64(out, "db_pool_waiting_requests", "", ps.waiting);
+    uint64_t cumulative[POOL_WAIT_BUCKETS];
+    memcpy(cumulative, ps.wait_bucket, sizeof cumulative);
+    metrics_write_header(out, "db_pool_acquire_wait_ms", "histogram",
+                         "Time a query waited for a database connection, in milliseconds.");
+    metrics_write_histogram(out, "db_pool_acquire_wait_ms", "", POOL_WAIT_BUCKETS_MS, cumulative,
+                            POOL_WAIT_BUCKETS, ps.wait_count, ps.wait_sum_ms);
+    metrics_write_header(out, "db_pool_acquire_timeouts_total", "counter",
+                         "Queries that waited longer than the acquire timeout (answered 503).");
+    metrics_write_u64(out, "db_pool_acquire_timeouts_total", "", ps.acquire_timeouts);
+    metrics_write_header(out, "db_pool_connect_errors_total", "counter",
+                         "Failed attempts to open a database connection.");
+    metrics_write_u64(out, "db_pool_connect_errors_total", "", ps.connect_errors);
+    metrics_write_header(out, "db_pool_connections_opened_total", "counter",
+                         "Database connections opened.");
+    metrics_write_u64(out, "db_pool_connections_opened_total", "", ps.connections_opened);
+
+    metrics_write_header(out, "http_connections_open", "gauge", "Open client connections.");
+    metrics_write_u64(out, "http_connections_open", "", atomic_load(&s->connections));
+    metrics_write_header(out, "catalog_server_info", "gauge",
+                         "Constant 1, labelled with this server's identity.");
+    buf_t info = {0};
+    buf_append_cstr(&info, "server_id=\"");
+    metrics_escape_label(&info, s->config.server_id);
+    buf_printf(&info, "\",workers=\"%u\",report_mode=\"%s\"", s->worker_count,
+               s->config.report_rollup ? "rollup" : "live");
+    buf_append_char(&info, 0);
+    metrics_write_u64(out, "catalog_server_info", info.data, 1);
+    buf_free(&info);
+
+    metrics_process_t proc;
+    metrics_read_process(&proc);
+    metrics_write_process(out, &proc);
+}
