@@ -1,12 +1,23 @@
 #!/usr/bin/python3
-"""deploy-check-k8s.py: schema and connection-budget check of the rendered Kubernetes manifests.
+"""deploy-check.py: the file checks behind scripts/deploy-check.sh (no Docker engine, no cluster).
 
-Usage: kubectl kustomize deploy/k8s | scripts/deploy-check-k8s.py
-Reads the multi-document YAML that kustomize prints, checks every field the project uses
-against the Kubernetes API (unknown or misspelt fields, wrong types, missing required fields,
-references to objects that do not exist) and the connection budget written in
-deploy/k8s/kustomization.yaml. Prints one line per problem and exits 1 if there is any.
-Needs Debian's python3-yaml (run with /usr/bin/python3). No cluster is contacted.
+Usage (each prints one line per problem and exits 1 if there is any):
+  kubectl kustomize deploy/k8s | deploy-check.py k8s
+      every field the manifests use against the Kubernetes API (unknown or misspelt fields,
+      wrong types, missing required fields, references to objects that do not exist), the
+      probes and resources of the API Deployment, and the connection budget written in
+      deploy/k8s/kustomization.yaml.
+  docker-compose -f FILE config | deploy-check.py compose single|scaled COMPOSE_DIR
+      the layout the scenario needs (ports, pools, CPU limits, seed, Prometheus, Grafana),
+      Prometheus and nginx configs consistent with the services.
+  deploy-check.py dockerfile-script DOCKERFILE
+      prints the build stage as a bash script to run in a copy of the repository: RUN
+      commands as written, its apt-get install replaced by a check that the same packages
+      are installed here.
+  deploy-check.py dockerfile-facts DOCKERFILE
+      multi-stage, non-root, HEALTHCHECK, runtime stage without -dev packages; prints the
+      runtime packages and the binaries copied from the build stage.
+Needs Debian's python3-yaml (run with /usr/bin/python3).
 """
 
 import configparser
@@ -345,7 +356,7 @@ def check_budget(objects):
               f"{pg_max} - {reserved}")
 
 
-def main():
+def run_k8s():
     objects = [doc for doc in yaml.safe_load_all(sys.stdin) if doc]
     if not objects:
         print("k8s: no objects on standard input (is `kubectl kustomize` output piped in?)")
@@ -365,5 +376,346 @@ def main():
     return 1 if problems else 0
 
 
+# --- compose layouts ---------------------------------------------------------------------
+def published(service):
+    """{published port: target port} of a service in `docker-compose config` output."""
+    ports = {}
+    for entry in service.get("ports") or []:
+        if isinstance(entry, dict):
+            ports[int(entry.get("published", 0))] = int(entry.get("target", 0))
+        else:
+            host, _, target = str(entry).rpartition(":")
+            ports[int(host.rpartition(":")[2])] = int(target)
+    return ports
+
+
+def mount_source(service, target):
+    """The host path mounted at TARGET, or None."""
+    for volume in service.get("volumes") or []:
+        if isinstance(volume, dict):
+            if volume.get("target") == target:
+                return volume.get("source")
+        else:
+            parts = str(volume).split(":")
+            if len(parts) >= 2 and parts[1] == target:
+                return parts[0]
+    return None
+
+
+def condition(service, dependency):
+    depends = service.get("depends_on") or {}
+    if isinstance(depends, list):
+        return "service_started" if dependency in depends else None
+    return (depends.get(dependency) or {}).get("condition")
+
+
+def check_compose(layout, compose_dir):
+    import os
+    config = yaml.safe_load(sys.stdin)
+    services = config.get("services") or {}
+    where = f"compose {layout}"
+    wanted = {"postgres", "seed", "app", "prometheus", "grafana"}
+    if layout == "scaled":
+        wanted |= {"app2", "nginx"}
+    for name in sorted(wanted - services.keys()):
+        problem(where, f"no service {name}")
+    if wanted - services.keys():
+        return
+    apps = sorted(n for n, s in services.items() if "catalog-server" in str(s.get("command") or "")
+                  or (s.get("image") == "catalog:local" and n != "seed"))
+    expected_apps = ["app"] if layout == "single" else ["app", "app2"]
+    if apps != expected_apps:
+        problem(where, f"API servers are {apps}, expected {expected_apps}")
+
+    pg = services["postgres"]
+    if not str(pg.get("image", "")).startswith("postgres:15"):
+        problem(where, f"postgres image must be PostgreSQL 15, got {pg.get('image')}")
+    if not pg.get("healthcheck"):
+        problem(where, "postgres has no healthcheck")
+    if not mount_source(pg, "/var/lib/postgresql/data"):
+        problem(where, "postgres keeps its data in no volume")
+    match = re.search(r"max_connections=(\d+)", " ".join(map(str, pg.get("command") or [])))
+    max_connections = int(match.group(1)) if match else 100
+
+    seed = services["seed"]
+    if [str(x) for x in seed.get("command") or []] != ["catalog-db", "seed"]:
+        problem(where, f"seed must run catalog-db seed, runs {seed.get('command')}")
+    if condition(seed, "postgres") != "service_healthy":
+        problem(where, "seed must wait for postgres to be healthy")
+
+    builds = set()
+    pools = 0
+    server_ids = {}
+    for name in expected_apps + ["seed"]:
+        service = services[name]
+        build = service.get("build") or {}
+        builds.add((os.path.normpath(str(build.get("context"))), build.get("dockerfile"),
+                    service.get("image")))
+        if name == "seed":
+            continue
+        env = service.get("environment") or {}
+        if condition(service, "seed") != "service_completed_successfully":
+            problem(where, f"{name} must wait for the seed to complete")
+        if float(service.get("cpus") or 0) != 1:
+            problem(where, f"{name} must be limited to one CPU (cpus: 1), has {service.get('cpus')}")
+        if env.get("DB_HOST") != "postgres":
+            problem(where, f"{name}: DB_HOST must be postgres, got {env.get('DB_HOST')}")
+        server_ids[name] = env.get("SERVER_ID")
+        if server_ids[name] != name:
+            problem(where, f"{name}: SERVER_ID must be {name}, got {env.get('SERVER_ID')}")
+        pool = int(env.get("DB_POOL_MAX", 10))
+        pools += pool
+        want_pool = 10 if layout == "single" else 5
+        if pool != want_pool:
+            problem(where, f"{name}: DB_POOL_MAX must be {want_pool}, got {pool}")
+        ports = published(service)
+        if layout == "single" and ports != {3000: 3000}:
+            problem(where, f"{name} must publish 3000:3000, publishes {ports}")
+        if layout == "scaled" and ports:
+            problem(where, f"{name} must publish no port (nginx is the entry point), has {ports}")
+    if len(builds) != 1 or list(builds)[0][1] != "deploy/docker/Dockerfile":
+        problem(where, f"the servers and the seed must use one image from deploy/docker/Dockerfile: {builds}")
+    if pools > max_connections - 10:
+        problem(where, f"pools add up to {pools}, over max_connections {max_connections} - 10 reserved")
+
+    if published(services["prometheus"]).get(9090) != 9090:
+        problem(where, "prometheus must publish 9090")
+    prometheus_file = mount_source(services["prometheus"], "/etc/prometheus/prometheus.yml")
+    if not prometheus_file or not os.path.isfile(prometheus_file):
+        problem(where, f"prometheus config {prometheus_file} does not exist")
+    else:
+        with open(prometheus_file) as f:
+            prometheus = yaml.safe_load(f)
+        if (prometheus.get("global") or {}).get("scrape_interval") != "5s":
+            problem(where, f"{prometheus_file}: scrape_interval must be 5s")
+        labelled = {}
+        for job in prometheus.get("scrape_configs") or []:
+            for group in job.get("static_configs") or []:
+                for target in group.get("targets") or []:
+                    labelled[target] = (group.get("labels") or {}).get("server")
+        expected = {f"{name}:3000": server_ids.get(name) for name in expected_apps}
+        if labelled != expected:
+            problem(where, f"{prometheus_file}: targets {labelled}, expected {expected}")
+
+    grafana = services["grafana"]
+    if published(grafana).get(3002) != 3000:
+        problem(where, "grafana must publish 3002 -> 3000")
+    env = grafana.get("environment") or {}
+    if (env.get("GF_SECURITY_ADMIN_USER"), env.get("GF_SECURITY_ADMIN_PASSWORD")) != ("admin", "admin"):
+        problem(where, "grafana login must be admin/admin")
+    provisioning = mount_source(grafana, "/etc/grafana/provisioning")
+    dashboards = mount_source(grafana, "/var/lib/grafana/dashboards")
+    if not provisioning or not dashboards:
+        problem(where, "grafana must mount the provisioning and the dashboards folders")
+    else:
+        check_grafana(where, provisioning, dashboards, "/var/lib/grafana/dashboards")
+
+    if layout == "scaled":
+        nginx = services["nginx"]
+        if published(nginx).get(8080) != 80:
+            problem(where, "nginx must publish 8080 -> 80")
+        for name in expected_apps:
+            if condition(nginx, name) != "service_healthy":
+                problem(where, f"nginx must wait for {name} to be healthy")
+        nginx_file = mount_source(nginx, "/etc/nginx/nginx.conf")
+        if not nginx_file or not os.path.isfile(nginx_file):
+            problem(where, f"nginx config {nginx_file} does not exist")
+        else:
+            check_nginx(where, nginx_file, expected_apps)
+
+
+def check_nginx(where, path, apps):
+    with open(path) as f:
+        text = re.sub(r"#.*", "", f.read())
+    upstream = re.search(r"upstream\s+\w+\s*\{([^}]*)\}", text)
+    if not upstream:
+        problem(where, f"{path}: no upstream block")
+        return
+    servers = re.findall(r"^\s*server\s+(\S+?)(?::(\d+))?(\s[^;]*)?;", upstream.group(1), re.M)
+    if sorted(host for host, _, _ in servers) != sorted(apps):
+        problem(where, f"{path}: upstream servers {[s[0] for s in servers]}, expected {apps}")
+    for host, port, options in servers:
+        if port != "3000":
+            problem(where, f"{path}: {host} must be reached on port 3000")
+        if "max_fails=" not in (options or "") or "fail_timeout=" not in (options or ""):
+            problem(where, f"{path}: {host} needs max_fails and fail_timeout (passive health checks)")
+    for directive in (r"keepalive\s+\d+", r"proxy_http_version\s+1\.1",
+                      r'proxy_set_header\s+Connection\s+""', r"proxy_next_upstream\s+error",
+                      r"listen\s+80\b"):
+        if not re.search(directive, text):
+            problem(where, f"{path}: missing {directive}")
+    if re.search(r"proxy_next_upstream\s[^;]*non_idempotent", text):
+        problem(where, f"{path}: POST must never be retried (non_idempotent)")
+    if re.search(r"^\s*(least_conn|ip_hash|hash|random)\b", upstream.group(1), re.M):
+        problem(where, f"{path}: the upstream must be round robin")
+
+
+def check_grafana(where, provisioning, dashboards_dir, dashboards_mount):
+    import glob
+    import json
+    import os
+    sources = []
+    for path in sorted(glob.glob(os.path.join(provisioning, "datasources", "*.y*ml"))):
+        with open(path) as f:
+            sources += (yaml.safe_load(f) or {}).get("datasources") or []
+    prometheus = [s for s in sources if s.get("type") == "prometheus"]
+    if len(prometheus) != 1:
+        problem(where, f"grafana: expected one Prometheus data source, found {len(prometheus)}")
+    elif prometheus[0].get("url") != "http://prometheus:9090" or prometheus[0].get("uid") != "prometheus":
+        problem(where, "grafana: the data source must be uid prometheus at http://prometheus:9090")
+    paths = []
+    for path in sorted(glob.glob(os.path.join(provisioning, "dashboards", "*.y*ml"))):
+        with open(path) as f:
+            for provider in (yaml.safe_load(f) or {}).get("providers") or []:
+                paths.append((provider.get("options") or {}).get("path"))
+    if paths != [dashboards_mount]:
+        problem(where, f"grafana: dashboard providers read {paths}, the compose mount is {dashboards_mount}")
+    dashboard = os.path.join(dashboards_dir, "catalog.json")
+    try:
+        with open(dashboard) as f:
+            board = json.load(f)
+    except (OSError, ValueError) as error:
+        problem(where, f"grafana: {dashboard}: {error}")
+        return
+    if not board.get("title") or not isinstance(board.get("panels"), list):
+        problem(where, f"grafana: {dashboard} has no title or no panels")
+    uids = set()
+
+    def walk(node):
+        if isinstance(node, dict):
+            source = node.get("datasource")
+            if isinstance(source, dict) and isinstance(source.get("uid"), str):
+                uids.add(source["uid"])
+            for value in node.values():
+                walk(value)
+        elif isinstance(node, list):
+            for value in node:
+                walk(value)
+    walk(board.get("panels"))
+    unknown = {u for u in uids if not u.startswith("$") and u != "prometheus"}
+    if unknown:
+        problem(where, f"grafana: {dashboard} uses data source uids {sorted(unknown)}, provisioned is 'prometheus'")
+
+
+# --- Dockerfile --------------------------------------------------------------------------
+def dockerfile_instructions(path):
+    """[(stage index, stage name, INSTRUCTION, arguments)] with continuations joined."""
+    with open(path) as f:
+        lines = f.read().split("\n")
+    joined, current = [], ""
+    for line in lines:
+        if not current and (not line.strip() or line.lstrip().startswith("#")):
+            continue
+        if line.rstrip().endswith("\\"):
+            current += line.rstrip()[:-1] + " "
+            continue
+        joined.append(current + line)
+        current = ""
+    result, stage, name = [], -1, None
+    for line in joined:
+        word, _, rest = line.strip().partition(" ")
+        word = word.upper()
+        if word == "FROM":
+            stage += 1
+            match = re.search(r"\bAS\s+(\S+)", rest, re.I)
+            name = match.group(1) if match else None
+        result.append((stage, name, word, rest.strip()))
+    return result
+
+
+def apt_packages(command):
+    match = re.search(r"apt-get install ([^&;|]*)", command)
+    return [w for w in match.group(1).split() if not w.startswith("-")] if match else []
+
+
+def dockerfile_script(path):
+    out = ["set -euo pipefail", 'build_root=$PWD']
+    build_stage = None
+    for stage, name, word, rest in dockerfile_instructions(path):
+        if word == "FROM" and name == "build":
+            build_stage = stage
+            if not rest.startswith("debian:12"):
+                problem(path, f"the build stage must be Debian 12, is {rest}")
+        if stage != build_stage or word == "FROM":
+            continue
+        if word == "RUN":
+            packages = apt_packages(rest)
+            if "apt-get" in rest and not packages:
+                problem(path, f"build stage: RUN {rest}: apt-get without install is never run here")
+            elif packages:
+                out.append(f"# {rest}")
+                for package in packages:
+                    out.append(f"dpkg-query -W -f='${{Status}}' {package} 2>/dev/null | grep -q 'install ok installed'"
+                               f" || {{ echo 'build-stage package {package} is not installed here'"
+                               " >&2; exit 1; }")
+            else:
+                out.append(rest)
+        elif word == "WORKDIR" and rest == "/src":
+            out.append('cd "$build_root"')
+        elif word == "ENV":
+            out.append(f"export {rest}")
+        elif word == "COPY" and rest.split() == [".", "."]:
+            out.append("# COPY . .: the caller copied the tree with .dockerignore's exclusions")
+        else:
+            problem(path, f"build stage: {word} {rest} cannot be replayed on the host")
+    if build_stage is None:
+        problem(path, "no stage named build (FROM debian:12... AS build)")
+    if problems:
+        for line in problems:
+            print(f"dockerfile: {line}", file=sys.stderr)
+        return 1
+    print("\n".join(out))
+    return 0
+
+
+def dockerfile_facts(path):
+    instructions = dockerfile_instructions(path)
+    last = max(stage for stage, _, _, _ in instructions)
+    final = [(word, rest) for stage, _, word, rest in instructions if stage == last]
+    if last < 1:
+        problem(path, "must be multi-stage (build stage, runtime stage)")
+    if not final[0][1].startswith("debian:12"):
+        problem(path, f"the runtime stage must be Debian 12, is {final[0][1]}")
+    runtime_packages = [p for word, rest in final if word == "RUN" for p in apt_packages(rest)]
+    for package in runtime_packages:
+        if package.endswith("-dev") or package in ("build-essential", "gcc", "make"):
+            problem(path, f"runtime stage installs build package {package}")
+    users = [rest for word, rest in final if word == "USER"]
+    if not users or users[-1].split(":")[0] in ("0", "root"):
+        problem(path, "the runtime stage must run as a non-root USER")
+    if not any(word == "HEALTHCHECK" for word, _ in final):
+        problem(path, "the runtime stage has no HEALTHCHECK")
+    binaries = []
+    for word, rest in final:
+        if word == "COPY" and rest.startswith("--from=build"):
+            binaries += [os_path.rsplit("/", 1)[-1] for os_path in rest.split()[1:-1]]
+    for wanted in ("catalog-server", "catalog-loadtest", "catalog-db"):
+        if wanted not in binaries:
+            problem(path, f"the image does not get {wanted} from the build stage")
+    for line in problems:
+        print(f"dockerfile: {line}", file=sys.stderr)
+    print("runtime_packages=" + " ".join(runtime_packages))
+    print("binaries=" + " ".join(binaries))
+    return 1 if problems else 0
+
+
+def main(argv):
+    usage = "usage: deploy-check.py k8s | compose single|scaled DIR | dockerfile-script|dockerfile-facts FILE"
+    if len(argv) >= 2 and argv[1] == "k8s":
+        return run_k8s()
+    if len(argv) == 3 and argv[1] == "dockerfile-script":
+        return dockerfile_script(argv[2])
+    if len(argv) == 3 and argv[1] == "dockerfile-facts":
+        return dockerfile_facts(argv[2])
+    if len(argv) == 4 and argv[1] == "compose" and argv[2] in ("single", "scaled"):
+        check_compose(argv[2], argv[3])
+        for line in problems:
+            print(f"{line}")
+        print(f"compose {argv[2]}: {len(problems)} problems")
+        return 1 if problems else 0
+    print(usage, file=sys.stderr)
+    return 2
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv))
