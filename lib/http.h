@@ -1,0 +1,104 @@
+/* http.h: HTTP/1.1 request head parser (server side) and response head writer. */
+#ifndef CATALOG_HTTP_H
+#define CATALOG_HTTP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+enum http_method {
+    HTTP_METHOD_OTHER = 0, /* a valid token we do not know; the router answers 405/501 */
+    HTTP_METHOD_GET,
+    HTTP_METHOD_HEAD,
+    HTTP_METHOD_POST,
+    HTTP_METHOD_PUT,
+    HTTP_METHOD_DELETE,
+    HTTP_METHOD_PATCH,
+    HTTP_METHOD_OPTIONS
+};
+
+typedef struct http_header {
+    slice_t name;  /* field name as sent (compare with slice_eq_nocase) */
+    slice_t value; /* field value, leading and trailing SP/HTAB trimmed; may be empty */
+} http_header_t;
+
+typedef struct http_limits {
+    size_t max_request_line; /* bytes of the request line without CRLF; over -> 414 */
+    size_t max_header_bytes; /* bytes of the whole head incl. request line; over -> 431 */
+    unsigned max_headers;    /* header fields; over -> 431 (must be <= HTTP_MAX_HEADERS) */
+    uint64_t max_body;       /* Content-Length above this -> 413 */
+} http_limits_t;
+
+#define HTTP_MAX_HEADERS 100
+
+/* Limits used when http_parse_request gets NULL: 8 KiB request line, 16 KiB head,
+ * 64 header fields, 1 MiB body. */
+extern const http_limits_t http_default_limits;
+
+typedef struct http_request {
+    int method;                              /* enum http_method */
+    slice_t method_name;                     /* the method token as sent */
+    slice_t target;                          /* request-target as sent */
+    slice_t path;                            /* target up to '?' (not decoded) */
+    slice_t query;                           /* after '?', len 0 if none */
+    int version_minor;                       /* 0 or 1 */
+    http_header_t headers[HTTP_MAX_HEADERS]; /* in the order sent */
+    unsigned header_count;                   /* entries used in headers */
+    int64_t content_length;                  /* -1 when absent */
+    slice_t content_type;                    /* value of Content-Type, len 0 if absent */
+    int keep_alive;      /* 1.1 default on unless "Connection: close"; 1.0 default off unless
+                            "keep-alive" */
+    int expect_continue; /* "Expect: 100-continue" (ignored in HTTP/1.0, RFC 9110 10.1.1) */
+    size_t head_len;     /* bytes of request line + headers + final CRLF */
+} http_request_t;
+
+/* Parses one request head at the start of buf (len bytes). Pure, no allocation; slices point into
+ * buf, so they are valid only while buf's bytes stay where they are.  limits may be NULL
+ * (http_default_limits).
+ * Returns head_len (> 0) when a whole head is present, 0 when more bytes are needed (and no limit
+ * is exceeded yet), or a negative HTTP status when the request must be refused:
+ * -400 malformed, -413 body too large, -414 request line too long, -431 headers too large or too
+ * many, -501 Transfer-Encoding (request bodies are Content-Length only), -505 HTTP version not
+ * supported.  *req is filled only when the return is > 0; otherwise its contents are unspecified.
+ * Bytes after head_len (a body, a pipelined request) are never looked at. */
+int http_parse_request(const char *buf, size_t len, const http_limits_t *limits,
+                       http_request_t *req);
+
+/* Looks up the first header named name (case-insensitive); returns its value or a slice with base
+ * NULL when absent (a present but empty header has a non-NULL base and len 0). */
+slice_t http_request_header(const http_request_t *req, slice_t name);
+
+/* The reason phrase of status: "OK", "Not Found", ...; "Unknown" for others.  Static storage. */
+const char *http_status_reason(int status);
+
+/* Response writing: the body is written straight into the output buffer after the head, then the
+ * Content-Length is patched in place (it is written as a fixed-width, space-padded field, which
+ * RFC 9110's OWS allows), so a body is never copied twice.  Offsets, not pointers, so the buffer
+ * may grow while the body is written. */
+typedef struct http_response {
+    size_t start;        /* offset in out of the status line */
+    size_t length_field; /* offset of the padded Content-Length digits; 0 when the status takes
+                            no Content-Length (1xx, 204, 304) */
+    size_t body_start;   /* offset of the first body byte */
+} http_response_t;
+
+/* Width of the space-padded Content-Length field (bodies up to 9,999,999,999 bytes are patched in
+ * place; longer ones, never seen in practice, shift the body). */
+#define HTTP_CONTENT_LENGTH_WIDTH 10
+
+/* Appends the status line and headers: Content-Type (if non-NULL), Content-Length placeholder,
+ * X-Server-Id (if server_id.len), Date (IMF-fixdate, cached per second per thread), Connection:
+ * keep-alive|close, then extra_headers verbatim (each ending in CRLF, may be NULL), then CRLF.
+ * status must be 100..999 (others are written as 500).  1xx, 204 and 304 responses get no
+ * Content-Length (RFC 9110 8.6) and http_response_end drops any body written for them.
+ * content_type, server_id and extra_headers must not contain bare CR/LF: they are trusted.
+ * Cannot fail (buf aborts on out of memory). */
+void http_response_begin(buf_t *out, http_response_t *resp, int status, const char *content_type,
+                         slice_t server_id, int keep_alive, const char *extra_headers);
+
+/* Patches Content-Length = out->len - body_start.  With head_only (HEAD requests), drops the body
+ * bytes but keeps the length of the body a GET would have had.  Cannot fail. */
+void http_response_end(buf_t *out, http_response_t *resp, int head_only);
+
+#endif
