@@ -123,8 +123,11 @@ static void handoff_locked(pool_t *p, pool_query_t *q, pool_conn_t *conn, int er
 {
     if (q->state == Q_WAITING) {
         fifo_remove_locked(p, q);
-        if (!error) record_wait_locked(p, current ? current->loop->now_ms - q->submit_ms
-                                                  : loop_clock_ms() - q->submit_ms);
+        if (!error) {
+            /* Loops refresh their clocks at different moments: never count a negative wait. */
+            uint64_t now = current ? current->loop->now_ms : loop_clock_ms();
+            record_wait_locked(p, now > q->submit_ms ? now - q->submit_ms : 0);
+        }
     }
     q->state = Q_HANDED;
     q->conn = conn;

@@ -329,6 +329,7 @@ static void conn_read(conn_t *c)
             continue;
         }
         if (n == 0) {
+            /* The client is gone (or half-closed): finish what is complete, answer nothing more. */
             c->read_closed = 1;
             break;
         }
