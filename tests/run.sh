@@ -50,7 +50,8 @@ if [[ $which == integration || $which == all ]]; then
 	cleanup() { scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"; }
 	trap cleanup EXIT
 	# shellcheck disable=SC1090
-	source <(scripts/pg.sh start "$pgdir")
+	source <(PG_FAST=1 scripts/pg.sh start "$pgdir")
+	export CATALOG_TEST_PGDIR=$pgdir # tests that stop and restart the database use it
 	for t in tests/integration/test_*; do
 		case $t in
 		*.py) run_one "integration/$(basename "$t")" 600 python3 "$t" ;;
