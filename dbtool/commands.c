@@ -73,12 +73,12 @@ static double seconds_since(const struct timespec *start)
 
 /* Runs sql with param_count (1 or 2) integer parameters $1 = first, $2 = second.  Returns 0,
  * or -1 after printing why.  The result is always cleared. */
-static int exec_with_counts(PGconn *conn, const char *sql, int param_count, long first, long second,
-                            ExecStatusType want, const char *what)
+static int exec_with_counts(PGconn *conn, const char *sql, int param_count, unsigned long first,
+                            unsigned long second, ExecStatusType want, const char *what)
 {
     char first_text[24], second_text[24];
-    snprintf(first_text, sizeof first_text, "%ld", first);
-    snprintf(second_text, sizeof second_text, "%ld", second);
+    snprintf(first_text, sizeof first_text, "%lu", first);
+    snprintf(second_text, sizeof second_text, "%lu", second);
     const char *params[] = {first_text, second_text};
     PGresult *result = PQexecParams(conn, sql, param_count, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(result) != want) {
@@ -143,7 +143,7 @@ static int seed_in_transaction(PGconn *conn, const dbtool_config_t *config, int 
         dbtool_query_count(conn, "SELECT count(*) FROM orders", &orders) != 0)
         return -1;
 
-    if (products == config->seed_products && orders >= config->seed_orders) {
+    if (products == (long long)config->seed_products && orders >= (long long)config->seed_orders) {
         printf("catalog-db: already seeded (%lld products, %lld orders); nothing to do\n", products,
                orders);
         *seeded = 0;
@@ -154,14 +154,14 @@ static int seed_in_transaction(PGconn *conn, const dbtool_config_t *config, int 
          * data, or a seed of another size.  Building on it would mix the two. */
         fprintf(stderr,
                 "catalog-db: refusing to seed database \"%s\": it holds %lld products and %lld "
-                "orders, which is neither empty nor a complete seed (%ld products, at least "
-                "%ld orders). Empty it first (TRUNCATE orders, products RESTART IDENTITY, or "
+                "orders, which is neither empty nor a complete seed (%lu products, at least "
+                "%lu orders). Empty it first (TRUNCATE orders, products RESTART IDENTITY, or "
                 "drop the database) or set SEED_PRODUCTS/SEED_ORDERS to match it.\n",
                 config->name, products, orders, config->seed_products, config->seed_orders);
         return -1;
     }
 
-    printf("catalog-db: seeding %ld products and %ld orders into \"%s\" (one transaction)\n",
+    printf("catalog-db: seeding %lu products and %lu orders into \"%s\" (one transaction)\n",
            config->seed_products, config->seed_orders, config->name);
     fflush(stdout);
     PGresult *rebuild = PQexec(conn, orders_rebuild_sql);
@@ -214,7 +214,7 @@ int dbtool_command_seed(const dbtool_config_t *config)
         goto done;
     }
     if (seeded)
-        printf("catalog-db: seeded %ld products and %ld orders in %.1f s\n", config->seed_products,
+        printf("catalog-db: seeded %lu products and %lu orders in %.1f s\n", config->seed_products,
                config->seed_orders, seconds_since(&start));
     status = DBTOOL_EXIT_OK;
 done:
@@ -267,7 +267,7 @@ int dbtool_command_status(const dbtool_config_t *config)
         return DBTOOL_EXIT_NOT_READY;
     }
     PQfinish(conn);
-    if (orders >= config->seed_orders) {
+    if (orders >= (long long)config->seed_orders) {
         printf("Orders in DB: %lld ✅ Ready\n", orders);
         return DBTOOL_EXIT_OK;
     }

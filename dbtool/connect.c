@@ -29,7 +29,7 @@ PGconn *dbtool_connect(const dbtool_config_t *config, const char *dbname, char *
     /* libpq's connect_timeout is whole seconds, minimum 2 (smaller values are raised). */
     char timeout_s[24];
     long seconds = (config->connect_timeout_ms + 999) / 1000;
-    snprintf(timeout_s, sizeof timeout_s, "%ld", seconds < 2 ? 2 : seconds);
+    snprintf(timeout_s, sizeof timeout_s, "%lu", seconds < 2 ? 2 : seconds);
 
     const char *keys[] = {"host",     "port",    "dbname",           "user",
                           "password", "options", "application_name", "connect_timeout",
@@ -150,7 +150,7 @@ PGconn *dbtool_wait(const dbtool_config_t *config, int create_database, int *ser
 {
     char err[1024] = "";
     if (server_up) *server_up = 0;
-    for (long attempt = 1; attempt <= config->wait_tries; attempt++) {
+    for (unsigned long attempt = 1; attempt <= config->wait_tries; attempt++) {
         PGconn *conn = dbtool_connect(config, config->name, err, sizeof err);
         if (conn) return conn;
 
@@ -173,12 +173,12 @@ PGconn *dbtool_wait(const dbtool_config_t *config, int create_database, int *ser
             return NULL;
         }
         if (attempt < config->wait_tries) {
-            fprintf(stderr, "catalog-db: waiting for PostgreSQL (attempt %ld of %ld): %s\n",
+            fprintf(stderr, "catalog-db: waiting for PostgreSQL (attempt %lu of %lu): %s\n",
                     attempt, config->wait_tries, err);
             sleep_ms(config->wait_interval_ms);
         }
     }
-    fprintf(stderr, "catalog-db: gave up after %ld attempts %ld ms apart: %s\n", config->wait_tries,
+    fprintf(stderr, "catalog-db: gave up after %lu attempts %lu ms apart: %s\n", config->wait_tries,
             config->wait_interval_ms, err);
     fprintf(stderr, "catalog-db: check that PostgreSQL runs and DB_HOST, DB_PORT, DB_USER and "
                     "DB_PASSWORD are right\n");

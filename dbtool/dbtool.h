@@ -16,16 +16,16 @@ enum {
 
 /* Settings from the environment (names as in CONTRACT section 1 and the draft interface). */
 typedef struct dbtool_config {
-    const char *host;        /* DB_HOST, default localhost */
-    const char *port;        /* DB_PORT, default 5432, validated 1..65535 */
-    const char *name;        /* DB_NAME, default catalogdb */
-    const char *user;        /* DB_USER, default postgres */
-    const char *password;    /* DB_PASSWORD, default postgres */
-    long seed_products;      /* SEED_PRODUCTS, default 5000 */
-    long seed_orders;        /* SEED_ORDERS, default 500000 */
-    long wait_tries;         /* DB_WAIT_TRIES, default 20 */
-    long wait_interval_ms;   /* DB_WAIT_INTERVAL_MS, default 2000 */
-    long connect_timeout_ms; /* DB_CONNECT_TIMEOUT_MS, default 3000 (one attempt) */
+    const char *host;                 /* DB_HOST, default localhost */
+    const char *port;                 /* DB_PORT, default 5432, validated 1..65535 */
+    const char *name;                 /* DB_NAME, default catalogdb */
+    const char *user;                 /* DB_USER, default postgres */
+    const char *password;             /* DB_PASSWORD, default postgres */
+    unsigned long seed_products;      /* SEED_PRODUCTS, default 5000 */
+    unsigned long seed_orders;        /* SEED_ORDERS, default 500000 */
+    unsigned long wait_tries;         /* DB_WAIT_TRIES, default 20 */
+    unsigned long wait_interval_ms;   /* DB_WAIT_INTERVAL_MS, default 2000 */
+    unsigned long connect_timeout_ms; /* DB_CONNECT_TIMEOUT_MS, default 3000 (one attempt) */
 } dbtool_config_t;
 
 /* The text of sql/schema.sql, NUL-terminated, embedded at build time (schema_sql.c). */

@@ -1,8 +1,7 @@
 /* main.c: catalog-db, the database tool: wait, migrate, seed, status (CONTRACT sections 2, 7). */
 #include "dbtool.h"
-#include "number.h"
+#include "config.h"
 
-#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,47 +28,30 @@ static void print_help(FILE *out)
           out);
 }
 
-static const char *env_text(const char *name, const char *fallback)
-{
-    const char *value = getenv(name);
-    return value && value[0] ? value : fallback;
-}
-
-/* Reads a whole-number variable in [min, max].  Returns 0, or -1 after naming the variable. */
-static int env_number(const char *name, long fallback, long min, long max, long *out)
-{
-    const char *value = getenv(name);
-    if (!value || !value[0]) {
-        *out = fallback;
-        return 0;
-    }
-    uint64_t parsed;
-    if (number_parse_u64(value, strlen(value), &parsed) != 0 || parsed < (uint64_t)min ||
-        parsed > (uint64_t)max) {
-        fprintf(stderr, "catalog-db: %s must be a whole number from %ld to %ld, got \"%s\"\n", name,
-                min, max, value);
-        return -1;
-    }
-    *out = (long)parsed;
-    return 0;
-}
-
 static int load_config(dbtool_config_t *config)
 {
-    long port;
-    config->host = env_text("DB_HOST", "localhost");
-    config->name = env_text("DB_NAME", "catalogdb");
-    config->user = env_text("DB_USER", "postgres");
-    config->password = env_text("DB_PASSWORD", "postgres");
-    config->port = env_text("DB_PORT", "5432");
+    char err[256];
+    unsigned long port;
+    config->host = config_env_str("DB_HOST", "localhost");
+    config->name = config_env_str("DB_NAME", "catalogdb");
+    config->user = config_env_str("DB_USER", "postgres");
+    config->password = config_env_str("DB_PASSWORD", "postgres");
+    config->port = config_env_str("DB_PORT", "5432");
     /* Seed sizes stay in int range: the ids are PostgreSQL integers. */
-    if (env_number("DB_PORT", 5432, 1, 65535, &port) != 0 ||
-        env_number("SEED_PRODUCTS", 5000, 1, 100000000, &config->seed_products) != 0 ||
-        env_number("SEED_ORDERS", 500000, 0, 2000000000, &config->seed_orders) != 0 ||
-        env_number("DB_WAIT_TRIES", 20, 1, 100000, &config->wait_tries) != 0 ||
-        env_number("DB_WAIT_INTERVAL_MS", 2000, 0, 3600000, &config->wait_interval_ms) != 0 ||
-        env_number("DB_CONNECT_TIMEOUT_MS", 3000, 1, 3600000, &config->connect_timeout_ms) != 0)
+    if (config_env_uint("DB_PORT", 5432, 1, 65535, &port, err, sizeof err) != 0 ||
+        config_env_uint("SEED_PRODUCTS", 5000, 1, 100000000, &config->seed_products, err,
+                        sizeof err) != 0 ||
+        config_env_uint("SEED_ORDERS", 500000, 0, 2000000000, &config->seed_orders, err,
+                        sizeof err) != 0 ||
+        config_env_uint("DB_WAIT_TRIES", 20, 1, 100000, &config->wait_tries, err, sizeof err) !=
+            0 ||
+        config_env_uint("DB_WAIT_INTERVAL_MS", 2000, 0, 3600000, &config->wait_interval_ms, err,
+                        sizeof err) != 0 ||
+        config_env_uint("DB_CONNECT_TIMEOUT_MS", 3000, 1, 3600000, &config->connect_timeout_ms, err,
+                        sizeof err) != 0) {
+        fprintf(stderr, "catalog-db: %s\n", err);
         return -1;
+    }
     return 0;
 }
 
