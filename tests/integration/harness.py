@@ -130,6 +130,33 @@ def make_db(name, products=200, orders=2000):
     return env
 
 
+def _cluster_dir():
+    folder = os.environ.get("CATALOG_TEST_PGDIR")
+    if not folder:
+        raise RuntimeError("CATALOG_TEST_PGDIR is not set: run the test through tests/run.sh")
+    return folder
+
+
+def cluster_stop():
+    """Stops the test cluster (fast shutdown), e.g. to see a server survive a database outage.
+    Raises RuntimeError when scripts/pg.sh fails."""
+    proc = subprocess.run([os.path.join(REPO_ROOT, "scripts", "pg.sh"), "stop", _cluster_dir()],
+                          capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pg.sh stop failed: {proc.stderr.strip()}")
+
+
+def cluster_start():
+    """Starts the test cluster again on the same port (so every DB_PORT stays valid).
+    Raises RuntimeError when scripts/pg.sh fails (e.g. the port was taken meanwhile)."""
+    port = os.environ.get("PGPORT") or os.environ["DB_PORT"]
+    proc = subprocess.run(
+        [os.path.join(REPO_ROOT, "scripts", "pg.sh"), "start", _cluster_dir(), port],
+        env=dict(os.environ, PG_FAST="1"), capture_output=True, text=True, timeout=120)
+    if proc.returncode != 0:
+        raise RuntimeError(f"pg.sh start failed: {proc.stderr.strip()}")
+
+
 class Server:
     """Runs catalog-server for a `with` block:
 

@@ -269,6 +269,23 @@ def test_status_not_ready():
                 ("Orders in DB: 0 ⏳ Still seeding...\n", 1))
 
 
+def test_cluster_restart():
+    harness.cluster_stop()
+    status = harness.catalog_db("status", env_for("test_db_harness"))
+    suite.equal("status while the cluster is stopped", (status.stdout, status.returncode),
+                ("❌ Database not ready yet.\n", 2))
+    env = env_for("test_db_harness", DB_WAIT_TRIES="50", DB_WAIT_INTERVAL_MS="100")
+    waiter = subprocess.Popen([harness.binary("catalog-db"), "wait"],
+                              env=dict(os.environ, **env), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    harness.cluster_start()
+    suite.equal("wait started during the outage succeeds once the cluster is back",
+                waiter.wait(timeout=30), 0)
+    waiter.communicate()
+    suite.equal("the data survives the restart", counts("test_db_harness"), (50, 400))
+
+
 def test_make_db():
     env = harness.make_db("test_db_harness", products=50, orders=400)
     suite.equal("harness.make_db seeds the sizes asked for", counts("test_db_harness"),
@@ -279,7 +296,8 @@ def test_make_db():
 
 for test in (test_command_line, test_wait, test_migrate, test_seed_contents,
              test_concurrent_seeders, test_partial_data_refused,
-             test_killed_seeder_leaves_nothing, test_status_not_ready, test_make_db):
+             test_killed_seeder_leaves_nothing, test_status_not_ready, test_make_db,
+             test_cluster_restart):
     try:
         test()
     except Exception as error:  # one broken step must not hide the others' results
