@@ -8,7 +8,7 @@ path=${1:-/health/live}
 port=${PORT:-3000}
 host=${HEALTHCHECK_HOST:-127.0.0.1}
 
-if ! exec 3<>"/dev/tcp/$host/$port"; then
+if ! { exec 3<>"/dev/tcp/$host/$port"; } 2>/dev/null; then
 	echo "healthcheck: cannot connect to $host:$port" >&2
 	exit 1
 fi
