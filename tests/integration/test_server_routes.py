@@ -1,0 +1,427 @@
+"""test_server_routes.py: every route, status and error of CONTRACT section 3 against a small
+seed, compared with what psql says; /metrics (promtool, counters, labels); --help and bad config."""
+
+import collections
+import decimal
+import json
+import os
+import re
+import subprocess
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+NAME = "test_server_routes"
+SERVER_ID = "test-7"
+PRODUCT_KEYS = ["id", "name", "category", "price_cents", "stock", "description", "created_at"]
+ORDER_KEYS = ["id", "product_id", "quantity", "total_cents", "status", "created_at"]
+ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
+PSQL_PRODUCT = ("id, name, category, price_cents, stock, description,"
+                " to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')")
+
+suite = harness.Suite(NAME)
+seen = []  # (what, headers) of every response, for the every-response header checks
+
+
+def request(method, path, body=None, headers=None):
+    status, response_headers, data = harness.http(port, method, path, body, headers)
+    seen.append((f"{method} {path} -> {status}", response_headers))
+    return status, response_headers, data
+
+
+def request_json(method, path, body=None, headers=None):
+    """Returns (status, headers, value parsed keeping key order, raw bytes)."""
+    status, response_headers, data = request(method, path, body, headers)
+    try:
+        value = json.loads(data, object_pairs_hook=collections.OrderedDict)
+    except ValueError:
+        value = ("NOT JSON", data[:200])
+    return status, response_headers, value, data
+
+
+def psql_rows(sql):
+    out = harness.psql(sql, db=NAME)
+    return [line.split("|") for line in out.split("\n")] if out else []
+
+
+def product_from_row(row):
+    return collections.OrderedDict(
+        [("id", int(row[0])), ("name", row[1]), ("category", row[2]),
+         ("price_cents", int(row[3])), ("stock", int(row[4])),
+         ("description", row[5] if row[5] != "" else None), ("created_at", row[6])])
+
+
+def money(cents):
+    sign = "-" if cents < 0 else ""
+    cents = abs(cents)
+    return f"{sign}${cents // 100}.{cents % 100:02d}"
+
+
+def order_count():
+    return int(harness.psql("SELECT count(*) FROM orders", db=NAME))
+
+
+def check_error(label, method, path, want_status, want_message=None, body=None, headers=None,
+                message_has=None):
+    status, response_headers, value, raw = request_json(method, path, body, headers)
+    suite.equal(f"{label}: status", status, want_status)
+    ok_shape = isinstance(value, dict) and list(value.keys()) == ["error"] and \
+        isinstance(value.get("error"), str) and value["error"] != ""
+    suite.check(f"{label}: body is {{\"error\": message}}", ok_shape, f"got {raw[:200]!r}")
+    if want_message is not None:
+        suite.equal(f"{label}: message", value.get("error") if ok_shape else raw, want_message)
+    if message_has is not None and ok_shape:
+        suite.check(f"{label}: message mentions {message_has!r}",
+                    message_has in value["error"].lower(), f"got {value['error']!r}")
+    return status, response_headers, value
+
+
+# ---- --help and configuration (no database needed) -------------------------------------------
+
+def run_server_briefly(env_overrides, args=()):
+    env = dict(os.environ)
+    env.update({"HOST": "127.0.0.1", "PORT": str(harness.free_port())})
+    env.update(env_overrides)
+    try:
+        return subprocess.run([harness.binary("catalog-server")] + list(args), env=env,
+                              capture_output=True, text=True, timeout=5)
+    except subprocess.TimeoutExpired as error:
+        return subprocess.CompletedProcess(error.cmd, None, "", "(still running after 5 s)")
+
+
+proc = run_server_briefly({}, ["--help"])
+suite.equal("--help exits 0", proc.returncode, 0)
+help_text = proc.stdout + proc.stderr
+for variable in ["PORT", "HOST", "SERVER_ID", "DB_HOST", "DB_PORT", "DB_NAME", "DB_USER",
+                 "DB_PASSWORD", "DB_POOL_MAX", "DB_POOL_ACQUIRE_TIMEOUT_MS",
+                 "DB_POOL_IDLE_TIMEOUT_MS", "WORKERS", "HTTP_HEADER_TIMEOUT_MS",
+                 "HTTP_MAX_BODY_BYTES", "SHUTDOWN_TIMEOUT_MS", "REPORT_MODE"]:
+    suite.check(f"--help lists {variable}", variable in help_text, help_text[:300])
+
+for variable, value in [("PORT", "abc"), ("PORT", "70000"), ("DB_POOL_MAX", "0"),
+                        ("DB_POOL_MAX", "-3"), ("REPORT_MODE", "x"), ("WORKERS", "two"),
+                        ("HTTP_HEADER_TIMEOUT_MS", "1s")]:
+    proc = run_server_briefly({variable: value})
+    suite.check(f"{variable}={value}: start-up fails", proc.returncode not in (0, None),
+                f"exit {proc.returncode}, stderr {proc.stderr[:200]!r}")
+    suite.check(f"{variable}={value}: the message names {variable}", variable in proc.stderr,
+                f"stderr {proc.stderr[:300]!r}")
+
+# ---- the routes --------------------------------------------------------------------------------
+
+env = harness.make_db(NAME, products=300, orders=3000)
+# A category with no orders at all must still appear in /report with $0.00 (left join).
+harness.psql("INSERT INTO products (name, category, price_cents, stock, description)"
+             " VALUES ('Lonely', 'garden', 1234, 3, NULL)", db=NAME)
+product_total = 301
+
+with harness.Server(dict(env, SERVER_ID=SERVER_ID, WORKERS="2")) as server:
+    port = server.port
+
+    # /health
+    status, headers, value, raw = request_json("GET", "/health")
+    suite.equal("GET /health: status", status, 200)
+    suite.equal("GET /health: body", raw,
+                json.dumps({"status": "ok", "server": SERVER_ID, "products": product_total},
+                           separators=(",", ":")).encode())
+
+    # /products: the 100 cheapest, by price then id, every field as in the database
+    status, headers, value, raw = request_json("GET", "/products")
+    suite.equal("GET /products: status", status, 200)
+    want = [product_from_row(r) for r in psql_rows(
+        f"SELECT {PSQL_PRODUCT} FROM products ORDER BY price_cents, id LIMIT 100")]
+    suite.equal("GET /products: 100 products", len(value) if isinstance(value, list) else value,
+                100)
+    if isinstance(value, list):
+        suite.equal("GET /products: ids in price-then-id order",
+                    [p.get("id") for p in value], [p["id"] for p in want])
+        suite.equal("GET /products: key order of every object",
+                    {tuple(p.keys()) for p in value}, {tuple(PRODUCT_KEYS)})
+        suite.equal("GET /products: objects equal the database rows",
+                    [dict(p) for p in value], [dict(p) for p in want])
+        suite.check("GET /products: created_at is ISO 8601 UTC with ms",
+                    all(ISO_MS.match(p.get("created_at", "")) for p in value),
+                    f"first {value[0].get('created_at') if value else None!r}")
+        suite.check("GET /products: numbers are JSON numbers",
+                    all(isinstance(p.get(k), int) for p in value
+                        for k in ("id", "price_cents", "stock")), repr(value[:1]))
+
+    # /products?category=electronics: all of that category, sorted
+    status, headers, value, raw = request_json("GET", "/products?category=electronics")
+    suite.equal("GET /products?category=electronics: status", status, 200)
+    want = [product_from_row(r) for r in psql_rows(
+        f"SELECT {PSQL_PRODUCT} FROM products WHERE category = 'electronics'"
+        " ORDER BY price_cents, id")]
+    suite.check("seed has electronics products", len(want) > 20, f"{len(want)} rows")
+    suite.equal("GET /products?category=electronics: equals psql, in order",
+                [dict(p) for p in value] if isinstance(value, list) else value,
+                [dict(p) for p in want])
+    status, headers, value, raw = request_json("GET", "/products?category=garden")
+    suite.equal("GET /products?category=garden: the NULL description is JSON null",
+                value[0].get("description", "missing") if isinstance(value, list) and value
+                else value, None)
+    # percent-encoded and + in the query are decoded
+    status, headers, value, raw = request_json("GET", "/products?category=%65lectronics")
+    suite.equal("GET /products?category=%65lectronics: decoded to electronics",
+                len(value) if isinstance(value, list) else value, len(want))
+    status, headers, value, raw = request_json("GET", "/products?category=toys")
+    suite.equal("GET /products?category=toys (unknown): status", status, 200)
+    suite.equal("GET /products?category=toys (unknown): body", raw, b"[]")
+
+    # /products/:id
+    status, headers, value, raw = request_json("GET", "/products/1")
+    suite.equal("GET /products/1: status", status, 200)
+    suite.equal("GET /products/1: key order",
+                list(value.keys()) if isinstance(value, dict) else value, PRODUCT_KEYS)
+    want = product_from_row(psql_rows(f"SELECT {PSQL_PRODUCT} FROM products WHERE id = 1")[0])
+    suite.equal("GET /products/1: equals the database row", dict(value), dict(want))
+    status, headers, value, raw = request_json("GET", "/products/300")
+    suite.equal("GET /products/300: id", value.get("id") if isinstance(value, dict) else value,
+                300)
+    for bad in ["12abc", "-", "%20", "+", "1.5", "0x10", "2147483648", "99999999999999999999",
+                "-2147483649", "1%00"]:
+        check_error(f"GET /products/{bad}", "GET", f"/products/{bad}", 400, "Invalid product ID")
+    check_error("GET /products/999999 (missing)", "GET", "/products/999999", 404,
+                "Product not found")
+    check_error("GET /products/2147483647 (largest id, missing)", "GET", "/products/2147483647",
+                404, "Product not found")
+
+    # /report: every number equal to a psql aggregate
+    status, headers, value, raw = request_json("GET", "/report")
+    suite.equal("GET /report: status", status, 200)
+    suite.equal("GET /report: key order",
+                list(value.keys()) if isinstance(value, dict) else value,
+                ["generated_at", "total_orders", "by_category"])
+    rows = psql_rows("SELECT p.category, count(o.id), coalesce(sum(o.total_cents), 0)"
+                     " FROM products p LEFT JOIN orders o ON o.product_id = p.id"
+                     " GROUP BY p.category")
+    want_by_category = []
+    for category, count, total in rows:
+        count, total = int(count), int(total)
+        average = 0 if count == 0 else int((decimal.Decimal(total) / count).quantize(
+            decimal.Decimal(1), rounding=decimal.ROUND_HALF_UP))
+        want_by_category.append({"category": category, "orders": count,
+                                 "revenue": money(total), "avg_order": money(average),
+                                 "_revenue": total})
+    want_by_category.sort(key=lambda c: (-c["_revenue"], c["category"]))
+    for c in want_by_category:
+        del c["_revenue"]
+    if isinstance(value, dict):
+        got = value.get("by_category", [])
+        suite.equal("GET /report: by_category equals psql, highest revenue first",
+                    [dict(c) for c in got], want_by_category)
+        suite.equal("GET /report: by_category key order", {tuple(c.keys()) for c in got},
+                    {("category", "orders", "revenue", "avg_order")})
+        suite.equal("GET /report: total_orders is the number of orders",
+                    value.get("total_orders"), order_count())
+        suite.equal("GET /report: total_orders is the sum of orders",
+                    value.get("total_orders"), sum(c.get("orders", 0) for c in got))
+        suite.equal("GET /report: the category without orders shows $0.00",
+                    [dict(c) for c in got if c.get("category") == "garden"],
+                    [{"category": "garden", "orders": 0, "revenue": "$0.00",
+                      "avg_order": "$0.00"}])
+        suite.check("GET /report: generated_at is ISO 8601 UTC with ms",
+                    ISO_MS.match(str(value.get("generated_at"))), repr(value.get("generated_at")))
+
+    # POST /orders: 201 with the new row, which is in the database
+    before = order_count()
+    price = int(harness.psql("SELECT price_cents FROM products WHERE id = 7", db=NAME))
+    status, headers, value, raw = request_json("POST", "/orders",
+                                               {"product_id": 7, "quantity": 3})
+    suite.equal("POST /orders: status", status, 201)
+    suite.equal("POST /orders: key order",
+                list(value.keys()) if isinstance(value, dict) else value, ORDER_KEYS)
+    if isinstance(value, dict):
+        suite.equal("POST /orders: fields",
+                    {k: value.get(k) for k in ("product_id", "quantity", "total_cents",
+                                               "status")},
+                    {"product_id": 7, "quantity": 3, "total_cents": price * 3,
+                     "status": "pending"})
+        suite.check("POST /orders: created_at is ISO 8601 UTC with ms",
+                    ISO_MS.match(str(value.get("created_at"))), repr(value.get("created_at")))
+        row = psql_rows("SELECT product_id, quantity, total_cents, status,"
+                        " to_char(created_at, 'YYYY-MM-DD\"T\"HH24:MI:SS.MS\"Z\"')"
+                        f" FROM orders WHERE id = {int(value.get('id', 0))}")
+        suite.equal("POST /orders: the row in the database", row,
+                    [["7", "3", str(price * 3), "pending", value.get("created_at")]])
+    suite.equal("POST /orders: exactly one row added", order_count(), before + 1)
+    status, headers, value, raw = request_json(
+        "POST", "/orders", b'{"product_id":7,"quantity":1}',
+        {"Content-Type": "application/json; charset=utf-8"})
+    suite.equal("POST /orders with charset in Content-Type: status", status, 201)
+
+    # POST /orders: every refusal is a 4xx and inserts nothing
+    before = order_count()
+    required = "product_id and quantity are required"
+    check_error("POST /orders {}", "POST", "/orders", 400, required, body={})
+    check_error("POST /orders without quantity", "POST", "/orders", 400, required,
+                body={"product_id": 1})
+    check_error("POST /orders without product_id", "POST", "/orders", 400, required,
+                body={"quantity": 1})
+    check_error("POST /orders quantity null", "POST", "/orders", 400, required,
+                body={"product_id": 1, "quantity": None})
+    check_error("POST /orders empty body", "POST", "/orders", 400, required, body=b"",
+                headers={"Content-Type": "application/json"})
+    for label, quantity in [("negative", -2), ("zero", 0), ("fractional", 1.5),
+                            ("string", "2"), ("true", True), ("array", [2]), ("2^31", 2 ** 31)]:
+        check_error(f"POST /orders quantity {label}", "POST", "/orders", 400,
+                    body={"product_id": 1, "quantity": quantity}, message_has="quantity")
+    for label, quantity in [("10^30", 10 ** 30), ("2^63", 2 ** 63)]:
+        # beyond any integer type: the message says the number is too big
+        status, _, value = check_error(f"POST /orders quantity {label}", "POST", "/orders", 400,
+                                       body={"product_id": 1, "quantity": quantity})
+        message = str(value.get("error", "")).lower() if isinstance(value, dict) else ""
+        suite.check(f"POST /orders quantity {label}: message says too big",
+                    "quantity" in message or "too big" in message or "too large" in message,
+                    f"got {message!r}")
+    for label, product_id in [("negative", -1), ("fractional", 1.5), ("string", "1"),
+                              ("2^31", 2 ** 31)]:
+        check_error(f"POST /orders product_id {label}", "POST", "/orders", 400,
+                    body={"product_id": product_id, "quantity": 1}, message_has="product_id")
+    expensive = int(harness.psql("SELECT id FROM products WHERE price_cents > 5000"
+                                 " ORDER BY id LIMIT 1", db=NAME))
+    expensive_price = int(harness.psql(f"SELECT price_cents FROM products WHERE id = {expensive}",
+                                       db=NAME))
+    quantity = 2 ** 31 // expensive_price + 1  # price * quantity > 2^31 - 1
+    check_error(f"POST /orders price*quantity overflows ({expensive_price}*{quantity})", "POST",
+                "/orders", 400, body={"product_id": expensive, "quantity": quantity})
+    check_error("POST /orders quantity 1000000 on an expensive product", "POST", "/orders", 400,
+                body={"product_id": expensive, "quantity": 1000000})
+    check_error("POST /orders not JSON", "POST", "/orders", 400, body=b"product_id=1&quantity=2",
+                headers={"Content-Type": "application/json"})
+    check_error("POST /orders JSON array", "POST", "/orders", 400, body=[1, 2])
+    check_error("POST /orders missing product", "POST", "/orders", 404, "Product not found",
+                body={"product_id": 999999, "quantity": 1})
+    check_error("POST /orders text/plain", "POST", "/orders", 415,
+                body=b'{"product_id":1,"quantity":1}', headers={"Content-Type": "text/plain"})
+    check_error("POST /orders no Content-Type", "POST", "/orders", 415,
+                body=b'{"product_id":1,"quantity":1}')
+    check_error("POST /orders application/jsonx", "POST", "/orders", 415,
+                body=b'{"product_id":1,"quantity":1}',
+                headers={"Content-Type": "application/jsonx"})
+    suite.equal("refused orders inserted nothing", order_count(), before)
+
+    # wrong methods, unknown paths
+    for method, path, allow in [("DELETE", "/products", "GET, HEAD"),
+                                ("POST", "/products/1", "GET, HEAD"),
+                                ("PUT", "/report", "GET, HEAD"), ("POST", "/health", "GET, HEAD"),
+                                ("GET", "/orders", "POST"), ("DELETE", "/orders", "POST")]:
+        status, headers, value = check_error(f"{method} {path}", method, path, 405)
+        suite.equal(f"{method} {path}: Allow", headers.get("allow"), allow)
+    for path in ["/nope", "/products/1/x", "/", "/reports", "/PRODUCTS"]:
+        check_error(f"GET {path} (unknown path)", "GET", path, 404)
+
+    # HEAD: the GET headers, no body
+    status, get_headers, get_body = request("GET", "/products/1")
+    answer = harness.raw(port, b"HEAD /products/1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    head, _, rest = answer.partition(b"\r\n\r\n")
+    suite.check("HEAD /products/1: 200", head.startswith(b"HTTP/1.1 200"), repr(head[:80]))
+    suite.equal("HEAD /products/1: no body bytes", rest, b"")
+    head_length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
+    suite.equal("HEAD /products/1: Content-Length of the GET body",
+                int(head_length.group(1)) if head_length else None, len(get_body))
+    suite.check("HEAD /products/1: X-Server-Id", re.search(rb"(?im)^x-server-id: test-7\r?$", head),
+                repr(head))
+
+    # every response above: X-Server-Id and the JSON content type
+    missing_id = [what for what, h in seen if h.get("x-server-id") != SERVER_ID]
+    suite.equal(f"X-Server-Id: {SERVER_ID} on every one of {len(seen)} responses", missing_id, [])
+    wrong_type = [(what, h.get("content-type")) for what, h in seen
+                  if h.get("content-type") != "application/json; charset=utf-8"]
+    suite.equal("Content-Type application/json; charset=utf-8 on every JSON response",
+                wrong_type, [])
+
+    # ---- /metrics -------------------------------------------------------------------------------
+    def scrape():
+        status, headers, data = request("GET", "/metrics")
+        return status, headers, data.decode("utf-8", "replace")
+
+    def samples(text):
+        out = {}
+        for line in text.split("\n"):
+            if line and not line.startswith("#"):
+                name, _, number = line.rpartition(" ")
+                out[name] = float(number)
+        return out
+
+    status, headers, text = scrape()
+    suite.equal("GET /metrics: status", status, 200)
+    suite.check("GET /metrics: text/plain 0.0.4",
+                headers.get("content-type", "").startswith("text/plain; version=0.0.4"),
+                repr(headers.get("content-type")))
+    suite.equal("GET /metrics: X-Server-Id", headers.get("x-server-id"), SERVER_ID)
+    check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True,
+                           text=True, timeout=30)
+    complaints = [line for line in (check.stdout + check.stderr).split("\n") if line.strip()
+                  and not ("http_request_duration_ms" in line and "unit" in line)]
+    suite.equal("promtool check metrics: no complaint but the _ms unit", complaints, [])
+    for name in ["process_cpu_seconds_total", "process_cpu_user_seconds_total",
+                 "process_cpu_system_seconds_total", "process_start_time_seconds",
+                 "process_resident_memory_bytes", "process_virtual_memory_bytes",
+                 "process_open_fds", "process_max_fds", "db_pool_max_connections",
+                 "db_pool_waiting_requests", "db_pool_acquire_wait_ms_count"]:
+        suite.check(f"/metrics has {name}", name in samples(text), "")
+    before = samples(text)
+    suite.check("/metrics: pool busy and idle gauges",
+                'db_pool_connections{state="busy"}' in before and
+                'db_pool_connections{state="idle"}' in before, "")
+    suite.equal("/metrics: db_pool_max_connections is DB_POOL_MAX (10)",
+                before.get("db_pool_max_connections"), 10.0)
+    suite.check("/metrics: process_resident_memory_bytes > 1 MB",
+                before.get("process_resident_memory_bytes", 0) > 1e6,
+                before.get("process_resident_memory_bytes"))
+
+    for _ in range(3):
+        request("GET", "/products/1")
+    for _ in range(2):
+        request("GET", "/products/abc")
+    request("GET", "/no/such/path/12345")
+    request("GET", "/another-unknown-path")
+    request("HEAD", "/health")
+    request("POST", "/orders", {"product_id": 2, "quantity": 1})
+    status, headers, text = scrape()
+    after = samples(text)
+
+    def delta(series):
+        return after.get(series, 0) - before.get(series, 0)
+
+    def counter(method, route, code):
+        return f'http_requests_total{{method="{method}",route="{route}",status_code="{code}"}}'
+
+    suite.equal("metrics: GET /products/:id 200 +3", delta(counter("GET", "/products/:id", 200)),
+                3)
+    suite.equal("metrics: GET /products/:id 400 +2", delta(counter("GET", "/products/:id", 400)),
+                2)
+    suite.equal("metrics: HEAD /health 200 +1", delta(counter("HEAD", "/health", 200)), 1)
+    suite.equal("metrics: POST /orders 201 +1", delta(counter("POST", "/orders", 201)), 1)
+    suite.equal("metrics: GET /metrics 200 +1 (the previous scrape)",
+                delta(counter("GET", "/metrics", 200)), 1)
+    unmatched_total = sum(v for k, v in after.items()
+                          if k.startswith("http_requests_total") and 'status_code="404"' in k
+                          and "/products" not in k) - \
+        sum(v for k, v in before.items()
+            if k.startswith("http_requests_total") and 'status_code="404"' in k
+            and "/products" not in k)
+    suite.equal("metrics: the 2 unknown paths counted as 404", unmatched_total, 2)
+    suite.check("metrics: no per-path label for unknown paths",
+                "12345" not in text and "another-unknown" not in text and "/products/1\"" not in
+                text and "/products/abc" not in text,
+                [line for line in text.split("\n") if "unknown" in line or "12345" in line])
+    suite.equal("metrics: duration histogram count for GET /products/:id +5",
+                delta('http_request_duration_ms_count{method="GET",route="/products/:id"}'), 5)
+    suite.equal("metrics: +Inf bucket equals the count",
+                after.get('http_request_duration_ms_bucket{method="GET",route="/products/:id",'
+                          'le="+Inf"}'),
+                after.get('http_request_duration_ms_count{method="GET",route="/products/:id"}'))
+    buckets = re.findall(r'http_request_duration_ms_bucket\{method="GET",route="/report",'
+                         r'le="([^"]+)"\}', text)
+    suite.equal("metrics: duration buckets are the contract's", buckets,
+                ["10", "50", "100", "200", "500", "1000", "2000", "5000", "+Inf"])
+    route_labels = set(re.findall(r'route="([^"]*)"', text))
+    suite.check("metrics: route labels are patterns only",
+                route_labels <= {"/health", "/health/live", "/health/ready", "/products",
+                                 "/products/:id", "/report", "/orders", "/metrics", "unmatched"},
+                sorted(route_labels))
+
+suite.finish()
