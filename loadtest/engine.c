@@ -1,0 +1,667 @@
+/* engine.c: the load generator: threads with their own epoll loops, connections and counters.
+ *
+ * Like wrk: each worker thread owns an epoll loop, its share of the connections, its counters
+ * and its histograms; nothing is locked on the hot path and the totals are merged after the
+ * threads join.  Unlike wrk, a connection writes its next request as soon as the previous
+ * response is parsed (one write, no epoll_ctl per request), and a request that outlives the
+ * timeout closes its connection, which reconnects. */
+#include "engine.h"
+
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "histogram.h"
+#include "http_response.h"
+#include "loop.h"
+
+#define READ_BUFFER_BYTES 65536
+/* Distinct X-Server-Id values tallied per worker; the rest go under "(other)". */
+#define SERVERS_MAX 64
+/* A refused or failed connect waits this long before the connection tries again, so a dead
+ * target costs a few thousand attempts per second, not a spinning CPU. */
+#define CONNECT_RETRY_NS (50 * 1000000ull)
+/* How often timeouts and the stop flag are checked (rate mode also wakes for each send). */
+#define HOUSEKEEPING_NS (10 * 1000000ull)
+
+typedef struct worker worker_t;
+
+/* Where a connection is in its cycle. */
+enum connection_state {
+    CONNECTION_CLOSED,     /* no socket; reconnects at reconnect_at_ns (0 = not at all) */
+    CONNECTION_CONNECTING, /* non-blocking connect in progress */
+    CONNECTION_WAITING,    /* connected, idle until next_send_ns (-R) */
+    CONNECTION_WRITING,    /* request partly written */
+    CONNECTION_READING,    /* request written, response being parsed */
+};
+
+typedef struct connection {
+    loop_io_t io;          /* the socket in the worker's loop (io.fd -1 when closed) */
+    worker_t *worker;      /* owner */
+    int state;             /* enum connection_state */
+    unsigned route;        /* index of the request in flight, or of the next one */
+    size_t written;        /* bytes of the request written so far */
+    uint64_t start_ns;     /* latency origin: send time, or the intended send time with -R */
+    uint64_t deadline_ns;  /* connect or request timeout; 0 when nothing is pending */
+    uint64_t next_send_ns; /* -R: when the next request is due */
+    uint64_t reconnect_at_ns; /* CLOSED: when to connect again */
+    http_response_t response; /* parser for the response in flight */
+} connection_t;
+
+/* Counts for one route or one server within a worker. */
+typedef struct tally {
+    uint64_t requests, errors, timeouts, non2xx, status_5xx;
+    histogram_t *latency_ns; /* allocated on first use */
+} tally_t;
+
+typedef struct server_tally {
+    char id[HTTP_RESPONSE_SERVER_ID_MAX + 1]; /* NUL-terminated X-Server-Id, "(none)" */
+    size_t id_len;
+    tally_t tally;
+} server_tally_t;
+
+struct worker {
+    engine_t *engine;
+    pthread_t thread;
+    int thread_started;
+    loop_t loop;
+    connection_t *connections;
+    unsigned connection_count;
+    unsigned first_global_index; /* this worker's first connection among all of them */
+    connection_t **pending;      /* connections to reconnect after the current event batch */
+    unsigned pending_count;
+    int draining;                /* stop seen: no new requests, in-flight ones may finish */
+    uint64_t drain_deadline_ns;
+    uint64_t next_housekeeping_ns;
+    uint64_t send_interval_ns;   /* -R: per-connection gap between requests */
+
+    /* Counters owned by this thread.  responses and failures are also read by the main
+     * thread for the progress line, so they are written with relaxed atomic stores. */
+    uint64_t responses, failures;
+    uint64_t connect_errors, read_errors, write_errors, protocol_errors, timeouts, unfinished;
+    tally_t *routes;             /* one per request */
+    server_tally_t servers[SERVERS_MAX];
+    unsigned server_count;
+    unsigned last_server;        /* cache: responses tend to come from the same server */
+    char first_error[256];
+    uint64_t first_error_ns;
+    int finished;                /* set (atomically) when the thread is done */
+    char read_buffer[READ_BUFFER_BYTES];
+};
+
+struct engine {
+    const engine_config_t *config;
+    worker_t *workers;
+    unsigned worker_count;
+    uint64_t start_ns, end_ns;
+    int stop;                    /* set (atomically) to end the run early */
+};
+
+static void connection_close(connection_t *c, int reconnect_soon);
+static void connection_start(connection_t *c);
+static void connection_ready(connection_t *c);
+static void on_io(loop_io_t *io, uint32_t events);
+
+static void count_add(uint64_t *counter, uint64_t n)
+{
+    __atomic_store_n(counter, *counter + n, __ATOMIC_RELAXED);
+}
+
+static void tally_record(tally_t *t, uint64_t latency_ns, int status)
+{
+    t->requests++;
+    if (status < 200 || status > 299) {
+        t->non2xx++;
+        if (status >= 500 && status <= 599) t->status_5xx++;
+    }
+    if (!t->latency_ns) t->latency_ns = histogram_new();
+    histogram_record(t->latency_ns, latency_ns);
+}
+
+static void note_error(worker_t *w, uint64_t now_ns, const char *kind, const char *detail)
+{
+    if (w->first_error[0]) return;
+    snprintf(w->first_error, sizeof(w->first_error), "%s %.120s: %.100s", kind,
+             w->engine->config->address_text, detail);
+    w->first_error_ns = now_ns;
+}
+
+/* An error on c's current route: counted once, by kind, then the connection is closed. */
+static void connection_fail(connection_t *c, uint64_t *kind_counter, const char *kind,
+                            const char *detail, uint64_t retry_after_ns)
+{
+    worker_t *w = c->worker;
+    uint64_t now_ns = loop_clock_ns();
+    (*kind_counter)++;
+    w->routes[c->route].errors++;
+    count_add(&w->failures, 1);
+    note_error(w, now_ns, kind, detail);
+    connection_close(c, retry_after_ns == 0);
+    if (retry_after_ns) c->reconnect_at_ns = now_ns + retry_after_ns;
+}
+
+static server_tally_t *server_for(worker_t *w, slice_t id)
+{
+    if (id.len == 0) id = SLICE_LIT("(none)");
+    server_tally_t *s = &w->servers[w->last_server];
+    if (w->server_count && slice_eq(slice_make(s->id, s->id_len), id)) return s;
+    for (unsigned i = 0; i < w->server_count; i++) {
+        s = &w->servers[i];
+        if (slice_eq(slice_make(s->id, s->id_len), id)) {
+            w->last_server = i;
+            return s;
+        }
+    }
+    if (w->server_count == SERVERS_MAX) id = SLICE_LIT("(other)");
+    if (w->server_count == SERVERS_MAX) {
+        for (unsigned i = 0; i < w->server_count; i++)
+            if (slice_eq(slice_make(w->servers[i].id, w->servers[i].id_len), id))
+                return &w->servers[i];
+        w->server_count--; /* the last slot becomes "(other)" */
+    }
+    s = &w->servers[w->server_count];
+    memset(s, 0, sizeof(*s));
+    memcpy(s->id, id.base, id.len);
+    s->id[id.len] = 0;
+    s->id_len = id.len;
+    w->last_server = w->server_count++;
+    return s;
+}
+
+/* A whole response arrived: count it, then reuse or replace the connection. */
+static void response_complete(connection_t *c, uint64_t now_ns)
+{
+    worker_t *w = c->worker;
+    uint64_t latency_ns = now_ns > c->start_ns ? now_ns - c->start_ns : 0;
+    int status = c->response.status;
+    tally_record(&w->routes[c->route], latency_ns, status);
+    tally_record(&server_for(w, http_response_server_id(&c->response))->tally, latency_ns, status);
+    count_add(&w->responses, 1);
+    if (status >= 500 && status <= 599) count_add(&w->failures, 1);
+    c->deadline_ns = 0;
+    c->route = (c->route + 1) % (unsigned)w->engine->config->request_count;
+    if (!c->response.keep_alive || !w->engine->config->keep_alive) {
+        connection_close(c, 1);
+        return;
+    }
+    c->state = CONNECTION_WAITING;
+    connection_ready(c);
+}
+
+static void connection_close(connection_t *c, int reconnect_soon)
+{
+    worker_t *w = c->worker;
+    if (c->io.fd >= 0) {
+        int fd = c->io.fd;
+        loop_io_stop(&w->loop, &c->io);
+        close(fd);
+    }
+    c->state = CONNECTION_CLOSED;
+    c->deadline_ns = 0;
+    c->reconnect_at_ns = 0;
+    /* Reconnect after the current batch of events: a new socket may reuse the fd number,
+     * and events still queued for the old one must not reach it. */
+    if (reconnect_soon && !w->draining) w->pending[w->pending_count++] = c;
+}
+
+/* Connected and idle: send now, or wait for the schedule (-R), or close when draining. */
+static void connection_ready(connection_t *c)
+{
+    worker_t *w = c->worker;
+    if (w->draining) {
+        connection_close(c, 0);
+        return;
+    }
+    uint64_t now_ns = loop_clock_ns();
+    uint64_t origin_ns = now_ns;
+    if (w->send_interval_ns) {
+        if (now_ns < c->next_send_ns) {
+            c->state = CONNECTION_WAITING;
+            if (c->next_send_ns < w->next_housekeeping_ns) w->next_housekeeping_ns = c->next_send_ns;
+            return;
+        }
+        /* Late (the server was slow): latency counts from when it should have gone out. */
+        origin_ns = c->next_send_ns;
+        c->next_send_ns += w->send_interval_ns;
+    }
+    const loadtest_request_t *request = &w->engine->config->requests[c->route];
+    http_response_init(&c->response, request->is_head);
+    c->start_ns = origin_ns;
+    c->deadline_ns = now_ns + w->engine->config->timeout_ns;
+    c->written = 0;
+    c->state = CONNECTION_WRITING;
+    const buf_t *bytes = &request->bytes;
+    ssize_t n = send(c->io.fd, bytes->data, bytes->len, MSG_NOSIGNAL);
+    if (n == (ssize_t)bytes->len) {
+        c->state = CONNECTION_READING;
+        return;
+    }
+    if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
+        connection_fail(c, &w->write_errors, "write to", strerror(errno), 0);
+        return;
+    }
+    c->written = n > 0 ? (size_t)n : 0;
+    loop_io_modify(&w->loop, &c->io, EPOLLIN | EPOLLOUT);
+}
+
+static void connection_write_more(connection_t *c)
+{
+    worker_t *w = c->worker;
+    const buf_t *bytes = &w->engine->config->requests[c->route].bytes;
+    ssize_t n = send(c->io.fd, bytes->data + c->written, bytes->len - c->written, MSG_NOSIGNAL);
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+        connection_fail(c, &w->write_errors, "write to", strerror(errno), 0);
+        return;
+    }
+    c->written += (size_t)n;
+    if (c->written == bytes->len) {
+        c->state = CONNECTION_READING;
+        loop_io_modify(&w->loop, &c->io, EPOLLIN);
+    }
+}
+
+static void connection_read(connection_t *c)
+{
+    worker_t *w = c->worker;
+    for (;;) {
+        ssize_t n = recv(c->io.fd, w->read_buffer, sizeof(w->read_buffer), 0);
+        if (n > 0) {
+            if (c->state != CONNECTION_READING && c->state != CONNECTION_WRITING) {
+                connection_fail(c, &w->protocol_errors, "response from",
+                                "bytes arrived while no request was in flight", 0);
+                return;
+            }
+            size_t consumed = 0;
+            int result = http_response_feed(&c->response, w->read_buffer, (size_t)n, &consumed);
+            if (result == HTTP_RESPONSE_ERROR) {
+                connection_fail(c, &w->protocol_errors, "response from", c->response.error, 0);
+                return;
+            }
+            if (result == HTTP_RESPONSE_COMPLETE) {
+                if (consumed != (size_t)n) {
+                    connection_fail(c, &w->protocol_errors, "response from",
+                                    "more bytes than the response declared", 0);
+                    return;
+                }
+                if (c->state == CONNECTION_WRITING) {
+                    /* Answered before the request was fully sent: the rest would be junk. */
+                    c->response.keep_alive = 0;
+                }
+                response_complete(c, loop_clock_ns());
+                return;
+            }
+            if ((size_t)n < sizeof(w->read_buffer)) return;
+            continue;
+        }
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            if (errno == EINTR) continue;
+            connection_fail(c, &w->read_errors, "read from", strerror(errno), 0);
+            return;
+        }
+        /* The peer closed. */
+        if (c->state == CONNECTION_WAITING) {
+            connection_close(c, 1); /* an idle keep-alive connection timed out: not an error */
+            return;
+        }
+        if (http_response_finish(&c->response) == HTTP_RESPONSE_COMPLETE) {
+            response_complete(c, loop_clock_ns());
+            return;
+        }
+        connection_fail(c, &w->read_errors, "read from", c->response.error, 0);
+        return;
+    }
+}
+
+static void connection_connected(connection_t *c)
+{
+    worker_t *w = c->worker;
+    int error = 0;
+    socklen_t len = sizeof(error);
+    if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0) error = errno;
+    if (error) {
+        connection_fail(c, &w->connect_errors, "connect to", strerror(error), CONNECT_RETRY_NS);
+        return;
+    }
+    loop_io_modify(&w->loop, &c->io, EPOLLIN);
+    c->deadline_ns = 0;
+    c->state = CONNECTION_WAITING;
+    connection_ready(c);
+}
+
+static void on_io(loop_io_t *io, uint32_t events)
+{
+    connection_t *c = io->user;
+    switch (c->state) {
+    case CONNECTION_CONNECTING:
+        connection_connected(c);
+        return;
+    case CONNECTION_WRITING:
+        if (events & (EPOLLIN | EPOLLERR | EPOLLHUP)) {
+            connection_read(c);
+            if (c->state != CONNECTION_WRITING) return;
+        }
+        if (events & EPOLLOUT) connection_write_more(c);
+        return;
+    default:
+        connection_read(c);
+        return;
+    }
+}
+
+static void connection_start(connection_t *c)
+{
+    worker_t *w = c->worker;
+    const engine_config_t *config = w->engine->config;
+    int fd = socket(config->address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        connection_fail(c, &w->connect_errors, "socket for", strerror(errno), CONNECT_RETRY_NS);
+        return;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    int rc = loop_io_start(&w->loop, &c->io, fd, EPOLLOUT, on_io, c);
+    if (rc < 0) {
+        close(fd);
+        connection_fail(c, &w->connect_errors, "epoll for", strerror(-rc), CONNECT_RETRY_NS);
+        return;
+    }
+    c->state = CONNECTION_CONNECTING;
+    c->deadline_ns = loop_clock_ns() + config->timeout_ns;
+    if (connect(fd, (const struct sockaddr *)&config->address, config->address_len) < 0 &&
+        errno != EINPROGRESS) {
+        connection_fail(c, &w->connect_errors, "connect to", strerror(errno), CONNECT_RETRY_NS);
+    }
+}
+
+/* Timeouts, reconnect backoffs, the -R schedule and the stop flag; returns the time of the
+ * next thing due. */
+static uint64_t housekeeping(worker_t *w, uint64_t now_ns)
+{
+    engine_t *e = w->engine;
+    if (!w->draining && (__atomic_load_n(&e->stop, __ATOMIC_RELAXED) ||
+                         now_ns - e->start_ns >= e->config->duration_ns)) {
+        w->draining = 1;
+        w->drain_deadline_ns = now_ns + e->config->drain_ns;
+        w->pending_count = 0;
+        for (unsigned i = 0; i < w->connection_count; i++) {
+            connection_t *c = &w->connections[i];
+            if (c->state != CONNECTION_WRITING && c->state != CONNECTION_READING)
+                connection_close(c, 0);
+        }
+    }
+    uint64_t next_ns = now_ns + HOUSEKEEPING_NS;
+    for (unsigned i = 0; i < w->connection_count; i++) {
+        connection_t *c = &w->connections[i];
+        if (c->deadline_ns && now_ns >= c->deadline_ns) {
+            if (c->state == CONNECTION_CONNECTING) {
+                connection_fail(c, &w->connect_errors, "connect to",
+                                "no answer within the timeout", CONNECT_RETRY_NS);
+            } else {
+                w->timeouts++;
+                w->routes[c->route].timeouts++;
+                count_add(&w->failures, 1);
+                connection_close(c, 1);
+            }
+        }
+        if (w->draining) continue;
+        if (c->state == CONNECTION_CLOSED && c->reconnect_at_ns) {
+            if (now_ns >= c->reconnect_at_ns) {
+                c->reconnect_at_ns = 0;
+                connection_start(c);
+            } else if (c->reconnect_at_ns < next_ns) {
+                next_ns = c->reconnect_at_ns;
+            }
+        }
+        if (c->state == CONNECTION_WAITING && w->send_interval_ns) {
+            if (now_ns >= c->next_send_ns)
+                connection_ready(c);
+            else if (c->next_send_ns < next_ns)
+                next_ns = c->next_send_ns;
+        }
+    }
+    return next_ns;
+}
+
+static int worker_busy(const worker_t *w)
+{
+    for (unsigned i = 0; i < w->connection_count; i++)
+        if (w->connections[i].state != CONNECTION_CLOSED) return 1;
+    return 0;
+}
+
+static void *worker_main(void *arg)
+{
+    worker_t *w = arg;
+    engine_t *e = w->engine;
+    const engine_config_t *config = e->config;
+    double per_connection_rate = config->rate_rps / config->connections;
+    w->send_interval_ns = config->rate_rps > 0 ? (uint64_t)(1e9 / per_connection_rate) : 0;
+    for (unsigned i = 0; i < w->connection_count; i++) {
+        connection_t *c = &w->connections[i];
+        unsigned global = w->first_global_index + i;
+        c->worker = w;
+        c->io.fd = -1;
+        c->route = global % (unsigned)config->request_count;
+        /* -R: spread the first sends over one interval so the rate is smooth from the start. */
+        c->next_send_ns = e->start_ns + (w->send_interval_ns / config->connections) * global;
+        connection_start(c);
+    }
+    w->next_housekeeping_ns = loop_clock_ns();
+    for (;;) {
+        while (w->pending_count) {
+            connection_t *c = w->pending[--w->pending_count];
+            if (c->state == CONNECTION_CLOSED) connection_start(c);
+        }
+        uint64_t now_ns = loop_clock_ns();
+        if (now_ns >= w->next_housekeeping_ns) {
+            w->next_housekeeping_ns = housekeeping(w, now_ns);
+            if (w->draining && (!worker_busy(w) || now_ns >= w->drain_deadline_ns)) break;
+            if (w->pending_count) continue;
+        }
+        uint64_t wait_ns = w->next_housekeeping_ns - now_ns;
+        if (w->next_housekeeping_ns <= now_ns) wait_ns = 0;
+        int wait_ms = (int)((wait_ns + 999999) / 1000000);
+        int rc = loop_run_once(&w->loop, wait_ms);
+        if (rc < 0) {
+            note_error(w, loop_clock_ns(), "epoll_wait for", strerror(-rc));
+            break;
+        }
+    }
+    for (unsigned i = 0; i < w->connection_count; i++) {
+        connection_t *c = &w->connections[i];
+        if (c->state == CONNECTION_WRITING || c->state == CONNECTION_READING) w->unfinished++;
+        connection_close(c, 0);
+    }
+    __atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
+    return NULL;
+}
+
+engine_t *engine_new(const engine_config_t *config)
+{
+    engine_t *e = calloc(1, sizeof(*e));
+    if (!e) abort();
+    e->config = config;
+    e->worker_count = config->threads;
+    e->workers = calloc(e->worker_count, sizeof(*e->workers));
+    if (!e->workers) abort();
+    unsigned next_global = 0;
+    for (unsigned i = 0; i < e->worker_count; i++) {
+        worker_t *w = &e->workers[i];
+        w->engine = e;
+        w->loop.epoll_fd = -1;
+        w->connection_count =
+            config->connections / e->worker_count + (i < config->connections % e->worker_count);
+        w->first_global_index = next_global;
+        next_global += w->connection_count;
+        w->connections = calloc(w->connection_count, sizeof(*w->connections));
+        w->pending = calloc(w->connection_count, sizeof(*w->pending));
+        w->routes = calloc(config->request_count, sizeof(*w->routes));
+        if (!w->connections || !w->pending || !w->routes) abort();
+    }
+    return e;
+}
+
+int engine_start(engine_t *e, char *err, size_t err_len)
+{
+    for (unsigned i = 0; i < e->worker_count; i++) {
+        int rc = loop_init(&e->workers[i].loop);
+        if (rc < 0) {
+            snprintf(err, err_len, "cannot create an epoll instance: %s", strerror(-rc));
+            return -1;
+        }
+    }
+    e->start_ns = loop_clock_ns();
+    for (unsigned i = 0; i < e->worker_count; i++) {
+        worker_t *w = &e->workers[i];
+        int rc = pthread_create(&w->thread, NULL, worker_main, w);
+        if (rc != 0) {
+            snprintf(err, err_len, "cannot start worker thread %u: %s", i, strerror(rc));
+            engine_stop(e);
+            for (unsigned j = 0; j < i; j++) pthread_join(e->workers[j].thread, NULL);
+            return -1;
+        }
+        w->thread_started = 1;
+    }
+    return 0;
+}
+
+void engine_stop(engine_t *e)
+{
+    __atomic_store_n(&e->stop, 1, __ATOMIC_RELAXED);
+}
+
+int engine_finished(const engine_t *e)
+{
+    for (unsigned i = 0; i < e->worker_count; i++)
+        if (!__atomic_load_n(&e->workers[i].finished, __ATOMIC_ACQUIRE)) return 0;
+    return 1;
+}
+
+void engine_progress(const engine_t *e, uint64_t *responses, uint64_t *failures)
+{
+    *responses = *failures = 0;
+    for (unsigned i = 0; i < e->worker_count; i++) {
+        *responses += __atomic_load_n(&e->workers[i].responses, __ATOMIC_RELAXED);
+        *failures += __atomic_load_n(&e->workers[i].failures, __ATOMIC_RELAXED);
+    }
+}
+
+static void tally_merge(loadtest_tally_t *into, histogram_t *into_latency, const tally_t *from)
+{
+    into->requests += from->requests;
+    into->errors += from->errors;
+    into->timeouts += from->timeouts;
+    into->non2xx += from->non2xx;
+    into->status_5xx += from->status_5xx;
+    if (from->latency_ns) histogram_merge(into_latency, from->latency_ns);
+}
+
+static int compare_servers(const void *a, const void *b)
+{
+    const loadtest_tally_t *x = a, *y = b;
+    if (x->requests != y->requests) return x->requests > y->requests ? -1 : 1;
+    return strcmp(x->name, y->name);
+}
+
+void engine_join(engine_t *e, loadtest_result_t *out)
+{
+    const engine_config_t *config = e->config;
+    for (unsigned i = 0; i < e->worker_count; i++)
+        if (e->workers[i].thread_started) pthread_join(e->workers[i].thread, NULL);
+    e->end_ns = loop_clock_ns();
+
+    out->connections = config->connections;
+    out->threads = config->threads;
+    out->duration_s = (double)(e->end_ns - e->start_ns) / 1e9;
+    out->rate_rps = config->rate_rps;
+    out->keep_alive = config->keep_alive;
+    out->route_count = config->request_count;
+    out->routes = calloc(out->route_count, sizeof(*out->routes));
+    if (!out->routes) abort();
+
+    histogram_t *total = histogram_new(), *scratch = histogram_new();
+    uint64_t first_error_ns = UINT64_MAX;
+    for (size_t r = 0; r < config->request_count; r++) {
+        loadtest_tally_t *t = &out->routes[r];
+        snprintf(t->name, sizeof(t->name), "%s", config->requests[r].name);
+        histogram_reset(scratch);
+        for (unsigned i = 0; i < e->worker_count; i++)
+            tally_merge(t, scratch, &e->workers[i].routes[r]);
+        loadtest_latency_from_histogram(&t->latency, scratch);
+        histogram_merge(total, scratch);
+    }
+    loadtest_latency_from_histogram(&out->latency, total);
+
+    /* Servers: merge the per-worker tables by id. */
+    size_t server_cap = 0;
+    for (unsigned i = 0; i < e->worker_count; i++) server_cap += e->workers[i].server_count;
+    out->servers = server_cap ? calloc(server_cap, sizeof(*out->servers)) : NULL;
+    histogram_t **server_latency = server_cap ? calloc(server_cap, sizeof(*server_latency)) : NULL;
+    for (unsigned i = 0; i < e->worker_count; i++) {
+        worker_t *w = &e->workers[i];
+        out->connect_errors += w->connect_errors;
+        out->read_errors += w->read_errors;
+        out->write_errors += w->write_errors;
+        out->protocol_errors += w->protocol_errors;
+        out->timeouts += w->timeouts;
+        out->unfinished += w->unfinished;
+        if (w->first_error[0] && w->first_error_ns < first_error_ns) {
+            first_error_ns = w->first_error_ns;
+            snprintf(out->first_error, sizeof(out->first_error), "%s", w->first_error);
+        }
+        for (unsigned s = 0; s < w->server_count; s++) {
+            size_t j = 0;
+            while (j < out->server_count && strcmp(out->servers[j].name, w->servers[s].id) != 0)
+                j++;
+            if (j == out->server_count) {
+                snprintf(out->servers[j].name, sizeof(out->servers[j].name), "%s",
+                         w->servers[s].id);
+                server_latency[j] = histogram_new();
+                out->server_count++;
+            }
+            tally_merge(&out->servers[j], server_latency[j], &w->servers[s].tally);
+        }
+    }
+    for (size_t j = 0; j < out->server_count; j++) {
+        loadtest_latency_from_histogram(&out->servers[j].latency, server_latency[j]);
+        histogram_free(server_latency[j]);
+    }
+    free(server_latency);
+    if (out->server_count > 1)
+        qsort(out->servers, out->server_count, sizeof(*out->servers), compare_servers);
+
+    for (size_t r = 0; r < out->route_count; r++) {
+        out->requests += out->routes[r].requests;
+        out->non2xx += out->routes[r].non2xx;
+        out->status_5xx += out->routes[r].status_5xx;
+    }
+    out->errors = out->connect_errors + out->read_errors + out->write_errors + out->protocol_errors;
+    out->rps = out->duration_s > 0 ? (double)out->requests / out->duration_s : 0;
+    histogram_free(total);
+    histogram_free(scratch);
+}
+
+void engine_free(engine_t *e)
+{
+    if (!e) return;
+    for (unsigned i = 0; i < e->worker_count; i++) {
+        worker_t *w = &e->workers[i];
+        if (w->loop.epoll_fd >= 0) loop_close(&w->loop);
+        for (size_t r = 0; w->routes && r < e->config->request_count; r++)
+            histogram_free(w->routes[r].latency_ns);
+        for (unsigned s = 0; s < w->server_count; s++) histogram_free(w->servers[s].tally.latency_ns);
+        free(w->routes);
+        free(w->connections);
+        free(w->pending);
+    }
+    free(e->workers);
+    free(e);
+}
