@@ -31,6 +31,7 @@ struct pool_conn {
     pool_query_t *query;    /* the query it runs for; NULL once cancelled */
     PGresult *result;       /* the result being collected */
     int sent;               /* the statement left libpq (so a retry could run it twice) */
+    unsigned prepared;      /* statements prepared so far on this connection */
     uint64_t deadline_ms;   /* connect deadline */
     uint64_t idle_since_ms; /* when it became idle */
     pool_conn_t *next;      /* idle stack link */
@@ -43,7 +44,6 @@ struct pool {
     char *strings[6];      /* host, port, dbname, user, password, application_name */
     const char *keywords[9];
     const char *values[9];
-    char *prepare_sql;     /* "PREPARE s0 AS ...; PREPARE s1 AS ...;" */
     /* below: under lock */
     pool_conn_t *idle;     /* stack of idle connections, most recently used on top */
     unsigned idle_count;
@@ -238,6 +238,13 @@ static void conn_release(pool_worker_t *w, pool_conn_t *c, int broken)
 /* Watches the connection's socket in w's loop for the given events. */
 static int conn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events);
 
+/* Sends the next statement to prepare on a new connection.  Returns 0 when libpq refuses. */
+static int conn_send_prepare(pool_t *p, pool_conn_t *c)
+{
+    const pool_statement_t *st = &p->config.statements[c->prepared];
+    return PQsendPrepare(c->pg, st->name, st->sql, 0, NULL);
+}
+
 /* Reads what arrived; collects results; finishes the prepare step or the query. */
 static void conn_read(pool_worker_t *w, pool_conn_t *c)
 {
@@ -276,6 +283,14 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
             return;
         }
         PQclear(res);
+        if (++c->prepared < w->pool->config.statement_count) {
+            /* Protocol-level prepares, one at a time: they also work behind PgBouncer's
+             * transaction pooling, where SQL PREPARE would not. */
+            int f = conn_send_prepare(w->pool, c) ? PQflush(c->pg) : -1;
+            if (f < 0 || conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0)
+                conn_connect_failed(w, c, "cannot send statements");
+            return;
+        }
         connecting_remove(w, c);
         pthread_mutex_lock(&w->pool->lock);
         w->pool->failing = 0;
@@ -325,7 +340,8 @@ static void conn_on_io(loop_io_t *io, uint32_t events)
         }
         if (st == PGRES_POLLING_OK) {
             PQsetnonblocking(c->pg, 1);
-            if (!PQsendQuery(c->pg, w->pool->prepare_sql)) {
+            c->prepared = 0;
+            if (!conn_send_prepare(w->pool, c)) {
                 conn_connect_failed(w, c, "cannot send statements");
                 return;
             }
@@ -463,19 +479,6 @@ pool_t *pool_new(const pool_config_t *config, char *err, size_t err_len)
     p->values[k++] = "-c TimeZone=UTC -c DateStyle=ISO";
     p->keywords[k] = NULL;
     p->values[k] = NULL;
-    size_t len = 1;
-    for (unsigned i = 0; i < config->statement_count; i++)
-        len += strlen(config->statements[i].name) + strlen(config->statements[i].sql) + 32;
-    p->prepare_sql = malloc(len);
-    if (!p->prepare_sql) {
-        pool_free(p);
-        snprintf(err, err_len, "out of memory");
-        return NULL;
-    }
-    size_t off = 0;
-    for (unsigned i = 0; i < config->statement_count; i++)
-        off += (size_t)snprintf(p->prepare_sql + off, len - off, "PREPARE %s AS %s;",
-                                config->statements[i].name, config->statements[i].sql);
     return p;
 }
 
@@ -496,7 +499,6 @@ void pool_free(pool_t *p)
         conn_destroy(c);
     }
     for (int i = 0; i < 6; i++) free(p->strings[i]);
-    free(p->prepare_sql);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }

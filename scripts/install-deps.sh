@@ -8,7 +8,8 @@ set -euo pipefail
 profile=${1:-all}
 
 build_pkgs=(build-essential pkg-config libpq-dev libjansson-dev)
-test_pkgs=(postgresql-15 postgresql-client-15 python3 curl procps iproute2 clang libclang-rt-14-dev)
+test_pkgs=(postgresql-15 postgresql-client-15 python3 python3-yaml curl procps iproute2 clang
+	libclang-rt-14-dev docker-compose)
 lab_pkgs=(nginx prometheus wrk)
 
 case "$profile" in
@@ -20,6 +21,11 @@ lab | all) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${lab_pkgs[@]}") ;;
 	exit 2
 	;;
 esac
+
+# kubectl for the manifests' client-side checks; another package may already provide it.
+if [[ $profile != build ]] && ! command -v kubectl >/dev/null 2>&1; then
+	want+=(kubernetes-client)
+fi
 
 missing=()
 for p in "${want[@]}"; do
