@@ -27,7 +27,7 @@ static const uint_setting_t UINT_SETTINGS[] = {
     {"DB_CONNECT_TIMEOUT_MS", 3000, 100, 600000, FIELD(db_connect_timeout_ms),
      "a database connection attempt that takes longer fails"},
     {"WORKERS", 0, 0, 64, FIELD(workers),
-     "worker threads, each with its own event loop (0 or unset: one per available CPU)"},
+     "worker threads, each with its own event loop (0 or unset: one per CPU the process may use, counting a cgroup CPU quota)"},
     {"HTTP_KEEPALIVE_TIMEOUT_MS", 75000, 100, 3600000, FIELD(keepalive_timeout_ms),
      "idle keep-alive connections are closed after this"},
     {"HTTP_HEADER_TIMEOUT_MS", 10000, 100, 600000, FIELD(header_timeout_ms),
@@ -49,8 +49,38 @@ static const struct {
     {"HTTP_MAX_BODY_BYTES", 16384, 0, 16777216, "largest request body (else 413)"},
 };
 
+/* The CPU quota of the cgroup the process runs in (Docker's `cpus:`, a Kubernetes limit), rounded
+ * up to whole CPUs; 0 when there is none.  Inside a container its own cgroup is at the root. */
+static unsigned cgroup_cpu_quota(void)
+{
+    long long quota = -1, period = 0;
+    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r"); /* cgroup v2: "max 100000" or "150000 100000" */
+    if (f) {
+        char word[32];
+        if (fscanf(f, "%31s %lld", word, &period) == 2 && strcmp(word, "max") != 0)
+            sscanf(word, "%lld", &quota);
+        fclose(f);
+    } else if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r"))) { /* cgroup v1 */
+        if (fscanf(f, "%lld", &quota) != 1) quota = -1;
+        fclose(f);
+        if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r"))) {
+            if (fscanf(f, "%lld", &period) != 1) period = 0;
+            fclose(f);
+        }
+    }
+    if (quota <= 0 || period <= 0) return 0;
+    return (unsigned)((quota + period - 1) / period);
+}
+
 static unsigned cpus_available(void)
 {
+    unsigned quota = cgroup_cpu_quota();
+    if (quota > 0 && quota < 64) {
+        cpu_set_t set;
+        if (sched_getaffinity(0, sizeof set, &set) == 0 && (unsigned)CPU_COUNT(&set) < quota)
+            return (unsigned)CPU_COUNT(&set);
+        return quota;
+    }
     cpu_set_t set;
     if (sched_getaffinity(0, sizeof set, &set) == 0) {
         int n = CPU_COUNT(&set);
