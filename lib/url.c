@@ -60,7 +60,9 @@ int url_query_get(slice_t query, const char *name, buf_t *value)
             const char *eq = memchr(p, '=', (size_t)(pair_end - p));
             const char *key_end = eq ? eq : pair_end;
             if (decode_into(value, p, (size_t)(key_end - p))) goto invalid;
-            if (value->len == name_len && memcmp(value->data, name, name_len) == 0) {
+            /* An empty key leaves value->data NULL, which memcmp must not get (C11 7.24.1). */
+            if (value->len == name_len &&
+                (name_len == 0 || memcmp(value->data, name, name_len) == 0)) {
                 const char *value_start = eq ? eq + 1 : pair_end;
                 if (decode_into(value, value_start, (size_t)(pair_end - value_start))) goto invalid;
                 return 1;
