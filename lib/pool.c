@@ -44,6 +44,7 @@ struct pool {
     char *strings[6];      /* host, port, dbname, user, password, application_name */
     const char *keywords[9];
     const char *values[9];
+    char options[128];     /* libpq "options": session settings every connection starts with */
     /* below: under lock */
     pool_conn_t *idle;     /* stack of idle connections, most recently used on top */
     unsigned idle_count;
@@ -476,7 +477,10 @@ pool_t *pool_new(const pool_config_t *config, char *err, size_t err_len)
         }
     }
     p->keywords[k] = "options";
-    p->values[k++] = "-c TimeZone=UTC -c DateStyle=ISO";
+    snprintf(p->options, sizeof p->options,
+             "-c TimeZone=UTC -c DateStyle=ISO -c statement_timeout=%u",
+             config->statement_timeout_ms);
+    p->values[k++] = p->options;
     p->keywords[k] = NULL;
     p->values[k] = NULL;
     return p;

@@ -45,6 +45,7 @@ typedef struct pool_config {
     unsigned idle_timeout_ms;    /* idle connections older than this are closed */
     unsigned connect_timeout_ms; /* a connection attempt that takes longer fails */
     unsigned retry_backoff_ms;   /* after a failed connect, fail fast for this long */
+    unsigned statement_timeout_ms; /* PostgreSQL cancels a statement running longer (0: never) */
     const pool_statement_t *statements; /* prepared on each new connection */
     unsigned statement_count;
 } pool_config_t;

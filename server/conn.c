@@ -15,7 +15,9 @@
 #include "log.h"
 #include "server.h"
 
-#define READ_CHUNK 16384
+#define READ_CHUNK 65536
+/* Buffers larger than this are released once empty, so idle connections stay small. */
+#define IDLE_BUFFER_KEEP_BYTES 4096
 /* Stop parsing pipelined requests while this much output waits for the client. */
 #define OUT_BACKPRESSURE_BYTES (1u << 20)
 
@@ -217,6 +219,18 @@ static int method_label_of(int method)
     }
 }
 
+/* Keeps "METHOD target" (cut at 150 bytes) for the access and error logs: the request's own
+ * bytes may be gone by the time a database callback logs. */
+static void remember_request_line(conn_t *c, const http_request_t *req)
+{
+    size_t m = req->method_name.len < 32 ? req->method_name.len : 32;
+    size_t t = req->target.len < 150 ? req->target.len : 150;
+    memcpy(c->log_line, req->method_name.base, m);
+    c->log_line[m] = ' ';
+    memcpy(c->log_line + m + 1, req->target.base, t);
+    c->log_line[m + 1 + t] = 0;
+}
+
 /* Handles every complete request in the input buffer, in order, until one goes asynchronous. */
 static void conn_process(conn_t *c)
 {
@@ -253,16 +267,14 @@ static void conn_process(conn_t *c)
         c->keep_alive = req.keep_alive && !c->read_closed;
         c->head_only = req.method == HTTP_METHOD_HEAD;
         c->method_label = method_label_of(req.method);
-        if (cfg->access_log)
-            snprintf(c->log_line, sizeof c->log_line, "%.*s %.*s", (int)req.method_name.len,
-                     req.method_name.base, (int)(req.target.len > 150 ? 150 : req.target.len),
-                     req.target.base);
+        remember_request_line(c, &req);
         routes_dispatch(c, &req, slice_make(start + r, body_len));
     }
     /* Compact: drop handled bytes once nothing points into them. */
     if (!c->busy && c->in_start > 0) {
         buf_consume(&c->in, c->in_start);
         c->in_start = 0;
+        if (c->in.len == 0 && c->in.cap > IDLE_BUFFER_KEEP_BYTES) buf_free(&c->in);
     }
 }
 
@@ -298,6 +310,7 @@ static void conn_flush(conn_t *c)
         return;
     }
     c->out.len = c->out_sent = 0;
+    if (c->out.cap > IDLE_BUFFER_KEEP_BYTES) buf_free(&c->out); /* a 300 KB listing's buffer */
     if (c->close_after_write || (c->read_closed && !c->busy)) {
         conn_close(c);
         return;
@@ -320,11 +333,13 @@ static void conn_flush(conn_t *c)
 
 static void conn_read(conn_t *c)
 {
+    /* Read into the worker's scratch buffer and keep only what arrived: an idle connection's
+     * input buffer is the size of its requests, not of a read. */
+    char *scratch = c->worker->read_buffer;
     for (;;) {
-        char *p = buf_reserve(&c->in, READ_CHUNK);
-        ssize_t n = recv(c->io.fd, p, READ_CHUNK, 0);
+        ssize_t n = recv(c->io.fd, scratch, READ_CHUNK, 0);
         if (n > 0) {
-            c->in.len += (size_t)n;
+            buf_append(&c->in, scratch, (size_t)n);
             if ((size_t)n < READ_CHUNK) break;
             continue;
         }

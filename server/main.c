@@ -99,6 +99,8 @@ static int worker_init(server_t *s, worker_t *w, unsigned index)
     w->index = index;
     w->listen_io.fd = w->wake_io.fd = -1;
     if (loop_init(&w->loop) < 0) return -1;
+    w->read_buffer = malloc(65536);
+    if (!w->read_buffer) return -1;
     w->pool_worker = pool_worker_new(s->pool, &w->loop);
     if (!w->pool_worker) return -1;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -202,6 +204,7 @@ int main(int argc, char **argv)
         .idle_timeout_ms = s->config.db_pool_idle_timeout_ms,
         .connect_timeout_ms = s->config.db_connect_timeout_ms,
         .retry_backoff_ms = 1000,
+        .statement_timeout_ms = s->config.db_statement_timeout_ms,
         .statements = statements, .statement_count = statement_count,
     };
     s->pool = pool_new(&pc, err, sizeof err);
@@ -249,6 +252,7 @@ int main(int argc, char **argv)
         close(w->wake_fd);
         loop_close(&w->loop);
         buf_free(&w->access_log);
+        free(w->read_buffer);
     }
     pool_free(s->pool);
     free(s->workers);

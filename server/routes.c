@@ -84,6 +84,11 @@ static void respond_db_error(conn_t *c, int error, const PGresult *res, const ch
         conn_respond_error(c, 503, "database connection lost", "Retry-After: 1\r\n");
         return;
     default:
+        if (strcmp(pool_result_sqlstate(res), "57014") == 0) { /* statement_timeout */
+            log_error("%s: query cancelled after DB_STATEMENT_TIMEOUT_MS", c->log_line);
+            conn_respond_error(c, 503, "database query timed out", "Retry-After: 1\r\n");
+            return;
+        }
         log_error("%s: query failed: SQLSTATE %s: %.*s", c->log_line, pool_result_sqlstate(res),
                   (int)strcspn(message, "\n"), message);
         conn_respond_error(c, 500, "internal error", NULL);

@@ -23,6 +23,7 @@ typedef struct server_config {
     unsigned db_pool_acquire_timeout_ms; /* DB_POOL_ACQUIRE_TIMEOUT_MS */
     unsigned db_pool_idle_timeout_ms;    /* DB_POOL_IDLE_TIMEOUT_MS */
     unsigned db_connect_timeout_ms;      /* DB_CONNECT_TIMEOUT_MS */
+    unsigned db_statement_timeout_ms;    /* DB_STATEMENT_TIMEOUT_MS */
     unsigned workers;                    /* WORKERS: threads, each its own event loop */
     int report_rollup;                   /* REPORT_MODE=rollup */
     int access_log;                      /* ACCESS_LOG */
@@ -118,6 +119,7 @@ struct worker {
     conn_t *closed;            /* freed at the end of each loop turn */
     unsigned conn_count;
     buf_t access_log;          /* lines written with one write(2) per loop turn */
+    char *read_buffer;         /* scratch for recv(2); bytes are then kept per connection */
     int stopping;
     uint64_t stop_deadline_ms;
 };
