@@ -40,8 +40,7 @@ loadtest_verdict_t loadtest_verdict_of(const loadtest_result_t *r)
     double p99 = r->latency.p99_ms;
     if (r->requests == 0) {
         v.level = LOADTEST_RED;
-        snprintf(v.reason, sizeof(v.reason), "no response at all (%" PRIu64 " failures)",
-                 failures);
+        snprintf(v.reason, sizeof(v.reason), "no response at all, %" PRIu64 " failures", failures);
     } else if (p99 > LOADTEST_RED_P99_MS || failures > LOADTEST_RED_FAILURES) {
         v.level = LOADTEST_RED;
         int n = 0;
@@ -67,7 +66,7 @@ loadtest_verdict_t loadtest_verdict_of(const loadtest_result_t *r)
                                             "getting close to the ceiling",
                                             "the single server is at its limit"};
     v.name = names[v.level];
-    v.headline = headlines[v.level];
+    v.headline = r->requests ? headlines[v.level] : "no answer: the target is down or unreachable";
     return v;
 }
 

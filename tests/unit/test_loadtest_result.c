@@ -1,0 +1,228 @@
+/* test_loadtest_result.c: unit tests for lib/loadtest_result (verdict thresholds, summary, JSON
+ * round trip, comparison) and lib/loadtest_request (--path specs, request bytes). */
+#include "loadtest_request.h"
+#include "loadtest_result.h"
+#include "test.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static loadtest_result_t make_result(double p99_ms, uint64_t errors, uint64_t timeouts,
+                                     uint64_t status_5xx)
+{
+    loadtest_result_t r = {0};
+    r.requests = 1000;
+    r.errors = errors;
+    r.read_errors = errors;
+    r.timeouts = timeouts;
+    r.status_5xx = status_5xx;
+    r.non2xx = status_5xx;
+    r.latency.p99_ms = p99_ms;
+    return r;
+}
+
+static void test_verdict(void)
+{
+    loadtest_result_t r = make_result(500, 0, 0, 0);
+    CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_GREEN); /* 500 is not over 500 */
+    r = make_result(500.1, 0, 0, 0);
+    CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_YELLOW);
+    CHECK_STR(loadtest_verdict_of(&r).headline, "getting close to the ceiling");
+    r = make_result(2000, 10, 0, 0);
+    CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_YELLOW); /* 10 errors is not over 10 */
+    r = make_result(2000.1, 0, 0, 0);
+    CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_RED);
+    CHECK_STR(loadtest_verdict_of(&r).headline, "the single server is at its limit");
+    r = make_result(10, 11, 0, 0);
+    CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_RED);
+    /* The reference missed these: 5xx answers and timeouts are failures too. */
+    r = make_result(10, 0, 0, 11);
+    CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_RED);
+    CHECK(strstr(loadtest_verdict_of(&r).reason, "5xx 11") != NULL);
+    r = make_result(10, 4, 4, 3);
+    CHECK_INT(loadtest_failures(&r), 11);
+    CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_RED);
+    r = make_result(10, 0, 0, 0);
+    r.requests = 0;
+    CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_RED);
+    CHECK_STR(loadtest_verdict_of(&r).name, "red");
+    CHECK_STR(loadtest_verdict_of(&r).headline, "no answer: the target is down or unreachable");
+}
+
+static void fill_sample(loadtest_result_t *r)
+{
+    *r = make_result(12.5, 1, 2, 3);
+    snprintf(r->label, sizeof(r->label), "one \"server\"");
+    snprintf(r->target, sizeof(r->target), "http://127.0.0.1:3000");
+    r->connections = 100;
+    r->threads = 2;
+    r->duration_s = 30.001;
+    r->keep_alive = 1;
+    r->rps = 33.333;
+    r->connect_errors = 1;
+    r->read_errors = 0;
+    r->latency = (loadtest_latency_t){1.5, 1.25, 5, 12.5, 20, 31.75};
+    r->route_count = 2;
+    r->routes = calloc(2, sizeof(*r->routes));
+    snprintf(r->routes[0].name, sizeof(r->routes[0].name), "GET /products?category=electronics");
+    r->routes[0].requests = 600;
+    r->routes[0].status_5xx = 3;
+    r->routes[0].latency.p99_ms = 9.5;
+    snprintf(r->routes[1].name, sizeof(r->routes[1].name), "GET /report");
+    r->routes[1].requests = 400;
+    r->server_count = 2;
+    r->servers = calloc(2, sizeof(*r->servers));
+    snprintf(r->servers[0].name, sizeof(r->servers[0].name), "server-1");
+    r->servers[0].requests = 500;
+    snprintf(r->servers[1].name, sizeof(r->servers[1].name), "server-2");
+    r->servers[1].requests = 500;
+}
+
+static void test_json_round_trip(void)
+{
+    loadtest_result_t r;
+    fill_sample(&r);
+    buf_t json = {0};
+    loadtest_result_write_json(&json, &r);
+    buf_append_char(&json, 0);
+    CHECK(strstr(json.data, "\"label\": \"one \\\"server\\\"\"") != NULL);
+    CHECK(strstr(json.data, "\"requests\": 1000,") != NULL);
+    CHECK(strstr(json.data, "\"latency_ms\": {\"avg\": 1.500, \"p50\": 1.250, \"p90\": 5.000, "
+                            "\"p99\": 12.500, \"p999\": 20.000, \"max\": 31.750}") != NULL);
+    CHECK(strstr(json.data, "\"failures\": 6,") != NULL);
+    CHECK(strstr(json.data, "\"verdict\": {\"level\": \"green\"") != NULL);
+
+    char path[] = "/tmp/test_loadtest_result.XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK_INT(write(fd, json.data, json.len - 1), (long long)json.len - 1);
+    close(fd);
+    loadtest_result_t back = {0};
+    char err[256] = "";
+    CHECK_INT(loadtest_result_read_json(path, &back, err, sizeof(err)), 0);
+    CHECK_STR(back.label, "one \"server\"");
+    CHECK_STR(back.target, "http://127.0.0.1:3000");
+    CHECK_INT(back.requests, 1000);
+    CHECK_INT(back.errors, 1);
+    CHECK_INT(back.connect_errors, 1);
+    CHECK_INT(back.timeouts, 2);
+    CHECK_INT(back.status_5xx, 3);
+    CHECK_INT(back.connections, 100);
+    CHECK(back.rps == 33.333);
+    CHECK(back.latency.p99_ms == 12.5 && back.latency.max_ms == 31.75);
+    CHECK_INT(back.route_count, 2);
+    CHECK_STR(back.routes[0].name, "GET /products?category=electronics");
+    CHECK_INT(back.routes[0].status_5xx, 3);
+    CHECK(back.routes[0].latency.p99_ms == 9.5);
+    CHECK_INT(back.server_count, 2);
+    CHECK_STR(back.servers[1].name, "server-2");
+
+    /* Compare: a run with twice the throughput shows 2.00x. */
+    loadtest_result_t runs[2] = {r, back};
+    runs[1].rps = r.rps * 2;
+    buf_t table = {0};
+    loadtest_compare_write(&table, runs, 2);
+    buf_append_char(&table, 0);
+    CHECK(strstr(table.data, "requests/s") != NULL);
+    CHECK(strstr(table.data, "2.00x") != NULL);
+    CHECK(strstr(table.data, "#2/#1") != NULL);
+    buf_free(&table);
+
+    /* Files that are not results. */
+    FILE *f = fopen(path, "w");
+    fputs("{\"rps\": 1}", f);
+    fclose(f);
+    loadtest_result_t bad = {0};
+    CHECK_INT(loadtest_result_read_json(path, &bad, err, sizeof(err)), -1);
+    CHECK(strstr(err, "not a catalog-loadtest result") != NULL);
+    f = fopen(path, "w");
+    fputs("{nope", f);
+    fclose(f);
+    CHECK_INT(loadtest_result_read_json(path, &bad, err, sizeof(err)), -1);
+    CHECK(strstr(err, path) != NULL);
+    unlink(path);
+    CHECK_INT(loadtest_result_read_json(path, &bad, err, sizeof(err)), -1);
+
+    buf_free(&json);
+    loadtest_result_free(&r);
+    loadtest_result_free(&back);
+    loadtest_result_free(NULL);
+}
+
+static void test_summary(void)
+{
+    loadtest_result_t r;
+    fill_sample(&r);
+    r.latency.p99_ms = 2500;
+    buf_t out = {0};
+    loadtest_summary_write(&out, &r, 0);
+    buf_append_char(&out, 0);
+    CHECK(strstr(out.data, "Requests    1000 in 30.00 s, 33.3 requests/s\n") != NULL);
+    CHECK(strstr(out.data, "\n5xx         3 (server errors: counted as failures") != NULL);
+    CHECK(strstr(out.data, "Timeouts    2\n") != NULL);
+    CHECK(strstr(out.data, "p99.9 20.00 ms") != NULL);
+    CHECK(strstr(out.data, "By route") != NULL);
+    CHECK(strstr(out.data, "By server (X-Server-Id)") != NULL);
+    CHECK(strstr(out.data, "  50.0%") != NULL);
+    CHECK(strstr(out.data, "Verdict: RED: the single server is at its limit (p99 2500.0 ms > "
+                           "2000 ms)") != NULL);
+    CHECK(strstr(out.data, "\033") == NULL);
+    buf_reset(&out);
+    loadtest_summary_write(&out, &r, 1);
+    buf_append_char(&out, 0);
+    CHECK(strstr(out.data, "\033[31mRED\033[0m") != NULL);
+    buf_free(&out);
+    loadtest_result_free(&r);
+}
+
+static void test_requests(void)
+{
+    loadtest_request_t q;
+    char err[256];
+    CHECK_INT(loadtest_request_parse("/products/1", NULL, &q, err, sizeof(err)), 0);
+    CHECK_STR(q.method, "GET");
+    CHECK_STR(q.name, "GET /products/1");
+    loadtest_request_build(&q, "localhost", 3000, 1);
+    CHECK_MEM(q.bytes.data, q.bytes.len,
+              "GET /products/1 HTTP/1.1\r\nHost: localhost:3000\r\nUser-Agent: catalog-loadtest\r\n"
+              "Accept: */*\r\n\r\n");
+    loadtest_request_build(&q, "::1", 80, 0);
+    CHECK_MEM(q.bytes.data, q.bytes.len,
+              "GET /products/1 HTTP/1.1\r\nHost: [::1]\r\nUser-Agent: catalog-loadtest\r\n"
+              "Accept: */*\r\nConnection: close\r\n\r\n");
+    loadtest_request_free(&q);
+
+    CHECK_INT(loadtest_request_parse("POST /orders {\"product_id\":1,\"quantity\":1}", "/api/", &q,
+                                     err, sizeof(err)),
+              0);
+    CHECK_STR(q.path, "/api/orders");
+    CHECK_STR(q.name, "POST /api/orders");
+    loadtest_request_build(&q, "127.0.0.1", 8080, 1);
+    CHECK_MEM(q.bytes.data, q.bytes.len,
+              "POST /api/orders HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: catalog-loadtest\r\n"
+              "Accept: */*\r\nContent-Type: application/json\r\nContent-Length: 29\r\n\r\n"
+              "{\"product_id\":1,\"quantity\":1}");
+    loadtest_request_free(&q);
+
+    CHECK_INT(loadtest_request_parse("  HEAD /report  ", NULL, &q, err, sizeof(err)), 0);
+    CHECK(q.is_head);
+    CHECK_INT(q.body.len, 0);
+    loadtest_request_free(&q);
+
+    CHECK_INT(loadtest_request_parse("products/1", NULL, &q, err, sizeof(err)), -1);
+    CHECK(strstr(err, "expected \"/path\"") != NULL);
+    CHECK_INT(loadtest_request_parse("post /orders", NULL, &q, err, sizeof(err)), -1);
+    CHECK_INT(loadtest_request_parse("POST orders", NULL, &q, err, sizeof(err)), -1);
+    CHECK(strstr(err, "must start with '/'") != NULL);
+    CHECK_INT(loadtest_request_parse("", NULL, &q, err, sizeof(err)), -1);
+}
+
+int main(void)
+{
+    test_verdict();
+    test_json_round_trip();
+    test_summary();
+    test_requests();
+    return test_report("loadtest_result");
+}
