@@ -31,6 +31,10 @@ typedef struct dbtool_config {
 /* The text of sql/schema.sql, NUL-terminated, embedded at build time (schema_sql.c). */
 extern const char dbtool_schema_sql[];
 
+/* The text of sql/rollup.sql (product_sales and its triggers, for REPORT_MODE=rollup),
+ * NUL-terminated, embedded at build time (rollup_sql.c).  Applied after the schema. */
+extern const char dbtool_rollup_sql[];
+
 /* Opens a connection to database dbname with the config's server and credentials, session
  * options TimeZone=UTC and DateStyle=ISO.  Returns the connection, or NULL with a one-line
  * reason in err (never longer than err_size).  The caller PQfinish()es the connection. */
