@@ -54,6 +54,7 @@ $(BUILD)/catalog-db: $(dbtool_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # dbtool/schema_sql.c embeds sql/schema.sql with .incbin, which -MMD does not see.
 $(BUILD)/dbtool/schema_sql.o: sql/schema.sql
+$(BUILD)/dbtool/rollup_sql.o: sql/rollup.sql
 $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
