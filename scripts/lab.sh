@@ -1,0 +1,854 @@
+#!/usr/bin/env bash
+# lab.sh: the scenario's lab on one machine: PostgreSQL, N API servers, nginx, Prometheus.
+# Usage: scripts/lab.sh up|down [--purge]|status|scale N|loadtest|compare|demo|help
+# The make targets up, down, status, scale, loadtest, compare and demo are thin aliases.
+# Every process is started detached with a PID file under LAB_DIR/run and stopped by PID.
+set -euo pipefail
+
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+
+# ---- settings (environment) -------------------------------------------------------------
+LAB_DIR=${LAB_DIR:-$repo/var}
+build=${CATALOG_BUILD:-$repo/build}
+pg_port_default=${LAB_PG_PORT:-5432}
+app_port=${LAB_APP_PORT:-3000}
+lb_port=${LAB_LB_PORT:-8080}
+prom_port=${LAB_PROM_PORT:-9090}
+grafana_port=${LAB_GRAFANA_PORT:-3002}
+bind_address=${LAB_BIND:-127.0.0.1}
+cgroup_root=${LAB_CGROUP:-/sys/fs/cgroup/cpu/catalog}
+db_name=${DB_NAME:-catalogdb}
+budget_default=10
+
+run=$LAB_DIR/run
+logs=$LAB_DIR/log
+results=$LAB_DIR/results
+pg_dir=$LAB_DIR/pg
+prom_data=$LAB_DIR/prometheus
+instances=$run/servers
+nginx_prefix=$run/nginx
+nginx_conf=$nginx_prefix/nginx.conf
+nginx_pid_file=$nginx_prefix/nginx.pid
+prom_conf=$run/prometheus.yml
+prom_pid_file=$run/prometheus.pid
+layout_file=$run/layout
+
+SERVER_STOP_TIMEOUT_S=15
+SERVER_START_TIMEOUT_S=20
+changed=0
+
+say() { echo "lab: $*"; }
+warn() { echo "lab: warning: $*" >&2; }
+die() {
+	echo "lab: $*" >&2
+	exit 1
+}
+
+usage() {
+	cat <<EOF
+usage: scripts/lab.sh COMMAND
+  up              install what is missing, start PostgreSQL (seeded), the servers, Prometheus
+  scale N         N servers (app, app2, ...) behind nginx on $lb_port; N=1: one server on $app_port
+  status          processes, ports, pool sizes, orders in the database, each server's /health
+  loadtest        load the entry point (or BASE_URL); result saved in LAB_DIR/results
+  compare         saved load test results side by side
+  demo            up, load one server, scale to 2, load again, compare
+  down [--purge]  stop everything the lab started; --purge also deletes LAB_DIR
+environment: LAB_DIR ($LAB_DIR) LAB_PG_PORT ($pg_port_default) LAB_APP_PORT ($app_port)
+  LAB_LB_PORT ($lb_port) LAB_PROM_PORT ($prom_port) LAB_BIND ($bind_address)
+  DB_BUDGET (10) SERVER_CPUS (no limit; e.g. 0.5) MIX (scenario|browse)
+  LOAD_CONNECTIONS (100) LOAD_DURATION (30s) LOAD_THREADS (2) BASE_URL
+  DEMO_DURATION (15s) DEMO_CONNECTIONS (50) DEMO_SERVER_CPUS (0.5)
+  SEED_PRODUCTS SEED_ORDERS (passed to catalog-db)
+EOF
+}
+
+# ---- small helpers ----------------------------------------------------------------------
+
+# port_busy PORT: true when something listens on the TCP port.
+port_busy() {
+	[[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]
+}
+
+# pid_is PID NAME: true when PID is alive and its executable's name is NAME (a PID file
+# left from an earlier boot must not make us signal a stranger).
+pid_is() {
+	local pid=$1 name=$2 comm
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+	[[ $comm == "${name:0:15}" ]]
+}
+
+read_pid() { cat "$1" 2>/dev/null || true; }
+
+# stop_pid PID NAME TIMEOUT_S: SIGTERM, wait, then SIGKILL.  Fine when PID is already gone.
+stop_pid() {
+	local pid=$1 name=$2 limit_s=$3 waited=0
+	pid_is "$pid" "$name" || return 0
+	kill -TERM "$pid" 2>/dev/null || return 0
+	while pid_is "$pid" "$name" && ((waited < limit_s * 10)); do
+		sleep 0.1
+		waited=$((waited + 1))
+	done
+	if pid_is "$pid" "$name"; then
+		warn "$name (pid $pid) did not stop in ${limit_s}s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+		sleep 0.2
+	fi
+}
+
+# render TEMPLATE OUT KEY VALUE...: copies TEMPLATE to OUT with every @KEY@ replaced.
+render() {
+	local text out=$2
+	text=$(<"$1")
+	shift 2
+	while (($# >= 2)); do
+		text=${text//"@$1@"/"$2"}
+		shift 2
+	done
+	printf '%s\n' "$text" >"$out"
+}
+
+http_get() { curl -fsS --max-time "${2:-3}" "$1" 2>/dev/null; }
+
+wait_http() { # wait_http URL TIMEOUT_S: true once URL answers 2xx.
+	local url=$1 limit_s=$2 tries=0
+	while ((tries < limit_s * 5)); do
+		http_get "$url" 1 >/dev/null && return 0
+		sleep 0.2
+		tries=$((tries + 1))
+	done
+	return 1
+}
+
+need_build() {
+	local program
+	for program in catalog-server catalog-db catalog-loadtest; do
+		if [[ ! -x $build/$program ]]; then
+			say "building ($build/$program is missing)"
+			make -C "$repo" --no-print-directory all >/dev/null || die "the build failed; run make to see why"
+			break
+		fi
+	done
+	for program in catalog-server catalog-db catalog-loadtest; do
+		[[ -x $build/$program ]] || die "$build/$program is missing after the build"
+	done
+}
+
+mkdirs() { mkdir -p "$run" "$logs" "$results" "$instances" "$nginx_prefix/logs"; }
+
+# ---- PostgreSQL -------------------------------------------------------------------------
+
+pg_running() { "$repo/scripts/pg.sh" status "$pg_dir" 2>/dev/null; }
+
+# load_pg_env: exports PG* and DB_* of the running cluster; false when it is not running.
+load_pg_env() {
+	local exports
+	exports=$("$repo/scripts/pg.sh" env "$pg_dir" 2>/dev/null) || return 1
+	eval "$exports"
+	export DB_NAME=$db_name
+}
+
+ensure_pg() {
+	if pg_running; then
+		load_pg_env
+		say "PostgreSQL already running on 127.0.0.1:$PGPORT"
+	else
+		local port=$pg_port_default exports
+		# The port of the last start wins when still free, so a restart keeps its address.
+		if [[ -f $pg_dir/port ]]; then port=$(<"$pg_dir/port"); fi
+		if port_busy "$port"; then
+			local busy=$port
+			port=$((pg_port_default + 1))
+			while port_busy "$port"; do port=$((port + 1)); done
+			say "port $busy is busy; PostgreSQL will use port $port instead"
+		fi
+		exports=$("$repo/scripts/pg.sh" start "$pg_dir" "$port" 2>>"$logs/pg.log" 9>&-) || {
+			tail -n 20 "$logs/pg.log" >&2
+			die "PostgreSQL did not start (log: $logs/pg.log)"
+		}
+		eval "$exports"
+		export DB_NAME=$db_name
+		say "PostgreSQL started on 127.0.0.1:$PGPORT (data $pg_dir)"
+		changed=1
+	fi
+}
+
+ensure_seed() {
+	local status rc=0
+	status=$("$build/catalog-db" status 2>&1) || rc=$?
+	if ((rc == 0)); then
+		say "database already seeded: ${status##*$'\n'}"
+		return 0
+	fi
+	say "seeding the database (SEED_PRODUCTS=${SEED_PRODUCTS:-5000} SEED_ORDERS=${SEED_ORDERS:-500000}); the full size takes a minute or two"
+	"$build/catalog-db" seed >>"$logs/seed.log" 2>&1 || {
+		tail -n 20 "$logs/seed.log" >&2
+		die "seeding failed (log: $logs/seed.log)"
+	}
+	say "seeded: $("$build/catalog-db" status 2>&1 | tail -n 1)"
+	changed=1
+}
+
+# db_connection_limit: max_connections minus the slots reserved for superusers (and, from
+# PostgreSQL 16, reserved_connections): what all the pools together may use at most.
+db_connection_limit() {
+	psql -d postgres -tAc "SELECT current_setting('max_connections')::int
+		- current_setting('superuser_reserved_connections')::int
+		- coalesce(current_setting('reserved_connections', true)::int, 0)"
+}
+
+# server_connections: database connections the API servers hold (they name themselves
+# catalog-server-<SERVER_ID> in application_name).
+server_connections() {
+	psql -d postgres -tAc "SELECT count(*) FROM pg_stat_activity
+		WHERE application_name LIKE 'catalog-server-%'"
+}
+
+# ---- servers ----------------------------------------------------------------------------
+# One file per running server instance, named after its port: "ID PORT POOL CPUS PID".
+
+server_id_for() { if (($1 == 1)); then echo app; else echo "app$1"; fi; }
+
+list_instances() { # prints "ID PORT POOL CPUS PID" lines, sorted by server number, then port
+	local file
+	for file in "$instances"/*; do
+		if [[ -f $file ]]; then cat "$file"; fi
+	done | awk '{ n = substr($1, 4); if (n == "") n = 1; print n, $0 }' | sort -n -k1,1 -k3,3 | cut -d' ' -f2-
+}
+
+server_cgroup() { echo "$cgroup_root/$1"; }
+
+# cpu_limit_setup ID CPUS: prints the cgroup directory to join, or "taskset:LIST" when the
+# cgroup cpu controller cannot be used, or nothing when CPUS is empty (no limit).
+cpu_limit_setup() {
+	local id=$1 cpus=$2 dir quota_us period_us=100000
+	[[ -z $cpus ]] && return 0
+	dir=$(server_cgroup "$id")
+	quota_us=$(awk -v c="$cpus" -v p="$period_us" 'BEGIN { printf "%d", c * p }')
+	if mkdir -p "$dir" 2>/dev/null &&
+		echo "$period_us" >"$dir/cpu.cfs_period_us" 2>/dev/null &&
+		echo "$quota_us" >"$dir/cpu.cfs_quota_us" 2>/dev/null; then
+		echo "$dir"
+		return 0
+	fi
+	local cores count
+	count=$(awk -v c="$cpus" 'BEGIN { n = int(c); if (n < c) n++; if (n < 1) n = 1; print n }')
+	cores=$(nproc)
+	local number=${id#app} list="" i
+	local first=$(((${number:-1} - 1) % cores))
+	for ((i = 0; i < count && i < cores; i++)); do list+="${list:+,}$(((first + i) % cores))"; done
+	warn "no writable cgroup cpu controller at $cgroup_root; pinning $id to CPU(s) $list instead (a whole core each, not $cpus)"
+	echo "taskset:$list"
+}
+
+# spawn PID_FILE LOG LIMIT CMD...: starts CMD detached (own session, stdin closed, output to
+# LOG) and waits for its PID in PID_FILE.  The wrapper shell writes its own PID, which stays
+# the PID of CMD after exec, and joins LIMIT first: a cgroup directory, "taskset:CPULIST", or
+# nothing; so every thread of CMD is limited from its first instruction.
+spawn() {
+	local pid_file=$1 log=$2 limit=$3
+	shift 3
+	rm -f "$pid_file"
+	# shellcheck disable=SC2016
+	setsid nohup bash -c '
+		pid_file=$1 limit=$2
+		shift 2
+		echo $$ >"$pid_file.tmp" && mv "$pid_file.tmp" "$pid_file"
+		case $limit in
+		"") exec "$@" ;;
+		taskset:*) exec taskset -c "${limit#taskset:}" "$@" ;;
+		*) echo $$ >"$limit/cgroup.procs" && exec "$@" ;;
+		esac' lab-spawn "$pid_file" "$limit" "$@" </dev/null >>"$log" 2>&1 9>&- &
+	local tries=0
+	while [[ ! -s $pid_file ]] && ((tries < 100)); do
+		sleep 0.05
+		tries=$((tries + 1))
+	done
+	[[ -s $pid_file ]]
+}
+
+ports_as_addresses() { printf '127.0.0.1:%s ' "$@"; }
+
+# start_server ID PORT POOL CPUS: starts one server detached and waits until it is ready.
+start_server() {
+	local id=$1 port=$2 pool=$3 cpus=$4 limit workers=""
+	port_busy "$port" && die "port $port is busy; cannot start $id there"
+	limit=$(cpu_limit_setup "$id" "$cpus")
+	if [[ -n $cpus ]]; then
+		workers=$(awk -v c="$cpus" 'BEGIN { n = int(c); if (n < c) n++; if (n < 1) n = 1; print n }')
+	fi
+	local pid_file=$run/server-$port.pid log=$logs/$id.log
+	echo "--- $(date -u +%FT%TZ) start $id on port $port, DB_POOL_MAX=$pool${cpus:+, $cpus CPUs}" >>"$log"
+	local -a env=(PORT="$port" HOST="$bind_address" SERVER_ID="$id" DB_POOL_MAX="$pool"
+		DB_NAME="$db_name" ACCESS_LOG="${ACCESS_LOG:-0}")
+	[[ -n $workers ]] && env+=(WORKERS="$workers")
+	spawn "$pid_file" "$log" "$limit" env "${env[@]}" "$build/catalog-server" ||
+		die "could not start $id: no PID after 5 s (log: $log)"
+	local tries=0 pid
+	pid=$(read_pid "$pid_file")
+	rm -f "$pid_file"
+	echo "$id $port $pool ${cpus:--} $pid" >"$instances/$port"
+	while ((tries < SERVER_START_TIMEOUT_S * 5)); do
+		if http_get "http://127.0.0.1:$port/health" 2 >/dev/null; then
+			say "started $id (pid $pid) on 127.0.0.1:$port, DB_POOL_MAX=$pool${cpus:+, $cpus CPUs}"
+			return 0
+		fi
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.2
+		tries=$((tries + 1))
+	done
+	tail -n 15 "$log" >&2
+	stop_instance "$port"
+	echo "lab: $id did not become ready on port $port (log above, full log: $log)" >&2
+	return 1
+}
+
+# stop_instance PORT: stops the server instance on PORT and forgets it.
+stop_instance() {
+	local port=$1 id pool cpus pid
+	[[ -f $instances/$port ]] || return 0
+	read -r id _ pool cpus pid <"$instances/$port"
+	stop_pid "$pid" catalog-server "$SERVER_STOP_TIMEOUT_S"
+	rm -f "$instances/$port"
+	# The cgroup goes once no instance of this server id is left in it.
+	local dir
+	dir=$(server_cgroup "$id")
+	if [[ -d $dir && -z $(cat "$dir/cgroup.procs" 2>/dev/null) ]]; then rmdir "$dir" 2>/dev/null || true; fi
+}
+
+# next_server_port USED...: the first port after the single-server port that nothing listens
+# on, that no lab service owns and that is not in USED.
+next_server_port() {
+	local port=$((app_port + 1)) used=" $* "
+	while port_busy "$port" || [[ $used == *" $port "* ]] ||
+		((port == lb_port || port == prom_port || port == grafana_port || port == ${PGPORT:-0})); do
+		port=$((port + 1))
+	done
+	echo "$port"
+}
+
+# ---- nginx and Prometheus -------------------------------------------------------------------
+
+nginx_running() { pid_is "$(read_pid "$nginx_pid_file")" nginx; }
+
+# write_nginx_conf OUT PORT...: renders the load balancer config for the servers on PORTs.
+write_nginx_conf() {
+	local out=$1 upstreams="" port
+	shift
+	for port in "$@"; do
+		upstreams+="        server 127.0.0.1:$port max_fails=2 fail_timeout=5s;"$'\n'
+	done
+	local user_line="# (not root: the workers run as this user)"
+	[[ $(id -u) -eq 0 ]] && user_line="user root;"
+	mkdir -p "$nginx_prefix/logs"
+	render "$repo/deploy/nginx/nginx.conf.template" "$out" \
+		USER_LINE "$user_line" WORKER_PROCESSES "${LAB_NGINX_WORKERS:-auto}" \
+		PID_FILE "$nginx_pid_file" ERROR_LOG "$logs/nginx-error.log" PREFIX "$nginx_prefix" \
+		UPSTREAM_SERVERS "${upstreams%$'\n'}" LISTEN "$bind_address:$lb_port"
+}
+
+nginx_check() { nginx -t -q -p "$nginx_prefix" -c "$1" 2>&1; }
+
+# apply_nginx PORT...: points nginx at the servers on PORTs: checks the new config, then
+# starts nginx or reloads it and waits for the old workers to finish their requests.
+apply_nginx() {
+	local candidate=$nginx_prefix/nginx.conf.new output
+	write_nginx_conf "$candidate" "$@"
+	if ! output=$(nginx_check "$candidate"); then
+		echo "$output" >&2
+		die "the generated nginx config does not pass nginx -t ($candidate)"
+	fi
+	if nginx_running; then
+		if cmp -s "$candidate" "$nginx_conf"; then
+			rm -f "$candidate"
+			return 0
+		fi
+		local master old_workers
+		master=$(read_pid "$nginx_pid_file")
+		old_workers=$(pgrep -P "$master" | tr '\n' ' ' || true)
+		mv "$candidate" "$nginx_conf"
+		kill -HUP "$master"
+		local tries=0 pid busy
+		while ((tries < 150)); do
+			busy=0
+			for pid in $old_workers; do pid_is "$pid" nginx && busy=1; done
+			((busy == 0)) && break
+			sleep 0.1
+			tries=$((tries + 1))
+		done
+		say "nginx reloaded: 127.0.0.1:$lb_port -> $(ports_as_addresses "$@")"
+	else
+		port_busy "$lb_port" && die "port $lb_port is busy; nginx cannot listen there (set LAB_LB_PORT)"
+		mv "$candidate" "$nginx_conf"
+		nginx -p "$nginx_prefix" -c "$nginx_conf" 9>&- || die "nginx did not start (log: $logs/nginx-error.log)"
+		local tries=0
+		while ! nginx_running && ((tries < 50)); do
+			sleep 0.1
+			tries=$((tries + 1))
+		done
+		nginx_running || die "nginx did not start (log: $logs/nginx-error.log)"
+		say "nginx started on $bind_address:$lb_port -> $(ports_as_addresses "$@")"
+	fi
+	changed=1
+}
+
+stop_nginx() {
+	local pid
+	pid=$(read_pid "$nginx_pid_file")
+	if pid_is "$pid" nginx; then
+		# Workers are the master's children: collect them so none outlives it.
+		local workers
+		workers=$(pgrep -P "$pid" || true)
+		stop_pid "$pid" nginx 10
+		for pid in $workers; do stop_pid "$pid" nginx 5; done
+		say "nginx stopped"
+	fi
+	rm -f "$nginx_pid_file"
+}
+
+prom_running() { pid_is "$(read_pid "$prom_pid_file")" prometheus; }
+
+# write_prom_conf OUT "ID PORT"...: renders the Prometheus config for these servers.
+write_prom_conf() {
+	local out=$1 targets="" entry id port
+	shift
+	for entry in "$@"; do
+		read -r id port <<<"$entry"
+		targets+="      - targets: [\"127.0.0.1:$port\"]"$'\n'"        labels:"$'\n'"          server: \"$id\""$'\n'
+	done
+	[[ -n $targets ]] || targets="      - targets: []"$'\n'
+	render "$repo/deploy/prometheus/prometheus.yml.template" "$out" TARGETS "${targets%$'\n'}"
+}
+
+# apply_prometheus "ID PORT"...: writes the scrape config; starts or reloads Prometheus.
+apply_prometheus() {
+	local candidate=$run/prometheus.yml.new output
+	write_prom_conf "$candidate" "$@"
+	if ! output=$(promtool check config "$candidate" 2>&1); then
+		echo "$output" >&2
+		die "the generated Prometheus config does not pass promtool check config ($candidate)"
+	fi
+	if prom_running; then
+		if cmp -s "$candidate" "$prom_conf"; then
+			rm -f "$candidate"
+			return 0
+		fi
+		mv "$candidate" "$prom_conf"
+		curl -fsS -X POST --max-time 5 "http://127.0.0.1:$prom_port/-/reload" >/dev/null 2>&1 ||
+			kill -HUP "$(read_pid "$prom_pid_file")"
+		say "Prometheus reloaded: scraping ${#} server(s)"
+	else
+		port_busy "$prom_port" && die "port $prom_port is busy; Prometheus cannot listen there (set LAB_PROM_PORT)"
+		mv "$candidate" "$prom_conf"
+		mkdir -p "$prom_data"
+		spawn "$prom_pid_file" "$logs/prometheus.log" "" prometheus --config.file="$prom_conf" \
+			--storage.tsdb.path="$prom_data" --web.listen-address="$bind_address:$prom_port" \
+			--web.enable-lifecycle || die "Prometheus did not start (log: $logs/prometheus.log)"
+		wait_http "http://127.0.0.1:$prom_port/-/ready" 30 ||
+			die "Prometheus did not become ready (log: $logs/prometheus.log)"
+		say "Prometheus started on $bind_address:$prom_port, scraping ${#} server(s) every 5 s"
+	fi
+	changed=1
+}
+
+stop_prometheus() {
+	local pid
+	pid=$(read_pid "$prom_pid_file")
+	if pid_is "$pid" prometheus; then
+		stop_pid "$pid" prometheus 20
+		say "Prometheus stopped"
+	fi
+	rm -f "$prom_pid_file"
+}
+
+# ---- layout -----------------------------------------------------------------------------
+# LAB_DIR/run/layout holds "SERVERS BUDGET CPUS" of the last applied scale.
+
+read_layout() { # sets layout_servers layout_budget layout_cpus (defaults when none yet)
+	layout_servers=1 layout_budget=$budget_default layout_cpus=-
+	if [[ -f $layout_file ]]; then read -r layout_servers layout_budget layout_cpus <"$layout_file"; fi
+	[[ $layout_cpus == - ]] && layout_cpus=""
+	return 0
+}
+
+# entry_point: the URL a client uses: nginx when more than one server runs, else the server.
+entry_point() {
+	read_layout
+	if ((layout_servers > 1)); then echo "http://127.0.0.1:$lb_port"; else echo "http://127.0.0.1:$app_port"; fi
+}
+
+layout_name() { # e.g. 1-server, 2-servers, 2-servers-0.5cpu
+	read_layout
+	local name="$layout_servers-server"
+	((layout_servers > 1)) && name+=s
+	[[ -n $layout_cpus ]] && name+="-${layout_cpus}cpu"
+	echo "$name"
+}
+
+# apply_layout N BUDGET CPUS: the core of `scale`.  Validates first (a refusal changes
+# nothing); starts the servers the new layout needs, points nginx and Prometheus at them,
+# and only then stops the servers it no longer needs, so no request is dropped.
+apply_layout() {
+	local servers=$1 budget=$2 cpus=$3
+	if [[ ! $servers =~ ^[0-9]{1,3}$ ]] || ((10#$servers < 1 || 10#$servers > 100)); then
+		die "SERVERS must be a whole number from 1 to 100, got '$servers'"
+	fi
+	if [[ ! $budget =~ ^[0-9]{1,6}$ ]] || ((10#$budget < 1)); then
+		die "DB_BUDGET must be a whole number of at least 1, got '$budget'"
+	fi
+	servers=$((10#$servers)) budget=$((10#$budget))
+	if [[ -n $cpus ]] && { [[ ! $cpus =~ ^[0-9]*\.?[0-9]+$ ]] || awk -v c="$cpus" 'BEGIN { exit !(c < 0.01) }'; }; then
+		die "SERVER_CPUS must be a number of CPUs such as 0.5 or 1 (at least 0.01), got '$cpus'"
+	fi
+	if ((budget < servers)); then
+		die "refused: a budget of $budget database connections cannot give each of $servers servers a connection; raise DB_BUDGET (at least $servers) or use fewer servers. The running layout is unchanged."
+	fi
+	local pool=$((budget / servers)) limit
+	limit=$(db_connection_limit) || die "refused: cannot read max_connections from PostgreSQL. The running layout is unchanged."
+	if ((servers * pool > limit)); then
+		die "refused: $servers servers x DB_POOL_MAX=$pool = $((servers * pool)) connections, more than PostgreSQL allows ($limit: max_connections minus reserved slots). Lower DB_BUDGET or raise max_connections. The running layout is unchanged."
+	fi
+
+	# Which running instances fit the new layout as they are?
+	local keep=() old=() start=() id port ipool icpus pid i want
+	local -A kept_id=()
+	while read -r id port ipool icpus pid; do
+		[[ -z $id ]] && continue
+		[[ $icpus == - ]] && icpus=""
+		local fits=0
+		if pid_is "$pid" catalog-server && ((ipool == pool)) && [[ $icpus == "$cpus" ]] && [[ -z ${kept_id[$id]:-} ]]; then
+			local number=${id#app}
+			number=${number:-1}
+			if ((number <= servers)); then
+				if ((servers == 1 && port == app_port)) || ((servers > 1 && port != app_port)); then fits=1; fi
+			fi
+		fi
+		if ((fits)); then
+			keep+=("$id $port")
+			kept_id[$id]=1
+		else
+			old+=("$port $pid")
+		fi
+	done < <(list_instances)
+	for ((i = 1; i <= servers; i++)); do
+		want=$(server_id_for "$i")
+		[[ -n ${kept_id[$want]:-} ]] || start+=("$want")
+	done
+
+	if ((${#start[@]} == 0 && ${#old[@]} == 0)); then
+		echo "$servers $budget ${cpus:--}" >"$layout_file"
+		# Configs follow the running servers even when nothing else changed (e.g. after up).
+		local ports=() entry
+		for entry in "${keep[@]}"; do ports+=("${entry#* }"); done
+		if ((servers > 1)) || nginx_running; then apply_nginx "${ports[@]}"; fi
+		apply_prometheus "${keep[@]}"
+		return 0
+	fi
+
+	# Start the new servers.  The single-server port can only be reused once its old
+	# occupant is gone, which costs a moment without that server (said so).
+	local started=() used=() entry
+	for entry in "${keep[@]}"; do used+=("${entry#* }"); done
+	for entry in "${old[@]}"; do used+=("${entry% *}"); done
+	for want in "${start[@]}"; do
+		if ((servers == 1)); then
+			port=$app_port
+			if [[ -f $instances/$port ]]; then
+				say "port $port is taken by the old $(cut -d' ' -f1 <"$instances/$port"); replacing it (requests to it pause meanwhile)"
+				stop_instance "$port"
+			fi
+		else
+			port=$(next_server_port "${used[@]}")
+		fi
+		if ! start_server "$want" "$port" "$pool" "$cpus"; then
+			for port in "${started[@]}"; do stop_instance "$port"; done
+			die "scale failed: $want did not start; the servers started for the new layout were stopped again"
+		fi
+		started+=("$port")
+		used+=("$port")
+		keep+=("$want $port")
+	done
+
+	# Point nginx and Prometheus at the new set, then retire the old servers.
+	local ports=()
+	for entry in "${keep[@]}"; do ports+=("${entry#* }"); done
+	if ((servers > 1)) || nginx_running; then apply_nginx "${ports[@]}"; fi
+	apply_prometheus "${keep[@]}"
+	# An old instance still on file under its port and PID (not replaced in place) goes now.
+	for entry in "${old[@]}"; do
+		port=${entry% *}
+		if [[ -f $instances/$port ]]; then
+			read -r id _ _ _ pid <"$instances/$port"
+			if [[ $pid == "${entry#* }" ]]; then
+				stop_instance "$port"
+				say "stopped the old $id on port $port"
+			fi
+		fi
+	done
+	echo "$servers $budget ${cpus:--}" >"$layout_file"
+	changed=1
+}
+
+# ---- commands ---------------------------------------------------------------------------
+
+lock() {
+	mkdirs
+	exec 9>"$run/lock"
+	flock -w 120 9 || die "another lab command holds $run/lock"
+}
+
+print_where() {
+	read_layout
+	local entry
+	entry=$(entry_point)
+	say "entry point:  $entry   (try: curl $entry/health)"
+	if ((layout_servers > 1)); then
+		say "servers:      $layout_servers behind nginx on $lb_port, DB_POOL_MAX=$((layout_budget / layout_servers)) each (budget $layout_budget)"
+	else
+		say "server:       app on $app_port, DB_POOL_MAX=$layout_budget"
+	fi
+	say "Prometheus:   http://127.0.0.1:$prom_port"
+	say "PostgreSQL:   127.0.0.1:$PGPORT, database $db_name (psql -h 127.0.0.1 -p $PGPORT -U postgres $db_name; password postgres)"
+	say "state:        $LAB_DIR (logs in $logs)"
+}
+
+cmd_up() {
+	if [[ ${LAB_SKIP_DEPS:-0} != 1 ]]; then
+		"$repo/scripts/install-deps.sh" lab || die "missing packages (see above)"
+	fi
+	need_build
+	lock
+	ensure_pg
+	ensure_seed
+	read_layout
+	# up keeps the layout that was last applied (one server on a fresh lab) and restarts
+	# any of its processes that died.
+	local cpus=$layout_cpus budget=$layout_budget
+	if [[ ! -f $layout_file ]]; then
+		cpus=${SERVER_CPUS:-}
+		budget=${DB_BUDGET:-$budget_default}
+	fi
+	local before=$changed
+	apply_layout "$layout_servers" "$budget" "$cpus"
+	print_where
+	if ((changed == 0 && before == 0)); then
+		say "nothing changed: everything was already up"
+	fi
+}
+
+cmd_scale() {
+	local servers=${1:-}
+	[[ -n $servers ]] || die "usage: make scale SERVERS=N (N servers behind nginx; 1 returns to one server on $app_port)"
+	need_build
+	lock
+	pg_running || die "the lab is not up (PostgreSQL is not running); run make up first"
+	load_pg_env
+	prom_running || die "the lab is not up (Prometheus is not running); run make up first"
+	apply_layout "$servers" "${DB_BUDGET:-$budget_default}" "${SERVER_CPUS:-}"
+	if ((changed == 0)); then say "nothing changed: already $servers server(s) with these settings"; fi
+	print_where
+}
+
+cmd_status() {
+	mkdirs
+	local problems=0
+	read_layout
+	say "lab in $LAB_DIR: layout $(layout_name), entry point $(entry_point)"
+	if pg_running && load_pg_env; then
+		local orders rc=0 limit in_use
+		orders=$("$build/catalog-db" status 2>&1 | tail -n 1) || rc=$?
+		((rc == 0)) || problems=1
+		limit=$(db_connection_limit 2>/dev/null || echo ?)
+		in_use=$(server_connections 2>/dev/null || echo ?)
+		printf '%-12s %-8s %-6s %s\n' postgres "pid $(head -n 1 "$pg_dir/data/postmaster.pid" 2>/dev/null)" "$PGPORT" "up  $orders"
+		printf '%-12s budget %s (%s per server x %s), database allows %s, open now %s\n' \
+			"connections" "$layout_budget" "$((layout_budget / layout_servers))" "$layout_servers" "$limit" "$in_use"
+	else
+		printf '%-12s %-8s %-6s %s\n' postgres - - "DOWN (not running)"
+		problems=1
+	fi
+	local id port pool cpus pid health found=0
+	while read -r id port pool cpus pid; do
+		[[ -z $id ]] && continue
+		found=1
+		if ! pid_is "$pid" catalog-server; then
+			health="DEAD (process $pid is gone; make up restarts it)"
+			problems=1
+		elif health=$(http_get "http://127.0.0.1:$port/health" 3); then
+			health="health ok $health"
+		else
+			health="UNHEALTHY (/health does not answer 200)"
+			problems=1
+		fi
+		printf '%-12s %-8s %-6s pool %-3s cpus %-4s %s\n' "server $id" "pid $pid" "$port" "$pool" "$cpus" "$health"
+	done < <(list_instances)
+	if ((found == 0)); then
+		printf '%-12s %s\n' servers "none running"
+		problems=1
+	fi
+	if nginx_running; then
+		printf '%-12s %-8s %-6s up  -> %s\n' nginx "pid $(read_pid "$nginx_pid_file")" "$lb_port" \
+			"$(grep -o 'server 127.0.0.1:[0-9]*' "$nginx_conf" | cut -d' ' -f2 | tr '\n' ' ')"
+	elif ((layout_servers > 1)); then
+		printf '%-12s %-8s %-6s %s\n' nginx - "$lb_port" "DOWN"
+		problems=1
+	else
+		printf '%-12s %-8s %-6s %s\n' nginx - - "not running (one server: clients use port $app_port)"
+	fi
+	if prom_running; then
+		local targets up_count total_count
+		targets=$(curl -fsS --max-time 3 "http://127.0.0.1:$prom_port/api/v1/targets?state=active" 2>/dev/null || true)
+		up_count=$(grep -o '"health":"up"' <<<"$targets" | wc -l || true)
+		total_count=$(grep -o '"health":"[a-z]*"' <<<"$targets" | wc -l || true)
+		printf '%-12s %-8s %-6s up  scrape targets: %s of %s up\n' prometheus "pid $(read_pid "$prom_pid_file")" \
+			"$prom_port" "$up_count" "$total_count"
+	else
+		printf '%-12s %-8s %-6s %s\n' prometheus - - DOWN
+		problems=1
+	fi
+	return "$problems"
+}
+
+# mix_paths MIX: the request paths each connection cycles through.
+mix_paths() {
+	case $1 in
+	scenario) echo "/products?category=electronics /products/1 /report" ;;
+	browse) echo "/products?category=electronics /products/1" ;;
+	*) die "MIX must be scenario or browse, got '$1'" ;;
+	esac
+}
+
+cmd_loadtest() {
+	mkdirs
+	local mix=${MIX:-scenario} base name file
+	local -a paths path_args=() extra=()
+	read -r -a paths <<<"$(mix_paths "$mix")"
+	local path
+	for path in "${paths[@]}"; do path_args+=(--path "$path"); done
+	read -r -a extra <<<"${LOADTEST_ARGS:-}"
+	base=${BASE_URL:-$(entry_point)}
+	name=${LOAD_NAME:-$(layout_name)}
+	[[ $mix == scenario ]] || name+="-$mix"
+	file=$results/$name.json
+	say "load test: $base, mix $mix (${paths[*]}), ${LOAD_CONNECTIONS:-100} connections, ${LOAD_DURATION:-30s}; result in $file"
+	local rc=0
+	"$build/catalog-loadtest" -c "${LOAD_CONNECTIONS:-100}" -d "${LOAD_DURATION:-30s}" \
+		-t "${LOAD_THREADS:-2}" --json "$file" --label "$name" "${path_args[@]}" "${extra[@]}" "$base" || rc=$?
+	return "$rc"
+}
+
+# print_split RESULT.json: the share of requests each server answered (from X-Server-Id).
+print_split() {
+	python3 - "$1" <<'PYTHON'
+import json, sys
+result = json.load(open(sys.argv[1]))
+servers = result.get("by_server", {})
+total = sum(s["requests"] for s in servers.values()) or 1
+print("requests per server: " + ", ".join(
+    "%s %d (%.0f%%)" % (name, s["requests"], 100.0 * s["requests"] / total)
+    for name, s in sorted(servers.items(), key=lambda item: (len(item[0]), item[0]))))
+PYTHON
+}
+
+cmd_compare() {
+	mkdirs
+	local files=()
+	if (($#)); then
+		files=("$@")
+	else
+		mapfile -t files < <(ls -tr "$results"/*.json 2>/dev/null)
+	fi
+	((${#files[@]})) || die "no saved load test results in $results; run make loadtest first"
+	"$build/catalog-loadtest" compare "${files[@]}"
+}
+
+cmd_demo() {
+	local duration=${DEMO_DURATION:-15s} connections=${DEMO_CONNECTIONS:-50}
+	local cpus=${DEMO_SERVER_CPUS-0.5} budget=${DB_BUDGET:-$budget_default}
+	export LOAD_DURATION=$duration LOAD_CONNECTIONS=$connections DB_BUDGET=$budget SERVER_CPUS=$cpus
+	say "demo: one server, then two, each ${cpus:-unlimited} CPU(s); $connections connections for $duration per run"
+	(cmd_up)
+	(cmd_scale 1)
+	local files=() mix name
+	for mix in browse scenario; do
+		MIX=$mix cmd_loadtest_sub
+		name=$(layout_name)
+		[[ $mix == scenario ]] || name+="-$mix"
+		files+=("$results/$name.json")
+	done
+	(cmd_scale 2)
+	for mix in browse scenario; do
+		MIX=$mix cmd_loadtest_sub
+		name=$(layout_name)
+		[[ $mix == scenario ]] || name+="-$mix"
+		files+=("$results/$name.json")
+	done
+	echo
+	say "comparison (browse mix: listing + product page; scenario mix: + /report)"
+	cmd_compare "${files[@]}"
+	echo
+	say "connection budget $budget: one server had DB_POOL_MAX=$budget; two servers have $((budget / 2)) each = $((budget / 2 * 2)); PostgreSQL allows $(db_connection_limit)"
+	local file
+	for file in "${files[@]}"; do
+		[[ -f $file ]] && say "$(basename "$file" .json): $(print_split "$file")"
+	done
+	say "two servers gain on the browse mix (the servers' CPU is the ceiling); on the scenario mix"
+	say "the database's CPU on /report is the ceiling, so a second server adds little. See docs/lab.md."
+}
+
+cmd_loadtest_sub() { (cmd_loadtest); }
+
+cmd_down() {
+	local purge=0
+	[[ ${1:-} == --purge ]] && purge=1
+	if [[ -d $run ]]; then
+		lock
+		local file port id
+		for file in "$instances"/*; do
+			[[ -f $file ]] || continue
+			port=${file##*/}
+			id=$(cut -d' ' -f1 <"$file")
+			stop_instance "$port"
+			say "stopped $id (port $port)"
+		done
+		stop_nginx
+		stop_prometheus
+		rmdir "$cgroup_root" 2>/dev/null || true
+		rm -f "$layout_file"
+	fi
+	if [[ -d $pg_dir/data ]] && pg_running; then
+		mkdir -p "$logs"
+		"$repo/scripts/pg.sh" stop "$pg_dir" 2>>"$logs/pg.log" || die "PostgreSQL did not stop (log: $logs/pg.log)"
+		say "PostgreSQL stopped"
+	fi
+	if ((purge)); then
+		case $LAB_DIR in
+		/ | "" | "$HOME" | "$repo") die "refusing to delete LAB_DIR=$LAB_DIR" ;;
+		esac
+		rm -rf "$LAB_DIR"
+		say "deleted $LAB_DIR (data, logs, results)"
+	fi
+	say "down: nothing of the lab is running"
+}
+
+main() {
+	local command=${1:-help}
+	shift || true
+	case $command in
+	up) cmd_up ;;
+	down) cmd_down "$@" ;;
+	status) cmd_status ;;
+	scale) cmd_scale "$@" ;;
+	loadtest) cmd_loadtest ;;
+	compare) cmd_compare "$@" ;;
+	demo) cmd_demo ;;
+	help | -h | --help) usage ;;
+	*)
+		usage >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"
