@@ -69,7 +69,8 @@ void histogram_record(histogram_t *h, uint64_t value)
 void histogram_merge(histogram_t *into, const histogram_t *from)
 {
     if (from->total_count == 0) return;
-    for (uint32_t i = 0; i < HISTOGRAM_BUCKETS; i++) into->counts[i] += from->counts[i];
+    for (uint32_t i = 0; i < HISTOGRAM_BUCKETS; i++)
+        into->counts[i] += from->counts[i];
     into->total_count += from->total_count;
     into->sum += from->sum;
     if (from->min_value < into->min_value) into->min_value = from->min_value;

@@ -12,14 +12,15 @@
 #define HISTOGRAM_SUB_BUCKET_BITS 7
 #define HISTOGRAM_SUB_BUCKETS (1u << HISTOGRAM_SUB_BUCKET_BITS)
 #define HISTOGRAM_MAX_BITS 40
-#define HISTOGRAM_BUCKETS ((HISTOGRAM_MAX_BITS - HISTOGRAM_SUB_BUCKET_BITS + 1) * HISTOGRAM_SUB_BUCKETS)
+#define HISTOGRAM_BUCKETS                                                                          \
+    ((HISTOGRAM_MAX_BITS - HISTOGRAM_SUB_BUCKET_BITS + 1) * HISTOGRAM_SUB_BUCKETS)
 
 typedef struct histogram {
-    uint64_t total_count;                 /* values recorded */
-    uint64_t min_value;                   /* smallest value recorded (UINT64_MAX when empty) */
-    uint64_t max_value;                   /* largest value recorded, exact (0 when empty) */
-    uint64_t sum;                         /* sum of values, for the mean (wraps after 2^64) */
-    uint64_t counts[HISTOGRAM_BUCKETS];   /* one counter per bucket, see above */
+    uint64_t total_count;               /* values recorded */
+    uint64_t min_value;                 /* smallest value recorded (UINT64_MAX when empty) */
+    uint64_t max_value;                 /* largest value recorded, exact (0 when empty) */
+    uint64_t sum;                       /* sum of values, for the mean (wraps after 2^64) */
+    uint64_t counts[HISTOGRAM_BUCKETS]; /* one counter per bucket, see above */
 } histogram_t;
 
 /* Allocates an empty histogram (about 35 KB).  Aborts on out of memory; free with
@@ -39,7 +40,8 @@ void histogram_merge(histogram_t *into, const histogram_t *from);
 
 /* The value at percentile (0..100; clamped): the smallest recorded value v such that at least
  * percentile% of the values are <= v, reported as its bucket's midpoint and clamped to
- * [min, max] recorded.  Percentile 0 is the exact minimum, 100 the exact maximum.  Returns 0 when empty. */
+ * [min, max] recorded.  Percentile 0 is the exact minimum, 100 the exact maximum.  Returns 0 when
+ * empty. */
 uint64_t histogram_percentile(const histogram_t *h, double percentile);
 /* Mean of the recorded values (exact, from the running sum); 0 when empty. */
 double histogram_mean(const histogram_t *h);

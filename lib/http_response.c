@@ -50,8 +50,10 @@ static int is_space(char c)
 
 static slice_t trim(const char *p, size_t n)
 {
-    while (n && is_space(*p)) p++, n--;
-    while (n && is_space(p[n - 1])) n--;
+    while (n && is_space(*p))
+        p++, n--;
+    while (n && is_space(p[n - 1]))
+        n--;
     return slice_make(p, n);
 }
 
@@ -84,8 +86,7 @@ static int parse_status_line(http_response_t *r, const char *p, size_t n)
 
 static int parse_content_length(http_response_t *r, slice_t value)
 {
-    if (value.len == 0 || value.len > 18)
-        return fail(r, "bad Content-Length (empty or too large)");
+    if (value.len == 0 || value.len > 18) return fail(r, "bad Content-Length (empty or too large)");
     int64_t length = 0;
     for (size_t i = 0; i < value.len; i++) {
         unsigned digit = (unsigned)(value.base[i] - '0');
@@ -180,7 +181,8 @@ static int parse_chunk_size(http_response_t *r, const char *p, size_t n)
         size = size * 16 + value;
     }
     if (digits == 0) return fail(r, "malformed chunk size line");
-    while (i < n && is_space(p[i])) i++;
+    while (i < n && is_space(p[i]))
+        i++;
     if (i < n && p[i] != ';') return fail(r, "malformed chunk size line");
     if (size == 0) {
         r->state = STATE_TRAILER_LINE;

@@ -9,17 +9,19 @@ static int is_space(char c)
     return c == ' ' || c == '\t' || c == '\n' || c == '\r';
 }
 
-int loadtest_request_parse(const char *spec, const char *prefix, loadtest_request_t *out,
-                           char *err, size_t err_len)
+int loadtest_request_parse(const char *spec, const char *prefix, loadtest_request_t *out, char *err,
+                           size_t err_len)
 {
     memset(out, 0, sizeof(*out));
     const char *p = spec;
-    while (is_space(*p)) p++;
+    while (is_space(*p))
+        p++;
     if (*p == '/') {
         strcpy(out->method, "GET");
     } else {
         size_t n = 0;
-        while (p[n] >= 'A' && p[n] <= 'Z') n++;
+        while (p[n] >= 'A' && p[n] <= 'Z')
+            n++;
         if (n == 0 || n >= sizeof(out->method) || !is_space(p[n])) {
             snprintf(err, err_len,
                      "bad --path '%s': expected \"/path\" or \"METHOD /path [body]\" "
@@ -30,7 +32,8 @@ int loadtest_request_parse(const char *spec, const char *prefix, loadtest_reques
         memcpy(out->method, p, n);
         out->method[n] = 0;
         p += n;
-        while (is_space(*p)) p++;
+        while (is_space(*p))
+            p++;
         if (*p != '/') {
             snprintf(err, err_len, "bad --path '%s': the path must start with '/'", spec);
             return -1;
@@ -47,7 +50,8 @@ int loadtest_request_parse(const char *spec, const char *prefix, loadtest_reques
     }
     if (!prefix) prefix = "";
     size_t prefix_len = strlen(prefix);
-    while (prefix_len && prefix[prefix_len - 1] == '/') prefix_len--;
+    while (prefix_len && prefix[prefix_len - 1] == '/')
+        prefix_len--;
     if (prefix_len + path_len >= sizeof(out->path)) {
         snprintf(err, err_len, "bad --path: longer than %zu bytes", sizeof(out->path) - 1);
         return -1;
@@ -56,9 +60,11 @@ int loadtest_request_parse(const char *spec, const char *prefix, loadtest_reques
     memcpy(out->path + prefix_len, p, path_len);
     out->path[prefix_len + path_len] = 0;
     p += path_len;
-    while (is_space(*p)) p++;
+    while (is_space(*p))
+        p++;
     size_t body_len = strlen(p);
-    while (body_len && is_space(p[body_len - 1])) body_len--;
+    while (body_len && is_space(p[body_len - 1]))
+        body_len--;
     if (body_len) buf_append(&out->body, p, body_len);
     out->is_head = strcmp(out->method, "HEAD") == 0;
     /* Truncated on purpose: the name labels table rows. */
@@ -71,8 +77,7 @@ int loadtest_request_parse(const char *spec, const char *prefix, loadtest_reques
     return 0;
 }
 
-void loadtest_request_build(loadtest_request_t *r, const char *host, uint16_t port,
-                            int keep_alive)
+void loadtest_request_build(loadtest_request_t *r, const char *host, uint16_t port, int keep_alive)
 {
     buf_t *b = &r->bytes;
     buf_reset(b);

@@ -89,8 +89,8 @@ static void write_tally_table(buf_t *out, const char *title, const loadtest_tall
         if (with_share)
             snprintf(share, sizeof(share), "%6.1f%%",
                      total_requests ? 100.0 * (double)t->requests / (double)total_requests : 0.0);
-        buf_printf(out, "  %-*.*s %10" PRIu64 " %s %9.2f %9.2f %8" PRIu64 " %8" PRIu64 " %8" PRIu64
-                        "\n",
+        buf_printf(out,
+                   "  %-*.*s %10" PRIu64 " %s %9.2f %9.2f %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
                    (int)width, (int)width, t->name, t->requests, share, t->latency.p50_ms,
                    t->latency.p99_ms, t->errors, t->timeouts, t->status_5xx);
     }
@@ -123,8 +123,8 @@ void loadtest_summary_write(buf_t *out, const loadtest_result_t *r, int color)
     for (size_t i = 0; i < r->server_count; i++)
         if (strcmp(r->servers[i].name, "(none)") != 0) has_server_ids = 1;
     if (has_server_ids)
-        write_tally_table(out, "By server (X-Server-Id)", r->servers, r->server_count,
-                          r->requests, 1);
+        write_tally_table(out, "By server (X-Server-Id)", r->servers, r->server_count, r->requests,
+                          1);
     loadtest_verdict_t v = loadtest_verdict_of(r);
     static const char *const colors[] = {"\033[32m", "\033[33m", "\033[31m"};
     buf_printf(out, "\nVerdict: %s%s%s: %s (%s)\n", color ? colors[v.level] : "",
@@ -132,8 +132,9 @@ void loadtest_summary_write(buf_t *out, const loadtest_result_t *r, int color)
                : v.level == LOADTEST_YELLOW ? "YELLOW"
                                             : "RED",
                color ? "\033[0m" : "", v.headline, v.reason);
-    buf_printf(out, "         thresholds: red when p99 > %.0f ms or more than %d failures "
-                    "(errors + timeouts + 5xx); yellow when p99 > %.0f ms\n",
+    buf_printf(out,
+               "         thresholds: red when p99 > %.0f ms or more than %d failures "
+               "(errors + timeouts + 5xx); yellow when p99 > %.0f ms\n",
                LOADTEST_RED_P99_MS, LOADTEST_RED_FAILURES, LOADTEST_YELLOW_P99_MS);
 }
 
@@ -254,8 +255,7 @@ static loadtest_tally_t *read_tallies(json_t *object, size_t *count)
     return tallies;
 }
 
-int loadtest_result_read_json(const char *path, loadtest_result_t *out, char *err,
-                              size_t err_len)
+int loadtest_result_read_json(const char *path, loadtest_result_t *out, char *err, size_t err_len)
 {
     json_error_t error;
     json_t *root = json_load_file(path, 0, &error);
@@ -345,13 +345,13 @@ void loadtest_compare_write(buf_t *out, const loadtest_result_t *runs, size_t co
         buf_printf(out, " %9s", head);
     }
     buf_append_char(out, '\n');
-#define ROW(title, expression, decimals)                                                         \
-    do {                                                                                       \
-        for (size_t i = 0; i < count; i++) {                                                   \
-            const loadtest_result_t *run = &runs[i];                                           \
-            values[i] = (double)(expression);                                                  \
-        }                                                                                      \
-        compare_row(out, title, values, count, decimals);                                        \
+#define ROW(title, expression, decimals)                                                           \
+    do {                                                                                           \
+        for (size_t i = 0; i < count; i++) {                                                       \
+            const loadtest_result_t *run = &runs[i];                                               \
+            values[i] = (double)(expression);                                                      \
+        }                                                                                          \
+        compare_row(out, title, values, count, decimals);                                          \
     } while (0)
     ROW("requests/s", run->rps, 1);
     ROW("requests", run->requests, 0);

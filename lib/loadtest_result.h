@@ -9,8 +9,8 @@
 #include "histogram.h"
 
 /* The reference's verdict thresholds (CONTRACT section 4). */
-#define LOADTEST_RED_P99_MS 2000.0 /* red above this p99 */
-#define LOADTEST_RED_FAILURES 10   /* red above this many failures */
+#define LOADTEST_RED_P99_MS 2000.0   /* red above this p99 */
+#define LOADTEST_RED_FAILURES 10     /* red above this many failures */
 #define LOADTEST_YELLOW_P99_MS 500.0 /* yellow above this p99 */
 
 /* Latency figures in milliseconds. */
@@ -90,8 +90,7 @@ void loadtest_result_write_json(buf_t *out, const loadtest_result_t *r);
 /* Reads a file written by loadtest_result_write_json into *out (zero it first).  Returns 0, or
  * -1 with a sentence in err (file unreadable, not JSON, a required field missing).  On 0
  * the caller frees with loadtest_result_free; on -1 nothing is left to free. */
-int loadtest_result_read_json(const char *path, loadtest_result_t *out, char *err,
-                              size_t err_len);
+int loadtest_result_read_json(const char *path, loadtest_result_t *out, char *err, size_t err_len);
 
 /* Appends runs[0..count) side by side, one column each, then for every run after the first
  * its ratio to the first ("2 servers / 1 server").  Can't fail. */

@@ -42,14 +42,14 @@ enum connection_state {
 };
 
 typedef struct connection {
-    loop_io_t io;          /* the socket in the worker's loop (io.fd -1 when closed) */
-    worker_t *worker;      /* owner */
-    int state;             /* enum connection_state */
-    unsigned route;        /* index of the request in flight, or of the next one */
-    size_t written;        /* bytes of the request written so far */
-    uint64_t start_ns;     /* latency origin: send time, or the intended send time with -R */
-    uint64_t deadline_ns;  /* connect or request timeout; 0 when nothing is pending */
-    uint64_t next_send_ns; /* -R: when the next request is due */
+    loop_io_t io;             /* the socket in the worker's loop (io.fd -1 when closed) */
+    worker_t *worker;         /* owner */
+    int state;                /* enum connection_state */
+    unsigned route;           /* index of the request in flight, or of the next one */
+    size_t written;           /* bytes of the request written so far */
+    uint64_t start_ns;        /* latency origin: send time, or the intended send time with -R */
+    uint64_t deadline_ns;     /* connect or request timeout; 0 when nothing is pending */
+    uint64_t next_send_ns;    /* -R: when the next request is due */
     uint64_t reconnect_at_ns; /* CLOSED: when to connect again */
     http_response_t response; /* parser for the response in flight */
 } connection_t;
@@ -76,22 +76,23 @@ struct worker {
     unsigned first_global_index; /* this worker's first connection among all of them */
     connection_t **pending;      /* connections to reconnect after the current event batch */
     unsigned pending_count;
-    int draining;                /* stop seen: no new requests, in-flight ones may finish */
+    int draining; /* stop seen: no new requests, in-flight ones may finish */
     uint64_t drain_deadline_ns;
     uint64_t next_housekeeping_ns;
-    uint64_t send_interval_ns;   /* -R: per-connection gap between requests */
+    uint64_t send_interval_ns; /* -R: per-connection gap between requests */
 
     /* Counters owned by this thread.  responses and failures are also read by the main
      * thread for the progress line, so they are written with relaxed atomic stores. */
     uint64_t responses, failures;
     uint64_t connect_errors, read_errors, write_errors, protocol_errors, timeouts, unfinished;
-    tally_t *routes;             /* one per request */
+    tally_t *routes; /* one per request */
     server_tally_t servers[SERVERS_MAX];
     unsigned server_count;
-    unsigned last_server;        /* cache: responses tend to come from the same server */
+    unsigned last_server; /* cache: responses tend to come from the same server */
     char first_error[256];
     uint64_t first_error_ns;
-    int finished;                /* set (atomically) when the thread is done */
+    int finished;         /* set (atomically) when the thread is done */
+    uint64_t finished_ns; /* when it was done: the run's end is the last worker's */
     char read_buffer[READ_BUFFER_BYTES];
 };
 
@@ -100,7 +101,7 @@ struct engine {
     worker_t *workers;
     unsigned worker_count;
     uint64_t start_ns, end_ns;
-    int stop;                    /* set (atomically) to end the run early */
+    int stop; /* set (atomically) to end the run early */
 };
 
 static void connection_close(connection_t *c, int reconnect_soon);
@@ -223,7 +224,8 @@ static void connection_ready(connection_t *c)
     if (w->send_interval_ns) {
         if (now_ns < c->next_send_ns) {
             c->state = CONNECTION_WAITING;
-            if (c->next_send_ns < w->next_housekeeping_ns) w->next_housekeeping_ns = c->next_send_ns;
+            if (c->next_send_ns < w->next_housekeeping_ns)
+                w->next_housekeeping_ns = c->next_send_ns;
             return;
         }
         /* Late (the server was slow): latency counts from when it should have gone out. */
@@ -402,8 +404,8 @@ static uint64_t housekeeping(worker_t *w, uint64_t now_ns)
         connection_t *c = &w->connections[i];
         if (c->deadline_ns && now_ns >= c->deadline_ns) {
             if (c->state == CONNECTION_CONNECTING) {
-                connection_fail(c, &w->connect_errors, "connect to",
-                                "no answer within the timeout", CONNECT_RETRY_NS);
+                connection_fail(c, &w->connect_errors, "connect to", "no answer within the timeout",
+                                CONNECT_RETRY_NS);
             } else {
                 w->timeouts++;
                 w->routes[c->route].timeouts++;
@@ -463,7 +465,12 @@ static void *worker_main(void *arg)
         uint64_t now_ns = loop_clock_ns();
         if (now_ns >= w->next_housekeeping_ns) {
             w->next_housekeeping_ns = housekeeping(w, now_ns);
-            if (w->draining && (!worker_busy(w) || now_ns >= w->drain_deadline_ns)) break;
+            if (w->draining) {
+                if (!worker_busy(w) || now_ns >= w->drain_deadline_ns) break;
+                /* Notice the last in-flight response soon: the run's end is measured. */
+                if (w->next_housekeeping_ns > now_ns + 1000000)
+                    w->next_housekeeping_ns = now_ns + 1000000;
+            }
             if (w->pending_count) continue;
         }
         uint64_t wait_ns = w->next_housekeeping_ns - now_ns;
@@ -480,6 +487,7 @@ static void *worker_main(void *arg)
         if (c->state == CONNECTION_WRITING || c->state == CONNECTION_READING) w->unfinished++;
         connection_close(c, 0);
     }
+    w->finished_ns = loop_clock_ns();
     __atomic_store_n(&w->finished, 1, __ATOMIC_RELEASE);
     return NULL;
 }
@@ -525,7 +533,8 @@ int engine_start(engine_t *e, char *err, size_t err_len)
         if (rc != 0) {
             snprintf(err, err_len, "cannot start worker thread %u: %s", i, strerror(rc));
             engine_stop(e);
-            for (unsigned j = 0; j < i; j++) pthread_join(e->workers[j].thread, NULL);
+            for (unsigned j = 0; j < i; j++)
+                pthread_join(e->workers[j].thread, NULL);
             return -1;
         }
         w->thread_started = 1;
@@ -574,9 +583,12 @@ static int compare_servers(const void *a, const void *b)
 void engine_join(engine_t *e, loadtest_result_t *out)
 {
     const engine_config_t *config = e->config;
-    for (unsigned i = 0; i < e->worker_count; i++)
-        if (e->workers[i].thread_started) pthread_join(e->workers[i].thread, NULL);
-    e->end_ns = loop_clock_ns();
+    e->end_ns = e->start_ns;
+    for (unsigned i = 0; i < e->worker_count; i++) {
+        worker_t *w = &e->workers[i];
+        if (w->thread_started) pthread_join(w->thread, NULL);
+        if (w->finished_ns > e->end_ns) e->end_ns = w->finished_ns;
+    }
 
     out->connections = config->connections;
     out->threads = config->threads;
@@ -602,7 +614,8 @@ void engine_join(engine_t *e, loadtest_result_t *out)
 
     /* Servers: merge the per-worker tables by id. */
     size_t server_cap = 0;
-    for (unsigned i = 0; i < e->worker_count; i++) server_cap += e->workers[i].server_count;
+    for (unsigned i = 0; i < e->worker_count; i++)
+        server_cap += e->workers[i].server_count;
     out->servers = server_cap ? calloc(server_cap, sizeof(*out->servers)) : NULL;
     histogram_t **server_latency = server_cap ? calloc(server_cap, sizeof(*server_latency)) : NULL;
     for (unsigned i = 0; i < e->worker_count; i++) {
@@ -657,7 +670,8 @@ void engine_free(engine_t *e)
         if (w->loop.epoll_fd >= 0) loop_close(&w->loop);
         for (size_t r = 0; w->routes && r < e->config->request_count; r++)
             histogram_free(w->routes[r].latency_ns);
-        for (unsigned s = 0; s < w->server_count; s++) histogram_free(w->servers[s].tally.latency_ns);
+        for (unsigned s = 0; s < w->server_count; s++)
+            histogram_free(w->servers[s].tally.latency_ns);
         free(w->routes);
         free(w->connections);
         free(w->pending);

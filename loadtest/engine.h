@@ -12,14 +12,14 @@
 typedef struct engine_config {
     struct sockaddr_storage address; /* where to connect */
     socklen_t address_len;
-    char address_text[300];          /* "127.0.0.1:3000", for error messages */
-    unsigned connections;            /* concurrent connections, >= 1 */
-    unsigned threads;                /* worker threads, 1..connections */
-    uint64_t duration_ns;            /* how long to send requests */
-    uint64_t timeout_ns;             /* per request (and per connect) */
-    uint64_t drain_ns;               /* after duration, how long in-flight requests may finish */
-    double rate_rps;                 /* total requests/s, 0 = as fast as responses come */
-    int keep_alive;                  /* reuse connections (else one request per connection) */
+    char address_text[300];             /* "127.0.0.1:3000", for error messages */
+    unsigned connections;               /* concurrent connections, >= 1 */
+    unsigned threads;                   /* worker threads, 1..connections */
+    uint64_t duration_ns;               /* how long to send requests */
+    uint64_t timeout_ns;                /* per request (and per connect) */
+    uint64_t drain_ns;                  /* after duration, how long in-flight requests may finish */
+    double rate_rps;                    /* total requests/s, 0 = as fast as responses come */
+    int keep_alive;                     /* reuse connections (else one request per connection) */
     const loadtest_request_t *requests; /* request_count routes, bytes already built */
     size_t request_count;
 } engine_config_t;

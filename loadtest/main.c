@@ -152,7 +152,8 @@ static int run_compare(int count, char **paths)
         fwrite(out.data, 1, out.len, stdout);
         buf_free(&out);
     }
-    for (int i = 0; i < count; i++) loadtest_result_free(&runs[i]);
+    for (int i = 0; i < count; i++)
+        loadtest_result_free(&runs[i]);
     free(runs);
     return status;
 }
@@ -207,14 +208,16 @@ static void show_progress(engine_t *engine, uint64_t duration_ns)
             char bar[21];
             int filled = total_s > 0 ? (int)(20 * elapsed_s / total_s) : 20;
             if (filled > 20) filled = 20;
-            for (int i = 0; i < 20; i++) bar[i] = i < filled ? '#' : '.';
+            for (int i = 0; i < 20; i++)
+                bar[i] = i < filled ? '#' : '.';
             bar[20] = 0;
-            fprintf(stderr, "\r[%s] %4.0f/%.0f s  %9.0f req/s  %10" PRIu64 " done  %6" PRIu64
-                            " failures\033[K",
+            fprintf(stderr,
+                    "\r[%s] %4.0f/%.0f s  %9.0f req/s  %10" PRIu64 " done  %6" PRIu64
+                    " failures\033[K",
                     bar, elapsed_s, total_s, rps, responses, failures);
         } else {
-            fprintf(stderr, "progress: %.0f/%.0f s, %.0f req/s, %" PRIu64 " done, %" PRIu64
-                            " failures\n",
+            fprintf(stderr,
+                    "progress: %.0f/%.0f s, %.0f req/s, %" PRIu64 " done, %" PRIu64 " failures\n",
                     elapsed_s, total_s, rps, responses, failures);
         }
         fflush(stderr);
@@ -235,8 +238,8 @@ static int explain_failure(const loadtest_result_t *r, const char *url_text)
     } else if (r->requests == 0) {
         fprintf(stderr, "catalog-loadtest: error: no response at all from %s (%s).\n", url_text,
                 r->first_error[0] ? r->first_error
-                : r->timeouts   ? "every request timed out"
-                                : "nothing was sent");
+                : r->timeouts     ? "every request timed out"
+                                  : "nothing was sent");
     } else {
         fprintf(stderr,
                 "catalog-loadtest: error: no request succeeded: all %" PRIu64
@@ -408,15 +411,15 @@ int main(int argc, char **argv)
         buf_reset(&out);
         loadtest_result_write_json(&out, &result);
         if (write_file(json_path, &out) < 0) {
-            fprintf(stderr, "catalog-loadtest: cannot write %s: %s\n", json_path,
-                    strerror(errno));
+            fprintf(stderr, "catalog-loadtest: cannot write %s: %s\n", json_path, strerror(errno));
             status = EXIT_NOTHING_SUCCEEDED;
         }
     }
     buf_free(&out);
     if (result.requests == result.non2xx) status = explain_failure(&result, url_text);
     loadtest_result_free(&result);
-    for (size_t i = 0; i < path_count; i++) loadtest_request_free(&requests[i]);
+    for (size_t i = 0; i < path_count; i++)
+        loadtest_request_free(&requests[i]);
     free(requests);
     return status;
 }

@@ -88,8 +88,7 @@ static void test_single_values(void)
         uint64_t got = histogram_percentile(h, 50);
         double error = fabs((double)got - (double)value) / (double)value;
         if (error > 0.005) {
-            if (!bad++)
-                fprintf(stderr, "value %" PRIu64 " read back as %" PRIu64 "\n", value, got);
+            if (!bad++) fprintf(stderr, "value %" PRIu64 " read back as %" PRIu64 "\n", value, got);
         }
     }
     CHECK_INT(bad, 0);

@@ -48,9 +48,8 @@ static void check_every_split(const char *text, size_t want_used, int want_statu
     for (size_t split = 0; split <= len; split++) {
         size_t used = 0;
         int result = feed_split(text, len, split, 0, &used);
-        if (result != HTTP_RESPONSE_COMPLETE || used != want_used ||
-            parser.status != want_status || parser.keep_alive != want_keep_alive ||
-            parser.body_bytes != want_body ||
+        if (result != HTTP_RESPONSE_COMPLETE || used != want_used || parser.status != want_status ||
+            parser.keep_alive != want_keep_alive || parser.body_bytes != want_body ||
             !slice_eq(http_response_server_id(&parser), slice_cstr(want_id))) {
             if (!bad++)
                 fprintf(stderr,
@@ -100,8 +99,7 @@ static void test_well_formed(void)
     const char *http10 = "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok";
     check_every_split(http10, strlen(http10), 200, 1, 2, "");
     CHECK_INT(parser.version_minor, 0);
-    CHECK_INT(parse_all("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 0),
-              HTTP_RESPONSE_COMPLETE);
+    CHECK_INT(parse_all("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 0), HTTP_RESPONSE_COMPLETE);
     CHECK_INT(parser.keep_alive, 0);
 
     const char *bare_newlines = "HTTP/1.1 200 OK\nContent-Length: 3\n\nabc";
@@ -116,15 +114,16 @@ static void test_well_formed(void)
               HTTP_RESPONSE_COMPLETE);
     CHECK_INT(parse_all("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n", 0),
               HTTP_RESPONSE_COMPLETE);
-    CHECK_INT(parse_all("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello",
-                        0),
-              HTTP_RESPONSE_COMPLETE);
+    CHECK_INT(
+        parse_all("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 0),
+        HTTP_RESPONSE_COMPLETE);
 
     /* Long X-Server-Id values are truncated, not rejected. */
     char long_id[300];
     memset(long_id, 'i', sizeof(long_id));
     char text[600];
-    snprintf(text, sizeof(text), "HTTP/1.1 200 OK\r\nX-Server-Id: %.*s\r\nContent-Length: 0\r\n\r\n",
+    snprintf(text, sizeof(text),
+             "HTTP/1.1 200 OK\r\nX-Server-Id: %.*s\r\nContent-Length: 0\r\n\r\n",
              (int)sizeof(long_id), long_id);
     CHECK_INT(parse_all(text, 0), HTTP_RESPONSE_COMPLETE);
     CHECK_INT(parser.server_id_len, HTTP_RESPONSE_SERVER_ID_MAX);
@@ -189,7 +188,8 @@ static void test_malformed(void)
                     "chunk data longer than its size");
     check_malformed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n1000000000000000\r\n",
                     "chunk size too large");
-    check_malformed("HTTP/1.1 101 Switching Protocols\r\n\r\n", "unexpected 101 Switching Protocols");
+    check_malformed("HTTP/1.1 101 Switching Protocols\r\n\r\n",
+                    "unexpected 101 Switching Protocols");
 
     /* A line longer than the limit, delivered in one piece or in many. */
     size_t len = HTTP_RESPONSE_LINE_MAX + 100;
@@ -208,7 +208,8 @@ static void test_malformed(void)
     /* Many short headers adding up past the header limit. */
     buf_t many = {0};
     buf_append_cstr(&many, "HTTP/1.1 200 OK\r\n");
-    while (many.len <= HTTP_RESPONSE_HEADERS_MAX) buf_append_cstr(&many, "X-Filler: 0123456789\r\n");
+    while (many.len <= HTTP_RESPONSE_HEADERS_MAX)
+        buf_append_cstr(&many, "X-Filler: 0123456789\r\n");
     buf_append_cstr(&many, "\r\n");
     CHECK_INT(feed_split(many.data, many.len, 7, 0, &used), HTTP_RESPONSE_ERROR);
     CHECK_STR(parser.error, "response headers too large");

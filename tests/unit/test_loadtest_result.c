@@ -199,10 +199,11 @@ static void test_requests(void)
     CHECK_STR(q.path, "/api/orders");
     CHECK_STR(q.name, "POST /api/orders");
     loadtest_request_build(&q, "127.0.0.1", 8080, 1);
-    CHECK_MEM(q.bytes.data, q.bytes.len,
-              "POST /api/orders HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: catalog-loadtest\r\n"
-              "Accept: */*\r\nContent-Type: application/json\r\nContent-Length: 29\r\n\r\n"
-              "{\"product_id\":1,\"quantity\":1}");
+    CHECK_MEM(
+        q.bytes.data, q.bytes.len,
+        "POST /api/orders HTTP/1.1\r\nHost: 127.0.0.1:8080\r\nUser-Agent: catalog-loadtest\r\n"
+        "Accept: */*\r\nContent-Type: application/json\r\nContent-Length: 29\r\n\r\n"
+        "{\"product_id\":1,\"quantity\":1}");
     loadtest_request_free(&q);
 
     CHECK_INT(loadtest_request_parse("  HEAD /report  ", NULL, &q, err, sizeof(err)), 0);
