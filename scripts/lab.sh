@@ -70,13 +70,14 @@ port_busy() {
 	[[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]
 }
 
-# pid_is PID NAME: true when PID is alive and its executable's name is NAME (a PID file
-# left from an earlier boot must not make us signal a stranger).
+# pid_is PID NAME: true when PID is alive (a zombie waiting to be reaped is not) and its
+# executable's name is NAME (a PID file from an earlier boot must not make us signal a stranger).
 pid_is() {
-	local pid=$1 name=$2 comm
+	local pid=$1 name=$2 stat
 	[[ $pid =~ ^[0-9]+$ ]] || return 1
-	comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
-	[[ $comm == "${name:0:15}" ]]
+	stat=$(cat "/proc/$pid/stat" 2>/dev/null) || return 1
+	# /proc/PID/stat: "PID (COMM) STATE ...", COMM cut to 15 bytes.
+	[[ ${stat#*) } != Z* && $stat == "$pid (${name:0:15}) "* ]]
 }
 
 read_pid() { cat "$1" 2>/dev/null || true; }
@@ -760,6 +761,9 @@ cmd_compare() {
 		mapfile -t files < <(ls -tr "$results"/*.json 2>/dev/null)
 	fi
 	((${#files[@]})) || die "no saved load test results in $results; run make loadtest first"
+	if ((${#files[@]} == 1)); then
+		die "only one saved run ($(basename "${files[0]}")); compare needs two: make loadtest again in another layout (make scale SERVERS=2) or with MIX=browse"
+	fi
 	"$build/catalog-loadtest" compare "${files[@]}"
 }
 

@@ -1,0 +1,340 @@
+#!/usr/bin/env bash
+# test_lab.sh: the lab end to end (scripts/lab.sh) in a temporary LAB_DIR on free ports, with
+# its own small PostgreSQL: up, status, scale with the connection budget, refusals, a server
+# killed under load behind nginx, the generated nginx and Prometheus configs, down.
+# Never touches a developer's lab (var/, ports 3000/5432/8080/9090) or the shared test cluster.
+# ok never fails, so "CONDITION && ok ... || fail ..." is an if/else here.
+# shellcheck disable=SC2015
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+export CATALOG_BUILD=${CATALOG_BUILD:-$repo/build}
+lab=$repo/scripts/lab.sh
+
+passed=0 failed=0
+ok() {
+	passed=$((passed + 1))
+	echo "ok   $1"
+}
+fail() {
+	failed=$((failed + 1))
+	echo "FAIL $1"
+	shift
+	local line
+	for line in "$@"; do echo "     $line"; done
+}
+# check NAME CMD...: passes when CMD succeeds.
+check() {
+	local name=$1
+	shift
+	if "$@"; then ok "$name"; else fail "$name" "command failed: $*"; fi
+}
+
+for program in catalog-server catalog-db catalog-loadtest; do
+	if [[ ! -x $CATALOG_BUILD/$program ]]; then
+		fail "build: $CATALOG_BUILD/$program exists (run make)"
+		echo "lab: $passed passed, $failed failed"
+		exit 1
+	fi
+done
+
+port_busy() { [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
+
+# free_block COUNT: a first port such that COUNT consecutive ports are free.
+free_block() {
+	local count=$1 base i tries
+	for ((tries = 0; tries < 100; tries++)); do
+		base=$((20000 + RANDOM % 30000))
+		for ((i = 0; i < count; i++)); do port_busy $((base + i)) && continue 2; done
+		echo "$base"
+		return 0
+	done
+	echo "no free block of $count ports" >&2
+	return 1
+}
+
+base=$(free_block 16)
+export LAB_APP_PORT=$base                # servers on base .. base+9
+export LAB_LB_PORT=$((base + 12))
+export LAB_PROM_PORT=$((base + 13))
+export LAB_PG_PORT=$((base + 14))
+export LAB_GRAFANA_PORT=$((base + 15))
+export LAB_SKIP_DEPS=1 ACCESS_LOG=0 PG_FAST=1
+export SEED_PRODUCTS=200 SEED_ORDERS=2000
+export LAB_CGROUP=/sys/fs/cgroup/cpu/catalog-test-$$
+unset BASE_URL SERVER_CPUS DB_BUDGET MIX PGHOST PGPORT PGUSER PGPASSWORD DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME
+LAB_DIR=$(mktemp -d /tmp/catalog-lab-test.XXXXXX)
+chmod 755 "$LAB_DIR" # PostgreSQL runs as the postgres user and must reach its data folder
+export LAB_DIR
+lb=http://127.0.0.1:$LAB_LB_PORT
+
+all_pids=() # every process the lab started, for the final "nothing left" check
+cleanup() {
+	"$lab" down >/dev/null 2>&1 || true
+	local pid
+	for pid in "${all_pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+	rmdir "$LAB_CGROUP"/* "$LAB_CGROUP" 2>/dev/null || true
+	rm -rf "$LAB_DIR"
+}
+trap cleanup EXIT
+
+# record_pids: adds the PIDs of the lab's running processes to all_pids.
+record_pids() {
+	local file pid
+	for file in "$LAB_DIR"/run/servers/*; do
+		[[ -f $file ]] && all_pids+=("$(cut -d' ' -f5 <"$file")")
+	done
+	for file in "$LAB_DIR/run/nginx/nginx.pid" "$LAB_DIR/run/prometheus.pid"; do
+		if [[ -f $file ]]; then
+			pid=$(<"$file")
+			all_pids+=("$pid")
+			mapfile -t -O "${#all_pids[@]}" all_pids < <(pgrep -P "$pid" || true)
+		fi
+	done
+	if [[ -f $LAB_DIR/pg/data/postmaster.pid ]]; then
+		all_pids+=("$(head -n 1 "$LAB_DIR/pg/data/postmaster.pid")")
+	fi
+	return 0
+}
+
+# server_field ID FIELD: from the lab's record of server ID: port (2), pool (3), pid (5).
+server_field() {
+	local file
+	for file in "$LAB_DIR"/run/servers/*; do
+		if [[ -f $file && $(cut -d' ' -f1 <"$file") == "$1" ]]; then
+			cut -d' ' -f"$2" <"$file"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# configs_valid: nginx -t on the generated nginx config, promtool on the Prometheus config.
+configs_valid() {
+	local label=$1 out
+	if [[ -f $LAB_DIR/run/nginx/nginx.conf ]]; then
+		if out=$(nginx -t -p "$LAB_DIR/run/nginx" -c "$LAB_DIR/run/nginx/nginx.conf" 2>&1); then
+			ok "$label: nginx -t passes on the generated config"
+		else
+			fail "$label: nginx -t passes on the generated config" "$out"
+		fi
+	fi
+	if out=$(promtool check config "$LAB_DIR/run/prometheus.yml" 2>&1); then
+		ok "$label: promtool check config passes on the generated config"
+	else
+		fail "$label: promtool check config passes on the generated config" "$out"
+	fi
+}
+
+# health_servers N URL: the "server" field of N consecutive /health answers, space separated.
+health_servers() {
+	local i out=""
+	for ((i = 0; i < $1; i++)); do
+		out+="$(curl -fsS --max-time 5 "$2/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["server"])') "
+	done
+	echo "${out% }"
+}
+
+# json_field FILE EXPR: a value from a load test result, e.g. json_field r.json 'r["errors"]'.
+json_field() {
+	python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+# ---- up ---------------------------------------------------------------------------------
+out=$("$lab" up 2>&1) || true
+record_pids
+if curl -fsS --max-time 5 "http://127.0.0.1:$LAB_APP_PORT/health" | grep -q '"server":"app"'; then
+	ok "up: one server answers /health on the app port"
+else
+	fail "up: one server answers /health on the app port" "$out"
+fi
+[[ $out == *"Prometheus started"* && $out == *"entry point"* ]] &&
+	ok "up: says where everything is" || fail "up: says where everything is" "$out"
+if curl -fsS --max-time 5 "http://127.0.0.1:$LAB_PROM_PORT/-/ready" >/dev/null; then
+	ok "up: Prometheus answers on its port"
+else
+	fail "up: Prometheus answers on its port"
+fi
+grep -q 'server: "app"' "$LAB_DIR/run/prometheus.yml" && grep -q "127.0.0.1:$LAB_APP_PORT" "$LAB_DIR/run/prometheus.yml" &&
+	ok "up: Prometheus scrapes the server, labelled server=app" ||
+	fail "up: Prometheus scrapes the server, labelled server=app" "$(cat "$LAB_DIR/run/prometheus.yml")"
+configs_valid "up"
+
+out=$("$lab" up 2>&1) && [[ $out == *"nothing changed"* ]] &&
+	ok "up twice: the second run changes nothing and says so" ||
+	fail "up twice: the second run changes nothing and says so" "$out"
+
+out=$("$lab" status 2>&1) && [[ $out == *"Orders in DB: $SEED_ORDERS"* && $out == *"server app "*"health ok"* ]] &&
+	ok "status: orders in the database and the server's health" ||
+	fail "status: orders in the database and the server's health" "$out"
+
+# ---- scale 2 ----------------------------------------------------------------------------
+out=$("$lab" scale 2 2>&1) || fail "scale 2 succeeds" "$out"
+record_pids
+servers=$(health_servers 4 "$lb" 2>/dev/null || true)
+if [[ $servers == "app app2 app app2" || $servers == "app2 app app2 app" ]]; then
+	ok "scale 2: /health through nginx alternates app and app2 ($servers)"
+else
+	fail "scale 2: /health through nginx alternates app and app2" "got: $servers" "$out"
+fi
+[[ $(server_field app 3) == 5 && $(server_field app2 3) == 5 ]] &&
+	ok "scale 2: budget 10 split as DB_POOL_MAX=5 each" ||
+	fail "scale 2: budget 10 split as DB_POOL_MAX=5 each" "$(cat "$LAB_DIR"/run/servers/*)"
+port=$(server_field app 2)
+[[ $port != "$LAB_APP_PORT" ]] && ! port_busy "$LAB_APP_PORT" &&
+	ok "scale 2: the servers have no port of their own on the app port (nginx is the entry point)" ||
+	fail "scale 2: the servers have no port of their own on the app port" "app on $port"
+grep -q 'server: "app2"' "$LAB_DIR/run/prometheus.yml" &&
+	ok "scale 2: Prometheus scrapes app2 too" || fail "scale 2: Prometheus scrapes app2 too"
+configs_valid "scale 2"
+
+# The servers' connections in pg_stat_activity under a short load through nginx.
+# shellcheck source=/dev/null
+source <(scripts/pg.sh env "$LAB_DIR/pg" 2>/dev/null)
+"$CATALOG_BUILD/catalog-loadtest" -c 40 -d 4s -t 2 --json "$LAB_DIR/load-budget.json" "$lb" >/dev/null 2>&1 &
+load_pid=$!
+max_connections=0
+while kill -0 "$load_pid" 2>/dev/null; do
+	n=$(psql -d postgres -tAc "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'catalog-server-%'" 2>/dev/null || echo 0)
+	((n > max_connections)) && max_connections=$n
+	sleep 0.2
+done
+wait "$load_pid" || true
+requests=$(json_field "$LAB_DIR/load-budget.json" 'r["requests"]' 2>/dev/null || echo 0)
+if ((max_connections >= 1 && max_connections <= 10 && requests > 0)); then
+	ok "scale 2: servers' connections in pg_stat_activity stay within the budget under load (peak $max_connections of 10, $requests requests)"
+else
+	fail "scale 2: servers' connections in pg_stat_activity stay within the budget under load" "peak $max_connections, requests $requests"
+fi
+unset PGHOST PGPORT PGUSER PGPASSWORD DB_HOST DB_PORT DB_USER DB_PASSWORD
+
+out=$("$lab" scale 2 2>&1) && [[ $out == *"nothing changed"* ]] &&
+	ok "scale 2 twice: nothing changed" || fail "scale 2 twice: nothing changed" "$out"
+
+# ---- scale 3 ----------------------------------------------------------------------------
+out=$("$lab" scale 3 2>&1) || fail "scale 3 succeeds" "$out"
+record_pids
+sum=0 metric_sum=0
+for id in app app2 app3; do
+	pool=$(server_field "$id" 3 || echo 99)
+	sum=$((sum + pool))
+	port=$(server_field "$id" 2 || echo 0)
+	m=$(curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" | awk '/^db_pool_max_connections / { print $2 }')
+	metric_sum=$((metric_sum + ${m:-99}))
+done
+((sum <= 10 && metric_sum == sum)) &&
+	ok "scale 3 with budget 10: pools sum to $sum <= 10 (and the servers report the same in db_pool_max_connections)" ||
+	fail "scale 3 with budget 10: pools sum to at most 10" "lab says $sum, servers say $metric_sum"
+servers=$(health_servers 3 "$lb" 2>/dev/null | tr ' ' '\n' | sort | tr '\n' ' ' || true)
+[[ $servers == "app app2 app3 " ]] && ok "scale 3: nginx reaches app, app2 and app3" ||
+	fail "scale 3: nginx reaches app, app2 and app3" "got: $servers"
+configs_valid "scale 3"
+
+# ---- refusals leave the layout untouched ------------------------------------------------
+before=$(cat "$LAB_DIR"/run/servers/* "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
+rc=0
+out=$(DB_BUDGET=2 "$lab" scale 3 2>&1) || rc=$?
+after=$(cat "$LAB_DIR"/run/servers/* "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
+((rc != 0)) && [[ $out == *refused* && $before == "$after" ]] &&
+	ok "refused: budget 2 for 3 servers fails with a clear message, layout untouched" ||
+	fail "refused: budget 2 for 3 servers fails with a clear message, layout untouched" "exit $rc: $out"
+rc=0
+out=$(DB_BUDGET=400 "$lab" scale 4 2>&1) || rc=$?
+after=$(cat "$LAB_DIR"/run/servers/* "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
+((rc != 0)) && [[ $out == *refused*max_connections* && $before == "$after" ]] &&
+	ok "refused: 4 x 100 connections beyond max_connections, layout untouched" ||
+	fail "refused: 4 x 100 connections beyond max_connections, layout untouched" "exit $rc: $out"
+[[ $(health_servers 3 "$lb" 2>/dev/null | wc -w) == 3 ]] &&
+	ok "refused: the three servers still answer" || fail "refused: the three servers still answer"
+
+# ---- CPU quota --------------------------------------------------------------------------
+out=$(SERVER_CPUS=0.5 "$lab" scale 2 2>&1) || fail "scale 2 with SERVER_CPUS=0.5 succeeds" "$out"
+record_pids
+pid=$(server_field app2 5 || echo none)
+if [[ -w /sys/fs/cgroup/cpu/cgroup.procs || -d $LAB_CGROUP ]]; then
+	quota=$(cat "$LAB_CGROUP/app2/cpu.cfs_quota_us" 2>/dev/null || echo none)
+	period=$(cat "$LAB_CGROUP/app2/cpu.cfs_period_us" 2>/dev/null || echo none)
+	if [[ $quota == 50000 && $period == 100000 ]] && grep -qx "$pid" "$LAB_CGROUP/app2/cgroup.procs"; then
+		ok "SERVER_CPUS=0.5: app2 (pid $pid) runs in a cgroup with quota 50000/100000 us"
+	else
+		fail "SERVER_CPUS=0.5: app2 runs in a cgroup with quota 50000/100000 us" "quota $quota period $period pid $pid" "$out"
+	fi
+else
+	[[ $out == *"pinning"* ]] && ok "SERVER_CPUS=0.5: no writable cgroup, falls back to pinning with a warning" ||
+		fail "SERVER_CPUS=0.5: falls back to pinning with a warning" "$out"
+fi
+
+# ---- one server killed during a load through nginx --------------------------------------
+out=$("$lab" scale 2 2>&1) || fail "scale 2 (no CPU limit) succeeds" "$out"
+record_pids
+victim=$(server_field app2 5)
+"$CATALOG_BUILD/catalog-loadtest" -c 20 -d 5s -t 2 --json "$LAB_DIR/load-kill.json" \
+	--path /products/1 --path '/products?category=books' --path /health "$lb" >/dev/null 2>&1 &
+load_pid=$!
+sleep 1.5
+kill -KILL "$victim"
+wait "$load_pid" || true
+figures=$(json_field "$LAB_DIR/load-kill.json" '"%d %d %d %d" % (r["requests"], r["errors"], r["timeouts"], r["non2xx"])' 2>/dev/null || echo "0 -1 -1 -1")
+read -r requests errors timeouts non2xx <<<"$figures"
+((requests > 0 && errors == 0 && timeouts == 0 && non2xx == 0)) &&
+	ok "killed server under load: no failed GET through nginx ($requests requests)" ||
+	fail "killed server under load: no failed GET through nginx" "requests $requests errors $errors timeouts $timeouts non2xx $non2xx"
+rc=0
+out=$("$lab" status 2>&1) || rc=$?
+((rc != 0)) && grep -q "server app2 .*DEAD" <<<"$out" && grep -q "server app .*health ok" <<<"$out" &&
+	ok "status reports the dead server (and exits non-zero)" ||
+	fail "status reports the dead server (and exits non-zero)" "exit $rc" "$out"
+out=$("$lab" up 2>&1) && "$lab" status >/dev/null 2>&1 &&
+	ok "up restarts the dead server" || fail "up restarts the dead server" "$out"
+record_pids
+
+# ---- back to one server ------------------------------------------------------------------
+out=$("$lab" scale 1 2>&1) || fail "scale 1 succeeds" "$out"
+record_pids
+[[ $(health_servers 1 "http://127.0.0.1:$LAB_APP_PORT" 2>/dev/null) == app && $(server_field app 3) == 10 &&
+	$(find "$LAB_DIR/run/servers" -type f | wc -l) == 1 ]] &&
+	ok "scale 1: one server on the app port with the whole budget" ||
+	fail "scale 1: one server on the app port with the whole budget" "$out"
+configs_valid "scale 1"
+
+# ---- loadtest and compare -----------------------------------------------------------------
+rc=0
+out=$("$lab" compare 2>&1) || rc=$?
+((rc != 0)) && [[ $out == *"no saved load test results"* ]] &&
+	ok "compare: without saved runs says so" || fail "compare: without saved runs says so" "exit $rc: $out"
+LOAD_DURATION=1s LOAD_CONNECTIONS=4 "$lab" loadtest >/dev/null 2>&1 || true
+out=$(LOAD_DURATION=1s LOAD_CONNECTIONS=4 MIX=browse "$lab" loadtest 2>&1) || true
+[[ -f $LAB_DIR/results/1-server.json && -f $LAB_DIR/results/1-server-browse.json ]] &&
+	ok "loadtest: results kept as results/1-server.json and 1-server-browse.json" ||
+	fail "loadtest: results kept as results/1-server.json and 1-server-browse.json" "$out"
+paths=$(json_field "$LAB_DIR/results/1-server-browse.json" '" ".join(sorted(r["by_route"]))' 2>/dev/null || true)
+[[ $paths == "GET /products/1 GET /products?category=electronics" ]] &&
+	ok "loadtest MIX=browse: the listing and product routes only" || fail "loadtest MIX=browse: the listing and product routes only" "routes: $paths"
+target=$(json_field "$LAB_DIR/results/1-server-browse.json" 'r["target"]' 2>/dev/null || true)
+[[ $target == "http://127.0.0.1:$LAB_APP_PORT" ]] && ok "loadtest: targets the current entry point" ||
+	fail "loadtest: targets the current entry point" "target $target"
+out=$("$lab" compare 2>&1) && [[ $out == *1-server-browse* && $out == *1-server* ]] &&
+	ok "compare: prints the saved runs" || fail "compare: prints the saved runs" "$out"
+
+# ---- down -----------------------------------------------------------------------------------
+record_pids
+out=$("$lab" down 2>&1) || fail "down succeeds" "$out"
+# alive PID: running (a zombie waiting for PID 1 to reap it has ended).
+alive() { [[ -r /proc/$1/stat && $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+mapfile -t all_pids < <(printf '%s\n' "${all_pids[@]}" | grep -E '^[0-9]+$' | sort -un)
+left=()
+for pid in "${all_pids[@]}"; do
+	alive "$pid" && left+=("$pid:$(cat "/proc/$pid/comm" 2>/dev/null)")
+done
+((${#left[@]} == 0)) && ok "down: none of the ${#all_pids[@]} processes the lab started is left" ||
+	fail "down: no process left" "still running: ${left[*]}"
+busy=()
+for port in $(seq "$LAB_APP_PORT" $((LAB_APP_PORT + 9))) "$LAB_LB_PORT" "$LAB_PROM_PORT" "$LAB_PG_PORT"; do
+	port_busy "$port" && busy+=("$port")
+done
+((${#busy[@]} == 0)) && ok "down: no lab port is listening" || fail "down: no lab port is listening" "busy: ${busy[*]}"
+out=$("$lab" down --purge 2>&1) && [[ ! -e $LAB_DIR ]] &&
+	ok "down --purge: removes LAB_DIR" || fail "down --purge: removes LAB_DIR" "$out"
+
+echo "lab: $passed passed, $failed failed"
+((failed == 0))
