@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # bench-loadtest.sh: catalog-loadtest against wrk on the same fast local target (nginx serving a
 # small static body on a free loopback port), same threads, connections and duration, run one
-# after the other, alternating, ROUNDS times.  Prints requests/s and p50 of each run, the medians
+# after the other, alternating, ROUNDS times.  Prints requests/s, p50 and the CPU time each tool
+# spent per request (user + system; steadier than requests/s on a shared machine), the medians
 # and the ratios.  A benchmark, never part of `make test`.
 # Usage: scripts/bench-loadtest.sh [BUILD_DIR]
 #   env: THREADS (2) CONNECTIONS (100) DURATION (10, seconds) ROUNDS (3) NGINX_WORKERS (1)
@@ -80,28 +81,52 @@ to_ms() {
 		printf "%.3f", n }'
 }
 
-wrk_rps=() wrk_p50=() ours_rps=() ours_p50=()
+# timed FILE CMD...: runs CMD (stdout passes through) and writes its "user system" CPU seconds
+# to FILE (python3 rather than /usr/bin/time, which is not always installed).
+timed() {
+	local file=$1
+	shift
+	python3 -c 'import resource, subprocess, sys
+code = subprocess.call(sys.argv[2:])
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+open(sys.argv[1], "w").write(f"{usage.ru_utime} {usage.ru_stime}\n")
+sys.exit(code)' "$file" "$@"
+}
+
+# cpu_us_per_request TIME_FILE REQUESTS: user + system CPU microseconds per request.
+cpu_us_per_request() {
+	awk -v n="$2" '{printf "%.2f", ($1 + $2) * 1e6 / n}' "$1"
+}
+
+wrk_rps=() wrk_p50=() wrk_cpu=() ours_rps=() ours_p50=() ours_cpu=()
 for round in $(seq "$rounds"); do
-	out=$(wrk -t "$threads" -c "$connections" -d "${duration}s" --latency "$url")
+	out=$(timed "$dir/time" wrk -t "$threads" -c "$connections" -d "${duration}s" --latency "$url")
 	rps=$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")
 	p50=$(to_ms "$(awk '$1 == "50%" {print $2}' <<<"$out")")
-	wrk_rps+=("$rps") wrk_p50+=("$p50")
-	printf 'round %d  wrk               %12.1f requests/s  p50 %8.3f ms\n' "$round" "$rps" "$p50"
+	cpu=$(cpu_us_per_request "$dir/time" "$(awk '/requests in/ {print $1}' <<<"$out")")
+	wrk_rps+=("$rps") wrk_p50+=("$p50") wrk_cpu+=("$cpu")
+	printf 'round %d  wrk               %10.1f requests/s  p50 %7.3f ms  %6.2f us CPU/request\n' \
+		"$round" "$rps" "$p50" "$cpu"
 
-	"$loadtest" -t "$threads" -c "$connections" -d "$duration" --json "$dir/ours.json" "$url" \
+	timed "$dir/time" "$loadtest" -t "$threads" -c "$connections" -d "$duration" --json "$dir/ours.json" "$url" \
 		>"$dir/ours.txt" 2>/dev/null
 	rps=$(sed -n 's/^  "rps": \([0-9.]*\),$/\1/p' "$dir/ours.json")
 	p50=$(sed -n 's/^  "latency_ms": {"avg": [0-9.]*, "p50": \([0-9.]*\),.*/\1/p' "$dir/ours.json")
-	ours_rps+=("$rps") ours_p50+=("$p50")
-	printf 'round %d  catalog-loadtest  %12.1f requests/s  p50 %8.3f ms\n' "$round" "$rps" "$p50"
+	cpu=$(cpu_us_per_request "$dir/time" "$(sed -n 's/^  "requests": \([0-9]*\),$/\1/p' "$dir/ours.json")")
+	ours_rps+=("$rps") ours_p50+=("$p50") ours_cpu+=("$cpu")
+	printf 'round %d  catalog-loadtest  %10.1f requests/s  p50 %7.3f ms  %6.2f us CPU/request\n' \
+		"$round" "$rps" "$p50" "$cpu"
 done
 
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
-w_rps=$(median "${wrk_rps[@]}") w_p50=$(median "${wrk_p50[@]}")
-o_rps=$(median "${ours_rps[@]}") o_p50=$(median "${ours_p50[@]}")
+w_rps=$(median "${wrk_rps[@]}") w_p50=$(median "${wrk_p50[@]}") w_cpu=$(median "${wrk_cpu[@]}")
+o_rps=$(median "${ours_rps[@]}") o_p50=$(median "${ours_p50[@]}") o_cpu=$(median "${ours_cpu[@]}")
 echo
-printf 'median   wrk               %12.1f requests/s  p50 %8.3f ms\n' "$w_rps" "$w_p50"
-printf 'median   catalog-loadtest  %12.1f requests/s  p50 %8.3f ms\n' "$o_rps" "$o_p50"
-awk -v orps="$o_rps" -v wrps="$w_rps" -v op="$o_p50" -v wp="$w_p50" 'BEGIN {
+printf 'median   wrk               %10.1f requests/s  p50 %7.3f ms  %6.2f us CPU/request\n' \
+	"$w_rps" "$w_p50" "$w_cpu"
+printf 'median   catalog-loadtest  %10.1f requests/s  p50 %7.3f ms  %6.2f us CPU/request\n' \
+	"$o_rps" "$o_p50" "$o_cpu"
+awk -v orps="$o_rps" -v wrps="$w_rps" -v op="$o_p50" -v wp="$w_p50" -v oc="$o_cpu" -v wc="$w_cpu" 'BEGIN {
 	printf "ratio    requests/s catalog-loadtest/wrk = %.3f (goal >= 1.0)\n", orps / wrps
-	printf "ratio    p50 catalog-loadtest/wrk        = %.3f (goal within 0.90..1.10)\n", op / wp }'
+	printf "ratio    p50 catalog-loadtest/wrk        = %.3f (goal within 0.90..1.10)\n", op / wp
+	printf "ratio    CPU/request catalog-loadtest/wrk = %.3f (lower is better)\n", oc / wc }'
