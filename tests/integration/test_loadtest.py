@@ -78,6 +78,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 server.bodies.append(body)
             if (self.headers.get("Connection") or "").lower() == "close":
                 server.close_headers += 1
+        if self.path == "/stall" and server.by_path["/stall"] == 3:
+            time.sleep(1.0)  # one slow answer: the -R schedule keeps running behind it
         status = 503 if self.path == "/fail" else 200
         self.send_response(status)
         self.send_header("X-Server-Id", server_id)
@@ -208,6 +210,22 @@ def test_fixed_rate():
     suite.equal("-R recorded in the JSON", r["rate_rps"], 100)
 
 
+def test_coordinated_omission():
+    """One 1 s stall at a fixed 20 requests/s on one connection: the ~20 requests that should
+    have gone out during the stall count from their intended send times, so p90 shows the stall.
+    (Measured from the actual send, only the stalled request would be slow and p90 ~ 1 ms.)"""
+    target = Target()
+    code, out, err, r, _ = run("-c", "1", "-t", "1", "-d", "2", "-R", "20", "--path", "/stall",
+                               f"http://127.0.0.1:{target.port}")
+    if not suite.check("-R with a stall writes JSON", r is not None, show(out, err)):
+        return
+    suite.check("-R keeps the schedule through a stall (~40 requests)", 36 <= r["requests"] <= 42,
+                r["requests"])
+    suite.check("-R latency from intended send times: p90 > 500 ms", r["latency_ms"]["p90"] > 500,
+                r["latency_ms"])
+    suite.check("-R: max ~ the stall (>= 950 ms)", r["latency_ms"]["max"] >= 950, r["latency_ms"])
+
+
 def test_url_path_and_base_url():
     target = Target()
     code, out, err, r, _ = run("-c", "2", "-d", "0.5", f"http://127.0.0.1:{target.port}/only/this")
@@ -288,6 +306,7 @@ if __name__ == "__main__":
     test_paths_post_chunked_and_5xx()
     test_no_keepalive()
     test_fixed_rate()
+    test_coordinated_omission()
     test_url_path_and_base_url()
     test_never_answers()
     test_nothing_listening()
