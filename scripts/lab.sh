@@ -733,10 +733,51 @@ cmd_loadtest() {
 	[[ $mix == scenario ]] || name+="-$mix"
 	file=$results/$name.json
 	say "load test: $base, mix $mix (${paths[*]}), ${LOAD_CONNECTIONS:-100} connections, ${LOAD_DURATION:-30s}; result in $file"
-	local rc=0
+	local rc=0 servers_before pg_before start_ns end_ns
+	servers_before=$(server_pids | cpu_ticks)
+	pg_before=$(postgres_pids | cpu_ticks)
+	start_ns=$(date +%s%N)
 	"$build/catalog-loadtest" -c "${LOAD_CONNECTIONS:-100}" -d "${LOAD_DURATION:-30s}" \
 		-t "${LOAD_THREADS:-2}" --json "$file" --label "$name" "${path_args[@]}" "${extra[@]}" "$base" || rc=$?
+	end_ns=$(date +%s%N)
+	# Where the CPU went during the run: the servers' or PostgreSQL's, the scenario's question.
+	awk -v s=$(($(server_pids | cpu_ticks) - servers_before)) -v p=$(($(postgres_pids | cpu_ticks) - pg_before)) \
+		-v hz="$(getconf CLK_TCK)" -v ns=$((end_ns - start_ns)) -v limit="$(layout_cpu_limit)" -v cores="$(nproc)" \
+		'BEGIN { t = ns / 1e9; printf "CPU during the run: API servers %.2f cores (limit %s), PostgreSQL %.2f cores; this machine has %d\n", s / hz / t, limit, p / hz / t, cores }' |
+		tee "$results/$name.cpu"
 	return "$rc"
+}
+
+# cpu_ticks < PIDS: user + system CPU time of the processes (and of their reaped children),
+# in clock ticks.  Fine with no PID (0) and with PIDs that are gone.
+cpu_ticks() {
+	local pid total=0 stat fields
+	while read -r pid; do
+		[[ $pid =~ ^[0-9]+$ ]] || continue
+		stat=$(cat "/proc/$pid/stat" 2>/dev/null) || continue
+		read -r -a fields <<<"${stat##*) }"
+		# After "(comm) ": state is field 0; utime, stime, cutime, cstime are 11 to 14.
+		total=$((total + fields[11] + fields[12] + fields[13] + fields[14]))
+	done
+	echo "$total"
+}
+
+server_pids() { list_instances | cut -d' ' -f5; }
+
+postgres_pids() {
+	local master
+	master=$(head -n 1 "$pg_dir/data/postmaster.pid" 2>/dev/null) || return 0
+	echo "$master"
+	pgrep -P "$master" || true
+}
+
+layout_cpu_limit() { # the servers' CPU limit in total: "1.0 = 2 x 0.5" or "none"
+	read_layout
+	if [[ -n $layout_cpus ]]; then
+		awk -v n="$layout_servers" -v c="$layout_cpus" 'BEGIN { printf "%.1f = %d x %s", n * c, n, c }'
+	else
+		echo none
+	fi
 }
 
 # print_split RESULT.json: the share of requests each server answered (from X-Server-Id).
@@ -774,34 +815,38 @@ cmd_demo() {
 	say "demo: one server, then two, each ${cpus:-unlimited} CPU(s); $connections connections for $duration per run"
 	(cmd_up)
 	(cmd_scale 1)
-	local files=() mix name
-	for mix in browse scenario; do
-		MIX=$mix cmd_loadtest_sub
-		name=$(layout_name)
-		[[ $mix == scenario ]] || name+="-$mix"
-		files+=("$results/$name.json")
-	done
-	(cmd_scale 2)
-	for mix in browse scenario; do
-		MIX=$mix cmd_loadtest_sub
-		name=$(layout_name)
-		[[ $mix == scenario ]] || name+="-$mix"
-		files+=("$results/$name.json")
+	load_pg_env
+	local files=() mix name servers
+	for servers in 1 2; do
+		(cmd_scale "$servers")
+		for mix in browse scenario; do
+			(MIX=$mix cmd_loadtest) || warn "the $mix load test on $servers server(s) had no successful request"
+			name=$(layout_name)
+			[[ $mix == scenario ]] || name+="-$mix"
+			files+=("$results/$name.json")
+		done
 	done
 	echo
-	say "comparison (browse mix: listing + product page; scenario mix: + /report)"
-	cmd_compare "${files[@]}"
+	say "comparison: #1 #2 one server, #3 #4 two servers; browse = listing + product page, scenario = + /report"
+	cmd_compare "${files[@]}" || true
 	echo
 	say "connection budget $budget: one server had DB_POOL_MAX=$budget; two servers have $((budget / 2)) each = $((budget / 2 * 2)); PostgreSQL allows $(db_connection_limit)"
 	local file
 	for file in "${files[@]}"; do
-		[[ -f $file ]] && say "$(basename "$file" .json): $(print_split "$file")"
+		[[ -f $file ]] || continue
+		say "$(basename "$file" .json):"
+		say "    $(print_split "$file")"
+		[[ -f ${file%.json}.cpu ]] && say "    $(cat "${file%.json}.cpu")"
 	done
-	say "two servers gain on the browse mix (the servers' CPU is the ceiling); on the scenario mix"
-	say "the database's CPU on /report is the ceiling, so a second server adds little. See docs/lab.md."
+	python3 - "${files[@]}" <<'PYTHON'
+import json, sys
+rps = [json.load(open(f))["rps"] for f in sys.argv[1:]]
+print("lab: two servers / one server, requests per second: browse mix %.2fx, scenario mix %.2fx"
+      % (rps[2] / max(rps[0], 1e-9), rps[3] / max(rps[1], 1e-9)))
+PYTHON
+	say "where the CPU went says which is the ceiling: the servers' quota on the browse mix, so a"
+	say "second server helps; PostgreSQL on the scenario mix (/report), so it helps little. See docs/lab.md."
 }
-
-cmd_loadtest_sub() { (cmd_loadtest); }
 
 cmd_down() {
 	local purge=0
