@@ -1,0 +1,552 @@
+"""bench.py: `make bench` (through scripts/bench.sh): the issue's measurements, side by side in
+one run on one machine, printed as ratios and written to BENCHMARKS.md.
+
+Everything runs against a throwaway PostgreSQL cluster in a temporary folder (scripts/pg.sh),
+seeded full size, on loopback only, each load run bounded in time.  The pieces:
+  1. the database's limit: pgbench running the server's own statements (read from
+     server/routes.c) at the pool's concurrency vs the full stack on the same work;
+  2. the server's CPU per request per route (process_cpu_seconds_total before and after) and
+     its resident memory with 100 and with 10,000 open idle connections;
+  3. the scenario's options: A (1 vs 2 worker threads), B (2 one-core servers behind nginx),
+     C (REPORT_MODE=rollup vs live);
+  4. catalog-loadtest against wrk (scripts/bench-loadtest.sh, when present).
+
+Environment: BENCH_DURATION (10, seconds per load run), BENCH_ROUNDS (2, alternating rounds of
+the runs that are compared), BENCH_CONNECTIONS (100),
+BENCH_PRODUCTS (5000), BENCH_ORDERS (500000), BENCH_OUTPUT (BENCHMARKS.md at the repository
+root; empty: do not write), BENCH_KEEP (1: keep the temporary folder), CATALOG_BUILD (build).
+"""
+
+import datetime
+import json
+import os
+import platform
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+import server_sql  # noqa: E402
+
+DURATION_S = int(os.environ.get("BENCH_DURATION", "10"))
+CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
+PRODUCTS = int(os.environ.get("BENCH_PRODUCTS", "5000"))
+ORDERS = int(os.environ.get("BENCH_ORDERS", "500000"))
+ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+BUILD = os.environ.get("CATALOG_BUILD") or os.path.join(REPO_ROOT, "build")
+OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(REPO_ROOT, "BENCHMARKS.md"))
+PGBENCH = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+POOL = 10  # the contract's DB_POOL_MAX, and pgbench's client count
+MIX = ["/products?category=electronics", "/products/1", "/report"]
+CATEGORY = "/products?category=electronics"
+
+log_lines = []  # everything printed, for the report's appendix
+
+
+def say(text=""):
+    print(text, flush=True)
+    log_lines.append(text)
+
+
+def free_port():
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def cpu_busy_fraction(seconds=1.0):
+    """The whole machine's busy CPU fraction over `seconds` (from /proc/stat)."""
+    def sample():
+        with open("/proc/stat", encoding="ascii") as stat:
+            fields = [int(v) for v in stat.readline().split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields), idle
+    total_1, idle_1 = sample()
+    time.sleep(seconds)
+    total_2, idle_2 = sample()
+    return 1 - (idle_2 - idle_1) / max(1, total_2 - total_1)
+
+
+class Cluster:
+    """A throwaway PostgreSQL (scripts/pg.sh, PG_FAST=1) in folder/pg."""
+
+    def __init__(self, folder):
+        self.folder = os.path.join(folder, "pg")
+        proc = subprocess.run([os.path.join(REPO_ROOT, "scripts", "pg.sh"), "start", self.folder],
+                              env=dict(os.environ, PG_FAST="1"), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"scripts/pg.sh start failed: {proc.stderr.strip()}")
+        out = proc.stdout
+        self.env = dict(re.findall(r"export (\w+)=(\S+)", out))
+        self.env["DB_NAME"] = "catalogdb"
+
+    def psql(self, sql):
+        return subprocess.run(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", "catalogdb",
+                               "-c", sql], env=dict(os.environ, **self.env), capture_output=True,
+                              text=True, check=True).stdout.strip()
+
+    def stop(self):
+        subprocess.run([os.path.join(REPO_ROOT, "scripts", "pg.sh"), "stop", self.folder],
+                       capture_output=True)
+
+
+class Server:
+    """One catalog-server on a free loopback port; cpus: a taskset CPU list or None."""
+
+    def __init__(self, cluster, folder, name, cpus=None, **settings):
+        self.port = free_port()
+        env = dict(os.environ, **cluster.env)
+        env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "ACCESS_LOG": "0",
+                    "DB_POOL_MAX": str(POOL), "SERVER_ID": name})
+        env.update({k: str(v) for k, v in settings.items()})
+        command = [os.path.join(BUILD, "catalog-server")]
+        if cpus is not None:
+            command = ["taskset", "-c", cpus] + command
+        self.log = open(os.path.join(folder, f"server-{name}-{self.port}.log"), "wb")
+        self.proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
+                                     stdout=self.log, stderr=self.log)
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2):
+                    break
+            except OSError:
+                if self.proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"catalog-server {name} did not start (see {self.log.name})")
+                time.sleep(0.05)
+
+    @property
+    def pid(self):
+        return self.proc.pid
+
+    def metrics(self):
+        """{metric line name with labels: value} from GET /metrics."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/metrics", timeout=5) as r:
+            text = r.read().decode()
+        values = {}
+        for line in text.splitlines():
+            if line and not line.startswith("#"):
+                name, _, value = line.rpartition(" ")
+                values[name] = float(value)
+        return values
+
+    def cpu_seconds(self):
+        return self.metrics()["process_cpu_seconds_total"]
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+
+def load(folder, port, paths, label, connections=CONNECTIONS, duration_s=DURATION_S):
+    """catalog-loadtest against 127.0.0.1:port cycling through paths.  Returns its JSON."""
+    out = os.path.join(folder, "load-" + re.sub(r"[^A-Za-z0-9=._-]+", "_", label) + ".json")
+    command = [os.path.join(BUILD, "catalog-loadtest"), "-c", str(connections),
+               "-d", f"{duration_s}s", "--json", out, "--label", label]
+    for path in paths:
+        command += ["--path", path]
+    command.append(f"http://127.0.0.1:{port}/")
+    proc = subprocess.run(command, capture_output=True, text=True, timeout=duration_s + 60)
+    if not os.path.exists(out):
+        raise RuntimeError(f"catalog-loadtest {label} failed: {proc.stderr[-2000:]}")
+    with open(out, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def pgbench(cluster, script, clients=POOL, duration_s=DURATION_S):
+    """pgbench -M prepared with script; returns (transactions/s, failed transactions)."""
+    proc = subprocess.run(
+        [PGBENCH, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(duration_s),
+         "-D", "category=electronics", "-D", f"products={PRODUCTS}", "-f", script, "catalogdb"],
+        env=dict(os.environ, **cluster.env), capture_output=True, text=True,
+        timeout=duration_s + 60)
+    match = re.search(r"tps = ([\d.]+) \(without initial connection time\)", proc.stdout)
+    if proc.returncode != 0 or not match:
+        raise RuntimeError(f"pgbench {script} failed: {proc.stdout[-1000:]}{proc.stderr[-1000:]}")
+    failed = re.search(r"number of failed transactions: (\d+)", proc.stdout)
+    return float(match.group(1)), int(failed.group(1)) if failed else 0
+
+
+def stack_run(server, folder, paths, label, **kwargs):
+    """A load run against server with its CPU seconds before and after.  Returns a dict with
+    rps, failures, requests, p50/p99 and cpu_ms_per_request."""
+    cpu_before = server.cpu_seconds()
+    result = load(folder, server.port, paths, label, **kwargs)
+    cpu_after = server.cpu_seconds()
+    requests = result["requests"]
+    return {
+        "label": label, "rps": result["rps"], "requests": requests,
+        "cpu_s": cpu_after - cpu_before,
+        "failures": result["failures"], "p50": result["latency_ms"]["p50"],
+        "p99": result["latency_ms"]["p99"],
+        "cpu_ms_per_request": (cpu_after - cpu_before) * 1000 / requests if requests else None,
+    }
+
+
+def nginx_in_front(folder, ports):
+    """Starts nginx round-robining a free loopback port over ports.  Returns (process, port)."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    conf_dir = os.path.join(folder, "nginx")
+    os.makedirs(os.path.join(conf_dir, "tmp"), exist_ok=True)
+    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
+    user = "user root;\n" if os.getuid() == 0 else ""
+    conf = f"""{user}worker_processes 1;
+daemon off;
+pid {conf_dir}/nginx.pid;
+error_log {conf_dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {conf_dir}/tmp; proxy_temp_path {conf_dir}/tmp;
+    fastcgi_temp_path {conf_dir}/tmp; uwsgi_temp_path {conf_dir}/tmp; scgi_temp_path {conf_dir}/tmp;
+    upstream catalog {{
+{servers}
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{
+            proxy_pass http://catalog;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffers 16 64k;
+        }}
+    }}
+}}
+"""
+    with open(os.path.join(conf_dir, "nginx.conf"), "w", encoding="utf-8") as f:
+        f.write(conf)
+    proc = subprocess.Popen([nginx, "-p", conf_dir, "-c", os.path.join(conf_dir, "nginx.conf")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(conf_dir, "stderr.log"), "wb"))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+                return proc, port
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"nginx did not start (see {conf_dir}/error.log)")
+            time.sleep(0.05)
+
+
+def combine(runs):
+    """Several rounds of the same run: the median rate, summed failures and requests, the worst
+    p99, and CPU per request over all of them."""
+    requests = sum(r["requests"] for r in runs)
+    return {
+        "rps": statistics.median(r["rps"] for r in runs),
+        "rps_all": [r["rps"] for r in runs],
+        "requests": requests,
+        "failures": sum(r["failures"] for r in runs),
+        "p99": max(r["p99"] for r in runs),
+        "cpu_ms_per_request": sum(r["cpu_s"] for r in runs) * 1000 / max(1, requests),
+        "share": runs[-1].get("share", {}),
+    }
+
+
+def rates(values):
+    return "/".join(f"{v:,.0f}" for v in values)
+
+
+def ratio(a, b):
+    return a / b if b else float("nan")
+
+
+def table(header, rows):
+    """A markdown table (also readable as plain text)."""
+    lines = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def machine():
+    model = "?"
+    with open("/proc/cpuinfo", encoding="ascii", errors="replace") as cpuinfo:
+        for line in cpuinfo:
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    with open("/proc/meminfo", encoding="ascii") as meminfo:
+        mem_gib = int(meminfo.readline().split()[1]) / 1024 / 1024
+    pg = subprocess.run([PGBENCH, "--version"], capture_output=True, text=True).stdout.strip()
+    return (f"{model}, {os.cpu_count()} CPUs, {mem_gib:.0f} GiB RAM, Linux "
+            f"{platform.release()}, {pg}")
+
+
+def main():
+    folder = tempfile.mkdtemp(prefix="catalog-bench.")
+    os.chmod(folder, 0o755)  # pg.sh runs PostgreSQL as the postgres user when we are root
+    started = datetime.datetime.now(datetime.timezone.utc)
+    sections = []
+    busy_before = cpu_busy_fraction()
+    load_before = os.getloadavg()
+    commit = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"],
+                            capture_output=True, text=True).stdout.strip()
+    say(f"bench: {machine()}")
+    say(f"bench: commit {commit}; machine busy {busy_before:.0%} before the start (load average "
+        f"{load_before[0]:.2f}); each load run {DURATION_S} s, {CONNECTIONS} connections")
+    cluster = Cluster(folder)
+    servers = []
+    nginx = None
+    try:
+        # ---- set-up: a full-size seed ----------------------------------------------------
+        began = time.monotonic()
+        seed = subprocess.run([os.path.join(BUILD, "catalog-db"), "seed"],
+                              env=dict(os.environ, **cluster.env, SEED_PRODUCTS=str(PRODUCTS),
+                                       SEED_ORDERS=str(ORDERS)),
+                              capture_output=True, text=True, timeout=600)
+        if seed.returncode != 0:
+            raise RuntimeError(f"seed failed: {seed.stdout}{seed.stderr}")
+        cluster.psql("VACUUM ANALYZE")  # visibility map: index-only scans, as in a settled db
+        seed_s = time.monotonic() - began
+        say(f"bench: seeded {PRODUCTS} products, {ORDERS} orders in {seed_s:.1f} s "
+            f"(catalog-db seed + VACUUM ANALYZE)")
+        scripts = os.path.join(folder, "pgbench")
+        os.makedirs(scripts)
+        for name, text in server_sql.pgbench_scripts().items():
+            with open(os.path.join(scripts, name), "w", encoding="utf-8") as f:
+                f.write(text)
+
+        def script(name):
+            return os.path.join(scripts, name)
+
+        # ---- 1. the database's limit -----------------------------------------------------
+        say("\n== 1. pgbench (the server's statements, -M prepared, -c 10) vs the full stack")
+        main_server = Server(cluster, folder, "app")
+        servers.append(main_server)
+        load(folder, main_server.port, MIX, "warm-up", duration_s=2)  # caches, hint bits
+        rows, limit = [], {}
+        for label, pgscript, per_tx, paths in [
+                ("scenario mix (category, product, report)", "mix.sql", 3, MIX),
+                ("/products?category=electronics", "category.sql", 1, [CATEGORY]),
+                ("/products/:id", "product.sql", 1, ["/products/1"])]:
+            pg_rates, pg_failed, runs = [], 0, []
+            for _ in range(ROUNDS):  # alternating, so a burst of outside load hits both alike
+                tps, failed = pgbench(cluster, script(pgscript))
+                pg_rates.append(tps * per_tx)
+                pg_failed += failed
+                runs.append(stack_run(main_server, folder, paths, "stack " + label))
+            pg_rate = statistics.median(pg_rates)
+            run = combine(runs)
+            limit[pgscript] = (pg_rate, run)
+            rows.append([label, f"{pg_rate:,.0f} ({rates(pg_rates)})",
+                         f"{run['rps']:,.0f} ({rates(run['rps_all'])})",
+                         f"{ratio(run['rps'], pg_rate):.0%}", run["failures"] + pg_failed,
+                         f"{run['p99']:.1f}"])
+            say(f"  {label}: pgbench {pg_rate:,.0f} statements/s ({rates(pg_rates)}), stack "
+                f"{run['rps']:,.0f} req/s ({rates(run['rps_all'])}) = "
+                f"{ratio(run['rps'], pg_rate):.0%}, failures {run['failures']}")
+        sections.append((
+            "1. The database's limit: pgbench vs the full stack",
+            "pgbench runs the server's own statements (read from server/routes.c at bench time) "
+            f"with -M prepared, -c {POOL} -j 2; the stack is catalog-loadtest -c {CONNECTIONS} "
+            f"-> catalog-server (DB_POOL_MAX={POOL}, default WORKERS) -> the same PostgreSQL. "
+            "pgbench draws product ids at random in 1..5000; the stack asks for /products/1 "
+            "(the scenario's path; one cached index lookup either way). Rates: statements/s "
+            "for pgbench, requests/s for the stack (one request = one statement); "
+            f"{ROUNDS} rounds of {DURATION_S} s each, pgbench and the stack alternating; the "
+            "median, with every round in brackets.\n\n"
+            + table(["work", "pgbench statements/s", "stack requests/s", "stack / pgbench",
+                   "failed requests", "stack p99 ms"], rows)))
+
+        # ---- 2. cost per request ------------------------------------------------------------
+        say("\n== 2. server CPU per request (process_cpu_seconds_total) and memory")
+        cost_rows = []
+        for label, (_, run) in [("GET /products?category=electronics", limit["category.sql"]),
+                                ("GET /products/:id", limit["product.sql"]),
+                                ("mix (live report)", limit["mix.sql"])]:
+            cost_rows.append([label, run["requests"], f"{run['cpu_ms_per_request']:.4f}"])
+        short_s = max(3, DURATION_S // 2)
+        extra = [("GET /products (100 cheapest)", ["/products"]),
+                 ("GET /report (live)", ["/report"]),
+                 ("GET /health", ["/health"]),
+                 ("POST /orders", ['POST /orders {"product_id":1,"quantity":1}'])]
+        for label, paths in extra:
+            run = stack_run(main_server, folder, paths, "cost " + label, duration_s=short_s)
+            cost_rows.append([label, run["requests"], f"{run['cpu_ms_per_request']:.4f}"])
+        rollup_server = Server(cluster, folder, "rollup", REPORT_MODE="rollup")
+        servers.append(rollup_server)
+        run = stack_run(rollup_server, folder, ["/report"], "cost report rollup",
+                        duration_s=short_s)
+        cost_rows.append(["GET /report (REPORT_MODE=rollup)", run["requests"],
+                          f"{run['cpu_ms_per_request']:.4f}"])
+        for row in cost_rows:
+            say(f"  {row[0]}: {row[2]} ms CPU per request over {row[1]} requests")
+        main_server.stop()
+        rollup_server.stop()
+        servers.clear()
+
+        memory_server = Server(cluster, folder, "memory", MAX_CONNECTIONS=10100)
+        servers.append(memory_server)
+        proc = subprocess.run([sys.executable, os.path.join(HERE, "idle_connections.py"),
+                               str(memory_server.port), str(memory_server.pid), "100", "10000"],
+                              capture_output=True, text=True, timeout=300)
+        memory = json.loads(proc.stdout or "{}")
+        memory_server.stop()
+        servers.clear()
+        rss = memory.get("rss_kib", {})
+        memory_line = (f"resident memory: {memory.get('baseline_kib', 0) / 1024:.1f} MiB started, "
+                       f"{rss.get('100', 0) / 1024:.1f} MiB with 100 open idle connections, "
+                       f"{rss.get('10000', 0) / 1024:.1f} MiB with 10,000"
+                       + (f" (error: {memory['error']})" if "error" in memory else ""))
+        if "100" in rss and "10000" in rss:
+            memory_line += (f"; {(rss['10000'] - rss['100']) / 9900:.2f} KiB per extra "
+                            "connection")
+        say("  " + memory_line)
+        sections.append((
+            "2. Cost per request and memory",
+            "Server CPU = the change of process_cpu_seconds_total (user + system) over a run "
+            "divided by the requests of that run (catalog-loadtest, "
+            f"{CONNECTIONS} connections). Targets: /products?category=electronics <= 0.5 ms "
+            "(Node original ~7 ms), /products/:id <= 0.03 ms (Node ~0.28 ms).\n\n"
+            + table(["route", "requests", "server CPU ms/request"], cost_rows)
+            + "\n\nMemory (VmRSS; each connection made one GET /health/live and stays open, "
+            "idle, keep-alive; scripts/bench/idle_connections.py): " + memory_line + "."))
+
+        # ---- 3. the scenario's options ------------------------------------------------------
+        say("\n== 3. options A (workers), B (2 one-core servers behind nginx), C (rollup)")
+        option_rows = []
+        rounds = {}
+        for _ in range(ROUNDS):
+            for mode in ("live", "rollup"):
+                for workers in (1, 2):
+                    server = Server(cluster, folder, f"a{workers}-{mode}", WORKERS=workers,
+                                    REPORT_MODE=mode)
+                    servers.append(server)
+                    rounds.setdefault((mode, f"A{workers}"), []).append(
+                        stack_run(server, folder, MIX, f"A WORKERS={workers} {mode}"))
+                    server.stop()
+                    servers.clear()
+                pair = [Server(cluster, folder, name, cpus=str(index % (os.cpu_count() or 1)),
+                               WORKERS=1, DB_POOL_MAX=POOL // 2, REPORT_MODE=mode)
+                        for index, name in enumerate(("app", "app2"))]
+                servers.extend(pair)
+                nginx, lb_port = nginx_in_front(folder, [s.port for s in pair])
+                before = sum(s.cpu_seconds() for s in pair)
+                result = load(folder, lb_port, MIX, f"B 2 servers {mode}")
+                after = sum(s.cpu_seconds() for s in pair)
+                rounds.setdefault((mode, "B"), []).append({
+                    "rps": result["rps"], "failures": result["failures"],
+                    "p99": result["latency_ms"]["p99"], "requests": result["requests"],
+                    "cpu_s": after - before,
+                    "share": {k: v["requests"] for k, v in result.get("by_server", {}).items()}})
+                nginx.terminate()
+                nginx.wait(timeout=10)
+                nginx = None
+                for server in pair:
+                    server.stop()
+                servers.clear()
+        results = {key: combine(runs) for key, runs in rounds.items()}
+        for mode in ("live", "rollup"):
+            base = results[(mode, "A1")]["rps"]
+            for key, label in (("A1", "one server, WORKERS=1"), ("A2", "one server, WORKERS=2"),
+                               ("B", "B: 2 servers (WORKERS=1, one CPU each via taskset, "
+                                     "DB_POOL_MAX=5 each) behind nginx")):
+                run = results[(mode, key)]
+                option_rows.append([f"REPORT_MODE={mode}", label,
+                                    f"{run['rps']:,.0f} ({rates(run['rps_all'])})",
+                                    f"{ratio(run['rps'], base):.2f}x", run["failures"],
+                                    f"{run['p99']:.1f}", f"{run['cpu_ms_per_request']:.3f}"])
+                say(f"  {mode} {label}: {run['rps']:,.0f} req/s ({ratio(run['rps'], base):.2f}x)"
+                    f", failures {run['failures']}, p99 {run['p99']:.1f} ms")
+        c_ratio_1 = ratio(results[("rollup", "A1")]["rps"], results[("live", "A1")]["rps"])
+        c_ratio_2 = ratio(results[("rollup", "A2")]["rps"], results[("live", "A2")]["rps"])
+        c_ratio_b = ratio(results[("rollup", "B")]["rps"], results[("live", "B")]["rps"])
+        c_line = (f"Option C, rollup / live on the mix: {c_ratio_1:.1f}x with WORKERS=1, "
+                  f"{c_ratio_2:.1f}x with WORKERS=2, {c_ratio_b:.1f}x behind nginx "
+                  "(target >= 10x)")
+        say("  " + c_line)
+        shares = results[("live", "B")].get("share", {})
+        sections.append((
+            "3. The scenario's three options, on the scenario's mix",
+            f"catalog-loadtest -c {CONNECTIONS} on the mix (category, /products/1, /report), "
+            f"{ROUNDS} rounds of {DURATION_S} s per row (median, every round in brackets), "
+            "the layouts alternating. Ratios against one server with one worker in the same "
+            "report mode. Server CPU is per request, summed over the servers.\n\n"
+            + table(["report mode", "layout", "requests/s", "vs 1 worker", "failures",
+                     "p99 ms", "server CPU ms/request"], option_rows)
+            + f"\n\n{c_line}.\n\nRound robin behind nginx (live): "
+            + ", ".join(f"{k} {v}" for k, v in sorted(shares.items()))))
+
+        # ---- 4. the load generator against wrk --------------------------------------------
+        bench_loadtest = os.path.join(REPO_ROOT, "scripts", "bench-loadtest.sh")
+        if os.path.exists(bench_loadtest):
+            say("\n== 4. catalog-loadtest vs wrk (scripts/bench-loadtest.sh)")
+            proc = subprocess.run(["bash", bench_loadtest, BUILD],
+                                  env=dict(os.environ, DURATION=str(max(3, DURATION_S // 2)),
+                                           ROUNDS="2"),
+                                  capture_output=True, text=True, timeout=600)
+            text = (proc.stdout + proc.stderr).strip()
+            for line in text.splitlines():
+                say("  " + line)
+            sections.append(("4. catalog-loadtest against wrk",
+                             "scripts/bench-loadtest.sh (DURATION="
+                             f"{max(3, DURATION_S // 2)} ROUNDS=2), exit status "
+                             f"{proc.returncode}:\n\n```\n{text}\n```"))
+        else:
+            say("\n== 4. skipped: scripts/bench-loadtest.sh is not there yet")
+            sections.append(("4. catalog-loadtest against wrk",
+                             "Skipped: scripts/bench-loadtest.sh was not there at the time."))
+    finally:
+        if nginx is not None:
+            nginx.terminate()
+        for server in servers:
+            server.stop()
+        cluster.stop()
+        if os.environ.get("BENCH_KEEP") != "1":
+            shutil.rmtree(folder, ignore_errors=True)
+
+    finished = datetime.datetime.now(datetime.timezone.utc)
+    busy_after = cpu_busy_fraction()
+    load_after = os.getloadavg()
+    say(f"\nbench: done in {(finished - started).total_seconds():.0f} s; machine busy "
+        f"{busy_after:.0%} right after (load average {load_after[0]:.2f})")
+    if not OUTPUT:
+        return
+    others = ("Other developers' builds, tests and load runs were using this machine's CPUs "
+              "during the run: absolute figures are lower, and noisier, than on a quiet "
+              "machine; the ratios were measured side by side and suffer less."
+              if max(busy_before, busy_after) > 0.2 or load_before[0] > 1 else
+              "The machine was otherwise idle.")
+    with open(OUTPUT, "w", encoding="utf-8") as out:
+        out.write("# Benchmarks\n\n")
+        out.write("Written by `make bench` (scripts/bench.sh -> scripts/bench/bench.py); every "
+                  "figure below comes from one run on one machine.\n\n")
+        out.write(f"- date: {started:%Y-%m-%d %H:%M} UTC ({(finished - started).total_seconds():.0f}"
+                  " s)\n")
+        out.write(f"- machine: {machine()}\n")
+        out.write(f"- commit: {commit}\n")
+        out.write(f"- command: `make bench` (BENCH_DURATION={DURATION_S} "
+                  f"BENCH_ROUNDS={ROUNDS} BENCH_CONNECTIONS={CONNECTIONS})\n")
+        out.write(f"- data: a throwaway cluster (scripts/pg.sh, PG_FAST=1: fsync off, which only "
+                  f"matters for POST /orders) seeded with {PRODUCTS} products and {ORDERS} "
+                  f"orders by catalog-db seed in {seed_s:.1f} s, then VACUUM ANALYZE\n")
+        out.write(f"- load on the machine: {busy_before:.0%} busy before the start (load "
+                  f"average {load_before[0]:.2f}), {busy_after:.0%} right after (load average "
+                  f"{load_after[0]:.2f}). {others}\n")
+        out.write("- everything (load generator, servers, nginx, PostgreSQL) shares the same "
+                  f"{os.cpu_count()} CPUs over loopback.\n\n")
+        for title, body in sections:
+            out.write(f"## {title}\n\n{body}\n\n")
+        out.write("## Output of the run\n\n```\n" + "\n".join(log_lines) + "\n```\n")
+    say(f"bench: wrote {OUTPUT}")
+
+
+if __name__ == "__main__":
+    main()
