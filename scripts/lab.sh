@@ -58,7 +58,7 @@ environment: LAB_DIR ($LAB_DIR) LAB_PG_PORT ($pg_port_default) LAB_APP_PORT ($ap
   LAB_LB_PORT ($lb_port) LAB_PROM_PORT ($prom_port) LAB_BIND ($bind_address)
   DB_BUDGET (10) SERVER_CPUS (no limit; e.g. 0.5) MIX (scenario|browse)
   LOAD_CONNECTIONS (100) LOAD_DURATION (30s) LOAD_THREADS (2) BASE_URL
-  DEMO_DURATION (15s) DEMO_CONNECTIONS (50) DEMO_SERVER_CPUS (0.5)
+  DEMO_DURATION (15s) DEMO_CONNECTIONS (50) DEMO_SERVER_CPUS (0.25)
   SEED_PRODUCTS SEED_ORDERS (passed to catalog-db)
 EOF
 }
@@ -774,7 +774,7 @@ postgres_pids() {
 layout_cpu_limit() { # the servers' CPU limit in total: "1.0 = 2 x 0.5" or "none"
 	read_layout
 	if [[ -n $layout_cpus ]]; then
-		awk -v n="$layout_servers" -v c="$layout_cpus" 'BEGIN { printf "%.1f = %d x %s", n * c, n, c }'
+		awk -v n="$layout_servers" -v c="$layout_cpus" 'BEGIN { printf "%g = %d x %s", n * c, n, c }'
 	else
 		echo none
 	fi
@@ -810,7 +810,7 @@ cmd_compare() {
 
 cmd_demo() {
 	local duration=${DEMO_DURATION:-15s} connections=${DEMO_CONNECTIONS:-50}
-	local cpus=${DEMO_SERVER_CPUS-0.5} budget=${DB_BUDGET:-$budget_default}
+	local cpus=${DEMO_SERVER_CPUS-0.25} budget=${DB_BUDGET:-$budget_default}
 	export LOAD_DURATION=$duration LOAD_CONNECTIONS=$connections DB_BUDGET=$budget SERVER_CPUS=$cpus
 	say "demo: one server, then two, each ${cpus:-unlimited} CPU(s); $connections connections for $duration per run"
 	(cmd_up)
