@@ -159,13 +159,9 @@ static server_tally_t *server_for(worker_t *w, slice_t id)
             return s;
         }
     }
-    if (w->server_count == SERVERS_MAX) id = SLICE_LIT("(other)");
-    if (w->server_count == SERVERS_MAX) {
-        for (unsigned i = 0; i < w->server_count; i++)
-            if (slice_eq(slice_make(w->servers[i].id, w->servers[i].id_len), id))
-                return &w->servers[i];
-        w->server_count--; /* the last slot becomes "(other)" */
-    }
+    /* The last slot is kept for "(other)": all ids beyond the first SERVERS_MAX - 1. */
+    if (w->server_count == SERVERS_MAX) return &w->servers[SERVERS_MAX - 1];
+    if (w->server_count == SERVERS_MAX - 1) id = SLICE_LIT("(other)");
     s = &w->servers[w->server_count];
     memset(s, 0, sizeof(*s));
     memcpy(s->id, id.base, id.len);

@@ -226,6 +226,19 @@ def test_coordinated_omission():
     suite.check("-R: max ~ the stall (>= 950 ms)", r["latency_ms"]["max"] >= 950, r["latency_ms"])
 
 
+def test_many_server_ids():
+    target = Target(server_ids=[f"id{i}" for i in range(80)])
+    code, out, err, r, _ = run("-c", "2", "-t", "1", "-d", "0.5", "--path", "/",
+                               f"http://127.0.0.1:{target.port}")
+    if not suite.check("80 server ids: JSON written", r is not None, show(out, err)):
+        return
+    suite.equal("80 server ids: 63 named + (other)", len(r["by_server"]), 64)
+    suite.check("80 server ids: (other) holds the rest", "(other)" in r["by_server"],
+                list(r["by_server"]))
+    suite.equal("80 server ids: every response tallied once",
+                sum(v["requests"] for v in r["by_server"].values()), r["requests"])
+
+
 def test_url_path_and_base_url():
     target = Target()
     code, out, err, r, _ = run("-c", "2", "-d", "0.5", f"http://127.0.0.1:{target.port}/only/this")
@@ -307,6 +320,7 @@ if __name__ == "__main__":
     test_no_keepalive()
     test_fixed_rate()
     test_coordinated_omission()
+    test_many_server_ids()
     test_url_path_and_base_url()
     test_never_answers()
     test_nothing_listening()
