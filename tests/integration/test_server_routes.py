@@ -360,8 +360,11 @@ with harness.Server(dict(env, SERVER_ID=SERVER_ID, WORKERS="2")) as server:
                  "process_cpu_system_seconds_total", "process_start_time_seconds",
                  "process_resident_memory_bytes", "process_virtual_memory_bytes",
                  "process_open_fds", "process_max_fds", "db_pool_max_connections",
-                 "db_pool_waiting_requests", "db_pool_acquire_wait_ms_count"]:
+                 "db_pool_waiting_requests"]:
         suite.check(f"/metrics has {name}", name in samples(text), "")
+    suite.check("/metrics has the pool wait histogram (db_pool_acquire_wait_{ms,seconds}_count)",
+                "db_pool_acquire_wait_ms_count" in samples(text) or
+                "db_pool_acquire_wait_seconds_count" in samples(text), "")
     before = samples(text)
     suite.check("/metrics: pool busy and idle gauges",
                 'db_pool_connections{state="busy"}' in before and
