@@ -35,7 +35,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all clean test unit integration format lint help deps up down status scale \
-	loadtest compare demo bench fuzz sanitize
+	loadtest compare demo bench fuzz sanitize soak
 all: $(PROGRAMS) $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c
@@ -65,10 +65,17 @@ deps:
 
 # The test command of the README and of .ci/run: unit tests, then integration tests
 # against a throwaway PostgreSQL (and nginx, Prometheus) started by the tests themselves.
+# Then the sanitized pass (unit tests and integration tests but SANITIZE_SKIP's, against the
+# ASan+UBSan build-san/; see scripts/test-sanitized.sh) and 75 s of fuzzing (5 drivers x 15 s).
+# Every part runs even when an earlier one fails; make test fails if any did.
 test:
 	@scripts/install-deps.sh test
 	@$(MAKE) --no-print-directory all
-	@tests/run.sh $(BUILD)
+	@$(MAKE) --no-print-directory sanitize
+	@rc=0; tests/run.sh $(BUILD) || rc=1; \
+	scripts/test-sanitized.sh build-san || rc=1; \
+	scripts/fuzz.sh --seconds 15 || rc=1; \
+	exit $$rc
 
 unit: all
 	@tests/run.sh $(BUILD) unit
@@ -79,11 +86,18 @@ integration: all
 sanitize:
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined all
 
+# Long runs, never part of make test.  fuzz: every driver FUZZ_SECONDS (default 600) from the
+# corpus it grew last time (build-fuzz/corpus/); soak: 1,000,000 requests, RSS must stay flat.
+fuzz:
+	@scripts/fuzz.sh --keep --seconds $(or $(FUZZ_SECONDS),600)
+soak: all
+	@scripts/soak.sh $(BUILD)
+
 format:
 	clang-format -i lib/*.[ch] server/*.[ch] loadtest/*.[ch] dbtool/*.[ch] tests/unit/*.[ch] fuzz/*.c 2>/dev/null || true
 
 clean:
-	rm -rf build build-san
+	rm -rf build build-san build-fuzz
 
 # The lab (CONTRACT section 7).  Thin aliases over scripts/lab.sh.
 up: all
@@ -112,3 +126,5 @@ help:
 	@echo "make down       stop everything (PURGE=1 also deletes the data)"
 	@echo "make test       every test (what .ci/run calls)"
 	@echo "make bench      benchmarks (never part of make test)"
+	@echo "make fuzz       every libFuzzer driver for FUZZ_SECONDS (default 600) each, ASan+UBSan"
+	@echo "make soak       1,000,000 requests to one server; fails unless its RSS stays flat"
