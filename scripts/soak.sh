@@ -3,7 +3,7 @@
 # loopback in rounds until it has answered REQUESTS requests (default 1,000,000), with the
 # server's resident memory (VmRSS) sampled after every round.  Passes when memory is flat: after
 # the warm-up (the first WARMUP_PERCENT of the requests, default 20) RSS grows by no more than
-# MAX_GROWTH_KB (default 8192 KiB: allocator noise, never a per-request leak, which 800,000
+# MAX_GROWTH_KB (default 4096 KiB: allocator noise, never a per-request leak, which 800,000
 # requests would multiply).  Bounded: at most MAX_ROUNDS rounds of ROUND_S seconds.
 #
 # Usage: scripts/soak.sh [BUILD_DIR]   (default build)
@@ -17,7 +17,7 @@ round_s=${ROUND_S:-5}
 connections=${CONNECTIONS:-32}
 max_rounds=${MAX_ROUNDS:-120}
 warmup_percent=${WARMUP_PERCENT:-20}
-max_growth_kb=${MAX_GROWTH_KB:-8192}
+max_growth_kb=${MAX_GROWTH_KB:-4096}
 
 for program in catalog-server catalog-db catalog-loadtest; do
 	[[ -x $build/$program ]] || {
@@ -47,7 +47,7 @@ source <(PG_FAST=1 scripts/pg.sh start "$pgdir")
 	exit 1
 }
 export DB_NAME=catalog_soak
-psql -XAtq -d postgres -c "DROP DATABASE IF EXISTS $DB_NAME" -c "CREATE DATABASE $DB_NAME" >/dev/null
+psql -XAtq -d postgres -c "SET client_min_messages = warning" -c "DROP DATABASE IF EXISTS $DB_NAME" -c "CREATE DATABASE $DB_NAME" >/dev/null
 SEED_PRODUCTS=200 SEED_ORDERS=2000 "$build/catalog-db" seed >/dev/null
 
 port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
