@@ -38,7 +38,7 @@ void metrics_write_double(buf_t *out, const char *name, const char *labels, doub
     if (isnan(value)) buf_append_cstr(out, "NaN");
     else if (isinf(value)) buf_append_cstr(out, value > 0 ? "+Inf" : "-Inf");
     else if (value == floor(value) && fabs(value) < 1e15) buf_printf(out, "%.0f", value);
-    else buf_printf(out, "%.9g", value);
+    else buf_printf(out, "%.17g", value); /* exact: start times need every digit */
     buf_append_char(out, '\n');
 }
 

@@ -4,6 +4,7 @@
 #include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <string.h>
 
 static int order_error(char *err, size_t err_len, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
@@ -77,6 +78,8 @@ int order_parse_request(const char *body, size_t len, order_request_t *out, char
     /* The reference (express.json) treats an empty body as {}: same message here. */
     if (is_blank(body, len))
         return order_error(err, err_len, "product_id and quantity are required");
+    /* jansson stops at a NUL and would take what comes before it as the whole body. */
+    if (memchr(body, 0, len)) return order_error(err, err_len, "invalid JSON: NUL byte in the body");
     if (nesting_depth(body, len) > ORDER_MAX_NESTING_DEPTH)
         return order_error(err, err_len, "invalid JSON: nested deeper than %d levels",
                            ORDER_MAX_NESTING_DEPTH);

@@ -151,16 +151,27 @@ cmd_start() {
 		fi
 	fi
 
-	local options="-p $port"
+	local fast_options=""
 	if [[ ${PG_FAST:-0} == 1 ]]; then
-		options+=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+		fast_options=" -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
 	fi
-	echo "$port" >"$dir/port"
-	if ! as_postgres "$PG_BIN/pg_ctl" start -D "$data" -l "$dir/postgres.log" -w \
-		-t "$START_TIMEOUT_S" -o "$options" >/dev/null 2>&1; then
+	# A free port can be taken by someone else before PostgreSQL binds it: when the port was
+	# ours to choose, try a few others before giving up.
+	local attempt
+	for attempt in 1 2 3 4 5; do
+		echo "$port" >"$dir/port"
+		if as_postgres "$PG_BIN/pg_ctl" start -D "$data" -l "$dir/postgres.log" -w \
+			-t "$START_TIMEOUT_S" -o "-p $port$fast_options" >/dev/null 2>&1; then
+			break
+		fi
+		if [[ -z $want_port ]] && ((attempt < 5)) &&
+			tail -n 5 "$dir/postgres.log" 2>/dev/null | grep -q 'could not create any TCP/IP sockets'; then
+			port=$(free_port)
+			continue
+		fi
 		tail -n 20 "$dir/postgres.log" >&2 2>/dev/null || true
 		die "PostgreSQL did not start in $dir on port $port (log above, full log: $dir/postgres.log)"
-	fi
+	done
 	echo "pg.sh: PostgreSQL running on 127.0.0.1:$port (data $data, log $dir/postgres.log)" >&2
 	print_exports "$port"
 }

@@ -253,15 +253,16 @@ static void conn_process(conn_t *c)
         }
         size_t body_len = req.content_length > 0 ? (size_t)req.content_length : 0;
         if (avail < (size_t)r + body_len) {
-            if (req.expect_continue && avail == (size_t)r) {
+            if (req.expect_continue && !c->continue_sent) {
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                 buf_append(&c->out, cont, sizeof cont - 1);
-                req.expect_continue = 0;
+                c->continue_sent = 1;
             }
             break; /* the body is still coming */
         }
         c->in_start += (size_t)r + body_len;
         c->request_started = 0;
+        c->continue_sent = 0;
         timer_clear(c);
         c->start_ns = loop_clock_ns();
         c->keep_alive = req.keep_alive && !c->read_closed;

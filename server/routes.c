@@ -106,8 +106,10 @@ static void submit(conn_t *c, int st, int param_count, pool_result_fn fn)
     c->busy = 1;
     int e = pool_submit(c->worker->pool_worker, &c->query);
     if (e) {
+        /* Refused at once (database down, shutting down): the route's handler answers, in
+         * its own shape, as it would a later failure. */
         c->busy = 0;
-        respond_db_error(c, e, NULL, "");
+        fn(&c->query, NULL, e, "");
     }
 }
 
@@ -408,14 +410,14 @@ static int match_route(slice_t path, slice_t *id)
     } exact[] = {
         {"/health", ROUTE_HEALTH},       {"/health/live", ROUTE_HEALTH_LIVE},
         {"/health/ready", ROUTE_HEALTH_READY}, {"/products", ROUTE_PRODUCTS},
-        {"/products/", ROUTE_PRODUCTS},  {"/report", ROUTE_REPORT},
+        {"/report", ROUTE_REPORT},
         {"/orders", ROUTE_ORDERS},       {"/metrics", ROUTE_METRICS},
     };
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (slice_eq(path, slice_cstr(exact[i].path))) return exact[i].route;
     static const char prefix[] = "/products/";
     size_t n = sizeof prefix - 1;
-    if (path.len > n && memcmp(path.base, prefix, n) == 0 &&
+    if (path.len >= n && memcmp(path.base, prefix, n) == 0 &&
         !memchr(path.base + n, '/', path.len - n)) {
         *id = slice_make(path.base + n, path.len - n);
         return ROUTE_PRODUCT;

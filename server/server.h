@@ -86,6 +86,7 @@ struct conn {
     int read_closed;          /* the client sent EOF */
     int closed;               /* closed, waiting to be freed at the end of the loop turn */
     int request_started;      /* bytes of a new request have arrived (header deadline set) */
+    int continue_sent;        /* "100 Continue" already sent for the request being read */
     /* the request being answered */
     int route;                /* enum route */
     int method_label;         /* enum method_label */

@@ -102,12 +102,14 @@ void stats_render(server_t *s, buf_t *out)
     metrics_write_header(out, "db_pool_waiting_requests", "gauge",
                          "Requests waiting for a free database connection.");
     metrics_write_u64(out, "db_pool_waiting_requests", "", ps.waiting);
-    uint64_t cumulative[POOL_WAIT_BUCKETS];
-    memcpy(cumulative, ps.wait_bucket, sizeof cumulative);
-    metrics_write_header(out, "db_pool_acquire_wait_ms", "histogram",
-                         "Time a query waited for a database connection, in milliseconds.");
-    metrics_write_histogram(out, "db_pool_acquire_wait_ms", "", POOL_WAIT_BUCKETS_MS, cumulative,
-                            POOL_WAIT_BUCKETS, ps.wait_count, ps.wait_sum_ms);
+    /* Exported in seconds, the base unit promtool expects of a new metric. */
+    double bounds_seconds[POOL_WAIT_BUCKETS];
+    for (int i = 0; i < POOL_WAIT_BUCKETS; i++) bounds_seconds[i] = POOL_WAIT_BUCKETS_MS[i] / 1000.0;
+    metrics_write_header(out, "db_pool_acquire_wait_seconds", "histogram",
+                         "Time a query waited for a database connection, in seconds.");
+    metrics_write_histogram(out, "db_pool_acquire_wait_seconds", "", bounds_seconds,
+                            ps.wait_bucket, POOL_WAIT_BUCKETS, ps.wait_count,
+                            ps.wait_sum_ms / 1000.0);
     metrics_write_header(out, "db_pool_acquire_timeouts_total", "counter",
                          "Queries that waited longer than the acquire timeout (answered 503).");
     metrics_write_u64(out, "db_pool_acquire_timeouts_total", "", ps.acquire_timeouts);

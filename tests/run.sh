@@ -31,8 +31,9 @@ run_one() {
 	if ((f > 0)); then
 		failures+=("$name")
 		printf 'FAIL %-40s %3ss (exit %d)\n' "$name" $((SECONDS - start)) "$rc"
-		sed 's/^/    /' <<<"$out" | tail -n 60
-		((rc == 124)) && echo "    (killed after ${limit}s)"
+		grep -E '^(FAIL|not ok)' <<<"$out" | head -n 40 | sed 's/^/    /' || true
+		tail -n 40 <<<"$out" | sed 's/^/    /'
+		if ((rc == 124)); then echo "    (killed after ${limit}s)"; fi
 	else
 		printf 'ok   %-40s %3ss %s\n' "$name" $((SECONDS - start)) "${line##*: }"
 	fi
@@ -49,8 +50,12 @@ if [[ $which == integration || $which == all ]]; then
 	pgdir=$(mktemp -d /tmp/catalog-test-pg.XXXXXX)
 	cleanup() { scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"; }
 	trap cleanup EXIT
-	# shellcheck disable=SC1090
-	source <(PG_FAST=1 scripts/pg.sh start "$pgdir")
+	pg_exports=$(PG_FAST=1 scripts/pg.sh start "$pgdir") || {
+		echo "tests: could not start the test PostgreSQL"
+		echo "tests: 0 passed, 1 failed"
+		exit 1
+	}
+	eval "$pg_exports"
 	export CATALOG_TEST_PGDIR=$pgdir # tests that stop and restart the database use it
 	for t in tests/integration/test_*; do
 		case $t in

@@ -128,5 +128,13 @@ int main(void)
         CHECK_STR(small, "product");
         CHECK_INT(order_parse_request("{}", 2, &req, NULL, 0), -1);
     }
+    {
+        /* A NUL byte inside the body must not cut the JSON short (fuzz/test_server_hostile). */
+        static const char body[] = "{\"product_id\":1,\"quantity\":1\0}";
+        order_request_t nul_req;
+        char nul_err[128];
+        CHECK_INT(order_parse_request(body, sizeof body - 1, &nul_req, nul_err, sizeof nul_err), -1);
+        CHECK_STR(nul_err, "invalid JSON: NUL byte in the body");
+    }
     return test_report("order");
 }
