@@ -1,5 +1,6 @@
 /* config.c: the server's configuration from the environment, validated at start-up. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 #include <sched.h>
@@ -51,23 +52,58 @@ static const struct {
     {"HTTP_MAX_BODY_BYTES", 16384, 0, 16777216, "largest request body (else 413)"},
 };
 
-/* The CPU quota of the cgroup the process runs in (Docker's `cpus:`, a Kubernetes limit), rounded
- * up to whole CPUs; 0 when there is none.  Inside a container its own cgroup is at the root. */
+/* The first line of a small file, or "" when it cannot be read. */
+static void read_line(const char *path, char *out, size_t out_len)
+{
+    out[0] = 0;
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    if (!fgets(out, (int)out_len, f)) out[0] = 0;
+    fclose(f);
+}
+
+/* The CPU quota of the cgroup this process runs in (Docker's `cpus:`, a Kubernetes limit, the
+ * lab's SERVER_CPUS), rounded up to whole CPUs; 0 when there is none.  The group is found in
+ * /proc/self/cgroup (inside a container it is the root of its own hierarchy). */
 static unsigned cgroup_cpu_quota(void)
 {
-    long long quota = -1, period = 0;
-    FILE *f = fopen("/sys/fs/cgroup/cpu.max", "r"); /* cgroup v2: "max 100000" or "150000 100000" */
+    char v1_path[512] = "", v2_path[512] = "", line[512];
+    FILE *f = fopen("/proc/self/cgroup", "r");
     if (f) {
-        char word[32];
-        if (fscanf(f, "%31s %lld", word, &period) == 2 && strcmp(word, "max") != 0)
-            sscanf(word, "%lld", &quota);
+        while (fgets(line, sizeof line, f)) {
+            line[strcspn(line, "\n")] = 0;
+            char *controllers = strchr(line, ':');
+            char *group = controllers ? strchr(controllers + 1, ':') : NULL;
+            if (!group) continue;
+            *group++ = 0;
+            controllers++;
+            if (*controllers == 0) {
+                snprintf(v2_path, sizeof v2_path, "/sys/fs/cgroup%s/cpu.max", group);
+            } else {
+                /* "cpu" or "cpu,cpuacct": the cpu hierarchy is mounted at /sys/fs/cgroup/cpu */
+                for (char *tok = strtok(controllers, ","); tok; tok = strtok(NULL, ","))
+                    if (strcmp(tok, "cpu") == 0)
+                        snprintf(v1_path, sizeof v1_path, "/sys/fs/cgroup/cpu%s", group);
+            }
+        }
         fclose(f);
-    } else if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_quota_us", "r"))) { /* cgroup v1 */
-        if (fscanf(f, "%lld", &quota) != 1) quota = -1;
-        fclose(f);
-        if ((f = fopen("/sys/fs/cgroup/cpu/cpu.cfs_period_us", "r"))) {
-            if (fscanf(f, "%lld", &period) != 1) period = 0;
-            fclose(f);
+    }
+    long long quota = -1, period = 0;
+    char text[64];
+    if (v1_path[0]) {
+        char path[600];
+        snprintf(path, sizeof path, "%s/cpu.cfs_quota_us", v1_path);
+        read_line(path, text, sizeof text);
+        quota = text[0] ? strtoll(text, NULL, 10) : -1;
+        snprintf(path, sizeof path, "%s/cpu.cfs_period_us", v1_path);
+        read_line(path, text, sizeof text);
+        period = strtoll(text, NULL, 10);
+    } else if (v2_path[0]) {
+        read_line(v2_path, text, sizeof text); /* "max 100000" or "150000 100000" */
+        if (text[0] && strncmp(text, "max", 3) != 0) {
+            char *end;
+            quota = strtoll(text, &end, 10);
+            period = strtoll(end, NULL, 10);
         }
     }
     if (quota <= 0 || period <= 0) return 0;
