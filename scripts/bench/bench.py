@@ -181,6 +181,21 @@ def pgbench(cluster, script, clients=POOL, duration_s=DURATION_S):
     return float(match.group(1)), int(failed.group(1)) if failed else 0
 
 
+def failure_kinds(result):
+    return {"5xx": result.get("status_5xx", 0), "timeouts": result.get("timeouts", 0),
+            "errors": result.get("errors", 0)}
+
+
+def failures_text(run):
+    """"0", or "65 (5xx 60, timeouts 5)"."""
+    detail = ", ".join(f"{k} {v}" for k, v in run.get("kinds", {}).items() if v)
+    return f"{run['failures']} ({detail})" if detail else str(run["failures"])
+
+
+def verdict(met):
+    return "met" if met else "NOT met"
+
+
 def stack_run(server, folder, paths, label, **kwargs):
     """A load run against server with its CPU seconds before and after.  Returns a dict with
     rps, failures, requests, p50/p99 and cpu_ms_per_request."""
@@ -192,6 +207,7 @@ def stack_run(server, folder, paths, label, **kwargs):
         "label": label, "rps": result["rps"], "requests": requests,
         "cpu_s": cpu_after - cpu_before,
         "failures": result["failures"], "p50": result["latency_ms"]["p50"],
+        "kinds": failure_kinds(result),
         "p99": result["latency_ms"]["p99"],
         "cpu_ms_per_request": (cpu_after - cpu_before) * 1000 / requests if requests else None,
     }
@@ -254,6 +270,7 @@ def combine(runs):
         "rps_all": [r["rps"] for r in runs],
         "requests": requests,
         "failures": sum(r["failures"] for r in runs),
+        "kinds": {k: sum(r["kinds"].get(k, 0) for r in runs) for k in ("5xx", "timeouts", "errors")},
         "p99": max(r["p99"] for r in runs),
         "cpu_ms_per_request": sum(r["cpu_s"] for r in runs) * 1000 / max(1, requests),
         "share": runs[-1].get("share", {}),
@@ -347,7 +364,8 @@ def main():
             limit[pgscript] = (pg_rate, run)
             rows.append([label, f"{pg_rate:,.0f} ({rates(pg_rates)})",
                          f"{run['rps']:,.0f} ({rates(run['rps_all'])})",
-                         f"{ratio(run['rps'], pg_rate):.0%}", run["failures"] + pg_failed,
+                         f"{ratio(run['rps'], pg_rate):.0%}",
+                         failures_text(run) + (f" + pgbench {pg_failed}" if pg_failed else ""),
                          f"{run['p99']:.1f}"])
             say(f"  {label}: pgbench {pg_rate:,.0f} statements/s ({rates(pg_rates)}), stack "
                 f"{run['rps']:,.0f} req/s ({rates(run['rps_all'])}) = "
@@ -363,7 +381,19 @@ def main():
             f"{ROUNDS} rounds of {DURATION_S} s each, pgbench and the stack alternating; the "
             "median, with every round in brackets.\n\n"
             + table(["work", "pgbench statements/s", "stack requests/s", "stack / pgbench",
-                   "failed requests", "stack p99 ms"], rows)))
+                   "failed requests", "stack p99 ms"], rows)
+            + "\n\nTargets: the stack at >= 95% of pgbench on the mix: "
+            + verdict(ratio(limit["mix.sql"][1]["rps"], limit["mix.sql"][0]) >= 0.95)
+            + "; no failed request at the scenario's load: "
+            + verdict(limit["mix.sql"][1]["failures"] == 0)
+            + "; >= 90% of pgbench on each of the two routes alone: "
+            + verdict(all(ratio(limit[k][1]["rps"], limit[k][0]) >= 0.90
+                          for k in ("category.sql", "product.sql")))
+            + ". Note: on a machine whose CPUs other processes also want, the kernel shares "
+            "CPU time per runnable thread, so the side with more threads (the stack: load "
+            "generator, server workers and 10 backends; pgbench: 2 threads and 10 backends) "
+            "gets a larger share; and the stack's load generator and server compete with "
+            "PostgreSQL for the same CPUs, which pgbench's lighter client does less."))
 
         # ---- 2. cost per request ------------------------------------------------------------
         say("\n== 2. server CPU per request (process_cpu_seconds_total) and memory")
@@ -416,6 +446,12 @@ def main():
             f"{CONNECTIONS} connections). Targets: /products?category=electronics <= 0.5 ms "
             "(Node original ~7 ms), /products/:id <= 0.03 ms (Node ~0.28 ms).\n\n"
             + table(["route", "requests", "server CPU ms/request"], cost_rows)
+            + "\n\nTargets: /products?category=electronics <= 0.5 ms: "
+            + verdict(limit["category.sql"][1]["cpu_ms_per_request"] <= 0.5)
+            + "; /products/:id <= 0.03 ms: "
+            + verdict(limit["product.sql"][1]["cpu_ms_per_request"] <= 0.03)
+            + " (CPU time per request rises when the CPUs are contended: more context "
+            "switches, colder caches, smaller batches per wake-up)."
             + "\n\nMemory (VmRSS; each connection made one GET /health/live and stays open, "
             "idle, keep-alive; scripts/bench/idle_connections.py): " + memory_line + "."))
 
@@ -444,7 +480,7 @@ def main():
                 rounds.setdefault((mode, "B"), []).append({
                     "rps": result["rps"], "failures": result["failures"],
                     "p99": result["latency_ms"]["p99"], "requests": result["requests"],
-                    "cpu_s": after - before,
+                    "cpu_s": after - before, "kinds": failure_kinds(result),
                     "share": {k: v["requests"] for k, v in result.get("by_server", {}).items()}})
                 nginx.terminate()
                 nginx.wait(timeout=10)
@@ -461,7 +497,7 @@ def main():
                 run = results[(mode, key)]
                 option_rows.append([f"REPORT_MODE={mode}", label,
                                     f"{run['rps']:,.0f} ({rates(run['rps_all'])})",
-                                    f"{ratio(run['rps'], base):.2f}x", run["failures"],
+                                    f"{ratio(run['rps'], base):.2f}x", failures_text(run),
                                     f"{run['p99']:.1f}", f"{run['cpu_ms_per_request']:.3f}"])
                 say(f"  {mode} {label}: {run['rps']:,.0f} req/s ({ratio(run['rps'], base):.2f}x)"
                     f", failures {run['failures']}, p99 {run['p99']:.1f} ms")
@@ -471,6 +507,7 @@ def main():
         c_line = (f"Option C, rollup / live on the mix: {c_ratio_1:.1f}x with WORKERS=1, "
                   f"{c_ratio_2:.1f}x with WORKERS=2, {c_ratio_b:.1f}x behind nginx "
                   "(target >= 10x)")
+        c_line += ": " + verdict(min(c_ratio_1, c_ratio_2, c_ratio_b) >= 10)
         say("  " + c_line)
         shares = results[("live", "B")].get("share", {})
         sections.append((
