@@ -33,6 +33,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memset(err, 'x', sizeof err);
     int rc = order_parse_request(body, size, &order, err, sizeof err);
     if (rc == 0) {
+        /* The server hands the body to nothing else, but a NUL is never valid JSON text. */
+        INVARIANT(memchr(body, '\0', size) == NULL);
         INVARIANT(order.product_id >= 1);
         INVARIANT(order.quantity >= 1 && order.quantity <= ORDER_MAX_QUANTITY);
     } else {
