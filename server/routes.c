@@ -32,11 +32,16 @@ static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
     {"list_category",
      "SELECT " PRODUCT_COLUMNS " FROM products WHERE category = $1 ORDER BY price_cents, id"},
     {"product", "SELECT " PRODUCT_COLUMNS " FROM products WHERE id = $1"},
-    /* A live, exact aggregate of every order (CONTRACT section 3): the expensive route. */
+    /* A live, exact aggregate of every order (CONTRACT section 3): the expensive route.  The
+     * orders are summed per product first (5,000 groups), then joined to the products and
+     * summed per category: the same numbers as joining every order row, in about half the
+     * database time.  The left join keeps a category without orders ($0.00). */
     {"report",
-     "SELECT p.category, count(o.id), coalesce(sum(o.total_cents), 0),"
-     " coalesce(round(avg(o.total_cents)), 0)::bigint"
-     " FROM products p LEFT JOIN orders o ON o.product_id = p.id"
+     "SELECT p.category, coalesce(sum(o.orders), 0)::bigint, coalesce(sum(o.revenue), 0)::bigint,"
+     " coalesce(round(sum(o.revenue) / nullif(sum(o.orders), 0)), 0)::bigint"
+     " FROM products p LEFT JOIN"
+     " (SELECT product_id, count(*) AS orders, sum(total_cents) AS revenue"
+     " FROM orders GROUP BY product_id) o ON o.product_id = p.id"
      " GROUP BY p.category ORDER BY 3 DESC, 1"},
     /* One statement: the price lookup and the insert are atomic.  price_cents * quantity is
      * integer arithmetic, so an overflow is SQLSTATE 22003, answered with a 400. */

@@ -73,7 +73,8 @@ def test_migrate():
     columns = harness.psql(
         "SELECT table_name, column_name, data_type, coalesce(character_maximum_length, 0), "
         "is_nullable, coalesce(column_default, '') FROM information_schema.columns "
-        "WHERE table_schema = 'public' ORDER BY table_name, ordinal_position", db).splitlines()
+        "WHERE table_schema = 'public' AND table_name IN ('products', 'orders') "
+        "ORDER BY table_name, ordinal_position", db).splitlines()
     want = [
         "orders|id|integer|0|NO|nextval('orders_id_seq'::regclass)",
         "orders|product_id|integer|0|NO|",
