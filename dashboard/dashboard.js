@@ -124,7 +124,11 @@
       scales: { x: { time: true }, y: { range: function (u, min, max) {
         return [0, max > 0 ? max * 1.1 : 1];
       } } },
-      axes: [{}, { size: 60, values: function (u, ticks) {
+      axes: [{ values: function (u, ticks) {
+        return ticks.map(function (t) {
+          return new Date(t * 1000).toLocaleTimeString([], { hour12: false });
+        });
+      } }, { size: 60, values: function (u, ticks) {
         return ticks.map(function (v) { return Math.abs(v) >= 1000 ? (v / 1000) + "k" : String(v); });
       } }],
       legend: { live: true },

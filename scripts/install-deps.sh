@@ -9,8 +9,12 @@ profile=${1:-all}
 
 build_pkgs=(build-essential pkg-config libpq-dev libjansson-dev)
 test_pkgs=(postgresql-15 postgresql-client-15 python3 python3-yaml curl procps iproute2 clang
-	libclang-rt-14-dev docker-compose)
-lab_pkgs=(nginx prometheus wrk)
+	libclang-rt-14-dev docker-compose chromium)
+# The exporters give the dashboard the database's CPU and connections (scripts/lab.sh runs its
+# own instances); npm vendors the dashboard's chart library (dashboard/package-lock.json).
+lab_pkgs=(nginx prometheus wrk prometheus-postgres-exporter prometheus-process-exporter
+	prometheus-node-exporter)
+exporter_services=(prometheus-postgres-exporter prometheus-process-exporter prometheus-node-exporter)
 
 case "$profile" in
 build) want=("${build_pkgs[@]}") ;;
@@ -25,6 +29,11 @@ esac
 # kubectl for the manifests' client-side checks; another package may already provide it.
 if [[ $profile != build ]] && ! command -v kubectl >/dev/null 2>&1; then
 	want+=(kubernetes-client)
+fi
+
+# npm (and node) for the dashboard's build; a node from another source that brings npm will do.
+if [[ $profile != build ]] && ! command -v npm >/dev/null 2>&1; then
+	want+=(npm)
 fi
 
 missing=()
@@ -60,3 +69,12 @@ for svc in nginx prometheus; do
 		service "$svc" stop >/dev/null 2>&1 || true
 	fi
 done
+# The exporters' services likewise (their init scripts stop only the instance of their own
+# PID file and user, never the lab's).
+if [[ -z ${CATALOG_KEEP_SYSTEM_SERVICES:-} ]]; then
+	for svc in "${exporter_services[@]}"; do
+		if [[ " ${missing[*]} " == *" $svc "* ]] && pgrep -u prometheus -f "/usr/bin/$svc" >/dev/null 2>&1; then
+			service "$svc" stop >/dev/null 2>&1 || true
+		fi
+	done
+fi

@@ -59,8 +59,9 @@ usage: scripts/lab.sh COMMAND
   up              install what is missing, start PostgreSQL (seeded), the servers, Prometheus
   scale N         N servers (app, app2, ...) behind nginx on $lb_port; N=1: one server on $app_port
   status          processes, ports, pool sizes, orders in the database, each server's /health
-  loadtest        load the entry point (or BASE_URL); result saved in LAB_DIR/results
-  compare         saved load test results side by side
+  loadtest        load the entry point (or BASE_URL); result saved in LAB_DIR/results, with a
+                  picture of requests/s and p99 over time (results/NAME.html)
+  compare         saved load test results side by side (and results/runs.html: them over time)
   demo            up, load one server, scale to 2, load again, compare
   down [--purge]  stop everything the lab started; --purge also deletes LAB_DIR
 environment: LAB_DIR ($LAB_DIR) LAB_PG_PORT ($pg_port_default) LAB_APP_PORT ($app_port)
@@ -1038,7 +1039,43 @@ cmd_loadtest() {
 		-v hz="$(getconf CLK_TCK)" -v ns=$((end_ns - start_ns)) -v limit="$(layout_cpu_limit)" -v cores="$(nproc)" \
 		'BEGIN { t = ns / 1e9; printf "CPU during the run: API servers %.2f cores (limit %s), PostgreSQL %.2f cores; this machine has %d\n", s / hz / t, limit, p / hz / t, cores }' |
 		tee "$results/$name.cpu"
+	run_picture "$name" "$file" "$start_ns" "$end_ns"
 	return "$rc"
+}
+
+# run_picture NAME RESULT.json START_NS END_NS: keeps the run's requests/s and p99 over time
+# from Prometheus (NAME.series.json) and draws them (NAME.html, self-contained).  Waits for
+# the scrape after the run's end first.  Without Prometheus it says so and does nothing.
+run_picture() {
+	local name=$1 file=$2 start_ns=$3 end_ns=$4 wait_ms
+	if ! prom_running; then
+		say "no picture of this run: Prometheus is not running (make up starts it)"
+		return 0
+	fi
+	wait_ms=$(((end_ns + 6000000000 - $(date +%s%N)) / 1000000))
+	if ((wait_ms > 0)); then sleep "$(awk -v ms="$wait_ms" 'BEGIN { printf "%.3f", ms / 1000 }')"; fi
+	local series=$results/$name.series.json
+	if python3 "$repo/scripts/run-picture.py" fetch --prometheus "http://127.0.0.1:$prom_port" \
+		--start "$(awk -v ns="$start_ns" 'BEGIN { printf "%.3f", ns / 1e9 }')" \
+		--end "$(awk -v ns="$end_ns" 'BEGIN { printf "%.3f", ns / 1e9 }')" \
+		--result "$file" --label "$name" --out "$series" &&
+		python3 "$repo/scripts/run-picture.py" render "$results/$name.html" "$series"; then
+		say "picture of the run (requests/s and p99 over time): $results/$name.html"
+	else
+		warn "no picture of this run (see above)"
+	fi
+}
+
+# pictures_of RESULT.json...: draws the runs that have a picture into LAB_DIR/results/runs.html.
+pictures_of() {
+	local file series=()
+	for file in "$@"; do
+		[[ -f ${file%.json}.series.json ]] && series+=("${file%.json}.series.json")
+	done
+	((${#series[@]})) || return 0
+	if python3 "$repo/scripts/run-picture.py" render "$results/runs.html" "${series[@]}"; then
+		say "the runs side by side, over time: $results/runs.html"
+	fi
 }
 
 # cpu_ticks < PIDS: user + system CPU time of the processes (and of their reaped children),
@@ -1092,13 +1129,17 @@ cmd_compare() {
 	if (($#)); then
 		files=("$@")
 	else
-		mapfile -t files < <(ls -tr "$results"/*.json 2>/dev/null)
+		# shellcheck disable=SC2010 # result names are the lab's own (layout names)
+		mapfile -t files < <(ls -tr "$results"/*.json 2>/dev/null | grep -v '\.series\.json$')
 	fi
 	((${#files[@]})) || die "no saved load test results in $results; run make loadtest first"
 	if ((${#files[@]} == 1)); then
 		die "only one saved run ($(basename "${files[0]}")); compare needs two: make loadtest again in another layout (make scale SERVERS=2) or with MIX=browse"
 	fi
-	"$build/catalog-loadtest" compare "${files[@]}"
+	local rc=0
+	"$build/catalog-loadtest" compare "${files[@]}" || rc=$?
+	pictures_of "${files[@]}"
+	return "$rc"
 }
 
 cmd_demo() {

@@ -1,0 +1,299 @@
+#!/usr/bin/env bash
+# test_dashboard.sh: the dashboards end to end: a lab of 2 servers (scripts/lab.sh) in a temporary
+# LAB_DIR on free ports with a small seed and its exporters, a short load, then headless Chromium
+# opens the built-in dashboard and every panel must show data for both servers; every PromQL
+# expression of the Grafana dashboard must return data from the lab's Prometheus; the run's
+# picture must be drawn.  Saves a screenshot as BUILD/dashboard.png.
+# ok never fails, so "CONDITION && ok ... || fail ..." is an if/else here.
+# shellcheck disable=SC2015
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+export CATALOG_BUILD=${CATALOG_BUILD:-$repo/build}
+lab=$repo/scripts/lab.sh
+chromium=${CHROMIUM:-/usr/bin/chromium}
+
+passed=0 failed=0
+ok() {
+	passed=$((passed + 1))
+	echo "ok   $1"
+}
+fail() {
+	failed=$((failed + 1))
+	echo "FAIL $1"
+	shift
+	local line
+	for line in "$@"; do echo "     $line"; done
+}
+finish() {
+	echo "dashboard: $passed passed, $failed failed"
+	((failed == 0))
+	exit
+}
+
+# ---- what the test needs --------------------------------------------------------------------
+missing=()
+for program in catalog-server catalog-db catalog-loadtest; do
+	[[ -x $CATALOG_BUILD/$program ]] || missing+=("$CATALOG_BUILD/$program (run make)")
+done
+[[ -x $chromium ]] || missing+=("$chromium (Debian package chromium)")
+for name in postgres-exporter process-exporter node-exporter; do
+	[[ -x /usr/bin/prometheus-$name ]] || missing+=("/usr/bin/prometheus-$name (Debian package prometheus-$name)")
+done
+if ((${#missing[@]})); then
+	fail "what the test needs is installed (scripts/install-deps.sh test)" "${missing[@]}"
+	finish
+fi
+
+# The Grafana dashboard is generated from the page's panels.json: the two must not drift apart.
+if out=$(python3 dashboard/grafana.py --check 2>&1); then
+	ok "deploy/grafana/dashboards/catalog.json is what dashboard/panels.json gives"
+else
+	fail "deploy/grafana/dashboards/catalog.json is what dashboard/panels.json gives" "$out"
+fi
+
+port_busy() { [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
+
+# free_block COUNT: a first port such that COUNT consecutive ports are free, below the kernel's
+# ephemeral range (32768 and up), so no outgoing connection of a busy machine takes one meanwhile.
+free_block() {
+	local count=$1 base i tries
+	for ((tries = 0; tries < 100; tries++)); do
+		base=$((20000 + RANDOM % 12000))
+		for ((i = 0; i < count; i++)); do port_busy $((base + i)) && continue 2; done
+		echo "$base"
+		return 0
+	done
+	echo "no free block of $count ports" >&2
+	return 1
+}
+
+base=$(free_block 20)
+export LAB_APP_PORT=$base # servers on base .. base+9
+export LAB_LB_PORT=$((base + 12))
+export LAB_PROM_PORT=$((base + 13))
+export LAB_PG_PORT=$((base + 14))
+export LAB_GRAFANA_PORT=$((base + 15))
+export LAB_PG_EXPORTER_PORT=$((base + 16))
+export LAB_PROCESS_EXPORTER_PORT=$((base + 17))
+export LAB_NODE_EXPORTER_PORT=$((base + 18))
+export LAB_SKIP_DEPS=1 ACCESS_LOG=0 PG_FAST=1
+export SEED_PRODUCTS=200 SEED_ORDERS=2000
+export LAB_CGROUP=/sys/fs/cgroup/cpu/catalog-dashboard-test-$$
+unset BASE_URL SERVER_CPUS DB_BUDGET MIX PGHOST PGPORT PGUSER PGPASSWORD DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME
+LAB_DIR=$(mktemp -d /tmp/catalog-dashboard-test.XXXXXX)
+chmod 755 "$LAB_DIR" # PostgreSQL runs as the postgres user and must reach its data folder
+export LAB_DIR
+lb=http://127.0.0.1:$LAB_LB_PORT
+prom=http://127.0.0.1:$LAB_PROM_PORT
+browser_profile=$(mktemp -d /tmp/catalog-dashboard-chromium.XXXXXX)
+
+lab_pids() { # the PIDs of every process the lab started, from its PID files
+	local file pid
+	for file in "$LAB_DIR"/run/servers/*; do [[ -f $file ]] && cut -d' ' -f5 <"$file"; done
+	for file in "$LAB_DIR/run/nginx/nginx.pid" "$LAB_DIR/run/prometheus.pid" "$LAB_DIR"/run/*-exporter.pid; do
+		if [[ -f $file ]]; then
+			pid=$(<"$file")
+			echo "$pid"
+			pgrep -P "$pid" || true
+		fi
+	done
+	[[ -f $LAB_DIR/pg/data/postmaster.pid ]] && head -n 1 "$LAB_DIR/pg/data/postmaster.pid"
+	return 0
+}
+all_pids=()
+record_pids() { mapfile -t -O "${#all_pids[@]}" all_pids < <(lab_pids); }
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	"$lab" down >/dev/null 2>&1 || true
+	local pid
+	for pid in "${all_pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+	rmdir "$LAB_CGROUP"/* "$LAB_CGROUP" 2>/dev/null || true
+	rm -rf "$LAB_DIR" "$browser_profile"
+}
+trap cleanup EXIT
+
+# ---- one server: nginx serves the dashboard too ----------------------------------------------
+out=$("$lab" up 2>&1) || true
+record_pids
+if curl -fsS --max-time 5 "http://127.0.0.1:$LAB_APP_PORT/health" | grep -q '"server":"app"'; then
+	ok "up: one server answers"
+else
+	fail "up: one server answers" "$out"
+	finish
+fi
+running=()
+for name in postgres-exporter process-exporter node-exporter; do
+	pid=$(cat "$LAB_DIR/run/$name.pid" 2>/dev/null || echo none)
+	port=$(cat "$LAB_DIR/run/$name.port" 2>/dev/null || echo none)
+	if [[ -r /proc/$pid/comm ]] && curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" >/dev/null 2>&1; then
+		running+=("$name")
+	fi
+done
+((${#running[@]} == 3)) && ok "up: the three exporters run (PID files) and answer on loopback ports" ||
+	fail "up: the three exporters run and answer" "running: ${running[*]}" "$out"
+page=$(curl -fsS --max-time 5 -D "$LAB_DIR/headers" "$lb/dashboard/" 2>&1 || true)
+[[ $page == *"dashboard.js"* ]] && grep -qi '^content-type: text/html' "$LAB_DIR/headers" &&
+	ok "one server: the dashboard is served at /dashboard/ on the nginx port" ||
+	fail "one server: the dashboard is served at /dashboard/ on the nginx port" "$page" "$out"
+types=""
+for file in dashboard.js dashboard.css vendor/uPlot.iife.min.js panels.json; do
+	types+="$file=$(curl -fsS --max-time 5 -o /dev/null -w '%{http_code} %{content_type}' "$lb/dashboard/$file" 2>/dev/null) "
+done
+[[ $types == *"dashboard.js=200 application/javascript"*"dashboard.css=200 text/css"*"uPlot.iife.min.js=200 application/javascript"*"panels.json=200 application/json"* ]] &&
+	ok "the page's script, style, chart library and panels are served locally with their types" ||
+	fail "the page's files are served locally with their types" "$types"
+# No network: every src/href of the page is relative (nothing from another host).
+external=$(grep -oE '(src|href)="[^"]*"' "$CATALOG_BUILD/dashboard/index.html" | grep -E '"(https?:)?//' || true)
+[[ -z $external && -s $CATALOG_BUILD/dashboard/vendor/uPlot.iife.min.js ]] &&
+	ok "the page loads nothing from another host (uPlot vendored from npm into the served folder)" ||
+	fail "the page loads nothing from another host" "$external"
+
+# ---- two servers, a short load -----------------------------------------------------------------
+# Grafana marks a layout change where lab_layout_servers changes, so Prometheus must have seen
+# the one-server value first (it scrapes every 5 s).
+for ((tries = 0; tries < 30; tries++)); do
+	curl -fsS --max-time 3 "$prom/api/v1/query?query=lab_layout_servers" 2>/dev/null | grep -q '"value":\[[0-9.]*,"1"\]' && break
+	sleep 0.5
+done
+out=$("$lab" scale 2 2>&1) || fail "scale 2 succeeds" "$out"
+record_pids
+events=$(curl -fsS --max-time 5 "$lb/dashboard/events.json" 2>/dev/null || true)
+count=$(python3 -c 'import json,sys; e=json.loads(sys.argv[1])["events"]; print("%d %d" % (len(e), e[-1]["servers"]))' "$events" 2>/dev/null || echo "0 0")
+[[ $count == "2 2" ]] && ok "scale 2: the layout change is recorded for the page (events.json: 1, then 2 servers)" ||
+	fail "scale 2: the layout change is recorded for the page" "$events"
+
+load_out=$(LOAD_DURATION=10s LOAD_CONNECTIONS=20 LOAD_THREADS=2 "$lab" loadtest 2>&1) || true
+requests=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$LAB_DIR/results/2-servers.json" 2>/dev/null || echo 0)
+((requests > 0)) && ok "a 10 s load through nginx ($requests requests)" || fail "a 10 s load through nginx" "$load_out"
+
+# ---- the run's picture --------------------------------------------------------------------------
+picture=$LAB_DIR/results/2-servers.html
+read -r -d '' check_picture <<'PYTHON' || true
+import json, re, sys
+run = json.load(open(sys.argv[1]))
+page = open(sys.argv[2]).read()
+peak = max([v for _, v in run["series"]["rps"] if v is not None] or [0])
+servers = sorted(k for k in run["series"] if k.startswith("rps "))
+p99 = [v for _, v in run["series"]["p99_ms"] if v is not None]
+assert peak > 0, "no requests/s in the series"
+assert servers == ["rps app", "rps app2"], servers
+assert p99, "no p99 in the series"
+assert page.count("<svg") >= 2 and "<polyline" in page, "no chart drawn"
+assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page, "not self-contained"
+PYTHON
+if [[ -f $picture ]] && python3 -c "$check_picture" "$LAB_DIR/results/2-servers.series.json" "$picture"; then
+	ok "the run's picture: requests/s (both servers) and p99 over time, self-contained HTML"
+else
+	fail "the run's picture: requests/s and p99 over time, self-contained HTML" "$load_out"
+fi
+
+# ---- every expression of the Grafana dashboard returns data ------------------------------------
+read -r -d '' check_grafana <<'PYTHON' || true
+import json, math, sys, time, urllib.parse, urllib.request
+prom, path = sys.argv[1], sys.argv[2]
+dashboard = json.load(open(path))
+def get(api, **params):
+    url = "%s/api/v1/%s?%s" % (prom, api, urllib.parse.urlencode(params))
+    body = json.load(urllib.request.urlopen(url, timeout=10))
+    assert body["status"] == "success", body
+    return body["data"]["result"]
+problems, checked = [], 0
+for panel in dashboard["panels"]:
+    servers = set()
+    for target in panel["targets"]:
+        checked += 1
+        result = get("query", query=target["expr"])
+        values = [float(r["value"][1]) for r in result]
+        if not any(math.isfinite(v) for v in values):
+            problems.append("%s: %s -> no data (%d series)" % (panel["title"], target["expr"], len(result)))
+        servers |= {r["metric"]["server"] for r in result if "server" in r["metric"]}
+    per_server = any("server" in t["legendFormat"] for t in panel["targets"])
+    if per_server and not {"app", "app2"} <= servers:
+        problems.append("%s: servers %s, want app and app2" % (panel["title"], sorted(servers)))
+now = time.time()
+for annotation in dashboard["annotations"]["list"]:
+    if "expr" in annotation:
+        checked += 1
+        result = get("query_range", query=annotation["expr"], start=now - 300, end=now, step=5)
+        if not result:
+            problems.append("annotation %s: %s -> no data" % (annotation["name"], annotation["expr"]))
+print("%d expressions checked" % checked)
+for problem in problems:
+    print(problem)
+sys.exit(1 if problems else 0)
+PYTHON
+if out=$(python3 -c "$check_grafana" "$prom" deploy/grafana/dashboards/catalog.json 2>&1); then
+	ok "every PromQL expression of the Grafana dashboard returns data, per-server panels for app and app2 (${out%% *})"
+else
+	fail "every PromQL expression of the Grafana dashboard returns data" "$out"
+fi
+
+# ---- the built-in page in headless Chromium ----------------------------------------------------
+browse() { # browse ARGS...: headless Chromium with the flags of the lab's notes, bounded in time
+	timeout 60 "$chromium" --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
+		--disable-background-networking --disable-component-update --disable-sync \
+		--user-data-dir="$browser_profile" --virtual-time-budget=15000 "$@" 2>>"$LAB_DIR/chromium.log"
+}
+dom=$(browse --dump-dom "$lb/dashboard/?range=2" || true)
+read -r -d '' check_page <<'PYTHON' || true
+import re, sys
+dom = sys.stdin.read()
+body = re.search(r"<body([^>]*)>", dom)
+assert body, "no <body> in the page"
+def attributes(text):
+    return dict(re.findall(r'data-([a-z-]+)="([^"]*)"', text))
+page = attributes(body.group(1))
+problems = []
+if int(page.get("loaded", "0")) < 1:
+    problems.append("the page never finished a refresh: %s" % page)
+if page.get("errors", "1") != "0":
+    problems.append("the page reports failed queries: %s" % page)
+if int(page.get("marks", "0")) < 1:
+    problems.append("no layout-change mark in range: %s" % page)
+panels = re.findall(r'<section class="panel"([^>]*)>', dom)
+if len(panels) < 10:
+    problems.append("only %d panels" % len(panels))
+for text in panels:
+    panel = attributes(text)
+    name = panel.get("panel", "?")
+    if panel.get("state") != "ok" or int(panel.get("series", "0")) < 1 or int(panel.get("points", "0")) < 2:
+        problems.append("%s: no data (%s)" % (name, panel))
+    servers = panel.get("servers", "").split(",")
+    if panel.get("per-server") == "1" and not {"app", "app2"} <= set(servers):
+        problems.append("%s: servers %s, want app and app2" % (name, servers))
+print("%d panels, %s marks" % (len(panels), page.get("marks")))
+for problem in problems:
+    print(problem)
+sys.exit(1 if problems else 0)
+PYTHON
+if out=$(python3 -c "$check_page" <<<"$dom" 2>&1); then
+	ok "Chromium: every panel of the built-in dashboard has data, per-server panels for app and app2, a scale mark (${out%%$'\n'*})"
+else
+	fail "Chromium: every panel of the built-in dashboard has data for both servers" "$out" "$(tail -n 5 "$LAB_DIR/chromium.log")"
+fi
+screenshot=$CATALOG_BUILD/dashboard.png
+rm -f "$screenshot"
+browse --hide-scrollbars --window-size=1400,2300 --screenshot="$screenshot" "$lb/dashboard/?range=2" >/dev/null || true
+size=$(stat -c %s "$screenshot" 2>/dev/null || echo 0)
+((size > 50000)) && ok "screenshot saved: $screenshot ($size bytes)" ||
+	fail "screenshot saved: $screenshot" "size $size" "$(tail -n 5 "$LAB_DIR/chromium.log")"
+
+# ---- no system exporter service, and down stops everything -----------------------------------
+system=$(pgrep -u prometheus -a 2>/dev/null || true)
+[[ -z $system ]] && ok "no exporter runs as a system service (user prometheus)" ||
+	fail "no exporter runs as a system service" "$system"
+record_pids
+out=$("$lab" down 2>&1) || fail "down succeeds" "$out"
+alive() { [[ -r /proc/$1/stat && $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+left=()
+for pid in $(printf '%s\n' "${all_pids[@]}" | grep -E '^[0-9]+$' | sort -un); do
+	alive "$pid" && left+=("$pid:$(cat "/proc/$pid/comm" 2>/dev/null)")
+done
+busy=()
+for port in $(seq "$base" $((base + 18))); do port_busy "$port" && busy+=("$port"); done
+((${#left[@]} == 0 && ${#busy[@]} == 0)) &&
+	ok "down: none of the ${#all_pids[@]} processes (exporters included) is left, no port listens" ||
+	fail "down: nothing left" "processes: ${left[*]}" "ports: ${busy[*]}"
+
+finish
