@@ -35,7 +35,8 @@ struct pool_conn {
     uint64_t deadline_ms;   /* connect deadline */
     uint64_t idle_since_ms; /* when it became idle */
     pool_conn_t *next;      /* idle stack link */
-    pool_conn_t *connecting_prev, *connecting_next; /* worker's list of connects in progress */
+    pool_worker_t *listed_in;  /* the worker whose active list holds it, or NULL */
+    pool_conn_t *active_prev, *active_next; /* that list: connecting, preparing or busy */
 };
 
 struct pool {
@@ -67,7 +68,7 @@ struct pool_worker {
     loop_io_t event_io;
     pool_query_t *inbox_head, *inbox_tail; /* handed-over queries; under pool->lock */
     pool_query_t *local_head, *local_tail; /* this worker's waiting queries, oldest first */
-    pool_conn_t *connecting;               /* this worker's connects in progress */
+    pool_conn_t *active;                   /* connections this worker is using (any state but idle) */
     uint64_t next_reap_ms;
 };
 
@@ -167,16 +168,32 @@ static void defer_error(pool_worker_t *w, pool_query_t *q, int error)
 
 /* ---- connections ---------------------------------------------------------------------- */
 
-static void connecting_remove(pool_worker_t *w, pool_conn_t *c)
+/* The worker's active list: every connection it uses, so connect deadlines can be checked and
+ * a worker that stops can close what it still holds. */
+static void active_add(pool_worker_t *w, pool_conn_t *c)
 {
-    if (c->connecting_prev) c->connecting_prev->connecting_next = c->connecting_next;
-    else if (w->connecting == c) w->connecting = c->connecting_next;
-    if (c->connecting_next) c->connecting_next->connecting_prev = c->connecting_prev;
-    c->connecting_prev = c->connecting_next = NULL;
+    if (c->listed_in == w) return;
+    c->listed_in = w;
+    c->active_prev = NULL;
+    c->active_next = w->active;
+    if (w->active) w->active->active_prev = c;
+    w->active = c;
+}
+
+static void active_remove(pool_conn_t *c)
+{
+    pool_worker_t *w = c->listed_in;
+    if (!w) return;
+    if (c->active_prev) c->active_prev->active_next = c->active_next;
+    else w->active = c->active_next;
+    if (c->active_next) c->active_next->active_prev = c->active_prev;
+    c->active_prev = c->active_next = NULL;
+    c->listed_in = NULL;
 }
 
 static void conn_destroy(pool_conn_t *c)
 {
+    active_remove(c);
     if (c->result) PQclear(c->result);
     if (c->pg) PQfinish(c->pg);
     free(c);
@@ -194,7 +211,6 @@ static void conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *wh
              (int)strcspn(detail, "\n"), detail);
     log_warn("%s", message);
     loop_io_stop(w->loop, &c->io);
-    if (c->state == C_CONNECTING || c->state == C_PREPARING) connecting_remove(w, c);
     conn_destroy(c);
     pthread_mutex_lock(&p->lock);
     p->open--;
@@ -211,6 +227,7 @@ static void conn_release(pool_worker_t *w, pool_conn_t *c, int broken)
 {
     pool_t *p = w->pool;
     loop_io_stop(w->loop, &c->io);
+    active_remove(c);
     c->query = NULL;
     c->sent = 0;
     if (broken || PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
@@ -292,7 +309,6 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
                 conn_connect_failed(w, c, "cannot send statements");
             return;
         }
-        connecting_remove(w, c);
         pthread_mutex_lock(&w->pool->lock);
         w->pool->failing = 0;
         w->pool->connections_opened++;
@@ -398,9 +414,7 @@ static void conn_start_connect(pool_worker_t *w, pool_query_t *q)
     q->state = Q_CONNECTING;
     q->conn = c;
     c->pg = PQconnectStartParams(p->keywords, p->values, 0);
-    c->connecting_next = w->connecting;
-    if (w->connecting) w->connecting->connecting_prev = c;
-    w->connecting = c;
+    active_add(w, c);
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || conn_watch(w, c, EPOLLOUT) < 0) {
         c->query = NULL;
         conn_connect_failed(w, c, "connect failed");
@@ -417,6 +431,7 @@ static void conn_start_query(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
     c->state = C_BUSY;
     c->query = q;
     c->sent = 0;
+    active_add(w, c);
     q->conn = c;
     q->state = Q_RUNNING;
     const pool_statement_t *st = &p->config.statements[q->statement];
@@ -534,10 +549,9 @@ pool_worker_t *pool_worker_new(pool_t *p, loop_t *loop)
 void pool_worker_free(pool_worker_t *w)
 {
     if (!w) return;
-    /* Connects still in progress (shutdown deadline passed) are abandoned. */
-    while (w->connecting) {
-        pool_conn_t *c = w->connecting;
-        connecting_remove(w, c);
+    /* Connections still in use (the shutdown deadline passed) are closed. */
+    while (w->active) {
+        pool_conn_t *c = w->active;
         loop_io_stop(w->loop, &c->io);
         conn_destroy(c);
         pthread_mutex_lock(&w->pool->lock);
@@ -593,9 +607,10 @@ int pool_worker_tick(pool_worker_t *w)
         if (waiting) deliver(q, NULL, POOL_ERR_TIMEOUT, "timed out waiting for a connection");
     }
     /* Connect deadlines. */
-    for (pool_conn_t *c = w->connecting, *next; c; c = next) {
-        next = c->connecting_next;
-        if (now >= c->deadline_ms) conn_connect_failed(w, c, "connect timed out");
+    for (pool_conn_t *c = w->active, *next; c; c = next) {
+        next = c->active_next;
+        if ((c->state == C_CONNECTING || c->state == C_PREPARING) && now >= c->deadline_ms)
+            conn_connect_failed(w, c, "connect timed out");
     }
     /* Idle connections past their time, checked about once a second. */
     if (now >= w->next_reap_ms) {

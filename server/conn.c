@@ -65,6 +65,9 @@ void conn_close(conn_t *c)
     int fd = c->io.fd;
     loop_io_stop(&w->loop, &c->io);
     if (fd >= 0) close(fd);
+    if (c->open_prev) c->open_prev->open_next = c->open_next;
+    else w->open = c->open_next;
+    if (c->open_next) c->open_next->open_prev = c->open_prev;
     c->free_next = w->closed;
     w->closed = c;
     w->conn_count--;
@@ -113,6 +116,9 @@ static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
     }
     w->conn_count++;
     atomic_fetch_add(&s->connections, 1);
+    c->open_next = w->open;
+    if (w->open) w->open->open_prev = c;
+    w->open = c;
     timer_set(c, TIMER_REQUEST); /* the first request must arrive within the header timeout */
 }
 
@@ -415,4 +421,9 @@ void conn_close_idle(worker_t *w)
         if (!c->busy && c->in.len == c->in_start && c->out.len == c->out_sent) conn_close(c);
         c = next;
     }
+}
+
+void conn_close_all(worker_t *w)
+{
+    while (w->open) conn_close(w->open);
 }

@@ -79,11 +79,8 @@ static void *worker_main(void *arg)
             if (w->loop.now_ms >= w->stop_deadline_ms) {
                 log_warn("worker %u: %u connections still open after SHUTDOWN_TIMEOUT_MS; closing",
                          w->index, w->conn_count);
-                while (w->timer_head[TIMER_KEEPALIVE] || w->timer_head[TIMER_REQUEST]) {
-                    conn_t *c = w->timer_head[TIMER_KEEPALIVE] ? w->timer_head[TIMER_KEEPALIVE]
-                                                               : w->timer_head[TIMER_REQUEST];
-                    conn_close(c);
-                }
+                conn_close_all(w);
+                pool_worker_tick(w->pool_worker); /* deliver nothing more: all were cancelled */
                 conn_free_closed(w);
                 break;
             }

@@ -104,6 +104,7 @@ struct conn {
     uint64_t deadline_ms;
     conn_t *timer_prev, *timer_next;
     conn_t *free_next;        /* in the worker's list of closed connections */
+    conn_t *open_prev, *open_next; /* in the worker's list of open connections */
 };
 
 struct worker {
@@ -118,6 +119,7 @@ struct worker {
     request_stats_t stats;
     conn_t *timer_head[TIMER_LISTS], *timer_tail[TIMER_LISTS];
     conn_t *closed;            /* freed at the end of each loop turn */
+    conn_t *open;              /* every open connection (for a forced shutdown) */
     unsigned conn_count;
     buf_t access_log;          /* lines written with one write(2) per loop turn */
     char *read_buffer;         /* scratch for recv(2); bytes are then kept per connection */
@@ -151,6 +153,8 @@ void conn_close(conn_t *c);
 /* Timer expiry and shutdown handling, called from the worker loop. */
 void conn_expire_timers(worker_t *w);
 void conn_close_idle(worker_t *w);
+/* Closes every connection, answered or not (the shutdown deadline passed). */
+void conn_close_all(worker_t *w);
 void conn_free_closed(worker_t *w);
 
 /* ---- server/routes.c -------------------------------------------------------------------- */

@@ -36,7 +36,7 @@ static int test_passed, test_failed;
     do {                                                                               \
         const char *w_ = (want);                                                       \
         size_t gl_ = (size_t)(got_len);                                                \
-        if (gl_ == strlen(w_) && memcmp((got), w_, gl_) == 0) {                        \
+        if (gl_ == strlen(w_) && (gl_ == 0 || memcmp((got), w_, gl_) == 0)) {                        \
             test_passed++;                                                             \
         } else {                                                                       \
             test_failed++;                                                             \
