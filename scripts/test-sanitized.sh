@@ -8,14 +8,15 @@
 # Usage: scripts/test-sanitized.sh [BUILD_DIR]    (default build-san; build it first with
 #        make SANITIZER=address,undefined all, which `make test` does)
 # SANITIZE_SKIP: integration tests left out of this pass, space-separated names without the
-#   extension.  Default "test_deploy test_lab": deployment files, images and the lab's scripts,
+#   extension.  Default "test_deploy test_lab test_dashboard test_scenario": deployment files,
+#   the lab's scripts, the dashboard page and the walkthrough,
 #   whose C code paths the other tests already drive.
 #   Tests are added to it when they are long and add nothing under sanitizers, so that make test
 #   stays well inside its 15 minutes (the sanitized binaries run 2-3x slower).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-san}
-skip=" ${SANITIZE_SKIP-test_deploy test_lab} "
+skip=" ${SANITIZE_SKIP-test_deploy test_lab test_dashboard test_scenario} "
 
 if [[ ! -x $build/catalog-server ]] || ! grep -q __asan_init "$build/catalog-server"; then
 	echo "test-sanitized.sh: $build/catalog-server is not an ASan build; run make SANITIZER=address,undefined all" >&2

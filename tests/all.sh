@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# all.sh: everything `make test` runs, each part even when an earlier one failed, then one
+# closing line "total: N passed, N failed" over the parts' own closing lines.
+# Usage: tests/all.sh [BUILD_DIR]   (the sanitized tree is build-san/)
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=${1:-build}
+passed=0 failed=0 start=$SECONDS
+
+# part NAME CMD...: runs a part with its output shown, adds its last "N passed, N failed" line.
+part() {
+	local name=$1 log rc line
+	shift
+	echo "== $name"
+	log=$(mktemp)
+	"$@" 2>&1 | tee "$log"
+	rc=${PIPESTATUS[0]}
+	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	rm -f "$log"
+	if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		passed=$((passed + BASH_REMATCH[1])) failed=$((failed + BASH_REMATCH[2]))
+	fi
+	if ((rc != 0)) && ! [[ $line =~ [1-9][0-9]*\ failed ]]; then
+		failed=$((failed + 1)) # failed without counting it (a crash, a missing tool)
+	fi
+}
+
+part "tests ($build)" tests/run.sh "$build"
+part "tests under ASan+UBSan (build-san)" scripts/test-sanitized.sh build-san
+part "fuzzing" scripts/fuzz.sh --seconds 15
+echo "make test took $((SECONDS - start)) s"
+echo "total: $passed passed, $failed failed"
+((failed == 0))
