@@ -3,7 +3,7 @@
 # closing line "total: N passed, N failed" over the parts' own closing lines.
 # Usage: tests/all.sh [BUILD_DIR]   (the sanitized tree is build-san/)
 set -uo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/.." || exit 2
 build=${1:-build}
 passed=0 failed=0 start=$SECONDS
 
