@@ -24,7 +24,7 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 export CATALOG_BUILD=${CATALOG_BUILD:-$repo/build}
-doc=$repo/SCENARIO.md
+doc=${SCENARIO_DOC:-$repo/SCENARIO.md} # SCENARIO_DOC: another copy, to check this test itself
 answers=$repo/solution/ANSWERS.md
 
 passed=0 failed=0
