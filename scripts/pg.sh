@@ -54,13 +54,13 @@ port_busy() {
 free_port() {
 	local port tries
 	for ((tries = 0; tries < 200; tries++)); do
-		port=$((20000 + RANDOM % 40000))
+		port=$((20000 + RANDOM % 12768)) # below the ephemeral range (32768 and up)
 		if ! port_busy "$port"; then
 			echo "$port"
 			return 0
 		fi
 	done
-	die "found no free TCP port between 20000 and 60000"
+	die "found no free TCP port between 20000 and 32767"
 }
 
 is_running() {

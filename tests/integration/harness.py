@@ -19,6 +19,7 @@ import http.client as http_client  # bound apart: http() below is this module's 
 import json
 import os
 import signal
+import random
 import socket
 import subprocess
 import sys
@@ -57,10 +58,17 @@ class Suite:
 
 
 def free_port():
-    """A loopback TCP port nothing listens on right now (the kernel's choice)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    """A loopback TCP port nothing uses right now, below the kernel's ephemeral range (32768
+    and up), so an outgoing connection cannot take it before the server binds it."""
+    for _ in range(200):
+        port = random.randint(20000, 32767)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port between 20000 and 32767")
 
 
 def build_dir():

@@ -40,11 +40,12 @@ done
 
 port_busy() { [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
 
-# free_block COUNT: a first port such that COUNT consecutive ports are free.
+# free_block COUNT: a first port such that COUNT consecutive ports are free, below the kernel's
+# ephemeral range (32768 and up) so that no outgoing connection takes one meanwhile.
 free_block() {
 	local count=$1 base i tries
 	for ((tries = 0; tries < 100; tries++)); do
-		base=$((20000 + RANDOM % 30000))
+		base=$((20000 + RANDOM % 12000))
 		for ((i = 0; i < count; i++)); do port_busy $((base + i)) && continue 2; done
 		echo "$base"
 		return 0
