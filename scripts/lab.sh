@@ -67,6 +67,7 @@ usage: scripts/lab.sh COMMAND
 environment: LAB_DIR ($LAB_DIR) LAB_PG_PORT ($pg_port_default) LAB_APP_PORT ($app_port)
   LAB_LB_PORT ($lb_port) LAB_PROM_PORT ($prom_port) LAB_BIND ($bind_address)
   DB_BUDGET (10) SERVER_CPUS (no limit; e.g. 0.5) MIX (scenario|browse)
+  REPORT_MODE (live|rollup: part of each server's settings; a change restarts the servers)
   LOAD_CONNECTIONS (100) LOAD_DURATION (30s) LOAD_THREADS (2) BASE_URL
   DEMO_DURATION (15s) DEMO_CONNECTIONS (50) DEMO_SERVER_CPUS (0.25)
   SEED_PRODUCTS SEED_ORDERS (passed to catalog-db)
@@ -218,6 +219,11 @@ server_connections() {
 
 # ---- servers ----------------------------------------------------------------------------
 # One file per running server instance, named after its port: "ID PORT POOL CPUS PID".
+
+# instance_report_mode PORT: the report mode a running server says it has (from /metrics).
+instance_report_mode() {
+	http_get "http://127.0.0.1:$1/metrics" 3 | sed -n 's/^catalog_server_info{.*report_mode="\([a-z]*\)".*/\1/p'
+}
 
 server_id_for() { if (($1 == 1)); then echo app; else echo "app$1"; fi; }
 
@@ -789,7 +795,9 @@ apply_layout() {
 		[[ -z $id ]] && continue
 		[[ $icpus == - ]] && icpus=""
 		local fits=0
-		if pid_is "$pid" catalog-server && ((ipool == pool)) && [[ $icpus == "$cpus" ]] && [[ -z ${kept_id[$id]:-} ]]; then
+		# REPORT_MODE (live or rollup) is part of a server's settings too: a change restarts it.
+		if pid_is "$pid" catalog-server && ((ipool == pool)) && [[ $icpus == "$cpus" ]] &&
+			[[ -z ${kept_id[$id]:-} ]] && [[ $(instance_report_mode "$port") == "${REPORT_MODE:-live}" ]]; then
 			local number=${id#app}
 			number=${number:-1}
 			if ((number <= servers)); then
@@ -959,7 +967,7 @@ cmd_status() {
 			health="DEAD (process $pid is gone; make up restarts it)"
 			problems=1
 		elif health=$(http_get "http://127.0.0.1:$port/health" 3); then
-			health="health ok $health"
+			health="report $(instance_report_mode "$port"), health ok $health"
 		else
 			health="UNHEALTHY (/health does not answer 200)"
 			problems=1
