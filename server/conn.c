@@ -149,6 +149,7 @@ void conn_accept(worker_t *w)
 buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers)
 {
     server_t *s = c->worker->server;
+
     if (c->worker->stopping) c->keep_alive = 0;
     http_response_begin(&c->out, resp, status, "application/json; charset=utf-8",
                         slice_make(s->config.server_id, strlen(s->config.server_id)),
@@ -166,6 +167,17 @@ static void access_log_line(conn_t *c, int status, size_t bytes, uint64_t durati
     buf_printf(log, "%.*s %s access %s \"%s\" %d %zu %.3fms\n", (int)n, when,
                c->worker->server->config.server_id, c->peer[0] ? c->peer : "-", c->log_line,
                status, bytes, (double)duration_us / 1000.0);
+}
+
+void conn_reserve_output(conn_t *c, size_t bytes)
+{
+    buf_t *spare = &c->worker->spare_out;
+    if (c->out.len == 0 && c->out.cap < bytes && spare->cap >= bytes) {
+        buf_free(&c->out);
+        c->out = *spare;
+        *spare = (buf_t){0};
+    }
+    buf_reserve(&c->out, bytes);
 }
 
 void conn_end(conn_t *c, http_response_t *resp, int status)
@@ -317,7 +329,17 @@ static void conn_flush(conn_t *c)
         return;
     }
     c->out.len = c->out_sent = 0;
-    if (c->out.cap > IDLE_BUFFER_KEEP_BYTES) buf_free(&c->out); /* a 300 KB listing's buffer */
+    if (c->out.cap > IDLE_BUFFER_KEEP_BYTES) {
+        /* A listing's 300 KB buffer: parked for the worker's next large response (no page
+         * faults and no trimming churn), or released when one is already parked. */
+        buf_t *spare = &c->worker->spare_out;
+        if (!spare->data) {
+            *spare = c->out;
+            c->out = (buf_t){0};
+        } else {
+            buf_free(&c->out);
+        }
+    }
     if (c->close_after_write || (c->read_closed && !c->busy)) {
         conn_close(c);
         return;

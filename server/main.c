@@ -250,6 +250,7 @@ int main(int argc, char **argv)
         loop_close(&w->loop);
         buf_free(&w->access_log);
         free(w->read_buffer);
+        buf_free(&w->spare_out);
     }
     pool_free(s->pool);
     free(s->workers);

@@ -131,12 +131,31 @@ static void write_text(buf_t *out, const PGresult *res, int row, int col)
     else json_write_string(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
 }
 
+/* Writes a timestamp column as a quoted ISO 8601 string.  Rows loaded together share their
+ * created_at, so the last conversion is kept and reused when the text is the same. */
+static void write_timestamp_text(buf_t *out, const char *text, size_t len)
+{
+    static __thread char last_text[40], last_json[40];
+    static __thread size_t last_text_len, last_json_len;
+    if (len == last_text_len && len && memcmp(text, last_text, len) == 0) {
+        buf_append(out, last_json, last_json_len);
+        return;
+    }
+    size_t start = out->len;
+    buf_append_char(out, '"');
+    if (format_pg_timestamp(out, text, len) < 0) buf_append(out, text, len);
+    buf_append_char(out, '"');
+    if (len <= sizeof last_text && out->len - start <= sizeof last_json) {
+        memcpy(last_text, text, len);
+        last_text_len = len;
+        last_json_len = out->len - start;
+        memcpy(last_json, out->data + start, last_json_len);
+    }
+}
+
 static void write_timestamp(buf_t *out, const PGresult *res, int row, int col)
 {
-    buf_append_char(out, '"');
-    if (format_pg_timestamp(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col)) < 0)
-        buf_append(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
-    buf_append_char(out, '"');
+    write_timestamp_text(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
 }
 
 /* Appends a string literal without strlen. */
@@ -173,7 +192,7 @@ static void write_product(buf_t *out, const PGresult *res, int row)
     else d = json_escape_into(d, v[5], len[5]);
     PUT_LIT(d, ",\"created_at\":");
     out->len += (size_t)(d - start);
-    write_timestamp(out, res, row, 6);
+    write_timestamp_text(out, v[6], len[6]);
     buf_append_char(out, '}');
 }
 
@@ -187,9 +206,9 @@ static void on_products(pool_query_t *q, PGresult *res, int error, const char *m
         return;
     }
     http_response_t resp;
-    buf_t *out = conn_begin(c, &resp, 200, NULL);
     int rows = PQntuples(res);
-    buf_reserve(out, (size_t)rows * 360 + 2);
+    conn_reserve_output(c, (size_t)rows * 400 + 512);
+    buf_t *out = conn_begin(c, &resp, 200, NULL);
     buf_append_char(out, '[');
     for (int i = 0; i < rows; i++) {
         if (i) buf_append_char(out, ',');

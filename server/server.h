@@ -123,6 +123,7 @@ struct worker {
     unsigned conn_count;
     buf_t access_log;          /* lines written with one write(2) per loop turn */
     char *read_buffer;         /* scratch for recv(2); bytes are then kept per connection */
+    buf_t spare_out;           /* a large output buffer parked between responses */
     int stopping;
     uint64_t stop_deadline_ms;
 };
@@ -144,6 +145,8 @@ void conn_accept(worker_t *w);
 /* Starts a response of the current request: writes the head into c->out and returns the
  * buffer to append the body to.  Finish with conn_end. */
 buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers);
+/* Makes room for a large response before conn_begin, reusing the worker's parked buffer. */
+void conn_reserve_output(conn_t *c, size_t bytes);
 /* Finishes the response, counts it, and goes on with the connection's next request. */
 void conn_end(conn_t *c, http_response_t *resp, int status);
 /* A whole response with a {"error": message} body. */
