@@ -190,6 +190,12 @@ ensure_seed() {
 	local status rc=0
 	status=$("$build/catalog-db" status 2>&1) || rc=$?
 	if ((rc == 0)); then
+		# A database seeded by an older version may lack newer schema (the rollup table):
+		# migrate is idempotent and quick.
+		"$build/catalog-db" migrate >>"$logs/seed.log" 2>&1 || {
+			tail -n 20 "$logs/seed.log" >&2
+			die "migrating the database failed (log: $logs/seed.log)"
+		}
 		say "database already seeded: ${status##*$'\n'}"
 		return 0
 	fi
