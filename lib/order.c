@@ -2,24 +2,9 @@
 #include "order.h"
 
 #include <jansson.h>
-#include <stdarg.h>
-#include <stdio.h>
 #include <string.h>
 
-static int order_error(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-/* Writes a message into err; returns -1 for the caller. */
-static int order_error(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
+#include "error.h"
 
 /* Deepest nesting of '[' and '{' outside strings.  jansson has no runtime depth limit, so this
  * scan keeps a hostile body from making the parser recurse 2048 levels per request. */
@@ -50,14 +35,14 @@ static size_t nesting_depth(const char *body, size_t len)
 static int integer_field(json_t *value, const char *name, json_int_t min, json_int_t max,
                          const char *range_message, int32_t *out, char *err, size_t err_len)
 {
-    if (json_is_real(value)) return order_error(err, err_len, "%s must be a whole number", name);
-    if (!json_is_integer(value)) return order_error(err, err_len, "%s must be an integer", name);
+    if (json_is_real(value)) return error_set(err, err_len, "%s must be a whole number", name);
+    if (!json_is_integer(value)) return error_set(err, err_len, "%s must be an integer", name);
     json_int_t v = json_integer_value(value);
-    if (v < min) return order_error(err, err_len, "%s", range_message);
+    if (v < min) return error_set(err, err_len, "%s", range_message);
     if (v > max) {
         if (max == ORDER_MAX_QUANTITY)
-            return order_error(err, err_len, "%s must be at most %d", name, ORDER_MAX_QUANTITY);
-        return order_error(err, err_len, "%s", range_message);
+            return error_set(err, err_len, "%s must be at most %d", name, ORDER_MAX_QUANTITY);
+        return error_set(err, err_len, "%s", range_message);
     }
     *out = (int32_t)v;
     return 0;
@@ -76,28 +61,27 @@ int order_parse_request(const char *body, size_t len, order_request_t *out, char
                         size_t err_len)
 {
     /* The reference (express.json) treats an empty body as {}: same message here. */
-    if (is_blank(body, len))
-        return order_error(err, err_len, "product_id and quantity are required");
+    if (is_blank(body, len)) return error_set(err, err_len, "product_id and quantity are required");
     /* jansson stops at a NUL and would take what comes before it as the whole body. */
-    if (memchr(body, 0, len)) return order_error(err, err_len, "invalid JSON: NUL byte in the body");
+    if (memchr(body, 0, len)) return error_set(err, err_len, "invalid JSON: NUL byte in the body");
     if (nesting_depth(body, len) > ORDER_MAX_NESTING_DEPTH)
-        return order_error(err, err_len, "invalid JSON: nested deeper than %d levels",
-                           ORDER_MAX_NESTING_DEPTH);
+        return error_set(err, err_len, "invalid JSON: nested deeper than %d levels",
+                         ORDER_MAX_NESTING_DEPTH);
 
     json_error_t json_err;
     json_t *root = json_loadb(body, len, JSON_REJECT_DUPLICATES | JSON_DECODE_ANY, &json_err);
-    if (!root) return order_error(err, err_len, "invalid JSON: %s", json_err.text);
+    if (!root) return error_set(err, err_len, "invalid JSON: %s", json_err.text);
 
     int rc = -1;
     order_request_t parsed;
     if (!json_is_object(root)) {
-        order_error(err, err_len, "request body must be a JSON object");
+        error_set(err, err_len, "request body must be a JSON object");
         goto done;
     }
     json_t *product_id = json_object_get(root, "product_id");
     json_t *quantity = json_object_get(root, "quantity");
     if (!product_id || json_is_null(product_id) || !quantity || json_is_null(quantity)) {
-        order_error(err, err_len, "product_id and quantity are required");
+        error_set(err, err_len, "product_id and quantity are required");
         goto done;
     }
     if (integer_field(product_id, "product_id", 1, INT32_MAX,

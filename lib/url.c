@@ -1,10 +1,9 @@
 /* url.c: percent-decoding, query-string lookup and http:// URL parsing. */
 #include "url.h"
 
-#include <stdarg.h>
-#include <stdio.h>
 #include <strings.h>
 
+#include "error.h"
 #include "number.h"
 
 /* Value of an ASCII hex digit, or -1. */
@@ -78,31 +77,16 @@ invalid:
     return -1;
 }
 
-/* Writes a message into err when there is room for one; returns -1 for the caller. */
-static int url_error(char *err, size_t err_len, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
-
-static int url_error(char *err, size_t err_len, const char *fmt, ...)
-{
-    if (err && err_len) {
-        va_list ap;
-        va_start(ap, fmt);
-        vsnprintf(err, err_len, fmt, ap);
-        va_end(ap);
-    }
-    return -1;
-}
-
 int url_parse_http(const char *text, url_t *out, char *err, size_t err_len)
 {
     static const char prefix[] = "http://";
     if (strncasecmp(text, "https://", 8) == 0)
-        return url_error(err, err_len, "https is not supported (use http://): %.200s", text);
+        return error_set(err, err_len, "https is not supported (use http://): %.200s", text);
     if (strncasecmp(text, prefix, sizeof prefix - 1) != 0)
-        return url_error(err, err_len, "not an http:// URL: '%.200s'", text);
+        return error_set(err, err_len, "not an http:// URL: '%.200s'", text);
     for (const char *c = text; *c; c++) {
         if ((unsigned char)*c <= 0x20 || *c == 0x7f)
-            return url_error(err, err_len, "URL contains a space or control character: '%.200s'",
+            return error_set(err, err_len, "URL contains a space or control character: '%.200s'",
                              text);
     }
 
@@ -110,27 +94,27 @@ int url_parse_http(const char *text, url_t *out, char *err, size_t err_len)
     size_t authority_len = strcspn(authority, "/?#");
     const char *rest = authority + authority_len;
     if (memchr(authority, '@', authority_len))
-        return url_error(err, err_len, "credentials in the URL are not supported: '%.200s'", text);
+        return error_set(err, err_len, "credentials in the URL are not supported: '%.200s'", text);
 
     const char *host = authority, *host_end, *after_host;
     if (authority_len && authority[0] == '[') {
         const char *close = memchr(authority, ']', authority_len);
         if (!close)
-            return url_error(err, err_len, "missing ']' after the IPv6 address in '%.200s'", text);
+            return error_set(err, err_len, "missing ']' after the IPv6 address in '%.200s'", text);
         host = authority + 1;
         host_end = close;
         after_host = close + 1;
         if (after_host < rest && *after_host != ':')
-            return url_error(err, err_len, "unexpected text after ']' in '%.200s'", text);
+            return error_set(err, err_len, "unexpected text after ']' in '%.200s'", text);
     } else {
         const char *colon = memchr(authority, ':', authority_len);
         host_end = colon ? colon : rest;
         after_host = host_end;
     }
     size_t host_len = (size_t)(host_end - host);
-    if (host_len == 0) return url_error(err, err_len, "missing host in '%.200s'", text);
+    if (host_len == 0) return error_set(err, err_len, "missing host in '%.200s'", text);
     if (host_len >= sizeof out->host)
-        return url_error(err, err_len, "host name longer than %zu bytes", sizeof out->host - 1);
+        return error_set(err, err_len, "host name longer than %zu bytes", sizeof out->host - 1);
 
     uint16_t port = 80;
     if (after_host < rest) { /* ":port" */
@@ -138,7 +122,7 @@ int url_parse_http(const char *text, url_t *out, char *err, size_t err_len)
         size_t port_len = (size_t)(rest - port_text);
         uint64_t value;
         if (number_parse_u64(port_text, port_len, &value) || value < 1 || value > 65535)
-            return url_error(err, err_len, "bad port '%.*s' (want 1 to 65535)", (int)port_len,
+            return error_set(err, err_len, "bad port '%.*s' (want 1 to 65535)", (int)port_len,
                              port_text);
         port = (uint16_t)value;
     }
@@ -146,7 +130,7 @@ int url_parse_http(const char *text, url_t *out, char *err, size_t err_len)
     size_t path_len = strcspn(rest, "#");
     const char *path_prefix = (path_len == 0 || rest[0] == '?') ? "/" : "";
     if (strlen(path_prefix) + path_len >= sizeof out->path)
-        return url_error(err, err_len, "path longer than %zu bytes", sizeof out->path - 1);
+        return error_set(err, err_len, "path longer than %zu bytes", sizeof out->path - 1);
 
     memcpy(out->host, host, host_len);
     out->host[host_len] = '\0';

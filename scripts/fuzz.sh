@@ -48,8 +48,8 @@ lib_sources() {
 	case $1 in
 	fuzz_http_request) echo lib/http.c lib/buf.c ;;
 	fuzz_http_response) echo lib/http_response.c lib/buf.c ;;
-	fuzz_order) echo lib/order.c ;;
-	fuzz_url) echo lib/url.c lib/number.c lib/buf.c ;;
+	fuzz_order) echo lib/order.c lib/error.c ;;
+	fuzz_url) echo lib/url.c lib/error.c lib/number.c lib/buf.c ;;
 	fuzz_number) echo lib/number.c ;;
 	*) echo lib/*.c ;; # a new driver: everything, until someone narrows it here
 	esac
