@@ -6,6 +6,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "error.h"
+
 /* The advisory lock every schema change and seed holds for its whole transaction, so two
  * catalog-db processes started together apply the schema once and seed once. */
 #define SCHEMA_LOCK_SQL "SELECT pg_advisory_xact_lock(7236846773593650017)"
@@ -243,8 +245,7 @@ static int count_orders_for_status(PGconn *conn, long long *orders, char *err, s
 {
     /* Wait briefly for a lock: status must answer, not hang behind a seed. */
     if (dbtool_exec(conn, "SET lock_timeout = '1s'", PGRES_COMMAND_OK, "set lock_timeout") != 0) {
-        snprintf(err, err_size, "cannot set lock_timeout");
-        return -1;
+        return error_set(err, err_size, "cannot set lock_timeout");
     }
     PGresult *result = PQexec(conn, "SELECT count(*) FROM orders");
     int outcome = -1;

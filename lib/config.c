@@ -2,11 +2,11 @@
 #include "config.h"
 
 #include <stdint.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
+#include "error.h"
 #include "number.h"
 
 int config_env_uint(const char *name, unsigned long default_value, unsigned long min,
@@ -20,10 +20,8 @@ int config_env_uint(const char *name, unsigned long default_value, unsigned long
     uint64_t value;
     if (number_parse_u64(text, strlen(text), &value) || value < min || value > max ||
         value > (uint64_t)(unsigned long)-1) {
-        if (err && err_len)
-            snprintf(err, err_len, "%s must be an integer from %lu to %lu, got '%.64s'", name, min,
-                     max, text);
-        return -1;
+        return error_set(err, err_len, "%s must be an integer from %lu to %lu, got '%.64s'", name,
+                         min, max, text);
     }
     *out = (unsigned long)value;
     return 0;
@@ -54,8 +52,7 @@ int config_env_bool(const char *name, int default_value, int *out, char *err, si
             return 0;
         }
     }
-    if (err && err_len)
-        snprintf(err, err_len, "%s must be one of 1, 0, true, false, yes, no, on, off, got '%.64s'",
-                 name, text);
-    return -1;
+    return error_set(err, err_len,
+                     "%s must be one of 1, 0, true, false, yes, no, on, off, got '%.64s'", name,
+                     text);
 }

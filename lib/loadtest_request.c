@@ -1,8 +1,9 @@
 /* loadtest_request.c: the load test's routes: "--path" specs parsed, request bytes built once. */
 #include "loadtest_request.h"
 
-#include <stdio.h>
 #include <string.h>
+
+#include "error.h"
 
 static int is_space(char c)
 {
@@ -23,11 +24,10 @@ int loadtest_request_parse(const char *spec, const char *prefix, loadtest_reques
         while (p[n] >= 'A' && p[n] <= 'Z')
             n++;
         if (n == 0 || n >= sizeof(out->method) || !is_space(p[n])) {
-            snprintf(err, err_len,
-                     "bad --path '%s': expected \"/path\" or \"METHOD /path [body]\" "
-                     "(method in capitals, e.g. POST /orders {...})",
-                     spec);
-            return -1;
+            return error_set(err, err_len,
+                             "bad --path '%s': expected \"/path\" or \"METHOD /path [body]\" "
+                             "(method in capitals, e.g. POST /orders {...})",
+                             spec);
         }
         memcpy(out->method, p, n);
         out->method[n] = 0;
@@ -35,16 +35,14 @@ int loadtest_request_parse(const char *spec, const char *prefix, loadtest_reques
         while (is_space(*p))
             p++;
         if (*p != '/') {
-            snprintf(err, err_len, "bad --path '%s': the path must start with '/'", spec);
-            return -1;
+            return error_set(err, err_len, "bad --path '%s': the path must start with '/'", spec);
         }
     }
     size_t path_len = 0;
     while (p[path_len] && !is_space(p[path_len])) {
         unsigned char c = (unsigned char)p[path_len];
         if (c < 0x21 || c == 0x7f) {
-            snprintf(err, err_len, "bad --path '%s': control character in the path", spec);
-            return -1;
+            return error_set(err, err_len, "bad --path '%s': control character in the path", spec);
         }
         path_len++;
     }
@@ -53,8 +51,7 @@ int loadtest_request_parse(const char *spec, const char *prefix, loadtest_reques
     while (prefix_len && prefix[prefix_len - 1] == '/')
         prefix_len--;
     if (prefix_len + path_len >= sizeof(out->path)) {
-        snprintf(err, err_len, "bad --path: longer than %zu bytes", sizeof(out->path) - 1);
-        return -1;
+        return error_set(err, err_len, "bad --path: longer than %zu bytes", sizeof(out->path) - 1);
     }
     memcpy(out->path, prefix, prefix_len);
     memcpy(out->path + prefix_len, p, path_len);

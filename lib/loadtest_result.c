@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "error.h"
 #include "json.h"
 
 void loadtest_latency_from_histogram(loadtest_latency_t *out, const histogram_t *histogram_ns)
@@ -260,18 +261,16 @@ int loadtest_result_read_json(const char *path, loadtest_result_t *out, char *er
     json_error_t error;
     json_t *root = json_load_file(path, 0, &error);
     if (!root) {
-        snprintf(err, err_len, "%s: %s (line %d)", path, error.text, error.line);
-        return -1;
+        return error_set(err, err_len, "%s: %s (line %d)", path, error.text, error.line);
     }
     if (!json_is_object(root) || !json_is_integer(json_object_get(root, "requests")) ||
         !json_is_number(json_object_get(root, "rps")) ||
         !json_is_object(json_object_get(root, "latency_ms"))) {
-        snprintf(err, err_len,
-                 "%s: not a catalog-loadtest result (needs requests, rps and latency_ms; "
-                 "write one with --json FILE)",
-                 path);
         json_decref(root);
-        return -1;
+        return error_set(err, err_len,
+                         "%s: not a catalog-loadtest result (needs requests, rps and latency_ms; "
+                         "write one with --json FILE)",
+                         path);
     }
     get_string(root, "label", out->label, sizeof(out->label));
     get_string(root, "target", out->target, sizeof(out->target));
