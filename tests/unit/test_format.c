@@ -3,21 +3,17 @@
 #include "format.h"
 #include "test.h"
 
-#define CHECK_MONEY(cents, want)                                                                   \
+/* CHECK_FORMATTED(format, value, want): format(&buf, value) on an empty buffer appends exactly
+ * want. */
+#define CHECK_FORMATTED(format, value, want)                                                       \
     do {                                                                                           \
         buf_t out_ = {0};                                                                          \
-        format_money_cents(&out_, (cents));                                                        \
+        format(&out_, (value));                                                                    \
         CHECK_MEM(out_.data, out_.len, (want));                                                    \
         buf_free(&out_);                                                                           \
     } while (0)
-
-#define CHECK_ISO(ms, want)                                                                        \
-    do {                                                                                           \
-        buf_t out_ = {0};                                                                          \
-        format_iso8601_ms(&out_, (ms));                                                            \
-        CHECK_MEM(out_.data, out_.len, (want));                                                    \
-        buf_free(&out_);                                                                           \
-    } while (0)
+#define CHECK_MONEY(cents, want) CHECK_FORMATTED(format_money_cents, (cents), (want))
+#define CHECK_ISO(ms, want) CHECK_FORMATTED(format_iso8601_ms, (ms), (want))
 
 /* want NULL: the text must be rejected and nothing appended. */
 static void check_pg(const char *text, const char *want, int line)
