@@ -7,9 +7,13 @@ Usage (each prints one line per problem and exits 1 if there is any):
       wrong types, missing required fields, references to objects that do not exist), the
       probes and resources of the API Deployment, and the connection budget written in
       deploy/k8s/kustomization.yaml.
-  docker-compose -f FILE config | deploy-check.py compose single|scaled COMPOSE_DIR
+  docker-compose -f FILE config | deploy-check.py compose single|scaled COMPOSE_DIR [PANELS]
       the layout the scenario needs (ports, pools, CPU limits, seed, Prometheus, Grafana),
-      Prometheus and nginx configs consistent with the services.
+      Prometheus and nginx configs consistent with the services; the exporters (pinned
+      images, DATA_SOURCE_NAME = the app's database, process-exporter seeing and grouping the
+      postgres service's processes) and every job the dashboard's queries need (PANELS,
+      default COMPOSE_DIR/../../dashboard/panels.json) scraped, without the exporters' own
+      process_*/go_* metrics.
   deploy-check.py dockerfile-script DOCKERFILE
       prints the build stage as a bash script to run in a copy of the repository: RUN
       commands as written, its apt-get install replaced by a check that the same packages
@@ -21,6 +25,7 @@ Needs Debian's python3-yaml (run with /usr/bin/python3).
 """
 
 import configparser
+import os
 import re
 import sys
 
@@ -409,7 +414,7 @@ def condition(service, dependency):
     return (depends.get(dependency) or {}).get("condition")
 
 
-def check_compose(layout, compose_dir):
+def check_compose(layout, compose_dir, panels_path):
     import os
     config = yaml.safe_load(sys.stdin)
     services = config.get("services") or {}
@@ -490,12 +495,15 @@ def check_compose(layout, compose_dir):
             problem(where, f"{prometheus_file}: scrape_interval must be 5s")
         labelled = {}
         for job in prometheus.get("scrape_configs") or []:
+            if job.get("job_name") != "catalog":
+                continue
             for group in job.get("static_configs") or []:
                 for target in group.get("targets") or []:
                     labelled[target] = (group.get("labels") or {}).get("server")
         expected = {f"{name}:3000": server_ids.get(name) for name in expected_apps}
         if labelled != expected:
-            problem(where, f"{prometheus_file}: targets {labelled}, expected {expected}")
+            problem(where, f"{prometheus_file}: job catalog targets {labelled}, expected {expected}")
+        check_exporters(where, services, prometheus_file, prometheus, panels_path)
 
     grafana = services["grafana"]
     if published(grafana).get(3002) != 3000:
@@ -522,6 +530,213 @@ def check_compose(layout, compose_dir):
             problem(where, f"nginx config {nginx_file} does not exist")
         else:
             check_nginx(where, nginx_file, expected_apps)
+
+
+# --- exporters: the dashboard's database and host panels -------------------------------------
+# Each exporter: its compose service, image repositories, listen port, and the Prometheus job
+# the dashboard (and the lab, scripts/lab.sh exporter_jobs) reads it as.
+EXPORTERS = {
+    "postgres": ("postgres-exporter", ("quay.io/prometheuscommunity/postgres-exporter",
+                                       "prometheuscommunity/postgres-exporter"), 9187),
+    "processes": ("process-exporter", ("ncabatoff/process-exporter",), 9256),
+    "node": ("node-exporter", ("prom/node-exporter",), 9100),
+}
+# Which job a dashboard metric comes from, by name prefix (first match wins).
+METRIC_JOBS = [
+    ("pg_", "postgres"), ("namedprocess_", "processes"), ("node_", "node"),
+    ("lab_layout_", "node"), ("http_", "catalog"), ("db_pool_", "catalog"),
+    ("process_", "catalog"),
+]
+PROMQL_WORDS = {
+    "sum", "avg", "min", "max", "count", "by", "without", "rate", "irate", "increase",
+    "histogram_quantile", "changes", "or", "and", "unless", "on", "ignoring", "group_left",
+    "group_right", "bool", "offset", "topk", "bottomk", "abs", "clamp_min", "clamp_max",
+    "delta", "deriv", "time", "vector", "scalar", "label_replace", "avg_over_time",
+    "max_over_time", "min_over_time", "sum_over_time", "quantile", "stddev", "group",
+}
+# The exporters' own metrics, dropped at scrape time (samples that must and must not survive).
+EXPORTER_OWN = ["process_cpu_seconds_total", "go_goroutines", "promhttp_metric_handler_requests_total"]
+EXPORTER_KEEP = ["pg_up", "pg_stat_activity_count", "namedprocess_namegroup_cpu_seconds_total",
+                 "node_cpu_seconds_total"]
+
+
+def dashboard_needs(panels_path):
+    """({job: [why]}, {label: {values}}) from the queries of dashboard/panels.json: the jobs
+    named in job="..." matchers or implied by the metrics used, and every label matcher value."""
+    import json
+    with open(panels_path) as f:
+        panels = json.load(f)
+    exprs = [q["expr"] for p in panels.get("panels") or [] for q in p.get("queries") or []]
+    if (panels.get("marks") or {}).get("expr"):
+        exprs.append(panels["marks"]["expr"])
+    jobs, labels = {}, {}
+    for expr in exprs:
+        for name, op, value in re.findall(r'(\w+)\s*(=~|!=|!~|=)\s*"([^"]*)"', expr):
+            if op == "=":
+                labels.setdefault(name, set()).add(value)
+            if name == "job" and op == "=":
+                jobs.setdefault(value, []).append(f'job="{value}"')
+        bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\b(by|without|on|ignoring)\s*\([^)]*\)", " ", expr)
+        for word in re.findall(r"[A-Za-z_:][A-Za-z0-9_:]*", bare):
+            if word in PROMQL_WORDS or re.fullmatch(r"[0-9.e]+", word):
+                continue
+            job = next((j for prefix, j in METRIC_JOBS if word.startswith(prefix)), None)
+            if job is None:
+                problem(panels_path, f"metric {word} comes from no known job (add it to METRIC_JOBS"
+                        " in scripts/deploy-check.py)")
+            else:
+                jobs.setdefault(job, []).append(word)
+    return jobs, labels
+
+
+def image_pinned(where, name, image, repositories):
+    repository, _, tag = str(image).rpartition(":")
+    if "/" in tag or not repository:
+        repository, tag = str(image), ""
+    if repository not in repositories:
+        problem(where, f"{name}: image {image} is not one of {list(repositories)}")
+    if not re.fullmatch(r"v?\d+\.\d+\.\d+", tag):
+        problem(where, f"{name}: image {image} must be pinned to a version tag (x.y.z), not '{tag or 'latest'}'")
+
+
+def command_args(service):
+    command = service.get("command") or []
+    return [str(x) for x in (command if isinstance(command, list) else command.split())]
+
+
+def flag_value(args, flag):
+    """The value of -flag/--flag (as "-flag value" or "-flag=value"), or None."""
+    for index, arg in enumerate(args):
+        bare = arg.lstrip("-")
+        if arg.startswith("-") and bare == flag and index + 1 < len(args):
+            return args[index + 1]
+        if arg.startswith("-") and bare.startswith(flag + "="):
+            return bare[len(flag) + 1:]
+    return None
+
+
+def check_exporters(where, services, prometheus_file, prometheus, panels_path):
+    from urllib.parse import urlsplit, unquote
+    jobs = {}
+    for job in prometheus.get("scrape_configs") or []:
+        jobs[job.get("job_name")] = job
+    try:
+        needed, labels = dashboard_needs(panels_path)
+    except (OSError, ValueError) as error:
+        problem(where, f"{panels_path}: {error}")
+        return
+    for job in sorted(needed):
+        if job not in jobs:
+            problem(where, f"{prometheus_file}: the dashboard needs job {job} "
+                    f"({', '.join(sorted(set(needed[job]))[:3])}), which is not scraped")
+
+    for job_name, (service_name, repositories, port) in sorted(EXPORTERS.items()):
+        service = services.get(service_name)
+        if service is None:
+            problem(where, f"no service {service_name} (job {job_name} of the dashboard)")
+            continue
+        image_pinned(where, service_name, service.get("image"), repositories)
+        job = jobs.get(job_name)
+        if job is None:
+            continue
+        targets = [t for g in job.get("static_configs") or [] for t in g.get("targets") or []]
+        if targets != [f"{service_name}:{port}"]:
+            problem(where, f"{prometheus_file}: job {job_name} scrapes {targets}, expected ['{service_name}:{port}']")
+        dropped = set()
+        for rule in job.get("metric_relabel_configs") or []:
+            if rule.get("action") == "drop" and rule.get("source_labels") == ["__name__"]:
+                dropped |= {m for m in EXPORTER_OWN + EXPORTER_KEEP if re.fullmatch(rule.get("regex", ""), m)}
+        if not set(EXPORTER_OWN) <= dropped:
+            problem(where, f"{prometheus_file}: job {job_name} must drop the exporter's own metrics"
+                    f" ((process|go|promhttp)_.*); it keeps {sorted(set(EXPORTER_OWN) - dropped)}")
+        if dropped & set(EXPORTER_KEEP):
+            problem(where, f"{prometheus_file}: job {job_name} drops {sorted(dropped & set(EXPORTER_KEEP))}")
+
+    app_env = (services.get("app") or {}).get("environment") or {}
+    exporter = services.get("postgres-exporter")
+    if exporter:
+        env = exporter.get("environment") or {}
+        url = urlsplit(str(env.get("DATA_SOURCE_NAME", "")))
+        got = {"DB_HOST": url.hostname, "DB_PORT": str(url.port or 5432), "DB_NAME": url.path.lstrip("/"),
+               "DB_USER": unquote(url.username or ""), "DB_PASSWORD": unquote(url.password or "")}
+        if url.scheme not in ("postgresql", "postgres"):
+            problem(where, "postgres-exporter: DATA_SOURCE_NAME must be a postgresql:// URL")
+        for key, value in got.items():
+            if str(app_env.get(key)) != value:
+                problem(where, f"postgres-exporter: DATA_SOURCE_NAME has {key} {value!r}, the app uses {app_env.get(key)!r}")
+        if condition(exporter, "postgres") != "service_healthy":
+            problem(where, "postgres-exporter must wait for postgres to be healthy")
+
+    node = services.get("node-exporter")
+    if node:
+        procfs = flag_value(command_args(node), "path.procfs") or "/proc"
+        if node.get("pid") != "host" and mount_source(node, procfs) != "/proc":
+            problem(where, f"node-exporter reads {procfs}, which is not the host's /proc (mount /proc there)")
+
+    process = services.get("process-exporter")
+    if process:
+        args = command_args(process)
+        procfs = flag_value(args, "procfs") or "/proc"
+        if not (process.get("pid") == "host" and procfs == "/proc") and mount_source(process, procfs) != "/proc":
+            problem(where, "process-exporter cannot see the postgres service's processes:"
+                    " it needs pid: host (or the host's /proc mounted at its -procfs)")
+        config_path = flag_value(args, "config.path")
+        config_file = mount_source(process, config_path) if config_path else None
+        if not config_file or not os.path.isfile(config_file):
+            problem(where, f"process-exporter: -config.path {config_path} is not a mounted file ({config_file})")
+        else:
+            check_process_groups(where, config_file, services["postgres"], labels.get("groupname", set()))
+
+
+def postgres_processes(postgres):
+    """[(comm, cmdline)] of the postgres service's processes: the postmaster as the compose
+    command starts it and, titled after cluster_name, a few of the processes it forks."""
+    command = [str(x) for x in postgres.get("command") or ["postgres"]]
+    processes = [("postgres", " ".join(command))]
+    match = re.search(r"cluster_name=(\S+)", " ".join(command))
+    prefix = f"postgres: {match.group(1)}: " if match else "postgres: "
+    for title in ("checkpointer", "walwriter", "postgres catalogdb 172.18.0.5(41000) idle"):
+        processes.append(("postgres", prefix + title))
+    return processes
+
+
+def check_process_groups(where, config_file, postgres, groupnames):
+    """process-exporter's groups: one per groupname="..." of the dashboard, the "postgres"
+    group matching the postgres service's processes and not a PostgreSQL of the host."""
+    with open(config_file) as f:
+        config = yaml.safe_load(f) or {}
+    matchers = config.get("process_names") or []
+
+    def group_of(comm, cmdline):
+        for matcher in matchers:
+            if "comm" in matcher and comm not in matcher["comm"]:
+                continue
+            if "exe" in matcher and comm not in [str(e).rsplit("/", 1)[-1] for e in matcher["exe"]]:
+                continue
+            try:
+                if not all(re.search(rx, cmdline) for rx in matcher.get("cmdline") or []):
+                    continue
+            except re.error as error:
+                problem(where, f"{config_file}: bad cmdline regex: {error}")
+                return None
+            name = str(matcher.get("name", "{{.ExeBase}}"))
+            return comm if "{{" in name else name
+        return None
+
+    names = {str(m.get("name")) for m in matchers}
+    for groupname in sorted(groupnames - names):
+        problem(where, f"{config_file}: no group {groupname} (the dashboard reads groupname=\"{groupname}\")")
+    if "postgres" in groupnames:
+        for comm, cmdline in postgres_processes(postgres):
+            group = group_of(comm, cmdline)
+            if group != "postgres":
+                placed = f"falls in group {group}" if group else "matches no group"
+                problem(where, f"{config_file}: the postgres service's process '{cmdline}' {placed};"
+                        " it must be in group postgres")
+        for cmdline in ("/usr/lib/postgresql/15/bin/postgres -D /var/lib/postgresql/15/main",
+                        "postgres: checkpointer "):
+            if group_of("postgres", cmdline) == "postgres":
+                problem(where, f"{config_file}: a PostgreSQL of the host ('{cmdline}') falls in group postgres")
 
 
 def check_nginx(where, path, apps):
@@ -700,15 +915,17 @@ def dockerfile_facts(path):
 
 
 def main(argv):
-    usage = "usage: deploy-check.py k8s | compose single|scaled DIR | dockerfile-script|dockerfile-facts FILE"
+    usage = "usage: deploy-check.py k8s | compose single|scaled DIR [PANELS] | dockerfile-script|dockerfile-facts FILE"
     if len(argv) >= 2 and argv[1] == "k8s":
         return run_k8s()
     if len(argv) == 3 and argv[1] == "dockerfile-script":
         return dockerfile_script(argv[2])
     if len(argv) == 3 and argv[1] == "dockerfile-facts":
         return dockerfile_facts(argv[2])
-    if len(argv) == 4 and argv[1] == "compose" and argv[2] in ("single", "scaled"):
-        check_compose(argv[2], argv[3])
+    if len(argv) in (4, 5) and argv[1] == "compose" and argv[2] in ("single", "scaled"):
+        import os
+        panels = argv[4] if len(argv) == 5 else os.path.join(argv[3], "..", "..", "dashboard", "panels.json")
+        check_compose(argv[2], argv[3], panels)
         for line in problems:
             print(f"{line}")
         print(f"compose {argv[2]}: {len(problems)} problems")

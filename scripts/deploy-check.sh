@@ -2,7 +2,8 @@
 # deploy-check.sh: checks deploy/ (Docker, Compose, nginx, Prometheus, Grafana, Kubernetes)
 # on a machine with no Docker engine and no cluster, and prints "deploy: N passed, N failed".
 # Usage: scripts/deploy-check.sh
-#   - `docker-compose config` on every compose file, plus the layout the scenario needs;
+#   - `docker-compose config` on every compose file, plus the layout the scenario needs, the
+#     exporters, and every job the dashboard (dashboard/panels.json) queries being scraped;
 #   - `nginx -t` on the compose nginx config, its upstream hosts mapped to loopback;
 #   - `promtool check config` on every compose Prometheus config;
 #   - the Dockerfile's build-stage commands run in a copy of the tree: the binaries they
@@ -85,12 +86,13 @@ need python3-yaml python3-yaml "$python" -c 'import yaml'
 need readelf binutils readelf --version
 
 # --- Compose -------------------------------------------------------------------------------
-# compose_check LAYOUT FILE: `docker-compose config` validates, then the layout facts.
+# compose_check LAYOUT FILE [PANELS]: `docker-compose config` validates, then the layout facts,
+# the exporters, and the jobs the dashboard's queries (PANELS, dashboard/panels.json) need.
 compose_check() {
-	local layout=$1 file=$2 dir
+	local layout=$1 file=$2 panels=${3:-$repo/dashboard/panels.json} dir
 	dir=$(dirname "$file")
 	docker-compose -f "$file" config >"$work/compose.out" || return 1
-	$helper compose "$layout" "$dir" <"$work/compose.out"
+	$helper compose "$layout" "$dir" "$panels" <"$work/compose.out"
 }
 compose_validate() { docker-compose -f "$1" config -q; }
 
@@ -115,6 +117,44 @@ sed 's/DB_POOL_MAX: "5"/DB_POOL_MAX: "10"/' deploy/compose/docker-compose.scaled
 	>"$work/compose-broken/docker-compose.scaled.yml"
 expect_fail "compose layout rejects pools of 10 on the scaled servers" "DB_POOL_MAX must be 5" \
 	compose_check scaled "$work/compose-broken/docker-compose.scaled.yml"
+
+# compose_broken NAME PATTERN LAYOUT FILE SED: a copy of deploy/compose (and of
+# dashboard/panels.json) with one edit to FILE must be rejected by compose_check.
+compose_broken() {
+	local name=$1 pattern=$2 layout=$3 file=$4 edit=$5 copy compose=docker-compose.yml original
+	copy=$(mktemp -d "$work/compose.XXXXXX")
+	mkdir -p "$copy/compose"
+	cp -r deploy/compose/. "$copy/compose/"
+	cp dashboard/panels.json "$copy/panels.json"
+	[[ $layout == scaled ]] && compose=docker-compose.scaled.yml
+	original=deploy/compose/$file
+	[[ $file == panels.json ]] && original=dashboard/panels.json
+	local target=$copy/compose/$file
+	[[ $file == panels.json ]] && target=$copy/panels.json
+	sed -i "$edit" "$target"
+	if cmp -s "$original" "$target"; then
+		echo "FAIL $name: the edit '$edit' changed nothing in $file"
+		failed=$((failed + 1))
+		return
+	fi
+	# The grafana mounts (../grafana) resolve next to the copy, as for compose-broken above.
+	ln -sfn "$repo/deploy/grafana" "$copy/grafana"
+	expect_fail "$name" "$pattern" compose_check "$layout" "$copy/compose/$compose" "$copy/panels.json"
+}
+compose_broken "exporter check rejects a Prometheus config without job postgres" \
+	"dashboard needs job postgres \(pg_stat" scaled prometheus.scaled.yml 's/job_name: postgres$/job_name: database/'
+compose_broken "exporter check rejects a dashboard query on a job nobody scrapes" \
+	"dashboard needs job redis" single panels.json 's/pg_stat_database_xact_rollback{datname/pg_stat_database_xact_rollback{job=\\"redis\\", datname/'
+compose_broken "exporter check rejects keeping the exporters' own process_* metrics" \
+	"job node must drop the exporter's own metrics" single prometheus.yml '/job_name: node/,/action: drop/s/regex: "(process|go|promhttp)_.\*"/regex: "(go|promhttp)_.*"/'
+compose_broken "exporter check rejects a DATA_SOURCE_NAME on another database than the app's" \
+	"DATA_SOURCE_NAME has DB_NAME 'postgres', the app uses 'catalogdb'" scaled docker-compose.scaled.yml 's|@postgres:5432/catalogdb?|@postgres:5432/postgres?|'
+compose_broken "exporter check rejects an unpinned exporter image" \
+	"node-exporter: image prom/node-exporter:latest must be pinned" single docker-compose.yml 's|prom/node-exporter:v[0-9.]*|prom/node-exporter:latest|'
+compose_broken "exporter check rejects a process-exporter that cannot see the host's processes" \
+	"process-exporter cannot see the postgres service" scaled docker-compose.scaled.yml '/process-exporter:$/,/volumes:/{/pid: host/d}'
+compose_broken "exporter check rejects process groups that miss the postgres service's processes" \
+	"process .postgres -c max_connections=100. matches no group" single docker-compose.yml 's/, "-c", "cluster_name=catalog"\]/]/'
 
 # --- nginx -----------------------------------------------------------------------------------
 free_port() { "$python" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
