@@ -34,7 +34,7 @@ dbtool_SRC := $(wildcard dbtool/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all clean test unit integration format lint help deps up down status scale \
+.PHONY: all clean test unit integration format lint help deps up down status scale restart \
 	loadtest compare demo bench fuzz sanitize soak
 all: $(PROGRAMS) $(UNIT_BIN)
 
@@ -108,6 +108,8 @@ status:
 	@scripts/lab.sh status
 scale: all
 	@scripts/lab.sh scale $(SERVERS)
+restart: all
+	@scripts/lab.sh restart
 loadtest: all
 	@scripts/lab.sh loadtest
 compare:
@@ -123,6 +125,7 @@ help:
 	@echo "make status     processes, ports, pools, orders in the database"
 	@echo "make loadtest   the scenario's load test against BASE_URL (default: the running entry point)"
 	@echo "make scale SERVERS=N   N servers behind nginx on 8080, pools split from the budget"
+	@echo "make restart    rolling restart of every server, one at a time (no failed GET behind nginx)"
 	@echo "make down       stop everything (PURGE=1 also deletes the data)"
 	@echo "make test       every test (what .ci/run calls)"
 	@echo "make bench      benchmarks (never part of make test)"

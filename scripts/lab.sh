@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # lab.sh: the scenario's lab on one machine: PostgreSQL, N API servers, nginx, Prometheus.
-# Usage: scripts/lab.sh up|down [--purge]|status|scale N|loadtest|compare|demo|help
-# The make targets up, down, status, scale, loadtest, compare and demo are thin aliases.
+# Usage: scripts/lab.sh up|down [--purge]|status|scale N|restart|loadtest|compare|demo|help
+# The make targets up, down, status, scale, restart, loadtest, compare and demo are thin aliases.
 # Every process is started detached with a PID file under LAB_DIR/run and stopped by PID.
 set -euo pipefail
 
@@ -59,6 +59,8 @@ usage: scripts/lab.sh COMMAND
   up              install what is missing, start PostgreSQL (seeded), the servers, Prometheus
   scale N         N servers (app, app2, ...) behind nginx on $lb_port; N=1: one server on $app_port
   status          processes, ports, pool sizes, orders in the database, each server's /health
+  restart         rolling restart: each server in turn stopped (SIGTERM) and started again on
+                  its port with its settings; behind nginx no GET fails (nginx retries them)
   loadtest        load the entry point (or BASE_URL); result saved in LAB_DIR/results, with a
                   picture of requests/s and p99 over time (results/NAME.html)
   compare         saved load test results side by side (and results/runs.html: them over time)
@@ -1019,6 +1021,59 @@ cmd_status() {
 	return "$problems"
 }
 
+# nginx_routes_to ID TIMEOUT_S: true once a /health through nginx is answered by server ID.
+# After a restart nginx may leave the server out for fail_timeout (5 s); a rolling restart
+# waits for it to be back in the rotation before it stops the next one.
+nginx_routes_to() {
+	local id=$1 limit_s=$2 since=$SECONDS
+	while ((SECONDS - since < limit_s)); do
+		[[ $(http_get "http://127.0.0.1:$lb_port/health" 2) == *"\"server\":\"$id\""* ]] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
+# cmd_restart: a rolling restart of every server (new processes, same ids, ports and settings).
+# Order, one server at a time: SIGTERM and wait for the exit (the server closes its listener
+# and idle connections at once and finishes the requests in flight; nginx sends the GETs it
+# cannot place there to the other servers), start it again on the same port, wait for its
+# /health, then for nginx to route to it again.  Same ports, so nginx needs no reload (a reload
+# closes clients' idle keep-alive connections, see docs/lab.md).  Requests in flight finish;
+# nginx never resends a POST once sent, so a POST sent on an idle upstream connection at the
+# moment the server closes it can fail (tests/integration/test_faults_lab.sh checks GETs).
+# With one server there is no other to take the traffic: requests pause while it restarts.
+cmd_restart() {
+	need_build
+	lock
+	pg_running || die "the lab is not up (PostgreSQL is not running); run make up first"
+	load_pg_env
+	read_layout
+	local entries=() entry id port pool cpus pid mode behind_nginx=0 count=0
+	mapfile -t entries < <(list_instances)
+	((${#entries[@]})) || die "no server is running; run make up first"
+	((layout_servers > 1)) && nginx_running && behind_nginx=1
+	((behind_nginx)) || warn "one server without nginx in front: requests to it pause while it restarts"
+	for entry in "${entries[@]}"; do
+		read -r id port pool cpus pid <<<"$entry"
+		[[ $cpus == - ]] && cpus=""
+		mode=""
+		if pid_is "$pid" catalog-server; then
+			mode=$(instance_report_mode "$port" || true)
+			stop_pid "$pid" catalog-server "$SERVER_STOP_TIMEOUT_S"
+			say "stopped $id (pid $pid) on port $port"
+		fi
+		# The settings it ran with: the report mode it reported, else the one of this shell.
+		REPORT_MODE=${mode:-${REPORT_MODE:-live}} start_server "$id" "$port" "$pool" "$cpus" ||
+			die "restart stopped: $id did not start again on port $port (the servers after it were not touched)"
+		if ((behind_nginx)) && ! nginx_routes_to "$id" 15; then
+			warn "nginx does not route to $id 15 s after its restart"
+		fi
+		count=$((count + 1))
+	done
+	changed=1
+	say "restarted $count server(s)"
+}
+
 # mix_paths MIX: the request paths each connection cycles through.
 mix_paths() {
 	case $1 in
@@ -1238,6 +1293,7 @@ main() {
 	down) cmd_down "$@" ;;
 	status) cmd_status ;;
 	scale) cmd_scale "$@" ;;
+	restart) cmd_restart ;;
 	loadtest) cmd_loadtest ;;
 	compare) cmd_compare "$@" ;;
 	demo) cmd_demo ;;

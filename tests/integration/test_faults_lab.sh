@@ -1,0 +1,264 @@
+#!/usr/bin/env bash
+# test_faults_lab.sh: faults behind nginx in the lab (scripts/lab.sh scale 2), in a temporary
+# LAB_DIR on free ports with its own small PostgreSQL: SIGTERM to one server under a load through
+# nginx (no failed request, the server exits cleanly, up brings it back), then a rolling restart
+# of every server under load (scripts/lab.sh restart: zero failed GETs, every PID new).
+# Never touches a developer's lab (var/, ports 3000/5432/8080/9090) or the shared test cluster.
+# ok never fails, so "CONDITION && ok ... || fail ..." is an if/else here.
+# shellcheck disable=SC2015
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+export CATALOG_BUILD=${CATALOG_BUILD:-$repo/build}
+lab=$repo/scripts/lab.sh
+loadtest=$CATALOG_BUILD/catalog-loadtest
+
+passed=0 failed=0
+ok() {
+	passed=$((passed + 1))
+	echo "ok   $1"
+}
+fail() {
+	failed=$((failed + 1))
+	echo "FAIL $1"
+	shift
+	local line
+	for line in "$@"; do echo "     $line"; done
+}
+finish() {
+	echo "faults: $passed passed, $failed failed"
+	((failed == 0))
+}
+
+for program in catalog-server catalog-db catalog-loadtest; do
+	if [[ ! -x $CATALOG_BUILD/$program ]]; then
+		fail "build: $CATALOG_BUILD/$program exists (run make)"
+		finish
+	fi
+done
+
+port_busy() { [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
+
+# free_block COUNT: a first port such that COUNT consecutive ports are free, below the kernel's
+# ephemeral range (32768 and up) so that no outgoing connection takes one meanwhile.
+free_block() {
+	local count=$1 base i tries
+	for ((tries = 0; tries < 100; tries++)); do
+		base=$((20000 + RANDOM % 12000))
+		for ((i = 0; i < count; i++)); do port_busy $((base + i)) && continue 2; done
+		echo "$base"
+		return 0
+	done
+	echo "no free block of $count ports" >&2
+	return 1
+}
+
+base=$(free_block 19)
+export LAB_APP_PORT=$base                # servers on base .. base+9
+export LAB_LB_PORT=$((base + 12))
+export LAB_PROM_PORT=$((base + 13))
+export LAB_PG_PORT=$((base + 14))
+export LAB_GRAFANA_PORT=$((base + 15))
+# The exporters too, so that none takes the default ports of a developer's lab (9187, 9256, 9100).
+export LAB_PG_EXPORTER_PORT=$((base + 16)) LAB_PROCESS_EXPORTER_PORT=$((base + 17)) LAB_NODE_EXPORTER_PORT=$((base + 18))
+export LAB_SKIP_DEPS=1 ACCESS_LOG=0 PG_FAST=1
+export SEED_PRODUCTS=200 SEED_ORDERS=2000
+export LAB_CGROUP=/sys/fs/cgroup/cpu/catalog-faults-test-$$
+unset BASE_URL SERVER_CPUS DB_BUDGET MIX REPORT_MODE PGHOST PGPORT PGUSER PGPASSWORD DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME
+LAB_DIR=$(mktemp -d /tmp/catalog-faults-test.XXXXXX)
+chmod 755 "$LAB_DIR" # PostgreSQL runs as the postgres user and must reach its data folder
+export LAB_DIR
+lb=http://127.0.0.1:$LAB_LB_PORT
+
+all_pids=() # every process the lab started, for the final "nothing left" check
+load_pid=""
+cleanup() {
+	[[ -n $load_pid ]] && kill -KILL "$load_pid" 2>/dev/null || true
+	"$lab" down >/dev/null 2>&1 || true
+	local pid
+	for pid in "${all_pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+	rmdir "$LAB_CGROUP"/* "$LAB_CGROUP" 2>/dev/null || true
+	rm -rf "$LAB_DIR"
+}
+trap cleanup EXIT
+
+# record_pids: adds the PIDs of the lab's running processes to all_pids.
+record_pids() {
+	local file pid
+	for file in "$LAB_DIR"/run/servers/*; do
+		[[ -f $file ]] && all_pids+=("$(cut -d' ' -f5 <"$file")")
+	done
+	for file in "$LAB_DIR/run/nginx/nginx.pid" "$LAB_DIR/run/prometheus.pid" "$LAB_DIR"/run/*-exporter.pid; do
+		if [[ -f $file ]]; then
+			pid=$(<"$file")
+			all_pids+=("$pid")
+			mapfile -t -O "${#all_pids[@]}" all_pids < <(pgrep -P "$pid" || true)
+		fi
+	done
+	if [[ -f $LAB_DIR/pg/data/postmaster.pid ]]; then
+		all_pids+=("$(head -n 1 "$LAB_DIR/pg/data/postmaster.pid")")
+	fi
+	return 0
+}
+
+# server_field ID FIELD: from the lab's record "ID PORT POOL CPUS PID" of server ID.
+server_field() {
+	local file
+	for file in "$LAB_DIR"/run/servers/*; do
+		if [[ -f $file && $(cut -d' ' -f1 <"$file") == "$1" ]]; then
+			cut -d' ' -f"$2" <"$file"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# alive PID: running (a zombie waiting for PID 1 to reap it has ended).
+alive() { [[ -r /proc/$1/stat && $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+
+# wait_gone PID TIMEOUT_S: true once PID has ended.
+wait_gone() {
+	local tries=0
+	while alive "$1"; do
+		((tries >= $2 * 10)) && return 1
+		sleep 0.1
+		tries=$((tries + 1))
+	done
+}
+
+# health_servers N URL: the "server" field of N consecutive /health answers, sorted, unique.
+health_servers() {
+	local i
+	for ((i = 0; i < $1; i++)); do
+		curl -fsS --max-time 5 "$2/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["server"])'
+	done | sort -u | tr '\n' ' '
+}
+
+# load_figures FILE: "REQUESTS ERRORS TIMEOUTS NON2XX" of a load test result.
+load_figures() {
+	python3 -c 'import json,sys; r = json.load(open(sys.argv[1]))
+print(r["requests"], r["errors"], r["timeouts"], r["non2xx"])' "$1" 2>/dev/null || echo "0 -1 -1 -1"
+}
+
+# load_by_server FILE: "ID:REQUESTS ..." of a load test result (from X-Server-Id).
+load_by_server() {
+	python3 -c 'import json,sys; r = json.load(open(sys.argv[1]))
+print(" ".join("%s:%d" % (k, v["requests"]) for k, v in sorted(r.get("by_server", {}).items())))' "$1" 2>/dev/null || true
+}
+
+# start_load FILE DURATION: catalog-loadtest through nginx in the background (load_pid), GETs only.
+start_load() {
+	"$loadtest" -c 20 -d "$2" -t 2 --json "$1" \
+		--path /products/1 --path '/products?category=books' --path /health "$lb" >"$1.out" 2>&1 &
+	load_pid=$!
+}
+
+# ---- the lab with two servers behind nginx ----------------------------------------------------
+out=$("$lab" up 2>&1) || true
+record_pids
+out+=$("$lab" scale 2 2>&1) || true
+record_pids
+servers=$(health_servers 4 "$lb" 2>/dev/null || true)
+if [[ $servers == "app app2 " ]]; then
+	ok "scale 2: nginx reaches app and app2"
+else
+	fail "scale 2: nginx reaches app and app2" "got: $servers" "$out"
+	finish
+fi
+
+# ---- (a) SIGTERM to one server under load through nginx ----------------------------------------
+victim=$(server_field app2 5)
+log=$LAB_DIR/log/app2.log
+log_lines=$(wc -l <"$log")
+start_load "$LAB_DIR/load-term.json" 8s
+sleep 2
+term_at=$SECONDS
+kill -TERM "$victim"
+wait_gone "$victim" 15 && gone=1 || gone=0
+stop_s=$((SECONDS - term_at))
+wait "$load_pid" || true
+load_pid=""
+read -r requests errors timeouts non2xx <<<"$(load_figures "$LAB_DIR/load-term.json")"
+split=$(load_by_server "$LAB_DIR/load-term.json")
+((requests > 0 && errors == 0 && timeouts == 0 && non2xx == 0)) && [[ $split == *app:* && $split == *app2:* ]] &&
+	ok "SIGTERM to app2 under load: no failed request through nginx ($requests requests: $split)" ||
+	fail "SIGTERM to app2 under load: no failed request through nginx" \
+		"requests $requests errors $errors timeouts $timeouts non2xx $non2xx ($split)" "$(tail -n 5 "$LAB_DIR/load-term.json.out")"
+after=$(tail -n +"$((log_lines + 1))" "$log")
+# main() returns 0 right after logging "stopped"; a shutdown that timed out says "still open".
+((gone)) && grep -q 'SIGTERM: stopping' <<<"$after" && grep -q '\bstopped$' <<<"$after" &&
+	! grep -q 'still open after' <<<"$after" &&
+	ok "SIGTERM: app2 finished its requests and exited cleanly in ${stop_s}s (its log says stopped)" ||
+	fail "SIGTERM: app2 exits cleanly" "gone=$gone after ${stop_s}s" "log: $after"
+out=$("$lab" up 2>&1) && "$lab" status >/dev/null 2>&1 && [[ $(health_servers 4 "$lb" 2>/dev/null) == "app app2 " ]] &&
+	ok "up brings the layout back: status ok, nginx reaches app and app2" ||
+	fail "up brings the layout back" "$out" "$("$lab" status 2>&1)"
+record_pids
+
+# ---- (b) a rolling restart of every server under load ------------------------------------------
+declare -A pid_before port_before lines_before
+for id in app app2; do
+	pid_before[$id]=$(server_field "$id" 5)
+	port_before[$id]=$(server_field "$id" 2)
+	lines_before[$id]=$(wc -l <"$LAB_DIR/log/$id.log")
+done
+nginx_before=$(cat "$LAB_DIR/run/nginx/nginx.pid" && pgrep -P "$(cat "$LAB_DIR/run/nginx/nginx.pid")" | sort)
+# Bounded: the load stops on its own after 60 s; it is stopped (SIGINT: it reports) 1 s after
+# the restart ends.
+start_load "$LAB_DIR/load-restart.json" 60s
+sleep 1
+restart_at=$SECONDS
+rc=0
+out=$("$lab" restart 2>&1) || rc=$?
+restart_s=$((SECONDS - restart_at))
+sleep 1
+kill -INT "$load_pid" 2>/dev/null || true
+wait "$load_pid" || true
+load_pid=""
+record_pids
+((rc == 0)) && ok "restart: succeeds in ${restart_s}s" || fail "restart: succeeds" "exit $rc" "$out"
+read -r requests errors timeouts non2xx <<<"$(load_figures "$LAB_DIR/load-restart.json")"
+split=$(load_by_server "$LAB_DIR/load-restart.json")
+((requests > 0 && errors == 0 && timeouts == 0 && non2xx == 0)) &&
+	ok "rolling restart under load: zero failed GETs through nginx ($requests requests: $split)" ||
+	fail "rolling restart under load: zero failed GETs through nginx" \
+		"requests $requests errors $errors timeouts $timeouts non2xx $non2xx ($split)" "$(tail -n 5 "$LAB_DIR/load-restart.json.out")" "$out"
+changed_pids=() same=()
+for id in app app2; do
+	pid=$(server_field "$id" 5 || echo none)
+	if [[ $pid != none && $pid != "${pid_before[$id]}" ]] && ! alive "${pid_before[$id]}" && alive "$pid"; then
+		changed_pids+=("$id ${pid_before[$id]}->$pid")
+	else
+		same+=("$id ${pid_before[$id]}->$pid")
+	fi
+	[[ $(server_field "$id" 2) == "${port_before[$id]}" ]] || same+=("$id moved from port ${port_before[$id]}")
+done
+((${#same[@]} == 0)) && ok "restart: every server is a new process on its old port (${changed_pids[*]})" ||
+	fail "restart: every server is a new process on its old port" "${same[@]}"
+nginx_after=$(cat "$LAB_DIR/run/nginx/nginx.pid" && pgrep -P "$(cat "$LAB_DIR/run/nginx/nginx.pid")" | sort)
+[[ $nginx_after == "$nginx_before" ]] && ok "restart: nginx was not reloaded (same master and workers)" ||
+	fail "restart: nginx was not reloaded" "before: $nginx_before" "after: $nginx_after"
+unclean=()
+for id in app app2; do
+	after=$(tail -n +"$((lines_before[$id] + 1))" "$LAB_DIR/log/$id.log")
+	grep -q 'SIGTERM: stopping' <<<"$after" && grep -q '\bstopped$' <<<"$after" &&
+		! grep -q 'still open after' <<<"$after" || unclean+=("$id: $after")
+done
+((${#unclean[@]} == 0)) && ok "restart: each old server finished its requests and logged a clean stop" ||
+	fail "restart: each old server logged a clean stop" "${unclean[@]}"
+"$lab" status >/dev/null 2>&1 && [[ $(health_servers 4 "$lb" 2>/dev/null) == "app app2 " ]] &&
+	ok "after the restart: status ok, nginx reaches app and app2" ||
+	fail "after the restart: status ok, nginx reaches app and app2" "$("$lab" status 2>&1)"
+
+# ---- down: nothing left ------------------------------------------------------------------------
+record_pids
+"$lab" down >/dev/null 2>&1 || fail "down succeeds"
+mapfile -t all_pids < <(printf '%s\n' "${all_pids[@]}" | grep -E '^[0-9]+$' | sort -un)
+left=()
+for pid in "${all_pids[@]}"; do
+	alive "$pid" && left+=("$pid:$(cat "/proc/$pid/comm" 2>/dev/null)")
+done
+((${#left[@]} == 0)) && ok "down: none of the ${#all_pids[@]} processes the lab started is left" ||
+	fail "down: no process left" "still running: ${left[*]}"
+
+finish
