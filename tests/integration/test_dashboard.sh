@@ -10,7 +10,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 export CATALOG_BUILD=${CATALOG_BUILD:-$repo/build}
-lab=$repo/scripts/lab.sh
+# shellcheck source=tests/integration/lab_env.sh
+source tests/integration/lab_env.sh
 chromium=${CHROMIUM:-/usr/bin/chromium}
 
 passed=0 failed=0
@@ -52,64 +53,14 @@ else
 	fail "deploy/grafana/dashboards/catalog.json is what dashboard/panels.json gives" "$out"
 fi
 
-port_busy() { [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
-
-# free_block COUNT: a first port such that COUNT consecutive ports are free, below the kernel's
-# ephemeral range (32768 and up), so no outgoing connection of a busy machine takes one meanwhile.
-free_block() {
-	local count=$1 base i tries
-	for ((tries = 0; tries < 100; tries++)); do
-		base=$((20000 + RANDOM % 12000))
-		for ((i = 0; i < count; i++)); do port_busy $((base + i)) && continue 2; done
-		echo "$base"
-		return 0
-	done
-	echo "no free block of $count ports" >&2
-	return 1
-}
-
-base=$(free_block 20)
-export LAB_APP_PORT=$base # servers on base .. base+9
-export LAB_LB_PORT=$((base + 12))
-export LAB_PROM_PORT=$((base + 13))
-export LAB_PG_PORT=$((base + 14))
-export LAB_GRAFANA_PORT=$((base + 15))
-export LAB_PG_EXPORTER_PORT=$((base + 16))
-export LAB_PROCESS_EXPORTER_PORT=$((base + 17))
-export LAB_NODE_EXPORTER_PORT=$((base + 18))
-export LAB_SKIP_DEPS=1 ACCESS_LOG=0 PG_FAST=1
-export SEED_PRODUCTS=200 SEED_ORDERS=2000
-export LAB_CGROUP=/sys/fs/cgroup/cpu/catalog-dashboard-test-$$
-unset BASE_URL SERVER_CPUS DB_BUDGET MIX PGHOST PGPORT PGUSER PGPASSWORD DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME
-LAB_DIR=$(mktemp -d /tmp/catalog-dashboard-test.XXXXXX)
-chmod 755 "$LAB_DIR" # PostgreSQL runs as the postgres user and must reach its data folder
-export LAB_DIR
+lab_env_setup dashboard
 lb=http://127.0.0.1:$LAB_LB_PORT
 prom=http://127.0.0.1:$LAB_PROM_PORT
 browser_profile=$(mktemp -d /tmp/catalog-dashboard-chromium.XXXXXX)
-
-lab_pids() { # the PIDs of every process the lab started, from its PID files
-	local file pid
-	for file in "$LAB_DIR"/run/servers/*; do [[ -f $file ]] && cut -d' ' -f5 <"$file"; done
-	for file in "$LAB_DIR/run/nginx/nginx.pid" "$LAB_DIR/run/prometheus.pid" "$LAB_DIR"/run/*-exporter.pid; do
-		if [[ -f $file ]]; then
-			pid=$(<"$file")
-			echo "$pid"
-			pgrep -P "$pid" || true
-		fi
-	done
-	[[ -f $LAB_DIR/pg/data/postmaster.pid ]] && head -n 1 "$LAB_DIR/pg/data/postmaster.pid"
-	return 0
-}
-all_pids=()
-record_pids() { mapfile -t -O "${#all_pids[@]}" all_pids < <(lab_pids); }
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
-	"$lab" down >/dev/null 2>&1 || true
-	local pid
-	for pid in "${all_pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-	rmdir "$LAB_CGROUP"/* "$LAB_CGROUP" 2>/dev/null || true
-	rm -rf "$LAB_DIR" "$browser_profile"
+	lab_cleanup
+	rm -rf "$browser_profile"
 }
 trap cleanup EXIT
 
@@ -285,13 +236,12 @@ system=$(pgrep -u prometheus -a 2>/dev/null || true)
 	fail "no exporter runs as a system service" "$system"
 record_pids
 out=$("$lab" down 2>&1) || fail "down succeeds" "$out"
-alive() { [[ -r /proc/$1/stat && $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 left=()
 for pid in $(printf '%s\n' "${all_pids[@]}" | grep -E '^[0-9]+$' | sort -un); do
 	alive "$pid" && left+=("$pid:$(cat "/proc/$pid/comm" 2>/dev/null)")
 done
 busy=()
-for port in $(seq "$base" $((base + 18))); do port_busy "$port" && busy+=("$port"); done
+for port in $(seq "$lab_first_port" "$lab_last_port"); do port_busy "$port" && busy+=("$port"); done
 ((${#left[@]} == 0 && ${#busy[@]} == 0)) &&
 	ok "down: none of the ${#all_pids[@]} processes (exporters included) is left, no port listens" ||
 	fail "down: nothing left" "processes: ${left[*]}" "ports: ${busy[*]}"

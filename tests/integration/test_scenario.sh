@@ -24,6 +24,8 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 export CATALOG_BUILD=${CATALOG_BUILD:-$repo/build}
+# shellcheck source=tests/integration/lab_env.sh
+source tests/integration/lab_env.sh
 doc=${SCENARIO_DOC:-$repo/SCENARIO.md} # SCENARIO_DOC: another copy, to check this test itself
 answers=$repo/solution/ANSWERS.md
 
@@ -42,24 +44,6 @@ fail() {
 finish() {
 	echo "scenario: $passed passed, $failed failed"
 	((failed == 0))
-}
-
-port_busy() { [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
-
-# free_block COUNT: a first port such that COUNT consecutive ports are free, below the
-# kernel's ephemeral range (a client's local port there could take a server's port later).
-free_block() {
-	local count=$1 base i tries low
-	read -r low _ </proc/sys/net/ipv4/ip_local_port_range
-	((low > 12000)) || low=32768
-	for ((tries = 0; tries < 100; tries++)); do
-		base=$((10000 + RANDOM % (low - 10000 - count)))
-		for ((i = 0; i < count; i++)); do port_busy $((base + i)) && continue 2; done
-		echo "$base"
-		return 0
-	done
-	echo "no free block of $count ports" >&2
-	return 1
 }
 
 # ---- static checks: questions, answers, make targets, solution configs --------------------
@@ -142,8 +126,7 @@ else
 	fail "every make target named in SCENARIO.md and solution/ exists in the Makefile" "unknown: ${unknown[*]:-none found at all}"
 fi
 
-work=$(mktemp -d /tmp/catalog-scenario-test.XXXXXX)
-chmod 755 "$work" # PostgreSQL runs as the postgres user and must reach its data folder
+work=$(mktemp -d /tmp/catalog-scenario-work.XXXXXX)
 
 # nginx_check NAME CONF: nginx -t on a copy in a private prefix.
 nginx_check() {
@@ -162,22 +145,23 @@ nginx_check() {
 
 # ---- the lab's environment -----------------------------------------------------------------
 
-base=$(free_block 24)
-export LAB_APP_PORT=$base # scaled servers take the ports above it
-export LAB_LB_PORT=$((base + 12)) LAB_PROM_PORT=$((base + 13)) LAB_PG_PORT=$((base + 14))
-export LAB_GRAFANA_PORT=$((base + 15))
-export LAB_PG_EXPORTER_PORT=$((base + 16)) LAB_PROCESS_EXPORTER_PORT=$((base + 17))
-export LAB_NODE_EXPORTER_PORT=$((base + 18))
-hand1_port=$((base + 19)) hand2_port=$((base + 20)) hand_lb_port=$((base + 21))
-export LAB_SKIP_DEPS=1 ACCESS_LOG=0 PG_FAST=1
-export SEED_PRODUCTS=200 SEED_ORDERS=2000 LOAD_DURATION=1s LOAD_CONNECTIONS=8 LOAD_THREADS=2
-export LAB_CGROUP=/sys/fs/cgroup/cpu/catalog-scenario-test-$$
-unset BASE_URL SERVER_CPUS DB_BUDGET MIX REPORT_MODE WORKERS LOAD_NAME PURGE SERVERS \
-	PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME \
-	MAKEFLAGS MFLAGS MAKELEVEL
-export LAB_DIR=$work/lab
-mkdir -p "$LAB_DIR"
-chmod 755 "$LAB_DIR"
+lab_env_setup scenario 3
+hand1_port=$lab_extra_port hand2_port=$((lab_extra_port + 1)) hand_lb_port=$((lab_extra_port + 2))
+export LOAD_DURATION=1s LOAD_CONNECTIONS=8 LOAD_THREADS=2
+
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	local file
+	if [[ -f $LAB_DIR/hand/logs/nginx.pid ]]; then
+		kill -QUIT "$(cat "$LAB_DIR/hand/logs/nginx.pid")" 2>/dev/null || true
+	fi
+	for file in "$LAB_DIR"/hand/hand*.pid; do
+		if [[ -f $file ]]; then kill -TERM "$(cat "$file")" 2>/dev/null || true; fi
+	done
+	lab_cleanup
+	rm -rf "$work"
+}
+trap cleanup EXIT
 
 # The solution's configs: the Docker layout's nginx with its hosts on loopback and its listen
 # port free; the hand-built one with the same port rules as the blocks.
@@ -220,20 +204,6 @@ fi
 
 # ---- the walkthrough's tested blocks --------------------------------------------------------
 
-cleanup() {
-	local file
-	if [[ -f $LAB_DIR/hand/logs/nginx.pid ]]; then
-		kill -QUIT "$(cat "$LAB_DIR/hand/logs/nginx.pid")" 2>/dev/null || true
-	fi
-	for file in "$LAB_DIR"/hand/hand*.pid; do
-		if [[ -f $file ]]; then kill -TERM "$(cat "$file")" 2>/dev/null || true; fi
-	done
-	scripts/lab.sh down >/dev/null 2>&1 || true
-	rmdir "$LAB_CGROUP"/* "$LAB_CGROUP" 2>/dev/null || true
-	rm -rf "$work"
-}
-trap cleanup EXIT
-
 for program in catalog-server catalog-db catalog-loadtest; do
 	[[ -x $CATALOG_BUILD/$program ]] || fail "build: $CATALOG_BUILD/$program exists (run make)"
 done
@@ -266,7 +236,6 @@ echo "     (the blocks took $((SECONDS - start)) s)"
 
 # After the walkthrough's last block nothing of the hand-built layout may be left running
 # (a server finishes its requests in flight first: give it a few seconds).
-alive() { [[ -r /proc/$1/stat && $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 for ((tries = 0; tries < 50; tries++)); do
 	busy=0
 	for file in "$LAB_DIR"/hand/hand*.pid "$LAB_DIR/hand/logs/nginx.pid"; do

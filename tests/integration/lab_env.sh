@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# lab_env.sh: the environment of a throwaway lab (scripts/lab.sh) for an integration test.
+#
+# Sourced, never run (its name does not start with test_, so tests/run.sh skips it).  In a
+# test that has `set -euo pipefail`:
+#
+#   # shellcheck source=tests/integration/lab_env.sh
+#   source "$(dirname "$0")/lab_env.sh"
+#   lab_env_setup NAME [EXTRA_PORTS]   # NAME names the temporary folder and cgroup
+#   trap lab_cleanup EXIT              # or a cleanup of the test's own that calls lab_cleanup
+#
+# lab_env_setup NAME [EXTRA_PORTS] picks a block of free loopback ports below the kernel's
+# ephemeral range and exports what scripts/lab.sh reads, so that the lab never touches a
+# developer's lab (var/, ports 3000/5432/8080/9090/3002, exporters) or the shared test cluster:
+#   LAB_APP_PORT               the block's first port; scaled servers take the ports above it
+#   LAB_LB_PORT LAB_PROM_PORT LAB_PG_PORT LAB_GRAFANA_PORT                  first port + 12..15
+#   LAB_PG_EXPORTER_PORT LAB_PROCESS_EXPORTER_PORT LAB_NODE_EXPORTER_PORT   first port + 16..18
+#   LAB_DIR                    a new folder /tmp/catalog-NAME-test.XXXXXX (mode 755: PostgreSQL
+#                              runs as the postgres user and must reach its data folder)
+#   LAB_CGROUP                 /sys/fs/cgroup/cpu/catalog-NAME-test-PID
+#   LAB_SKIP_DEPS=1 ACCESS_LOG=0 PG_FAST=1 SEED_PRODUCTS=200 SEED_ORDERS=2000
+# It unsets what would point the lab elsewhere or change its layout (BASE_URL, PG*, DB_*,
+# SERVER_CPUS, DB_BUDGET, MIX, REPORT_MODE, WORKERS, SERVERS, MAKEFLAGS, ...), and sets the
+# shell variables lab_first_port and lab_last_port (the lab's ports: first .. first + 18) and
+# lab_extra_port (the first of EXTRA_PORTS free ports just after them, for the test's own use).
+#
+# It also defines:
+#   lab               the path of scripts/lab.sh
+#   all_pids          an array, filled by record_pids
+#   port_busy PORT    true when something listens on the TCP port PORT
+#   free_block COUNT  prints a first port such that COUNT consecutive ports are free
+#   alive PID         true when PID runs (a zombie waiting to be reaped has ended)
+#   record_pids       adds the PIDs of every process the lab started (servers, nginx, Prometheus,
+#                     exporters and their children, PostgreSQL) to all_pids, from its PID files
+#   lab_cleanup       scripts/lab.sh down, then kills whatever record_pids saw, removes LAB_CGROUP
+#                     and LAB_DIR; never fails
+
+lab=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/lab.sh
+all_pids=()
+
+port_busy() { [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
+
+# free_block COUNT: below the kernel's ephemeral range, so that no outgoing connection takes
+# one of the ports between this check and the server's bind.
+free_block() {
+	local count=$1 base i tries low
+	read -r low _ </proc/sys/net/ipv4/ip_local_port_range
+	((low > 12000)) || low=32768
+	for ((tries = 0; tries < 100; tries++)); do
+		base=$((10000 + RANDOM % (low - 10000 - count)))
+		for ((i = 0; i < count; i++)); do port_busy $((base + i)) && continue 2; done
+		echo "$base"
+		return 0
+	done
+	echo "no free block of $count ports" >&2
+	return 1
+}
+
+alive() { [[ -r /proc/$1/stat && $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
+
+lab_env_setup() {
+	local name=$1 extra=${2:-0} base
+	base=$(free_block $((19 + extra)))
+	# shellcheck disable=SC2034 # read by the tests that source this file
+	lab_first_port=$base lab_last_port=$((base + 18)) lab_extra_port=$((base + 19))
+	export LAB_APP_PORT=$base
+	export LAB_LB_PORT=$((base + 12)) LAB_PROM_PORT=$((base + 13)) LAB_PG_PORT=$((base + 14))
+	export LAB_GRAFANA_PORT=$((base + 15))
+	export LAB_PG_EXPORTER_PORT=$((base + 16)) LAB_PROCESS_EXPORTER_PORT=$((base + 17))
+	export LAB_NODE_EXPORTER_PORT=$((base + 18))
+	export LAB_SKIP_DEPS=1 ACCESS_LOG=0 PG_FAST=1
+	export SEED_PRODUCTS=200 SEED_ORDERS=2000
+	export LAB_CGROUP=/sys/fs/cgroup/cpu/catalog-$name-test-$$
+	unset BASE_URL SERVER_CPUS DB_BUDGET MIX REPORT_MODE WORKERS LOAD_NAME PURGE SERVERS \
+		PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME \
+		MAKEFLAGS MFLAGS MAKELEVEL
+	LAB_DIR=$(mktemp -d "/tmp/catalog-$name-test.XXXXXX")
+	chmod 755 "$LAB_DIR"
+	export LAB_DIR
+}
+
+# lab_pids: the PIDs of every process the lab started, one a line, from its PID files.
+lab_pids() {
+	local file pid
+	for file in "$LAB_DIR"/run/servers/*; do [[ -f $file ]] && cut -d' ' -f5 <"$file"; done
+	for file in "$LAB_DIR/run/nginx/nginx.pid" "$LAB_DIR/run/prometheus.pid" "$LAB_DIR"/run/*-exporter.pid; do
+		if [[ -f $file ]]; then
+			pid=$(<"$file")
+			echo "$pid"
+			pgrep -P "$pid" || true
+		fi
+	done
+	[[ -f $LAB_DIR/pg/data/postmaster.pid ]] && head -n 1 "$LAB_DIR/pg/data/postmaster.pid"
+	return 0
+}
+
+record_pids() { mapfile -t -O "${#all_pids[@]}" all_pids < <(lab_pids); }
+
+# shellcheck disable=SC2317 # called by an EXIT trap
+lab_cleanup() {
+	[[ -n ${LAB_DIR:-} ]] || return 0 # before lab_env_setup: no lab of this test's to stop
+	"$lab" down >/dev/null 2>&1 || true
+	local pid
+	for pid in "${all_pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+	rmdir "$LAB_CGROUP"/* "$LAB_CGROUP" 2>/dev/null || true
+	rm -rf "$LAB_DIR"
+}
