@@ -10,7 +10,6 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
 export CATALOG_BUILD=${CATALOG_BUILD:-$repo/build}
-lab=$repo/scripts/lab.sh
 loadtest=$CATALOG_BUILD/catalog-loadtest
 
 passed=0 failed=0
@@ -37,69 +36,17 @@ for program in catalog-server catalog-db catalog-loadtest; do
 	fi
 done
 
-port_busy() { [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }
-
-# free_block COUNT: a first port such that COUNT consecutive ports are free, below the kernel's
-# ephemeral range (32768 and up) so that no outgoing connection takes one meanwhile.
-free_block() {
-	local count=$1 base i tries
-	for ((tries = 0; tries < 100; tries++)); do
-		base=$((20000 + RANDOM % 12000))
-		for ((i = 0; i < count; i++)); do port_busy $((base + i)) && continue 2; done
-		echo "$base"
-		return 0
-	done
-	echo "no free block of $count ports" >&2
-	return 1
-}
-
-base=$(free_block 19)
-export LAB_APP_PORT=$base                # servers on base .. base+9
-export LAB_LB_PORT=$((base + 12))
-export LAB_PROM_PORT=$((base + 13))
-export LAB_PG_PORT=$((base + 14))
-export LAB_GRAFANA_PORT=$((base + 15))
-# The exporters too, so that none takes the default ports of a developer's lab (9187, 9256, 9100).
-export LAB_PG_EXPORTER_PORT=$((base + 16)) LAB_PROCESS_EXPORTER_PORT=$((base + 17)) LAB_NODE_EXPORTER_PORT=$((base + 18))
-export LAB_SKIP_DEPS=1 ACCESS_LOG=0 PG_FAST=1
-export SEED_PRODUCTS=200 SEED_ORDERS=2000
-export LAB_CGROUP=/sys/fs/cgroup/cpu/catalog-faults-test-$$
-unset BASE_URL SERVER_CPUS DB_BUDGET MIX REPORT_MODE PGHOST PGPORT PGUSER PGPASSWORD DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME
-LAB_DIR=$(mktemp -d /tmp/catalog-faults-test.XXXXXX)
-chmod 755 "$LAB_DIR" # PostgreSQL runs as the postgres user and must reach its data folder
-export LAB_DIR
+# shellcheck source=tests/integration/lab_env.sh
+source "$repo/tests/integration/lab_env.sh"
+lab_env_setup faults
 lb=http://127.0.0.1:$LAB_LB_PORT
 
-all_pids=() # every process the lab started, for the final "nothing left" check
 load_pid=""
 cleanup() {
 	[[ -n $load_pid ]] && kill -KILL "$load_pid" 2>/dev/null || true
-	"$lab" down >/dev/null 2>&1 || true
-	local pid
-	for pid in "${all_pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-	rmdir "$LAB_CGROUP"/* "$LAB_CGROUP" 2>/dev/null || true
-	rm -rf "$LAB_DIR"
+	lab_cleanup
 }
 trap cleanup EXIT
-
-# record_pids: adds the PIDs of the lab's running processes to all_pids.
-record_pids() {
-	local file pid
-	for file in "$LAB_DIR"/run/servers/*; do
-		[[ -f $file ]] && all_pids+=("$(cut -d' ' -f5 <"$file")")
-	done
-	for file in "$LAB_DIR/run/nginx/nginx.pid" "$LAB_DIR/run/prometheus.pid" "$LAB_DIR"/run/*-exporter.pid; do
-		if [[ -f $file ]]; then
-			pid=$(<"$file")
-			all_pids+=("$pid")
-			mapfile -t -O "${#all_pids[@]}" all_pids < <(pgrep -P "$pid" || true)
-		fi
-	done
-	if [[ -f $LAB_DIR/pg/data/postmaster.pid ]]; then
-		all_pids+=("$(head -n 1 "$LAB_DIR/pg/data/postmaster.pid")")
-	fi
-	return 0
-}
 
 # server_field ID FIELD: from the lab's record "ID PORT POOL CPUS PID" of server ID.
 server_field() {
@@ -112,9 +59,6 @@ server_field() {
 	done
 	return 1
 }
-
-# alive PID: running (a zombie waiting for PID 1 to reap it has ended).
-alive() { [[ -r /proc/$1/stat && $(cut -d' ' -f3 "/proc/$1/stat" 2>/dev/null) != Z ]]; }
 
 # wait_gone PID TIMEOUT_S: true once PID has ended.
 wait_gone() {
