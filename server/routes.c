@@ -218,17 +218,25 @@ static void on_products(pool_query_t *q, PGresult *res, int error, const char *m
     conn_end(c, &resp, 200);
 }
 
-static void on_product(pool_query_t *q, PGresult *res, int error, const char *message)
+/* For the routes about one product: answers a failure or an empty result (404) and returns 1,
+ * or returns 0 when the row is there to be written. */
+static int answered_without_row(conn_t *c, const PGresult *res, int error, const char *message)
 {
-    conn_t *c = q->user;
     if (error) {
         respond_db_error(c, error, res, message);
-        return;
+        return 1;
     }
     if (PQntuples(res) == 0) {
         conn_respond_error(c, 404, "Product not found", NULL);
-        return;
+        return 1;
     }
+    return 0;
+}
+
+static void on_product(pool_query_t *q, PGresult *res, int error, const char *message)
+{
+    conn_t *c = q->user;
+    if (answered_without_row(c, res, error, message)) return;
     http_response_t resp;
     buf_t *out = conn_begin(c, &resp, 200, NULL);
     write_product(out, res, 0);
@@ -295,14 +303,7 @@ static void on_order(pool_query_t *q, PGresult *res, int error, const char *mess
             return;
         }
     }
-    if (error) {
-        respond_db_error(c, error, res, message);
-        return;
-    }
-    if (PQntuples(res) == 0) {
-        conn_respond_error(c, 404, "Product not found", NULL);
-        return;
-    }
+    if (answered_without_row(c, res, error, message)) return;
     http_response_t resp;
     buf_t *out = conn_begin(c, &resp, 201, NULL);
     buf_append_cstr(out, "{\"id\":");
