@@ -1,11 +1,11 @@
-/* fuzz_http_response.c: libFuzzer driver for lib/http_response (bytes from an untrusted server).
+/* fuzz_http_response.c: libFuzzer driver for lib/http_client (bytes from an untrusted server).
  * Build: clang -fsanitize=fuzzer,address -D_GNU_SOURCE -Ilib fuzz/fuzz_http_response.c
- *        lib/http_response.c lib/buf.c -o build/fuzz_http_response */
-#include "http_response.h"
+ *        lib/http_client.c lib/buf.c -o build/fuzz_http_response */
+#include "http_client.h"
 
 #include <stdlib.h>
 
-static http_response_t parser;
+static http_client_response_t parser;
 
 /* The first byte picks how the input is cut into feeds, so splits get fuzzed too; the
  * parser must never read out of bounds, and whole-input and split parses must agree. */
@@ -17,25 +17,25 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *text = (const char *)data + 1;
     size_t len = size - 1;
 
-    http_response_init(&parser, 0);
+    http_client_init(&parser, 0);
     size_t whole_used = 0;
-    int whole = http_response_feed(&parser, text, len, &whole_used);
+    int whole = http_client_feed(&parser, text, len, &whole_used);
     int whole_status = parser.status;
-    if (whole == HTTP_RESPONSE_INCOMPLETE) whole = http_response_finish(&parser);
+    if (whole == HTTP_CLIENT_INCOMPLETE) whole = http_client_finish(&parser);
 
-    http_response_init(&parser, 0);
+    http_client_init(&parser, 0);
     size_t pos = 0;
-    int split = HTTP_RESPONSE_INCOMPLETE;
-    while (pos < len && split == HTTP_RESPONSE_INCOMPLETE) {
+    int split = HTTP_CLIENT_INCOMPLETE;
+    while (pos < len && split == HTTP_CLIENT_INCOMPLETE) {
         size_t n = len - pos < step ? len - pos : step, consumed = 0;
-        split = http_response_feed(&parser, text + pos, n, &consumed);
+        split = http_client_feed(&parser, text + pos, n, &consumed);
         if (consumed > n) abort();
         pos += consumed;
     }
-    if (split == HTTP_RESPONSE_INCOMPLETE) split = http_response_finish(&parser);
+    if (split == HTTP_CLIENT_INCOMPLETE) split = http_client_finish(&parser);
     /* A line split across feeds is parsed from the copy: same verdict either way. */
     if (split != whole) abort();
-    if (whole == HTTP_RESPONSE_COMPLETE && (pos != whole_used || parser.status != whole_status))
+    if (whole == HTTP_CLIENT_COMPLETE && (pos != whole_used || parser.status != whole_status))
         abort();
     return 0;
 }

@@ -18,7 +18,7 @@
 #include <unistd.h>
 
 #include "histogram.h"
-#include "http_response.h"
+#include "http_client.h"
 #include "loop.h"
 
 #define READ_BUFFER_BYTES 65536
@@ -51,7 +51,7 @@ typedef struct connection {
     uint64_t deadline_ns;     /* connect or request timeout; 0 when nothing is pending */
     uint64_t next_send_ns;    /* -R: when the next request is due */
     uint64_t reconnect_at_ns; /* CLOSED: when to connect again */
-    http_response_t response; /* parser for the response in flight */
+    http_client_response_t response; /* parser for the response in flight */
 } connection_t;
 
 /* Counts for one route or one server within a worker. */
@@ -61,7 +61,7 @@ typedef struct tally {
 } tally_t;
 
 typedef struct server_tally {
-    char id[HTTP_RESPONSE_SERVER_ID_MAX + 1]; /* NUL-terminated X-Server-Id, "(none)" */
+    char id[HTTP_CLIENT_SERVER_ID_MAX + 1]; /* NUL-terminated X-Server-Id, "(none)" */
     size_t id_len;
     tally_t tally;
 } server_tally_t;
@@ -178,7 +178,7 @@ static void response_complete(connection_t *c, uint64_t now_ns)
     uint64_t latency_ns = now_ns > c->start_ns ? now_ns - c->start_ns : 0;
     int status = c->response.status;
     tally_record(&w->routes[c->route], latency_ns, status);
-    tally_record(&server_for(w, http_response_server_id(&c->response))->tally, latency_ns, status);
+    tally_record(&server_for(w, http_client_server_id(&c->response))->tally, latency_ns, status);
     count_add(&w->responses, 1);
     if (status >= 500 && status <= 599) count_add(&w->failures, 1);
     c->deadline_ns = 0;
@@ -229,7 +229,7 @@ static void connection_ready(connection_t *c)
         c->next_send_ns += w->send_interval_ns;
     }
     const loadtest_request_t *request = &w->engine->config->requests[c->route];
-    http_response_init(&c->response, request->is_head);
+    http_client_init(&c->response, request->is_head);
     c->start_ns = origin_ns;
     c->deadline_ns = now_ns + w->engine->config->timeout_ns;
     c->written = 0;
@@ -277,12 +277,12 @@ static void connection_read(connection_t *c)
                 return;
             }
             size_t consumed = 0;
-            int result = http_response_feed(&c->response, w->read_buffer, (size_t)n, &consumed);
-            if (result == HTTP_RESPONSE_ERROR) {
+            int result = http_client_feed(&c->response, w->read_buffer, (size_t)n, &consumed);
+            if (result == HTTP_CLIENT_ERROR) {
                 connection_fail(c, &w->protocol_errors, "response from", c->response.error, 0);
                 return;
             }
-            if (result == HTTP_RESPONSE_COMPLETE) {
+            if (result == HTTP_CLIENT_COMPLETE) {
                 if (consumed != (size_t)n) {
                     connection_fail(c, &w->protocol_errors, "response from",
                                     "more bytes than the response declared", 0);
@@ -309,7 +309,7 @@ static void connection_read(connection_t *c)
             connection_close(c, 1); /* an idle keep-alive connection timed out: not an error */
             return;
         }
-        if (http_response_finish(&c->response) == HTTP_RESPONSE_COMPLETE) {
+        if (http_client_finish(&c->response) == HTTP_CLIENT_COMPLETE) {
             response_complete(c, loop_clock_ns());
             return;
         }

@@ -47,7 +47,7 @@ pg_include=$(pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 lib_sources() {
 	case $1 in
 	fuzz_http_request) echo lib/http.c lib/buf.c ;;
-	fuzz_http_response) echo lib/http_response.c lib/buf.c ;;
+	fuzz_http_response) echo lib/http_client.c lib/buf.c ;;
 	fuzz_order) echo lib/order.c lib/error.c ;;
 	fuzz_url) echo lib/url.c lib/error.c lib/number.c lib/buf.c ;;
 	fuzz_number) echo lib/number.c ;;

@@ -1,23 +1,23 @@
-/* test_http_response.c: unit tests for lib/http_response: splits at every byte, chunked,
+/* test_http_client.c: unit tests for lib/http_client: splits at every byte, chunked,
  * keep-alive rules, malformed responses. */
-#include "http_response.h"
+#include "http_client.h"
 #include "test.h"
 
 #include <stdlib.h>
 
-static http_response_t parser;
+static http_client_response_t parser;
 
 /* Feeds text in two pieces split at `split`; returns the final result and sets *used to the
  * bytes the parser took as this response's. */
 static int feed_split(const char *text, size_t len, size_t split, int head, size_t *used)
 {
-    http_response_init(&parser, head);
+    http_client_init(&parser, head);
     size_t consumed = 0;
-    int result = http_response_feed(&parser, text, split, &consumed);
+    int result = http_client_feed(&parser, text, split, &consumed);
     *used = consumed;
-    if (result != HTTP_RESPONSE_INCOMPLETE) return result;
+    if (result != HTTP_CLIENT_INCOMPLETE) return result;
     if (consumed != split) return -99;
-    result = http_response_feed(&parser, text + split, len - split, &consumed);
+    result = http_client_feed(&parser, text + split, len - split, &consumed);
     *used += consumed;
     return result;
 }
@@ -25,17 +25,17 @@ static int feed_split(const char *text, size_t len, size_t split, int head, size
 /* Byte by byte: every line split everywhere at once. */
 static int feed_bytes(const char *text, size_t len, size_t *used)
 {
-    http_response_init(&parser, 0);
+    http_client_init(&parser, 0);
     for (size_t i = 0; i < len; i++) {
         size_t consumed = 0;
-        int result = http_response_feed(&parser, text + i, 1, &consumed);
-        if (result != HTTP_RESPONSE_INCOMPLETE) {
+        int result = http_client_feed(&parser, text + i, 1, &consumed);
+        if (result != HTTP_CLIENT_INCOMPLETE) {
             *used = i + consumed;
             return result;
         }
     }
     *used = len;
-    return HTTP_RESPONSE_INCOMPLETE;
+    return HTTP_CLIENT_INCOMPLETE;
 }
 
 /* Checks that a complete response parses the same at every split point and byte by byte,
@@ -48,9 +48,9 @@ static void check_every_split(const char *text, size_t want_used, int want_statu
     for (size_t split = 0; split <= len; split++) {
         size_t used = 0;
         int result = feed_split(text, len, split, 0, &used);
-        if (result != HTTP_RESPONSE_COMPLETE || used != want_used || parser.status != want_status ||
+        if (result != HTTP_CLIENT_COMPLETE || used != want_used || parser.status != want_status ||
             parser.keep_alive != want_keep_alive || parser.body_bytes != want_body ||
-            !slice_eq(http_response_server_id(&parser), slice_cstr(want_id))) {
+            !slice_eq(http_client_server_id(&parser), slice_cstr(want_id))) {
             if (!bad++)
                 fprintf(stderr,
                         "split at %zu: result %d used %zu status %d keep_alive %d body %" PRIu64
@@ -62,7 +62,7 @@ static void check_every_split(const char *text, size_t want_used, int want_statu
     }
     CHECK_INT(bad, 0);
     size_t used = 0;
-    CHECK_INT(feed_bytes(text, len, &used), HTTP_RESPONSE_COMPLETE);
+    CHECK_INT(feed_bytes(text, len, &used), HTTP_CLIENT_COMPLETE);
     CHECK_INT(used, want_used);
     CHECK_INT(parser.status, want_status);
 }
@@ -99,7 +99,7 @@ static void test_well_formed(void)
     const char *http10 = "HTTP/1.0 200 OK\r\nConnection: Keep-Alive\r\nContent-Length: 2\r\n\r\nok";
     check_every_split(http10, strlen(http10), 200, 1, 2, "");
     CHECK_INT(parser.version_minor, 0);
-    CHECK_INT(parse_all("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 0), HTTP_RESPONSE_COMPLETE);
+    CHECK_INT(parse_all("HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n", 0), HTTP_CLIENT_COMPLETE);
     CHECK_INT(parser.keep_alive, 0);
 
     const char *bare_newlines = "HTTP/1.1 200 OK\nContent-Length: 3\n\nabc";
@@ -111,12 +111,12 @@ static void test_well_formed(void)
 
     /* Bodies that are not there. */
     CHECK_INT(parse_all("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", 1),
-              HTTP_RESPONSE_COMPLETE);
+              HTTP_CLIENT_COMPLETE);
     CHECK_INT(parse_all("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n", 0),
-              HTTP_RESPONSE_COMPLETE);
+              HTTP_CLIENT_COMPLETE);
     CHECK_INT(
         parse_all("HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\nhello", 0),
-        HTTP_RESPONSE_COMPLETE);
+        HTTP_CLIENT_COMPLETE);
 
     /* Long X-Server-Id values are truncated, not rejected. */
     char long_id[300];
@@ -125,24 +125,24 @@ static void test_well_formed(void)
     snprintf(text, sizeof(text),
              "HTTP/1.1 200 OK\r\nX-Server-Id: %.*s\r\nContent-Length: 0\r\n\r\n",
              (int)sizeof(long_id), long_id);
-    CHECK_INT(parse_all(text, 0), HTTP_RESPONSE_COMPLETE);
-    CHECK_INT(parser.server_id_len, HTTP_RESPONSE_SERVER_ID_MAX);
+    CHECK_INT(parse_all(text, 0), HTTP_CLIENT_COMPLETE);
+    CHECK_INT(parser.server_id_len, HTTP_CLIENT_SERVER_ID_MAX);
 }
 
 static void test_body_until_close(void)
 {
     const char *text = "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nsome body";
-    CHECK_INT(parse_all(text, 0), HTTP_RESPONSE_INCOMPLETE);
+    CHECK_INT(parse_all(text, 0), HTTP_CLIENT_INCOMPLETE);
     CHECK_INT(parser.body_bytes, 9);
-    CHECK_INT(http_response_finish(&parser), HTTP_RESPONSE_COMPLETE);
+    CHECK_INT(http_client_finish(&parser), HTTP_CLIENT_COMPLETE);
     CHECK_INT(parser.keep_alive, 0);
 
-    http_response_init(&parser, 0);
-    CHECK_INT(http_response_finish(&parser), HTTP_RESPONSE_ERROR);
+    http_client_init(&parser, 0);
+    CHECK_INT(http_client_finish(&parser), HTTP_CLIENT_ERROR);
     CHECK_STR(parser.error, "connection closed before any response byte");
     CHECK_INT(parse_all("HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nabc", 0),
-              HTTP_RESPONSE_INCOMPLETE);
-    CHECK_INT(http_response_finish(&parser), HTTP_RESPONSE_ERROR);
+              HTTP_CLIENT_INCOMPLETE);
+    CHECK_INT(http_client_finish(&parser), HTTP_CLIENT_ERROR);
     CHECK_STR(parser.error, "connection closed before the response ended");
 }
 
@@ -152,7 +152,7 @@ static void check_malformed(const char *text, const char *want_error)
     int bad = 0;
     for (size_t split = 0; split <= len; split++) {
         int result = feed_split(text, len, split, 0, &used);
-        if (result != HTTP_RESPONSE_ERROR || strcmp(parser.error, want_error) != 0) {
+        if (result != HTTP_CLIENT_ERROR || strcmp(parser.error, want_error) != 0) {
             if (!bad++)
                 fprintf(stderr, "split %zu of \"%s\": result %d error %s, want \"%s\"\n", split,
                         text, result, parser.error ? parser.error : "-", want_error);
@@ -161,7 +161,7 @@ static void check_malformed(const char *text, const char *want_error)
     CHECK_INT(bad, 0);
     /* Feeding after an error keeps failing. */
     size_t consumed;
-    CHECK_INT(http_response_feed(&parser, "x", 1, &consumed), HTTP_RESPONSE_ERROR);
+    CHECK_INT(http_client_feed(&parser, "x", 1, &consumed), HTTP_CLIENT_ERROR);
 }
 
 static void test_malformed(void)
@@ -192,26 +192,26 @@ static void test_malformed(void)
                     "unexpected 101 Switching Protocols");
 
     /* A line longer than the limit, delivered in one piece or in many. */
-    size_t len = HTTP_RESPONSE_LINE_MAX + 100;
+    size_t len = HTTP_CLIENT_LINE_MAX + 100;
     char *huge = malloc(len + 1);
     memcpy(huge, "HTTP/1.1 200 OK\r\nX-Big: ", 24);
     memset(huge + 24, 'b', len - 24);
     huge[len] = 0;
     huge[len - 1] = '\n';
     size_t used;
-    CHECK_INT(feed_split(huge, len, 0, 0, &used), HTTP_RESPONSE_ERROR);
+    CHECK_INT(feed_split(huge, len, 0, 0, &used), HTTP_CLIENT_ERROR);
     CHECK_STR(parser.error, "response line too long");
-    CHECK_INT(feed_split(huge, len, 100, 0, &used), HTTP_RESPONSE_ERROR);
+    CHECK_INT(feed_split(huge, len, 100, 0, &used), HTTP_CLIENT_ERROR);
     CHECK_STR(parser.error, "response line too long");
     free(huge);
 
     /* Many short headers adding up past the header limit. */
     buf_t many = {0};
     buf_append_cstr(&many, "HTTP/1.1 200 OK\r\n");
-    while (many.len <= HTTP_RESPONSE_HEADERS_MAX)
+    while (many.len <= HTTP_CLIENT_HEADERS_MAX)
         buf_append_cstr(&many, "X-Filler: 0123456789\r\n");
     buf_append_cstr(&many, "\r\n");
-    CHECK_INT(feed_split(many.data, many.len, 7, 0, &used), HTTP_RESPONSE_ERROR);
+    CHECK_INT(feed_split(many.data, many.len, 7, 0, &used), HTTP_CLIENT_ERROR);
     CHECK_STR(parser.error, "response headers too large");
     buf_free(&many);
 }
@@ -221,5 +221,5 @@ int main(void)
     test_well_formed();
     test_body_until_close();
     test_malformed();
-    return test_report("http_response");
+    return test_report("http_client");
 }

@@ -1,5 +1,5 @@
-/* http_response.c: incremental HTTP/1.1 response parser for clients (the load test). */
-#include "http_response.h"
+/* http_client.c: incremental HTTP/1.1 response parser for clients (the load test). */
+#include "http_client.h"
 
 #include <string.h>
 
@@ -13,11 +13,11 @@ enum {
     STATE_CHUNK_END,    /* expecting the empty line after a chunk's data */
     STATE_TRAILER_LINE, /* expecting trailers or the empty line after the last chunk */
     STATE_BODY_CLOSE,   /* body runs until the peer closes */
-    STATE_COMPLETE,     /* done; http_response_init before the next */
+    STATE_COMPLETE,     /* done; http_client_init before the next */
     STATE_ERROR,        /* failed; `error` says why */
 };
 
-void http_response_init(http_response_t *r, int head_request)
+void http_client_init(http_client_response_t *r, int head_request)
 {
     r->status = 0;
     r->version_minor = 1;
@@ -36,11 +36,11 @@ void http_response_init(http_response_t *r, int head_request)
     r->line_len = 0;
 }
 
-static int fail(http_response_t *r, const char *why)
+static int fail(http_client_response_t *r, const char *why)
 {
     r->state = STATE_ERROR;
     r->error = why;
-    return HTTP_RESPONSE_ERROR;
+    return HTTP_CLIENT_ERROR;
 }
 
 static int is_space(char c)
@@ -70,7 +70,7 @@ static int list_has_token(slice_t value, slice_t token)
     return 0;
 }
 
-static int parse_status_line(http_response_t *r, const char *p, size_t n)
+static int parse_status_line(http_client_response_t *r, const char *p, size_t n)
 {
     /* "HTTP/1.1 200" then optionally " reason". */
     if (n < 12 || memcmp(p, "HTTP/1.", 7) != 0 || (p[7] != '0' && p[7] != '1') || p[8] != ' ')
@@ -81,10 +81,10 @@ static int parse_status_line(http_response_t *r, const char *p, size_t n)
     r->version_minor = p[7] - '0';
     r->status = (p[9] - '0') * 100 + (p[10] - '0') * 10 + (p[11] - '0');
     r->state = STATE_HEADER_LINE;
-    return HTTP_RESPONSE_INCOMPLETE;
+    return HTTP_CLIENT_INCOMPLETE;
 }
 
-static int parse_content_length(http_response_t *r, slice_t value)
+static int parse_content_length(http_client_response_t *r, slice_t value)
 {
     if (value.len == 0 || value.len > 18) return fail(r, "bad Content-Length (empty or too large)");
     int64_t length = 0;
@@ -96,10 +96,10 @@ static int parse_content_length(http_response_t *r, slice_t value)
     if (r->content_length >= 0 && r->content_length != length)
         return fail(r, "two different Content-Length headers");
     r->content_length = length;
-    return HTTP_RESPONSE_INCOMPLETE;
+    return HTTP_CLIENT_INCOMPLETE;
 }
 
-static int parse_header_line(http_response_t *r, const char *p, size_t n)
+static int parse_header_line(http_client_response_t *r, const char *p, size_t n)
 {
     if (is_space(p[0])) return fail(r, "folded header line (obsolete line folding)");
     const char *colon = memchr(p, ':', n);
@@ -134,18 +134,18 @@ static int parse_header_line(http_response_t *r, const char *p, size_t n)
     default:
         break;
     }
-    return HTTP_RESPONSE_INCOMPLETE;
+    return HTTP_CLIENT_INCOMPLETE;
 }
 
 /* The empty line after the headers: decide how the body is delimited. */
-static int end_of_headers(http_response_t *r)
+static int end_of_headers(http_client_response_t *r)
 {
     if (r->status < 200) {
         if (r->status == 101) return fail(r, "unexpected 101 Switching Protocols");
         /* Interim response (100 Continue, 103 Early Hints): the real one follows. */
         int head_request = r->head_request;
-        http_response_init(r, head_request);
-        return HTTP_RESPONSE_INCOMPLETE;
+        http_client_init(r, head_request);
+        return HTTP_CLIENT_INCOMPLETE;
     }
     r->keep_alive = r->version_minor >= 1 ? !r->connection_close
                                           : r->connection_keep_alive && !r->connection_close;
@@ -160,10 +160,10 @@ static int end_of_headers(http_response_t *r)
         r->keep_alive = 0;
         r->state = STATE_BODY_CLOSE;
     }
-    return r->state == STATE_COMPLETE ? HTTP_RESPONSE_COMPLETE : HTTP_RESPONSE_INCOMPLETE;
+    return r->state == STATE_COMPLETE ? HTTP_CLIENT_COMPLETE : HTTP_CLIENT_INCOMPLETE;
 }
 
-static int parse_chunk_size(http_response_t *r, const char *p, size_t n)
+static int parse_chunk_size(http_client_response_t *r, const char *p, size_t n)
 {
     uint64_t size = 0;
     size_t i = 0, digits = 0;
@@ -190,11 +190,11 @@ static int parse_chunk_size(http_response_t *r, const char *p, size_t n)
         r->remaining = size;
         r->state = STATE_CHUNK_DATA;
     }
-    return HTTP_RESPONSE_INCOMPLETE;
+    return HTTP_CLIENT_INCOMPLETE;
 }
 
 /* One complete line without its line ending. */
-static int parse_line(http_response_t *r, const char *p, size_t n)
+static int parse_line(http_client_response_t *r, const char *p, size_t n)
 {
     switch (r->state) {
     case STATE_STATUS_LINE:
@@ -206,26 +206,26 @@ static int parse_line(http_response_t *r, const char *p, size_t n)
     case STATE_CHUNK_END:
         if (n != 0) return fail(r, "chunk data longer than its size");
         r->state = STATE_CHUNK_SIZE;
-        return HTTP_RESPONSE_INCOMPLETE;
+        return HTTP_CLIENT_INCOMPLETE;
     case STATE_TRAILER_LINE:
-        if (n != 0) return HTTP_RESPONSE_INCOMPLETE; /* trailers are ignored */
+        if (n != 0) return HTTP_CLIENT_INCOMPLETE; /* trailers are ignored */
         r->state = STATE_COMPLETE;
-        return HTTP_RESPONSE_COMPLETE;
+        return HTTP_CLIENT_COMPLETE;
     default:
         return fail(r, "internal error: line in a body state");
     }
 }
 
-static int in_header_block(const http_response_t *r)
+static int in_header_block(const http_client_response_t *r)
 {
     return r->state == STATE_STATUS_LINE || r->state == STATE_HEADER_LINE;
 }
 
-int http_response_feed(http_response_t *r, const char *data, size_t len, size_t *consumed)
+int http_client_feed(http_client_response_t *r, const char *data, size_t len, size_t *consumed)
 {
     size_t pos = 0;
-    int result = HTTP_RESPONSE_INCOMPLETE;
-    while (pos < len && result == HTTP_RESPONSE_INCOMPLETE) {
+    int result = HTTP_CLIENT_INCOMPLETE;
+    while (pos < len && result == HTTP_CLIENT_INCOMPLETE) {
         switch (r->state) {
         case STATE_BODY_LENGTH:
         case STATE_CHUNK_DATA: {
@@ -239,7 +239,7 @@ int http_response_feed(http_response_t *r, const char *data, size_t len, size_t 
                     r->state = STATE_CHUNK_END;
                 } else {
                     r->state = STATE_COMPLETE;
-                    result = HTTP_RESPONSE_COMPLETE;
+                    result = HTTP_CLIENT_COMPLETE;
                 }
             }
             break;
@@ -250,17 +250,17 @@ int http_response_feed(http_response_t *r, const char *data, size_t len, size_t 
             break;
         case STATE_COMPLETE:
             *consumed = pos;
-            return HTTP_RESPONSE_COMPLETE;
+            return HTTP_CLIENT_COMPLETE;
         case STATE_ERROR:
             *consumed = pos;
-            return HTTP_RESPONSE_ERROR;
+            return HTTP_CLIENT_ERROR;
         default: {
             /* A line-oriented state: find the line end. */
             const char *newline = memchr(data + pos, '\n', len - pos);
             size_t piece = newline ? (size_t)(newline - (data + pos)) + 1 : len - pos;
             if (in_header_block(r)) {
                 r->header_bytes += piece;
-                if (r->header_bytes > HTTP_RESPONSE_HEADERS_MAX) {
+                if (r->header_bytes > HTTP_CLIENT_HEADERS_MAX) {
                     result = fail(r, "response headers too large");
                     break;
                 }
@@ -298,14 +298,14 @@ int http_response_feed(http_response_t *r, const char *data, size_t len, size_t 
     return result;
 }
 
-int http_response_finish(http_response_t *r)
+int http_client_finish(http_client_response_t *r)
 {
     if (r->state == STATE_BODY_CLOSE) {
         r->state = STATE_COMPLETE;
-        return HTTP_RESPONSE_COMPLETE;
+        return HTTP_CLIENT_COMPLETE;
     }
-    if (r->state == STATE_COMPLETE) return HTTP_RESPONSE_COMPLETE;
-    if (r->state == STATE_ERROR) return HTTP_RESPONSE_ERROR;
+    if (r->state == STATE_COMPLETE) return HTTP_CLIENT_COMPLETE;
+    if (r->state == STATE_ERROR) return HTTP_CLIENT_ERROR;
     if (r->state == STATE_STATUS_LINE && r->header_bytes == 0 && r->line_len == 0)
         return fail(r, "connection closed before any response byte");
     return fail(r, "connection closed before the response ended");
