@@ -34,8 +34,8 @@ dbtool_SRC := $(wildcard dbtool/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all clean test unit integration format lint help deps up down status scale restart \
-	loadtest compare demo bench fuzz sanitize soak
+.PHONY: all clean test unit integration format help deps up down status scale restart \
+	loadtest compare demo bench fuzz soak sanitize
 all: $(PROGRAMS) $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c
@@ -63,14 +63,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
 deps:
 	@scripts/install-deps.sh all
 
-# The test command of the README and of .ci/run: unit tests, then integration tests
-# against a throwaway PostgreSQL (and nginx, Prometheus) started by the tests themselves.
-# Then the sanitized pass (unit tests and integration tests but SANITIZE_SKIP's, against the
-# ASan+UBSan build-san/; see scripts/test-sanitized.sh) and 75 s of fuzzing (5 drivers x 15 s).
-# Every part runs even when an earlier one fails; make test fails if any did.
 # The test command of the README and of .ci/run: unit and integration tests against a throwaway
 # PostgreSQL (and nginx, Prometheus, Chromium) started by the tests themselves, the same suite
-# against the ASan+UBSan build, and 75 s of fuzzing.  tests/all.sh prints the closing total.
+# against the ASan+UBSan build (scripts/test-sanitized.sh), and 75 s of fuzzing.  Every part runs
+# even when an earlier one fails; tests/all.sh prints the closing total.
 test:
 	@scripts/install-deps.sh test
 	@$(MAKE) --no-print-directory all
@@ -100,7 +96,10 @@ clean:
 	rm -rf build build-san build-fuzz
 
 # The lab (CONTRACT section 7).  Thin aliases over scripts/lab.sh.
-up: all
+# up installs the packages before the first build: a fresh machine has no libpq-dev yet.
+up:
+	@scripts/install-deps.sh lab
+	@$(MAKE) --no-print-directory all
 	@scripts/lab.sh up
 down:
 	@scripts/lab.sh down $(if $(PURGE),--purge)
