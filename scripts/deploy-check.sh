@@ -28,7 +28,10 @@ cleanup() {
 }
 trap cleanup EXIT
 
-passed=0 failed=0
+# ok, fail, finish (the closing line "deploy: N passed, N failed"), shared with the lab tests.
+# shellcheck source=tests/integration/report.sh
+source "$repo/tests/integration/report.sh"
+report_start deploy
 
 # expect_ok NAME CMD...: passes when CMD exits 0; on failure shows CMD's output.
 expect_ok() {
@@ -36,12 +39,10 @@ expect_ok() {
 	shift
 	out=$("$@" 2>&1) || rc=$?
 	if ((rc == 0)); then
-		echo "ok   $name"
-		passed=$((passed + 1))
+		ok "$name"
 	else
-		echo "FAIL $name (exit $rc)"
+		fail "$name (exit $rc)"
 		printf '%s\n' "$out" | tail -n 30 | sed 's/^/    /'
-		failed=$((failed + 1))
 	fi
 }
 
@@ -52,16 +53,14 @@ expect_fail() {
 	shift 2
 	out=$("$@" 2>&1) || rc=$?
 	if ((rc != 0)) && grep -Eq -- "$pattern" <<<"$out"; then
-		echo "ok   $name (rejected: $(grep -Em 1 -- "$pattern" <<<"$out" | cut -c1-110))"
-		passed=$((passed + 1))
+		ok "$name (rejected: $(grep -Em 1 -- "$pattern" <<<"$out" | cut -c1-110))"
 	else
 		if ((rc == 0)); then
-			echo "FAIL $name: a deliberately broken copy was accepted"
+			fail "$name: a deliberately broken copy was accepted"
 		else
-			echo "FAIL $name: rejected (exit $rc), but not with /$pattern/"
+			fail "$name: rejected (exit $rc), but not with /$pattern/"
 		fi
 		printf '%s\n' "$out" | tail -n 10 | sed 's/^/    /'
-		failed=$((failed + 1))
 	fi
 }
 
@@ -70,11 +69,9 @@ need() {
 	local name=$1 package=$2
 	shift 2
 	if "$@" >/dev/null 2>&1; then
-		echo "ok   tool $name"
-		passed=$((passed + 1))
+		ok "tool $name"
 	else
-		echo "FAIL tool $name is missing: install Debian's $package (scripts/install-deps.sh)"
-		failed=$((failed + 1))
+		fail "tool $name is missing: install Debian's $package (scripts/install-deps.sh)"
 	fi
 }
 
@@ -133,8 +130,7 @@ compose_broken() {
 	[[ $file == panels.json ]] && target=$copy/panels.json
 	sed -i "$edit" "$target"
 	if cmp -s "$original" "$target"; then
-		echo "FAIL $name: the edit '$edit' changed nothing in $file"
-		failed=$((failed + 1))
+		fail "$name: the edit '$edit' changed nothing in $file"
 		return
 	fi
 	# The grafana mounts (../grafana) resolve next to the copy, as for compose-broken above.
@@ -261,12 +257,10 @@ libraries_installed() {
 
 runtime_packages="" binaries=""
 if facts=$($helper dockerfile-facts deploy/docker/Dockerfile 2>"$work/facts.err"); then
-	echo "ok   Dockerfile: multi-stage, non-root, HEALTHCHECK, no -dev package at run time"
-	passed=$((passed + 1))
+	ok "Dockerfile: multi-stage, non-root, HEALTHCHECK, no -dev package at run time"
 else
-	echo "FAIL Dockerfile facts"
+	fail "Dockerfile facts"
 	sed 's/^/    /' "$work/facts.err"
-	failed=$((failed + 1))
 fi
 runtime_packages=$(sed -n 's/^runtime_packages=//p' <<<"${facts:-}")
 binaries=$(sed -n 's/^binaries=//p' <<<"${facts:-}")
@@ -329,8 +323,7 @@ k8s_broken() {
 	cp -r deploy/k8s/. "$copy/"
 	sed -i "$edit" "$copy/$file"
 	if cmp -s "deploy/k8s/$file" "$copy/$file"; then
-		echo "FAIL $name: the edit '$edit' changed nothing in $file"
-		failed=$((failed + 1))
+		fail "$name: the edit '$edit' changed nothing in $file"
 		return
 	fi
 	expect_fail "$name" "$pattern" k8s_check "$copy"
@@ -350,5 +343,4 @@ k8s_broken "probe check rejects liveness on /health/ready" "livenessProbe must b
 k8s_broken "reference check rejects a Service selecting no pod" "matches no pod template" \
 	catalog.yaml '/^kind: Service/,/^---/s/app.kubernetes.io\/name: catalog$/app.kubernetes.io\/name: catalogue/'
 
-echo "deploy: $passed passed, $failed failed"
-((failed == 0))
+finish

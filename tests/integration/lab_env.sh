@@ -24,7 +24,7 @@
 # shell variables lab_first_port and lab_last_port (the lab's ports: first .. first + 18) and
 # lab_extra_port (the first of EXTRA_PORTS free ports just after them, for the test's own use).
 #
-# It also defines:
+# It sources report.sh (ok, fail, finish, report_start: see there) and also defines:
 #   lab               the path of scripts/lab.sh
 #   all_pids          an array, filled by record_pids
 #   port_busy PORT    true when something listens on the TCP port PORT
@@ -34,6 +34,9 @@
 #                     exporters and their children, PostgreSQL) to all_pids, from its PID files
 #   lab_cleanup       scripts/lab.sh down, then kills whatever record_pids saw, removes LAB_CGROUP
 #                     and LAB_DIR; never fails
+
+# shellcheck source=tests/integration/report.sh
+source "$(dirname "${BASH_SOURCE[0]}")/report.sh"
 
 lab=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/lab.sh
 all_pids=()

@@ -14,23 +14,7 @@ export CATALOG_BUILD=${CATALOG_BUILD:-$repo/build}
 source tests/integration/lab_env.sh
 chromium=${CHROMIUM:-/usr/bin/chromium}
 
-passed=0 failed=0
-ok() {
-	passed=$((passed + 1))
-	echo "ok   $1"
-}
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL $1"
-	shift
-	local line
-	for line in "$@"; do echo "     $line"; done
-}
-finish() {
-	echo "dashboard: $passed passed, $failed failed"
-	((failed == 0))
-	exit
-}
+report_start dashboard
 
 # ---- what the test needs --------------------------------------------------------------------
 missing=()

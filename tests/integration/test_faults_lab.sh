@@ -12,22 +12,9 @@ repo=$PWD
 export CATALOG_BUILD=${CATALOG_BUILD:-$repo/build}
 loadtest=$CATALOG_BUILD/catalog-loadtest
 
-passed=0 failed=0
-ok() {
-	passed=$((passed + 1))
-	echo "ok   $1"
-}
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL $1"
-	shift
-	local line
-	for line in "$@"; do echo "     $line"; done
-}
-finish() {
-	echo "faults: $passed passed, $failed failed"
-	((failed == 0))
-}
+# shellcheck source=tests/integration/lab_env.sh
+source tests/integration/lab_env.sh
+report_start faults
 
 for program in catalog-server catalog-db catalog-loadtest; do
 	if [[ ! -x $CATALOG_BUILD/$program ]]; then
@@ -36,8 +23,6 @@ for program in catalog-server catalog-db catalog-loadtest; do
 	fi
 done
 
-# shellcheck source=tests/integration/lab_env.sh
-source "$repo/tests/integration/lab_env.sh"
 lab_env_setup faults
 lb=http://127.0.0.1:$LAB_LB_PORT
 

@@ -12,18 +12,8 @@ export CATALOG_BUILD=${CATALOG_BUILD:-$repo/build}
 # shellcheck source=tests/integration/lab_env.sh
 source tests/integration/lab_env.sh
 
-passed=0 failed=0
-ok() {
-	passed=$((passed + 1))
-	echo "ok   $1"
-}
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL $1"
-	shift
-	local line
-	for line in "$@"; do echo "     $line"; done
-}
+report_start lab
+
 # check NAME CMD...: passes when CMD succeeds.
 check() {
 	local name=$1
@@ -34,8 +24,7 @@ check() {
 for program in catalog-server catalog-db catalog-loadtest; do
 	if [[ ! -x $CATALOG_BUILD/$program ]]; then
 		fail "build: $CATALOG_BUILD/$program exists (run make)"
-		echo "lab: $passed passed, $failed failed"
-		exit 1
+		finish
 	fi
 done
 
@@ -280,5 +269,4 @@ done
 out=$("$lab" down --purge 2>&1) && [[ ! -e $LAB_DIR ]] &&
 	ok "down --purge: removes LAB_DIR" || fail "down --purge: removes LAB_DIR" "$out"
 
-echo "lab: $passed passed, $failed failed"
-((failed == 0))
+finish

@@ -29,29 +29,13 @@ source tests/integration/lab_env.sh
 doc=${SCENARIO_DOC:-$repo/SCENARIO.md} # SCENARIO_DOC: another copy, to check this test itself
 answers=$repo/solution/ANSWERS.md
 
-passed=0 failed=0
-ok() {
-	passed=$((passed + 1))
-	echo "ok   $1"
-}
-fail() {
-	failed=$((failed + 1))
-	echo "FAIL $1"
-	shift
-	local line
-	for line in "$@"; do echo "     $line"; done
-}
-finish() {
-	echo "scenario: $passed passed, $failed failed"
-	((failed == 0))
-}
+report_start scenario
 
 # ---- static checks: questions, answers, make targets, solution configs --------------------
 
 [[ -f $doc ]] || {
 	fail "SCENARIO.md exists"
 	finish
-	exit 1
 }
 
 mapfile -t questions < <(grep -oE '^\*\*Q[0-9]+:' "$doc" | grep -oE '[0-9]+')
