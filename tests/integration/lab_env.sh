@@ -34,6 +34,22 @@
 #                     exporters and their children, PostgreSQL) to all_pids, from its PID files
 #   lab_cleanup       scripts/lab.sh down, then kills whatever record_pids saw, removes LAB_CGROUP
 #                     and LAB_DIR; never fails
+#   pids_left         "PID:COMMAND" of each PID in all_pids that still runs, one a line, each
+#                     PID once (after scripts/lab.sh down: what it left behind)
+#   need_build        at the first of catalog-server, catalog-db, catalog-loadtest missing from
+#                     CATALOG_BUILD: fail "build: PATH exists (run make)", then finish
+#   wait_gone PID TIMEOUT_S   true once PID has ended, false if it still runs after TIMEOUT_S
+#   server_field ID FIELD     a field of the lab's record "ID PORT POOL CPUS PID" of server ID:
+#                             port (2), pool (3), pid (5); false when there is no server ID
+#   health_server URL         the "server" field of one answer of URL/health
+#   health_servers N URL      the "server" fields of N consecutive answers, space separated
+#                             (an empty field for an answer that failed)
+#   health_server_set N URL   the distinct "server" fields of N answers, sorted, each followed
+#                             by a space ("app app2 "); failed answers are left out
+#   json_field FILE EXPR      a value from a load test result (catalog-loadtest --json), EXPR
+#                             a Python expression of r, e.g. json_field r.json 'r["errors"]'
+#   load_figures FILE         "REQUESTS ERRORS TIMEOUTS NON2XX" of a load test result, or
+#                             "0 -1 -1 -1" when FILE cannot be read
 
 # shellcheck source=tests/integration/report.sh
 source "$(dirname "${BASH_SOURCE[0]}")/report.sh"
@@ -107,4 +123,66 @@ lab_cleanup() {
 	for pid in "${all_pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
 	rmdir "$LAB_CGROUP"/* "$LAB_CGROUP" 2>/dev/null || true
 	rm -rf "$LAB_DIR"
+}
+
+pids_left() {
+	local pid
+	for pid in $(printf '%s\n' "${all_pids[@]}" | grep -E '^[0-9]+$' | sort -un); do
+		alive "$pid" && echo "$pid:$(cat "/proc/$pid/comm" 2>/dev/null)"
+	done
+	return 0
+}
+
+need_build() {
+	local program
+	for program in catalog-server catalog-db catalog-loadtest; do
+		if [[ ! -x $CATALOG_BUILD/$program ]]; then
+			fail "build: $CATALOG_BUILD/$program exists (run make)"
+			finish
+		fi
+	done
+}
+
+wait_gone() {
+	local tries=0
+	while alive "$1"; do
+		((tries >= $2 * 10)) && return 1
+		sleep 0.1
+		tries=$((tries + 1))
+	done
+}
+
+server_field() {
+	local file
+	for file in "$LAB_DIR"/run/servers/*; do
+		if [[ -f $file && $(cut -d' ' -f1 <"$file") == "$1" ]]; then
+			cut -d' ' -f"$2" <"$file"
+			return 0
+		fi
+	done
+	return 1
+}
+
+health_server() {
+	curl -fsS --max-time 5 "$1/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["server"])'
+}
+
+health_servers() {
+	local i out=""
+	for ((i = 0; i < $1; i++)); do out+="$(health_server "$2") "; done
+	echo "${out% }"
+}
+
+health_server_set() {
+	local i
+	for ((i = 0; i < $1; i++)); do health_server "$2"; done | sort -u | tr '\n' ' '
+}
+
+json_field() {
+	python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
+}
+
+load_figures() {
+	json_field "$1" '"%d %d %d %d" % (r["requests"], r["errors"], r["timeouts"], r["non2xx"])' 2>/dev/null ||
+		echo "0 -1 -1 -1"
 }

@@ -99,7 +99,7 @@ count=$(python3 -c 'import json,sys; e=json.loads(sys.argv[1])["events"]; print(
 	fail "scale 2: the layout change is recorded for the page" "$events"
 
 load_out=$(LOAD_DURATION=10s LOAD_CONNECTIONS=20 LOAD_THREADS=2 "$lab" loadtest 2>&1) || true
-requests=$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["requests"])' "$LAB_DIR/results/2-servers.json" 2>/dev/null || echo 0)
+requests=$(json_field "$LAB_DIR/results/2-servers.json" 'r["requests"]' 2>/dev/null || echo 0)
 ((requests > 0)) && ok "a 10 s load through nginx ($requests requests)" || fail "a 10 s load through nginx" "$load_out"
 
 # ---- the run's picture --------------------------------------------------------------------------
@@ -220,10 +220,7 @@ system=$(pgrep -u prometheus -a 2>/dev/null || true)
 	fail "no exporter runs as a system service" "$system"
 record_pids
 out=$("$lab" down 2>&1) || fail "down succeeds" "$out"
-left=()
-for pid in $(printf '%s\n' "${all_pids[@]}" | grep -E '^[0-9]+$' | sort -un); do
-	alive "$pid" && left+=("$pid:$(cat "/proc/$pid/comm" 2>/dev/null)")
-done
+mapfile -t left < <(pids_left)
 busy=()
 for port in $(seq "$lab_first_port" "$lab_last_port"); do port_busy "$port" && busy+=("$port"); done
 ((${#left[@]} == 0 && ${#busy[@]} == 0)) &&

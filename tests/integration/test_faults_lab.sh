@@ -16,12 +16,7 @@ loadtest=$CATALOG_BUILD/catalog-loadtest
 source tests/integration/lab_env.sh
 report_start faults
 
-for program in catalog-server catalog-db catalog-loadtest; do
-	if [[ ! -x $CATALOG_BUILD/$program ]]; then
-		fail "build: $CATALOG_BUILD/$program exists (run make)"
-		finish
-	fi
-done
+need_build
 
 lab_env_setup faults
 lb=http://127.0.0.1:$LAB_LB_PORT
@@ -33,46 +28,9 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# server_field ID FIELD: from the lab's record "ID PORT POOL CPUS PID" of server ID.
-server_field() {
-	local file
-	for file in "$LAB_DIR"/run/servers/*; do
-		if [[ -f $file && $(cut -d' ' -f1 <"$file") == "$1" ]]; then
-			cut -d' ' -f"$2" <"$file"
-			return 0
-		fi
-	done
-	return 1
-}
-
-# wait_gone PID TIMEOUT_S: true once PID has ended.
-wait_gone() {
-	local tries=0
-	while alive "$1"; do
-		((tries >= $2 * 10)) && return 1
-		sleep 0.1
-		tries=$((tries + 1))
-	done
-}
-
-# health_servers N URL: the "server" field of N consecutive /health answers, sorted, unique.
-health_servers() {
-	local i
-	for ((i = 0; i < $1; i++)); do
-		curl -fsS --max-time 5 "$2/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["server"])'
-	done | sort -u | tr '\n' ' '
-}
-
-# load_figures FILE: "REQUESTS ERRORS TIMEOUTS NON2XX" of a load test result.
-load_figures() {
-	python3 -c 'import json,sys; r = json.load(open(sys.argv[1]))
-print(r["requests"], r["errors"], r["timeouts"], r["non2xx"])' "$1" 2>/dev/null || echo "0 -1 -1 -1"
-}
-
 # load_by_server FILE: "ID:REQUESTS ..." of a load test result (from X-Server-Id).
 load_by_server() {
-	python3 -c 'import json,sys; r = json.load(open(sys.argv[1]))
-print(" ".join("%s:%d" % (k, v["requests"]) for k, v in sorted(r.get("by_server", {}).items())))' "$1" 2>/dev/null || true
+	json_field "$1" '" ".join("%s:%d" % (k, v["requests"]) for k, v in sorted(r.get("by_server", {}).items()))' 2>/dev/null || true
 }
 
 # start_load FILE DURATION: catalog-loadtest through nginx in the background (load_pid), GETs only.
@@ -87,7 +45,7 @@ out=$("$lab" up 2>&1) || true
 record_pids
 out+=$("$lab" scale 2 2>&1) || true
 record_pids
-servers=$(health_servers 4 "$lb" 2>/dev/null || true)
+servers=$(health_server_set 4 "$lb" 2>/dev/null || true)
 if [[ $servers == "app app2 " ]]; then
 	ok "scale 2: nginx reaches app and app2"
 else
@@ -119,7 +77,7 @@ after=$(tail -n +"$((log_lines + 1))" "$log")
 	! grep -q 'still open after' <<<"$after" &&
 	ok "SIGTERM: app2 finished its requests and exited cleanly in ${stop_s}s (its log says stopped)" ||
 	fail "SIGTERM: app2 exits cleanly" "gone=$gone after ${stop_s}s" "log: $after"
-out=$("$lab" up 2>&1) && "$lab" status >/dev/null 2>&1 && [[ $(health_servers 4 "$lb" 2>/dev/null) == "app app2 " ]] &&
+out=$("$lab" up 2>&1) && "$lab" status >/dev/null 2>&1 && [[ $(health_server_set 4 "$lb" 2>/dev/null) == "app app2 " ]] &&
 	ok "up brings the layout back: status ok, nginx reaches app and app2" ||
 	fail "up brings the layout back" "$out" "$("$lab" status 2>&1)"
 record_pids
@@ -175,7 +133,7 @@ for id in app app2; do
 done
 ((${#unclean[@]} == 0)) && ok "restart: each old server finished its requests and logged a clean stop" ||
 	fail "restart: each old server logged a clean stop" "${unclean[@]}"
-"$lab" status >/dev/null 2>&1 && [[ $(health_servers 4 "$lb" 2>/dev/null) == "app app2 " ]] &&
+"$lab" status >/dev/null 2>&1 && [[ $(health_server_set 4 "$lb" 2>/dev/null) == "app app2 " ]] &&
 	ok "after the restart: status ok, nginx reaches app and app2" ||
 	fail "after the restart: status ok, nginx reaches app and app2" "$("$lab" status 2>&1)"
 
@@ -183,10 +141,7 @@ done
 record_pids
 "$lab" down >/dev/null 2>&1 || fail "down succeeds"
 mapfile -t all_pids < <(printf '%s\n' "${all_pids[@]}" | grep -E '^[0-9]+$' | sort -un)
-left=()
-for pid in "${all_pids[@]}"; do
-	alive "$pid" && left+=("$pid:$(cat "/proc/$pid/comm" 2>/dev/null)")
-done
+mapfile -t left < <(pids_left)
 ((${#left[@]} == 0)) && ok "down: none of the ${#all_pids[@]} processes the lab started is left" ||
 	fail "down: no process left" "still running: ${left[*]}"
 

@@ -21,28 +21,11 @@ check() {
 	if "$@"; then ok "$name"; else fail "$name" "command failed: $*"; fi
 }
 
-for program in catalog-server catalog-db catalog-loadtest; do
-	if [[ ! -x $CATALOG_BUILD/$program ]]; then
-		fail "build: $CATALOG_BUILD/$program exists (run make)"
-		finish
-	fi
-done
+need_build
 
 lab_env_setup lab
 lb=http://127.0.0.1:$LAB_LB_PORT
 trap lab_cleanup EXIT
-
-# server_field ID FIELD: from the lab's record of server ID: port (2), pool (3), pid (5).
-server_field() {
-	local file
-	for file in "$LAB_DIR"/run/servers/*; do
-		if [[ -f $file && $(cut -d' ' -f1 <"$file") == "$1" ]]; then
-			cut -d' ' -f"$2" <"$file"
-			return 0
-		fi
-	done
-	return 1
-}
 
 # configs_valid: nginx -t on the generated nginx config, promtool on the Prometheus config.
 configs_valid() {
@@ -59,20 +42,6 @@ configs_valid() {
 	else
 		fail "$label: promtool check config passes on the generated config" "$out"
 	fi
-}
-
-# health_servers N URL: the "server" field of N consecutive /health answers, space separated.
-health_servers() {
-	local i out=""
-	for ((i = 0; i < $1; i++)); do
-		out+="$(curl -fsS --max-time 5 "$2/health" | python3 -c 'import json,sys; print(json.load(sys.stdin)["server"])') "
-	done
-	echo "${out% }"
-}
-
-# json_field FILE EXPR: a value from a load test result, e.g. json_field r.json 'r["errors"]'.
-json_field() {
-	python3 -c 'import json,sys; r = json.load(open(sys.argv[1])); print(eval(sys.argv[2]))' "$1" "$2"
 }
 
 # ---- up ---------------------------------------------------------------------------------
@@ -209,8 +178,7 @@ load_pid=$!
 sleep 1.5
 kill -KILL "$victim"
 wait "$load_pid" || true
-figures=$(json_field "$LAB_DIR/load-kill.json" '"%d %d %d %d" % (r["requests"], r["errors"], r["timeouts"], r["non2xx"])' 2>/dev/null || echo "0 -1 -1 -1")
-read -r requests errors timeouts non2xx <<<"$figures"
+read -r requests errors timeouts non2xx <<<"$(load_figures "$LAB_DIR/load-kill.json")"
 ((requests > 0 && errors == 0 && timeouts == 0 && non2xx == 0)) &&
 	ok "killed server under load: no failed GET through nginx ($requests requests)" ||
 	fail "killed server under load: no failed GET through nginx" "requests $requests errors $errors timeouts $timeouts non2xx $non2xx"
@@ -255,10 +223,7 @@ out=$("$lab" compare 2>&1) && [[ $out == *1-server-browse* && $out == *1-server*
 record_pids
 out=$("$lab" down 2>&1) || fail "down succeeds" "$out"
 mapfile -t all_pids < <(printf '%s\n' "${all_pids[@]}" | grep -E '^[0-9]+$' | sort -un)
-left=()
-for pid in "${all_pids[@]}"; do
-	alive "$pid" && left+=("$pid:$(cat "/proc/$pid/comm" 2>/dev/null)")
-done
+mapfile -t left < <(pids_left)
 ((${#left[@]} == 0)) && ok "down: none of the ${#all_pids[@]} processes the lab started is left" ||
 	fail "down: no process left" "still running: ${left[*]}"
 busy=()
