@@ -14,13 +14,6 @@ source tests/integration/lab_env.sh
 
 report_start lab
 
-# check NAME CMD...: passes when CMD succeeds.
-check() {
-	local name=$1
-	shift
-	if "$@"; then ok "$name"; else fail "$name" "command failed: $*"; fi
-}
-
 need_build
 
 lab_env_setup lab
