@@ -36,7 +36,8 @@ char *buf_reserve(buf_t *b, size_t extra)
 {
     if (b->cap - b->len < extra) {
         size_t need = b->len + extra, cap = b->cap ? b->cap : 256;
-        while (cap < need) cap *= 2;
+        while (cap < need)
+            cap *= 2;
         char *p = realloc(b->data, cap);
         if (!p) {
             fputs("catalog: out of memory\n", stderr);
@@ -79,7 +80,8 @@ size_t u64_to_dec(uint64_t v, char *out)
         tmp[n++] = (char)('0' + v % 10);
         v /= 10;
     } while (v);
-    for (size_t i = 0; i < n; i++) out[i] = tmp[n - 1 - i];
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
     return n;
 }
 

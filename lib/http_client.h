@@ -29,7 +29,7 @@ typedef struct http_client_response {
     int chunked;            /* Transfer-Encoding: chunked */
     int keep_alive;         /* nonzero when the connection may carry another request after this */
     char server_id[HTTP_CLIENT_SERVER_ID_MAX]; /* X-Server-Id value (not NUL-terminated) */
-    size_t server_id_len;                        /* 0 when the header is absent or empty */
+    size_t server_id_len;                      /* 0 when the header is absent or empty */
     uint64_t body_bytes; /* body bytes seen (chunk payload only, for chunked) */
     const char *error;   /* static sentence when feed returned HTTP_CLIENT_ERROR */
 

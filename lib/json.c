@@ -65,10 +65,10 @@ static inline uint64_t needs_care(uint64_t x)
  * bytes and bytes >= 0x80 (negative as signed). */
 static inline int block_needs_care(__m128i x)
 {
-    __m128i care = _mm_or_si128(_mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)),
-                                             _mm_cmpeq_epi8(x, _mm_set1_epi8('"'))),
-                                _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('\\')),
-                                             _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f))));
+    __m128i care = _mm_or_si128(
+        _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(x, _mm_set1_epi8('"'))),
+        _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('\\')),
+                     _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f))));
     return _mm_movemask_epi8(care);
 }
 #endif
@@ -121,13 +121,27 @@ char *json_escape_into(char *dst, const char *s, size_t len)
         }
         *dst++ = '\\';
         switch (c) {
-        case '"': *dst++ = '"'; break;
-        case '\\': *dst++ = '\\'; break;
-        case '\n': *dst++ = 'n'; break;
-        case '\r': *dst++ = 'r'; break;
-        case '\t': *dst++ = 't'; break;
-        case '\b': *dst++ = 'b'; break;
-        case '\f': *dst++ = 'f'; break;
+        case '"':
+            *dst++ = '"';
+            break;
+        case '\\':
+            *dst++ = '\\';
+            break;
+        case '\n':
+            *dst++ = 'n';
+            break;
+        case '\r':
+            *dst++ = 'r';
+            break;
+        case '\t':
+            *dst++ = 't';
+            break;
+        case '\b':
+            *dst++ = 'b';
+            break;
+        case '\f':
+            *dst++ = 'f';
+            break;
         default:
             *dst++ = 'u';
             *dst++ = '0';

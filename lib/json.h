@@ -15,7 +15,7 @@ void json_write_string(buf_t *b, const char *s, size_t len);
 /* Same for a NUL-terminated string; NULL writes the JSON literal null. */
 /* Room json_escape_into may need for len input bytes: each byte may become a 6-byte escape
  * (an invalid byte becomes \ufffd), plus the two quotes. */
-#define JSON_ESCAPED_MAX(len) ((len) * 6 + 2)
+#define JSON_ESCAPED_MAX(len) ((len)*6 + 2)
 
 /* Writes the quoted, escaped string at dst, which must have JSON_ESCAPED_MAX(len) bytes of room;
  * returns the end of what was written.  The same output as json_write_string. */

@@ -21,7 +21,7 @@ struct loop_io {
 };
 
 struct loop {
-    int epoll_fd;   /* the epoll instance */
+    int epoll_fd;    /* the epoll instance */
     uint64_t now_ms; /* CLOCK_MONOTONIC in ms, refreshed after every wait */
 };
 

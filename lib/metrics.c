@@ -35,16 +35,20 @@ void metrics_write_u64(buf_t *out, const char *name, const char *labels, uint64_
 void metrics_write_double(buf_t *out, const char *name, const char *labels, double value)
 {
     write_name_labels(out, name, labels);
-    if (isnan(value)) buf_append_cstr(out, "NaN");
-    else if (isinf(value)) buf_append_cstr(out, value > 0 ? "+Inf" : "-Inf");
-    else if (value == floor(value) && fabs(value) < 1e15) buf_printf(out, "%.0f", value);
-    else buf_printf(out, "%.17g", value); /* exact: start times need every digit */
+    if (isnan(value))
+        buf_append_cstr(out, "NaN");
+    else if (isinf(value))
+        buf_append_cstr(out, value > 0 ? "+Inf" : "-Inf");
+    else if (value == floor(value) && fabs(value) < 1e15)
+        buf_printf(out, "%.0f", value);
+    else
+        buf_printf(out, "%.17g", value); /* exact: start times need every digit */
     buf_append_char(out, '\n');
 }
 
-void metrics_write_histogram(buf_t *out, const char *name, const char *labels,
-                             const double *bounds, const uint64_t *cumulative_counts,
-                             unsigned bound_count, uint64_t total, double sum)
+void metrics_write_histogram(buf_t *out, const char *name, const char *labels, const double *bounds,
+                             const uint64_t *cumulative_counts, unsigned bound_count,
+                             uint64_t total, double sum)
 {
     const char *sep = labels && *labels ? "," : "";
     for (unsigned i = 0; i < bound_count; i++)
@@ -62,10 +66,14 @@ void metrics_write_histogram(buf_t *out, const char *name, const char *labels,
 void metrics_escape_label(buf_t *out, const char *value)
 {
     for (const char *p = value; *p; p++) {
-        if (*p == '\\') buf_append_cstr(out, "\\\\");
-        else if (*p == '"') buf_append_cstr(out, "\\\"");
-        else if (*p == '\n') buf_append_cstr(out, "\\n");
-        else buf_append_char(out, *p);
+        if (*p == '\\')
+            buf_append_cstr(out, "\\\\");
+        else if (*p == '"')
+            buf_append_cstr(out, "\\\"");
+        else if (*p == '\n')
+            buf_append_cstr(out, "\\n");
+        else
+            buf_append_char(out, *p);
     }
 }
 
@@ -110,8 +118,7 @@ int metrics_read_process(metrics_process_t *out)
     unsigned long long field[40] = {0};
     int count = 0;
     char *save = NULL;
-    for (char *tok = strtok_r(p, " ", &save); tok && count < 40;
-         tok = strtok_r(NULL, " ", &save))
+    for (char *tok = strtok_r(p, " ", &save); tok && count < 40; tok = strtok_r(NULL, " ", &save))
         field[count++] = strtoull(tok, NULL, 10);
     if (count < 22) return -1;
     /* Indices relative to field 3 (state): utime 14, stime 15, starttime 22, vsize 23, rss 24. */

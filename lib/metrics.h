@@ -16,9 +16,9 @@ void metrics_write_double(buf_t *out, const char *name, const char *labels, doub
 
 /* Appends the _bucket, _sum and _count lines of one histogram series.  counts[i] is the number of
  * observations <= bounds[i] (cumulative); total is the count of all (the +Inf bucket). */
-void metrics_write_histogram(buf_t *out, const char *name, const char *labels,
-                             const double *bounds, const uint64_t *cumulative_counts,
-                             unsigned bound_count, uint64_t total, double sum);
+void metrics_write_histogram(buf_t *out, const char *name, const char *labels, const double *bounds,
+                             const uint64_t *cumulative_counts, unsigned bound_count,
+                             uint64_t total, double sum);
 
 /* Appends a label value with \, " and newline escaped, as the format requires. */
 void metrics_escape_label(buf_t *out, const char *value);
@@ -36,7 +36,8 @@ typedef struct metrics_process {
 int metrics_read_process(metrics_process_t *out);
 /* Appends process_cpu_seconds_total, process_cpu_user_seconds_total,
  * process_cpu_system_seconds_total, process_start_time_seconds,
- * process_resident_memory_bytes, process_virtual_memory_bytes, process_open_fds, process_max_fds. */
+ * process_resident_memory_bytes, process_virtual_memory_bytes, process_open_fds, process_max_fds.
+ */
 void metrics_write_process(buf_t *out, const metrics_process_t *process);
 
 #endif

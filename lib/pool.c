@@ -25,35 +25,35 @@ enum conn_state { C_CONNECTING, C_PREPARING, C_IDLE, C_BUSY };
 struct pool_conn {
     pool_t *pool;
     PGconn *pg;
-    loop_io_t io;           /* registered in the using worker's loop while connecting or busy */
-    pool_worker_t *worker;  /* the worker using it (while connecting or busy) */
-    int state;              /* enum conn_state */
-    pool_query_t *query;    /* the query it runs for; NULL once cancelled */
-    PGresult *result;       /* the result being collected */
-    int sent;               /* the statement left libpq (so a retry could run it twice) */
-    unsigned prepared;      /* statements prepared so far on this connection */
-    uint64_t deadline_ms;   /* connect deadline */
-    uint64_t idle_since_ms; /* when it became idle */
-    pool_conn_t *next;      /* idle stack link */
-    pool_worker_t *listed_in;  /* the worker whose active list holds it, or NULL */
+    loop_io_t io;             /* registered in the using worker's loop while connecting or busy */
+    pool_worker_t *worker;    /* the worker using it (while connecting or busy) */
+    int state;                /* enum conn_state */
+    pool_query_t *query;      /* the query it runs for; NULL once cancelled */
+    PGresult *result;         /* the result being collected */
+    int sent;                 /* the statement left libpq (so a retry could run it twice) */
+    unsigned prepared;        /* statements prepared so far on this connection */
+    uint64_t deadline_ms;     /* connect deadline */
+    uint64_t idle_since_ms;   /* when it became idle */
+    pool_conn_t *next;        /* idle stack link */
+    pool_worker_t *listed_in; /* the worker whose active list holds it, or NULL */
     pool_conn_t *active_prev, *active_next; /* that list: connecting, preparing or busy */
 };
 
 struct pool {
     pthread_mutex_t lock;
-    pool_config_t config;  /* numbers; strings below are owned copies */
-    char *strings[6];      /* host, port, dbname, user, password, application_name */
+    pool_config_t config; /* numbers; strings below are owned copies */
+    char *strings[6];     /* host, port, dbname, user, password, application_name */
     const char *keywords[9];
     const char *values[9];
-    char options[128];     /* libpq "options": session settings every connection starts with */
+    char options[128]; /* libpq "options": session settings every connection starts with */
     /* below: under lock */
-    pool_conn_t *idle;     /* stack of idle connections, most recently used on top */
+    pool_conn_t *idle; /* stack of idle connections, most recently used on top */
     unsigned idle_count;
-    unsigned open;         /* connections open or being opened */
+    unsigned open;                       /* connections open or being opened */
     pool_query_t *wait_head, *wait_tail; /* FIFO of queries waiting for a connection */
     unsigned waiting;
-    int failing;                  /* the last connect attempt failed */
-    uint64_t last_failure_ms;     /* when */
+    int failing;              /* the last connect attempt failed */
+    uint64_t last_failure_ms; /* when */
     int shutting_down;
     uint64_t acquire_timeouts, connect_errors, connections_opened;
     uint64_t wait_bucket[POOL_WAIT_BUCKETS + 1];
@@ -64,11 +64,11 @@ struct pool {
 struct pool_worker {
     pool_t *pool;
     loop_t *loop;
-    int event_fd;                          /* other threads wake this worker through it */
+    int event_fd; /* other threads wake this worker through it */
     loop_io_t event_io;
     pool_query_t *inbox_head, *inbox_tail; /* handed-over queries; under pool->lock */
     pool_query_t *local_head, *local_tail; /* this worker's waiting queries, oldest first */
-    pool_conn_t *active;                   /* connections this worker is using (any state but idle) */
+    pool_conn_t *active; /* connections this worker is using (any state but idle) */
     uint64_t next_reap_ms;
 };
 
@@ -93,21 +93,30 @@ static void record_wait_locked(pool_t *p, uint64_t wait_ms)
 
 static void fifo_remove_locked(pool_t *p, pool_query_t *q)
 {
-    if (q->prev) q->prev->next = q->next;
-    else p->wait_head = q->next;
-    if (q->next) q->next->prev = q->prev;
-    else p->wait_tail = q->prev;
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        p->wait_head = q->next;
+    if (q->next)
+        q->next->prev = q->prev;
+    else
+        p->wait_tail = q->prev;
     q->prev = q->next = NULL;
     p->waiting--;
 }
 
 static void local_remove(pool_worker_t *w, pool_query_t *q)
 {
-    if (q->local_prev) q->local_prev->local_next = q->local_next;
-    else if (w->local_head == q) w->local_head = q->local_next;
-    else return; /* not in the list */
-    if (q->local_next) q->local_next->local_prev = q->local_prev;
-    else w->local_tail = q->local_prev;
+    if (q->local_prev)
+        q->local_prev->local_next = q->local_next;
+    else if (w->local_head == q)
+        w->local_head = q->local_next;
+    else
+        return; /* not in the list */
+    if (q->local_next)
+        q->local_next->local_prev = q->local_prev;
+    else
+        w->local_tail = q->local_prev;
     q->local_prev = q->local_next = NULL;
 }
 
@@ -136,8 +145,10 @@ static void handoff_locked(pool_t *p, pool_query_t *q, pool_conn_t *conn, int er
     q->handed_error = error;
     q->inbox_next = NULL;
     pool_worker_t *w = q->worker;
-    if (w->inbox_tail) w->inbox_tail->inbox_next = q;
-    else w->inbox_head = q;
+    if (w->inbox_tail)
+        w->inbox_tail->inbox_next = q;
+    else
+        w->inbox_head = q;
     w->inbox_tail = q;
     if (w != current) wake_worker(w);
 }
@@ -184,8 +195,10 @@ static void active_remove(pool_conn_t *c)
 {
     pool_worker_t *w = c->listed_in;
     if (!w) return;
-    if (c->active_prev) c->active_prev->active_next = c->active_next;
-    else w->active = c->active_next;
+    if (c->active_prev)
+        c->active_prev->active_next = c->active_next;
+    else
+        w->active = c->active_next;
     if (c->active_next) c->active_next->active_prev = c->active_prev;
     c->active_prev = c->active_next = NULL;
     c->listed_in = NULL;
@@ -217,7 +230,8 @@ static void conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *wh
     p->connect_errors++;
     p->failing = 1;
     p->last_failure_ms = w->loop->now_ms;
-    while (p->wait_head) handoff_locked(p, p->wait_head, NULL, POOL_ERR_UNAVAILABLE, w);
+    while (p->wait_head)
+        handoff_locked(p, p->wait_head, NULL, POOL_ERR_UNAVAILABLE, w);
     pthread_mutex_unlock(&p->lock);
     if (q) deliver(q, NULL, POOL_ERR_UNAVAILABLE, message);
 }
@@ -435,8 +449,7 @@ static void conn_start_query(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
     q->conn = c;
     q->state = Q_RUNNING;
     const pool_statement_t *st = &p->config.statements[q->statement];
-    if (!PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params, NULL, NULL, 0))
-        goto stale;
+    if (!PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params, NULL, NULL, 0)) goto stale;
     c->sent = 1;
     int f = PQflush(c->pg);
     if (f < 0 || conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) goto stale;
@@ -479,10 +492,10 @@ pool_t *pool_new(const pool_config_t *config, char *err, size_t err_len)
     }
     pthread_mutex_init(&p->lock, NULL);
     p->config = *config;
-    const char *src[6] = {config->host, config->port, config->dbname, config->user,
-                          config->password, config->application_name};
-    static const char *names[6] = {"host", "port", "dbname", "user", "password",
-                                   "application_name"};
+    const char *src[6] = {config->host, config->port,     config->dbname,
+                          config->user, config->password, config->application_name};
+    static const char *names[6] = {"host", "port",     "dbname",
+                                   "user", "password", "application_name"};
     int k = 0;
     for (int i = 0; i < 6; i++) {
         p->strings[i] = dup_or_null(src[i]);
@@ -505,7 +518,8 @@ void pool_shutdown(pool_t *p)
 {
     pthread_mutex_lock(&p->lock);
     p->shutting_down = 1;
-    while (p->wait_head) handoff_locked(p, p->wait_head, NULL, POOL_ERR_SHUTDOWN, NULL);
+    while (p->wait_head)
+        handoff_locked(p, p->wait_head, NULL, POOL_ERR_SHUTDOWN, NULL);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -517,7 +531,8 @@ void pool_free(pool_t *p)
         p->idle = c->next;
         conn_destroy(c);
     }
-    for (int i = 0; i < 6; i++) free(p->strings[i]);
+    for (int i = 0; i < 6; i++)
+        free(p->strings[i]);
     pthread_mutex_destroy(&p->lock);
     free(p);
 }
@@ -687,14 +702,18 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
     }
     q->state = Q_WAITING;
     q->prev = p->wait_tail;
-    if (p->wait_tail) p->wait_tail->next = q;
-    else p->wait_head = q;
+    if (p->wait_tail)
+        p->wait_tail->next = q;
+    else
+        p->wait_head = q;
     p->wait_tail = q;
     p->waiting++;
     pthread_mutex_unlock(&p->lock);
     q->local_prev = w->local_tail;
-    if (w->local_tail) w->local_tail->local_next = q;
-    else w->local_head = q;
+    if (w->local_tail)
+        w->local_tail->local_next = q;
+    else
+        w->local_head = q;
     w->local_tail = q;
     return 0;
 }

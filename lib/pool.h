@@ -40,11 +40,11 @@ typedef struct pool_statement {
 typedef struct pool_config {
     const char *host, *port, *dbname, *user, *password; /* libpq connection keywords */
     const char *application_name;
-    unsigned max_connections;    /* total across all workers, >= 1 */
-    unsigned acquire_timeout_ms; /* how long a query may wait for a connection */
-    unsigned idle_timeout_ms;    /* idle connections older than this are closed */
-    unsigned connect_timeout_ms; /* a connection attempt that takes longer fails */
-    unsigned retry_backoff_ms;   /* after a failed connect, fail fast for this long */
+    unsigned max_connections;      /* total across all workers, >= 1 */
+    unsigned acquire_timeout_ms;   /* how long a query may wait for a connection */
+    unsigned idle_timeout_ms;      /* idle connections older than this are closed */
+    unsigned connect_timeout_ms;   /* a connection attempt that takes longer fails */
+    unsigned retry_backoff_ms;     /* after a failed connect, fail fast for this long */
     unsigned statement_timeout_ms; /* PostgreSQL cancels a statement running longer (0: never) */
     const pool_statement_t *statements; /* prepared on each new connection */
     unsigned statement_count;
@@ -59,22 +59,22 @@ typedef void (*pool_result_fn)(pool_query_t *query, PGresult *res, int error, co
  * keeps it and the parameter strings alive until the callback runs or pool_cancel returns. */
 struct pool_query {
     /* public */
-    unsigned statement;       /* index into pool_config.statements */
-    int param_count;          /* <= 4 */
-    const char *params[4];    /* text parameters, NUL-terminated */
-    int idempotent;           /* may be retried on a fresh connection if the old one broke */
-    pool_result_fn fn;        /* result callback */
-    void *user;               /* the caller's pointer */
+    unsigned statement;    /* index into pool_config.statements */
+    int param_count;       /* <= 4 */
+    const char *params[4]; /* text parameters, NUL-terminated */
+    int idempotent;        /* may be retried on a fresh connection if the old one broke */
+    pool_result_fn fn;     /* result callback */
+    void *user;            /* the caller's pointer */
     /* private to the pool */
-    pool_worker_t *worker;    /* the submitting worker */
-    pool_conn_t *conn;        /* the connection running it, when running */
-    int state;                /* where the query is (waiting, handed over, running...) */
-    int handed_error;         /* error handed over with the query from another thread */
-    int retried;              /* already retried once on a fresh connection */
-    uint64_t submit_ms;       /* when it was submitted (monotonic) */
-    pool_query_t *prev, *next;            /* in the pool's FIFO of waiters */
+    pool_worker_t *worker;     /* the submitting worker */
+    pool_conn_t *conn;         /* the connection running it, when running */
+    int state;                 /* where the query is (waiting, handed over, running...) */
+    int handed_error;          /* error handed over with the query from another thread */
+    int retried;               /* already retried once on a fresh connection */
+    uint64_t submit_ms;        /* when it was submitted (monotonic) */
+    pool_query_t *prev, *next; /* in the pool's FIFO of waiters */
     pool_query_t *local_prev, *local_next; /* in the worker's list of its own waiters */
-    pool_query_t *inbox_next;             /* in the worker's inbox */
+    pool_query_t *inbox_next;              /* in the worker's inbox */
 };
 
 /* A snapshot of the pool for metrics. */

@@ -30,7 +30,8 @@ static const uint_setting_t UINT_SETTINGS[] = {
     {"DB_STATEMENT_TIMEOUT_MS", 30000, 0, 3600000, FIELD(db_statement_timeout_ms),
      "PostgreSQL cancels a statement running longer (0: never), answered 500"},
     {"WORKERS", 0, 0, 64, FIELD(workers),
-     "worker threads, each with its own event loop (0 or unset: one per CPU the process may use, counting a cgroup CPU quota)"},
+     "worker threads, each with its own event loop (0 or unset: one per CPU the process may use, "
+     "counting a cgroup CPU quota)"},
     {"HTTP_KEEPALIVE_TIMEOUT_MS", 75000, 100, 3600000, FIELD(keepalive_timeout_ms),
      "idle keep-alive connections are closed after this"},
     {"HTTP_HEADER_TIMEOUT_MS", 10000, 100, 600000, FIELD(header_timeout_ms),
@@ -149,7 +150,8 @@ int server_config_load(server_config_t *c, char *err, size_t err_len)
     c->limits.max_headers = (unsigned)limit[2];
     c->limits.max_body = limit[3];
     if (c->limits.max_request_line > c->limits.max_header_bytes) {
-        snprintf(err, err_len, "HTTP_MAX_REQUEST_LINE (%lu) must not exceed HTTP_MAX_HEADER_BYTES (%lu)",
+        snprintf(err, err_len,
+                 "HTTP_MAX_REQUEST_LINE (%lu) must not exceed HTTP_MAX_HEADER_BYTES (%lu)",
                  limit[0], limit[1]);
         return -1;
     }

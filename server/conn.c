@@ -31,10 +31,14 @@ static void timer_clear(conn_t *c)
     worker_t *w = c->worker;
     if (c->timer_list == TIMER_NONE) return;
     int l = c->timer_list;
-    if (c->timer_prev) c->timer_prev->timer_next = c->timer_next;
-    else w->timer_head[l] = c->timer_next;
-    if (c->timer_next) c->timer_next->timer_prev = c->timer_prev;
-    else w->timer_tail[l] = c->timer_prev;
+    if (c->timer_prev)
+        c->timer_prev->timer_next = c->timer_next;
+    else
+        w->timer_head[l] = c->timer_next;
+    if (c->timer_next)
+        c->timer_next->timer_prev = c->timer_prev;
+    else
+        w->timer_tail[l] = c->timer_prev;
     c->timer_prev = c->timer_next = NULL;
     c->timer_list = TIMER_NONE;
 }
@@ -48,8 +52,10 @@ static void timer_set(conn_t *c, int list)
     c->deadline_ms = w->loop.now_ms +
                      (list == TIMER_REQUEST ? cfg->header_timeout_ms : cfg->keepalive_timeout_ms);
     c->timer_prev = w->timer_tail[list];
-    if (w->timer_tail[list]) w->timer_tail[list]->timer_next = c;
-    else w->timer_head[list] = c;
+    if (w->timer_tail[list])
+        w->timer_tail[list]->timer_next = c;
+    else
+        w->timer_head[list] = c;
     w->timer_tail[list] = c;
 }
 
@@ -65,8 +71,10 @@ void conn_close(conn_t *c)
     int fd = c->io.fd;
     loop_io_stop(&w->loop, &c->io);
     if (fd >= 0) close(fd);
-    if (c->open_prev) c->open_prev->open_next = c->open_next;
-    else w->open = c->open_next;
+    if (c->open_prev)
+        c->open_prev->open_next = c->open_next;
+    else
+        w->open = c->open_next;
     if (c->open_next) c->open_next->open_prev = c->open_prev;
     c->free_next = w->closed;
     w->closed = c;
@@ -128,8 +136,8 @@ void conn_accept(worker_t *w)
     for (int i = 0; i < 64; i++) {
         struct sockaddr_storage addr;
         socklen_t len = sizeof addr;
-        int fd = accept4(s->listen_fd, (struct sockaddr *)&addr, &len,
-                         SOCK_NONBLOCK | SOCK_CLOEXEC);
+        int fd =
+            accept4(s->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
             if (errno == EMFILE || errno == ENFILE)
                 log_error("accept: %s (raise the open-files limit or lower MAX_CONNECTIONS)",
@@ -152,8 +160,8 @@ buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extr
 
     if (c->worker->stopping) c->keep_alive = 0;
     http_response_begin(&c->out, resp, status, "application/json; charset=utf-8",
-                        slice_make(s->config.server_id, strlen(s->config.server_id)),
-                        c->keep_alive, extra_headers);
+                        slice_make(s->config.server_id, strlen(s->config.server_id)), c->keep_alive,
+                        extra_headers);
     return &c->out;
 }
 
@@ -165,8 +173,8 @@ static void access_log_line(conn_t *c, int status, size_t bytes, uint64_t durati
     clock_gettime(CLOCK_REALTIME, &ts);
     size_t n = format_iso8601_text(when, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     buf_printf(log, "%.*s %s access %s \"%s\" %d %zu %.3fms\n", (int)n, when,
-               c->worker->server->config.server_id, c->peer[0] ? c->peer : "-", c->log_line,
-               status, bytes, (double)duration_us / 1000.0);
+               c->worker->server->config.server_id, c->peer[0] ? c->peer : "-", c->log_line, status,
+               bytes, (double)duration_us / 1000.0);
 }
 
 void conn_reserve_output(conn_t *c, size_t bytes)
@@ -210,7 +218,8 @@ static void conn_reject(conn_t *c, int status)
     const char *message = status == 414   ? "request line too long"
                           : status == 431 ? "request headers too large"
                           : status == 413 ? "request body too large"
-                          : status == 501 ? "Transfer-Encoding is not supported; send Content-Length"
+                          : status == 501
+                              ? "Transfer-Encoding is not supported; send Content-Length"
                           : status == 505 ? "HTTP version not supported"
                           : status == 408 ? "request timed out"
                                           : "malformed request";
@@ -230,10 +239,14 @@ static void conn_reject(conn_t *c, int status)
 static int method_label_of(int method)
 {
     switch (method) {
-    case HTTP_METHOD_GET: return METHOD_GET;
-    case HTTP_METHOD_HEAD: return METHOD_HEAD;
-    case HTTP_METHOD_POST: return METHOD_POST;
-    default: return METHOD_OTHER;
+    case HTTP_METHOD_GET:
+        return METHOD_GET;
+    case HTTP_METHOD_HEAD:
+        return METHOD_HEAD;
+    case HTTP_METHOD_POST:
+        return METHOD_POST;
+    default:
+        return METHOD_OTHER;
     }
 }
 
@@ -301,8 +314,8 @@ static void conn_update_interest(conn_t *c)
 {
     worker_t *w = c->worker;
     uint32_t events = 0;
-    size_t in_cap = w->server->config.limits.max_header_bytes +
-                    w->server->config.limits.max_body + READ_CHUNK;
+    size_t in_cap =
+        w->server->config.limits.max_header_bytes + w->server->config.limits.max_body + READ_CHUNK;
     if (!c->read_closed && !c->close_after_write && c->in.len < in_cap) events |= EPOLLIN;
     if (c->out_sent < c->out.len) events |= EPOLLOUT;
     loop_io_modify(&w->loop, &c->io, events);
@@ -313,8 +326,8 @@ static void conn_flush(conn_t *c)
 {
     if (c->closed) return;
     while (c->out_sent < c->out.len) {
-        ssize_t n = send(c->io.fd, c->out.data + c->out_sent, c->out.len - c->out_sent,
-                         MSG_NOSIGNAL);
+        ssize_t n =
+            send(c->io.fd, c->out.data + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
         if (n > 0) {
             c->out_sent += (size_t)n;
             continue;
@@ -447,5 +460,6 @@ void conn_close_idle(worker_t *w)
 
 void conn_close_all(worker_t *w)
 {
-    while (w->open) conn_close(w->open);
+    while (w->open)
+        conn_close(w->open);
 }

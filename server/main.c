@@ -102,8 +102,7 @@ static int worker_init(server_t *s, worker_t *w, unsigned index)
     if (!w->pool_worker) return -1;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd < 0) return -1;
-    if (loop_io_start(&w->loop, &w->wake_io, w->wake_fd, EPOLLIN, worker_on_wake, w) < 0)
-        return -1;
+    if (loop_io_start(&w->loop, &w->wake_io, w->wake_fd, EPOLLIN, worker_on_wake, w) < 0) return -1;
     /* EPOLLEXCLUSIVE: one worker wakes per new connection, not all of them. */
     if (loop_io_start(&w->loop, &w->listen_io, s->listen_fd, EPOLLIN | EPOLLEXCLUSIVE,
                       worker_on_listen, w) < 0)
@@ -115,7 +114,8 @@ static int worker_init(server_t *s, worker_t *w, unsigned index)
 
 static int listen_on(const char *host, unsigned port, char *err, size_t err_len)
 {
-    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+    struct addrinfo hints = {.ai_family = AF_UNSPEC,
+                             .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *list = NULL;
     char port_text[8];
@@ -159,8 +159,10 @@ int main(int argc, char **argv)
             server_config_usage(stdout);
             return 0;
         }
-        fprintf(stderr, "catalog-server: unknown argument '%s' (settings come from the "
-                        "environment; see --help)\n", argv[i]);
+        fprintf(stderr,
+                "catalog-server: unknown argument '%s' (settings come from the "
+                "environment; see --help)\n",
+                argv[i]);
         return 2;
     }
     static server_t server;
@@ -193,8 +195,11 @@ int main(int argc, char **argv)
     char application_name[96];
     snprintf(application_name, sizeof application_name, "catalog-server-%s", s->config.server_id);
     pool_config_t pc = {
-        .host = s->config.db_host, .port = s->config.db_port, .dbname = s->config.db_name,
-        .user = s->config.db_user, .password = s->config.db_password,
+        .host = s->config.db_host,
+        .port = s->config.db_port,
+        .dbname = s->config.db_name,
+        .user = s->config.db_user,
+        .password = s->config.db_password,
         .application_name = application_name,
         .max_connections = s->config.db_pool_max,
         .acquire_timeout_ms = s->config.db_pool_acquire_timeout_ms,
@@ -202,7 +207,8 @@ int main(int argc, char **argv)
         .connect_timeout_ms = s->config.db_connect_timeout_ms,
         .retry_backoff_ms = 1000,
         .statement_timeout_ms = s->config.db_statement_timeout_ms,
-        .statements = statements, .statement_count = statement_count,
+        .statements = statements,
+        .statement_count = statement_count,
     };
     s->pool = pool_new(&pc, err, sizeof err);
     if (!s->pool) {
@@ -239,9 +245,11 @@ int main(int argc, char **argv)
         (void)r;
     }
     /* Close the listener once no worker watches it, so new connections are refused at once. */
-    while (atomic_load(&listeners_released) < s->worker_count) usleep(1000);
+    while (atomic_load(&listeners_released) < s->worker_count)
+        usleep(1000);
     close(s->listen_fd);
-    for (unsigned i = 0; i < s->worker_count; i++) pthread_join(s->workers[i].thread, NULL);
+    for (unsigned i = 0; i < s->worker_count; i++)
+        pthread_join(s->workers[i].thread, NULL);
     for (unsigned i = 0; i < s->worker_count; i++) {
         worker_t *w = &s->workers[i];
         pool_worker_free(w->pool_worker);

@@ -127,8 +127,10 @@ static void write_raw(buf_t *out, const PGresult *res, int row, int col)
 
 static void write_text(buf_t *out, const PGresult *res, int row, int col)
 {
-    if (PQgetisnull(res, row, col)) buf_append_cstr(out, "null");
-    else json_write_string(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
+    if (PQgetisnull(res, row, col))
+        buf_append_cstr(out, "null");
+    else
+        json_write_string(out, PQgetvalue(res, row, col), (size_t)PQgetlength(res, row, col));
 }
 
 /* Writes a timestamp column as a quoted ISO 8601 string.  Rows loaded together share their
@@ -188,8 +190,10 @@ static void write_product(buf_t *out, const PGresult *res, int row)
     memcpy(d, v[4], len[4]);
     d += len[4];
     PUT_LIT(d, ",\"description\":");
-    if (PQgetisnull(res, row, 5)) PUT_LIT(d, "null");
-    else d = json_escape_into(d, v[5], len[5]);
+    if (PQgetisnull(res, row, 5))
+        PUT_LIT(d, "null");
+    else
+        d = json_escape_into(d, v[5], len[5]);
     PUT_LIT(d, ",\"created_at\":");
     out->len += (size_t)(d - start);
     write_timestamp_text(out, v[6], len[6]);
@@ -248,7 +252,8 @@ static int64_t column_i64(const PGresult *res, int row, int col)
     int64_t v = 0;
     const char *s = PQgetvalue(res, row, col);
     int neg = *s == '-';
-    for (s += neg; *s >= '0' && *s <= '9'; s++) v = v * 10 + (*s - '0');
+    for (s += neg; *s >= '0' && *s <= '9'; s++)
+        v = v * 10 + (*s - '0');
     return neg ? -v : v;
 }
 
@@ -261,7 +266,8 @@ static void on_report(pool_query_t *q, PGresult *res, int error, const char *mes
     }
     int rows = PQntuples(res);
     int64_t total = 0;
-    for (int i = 0; i < rows; i++) total += column_i64(res, i, 1);
+    for (int i = 0; i < rows; i++)
+        total += column_i64(res, i, 1);
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     http_response_t resp;
@@ -293,9 +299,8 @@ static void on_order(pool_query_t *q, PGresult *res, int error, const char *mess
     if (error == POOL_ERR_QUERY) {
         const char *state = pool_result_sqlstate(res);
         if (strcmp(state, "22003") == 0) {
-            conn_respond_error(c, 400,
-                               "quantity too large: price_cents * quantity overflows total_cents",
-                               NULL);
+            conn_respond_error(
+                c, 400, "quantity too large: price_cents * quantity overflows total_cents", NULL);
             return;
         }
         if (strcmp(state, "23503") == 0) { /* the product was deleted meanwhile */
@@ -328,7 +333,7 @@ static void on_health(pool_query_t *q, PGresult *res, int error, const char *mes
     const char *id = c->worker->server->config.server_id;
     http_response_t resp;
     if (error) {
-        const char *reason = error == POOL_ERR_TIMEOUT      ? "database busy: no connection free"
+        const char *reason = error == POOL_ERR_TIMEOUT       ? "database busy: no connection free"
                              : error == POOL_ERR_UNAVAILABLE ? "database unavailable"
                              : error == POOL_ERR_SHUTDOWN    ? "server shutting down"
                              : error == POOL_ERR_CONNECTION  ? "database connection lost"
@@ -369,8 +374,8 @@ static void respond_metrics(conn_t *c)
     http_response_t resp;
     if (c->worker->stopping) c->keep_alive = 0;
     http_response_begin(&c->out, &resp, 200, "text/plain; version=0.0.4; charset=utf-8",
-                        slice_make(s->config.server_id, strlen(s->config.server_id)),
-                        c->keep_alive, NULL);
+                        slice_make(s->config.server_id, strlen(s->config.server_id)), c->keep_alive,
+                        NULL);
     stats_render(s, &c->out);
     conn_end(c, &resp, 200);
 }
@@ -433,10 +438,13 @@ static int match_route(slice_t path, slice_t *id)
         const char *path;
         int route;
     } exact[] = {
-        {"/health", ROUTE_HEALTH},       {"/health/live", ROUTE_HEALTH_LIVE},
-        {"/health/ready", ROUTE_HEALTH_READY}, {"/products", ROUTE_PRODUCTS},
+        {"/health", ROUTE_HEALTH},
+        {"/health/live", ROUTE_HEALTH_LIVE},
+        {"/health/ready", ROUTE_HEALTH_READY},
+        {"/products", ROUTE_PRODUCTS},
         {"/report", ROUTE_REPORT},
-        {"/orders", ROUTE_ORDERS},       {"/metrics", ROUTE_METRICS},
+        {"/orders", ROUTE_ORDERS},
+        {"/metrics", ROUTE_METRICS},
     };
     for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
         if (slice_eq(path, slice_cstr(exact[i].path))) return exact[i].route;

@@ -15,9 +15,9 @@
 /* ---- configuration (server/config.c) ---------------------------------------------------- */
 
 typedef struct server_config {
-    char host[256];              /* listen address (HOST) */
-    unsigned port;               /* PORT */
-    char server_id[64];          /* SERVER_ID, shown in X-Server-Id and /health */
+    char host[256];     /* listen address (HOST) */
+    unsigned port;      /* PORT */
+    char server_id[64]; /* SERVER_ID, shown in X-Server-Id and /health */
     const char *db_host, *db_port, *db_name, *db_user, *db_password;
     unsigned db_pool_max;                /* DB_POOL_MAX: connections in total, all workers */
     unsigned db_pool_acquire_timeout_ms; /* DB_POOL_ACQUIRE_TIMEOUT_MS */
@@ -75,35 +75,35 @@ typedef struct conn conn_t;
 enum timer_list { TIMER_NONE = -1, TIMER_KEEPALIVE = 0, TIMER_REQUEST = 1, TIMER_LISTS = 2 };
 
 struct conn {
-    loop_io_t io;             /* the client socket in the worker's loop */
-    worker_t *worker;         /* owner */
-    buf_t in;                 /* bytes read; in_start.. not yet handled */
-    size_t in_start;          /* first byte of the next request in `in` */
-    buf_t out;                /* response bytes; out_sent.. not yet written */
+    loop_io_t io;     /* the client socket in the worker's loop */
+    worker_t *worker; /* owner */
+    buf_t in;         /* bytes read; in_start.. not yet handled */
+    size_t in_start;  /* first byte of the next request in `in` */
+    buf_t out;        /* response bytes; out_sent.. not yet written */
     size_t out_sent;
-    int busy;                 /* a request is being answered asynchronously */
-    int close_after_write;    /* close once out is written */
-    int read_closed;          /* the client sent EOF */
-    int closed;               /* closed, waiting to be freed at the end of the loop turn */
-    int request_started;      /* bytes of a new request have arrived (header deadline set) */
-    int continue_sent;        /* "100 Continue" already sent for the request being read */
+    int busy;              /* a request is being answered asynchronously */
+    int close_after_write; /* close once out is written */
+    int read_closed;       /* the client sent EOF */
+    int closed;            /* closed, waiting to be freed at the end of the loop turn */
+    int request_started;   /* bytes of a new request have arrived (header deadline set) */
+    int continue_sent;     /* "100 Continue" already sent for the request being read */
     /* the request being answered */
-    int route;                /* enum route */
-    int method_label;         /* enum method_label */
-    int head_only;            /* HEAD: send the head of the GET response */
-    int keep_alive;           /* keep the connection after this response */
-    uint64_t start_ns;        /* when its head was complete */
-    pool_query_t query;       /* its database query, if any */
-    buf_t param;              /* decoded query parameter (category) */
-    char param_id[16];        /* decimal text parameters */
+    int route;          /* enum route */
+    int method_label;   /* enum method_label */
+    int head_only;      /* HEAD: send the head of the GET response */
+    int keep_alive;     /* keep the connection after this response */
+    uint64_t start_ns;  /* when its head was complete */
+    pool_query_t query; /* its database query, if any */
+    buf_t param;        /* decoded query parameter (category) */
+    char param_id[16];  /* decimal text parameters */
     char param_quantity[16];
-    char log_line[192];       /* "METHOD target" for the access log */
-    char peer[48];            /* client address for the access log */
+    char log_line[192]; /* "METHOD target" for the access log */
+    char peer[48];      /* client address for the access log */
     /* timers */
-    int timer_list;           /* enum timer_list */
+    int timer_list; /* enum timer_list */
     uint64_t deadline_ms;
     conn_t *timer_prev, *timer_next;
-    conn_t *free_next;        /* in the worker's list of closed connections */
+    conn_t *free_next;             /* in the worker's list of closed connections */
     conn_t *open_prev, *open_next; /* in the worker's list of open connections */
 };
 
@@ -114,16 +114,16 @@ struct worker {
     loop_t loop;
     pool_worker_t *pool_worker;
     loop_io_t listen_io;
-    int wake_fd;               /* eventfd: the main thread asks the worker to stop */
+    int wake_fd; /* eventfd: the main thread asks the worker to stop */
     loop_io_t wake_io;
     request_stats_t stats;
     conn_t *timer_head[TIMER_LISTS], *timer_tail[TIMER_LISTS];
-    conn_t *closed;            /* freed at the end of each loop turn */
-    conn_t *open;              /* every open connection (for a forced shutdown) */
+    conn_t *closed; /* freed at the end of each loop turn */
+    conn_t *open;   /* every open connection (for a forced shutdown) */
     unsigned conn_count;
-    buf_t access_log;          /* lines written with one write(2) per loop turn */
-    char *read_buffer;         /* scratch for recv(2); bytes are then kept per connection */
-    buf_t spare_out;           /* a large output buffer parked between responses */
+    buf_t access_log;  /* lines written with one write(2) per loop turn */
+    char *read_buffer; /* scratch for recv(2); bytes are then kept per connection */
+    buf_t spare_out;   /* a large output buffer parked between responses */
     int stopping;
     uint64_t stop_deadline_ms;
 };
@@ -134,7 +134,7 @@ struct server {
     int listen_fd;
     worker_t *workers;
     unsigned worker_count;
-    atomic_uint connections;   /* open client connections, all workers */
+    atomic_uint connections; /* open client connections, all workers */
     atomic_int stopping;
 };
 

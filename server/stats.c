@@ -7,19 +7,20 @@
 
 /* The owner thread is the only writer; /metrics reads from any thread.  Relaxed atomic loads
  * and stores keep that race-free without a locked instruction on the hot path. */
-#define STAT_ADD(field, n) \
+#define STAT_ADD(field, n)                                                                         \
     __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 #define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 static const char *const ROUTE_LABEL[ROUTE_COUNT] = {
     "/health", "/health/live", "/health/ready", "/products", "/products/:id",
-    "/report", "/orders", "/metrics", "unmatched",
+    "/report", "/orders",      "/metrics",      "unmatched",
 };
 static const char *const METHOD_LABEL[METHOD_COUNT] = {"GET", "HEAD", "POST", "OTHER"};
 /* Every status the server answers with; the last slot counts anything else. */
 static const int STATUS_LABEL[STATUS_LABELS] = {200, 201, 400, 404, 405, 408, 413, 414,
                                                 415, 431, 500, 501, 503, 505, 0,   0};
-static const double DURATION_BOUNDS_MS[DURATION_BUCKETS] = {10, 50, 100, 200, 500, 1000, 2000, 5000};
+static const double DURATION_BOUNDS_MS[DURATION_BUCKETS] = {10,  50,   100,  200,
+                                                            500, 1000, 2000, 5000};
 
 static int status_index(int status)
 {
@@ -33,7 +34,8 @@ void stats_record(worker_t *w, int route, int method_label, int status, uint64_t
     request_stats_t *st = &w->stats;
     STAT_ADD(st->requests[route][method_label][status_index(status)], 1);
     int b = 0;
-    while (b < DURATION_BUCKETS && (double)duration_us > DURATION_BOUNDS_MS[b] * 1000.0) b++;
+    while (b < DURATION_BUCKETS && (double)duration_us > DURATION_BOUNDS_MS[b] * 1000.0)
+        b++;
     if (b < DURATION_BUCKETS) STAT_ADD(st->duration_bucket[route][method_label][b], 1);
     STAT_ADD(st->duration_count[route][method_label], 1);
     STAT_ADD(st->duration_sum_us[route][method_label], duration_us);
@@ -104,12 +106,12 @@ void stats_render(server_t *s, buf_t *out)
     metrics_write_u64(out, "db_pool_waiting_requests", "", ps.waiting);
     /* Exported in seconds, the base unit promtool expects of a new metric. */
     double bounds_seconds[POOL_WAIT_BUCKETS];
-    for (int i = 0; i < POOL_WAIT_BUCKETS; i++) bounds_seconds[i] = POOL_WAIT_BUCKETS_MS[i] / 1000.0;
+    for (int i = 0; i < POOL_WAIT_BUCKETS; i++)
+        bounds_seconds[i] = POOL_WAIT_BUCKETS_MS[i] / 1000.0;
     metrics_write_header(out, "db_pool_acquire_wait_seconds", "histogram",
                          "Time a query waited for a database connection, in seconds.");
-    metrics_write_histogram(out, "db_pool_acquire_wait_seconds", "", bounds_seconds,
-                            ps.wait_bucket, POOL_WAIT_BUCKETS, ps.wait_count,
-                            ps.wait_sum_ms / 1000.0);
+    metrics_write_histogram(out, "db_pool_acquire_wait_seconds", "", bounds_seconds, ps.wait_bucket,
+                            POOL_WAIT_BUCKETS, ps.wait_count, ps.wait_sum_ms / 1000.0);
     metrics_write_header(out, "db_pool_acquire_timeouts_total", "counter",
                          "Queries that waited longer than the acquire timeout (answered 503).");
     metrics_write_u64(out, "db_pool_acquire_timeouts_total", "", ps.acquire_timeouts);

@@ -15,7 +15,8 @@ int main(void)
     buf_consume(&b, 2);
     CHECK_INT(b.data[0], '-');
     buf_reset(&b);
-    for (int i = 0; i < 10000; i++) buf_append_char(&b, 'x');
+    for (int i = 0; i < 10000; i++)
+        buf_append_char(&b, 'x');
     CHECK_INT(b.len, 10000);
     buf_printf(&b, "%d-%s", 7, "z");
     CHECK_MEM(b.data + 10000, 3, "7-z");

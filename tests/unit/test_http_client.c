@@ -110,8 +110,7 @@ static void test_well_formed(void)
     check_every_split(interim, strlen(interim), 201, 1, 2, "");
 
     /* Bodies that are not there. */
-    CHECK_INT(parse_all("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", 1),
-              HTTP_CLIENT_COMPLETE);
+    CHECK_INT(parse_all("HTTP/1.1 200 OK\r\nContent-Length: 99\r\n\r\n", 1), HTTP_CLIENT_COMPLETE);
     CHECK_INT(parse_all("HTTP/1.1 304 Not Modified\r\nContent-Length: 99\r\n\r\n", 0),
               HTTP_CLIENT_COMPLETE);
     CHECK_INT(

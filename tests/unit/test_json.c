@@ -57,7 +57,8 @@ static void test_fast_paths_match_reference(void)
         for (size_t i = 0; i < len; i++) {
             seed = seed * 1103515245u + 12345u;
             unsigned r = seed >> 16;
-            text[i] = r % 9 == 0 ? special[(r / 9) % sizeof special] : (unsigned char)(0x20 + r % 95);
+            text[i] =
+                r % 9 == 0 ? special[(r / 9) % sizeof special] : (unsigned char)(0x20 + r % 95);
             if (text[i] == 0x7f && r % 2) text[i] = 'a';
         }
         buf_t fast = {0}, want = {0};

@@ -133,7 +133,8 @@ int main(void)
         static const char body[] = "{\"product_id\":1,\"quantity\":1\0}";
         order_request_t nul_req;
         char nul_err[128];
-        CHECK_INT(order_parse_request(body, sizeof body - 1, &nul_req, nul_err, sizeof nul_err), -1);
+        CHECK_INT(order_parse_request(body, sizeof body - 1, &nul_req, nul_err, sizeof nul_err),
+                  -1);
         CHECK_STR(nul_err, "invalid JSON: NUL byte in the body");
     }
     return test_report("order");
