@@ -8,6 +8,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "fuzz.h"
+
 /* Small limits so the fuzzer reaches every limit with short inputs. */
 static const http_limits_t limits = {
     .max_request_line = 64,
@@ -17,15 +19,6 @@ static const http_limits_t limits = {
 };
 
 static http_request_t req, again;
-
-/* Aborts with a message when an invariant breaks (libFuzzer then saves the input). */
-#define INVARIANT(cond)                                                                            \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
 
 /* A non-empty slice lies inside [base, base + len). */
 static int slice_inside(slice_t s, const char *base, size_t len)

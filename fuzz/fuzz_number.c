@@ -11,14 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Aborts with a message when an invariant breaks (libFuzzer then saves the input). */
-#define INVARIANT(cond)                                                                            \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz.h"
 
 /* Nonzero when s[0..len) is an optional '-' then one or more ASCII digits. */
 static int decimal_shape(const char *s, size_t len, int allow_minus)

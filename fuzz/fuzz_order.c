@@ -9,14 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Aborts with a message when an invariant breaks (libFuzzer then saves the input). */
-#define INVARIANT(cond)                                                                            \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz.h"
 
 /* The body is parsed from a heap copy of exactly size bytes (no NUL after it, as in the server's
  * read buffer), so ASan catches any read past the body.  An accepted order is within the

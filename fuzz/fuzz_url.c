@@ -10,14 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* Aborts with a message when an invariant breaks (libFuzzer then saves the input). */
-#define INVARIANT(cond)                                                                            \
-    do {                                                                                           \
-        if (!(cond)) {                                                                             \
-            fprintf(stderr, "%s:%d: invariant failed: %s\n", __FILE__, __LINE__, #cond);           \
-            abort();                                                                               \
-        }                                                                                          \
-    } while (0)
+#include "fuzz.h"
 
 static int is_hex(unsigned char c)
 {

@@ -46,6 +46,20 @@ void metrics_write_double(buf_t *out, const char *name, const char *labels, doub
     buf_append_char(out, '\n');
 }
 
+void metrics_write_single_u64(buf_t *out, const char *name, const char *type, const char *help,
+                              uint64_t value)
+{
+    metrics_write_header(out, name, type, help);
+    metrics_write_u64(out, name, "", value);
+}
+
+void metrics_write_single_double(buf_t *out, const char *name, const char *type, const char *help,
+                                 double value)
+{
+    metrics_write_header(out, name, type, help);
+    metrics_write_double(out, name, "", value);
+}
+
 void metrics_write_histogram(buf_t *out, const char *name, const char *labels, const double *bounds,
                              const uint64_t *cumulative_counts, unsigned bound_count,
                              uint64_t total, double sum)
@@ -133,28 +147,22 @@ int metrics_read_process(metrics_process_t *out)
 
 void metrics_write_process(buf_t *out, const metrics_process_t *m)
 {
-    metrics_write_header(out, "process_cpu_user_seconds_total", "counter",
-                         "Total user CPU time spent in seconds.");
-    metrics_write_double(out, "process_cpu_user_seconds_total", "", m->cpu_user_seconds);
-    metrics_write_header(out, "process_cpu_system_seconds_total", "counter",
-                         "Total system CPU time spent in seconds.");
-    metrics_write_double(out, "process_cpu_system_seconds_total", "", m->cpu_system_seconds);
-    metrics_write_header(out, "process_cpu_seconds_total", "counter",
-                         "Total user and system CPU time spent in seconds.");
-    metrics_write_double(out, "process_cpu_seconds_total", "",
-                         m->cpu_user_seconds + m->cpu_system_seconds);
-    metrics_write_header(out, "process_start_time_seconds", "gauge",
-                         "Start time of the process since unix epoch in seconds.");
-    metrics_write_double(out, "process_start_time_seconds", "", m->start_time_seconds);
-    metrics_write_header(out, "process_resident_memory_bytes", "gauge",
-                         "Resident memory size in bytes.");
-    metrics_write_u64(out, "process_resident_memory_bytes", "", m->resident_memory_bytes);
-    metrics_write_header(out, "process_virtual_memory_bytes", "gauge",
-                         "Virtual memory size in bytes.");
-    metrics_write_u64(out, "process_virtual_memory_bytes", "", m->virtual_memory_bytes);
-    metrics_write_header(out, "process_open_fds", "gauge", "Number of open file descriptors.");
-    metrics_write_u64(out, "process_open_fds", "", m->open_fds);
-    metrics_write_header(out, "process_max_fds", "gauge",
-                         "Maximum number of open file descriptors.");
-    metrics_write_u64(out, "process_max_fds", "", m->max_fds);
+    metrics_write_single_double(out, "process_cpu_user_seconds_total", "counter",
+                                "Total user CPU time spent in seconds.", m->cpu_user_seconds);
+    metrics_write_single_double(out, "process_cpu_system_seconds_total", "counter",
+                                "Total system CPU time spent in seconds.", m->cpu_system_seconds);
+    metrics_write_single_double(out, "process_cpu_seconds_total", "counter",
+                                "Total user and system CPU time spent in seconds.",
+                                m->cpu_user_seconds + m->cpu_system_seconds);
+    metrics_write_single_double(out, "process_start_time_seconds", "gauge",
+                                "Start time of the process since unix epoch in seconds.",
+                                m->start_time_seconds);
+    metrics_write_single_u64(out, "process_resident_memory_bytes", "gauge",
+                             "Resident memory size in bytes.", m->resident_memory_bytes);
+    metrics_write_single_u64(out, "process_virtual_memory_bytes", "gauge",
+                             "Virtual memory size in bytes.", m->virtual_memory_bytes);
+    metrics_write_single_u64(out, "process_open_fds", "gauge", "Number of open file descriptors.",
+                             m->open_fds);
+    metrics_write_single_u64(out, "process_max_fds", "gauge",
+                             "Maximum number of open file descriptors.", m->max_fds);
 }

@@ -20,6 +20,12 @@ void metrics_write_histogram(buf_t *out, const char *name, const char *labels, c
                              const uint64_t *cumulative_counts, unsigned bound_count,
                              uint64_t total, double sum);
 
+/* One metric with a single unlabelled series: its HELP and TYPE lines, then its value. */
+void metrics_write_single_u64(buf_t *out, const char *name, const char *type, const char *help,
+                              uint64_t value);
+void metrics_write_single_double(buf_t *out, const char *name, const char *type, const char *help,
+                                 double value);
+
 /* Appends a label value with \, " and newline escaped, as the format requires. */
 void metrics_escape_label(buf_t *out, const char *value);
 

@@ -94,16 +94,15 @@ void stats_render(server_t *s, buf_t *out)
 
     pool_stats_t ps;
     pool_get_stats(s->pool, &ps);
-    metrics_write_header(out, "db_pool_max_connections", "gauge",
-                         "Most database connections this process may open (DB_POOL_MAX).");
-    metrics_write_u64(out, "db_pool_max_connections", "", ps.max_connections);
+    metrics_write_single_u64(out, "db_pool_max_connections", "gauge",
+                             "Most database connections this process may open (DB_POOL_MAX).",
+                             ps.max_connections);
     metrics_write_header(out, "db_pool_connections", "gauge",
                          "Database connections by state (busy includes connecting).");
     metrics_write_u64(out, "db_pool_connections", "state=\"busy\"", ps.busy);
     metrics_write_u64(out, "db_pool_connections", "state=\"idle\"", ps.idle);
-    metrics_write_header(out, "db_pool_waiting_requests", "gauge",
-                         "Requests waiting for a free database connection.");
-    metrics_write_u64(out, "db_pool_waiting_requests", "", ps.waiting);
+    metrics_write_single_u64(out, "db_pool_waiting_requests", "gauge",
+                             "Requests waiting for a free database connection.", ps.waiting);
     /* Exported in seconds, the base unit promtool expects of a new metric. */
     double bounds_seconds[POOL_WAIT_BUCKETS];
     for (int i = 0; i < POOL_WAIT_BUCKETS; i++)
@@ -112,18 +111,16 @@ void stats_render(server_t *s, buf_t *out)
                          "Time a query waited for a database connection, in seconds.");
     metrics_write_histogram(out, "db_pool_acquire_wait_seconds", "", bounds_seconds, ps.wait_bucket,
                             POOL_WAIT_BUCKETS, ps.wait_count, ps.wait_sum_ms / 1000.0);
-    metrics_write_header(out, "db_pool_acquire_timeouts_total", "counter",
-                         "Queries that waited longer than the acquire timeout (answered 503).");
-    metrics_write_u64(out, "db_pool_acquire_timeouts_total", "", ps.acquire_timeouts);
-    metrics_write_header(out, "db_pool_connect_errors_total", "counter",
-                         "Failed attempts to open a database connection.");
-    metrics_write_u64(out, "db_pool_connect_errors_total", "", ps.connect_errors);
-    metrics_write_header(out, "db_pool_connections_opened_total", "counter",
-                         "Database connections opened.");
-    metrics_write_u64(out, "db_pool_connections_opened_total", "", ps.connections_opened);
+    metrics_write_single_u64(out, "db_pool_acquire_timeouts_total", "counter",
+                             "Queries that waited longer than the acquire timeout (answered 503).",
+                             ps.acquire_timeouts);
+    metrics_write_single_u64(out, "db_pool_connect_errors_total", "counter",
+                             "Failed attempts to open a database connection.", ps.connect_errors);
+    metrics_write_single_u64(out, "db_pool_connections_opened_total", "counter",
+                             "Database connections opened.", ps.connections_opened);
 
-    metrics_write_header(out, "http_connections_open", "gauge", "Open client connections.");
-    metrics_write_u64(out, "http_connections_open", "", atomic_load(&s->connections));
+    metrics_write_single_u64(out, "http_connections_open", "gauge", "Open client connections.",
+                             atomic_load(&s->connections));
     metrics_write_header(out, "catalog_server_info", "gauge",
                          "Constant 1, labelled with this server's identity.");
     buf_t info = {0};
