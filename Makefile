@@ -35,7 +35,7 @@ UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
 .PHONY: all clean test unit integration format help deps up down status scale restart \
-	loadtest compare demo bench fuzz soak sanitize
+	loadtest compare demo bench fuzz soak sanitize test-containers
 all: $(PROGRAMS) $(UNIT_BIN)
 
 $(BUILD)/%.o: %.c
@@ -118,6 +118,12 @@ demo: all
 bench: all
 	@scripts/bench.sh
 
+# The deploy layouts built and run for real under podman (tests/containers/run.sh): the image,
+# both Compose layouts, solution/'s, the Kubernetes pods.  As root; never part of make test.
+# .ci/run runs it after make test.  CONTAINER_TESTS="image compose" runs only those sections.
+test-containers:
+	@tests/containers/run.sh $(CONTAINER_TESTS)
+
 help:
 	@echo "make            build catalog-server, catalog-loadtest, catalog-db into $(BUILD)/"
 	@echo "make up         install what is missing, start PostgreSQL (seeded), one server on 3000, Prometheus"
@@ -128,5 +134,6 @@ help:
 	@echo "make down       stop everything (PURGE=1 also deletes the data)"
 	@echo "make test       every test (what .ci/run calls)"
 	@echo "make bench      benchmarks (never part of make test)"
+	@echo "make test-containers   the Docker image, Compose layouts and Kubernetes pods run under podman"
 	@echo "make fuzz       every libFuzzer driver for FUZZ_SECONDS (default 600) each, ASan+UBSan"
 	@echo "make soak       1,000,000 requests to one server; fails unless its RSS stays flat"
