@@ -5,6 +5,7 @@
  *         lib/url.c lib/number.c lib/buf.c -o build-fuzz/fuzz_url
  *   build-fuzz/fuzz_url -dict=fuzz/url.dict -max_total_time=30 fuzz/corpus/url */
 #include "url.h"
+#include "url_parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,5 +1,6 @@
 /* test_url.c: unit tests for lib/url (percent-decoding, query lookup, http:// parsing). */
 #include "url.h"
+#include "url_parse.h"
 #include "test.h"
 
 /* Decodes text; returns the length (or -1) and leaves the bytes in out. */
