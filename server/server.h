@@ -94,7 +94,7 @@ struct conn {
     int keep_alive;     /* keep the connection after this response */
     uint64_t start_ns;  /* when its head was complete */
     pool_query_t query; /* its database query, if any */
-    buf_t param;        /* decoded query parameter (category) */
+    buf_t param;        /* decoded query parameter (category), or the Idempotency-Key */
     char param_id[16];  /* decimal text parameters */
     char param_quantity[16];
     char log_line[192]; /* "METHOD target" for the access log */
