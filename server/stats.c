@@ -121,6 +121,10 @@ void stats_render(server_t *s, buf_t *out)
 
     metrics_write_single_u64(out, "http_connections_open", "gauge", "Open client connections.",
                              atomic_load(&s->connections));
+    metrics_write_single_u64(out, "http_accept_paused_total", "counter",
+                             "Times accepting paused because the process was out of file "
+                             "descriptors (EMFILE, ENFILE) or kernel memory.",
+                             atomic_load(&s->accept_pauses));
     metrics_write_header(out, "catalog_server_info", "gauge",
                          "Constant 1, labelled with this server's identity.");
     buf_t info = {0};
