@@ -13,6 +13,10 @@
 #include "log.h"
 #include "server.h"
 
+/* Log lines waiting for stderr (twice: one buffer filling, one being written); beyond, lines are
+ * dropped and counted (log_lines_dropped_total). */
+#define LOG_BUFFER_BYTES (1u << 20)
+
 /* ---- worker threads ------------------------------------------------------------------------ */
 
 static atomic_uint listeners_released;
@@ -50,20 +54,6 @@ static int worker_next_timeout(worker_t *w, int pool_due_ms)
     return timeout;
 }
 
-static void flush_access_log(worker_t *w)
-{
-    size_t off = 0;
-    while (off < w->access_log.len) {
-        ssize_t n = write(STDERR_FILENO, w->access_log.data + off, w->access_log.len - off);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR) continue;
-            break; /* stderr gone: drop the lines rather than block */
-        }
-        off += (size_t)n;
-    }
-    buf_reset(&w->access_log);
-}
-
 static void *worker_main(void *arg)
 {
     worker_t *w = arg;
@@ -73,7 +63,10 @@ static void *worker_main(void *arg)
         pool_due = pool_worker_tick(w->pool_worker);
         conn_expire_timers(w);
         conn_accept_resume(w);
-        if (w->access_log.len) flush_access_log(w);
+        if (w->access_log.len) {
+            log_write_lines(w->access_log.data, w->access_log.len); /* never blocks */
+            buf_reset(&w->access_log);
+        }
         conn_free_closed(w);
         if (w->stopping) {
             if (w->conn_count == 0) break;
@@ -205,6 +198,9 @@ int main(int argc, char **argv)
     char name[128];
     snprintf(name, sizeof name, "catalog-server[%s]", s->config.server_id);
     log_set_name(name);
+    /* A slow or stuck reader of stderr must never stall an event loop. */
+    if (log_start_async(LOG_BUFFER_BYTES) < 0)
+        log_warn("logging synchronously: %s", strerror(errno));
     if (fit_fd_limit(&s->config, err, sizeof err) < 0) {
         log_error("%s", err);
         return 2;

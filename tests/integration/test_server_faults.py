@@ -104,6 +104,52 @@ def quiet_while_exhausted(server, label):
     return cpu, logged
 
 
+class FifoServer(harness.Server):
+    """harness.Server whose stdout and stderr are a FIFO that this test opens but never reads
+    (until read_fifo)."""
+
+    def __init__(self, env_overrides=None):
+        super().__init__(env_overrides)
+        import tempfile
+        self.folder = tempfile.mkdtemp(prefix="catalog-fifo-")
+        self.fifo = os.path.join(self.folder, "stderr")
+        os.mkfifo(self.fifo)
+        self.reader = os.open(self.fifo, os.O_RDONLY | os.O_NONBLOCK)
+
+    def start(self):
+        writer = os.open(self.fifo, os.O_WRONLY)
+        self.proc = subprocess.Popen([harness.binary("catalog-server")], env=self.env,
+                                     stdin=subprocess.DEVNULL, stdout=writer, stderr=writer)
+        os.close(writer)
+        self._wait_live()
+        return self
+
+    def stderr_text(self):
+        return ""
+
+    def read_fifo(self, seconds):
+        """What the server wrote, read for `seconds`."""
+        data, deadline = b"", time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            try:
+                chunk = os.read(self.reader, 1 << 20)
+            except BlockingIOError:
+                time.sleep(0.05)
+                continue
+            if not chunk:
+                time.sleep(0.05)
+            data += chunk
+        return data.decode("utf-8", "replace")
+
+
+def pipelined(port, path, count, timeout=5):
+    """count pipelined GETs of path on one connection; the number of 200 answers read."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(get(path) * (count - 1) + get(path, "Connection: close\r\n"))
+        data, _, _ = read_all(sock, timeout)
+    return statuses(data).count(200)
+
+
 env = harness.make_db(NAME, products=100, orders=500)
 
 # ---- 7: the access log cannot be forged ----------------------------------------------------
@@ -164,5 +210,28 @@ with harness.Server(dict(env, SERVER_ID="faults-emfile", WORKERS="2", DB_POOL_MA
     suite.check("EMFILE: /metrics counts the pauses", paused is not None and paused >= 1,
                 repr(paused))
     print(f"# EMFILE at run time, 90 idle clients: {cpu:.2f} s CPU, {logged} log bytes in 2 s")
+
+# ---- 2: a log reader that does not read ----------------------------------------------------
+# Every request writes an access line (~110 bytes): a FIFO's 64 KiB fill after ~600 of them.
+server = FifoServer(dict(env, SERVER_ID="faults-fifo", ACCESS_LOG="1", WORKERS="2"))
+with server:
+    answered = sum(pipelined(server.port, "/health/live", 1000) for _ in range(30))
+    suite.equal("stderr on a FIFO nobody reads: 30,000 requests all answered", answered, 30000)
+    dropped = metric(server.port, "log_lines_dropped_total")
+    suite.check("log_lines_dropped_total counts the lines that did not fit",
+                dropped is not None and dropped > 0, repr(dropped))
+    text = server.read_fifo(1.5)
+    reports = [x for x in text.splitlines() if "lines dropped" in x]
+    suite.check("the drops are reported in one line once the reader reads", len(reports) == 1,
+                repr(reports) if reports else text[-300:])
+    # stuck again (a pipe's worth of lines), then SIGTERM: the exit does not wait for the reader
+    pipelined(server.port, "/health/live", 2000)
+    start = time.monotonic()
+    code = server.stop()
+    elapsed = time.monotonic() - start
+    suite.check("SIGTERM with the reader stuck: exits 0 within 3 s",
+                code == 0 and elapsed < 3, f"exit {code} after {elapsed:.1f} s")
+    print(f"# stuck stderr reader: {answered} of 30000 answered, {dropped} lines dropped")
+os.close(server.reader)
 
 suite.finish()
