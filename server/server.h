@@ -106,7 +106,7 @@ struct conn {
     int keep_alive;     /* keep the connection after this response */
     uint64_t start_ns;  /* when its head was complete */
     pool_query_t query; /* its database query, if any */
-    buf_t param;        /* decoded query parameter (category) */
+    buf_t param;        /* decoded query parameter (category), or the Idempotency-Key */
     char param_id[16];  /* decimal text parameters */
     char param_quantity[16];
     char log_line[192]; /* "METHOD target" for the access log */
@@ -136,6 +136,8 @@ struct worker {
     buf_t access_log;  /* lines written with one write(2) per loop turn */
     char *read_buffer; /* scratch for recv(2); bytes are then kept per connection */
     buf_t spare_out;   /* a large output buffer parked between responses */
+    int accept_paused; /* listener unwatched after EMFILE, until accept_resume_ms */
+    uint64_t accept_resume_ms;
     int stopping;
     uint64_t stop_deadline_ms;
 };
@@ -146,14 +148,20 @@ struct server {
     int listen_fd;
     worker_t *workers;
     unsigned worker_count;
-    atomic_uint connections; /* open client connections, all workers */
+    atomic_uint connections;       /* open client connections, all workers */
+    atomic_ulong accept_pauses;    /* accept failed for want of descriptors (or memory) */
+    atomic_ulong accept_logged_ms; /* when the last accept failure was logged */
     atomic_int stopping;
 };
 
 /* ---- server/conn.c ---------------------------------------------------------------------- */
 
+/* Starts watching the listener.  Returns 0, or -errno. */
+int conn_listen_start(worker_t *w);
 /* Accepts waiting connections on the listener (called by the worker's listen handle). */
 void conn_accept(worker_t *w);
+/* Watches the listener again once a pause after EMFILE is over (called every loop turn). */
+void conn_accept_resume(worker_t *w);
 /* Starts a response of the current request: writes the head into c->out and returns the
  * buffer to append the body to.  Finish with conn_end. */
 buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers);

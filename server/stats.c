@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
 #include "metrics.h"
 #include "server.h"
 
@@ -126,6 +127,13 @@ void stats_render(server_t *s, buf_t *out)
 
     metrics_write_single_u64(out, "http_connections_open", "gauge", "Open client connections.",
                              atomic_load(&s->connections));
+    metrics_write_single_u64(out, "log_lines_dropped_total", "counter",
+                             "Log lines dropped because stderr was not read fast enough.",
+                             log_lines_dropped());
+    metrics_write_single_u64(out, "http_accept_paused_total", "counter",
+                             "Times accepting paused because the process was out of file "
+                             "descriptors (EMFILE, ENFILE) or kernel memory.",
+                             atomic_load(&s->accept_pauses));
     metrics_write_header(out, "catalog_server_info", "gauge",
                          "Constant 1, labelled with this server's identity.");
     buf_t info = {0};
