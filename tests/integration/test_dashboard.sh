@@ -59,8 +59,9 @@ else
 fi
 running=()
 for name in postgres-exporter process-exporter node-exporter; do
-	pid=$(cat "$LAB_DIR/run/$name.pid" 2>/dev/null || echo none)
-	port=$(cat "$LAB_DIR/run/$name.port" 2>/dev/null || echo none)
+	pid=$(lab_state "s['pids']['$name']" || true)
+	port=$(lab_state "s['ports']['$name']" || true)
+	pid=${pid:-none} port=${port:-none}
 	if [[ -r /proc/$pid/comm ]] && curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" >/dev/null 2>&1; then
 		running+=("$name")
 	fi

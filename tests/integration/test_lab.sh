@@ -76,7 +76,7 @@ else
 fi
 [[ $(server_field app 3) == 5 && $(server_field app2 3) == 5 ]] &&
 	ok "scale 2: budget 10 split as DB_POOL_MAX=5 each" ||
-	fail "scale 2: budget 10 split as DB_POOL_MAX=5 each" "$(cat "$LAB_DIR"/run/servers/*)"
+	fail "scale 2: budget 10 split as DB_POOL_MAX=5 each" "$(server_records)"
 port=$(server_field app 2)
 [[ $port != "$LAB_APP_PORT" ]] && ! port_busy "$LAB_APP_PORT" &&
 	ok "scale 2: the servers have no port of their own on the app port (nginx is the entry point)" ||
@@ -133,16 +133,16 @@ servers=$(health_servers 3 "$lb" 2>/dev/null | tr ' ' '\n' | sort | tr '\n' ' ' 
 configs_valid "scale 3"
 
 # ---- refusals leave the layout untouched ------------------------------------------------
-before=$(cat "$LAB_DIR"/run/servers/* "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
+before=$(server_records && cat "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
 rc=0
 out=$(DB_BUDGET=2 "$lab" scale 3 2>&1) || rc=$?
-after=$(cat "$LAB_DIR"/run/servers/* "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
+after=$(server_records && cat "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
 ((rc != 0)) && [[ $out == *refused* && $before == "$after" ]] &&
 	ok "refused: budget 2 for 3 servers fails with a clear message, layout untouched" ||
 	fail "refused: budget 2 for 3 servers fails with a clear message, layout untouched" "exit $rc: $out"
 rc=0
 out=$(DB_BUDGET=400 "$lab" scale 4 2>&1) || rc=$?
-after=$(cat "$LAB_DIR"/run/servers/* "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
+after=$(server_records && cat "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
 ((rc != 0)) && [[ $out == *refused*max_connections* && $before == "$after" ]] &&
 	ok "refused: 4 x 100 connections beyond max_connections, layout untouched" ||
 	fail "refused: 4 x 100 connections beyond max_connections, layout untouched" "exit $rc: $out"
@@ -193,7 +193,7 @@ record_pids
 out=$("$lab" scale 1 2>&1) || fail "scale 1 succeeds" "$out"
 record_pids
 [[ $(health_servers 1 "http://127.0.0.1:$LAB_APP_PORT" 2>/dev/null) == app && $(server_field app 3) == 10 &&
-	$(find "$LAB_DIR/run/servers" -type f | wc -l) == 1 ]] &&
+	$(server_records | wc -l) == 1 ]] &&
 	ok "scale 1: one server on the app port with the whole budget" ||
 	fail "scale 1: one server on the app port with the whole budget" "$out"
 configs_valid "scale 1"
