@@ -144,6 +144,15 @@ for panel in dashboard["panels"]:
         if not any(math.isfinite(v) for v in values):
             problems.append("%s: %s -> no data (%d series)" % (panel["title"], target["expr"], len(result)))
         servers |= {r["metric"]["server"] for r in result if "server" in r["metric"]}
+        if target["legendFormat"] == "{{server}}":
+            # One line per server: after make scale the old app (another port) and the new one
+            # must not be two series both labelled app over the last minutes.
+            now = time.time()
+            lines = get("query_range", query=target["expr"], start=now - 240, end=now, step=5)
+            names = [r["metric"].get("server", "") for r in lines]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                problems.append("%s: %s -> more than one series for %s" % (panel["title"], target["expr"], twice))
     per_server = any("server" in t["legendFormat"] for t in panel["targets"])
     if per_server and not {"app", "app2"} <= servers:
         problems.append("%s: servers %s, want app and app2" % (panel["title"], sorted(servers)))
