@@ -288,6 +288,7 @@ def usage(settings):
 
 
 def main(argv):
+    sys.stdout.reconfigure(line_buffering=True)  # our lines and the programs' in order
     settings = Settings()
     command = argv[0] if argv else "help"
     if command in ("help", "-h", "--help"):

@@ -6,7 +6,7 @@ textfile folder).  Project instances on loopback ports, each port chosen like ev
 without them, the dashboard then lacks their panels."""
 import os
 
-from lab import configs, ports, procs
+from lab import configs, procs
 from lab.procs import say, warn
 
 NAMES = ("postgres-exporter", "process-exporter", "node-exporter")
