@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-san}
-skip=" ${SANITIZE_SKIP-test_deploy test_lab test_dashboard test_scenario} "
+skip=" ${SANITIZE_SKIP-test_deploy test_lab test_lab_user test_dashboard test_scenario} "
 
 if [[ ! -x $build/catalog-server ]] || ! grep -q __asan_init "$build/catalog-server"; then
 	echo "test-sanitized.sh: $build/catalog-server is not an ASan build; run make SANITIZER=address,undefined all" >&2

@@ -41,6 +41,11 @@ if [[ $which == unit || $which == all ]]; then
 		[[ -x $t ]] || continue
 		run_one "unit/$(basename "$t")" 60 "$t"
 	done
+	# Unit tests in Python (the lab's planner, cgroup and port choice): python3 FILE.
+	for t in tests/unit/test_*.py; do
+		[[ -f $t ]] || continue
+		run_one "unit/$(basename "$t")" 120 python3 "$t"
+	done
 fi
 
 if [[ $which == integration || $which == all ]]; then
