@@ -145,7 +145,7 @@ format:
 clean:
 	rm -rf build build-san build-fuzz
 
-# The lab (CONTRACT section 7).  Thin aliases over scripts/lab.sh.
+# The lab (docs/api.md, Commands).  Thin aliases over scripts/lab.sh.
 # up installs the packages before the first build: a fresh machine has no libpq-dev yet.
 up:
 	@scripts/install-deps.sh lab

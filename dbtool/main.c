@@ -1,4 +1,4 @@
-/* main.c: catalog-db, the database tool: wait, migrate, seed, status (CONTRACT sections 2, 7). */
+/* main.c: catalog-db, the database tool: wait, migrate, seed, status (docs/api.md, Seed). */
 #include "dbtool.h"
 #include "config.h"
 
