@@ -159,9 +159,13 @@ with harness.Server(dict(env, SERVER_ID="faults-log", ACCESS_LOG="1")) as server
         sock.sendall(get(forged, "Connection: close\r\n"))
         answer, _, _ = read_all(sock, 5)
     suite.equal("a target with a quote: answered 404", statuses(answer), [404])
-    time.sleep(0.3)
-    lines = [line for line in server.stderr_text().splitlines() if " access " in line]
-    line = next((x for x in lines if "/x" in x), "")
+    line = ""
+    for _ in range(40):  # written by the log writer thread
+        lines = [x for x in server.stderr_text().splitlines() if " access " in x and "/x" in x]
+        if lines:
+            line = lines[0]
+            break
+        time.sleep(0.05)
     # the format: ... access PEER "METHOD TARGET" STATUS BYTES DURATIONms
     m = re.search(r' access \S+ "((?:[^"\\]|\\.)*)" (\d+) (\d+) [0-9.]+ms$', line)
     suite.check("the access line parses as the documented format", m is not None, repr(line))
@@ -174,9 +178,14 @@ with harness.Server(dict(env, SERVER_ID="faults-log", ACCESS_LOG="1")) as server
 # ---- 1: out of file descriptors ------------------------------------------------------------
 # At start-up under a small hard limit: MAX_CONNECTIONS is lowered to what fits, with a message.
 with PrlimitServer(64, dict(env, SERVER_ID="faults-fd", WORKERS="2", DB_POOL_MAX="4")) as server:
-    text = server.stderr_text()
+    want = "MAX_CONNECTIONS=10000 does not fit the open-files limit of 64"
+    for _ in range(40):  # the log writer thread may not have written it yet
+        text = server.stderr_text()
+        if want in text:
+            break
+        time.sleep(0.05)
     suite.check("prlimit 64: start-up says MAX_CONNECTIONS does not fit the open-files limit",
-                "MAX_CONNECTIONS=10000 does not fit the open-files limit of 64" in text,
+                want in text,
                 text[-400:])
     socks = idle_clients(server.port, 90)
     cpu, logged = quiet_while_exhausted(server, "prlimit 64, 90 idle clients")
