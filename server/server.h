@@ -41,18 +41,30 @@ void server_config_usage(FILE *out);
 
 /* ---- routes and metrics labels ---------------------------------------------------------- */
 
-enum route {
-    ROUTE_HEALTH,
-    ROUTE_HEALTH_LIVE,
-    ROUTE_HEALTH_READY,
-    ROUTE_PRODUCTS,
-    ROUTE_PRODUCT,
-    ROUTE_REPORT,
-    ROUTE_ORDERS,
-    ROUTE_METRICS,
-    ROUTE_UNMATCHED,
-    ROUTE_COUNT
-};
+/* The routes, written once.  ROUTE_MAP(X) calls X(NAME, path, param) for each route in the
+ * order /metrics lists them.  A route without a param matches its path exactly; one with a
+ * param (":id") matches path followed by one segment without '/'.  path param (the two strings
+ * joined) is the route's label in /metrics.  routes_match tries the routes in this order. */
+#define ROUTE_MAP(X)                                                                               \
+    X(HEALTH, "/health", "")                                                                       \
+    X(HEALTH_LIVE, "/health/live", "")                                                             \
+    X(HEALTH_READY, "/health/ready", "")                                                           \
+    X(PRODUCTS, "/products", "")                                                                   \
+    X(PRODUCT, "/products/", ":id")                                                                \
+    X(REPORT, "/report", "")                                                                       \
+    X(ORDERS, "/orders", "")                                                                       \
+    X(METRICS, "/metrics", "")
+
+/* clang-format off */
+typedef enum route {
+#define ROUTE_ENUM(name, path, param) ROUTE_##name,
+    ROUTE_MAP(ROUTE_ENUM)
+#undef ROUTE_ENUM
+    ROUTE_UNMATCHED, /* no route matched, or the request could not be parsed */
+} route_t;
+/* clang-format on */
+#define ROUTE_COUNT (ROUTE_UNMATCHED + 1)
+
 enum method_label { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_OTHER, METHOD_COUNT };
 #define STATUS_LABELS 16
 #define DURATION_BUCKETS 8
@@ -72,7 +84,24 @@ typedef struct server server_t;
 typedef struct worker worker_t;
 typedef struct conn conn_t;
 
-enum timer_list { TIMER_NONE = -1, TIMER_KEEPALIVE = 0, TIMER_REQUEST = 1, TIMER_LISTS = 2 };
+/* A connection's lifecycle (server/conn.c explains each state and its timer). */
+enum conn_state {
+    CONN_IDLE,
+    CONN_READING_HEAD,
+    CONN_READING_BODY,
+    CONN_WAITING_DB,
+    CONN_WRITING,
+    CONN_DRAINING,
+    CONN_CLOSED
+};
+/* The timer lists, one per timeout length (keep-alive, header, drain). */
+enum timer_list {
+    TIMER_NONE = -1,
+    TIMER_KEEPALIVE = 0,
+    TIMER_REQUEST = 1,
+    TIMER_DRAIN = 2,
+    TIMER_LISTS = 3
+};
 
 struct conn {
     loop_io_t io;     /* the client socket in the worker's loop */
@@ -81,26 +110,31 @@ struct conn {
     size_t in_start;  /* first byte of the next request in `in` */
     buf_t out;        /* response bytes; out_sent.. not yet written */
     size_t out_sent;
-    int busy;              /* a request is being answered asynchronously */
-    int close_after_write; /* close once out is written */
-    int read_closed;       /* the client sent EOF */
-    int closed;            /* closed, waiting to be freed at the end of the loop turn */
-    int request_started;   /* bytes of a new request have arrived (header deadline set) */
-    int continue_sent;     /* "100 Continue" already sent for the request being read */
+    int state;                    /* enum conn_state, set by conn_settle (and closing, draining) */
+    int rearm;                    /* the state's period restarts: its timer is set again */
+    int busy;                     /* a request is being answered asynchronously (WAITING_DB) */
+    int close_after_write;        /* the answer being written is the last one */
+    int linger;                   /* ... after an error: drain the input before the close */
+    int read_closed;              /* the client sent EOF (or half-closed) */
+    int reading_body;             /* the head of the request being read is complete */
+    int continue_sent;            /* "100 Continue" already sent for the request being read */
+    uint64_t request_deadline_ms; /* of the request being read (0: none started) */
+    uint64_t requests;            /* requests handled on this connection */
+    size_t drained;               /* bytes discarded while DRAINING */
     /* the request being answered */
-    int route;          /* enum route */
-    int method_label;   /* enum method_label */
+    route_t route;
+    enum method_label method_label;
     int head_only;      /* HEAD: send the head of the GET response */
     int keep_alive;     /* keep the connection after this response */
     uint64_t start_ns;  /* when its head was complete */
     pool_query_t query; /* its database query, if any */
-    buf_t param;        /* decoded query parameter (category) */
+    buf_t param;        /* decoded query parameter (category), or the Idempotency-Key */
     char param_id[16];  /* decimal text parameters */
     char param_quantity[16];
     char log_line[192]; /* "METHOD target" for the access log */
     char peer[48];      /* client address for the access log */
     /* timers */
-    int timer_list; /* enum timer_list */
+    enum timer_list timer_list;
     uint64_t deadline_ms;
     conn_t *timer_prev, *timer_next;
     conn_t *free_next;             /* in the worker's list of closed connections */
@@ -124,6 +158,8 @@ struct worker {
     buf_t access_log;  /* lines written with one write(2) per loop turn */
     char *read_buffer; /* scratch for recv(2); bytes are then kept per connection */
     buf_t spare_out;   /* a large output buffer parked between responses */
+    int accept_paused; /* listener unwatched after EMFILE, until accept_resume_ms */
+    uint64_t accept_resume_ms;
     int stopping;
     uint64_t stop_deadline_ms;
 };
@@ -134,17 +170,26 @@ struct server {
     int listen_fd;
     worker_t *workers;
     unsigned worker_count;
-    atomic_uint connections; /* open client connections, all workers */
+    atomic_uint connections;       /* open client connections, all workers */
+    atomic_ulong accept_pauses;    /* accept failed for want of descriptors (or memory) */
+    atomic_ulong accept_logged_ms; /* when the last accept failure was logged */
     atomic_int stopping;
 };
 
 /* ---- server/conn.c ---------------------------------------------------------------------- */
 
+/* Starts watching the listener.  Returns 0, or -errno. */
+int conn_listen_start(worker_t *w);
 /* Accepts waiting connections on the listener (called by the worker's listen handle). */
 void conn_accept(worker_t *w);
+/* Watches the listener again once a pause after EMFILE is over (called every loop turn). */
+void conn_accept_resume(worker_t *w);
 /* Starts a response of the current request: writes the head into c->out and returns the
  * buffer to append the body to.  Finish with conn_end. */
 buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers);
+/* The same with another Content-Type than JSON (/metrics). */
+buf_t *conn_begin_as(conn_t *c, http_response_t *resp, int status, const char *content_type,
+                     const char *extra_headers);
 /* Makes room for a large response before conn_begin, reusing the worker's parked buffer. */
 void conn_reserve_output(conn_t *c, size_t bytes);
 /* Finishes the response, counts it, and goes on with the connection's next request. */
@@ -164,12 +209,16 @@ void conn_free_closed(worker_t *w);
 
 /* The prepared statements for the configured report mode. */
 const pool_statement_t *routes_statements(const server_config_t *config, unsigned *count);
+/* The route of a request path (ROUTE_UNMATCHED when none); for ROUTE_PRODUCT, *id is set to
+ * the segment after "/products/" (possibly empty), pointing into path. */
+route_t routes_match(slice_t path, slice_t *id);
 /* Answers one request: at once, or later from a database callback.  Sets c->route. */
 void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body);
 
 /* ---- server/stats.c --------------------------------------------------------------------- */
 
-void stats_record(worker_t *w, int route, int method_label, int status, uint64_t duration_us);
+void stats_record(worker_t *w, route_t route, enum method_label method, int status,
+                  uint64_t duration_us);
 /* Renders /metrics for the whole process into out. */
 void stats_render(server_t *s, buf_t *out);
 
