@@ -8,7 +8,8 @@ writes OUTDIR/postgres.yaml (the StatefulSet's pod template as a Deployment of 1
 volumeClaimTemplate as a PersistentVolumeClaim), and with POSTGRES_IP OUTDIR/seed.yaml (the
 Job's pod template as a Pod) and OUTDIR/catalog.yaml (the Deployment).  Every ConfigMap goes
 along; Secrets go as ConfigMaps of the same data (secretKeyRef/secretRef read them alike).
-Two things the kubelet does and podman 4.3 does not are done here: `env` entries take
+The catalog Deployment plays one replica: podman 4.3 publishes every containerPort on the
+host, so a second pod cannot bind 3000.  Two things the kubelet does and podman 4.3 does not are done here: `env` entries take
 precedence over `envFrom` (podman lets envFrom win), so every container's envFrom is written
 out as plain env entries before its own; and $(VAR) in args is expanded from that environment.
 What no pod needs is left out: Namespace, Services, HPA, PDB, and PgBouncer, which the catalog
@@ -122,6 +123,8 @@ def main():
     direct_to_postgres(spec, ip)
     kubelet_env(spec, maps)
     app["metadata"].pop("namespace", None)
+    # podman 4.3 publishes each containerPort on the host: a second replica cannot bind 3000.
+    app["spec"]["replicas"] = 1
     yaml.safe_dump_all(maps + [app], open(f"{outdir}/catalog.yaml", "w"))
 
 

@@ -7,6 +7,8 @@
 #             as a user runs them
 #   solution  solution/docker-compose.scaled.yml, the same way
 #   kube      `podman kube play` of the Kubernetes manifests' PostgreSQL, seed and catalog pods
+#   devcontainer  .devcontainer/ with the devcontainers CLI (npm) driving podman: devcontainer
+#             up, make up and curl /health through devcontainer exec
 # Prints "containers: N passed, N failed"; exits non-zero on any failure.
 #
 # Installs what it needs (podman, buildah, debootstrap, runc, docker-compose) with apt-get when
@@ -29,10 +31,10 @@ source "$repo/tests/integration/report.sh"
 report_start containers
 
 sections=("$@")
-((${#sections[@]})) || sections=(image compose)
+((${#sections[@]})) || sections=(image compose solution kube)
 started=$SECONDS
 netns=catalog-ct-$$
-service_pid="" health_pid=""
+service_pid="" health_pid="" dc_ws=""
 work=$(mktemp -d /tmp/catalog-containers.XXXXXX)
 
 say() { printf '== %s (%ds)\n' "$*" $((SECONDS - started)); }
@@ -185,11 +187,11 @@ section_image() {
 		return 0
 	fi
 	local user uid health
-	user=$(podman image inspect --format '{{.Config.User}}' catalog:local)
+	user=$(podman image inspect --format '{{.Config.User}}' catalog:local) || true
 	uid=$(podman run --rm --no-healthcheck catalog:local id -u)
 	[[ $user == 10001:10001 && $uid == 10001 ]] && ok "the image runs as the non-root user 10001" ||
 		fail "the image runs as a non-root user (USER '$user', id -u '$uid')"
-	health=$(podman image inspect --format '{{json .Config.Healthcheck}}' catalog:local)
+	health=$(podman image inspect --format '{{json .Config.Healthcheck}}' catalog:local) || true
 	[[ $health == *catalog-healthcheck* ]] && ok "the image carries its HEALTHCHECK" ||
 		fail "the image carries its HEALTHCHECK ($health)"
 	for prog in catalog-server catalog-loadtest catalog-db; do
@@ -295,10 +297,10 @@ common_checks() {
 		ok "$name: Prometheus reports every scrape target up (${jobs[*]}; catalog: $*)" ||
 		fail "$name: Prometheus reports every scrape target up" "$(targets_up "$prom" "${jobs[@]}" 2>&1)"
 	local n
-	n=$(prom_value "$prom" 'count(up{job="catalog"} == 1)')
+	n=$(prom_value "$prom" 'count(up{job="catalog"} == 1)') || true
 	[[ $n == "$#" ]] && ok "$name: Prometheus scrapes each of the $# servers directly" ||
 		fail "$name: Prometheus scrapes each server directly ($n of $#)"
-	pg=$(prom_value "$prom" 'pg_up')
+	pg=$(prom_value "$prom" 'pg_up') || true
 	[[ $pg == 1 ]] && ok "$name: postgres-exporter reaches the database (pg_up 1)" || fail "$name: pg_up is $pg"
 	wait_for 20 "postgres group" bash -c "[[ \$(prom_value '$prom' 'namedprocess_namegroup_num_procs{groupname=\"postgres\"}') =~ ^[1-9] ]]" &&
 		ok "$name: process-exporter finds PostgreSQL's processes (cluster_name=catalog)" ||
@@ -323,7 +325,7 @@ section_compose_single() {
 	podman image exists catalog:local || section_image
 	if compose_up "$name" "$f" "$project" "${single_services[@]}"; then
 		local body
-		body=$(http localhost:3000/health 2>&1)
+		body=$(http localhost:3000/health 2>&1) || true
 		[[ $body == *'"server":"app"'* ]] && ok "$name: GET localhost:3000/health answers ($body)" ||
 			fail "$name: GET localhost:3000/health" "$body"
 		common_checks "$name" "$project" http://localhost:9090 app
@@ -336,13 +338,13 @@ section_compose_single() {
 		sleep 0.2
 		in_ns podman stop -t 20 "$app" >/dev/null 2>&1
 		wait "$report" || rc=$?
-		code=$(state "$app" '{{.State.ExitCode}}')
+		code=$(state "$app" '{{.State.ExitCode}}') || true
 		[[ $code == 0 && $(<"$work/inflight") == 200 ]] &&
 			ok "$name: SIGTERM (podman stop) drains: the request in flight gets 200, exit 0" ||
 			fail "$name: SIGTERM drains and exits 0 (exit $code, in-flight request: $(<"$work/inflight"), curl $rc)" \
 				"$(podman logs --tail 5 "$app" 2>&1)"
 	fi
-	compose "$f" down >"$work/down.log" 2>&1 || true
+	compose "$f" -p "$project" down >"$work/down.log" 2>&1 || true
 	nothing_left "$project" && podman volume exists catalog-pgdata &&
 		ok "$name: down removes every container and network, keeps catalog-pgdata for the scaled layout" ||
 		fail "$name: down" "$(nothing_left "$project" 2>&1)"
@@ -365,14 +367,14 @@ scaled_layout() {
 			ok "$name: /health through nginx on 8080 alternates: $seen" ||
 			fail "$name: /health through nginx on 8080 alternates app/app2 (got: $seen)"
 		local code
-		code=$(in_ns curl -s -o /dev/null -w '%{http_code}' --max-time 5 localhost:8080/metrics)
+		code=$(in_ns curl -s -o /dev/null -w '%{http_code}' --max-time 5 localhost:8080/metrics) || true
 		[[ $code == 404 ]] && ok "$name: nginx answers /metrics 404 on the public port" ||
 			fail "$name: nginx answers /metrics 404 on 8080 (got $code)"
 		common_checks "$name" "$project" http://localhost:9090 app app2
 		budget_check "$name" "$project"
 		stop_one_check "$name" "$project"
 	fi
-	compose "$f" down -v >"$work/down.log" 2>&1 || true
+	compose "$f" -p "$project" down -v >"$work/down.log" 2>&1 || true
 	nothing_left "$project" catalog-pgdata && ok "$name: down -v leaves no container, network or volume" ||
 		fail "$name: down -v leaves nothing" "$(nothing_left "$project" catalog-pgdata 2>&1)"
 }
@@ -382,8 +384,8 @@ scaled_layout() {
 budget_check() {
 	local name=$1 project=$2 pg ips max
 	pg=$(container "$project" postgres)
-	ips=$(for s in app app2; do state "$(container "$project" "$s")" '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}'; done)
-	loadtest "$project" http://nginx:80/ 12 -c 64 >"$work/budget.json" &
+	ips=$(for s in app app2; do state "$(container "$project" "$s")" '{{range .NetworkSettings.Networks}}{{.IPAddress}}{{end}}'; done) || true
+	loadtest "$project" http://nginx:80/ 12 -c 64 --timeout 30s >"$work/budget.json" &
 	local lt=$! samples=() sql
 	sql="SELECT coalesce(max(n), 0) || ' ' || coalesce(sum(n), 0) FROM (SELECT count(*) AS n FROM pg_stat_activity
 		WHERE backend_type = 'client backend' AND host(client_addr) IN ('${ips//$'\n'/"','"}') GROUP BY client_addr) t"
@@ -401,7 +403,7 @@ budget_check() {
 		ok "$name: under load ($reqs requests, 64 connections) the servers hold at most $per connections each, $total in all (budget 5 each, 10)" ||
 		fail "$name: database connections within the split budget (max $per per server, $total in all; $reqs requests)" "${samples[*]}"
 	# Answered by nginx itself ("no live upstreams"): a server was left out although it ran.
-	own=$(json_field 'by_server.get("(none)", {}).get("requests", 0)' <"$work/budget.json" 2>&1)
+	own=$(json_field 'by_server.get("(none)", {}).get("requests", 0)' <"$work/budget.json" 2>&1) || true
 	[[ $own == 0 ]] && ok "$name: under that load nginx never leaves a running server out (no answer of its own)" ||
 		fail "$name: under load nginx answered $own requests itself (servers left out)" \
 			"$(podman logs "$(container "$project" nginx)" 2>&1 | grep -F '[error]' | cut -c 21-120 | sort | uniq -c | sort -rn | head -n 4)"
@@ -410,12 +412,12 @@ budget_check() {
 # stop_one_check NAME PROJECT: GETs through nginx while app2 is stopped: none lost.
 stop_one_check() {
 	local name=$1 project=$2 lt r
-	loadtest "$project" http://nginx:80/products/1 8 -c 8 >"$work/stop.json" &
+	loadtest "$project" http://nginx:80/products/1 8 -c 8 --timeout 30s >"$work/stop.json" &
 	lt=$!
 	sleep 3
 	in_ns podman stop -t 20 "$(container "$project" app2)" >/dev/null 2>&1
 	wait "$lt" || true
-	r=$(json_field '"%d requests, %d errors, %d timeouts, %d non-2xx" % (requests, errors, timeouts, non2xx)' <"$work/stop.json" 2>&1)
+	r=$(json_field '"%d requests, %d errors, %d timeouts, %d non-2xx" % (requests, errors, timeouts, non2xx)' <"$work/stop.json" 2>&1) || true
 	[[ $r =~ ^[1-9][0-9]*\ requests,\ 0\ errors,\ 0\ timeouts,\ 0\ non-2xx$ ]] &&
 		ok "$name: stopping app2 under load loses no GET through nginx ($r)" ||
 		fail "$name: stopping app2 under load loses no GET through nginx ($r)" \
@@ -449,13 +451,15 @@ section_kube() {
 		return 0
 	fi
 	local pg=postgres-pod-0-postgres ip
-	ip=$(pod_ip postgres-pod-0)
+	ip=$(pod_ip postgres-pod-0) || true
 	# The readinessProbe's command, run as the kubelet would.
 	wait_for 90 "pg_isready" podman exec "$pg" pg_isready -U postgres -d catalogdb &&
 		ok "$name: the PostgreSQL pod plays and its readinessProbe (pg_isready) passes" ||
 		fail "$name: the PostgreSQL pod's readinessProbe passes" "$(podman logs --tail 10 "$pg" 2>&1)"
 	local maxc
-	maxc=$(podman exec "$pg" psql -U postgres -d catalogdb -Atc 'SHOW max_connections' 2>&1)
+	# pg_isready also passes while the entrypoint's first-start server (socket only) runs.
+	wait_for 60 "psql" podman exec "$pg" psql -U postgres -d catalogdb -Atc 'SELECT 1' || true
+	maxc=$(podman exec "$pg" psql -U postgres -d catalogdb -Atc 'SHOW max_connections' 2>&1) || true
 	[[ $maxc == 100 ]] && ok "$name: max_connections=\$(POSTGRES_MAX_CONNECTIONS) from the budget ConfigMap: $maxc" ||
 		fail "$name: max_connections from the ConfigMap (got $maxc)"
 
@@ -470,13 +474,13 @@ section_kube() {
 	in_ns podman kube play --network catalog-k8s "$dir/catalog.yaml" >"$work/kube.log" 2>&1 ||
 		fail "$name: podman kube play (the catalog Deployment)" "$(tail -n 15 "$work/kube.log")"
 	local app=catalog-pod-0-catalog app_ip body uid
-	app_ip=$(pod_ip catalog-pod-0)
+	app_ip=$(pod_ip catalog-pod-0) || true
 	wait_for 60 "ready" http "http://$app_ip:3000/health/ready" || true
-	body=$(http "http://$app_ip:3000/health/ready" 2>&1)
+	body=$(http "http://$app_ip:3000/health/ready" 2>&1) || true
 	[[ $body == *'"status":"ready"'* ]] &&
 		ok "$name: the catalog pod serves /health/ready (its readinessProbe) against the PostgreSQL pod: $body" ||
 		fail "$name: the catalog pod serves /health/ready" "$body" "$(podman logs --tail 10 "$app" 2>&1)"
-	uid=$(podman exec "$app" id -u 2>&1)
+	uid=$(podman exec "$app" id -u 2>&1) || true
 	[[ $uid == 10001 ]] && ok "$name: the catalog pod runs as user 10001 (securityContext)" ||
 		fail "$name: the catalog pod runs as user 10001 (got $uid)"
 	podman exec "$app" touch /probe 2>/dev/null && fail "$name: readOnlyRootFilesystem: / is writable" ||
@@ -484,8 +488,10 @@ section_kube() {
 	[[ $(cpu_quota "$app") == 1.0 ]] && ok "$name: the cpu limit of 1 is in effect" ||
 		fail "$name: the cpu limit of 1 is in effect (quota $(cpu_quota "$app"))"
 	kube_down "$dir"
-	[[ -z $(podman pod ps -q) && -z $(podman ps -aq) ]] && ok "$name: podman kube down removes every pod" ||
-		fail "$name: pods left after kube down" "$(podman ps -a --format '{{.Names}}')"
+	local left
+	left=$(podman ps -a --format '{{.Names}}' | grep -E '^(postgres-pod|catalog-pod|catalog-seed)' || true)
+	[[ -z $(podman pod ps -q) && -z $left ]] && ok "$name: podman kube down removes every pod" ||
+		fail "$name: pods left after kube down" "$left"
 }
 
 kube_down() {
@@ -498,13 +504,103 @@ kube_down() {
 	return 0
 }
 
+# --- devcontainer ----------------------------------------------------------------------------
+# dc SECONDS SUBCOMMAND ARGS...: the devcontainers CLI (npm, pinned by
+# tests/containers/devcontainer/package-lock.json) driving podman, on the workspace copy,
+# for at most SECONDS.
+dc() {
+	local limit=$1 sub=$2
+	shift 2
+	local extra=()
+	# The CLI runs a non-root remoteUser under podman with --userns=keep-id, which only rootless
+	# podman has; an explicit identity mapping (what rootful podman does anyway) replaces it.
+	# Docker (a Codespace) never reads this file.
+	[[ $sub == up ]] && extra=(--override-config "$work/devcontainer-podman.json")
+	timeout "$limit" "$repo/tests/containers/devcontainer/node_modules/.bin/devcontainer" "$sub" \
+		--docker-path podman --workspace-folder "$dc_ws" "${extra[@]}" "$@"
+}
+
+section_devcontainer() {
+	local name=devcontainer
+	say "devcontainer: npm ci @devcontainers/cli, devcontainer up"
+	if [[ ! -x tests/containers/devcontainer/node_modules/.bin/devcontainer ]]; then
+		command -v npm >/dev/null || die "npm is not installed (Debian package npm)"
+		(cd tests/containers/devcontainer && timeout 600 npm ci --no-audit --no-fund) >"$work/npm.log" 2>&1 || {
+			fail "$name: npm ci (@devcontainers/cli)" "$(tail -n 5 "$work/npm.log")"
+			return 0
+		}
+	fi
+	# The workspace: a copy of the checkout (tracked and new files, as a clone would have them)
+	# owned by uid 1000, the container's user: a learner's checkout is their own.  Always at
+	# the same path, so the CLI's image (named after it) is the cached one on the next run.
+	dc_ws=$cache/devcontainer/catalog
+	rm -rf "$dc_ws"
+	mkdir -p "$dc_ws"
+	git ls-files -z --cached --others --exclude-standard | tar --null -T - -cf - | tar -C "$dc_ws" -xf -
+	chown -R 1000:1000 "$dc_ws"
+	local config
+	config=$(dc 60 read-configuration 2>/dev/null) || true
+	python3 -c '
+import json, sys
+c = json.loads(sys.argv[1])["configuration"]
+ports = c.get("forwardPorts", [])
+attrs = c.get("portsAttributes", {})
+missing = [p for p in (3000, 8080, 9090, 3002) if p not in ports or not attrs.get(str(p), {}).get("label")]
+sys.exit("not forwarded and labelled: %s" % missing if missing else 0)' "$config" &&
+		ok "$name: devcontainer.json forwards and labels ports 3000, 8080, 9090, 3002" ||
+		fail "$name: devcontainer.json forwards and labels ports 3000, 8080, 9090, 3002" "$config"
+	python3 - "$dc_ws/.devcontainer/devcontainer.json" >"$work/devcontainer-podman.json" <<'PY'
+import json, re, sys
+text = re.sub(r"^\s*//.*$", "", open(sys.argv[1]).read(), flags=re.M)
+config = json.loads(text)
+config["build"]["context"] = "%s/.devcontainer/%s" % (sys.argv[1].rsplit("/.devcontainer/", 1)[0], config["build"]["context"])
+config["build"]["dockerfile"] = sys.argv[1].rsplit("/", 1)[0] + "/" + config["build"]["dockerfile"]
+config["runArgs"] = config.get("runArgs", []) + ["--uidmap=0:0:65536", "--gidmap=0:0:65536"]
+print(json.dumps(config))
+PY
+	if dc 2400 up >"$work/dc-up.log" 2>&1; then
+		ok "$name: devcontainer up (image from .devcontainer/Dockerfile, postCreateCommand make)"
+	else
+		fail "$name: devcontainer up" "$(tail -n 20 "$work/dc-up.log")"
+		devcontainer_rm
+		return 0
+	fi
+	local out
+	# shellcheck disable=SC2016 # expanded in the container
+	out=$(dc 60 exec bash -c 'id -un; sudo -n true && echo sudo; for t in cc make pg_config psql nginx prometheus curl; do command -v $t >/dev/null || echo "no $t"; done; ls build/catalog-server' 2>&1) || true
+	[[ $out == *vscode*sudo*build/catalog-server* && $out != *"no "* ]] &&
+		ok "$name: the toolchain is ready for the user vscode (with sudo); make has built the programs" ||
+		fail "$name: the toolchain is ready" "$out"
+	if dc 900 exec make up >"$work/dc-make-up.log" 2>&1; then
+		ok "$name: make up inside the devcontainer"
+	else
+		fail "$name: make up inside the devcontainer" "$(tail -n 20 "$work/dc-make-up.log")"
+	fi
+	out=$(dc 30 exec curl -fsS --max-time 10 localhost:3000/health 2>&1) || true
+	[[ $out == *'"status":"ok"'* ]] && ok "$name: curl localhost:3000/health through devcontainer exec: ${out##*$'\n'}" ||
+		fail "$name: curl /health through devcontainer exec" "$(tail -n 5 <<<"$out")"
+	dc 300 exec make down >"$work/dc-down.log" 2>&1 && ok "$name: make down inside the devcontainer" ||
+		fail "$name: make down inside the devcontainer" "$(tail -n 10 "$work/dc-down.log")"
+	devcontainer_rm
+	rm -rf "$dc_ws"
+}
+
+# devcontainer_rm: the devcontainer's container (its image stays cached).
+devcontainer_rm() {
+	local c
+	for c in $(podman ps -aq --filter "label=devcontainer.local_folder=$dc_ws"); do
+		podman rm -f -t 5 "$c" >/dev/null 2>&1
+	done
+	return 0
+}
+
 main() {
 	local s
 	for s in "${sections[@]}"; do
 		case $s in
-		image | compose-single | compose-scaled | solution | kube) "section_${s//-/_}" ;;
+		image | compose-single | compose-scaled | solution | kube | devcontainer) "section_${s//-/_}" ;;
 		compose) section_compose_single && section_compose_scaled ;;
-		*) die "unknown section '$s' (image, compose, compose-single, compose-scaled, solution, kube)" ;;
+		*) die "unknown section '$s' (image, compose, compose-single, compose-scaled, solution, kube, devcontainer)" ;;
 		esac
 	done
 	say "done"
