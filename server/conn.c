@@ -223,15 +223,21 @@ void conn_accept(worker_t *w)
 
 /* ---- responses ---------------------------------------------------------------------------- */
 
-buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers)
+buf_t *conn_begin_as(conn_t *c, http_response_t *resp, int status, const char *content_type,
+                     const char *extra_headers)
 {
     server_t *s = c->worker->server;
 
     if (c->worker->stopping) c->keep_alive = 0;
-    http_response_begin(&c->out, resp, status, "application/json; charset=utf-8",
+    http_response_begin(&c->out, resp, status, content_type,
                         slice_make(s->config.server_id, strlen(s->config.server_id)), c->keep_alive,
                         extra_headers);
     return &c->out;
+}
+
+buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers)
+{
+    return conn_begin_as(c, resp, status, "application/json; charset=utf-8", extra_headers);
 }
 
 static void access_log_line(conn_t *c, int status, size_t bytes, uint64_t duration_us)

@@ -135,7 +135,7 @@ struct conn {
     char log_line[192]; /* "METHOD target" for the access log */
     char peer[48];      /* client address for the access log */
     /* timers */
-    int timer_list; /* enum timer_list */
+    enum timer_list timer_list;
     uint64_t deadline_ms;
     conn_t *timer_prev, *timer_next;
     conn_t *free_next;             /* in the worker's list of closed connections */
@@ -188,6 +188,9 @@ void conn_accept_resume(worker_t *w);
 /* Starts a response of the current request: writes the head into c->out and returns the
  * buffer to append the body to.  Finish with conn_end. */
 buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers);
+/* The same with another Content-Type than JSON (/metrics). */
+buf_t *conn_begin_as(conn_t *c, http_response_t *resp, int status, const char *content_type,
+                     const char *extra_headers);
 /* Makes room for a large response before conn_begin, reusing the worker's parked buffer. */
 void conn_reserve_output(conn_t *c, size_t bytes);
 /* Finishes the response, counts it, and goes on with the connection's next request. */
