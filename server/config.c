@@ -28,7 +28,7 @@ static const uint_setting_t UINT_SETTINGS[] = {
     {"DB_CONNECT_TIMEOUT_MS", 3000, 100, 600000, FIELD(db_connect_timeout_ms),
      "a database connection attempt that takes longer fails"},
     {"DB_STATEMENT_TIMEOUT_MS", 30000, 0, 3600000, FIELD(db_statement_timeout_ms),
-     "PostgreSQL cancels a statement running longer (0: never), answered 500"},
+     "PostgreSQL cancels a statement running longer (0: never), answered 503"},
     {"WORKERS", 0, 0, 64, FIELD(workers),
      "worker threads, each with its own event loop (0 or unset: one per CPU the process may use, "
      "counting a cgroup CPU quota)"},

@@ -250,16 +250,26 @@ static int method_label_of(int method)
     }
 }
 
-/* Keeps "METHOD target" (cut at 150 bytes) for the access and error logs: the request's own
- * bytes may be gone by the time a database callback logs. */
+/* Keeps "METHOD target" for the access and error logs: the request's own bytes may be gone by
+ * the time a database callback logs.  The access log writes it between double quotes, so a '"'
+ * or '\\' in the target is escaped with a backslash (the parser admits no other byte that needs
+ * it: targets are 0x21-0x7E); a long target is cut (the line ends in "..."). */
 static void remember_request_line(conn_t *c, const http_request_t *req)
 {
     size_t m = req->method_name.len < 32 ? req->method_name.len : 32;
-    size_t t = req->target.len < 150 ? req->target.len : 150;
     memcpy(c->log_line, req->method_name.base, m);
-    c->log_line[m] = ' ';
-    memcpy(c->log_line + m + 1, req->target.base, t);
-    c->log_line[m + 1 + t] = 0;
+    char *out = c->log_line + m, *end = c->log_line + sizeof c->log_line - 4;
+    *out++ = ' ';
+    const char *t = req->target.base, *t_end = t + req->target.len;
+    for (; t < t_end && out < end - 1; t++) {
+        if (*t == '"' || *t == '\\') *out++ = '\\';
+        *out++ = *t;
+    }
+    if (t < t_end) {
+        memcpy(out, "...", 3);
+        out += 3;
+    }
+    *out = 0;
 }
 
 /* Handles every complete request in the input buffer, in order, until one goes asynchronous. */

@@ -523,8 +523,14 @@ static void handle_products(conn_t *c, const http_request_t *req)
             return;
         }
         if (found) {
+            /* PostgreSQL refuses both in a text parameter (SQLSTATE 22021), after a round
+             * trip and as a server error: they are the client's mistake, answered here. */
             if (memchr(c->param.data, 0, c->param.len)) {
                 conn_respond_error(c, 400, "category must not contain NUL bytes", NULL);
+                return;
+            }
+            if (!json_utf8_valid(c->param.data, c->param.len)) {
+                conn_respond_error(c, 400, "category must be UTF-8 (after percent-decoding)", NULL);
                 return;
             }
             buf_append_char(&c->param, 0); /* libpq wants a C string */
