@@ -3,6 +3,10 @@ one run on one machine, printed as ratios and written to BENCHMARKS.md.
 
 Everything runs against a throwaway PostgreSQL cluster in a temporary folder (scripts/pg.sh),
 seeded full size, on loopback only, each load run bounded in time.  The pieces:
+  0. the goals table of issue 16: /products/1 and the category listing against pgbench running
+     the same statements, DB_POOL_MAX=1 against 10, server CPU per category request, the live
+     report and the scenario mix against pgbench running the reference's statements, failed
+     requests; with BENCH_BASELINE, an older build measured beside this one in the same run;
   1. the database's limit: pgbench running the server's own statements (read from
      server/routes.c) at the pool's concurrency vs the full stack on the same work;
   2. the server's CPU per request per route (process_cpu_seconds_total before and after) and
@@ -14,7 +18,9 @@ seeded full size, on loopback only, each load run bounded in time.  The pieces:
 Environment: BENCH_DURATION (10, seconds per load run), BENCH_ROUNDS (2, alternating rounds of
 the runs that are compared), BENCH_CONNECTIONS (100),
 BENCH_PRODUCTS (5000), BENCH_ORDERS (500000), BENCH_OUTPUT (BENCHMARKS.md at the repository
-root; empty: do not write), BENCH_KEEP (1: keep the temporary folder), CATALOG_BUILD (build).
+root; empty: do not write), BENCH_KEEP (1: keep the temporary folder), CATALOG_BUILD (build),
+BENCH_BASELINE (a build folder of an older tree, e.g. from `git worktree add`: section 0 measures
+it too, against the same database), BENCH_ONLY (goals: section 0 only).
 """
 
 import datetime
