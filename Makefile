@@ -1,6 +1,7 @@
 # catalog: build, test and run the lab.  `make help` lists the targets.
 # Everything builds into $(BUILD)/ (default build/).  SANITIZER=address,undefined builds
-# an instrumented tree into build-san/.  WERROR=1 turns warnings into errors (CI sets it).
+# an instrumented tree into build-san/, SANITIZER=thread (ThreadSanitizer) into build-tsan/.
+# WERROR=1 turns warnings into errors (CI sets it).
 
 SHELL := /bin/bash
 CC ?= cc
@@ -15,7 +16,11 @@ ALL_CFLAGS = -std=c11 $(WARNINGS) $(CFLAGS) -pthread -MMD -MP
 ifeq ($(WERROR),1)
 ALL_CFLAGS += -Werror
 endif
-ifneq ($(SANITIZER),)
+ifeq ($(SANITIZER),thread)
+BUILD := build-tsan
+ALL_CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+else ifneq ($(SANITIZER),)
 BUILD := build-san
 ALL_CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZER)
@@ -34,9 +39,10 @@ dbtool_SRC := $(wildcard dbtool/*.c)
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 
-.PHONY: all clean test unit integration format help deps up down status scale restart \
+.PHONY: all programs clean test unit integration format help deps up down status scale restart \
 	loadtest compare demo bench fuzz soak sanitize
 all: $(PROGRAMS) $(UNIT_BIN)
+programs: $(PROGRAMS)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
@@ -79,8 +85,11 @@ unit: all
 integration: all
 	@tests/run.sh $(BUILD) integration
 
+# The ASan+UBSan tree (everything) and the ThreadSanitizer tree (the programs: its pass runs the
+# server's integration tests, where the worker threads share the pool).
 sanitize:
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined all
+	@$(MAKE) --no-print-directory SANITIZER=thread programs
 
 # Long runs, never part of make test.  fuzz: every driver FUZZ_SECONDS (default 600) from the
 # corpus it grew last time (build-fuzz/corpus/); soak: 1,000,000 requests, RSS must stay flat.
@@ -93,7 +102,7 @@ format:
 	clang-format -i lib/*.[ch] server/*.[ch] loadtest/*.[ch] dbtool/*.[ch] tests/unit/*.[ch] fuzz/*.c 2>/dev/null || true
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz
 
 # The lab (CONTRACT section 7).  Thin aliases over scripts/lab.sh.
 # up installs the packages before the first build: a fresh machine has no libpq-dev yet.
