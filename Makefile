@@ -27,14 +27,19 @@ LDFLAGS += -fsanitize=$(SANITIZER)
 endif
 LDLIBS := -lpq -ljansson -lm -pthread
 
-LIB_SRC := $(wildcard lib/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# Who owns what: lib/ holds the code the three programs share (libcatalog.a); server/,
+# loadtest/ and dbtool/ each hold what one program owns.  A program's objects other than its
+# main.o also go into an archive of their own (libserver.a, libloadtest.a, libdbtool.a), so a
+# unit test links exactly the modules it calls, from whichever program owns them.
+LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard lib/*.c))
 LIB_A := $(BUILD)/libcatalog.a
 
+# program_objects DIR: the objects of DIR/*.c other than DIR/main.o.
+program_objects = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(1)/main.c,$(wildcard $(1)/*.c)))
+SERVER_A := $(BUILD)/libserver.a
+LOADTEST_A := $(BUILD)/libloadtest.a
+DBTOOL_A := $(BUILD)/libdbtool.a
 PROGRAMS := $(BUILD)/catalog-server $(BUILD)/catalog-loadtest $(BUILD)/catalog-db
-server_SRC := $(wildcard server/*.c)
-loadtest_SRC := $(wildcard loadtest/*.c)
-dbtool_SRC := $(wildcard dbtool/*.c)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
@@ -44,24 +49,34 @@ UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
 all: $(PROGRAMS) $(UNIT_BIN)
 programs: $(PROGRAMS)
 
+# A program's sources see its own headers and lib/'s; the unit tests see every program's.
+$(BUILD)/server/%.o: CPPFLAGS += -Iserver
+$(BUILD)/loadtest/%.o: CPPFLAGS += -Iloadtest
+$(BUILD)/dbtool/%.o: CPPFLAGS += -Idbtool
+$(BUILD)/tests/unit/%.o: CPPFLAGS += -Iserver -Iloadtest -Idbtool
+
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIB_A): $(LIB_OBJ)
+$(SERVER_A): $(call program_objects,server)
+$(LOADTEST_A): $(call program_objects,loadtest)
+$(DBTOOL_A): $(call program_objects,dbtool)
+$(LIB_A) $(SERVER_A) $(LOADTEST_A) $(DBTOOL_A):
 	@mkdir -p $(@D)
+	rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/catalog-server: $(server_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/catalog-loadtest: $(loadtest_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/catalog-db: $(dbtool_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
+$(BUILD)/catalog-server: $(BUILD)/server/main.o $(SERVER_A) $(LIB_A)
+$(BUILD)/catalog-loadtest: $(BUILD)/loadtest/main.o $(LOADTEST_A) $(LIB_A)
+$(BUILD)/catalog-db: $(BUILD)/dbtool/main.o $(DBTOOL_A) $(LIB_A)
+$(PROGRAMS):
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # dbtool/schema_sql.c embeds sql/schema.sql with .incbin, which -MMD does not see.
 $(BUILD)/dbtool/schema_sql.o: sql/schema.sql
 $(BUILD)/dbtool/rollup_sql.o: sql/rollup.sql
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
+$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(SERVER_A) $(LOADTEST_A) $(DBTOOL_A) $(LIB_A)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

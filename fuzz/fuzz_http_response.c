@@ -1,6 +1,6 @@
-/* fuzz_http_response.c: libFuzzer driver for lib/http_client (bytes from an untrusted server).
+/* fuzz_http_response.c: libFuzzer driver for loadtest/http_client (bytes from an untrusted server).
  * Build: clang -fsanitize=fuzzer,address -D_GNU_SOURCE -Ilib fuzz/fuzz_http_response.c
- *        lib/http_client.c lib/buf.c -o build/fuzz_http_response */
+ *        loadtest/http_client.c lib/buf.c -o build/fuzz_http_response */
 #include "http_client.h"
 
 #include <stdlib.h>

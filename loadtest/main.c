@@ -17,7 +17,7 @@
 #include "loadtest_request.h"
 #include "loadtest_result.h"
 #include "loop.h"
-#include "url.h"
+#include "url_parse.h"
 
 #define DEFAULT_URL "http://localhost:3000"
 #define DEFAULT_CONNECTIONS 100

@@ -43,13 +43,13 @@ out=build-fuzz
 mkdir -p "$out/crashes" "$out/logs"
 pg_include=$(pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
 
-# lib_sources DRIVER: the lib/*.c files a driver links (its own module and what that needs).
+# lib_sources DRIVER: the *.c files a driver links (its own module and what that needs).
 lib_sources() {
 	case $1 in
-	fuzz_http_request) echo lib/http.c lib/buf.c ;;
-	fuzz_http_response) echo lib/http_client.c lib/buf.c ;;
-	fuzz_order) echo lib/order.c lib/error.c ;;
-	fuzz_url) echo lib/url.c lib/error.c lib/number.c lib/buf.c ;;
+	fuzz_http_request) echo server/http.c lib/buf.c ;;
+	fuzz_http_response) echo loadtest/http_client.c lib/buf.c ;;
+	fuzz_order) echo server/order.c lib/error.c ;;
+	fuzz_url) echo server/url.c loadtest/url_parse.c lib/error.c lib/number.c lib/buf.c ;;
 	fuzz_number) echo lib/number.c ;;
 	*) echo lib/*.c ;; # a new driver: everything, until someone narrows it here
 	esac
@@ -59,12 +59,12 @@ lib_sources() {
 build() {
 	local driver=$1 bin=$out/$1
 	# shellcheck disable=SC2046 # word splitting of the source list is intended
-	if [[ -x $bin ]] && [[ -z $(find "fuzz/$driver.c" $(lib_sources "$driver") lib/*.h -newer "$bin" 2>/dev/null) ]]; then
+	if [[ -x $bin ]] && [[ -z $(find "fuzz/$driver.c" $(lib_sources "$driver") lib/*.h server/*.h loadtest/*.h -newer "$bin" 2>/dev/null) ]]; then
 		return 0
 	fi
 	# shellcheck disable=SC2046
 	"$CLANG" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-fno-omit-frame-pointer -D_GNU_SOURCE -Ilib -I"$pg_include" \
+		-fno-omit-frame-pointer -D_GNU_SOURCE -Ilib -Iserver -Iloadtest -I"$pg_include" \
 		"fuzz/$driver.c" $(lib_sources "$driver") -ljansson -lm -o "$bin"
 }
 

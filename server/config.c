@@ -181,13 +181,13 @@ int server_config_load(server_config_t *c, char *err, size_t err_len)
     }
     strcpy(c->server_id, id);
 
-    c->db_host = config_env_str("DB_HOST", "localhost");
-    c->db_name = config_env_str("DB_NAME", "catalogdb");
-    c->db_user = config_env_str("DB_USER", "postgres");
-    c->db_password = config_env_str("DB_PASSWORD", "postgres");
-    unsigned long db_port;
-    if (config_env_uint("DB_PORT", 5432, 1, 65535, &db_port, err, err_len) < 0) return -1;
-    c->db_port = config_env_str("DB_PORT", "5432");
+    config_db_t db;
+    if (config_db_load(&db, err, err_len) < 0) return -1;
+    c->db_host = db.host;
+    c->db_port = db.port;
+    c->db_name = db.name;
+    c->db_user = db.user;
+    c->db_password = db.password;
     if (!*c->db_host || !*c->db_name || !*c->db_user) {
         snprintf(err, err_len, "DB_HOST, DB_NAME and DB_USER must not be empty");
         return -1;
@@ -216,8 +216,10 @@ void server_config_usage(FILE *out)
             "Configuration comes from the environment (default in brackets):\n"
             "  HOST                       listen address [0.0.0.0]\n"
             "  SERVER_ID                  this server's name in X-Server-Id and /health [app]\n"
-            "  DB_HOST, DB_PORT, DB_NAME  PostgreSQL [localhost, 5432, catalogdb]\n"
-            "  DB_USER, DB_PASSWORD       PostgreSQL login [postgres, postgres]\n"
+            "  DB_HOST, DB_PORT, DB_NAME  PostgreSQL [" CONFIG_DB_HOST_DEFAULT
+            ", " CONFIG_DB_PORT_DEFAULT ", " CONFIG_DB_NAME_DEFAULT "]\n"
+            "  DB_USER, DB_PASSWORD       PostgreSQL login [" CONFIG_DB_USER_DEFAULT
+            ", " CONFIG_DB_PASSWORD_DEFAULT "]\n"
             "  REPORT_MODE                live (aggregate all orders) or rollup [live]\n"
             "  ACCESS_LOG                 one line per request on stderr, 1 or 0 [1]\n");
     for (size_t i = 0; i < sizeof UINT_SETTINGS / sizeof UINT_SETTINGS[0]; i++)

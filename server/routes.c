@@ -528,28 +528,26 @@ static void handle_products(conn_t *c, const http_request_t *req)
 
 /* ---- routing ------------------------------------------------------------------------------ */
 
-static int match_route(slice_t path, slice_t *id)
+route_t routes_match(slice_t path, slice_t *id)
 {
     static const struct {
         const char *path;
-        int route;
-    } exact[] = {
-        {"/health", ROUTE_HEALTH},
-        {"/health/live", ROUTE_HEALTH_LIVE},
-        {"/health/ready", ROUTE_HEALTH_READY},
-        {"/products", ROUTE_PRODUCTS},
-        {"/report", ROUTE_REPORT},
-        {"/orders", ROUTE_ORDERS},
-        {"/metrics", ROUTE_METRICS},
+        size_t len;
+        int has_param;
+    } table[ROUTE_UNMATCHED] = {
+#define ROUTE_PATTERN(name, path, param) {path, sizeof path - 1, sizeof param > 1},
+        ROUTE_MAP(ROUTE_PATTERN)
+#undef ROUTE_PATTERN
     };
-    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
-        if (slice_eq(path, slice_cstr(exact[i].path))) return exact[i].route;
-    static const char prefix[] = "/products/";
-    size_t n = sizeof prefix - 1;
-    if (path.len >= n && memcmp(path.base, prefix, n) == 0 &&
-        !memchr(path.base + n, '/', path.len - n)) {
-        *id = slice_make(path.base + n, path.len - n);
-        return ROUTE_PRODUCT;
+    for (route_t r = 0; r < ROUTE_UNMATCHED; r++) {
+        size_t n = table[r].len;
+        if (!table[r].has_param) {
+            if (path.len == n && memcmp(path.base, table[r].path, n) == 0) return r;
+        } else if (path.len >= n && memcmp(path.base, table[r].path, n) == 0 &&
+                   !memchr(path.base + n, '/', path.len - n)) {
+            *id = slice_make(path.base + n, path.len - n);
+            return r;
+        }
     }
     return ROUTE_UNMATCHED;
 }
@@ -557,7 +555,7 @@ static int match_route(slice_t path, slice_t *id)
 void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body)
 {
     slice_t id = {0};
-    c->route = match_route(req->path, &id);
+    c->route = routes_match(req->path, &id);
     if (c->route == ROUTE_UNMATCHED) {
         conn_respond_error(c, 404, "Not found", NULL);
         return;
@@ -602,6 +600,9 @@ void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body)
         return;
     case ROUTE_METRICS:
         respond_metrics(c);
+        return;
+    case ROUTE_ORDERS:    /* answered above */
+    case ROUTE_UNMATCHED: /* answered above */
         return;
     }
 }

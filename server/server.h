@@ -41,18 +41,30 @@ void server_config_usage(FILE *out);
 
 /* ---- routes and metrics labels ---------------------------------------------------------- */
 
-enum route {
-    ROUTE_HEALTH,
-    ROUTE_HEALTH_LIVE,
-    ROUTE_HEALTH_READY,
-    ROUTE_PRODUCTS,
-    ROUTE_PRODUCT,
-    ROUTE_REPORT,
-    ROUTE_ORDERS,
-    ROUTE_METRICS,
-    ROUTE_UNMATCHED,
-    ROUTE_COUNT
-};
+/* The routes, written once.  ROUTE_MAP(X) calls X(NAME, path, param) for each route in the
+ * order /metrics lists them.  A route without a param matches its path exactly; one with a
+ * param (":id") matches path followed by one segment without '/'.  path param (the two strings
+ * joined) is the route's label in /metrics.  routes_match tries the routes in this order. */
+#define ROUTE_MAP(X)                                                                               \
+    X(HEALTH, "/health", "")                                                                       \
+    X(HEALTH_LIVE, "/health/live", "")                                                             \
+    X(HEALTH_READY, "/health/ready", "")                                                           \
+    X(PRODUCTS, "/products", "")                                                                   \
+    X(PRODUCT, "/products/", ":id")                                                                \
+    X(REPORT, "/report", "")                                                                       \
+    X(ORDERS, "/orders", "")                                                                       \
+    X(METRICS, "/metrics", "")
+
+/* clang-format off */
+typedef enum route {
+#define ROUTE_ENUM(name, path, param) ROUTE_##name,
+    ROUTE_MAP(ROUTE_ENUM)
+#undef ROUTE_ENUM
+    ROUTE_UNMATCHED, /* no route matched, or the request could not be parsed */
+} route_t;
+/* clang-format on */
+#define ROUTE_COUNT (ROUTE_UNMATCHED + 1)
+
 enum method_label { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_OTHER, METHOD_COUNT };
 #define STATUS_LABELS 16
 #define DURATION_BUCKETS 8
@@ -88,8 +100,8 @@ struct conn {
     int request_started;   /* bytes of a new request have arrived (header deadline set) */
     int continue_sent;     /* "100 Continue" already sent for the request being read */
     /* the request being answered */
-    int route;          /* enum route */
-    int method_label;   /* enum method_label */
+    route_t route;
+    enum method_label method_label;
     int head_only;      /* HEAD: send the head of the GET response */
     int keep_alive;     /* keep the connection after this response */
     uint64_t start_ns;  /* when its head was complete */
@@ -172,12 +184,16 @@ void conn_free_closed(worker_t *w);
 
 /* The prepared statements for the configured report mode. */
 const pool_statement_t *routes_statements(const server_config_t *config, unsigned *count);
+/* The route of a request path (ROUTE_UNMATCHED when none); for ROUTE_PRODUCT, *id is set to
+ * the segment after "/products/" (possibly empty), pointing into path. */
+route_t routes_match(slice_t path, slice_t *id);
 /* Answers one request: at once, or later from a database callback.  Sets c->route. */
 void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body);
 
 /* ---- server/stats.c --------------------------------------------------------------------- */
 
-void stats_record(worker_t *w, int route, int method_label, int status, uint64_t duration_us);
+void stats_record(worker_t *w, route_t route, enum method_label method, int status,
+                  uint64_t duration_us);
 /* Renders /metrics for the whole process into out. */
 void stats_render(server_t *s, buf_t *out);
 

@@ -1,4 +1,4 @@
-/* test_http.c: unit tests for lib/http: request head parsing, limits, response writing. */
+/* test_http.c: unit tests for server/http: request head parsing, limits, response writing. */
 #include "http.h"
 #include "test.h"
 
