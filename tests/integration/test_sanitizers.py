@@ -167,7 +167,9 @@ def main():
                 suite.check("the load run writes its JSON result", False, repr(error))
             requests = result.get("requests", 0)
             print(f"load: {requests} requests in {LOAD_DURATION_S} s")
-            suite.check("the load run sent thousands of requests", requests >= 2000,
+            # ThreadSanitizer slows the server several times more than ASan does.
+            least = 2000 if kind == "asan" else 400
+            suite.check(f"the load run sent at least {least} requests", requests >= least,
                         f"requests {requests}; {json.dumps(result)[:500]}")
             status, _, _ = harness.http(server.port, "GET", "/health/live")
             suite.equal("the server still answers after the load", status, 200)
