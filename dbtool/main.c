@@ -1,4 +1,4 @@
-/* main.c: catalog-db, the database tool: wait, migrate, seed, status (CONTRACT sections 2, 7). */
+/* main.c: catalog-db, the database tool: wait, migrate, seed, status (docs/api.md, Seed). */
 #include "dbtool.h"
 #include "config.h"
 
@@ -75,7 +75,7 @@ int main(int argc, char **argv)
 
     static const struct {
         const char *name;
-        int (*run)(const dbtool_config_t *config);
+        dbtool_exit_t (*run)(const dbtool_config_t *config);
     } commands[] = {
         {"wait", dbtool_command_wait},
         {"migrate", dbtool_command_migrate},

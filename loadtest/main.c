@@ -1,4 +1,5 @@
-/* main.c: catalog-loadtest: the scenario's load test (CONTRACT section 4) on a wrk-class engine. */
+/* main.c: catalog-loadtest: the scenario's load test (docs/api.md, Load test) on a wrk-class
+ * engine. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>

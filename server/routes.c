@@ -36,7 +36,7 @@ static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
     {"list_category",
      "SELECT " PRODUCT_COLUMNS " FROM products WHERE category = $1 ORDER BY price_cents, id"},
     {"product", "SELECT " PRODUCT_COLUMNS " FROM products WHERE id = $1"},
-    /* A live, exact aggregate of every order (CONTRACT section 3): the expensive route.  The
+    /* A live, exact aggregate of every order (docs/api.md, GET /report): the expensive route.  The
      * orders are summed per product first (5,000 groups), then joined to the products and
      * summed per category: the same numbers as joining every order row, in about half the
      * database time.  The left join keeps a category without orders ($0.00). */
@@ -422,13 +422,9 @@ static void respond_live(conn_t *c)
 
 static void respond_metrics(conn_t *c)
 {
-    server_t *s = c->worker->server;
     http_response_t resp;
-    if (c->worker->stopping) c->keep_alive = 0;
-    http_response_begin(&c->out, &resp, 200, "text/plain; version=0.0.4; charset=utf-8",
-                        slice_make(s->config.server_id, strlen(s->config.server_id)), c->keep_alive,
-                        NULL);
-    stats_render(s, &c->out);
+    buf_t *out = conn_begin_as(c, &resp, 200, "text/plain; version=0.0.4; charset=utf-8", NULL);
+    stats_render(c->worker->server, out);
     conn_end(c, &resp, 200);
 }
 
@@ -441,9 +437,9 @@ static int is_json_content_type(slice_t ct)
     return ct.len == n || ct.base[n] == ';' || ct.base[n] == ' ' || ct.base[n] == '\t';
 }
 
-/* Idempotency-Key (IETF httpapi draft; CONTRACT: 1 to 255 printable ASCII characters):
- * copies the key into c->param as a C string.  Returns 1 with a key, 0 without one, or -1
- * after answering a 400. */
+/* Idempotency-Key (IETF httpapi draft; docs/api.md, POST /orders: 1 to 255 printable ASCII
+ * characters): copies the key into c->param as a C string.  Returns 1 with a key, 0 without
+ * one, or -1 after answering a 400. */
 static int take_idempotency_key(conn_t *c, const http_request_t *req)
 {
     static const char name[] = "Idempotency-Key";

@@ -1,4 +1,4 @@
--- schema.sql: the catalog's tables and indexes (CONTRACT section 2); idempotent, safe to re-run.
+-- schema.sql: the catalog's tables and indexes (docs/api.md, Schema); idempotent, safe to re-run.
 -- Embedded into catalog-db, which applies it in one transaction under an advisory lock.
 
 CREATE TABLE IF NOT EXISTS products (
