@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include "config.h"
+#include "error.h"
 #include "server.h"
 
 /* One row per numeric setting: the table drives both validation and --help. */
@@ -153,33 +154,32 @@ int server_config_load(server_config_t *c, char *err, size_t err_len)
     c->limits.max_headers = (unsigned)limit[2];
     c->limits.max_body = limit[3];
     if (c->limits.max_request_line > c->limits.max_header_bytes) {
-        snprintf(err, err_len,
-                 "HTTP_MAX_REQUEST_LINE (%lu) must not exceed HTTP_MAX_HEADER_BYTES (%lu)",
-                 limit[0], limit[1]);
-        return -1;
+        return error_set(err, err_len,
+                         "HTTP_MAX_REQUEST_LINE (%lu) must not exceed HTTP_MAX_HEADER_BYTES (%lu)",
+                         limit[0], limit[1]);
     }
     if (c->workers == 0) c->workers = cpus_available();
 
     const char *host = config_env_str("HOST", "0.0.0.0");
     if (!*host || strlen(host) >= sizeof c->host) {
-        snprintf(err, err_len, "HOST must be a listen address such as 0.0.0.0 or 127.0.0.1");
-        return -1;
+        return error_set(err, err_len,
+                         "HOST must be a listen address such as 0.0.0.0 or 127.0.0.1");
     }
     strcpy(c->host, host);
 
     const char *id = config_env_str("SERVER_ID", "app");
     size_t id_len = strlen(id);
     if (id_len == 0 || id_len >= sizeof c->server_id) {
-        snprintf(err, err_len, "SERVER_ID must be 1 to %zu characters", sizeof c->server_id - 1);
-        return -1;
+        return error_set(err, err_len, "SERVER_ID must be 1 to %zu characters",
+                         sizeof c->server_id - 1);
     }
     for (size_t i = 0; i < id_len; i++) {
         unsigned char ch = (unsigned char)id[i];
         if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') && !(ch >= '0' && ch <= '9') &&
             ch != '-' && ch != '_' && ch != '.') {
-            snprintf(err, err_len,
-                     "SERVER_ID may hold only letters, digits, '-', '_' and '.', got '%s'", id);
-            return -1;
+            return error_set(err, err_len,
+                             "SERVER_ID may hold only letters, digits, '-', '_' and '.', got '%s'",
+                             id);
         }
     }
     strcpy(c->server_id, id);
@@ -192,8 +192,7 @@ int server_config_load(server_config_t *c, char *err, size_t err_len)
     c->db_user = db.user;
     c->db_password = db.password;
     if (!*c->db_host || !*c->db_name || !*c->db_user) {
-        snprintf(err, err_len, "DB_HOST, DB_NAME and DB_USER must not be empty");
-        return -1;
+        return error_set(err, err_len, "DB_HOST, DB_NAME and DB_USER must not be empty");
     }
 
     const char *mode = config_env_str("REPORT_MODE", "live");
@@ -202,8 +201,7 @@ int server_config_load(server_config_t *c, char *err, size_t err_len)
     } else if (strcmp(mode, "rollup") == 0) {
         c->report_rollup = 1;
     } else {
-        snprintf(err, err_len, "REPORT_MODE must be 'live' or 'rollup', got '%s'", mode);
-        return -1;
+        return error_set(err, err_len, "REPORT_MODE must be 'live' or 'rollup', got '%s'", mode);
     }
     if (config_env_bool("ACCESS_LOG", 1, &c->access_log, err, err_len) < 0) return -1;
     return 0;
