@@ -450,7 +450,9 @@ static void conn_start_query(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
     q->conn = c;
     q->state = Q_RUNNING;
     const pool_statement_t *st = &p->config.statements[q->statement];
-    if (!PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params, NULL, NULL, 0)) goto stale;
+    if (!PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params, NULL, NULL,
+                             q->binary_results ? 1 : 0))
+        goto stale;
     c->sent = 1;
     int f = PQflush(c->pg);
     if (f < 0 || conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) goto stale;
