@@ -50,7 +50,8 @@ struct pool_conn {
     unsigned head, depth;
     unsigned handed;           /* queries handed over with it and not yet sent */
     uint64_t prepared;         /* bit per statement whose Prepare was sent on this connection */
-    int exclusive;             /* an exclusive statement runs: nothing joins it */
+    int exclusive;             /* a POOL_ALONE statement runs: nothing joins it */
+    int closed_tail;           /* the newest statement is POOL_LAST: nothing joins behind it */
     int broken;                /* a send failed: it takes nothing more and closes when drained */
     pool_query_t *connect_for; /* the query it is being opened for; NULL once cancelled */
     uint64_t deadline_ms;      /* connect deadline */
@@ -127,7 +128,13 @@ static char *dup_or_null(const char *s)
 
 static int is_exclusive(const pool_t *p, const pool_query_t *q)
 {
-    return p->config.statements[q->statement].exclusive;
+    return p->config.statements[q->statement].sharing == POOL_ALONE;
+}
+
+/* Nothing may be queued behind q's statement. */
+static int is_last(const pool_t *p, const pool_query_t *q)
+{
+    return p->config.statements[q->statement].sharing != POOL_SHARED;
 }
 
 static void record_wait_locked(pool_t *p, uint64_t wait_ms)
@@ -418,7 +425,8 @@ static int conn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
     e->sent_ms = w->loop->now_ms;
     if (c->depth++) __atomic_add_fetch(&p->pipelined, 1, __ATOMIC_RELAXED);
     in_flight_add(p, 1);
-    if (st->exclusive) c->exclusive = 1;
+    if (st->sharing == POOL_ALONE) c->exclusive = 1;
+    c->closed_tail = st->sharing != POOL_SHARED;
     q->conn = c;
     q->state = Q_RUNNING;
     int f = PQflush(c->pg);
@@ -438,8 +446,8 @@ not_sent:
 /* Can c take one more cheap statement of its worker now? */
 static int conn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
 {
-    return p->config.pipeline_depth > 1 && c->state == C_BUSY && !c->exclusive && !c->broken &&
-           c->cancel_state == K_NONE && c->handed == 0 && c->depth > 0 &&
+    return p->config.pipeline_depth > 1 && c->state == C_BUSY && !c->exclusive && !c->closed_tail &&
+           !c->broken && c->cancel_state == K_NONE && c->handed == 0 && c->depth > 0 &&
            c->depth < p->config.pipeline_depth &&
            pool_elapsed_ms(now_ms, entry_at(c, 0)->sent_ms) < POOL_STALL_MS;
 }
@@ -479,6 +487,7 @@ static void conn_top_up(pool_worker_t *w, pool_conn_t *c)
         record_wait_locked(p, pool_elapsed_ms(w->loop->now_ms, q->submit_ms));
         q->state = Q_HANDED;
         taken[n++] = q;
+        if (is_last(p, q)) break;
     }
     pthread_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < n; i++) {
@@ -495,6 +504,7 @@ static void conn_release(pool_worker_t *w, pool_conn_t *c)
     loop_io_stop(w->loop, &c->io);
     active_remove(c);
     c->exclusive = 0;
+    c->closed_tail = 0;
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
         PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         conn_close_slot(w, c);
@@ -547,6 +557,7 @@ static int conn_finish_head(pool_worker_t *w, pool_conn_t *c)
     int gone = 0;
     if (c->depth == 0) {
         c->exclusive = 0;
+        c->closed_tail = 0;
         gone = c->cancel_state == K_NONE;
         conn_drained(w, c);
     } else {
@@ -771,8 +782,10 @@ static int conn_is_stale(pool_conn_t *c, uint64_t now_ms)
  * blocks, so the request is written here on a non-blocking socket; the layout is trusted only
  * when the pid in it is the connection's own. */
 struct libpq_cancel_head {
-    struct sockaddr_storage addr;
-    socklen_t addr_len;
+    struct {
+        struct sockaddr_storage addr;
+        socklen_t addr_len;
+    } raddr; /* libpq's SockAddr, padded as a struct of its own */
     int be_pid;
     int be_key;
 };
@@ -829,12 +842,13 @@ static int cancel_start(pool_worker_t *w, pool_conn_t *c)
     struct libpq_cancel_head h;
     memcpy(&h, pc, sizeof h);
     PQfreeCancel(pc);
-    if (h.be_pid == 0 || h.be_pid != PQbackendPID(c->pg) || h.addr_len == 0 ||
-        h.addr_len > sizeof h.addr)
+    if (h.be_pid == 0 || h.be_pid != PQbackendPID(c->pg) || h.raddr.addr_len == 0 ||
+        h.raddr.addr_len > sizeof h.raddr.addr)
         return -1;
-    int fd = socket(h.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int fd = socket(h.raddr.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) return -1;
-    if (connect(fd, (const struct sockaddr *)&h.addr, h.addr_len) < 0 && errno != EINPROGRESS) {
+    if (connect(fd, (const struct sockaddr *)&h.raddr.addr, h.raddr.addr_len) < 0 &&
+        errno != EINPROGRESS) {
         close(fd);
         return -1;
     }

@@ -13,8 +13,9 @@
  * With pipelining on (pipeline_depth >= 1), connections run in libpq's pipeline mode: a cheap
  * statement of one worker may be sent behind others already in flight on a connection that
  * worker uses, each with its own sync point, so a failing statement fails only its own query.
- * A statement marked `exclusive` (a long one) only ever runs alone on its connection, and no
- * statement joins a connection whose oldest statement has been running for a while.
+ * A POOL_ALONE statement (a long one) only ever runs alone on its connection, and no
+ * statement joins a connection whose oldest statement has been running for a while, nor one
+ * whose newest statement is POOL_LAST (a write, which may wait on a lock).
  *
  * When no connection can take a query, queries wait in one FIFO across all workers; a
  * connection that comes free goes to the oldest waiter, whichever thread it belongs to (with
@@ -53,11 +54,19 @@ enum pool_error {
                                * not run; trying again is safe */
 };
 
+/* How a statement shares a connection in pipeline mode. */
+enum pool_sharing {
+    POOL_SHARED = 0, /* cheap: runs before and behind others */
+    POOL_LAST = 1,   /* cheap but may wait on a lock (a write): may join behind others, nothing
+                      * is queued behind it */
+    POOL_ALONE = 2,  /* long-running: never shares its connection */
+};
+
 /* A statement, prepared on a connection the first time that connection runs it. */
 typedef struct pool_statement {
     const char *name; /* prepared statement name */
     const char *sql;  /* the SQL, with $1.. parameters */
-    int exclusive;    /* long-running: never shares a connection with another statement */
+    int sharing;      /* enum pool_sharing */
 } pool_statement_t;
 
 #define POOL_MAX_STATEMENTS 64

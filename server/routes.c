@@ -26,13 +26,14 @@ enum statement {
 #define PRODUCT_COLUMNS "id, name, category, price_cents, stock, description, created_at"
 
 static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
-    {"count_products", "SELECT count(*) FROM products", 0},
+    {"count_products", "SELECT count(*) FROM products", POOL_SHARED},
     {"list_cheapest", "SELECT " PRODUCT_COLUMNS " FROM products ORDER BY price_cents, id LIMIT 100",
      0},
-    /* About 1,000 rows: exclusive, so no cheap statement waits behind it in a pipeline. */
+    /* About 1,000 rows: alone on its connection, so no cheap statement waits behind it. */
     {"list_category",
-     "SELECT " PRODUCT_COLUMNS " FROM products WHERE category = $1 ORDER BY price_cents, id", 1},
-    {"product", "SELECT " PRODUCT_COLUMNS " FROM products WHERE id = $1", 0},
+     "SELECT " PRODUCT_COLUMNS " FROM products WHERE category = $1 ORDER BY price_cents, id",
+     POOL_ALONE},
+    {"product", "SELECT " PRODUCT_COLUMNS " FROM products WHERE id = $1", POOL_SHARED},
     /* A live, exact aggregate of every order (CONTRACT section 3): the expensive route.  The
      * orders are summed per product first (5,000 groups), then joined to the products and
      * summed per category: the same numbers as joining every order row, in about half the
@@ -44,14 +45,14 @@ static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
      " (SELECT product_id, count(*) AS orders, sum(total_cents) AS revenue"
      " FROM orders GROUP BY product_id) o ON o.product_id = p.id"
      " GROUP BY p.category ORDER BY 3 DESC, 1",
-     1},
+     POOL_ALONE},
     /* One statement: the price lookup and the insert are atomic.  price_cents * quantity is
      * integer arithmetic, so an overflow is SQLSTATE 22003, answered with a 400. */
     {"insert_order",
      "INSERT INTO orders (product_id, quantity, total_cents)"
      " SELECT id, $2::integer, price_cents * $2::integer FROM products WHERE id = $1::integer"
      " RETURNING id, product_id, quantity, total_cents, status, created_at",
-     0},
+     POOL_LAST}, /* a write may wait on a lock: nothing is queued behind it */
 };
 
 /* REPORT_MODE=rollup: per-product totals kept exact by a trigger (sql/rollup.sql). */
