@@ -1,6 +1,7 @@
 # catalog: build, test and run the lab.  `make help` lists the targets.
 # Everything builds into $(BUILD)/ (default build/).  SANITIZER=address,undefined builds
-# an instrumented tree into build-san/.  WERROR=1 turns warnings into errors (CI sets it).
+# an instrumented tree into build-san/; FUZZ=1 builds the libFuzzer drivers with clang into
+# build-fuzz/ (make fuzzers).  WERROR=1 turns warnings into errors (CI sets it).
 
 SHELL := /bin/bash
 CC ?= cc
@@ -20,42 +21,78 @@ BUILD := build-san
 ALL_CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZER)
 endif
+ifeq ($(FUZZ),1)
+BUILD := build-fuzz
+CC := clang
+CFLAGS := -O1 -g
+WARNINGS := $(filter-out -Wno-format-truncation,$(WARNINGS))
+ALL_CFLAGS += -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer \
+	-fno-sanitize-recover=all
+LDFLAGS += -fsanitize=fuzzer,address,undefined
+endif
 LDLIBS := -lpq -ljansson -lm -pthread
 
-LIB_SRC := $(wildcard lib/*.c)
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+# Who owns what: lib/ holds the code the three programs share (libcatalog.a); server/,
+# loadtest/ and dbtool/ each hold what one program owns.  A program's objects other than its
+# main.o also go into an archive of their own (libserver.a, libloadtest.a, libdbtool.a), so a
+# unit test links exactly the modules it calls, from whichever program owns them.
+LIB_OBJ := $(patsubst %.c,$(BUILD)/%.o,$(wildcard lib/*.c))
 LIB_A := $(BUILD)/libcatalog.a
 
+# program_objects DIR: the objects of DIR/*.c other than DIR/main.o.
+program_objects = $(patsubst %.c,$(BUILD)/%.o,$(filter-out $(1)/main.c,$(wildcard $(1)/*.c)))
+SERVER_A := $(BUILD)/libserver.a
+LOADTEST_A := $(BUILD)/libloadtest.a
+DBTOOL_A := $(BUILD)/libdbtool.a
 PROGRAMS := $(BUILD)/catalog-server $(BUILD)/catalog-loadtest $(BUILD)/catalog-db
-server_SRC := $(wildcard server/*.c)
-loadtest_SRC := $(wildcard loadtest/*.c)
-dbtool_SRC := $(wildcard dbtool/*.c)
 
 UNIT_SRC := $(wildcard tests/unit/test_*.c)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/%)
+# Micro-benchmarks (make bench): built like unit tests, never run by make test.
+BENCH_SRC := $(wildcard tests/bench/bench_*.c)
+BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/%)
+# libFuzzer drivers, one per parser of untrusted input: build-fuzz/fuzz_NAME (make fuzzers).
+FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
+FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
-.PHONY: all clean test unit integration format help deps up down status scale restart \
-	loadtest compare demo bench fuzz soak sanitize
+.PHONY: all clean test unit integration format lint help deps up down status scale restart \
+	loadtest compare demo bench fuzz fuzzers soak sanitize
 all: $(PROGRAMS) $(UNIT_BIN)
+
+# A program's sources see its own headers and lib/'s; the unit tests see every program's.
+$(BUILD)/server/%.o: CPPFLAGS += -Iserver
+$(BUILD)/loadtest/%.o: CPPFLAGS += -Iloadtest
+$(BUILD)/dbtool/%.o: CPPFLAGS += -Idbtool
+$(BUILD)/tests/unit/%.o $(BUILD)/tests/bench/%.o $(BUILD)/fuzz/%.o: \
+	CPPFLAGS += -Iserver -Iloadtest -Idbtool
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
 $(LIB_A): $(LIB_OBJ)
+$(SERVER_A): $(call program_objects,server)
+$(LOADTEST_A): $(call program_objects,loadtest)
+$(DBTOOL_A): $(call program_objects,dbtool)
+$(LIB_A) $(SERVER_A) $(LOADTEST_A) $(DBTOOL_A):
 	@mkdir -p $(@D)
+	rm -f $@
 	$(AR) rcs $@ $^
 
-$(BUILD)/catalog-server: $(server_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/catalog-loadtest: $(loadtest_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
-	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-$(BUILD)/catalog-db: $(dbtool_SRC:%.c=$(BUILD)/%.o) $(LIB_A)
+$(BUILD)/catalog-server: $(BUILD)/server/main.o $(SERVER_A) $(LIB_A)
+$(BUILD)/catalog-loadtest: $(BUILD)/loadtest/main.o $(LOADTEST_A) $(LIB_A)
+$(BUILD)/catalog-db: $(BUILD)/dbtool/main.o $(DBTOOL_A) $(LIB_A)
+$(PROGRAMS):
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 # dbtool/schema_sql.c embeds sql/schema.sql with .incbin, which -MMD does not see.
 $(BUILD)/dbtool/schema_sql.o: sql/schema.sql
 $(BUILD)/dbtool/rollup_sql.o: sql/rollup.sql
-$(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
+# A unit test, a micro-benchmark or a fuzz driver (below) links the archives: only the modules it
+# calls (and what they call) come in.
+TEST_LINK := $(SERVER_A) $(LOADTEST_A) $(DBTOOL_A) $(LIB_A)
+$(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(TEST_LINK)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+$(BUILD)/tests/bench_%: $(BUILD)/tests/bench/bench_%.o $(TEST_LINK)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
@@ -63,10 +100,10 @@ $(BUILD)/tests/%: $(BUILD)/tests/unit/%.o $(LIB_A)
 deps:
 	@scripts/install-deps.sh all
 
-# The test command of the README and of .ci/run: unit and integration tests against a throwaway
-# PostgreSQL (and nginx, Prometheus, Chromium) started by the tests themselves, the same suite
-# against the ASan+UBSan build (scripts/test-sanitized.sh), and 75 s of fuzzing.  Every part runs
-# even when an earlier one fails; tests/all.sh prints the closing total.
+# The test command of the README and of .ci/run: make lint, unit and integration tests against a
+# throwaway PostgreSQL (and nginx, Prometheus, Chromium) started by the tests themselves, the
+# same suite against the ASan+UBSan build (scripts/test-sanitized.sh), and 75 s of fuzzing.
+# Every part runs even when an earlier one fails; tests/all.sh prints the closing total.
 test:
 	@scripts/install-deps.sh test
 	@$(MAKE) --no-print-directory all
@@ -86,16 +123,29 @@ sanitize:
 # corpus it grew last time (build-fuzz/corpus/); soak: 1,000,000 requests, RSS must stay flat.
 fuzz:
 	@scripts/fuzz.sh --keep --seconds $(or $(FUZZ_SECONDS),600)
+# fuzzers: every driver, built with clang (libFuzzer, ASan, UBSan); scripts/fuzz.sh calls it.
+ifeq ($(FUZZ),1)
+fuzzers: $(FUZZ_BIN)
+build-fuzz/fuzz_%: build-fuzz/fuzz/fuzz_%.o $(TEST_LINK)
+	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
+else
+fuzzers:
+	@$(MAKE) --no-print-directory FUZZ=1 fuzzers
+endif
 soak: all
 	@scripts/soak.sh $(BUILD)
 
+# lint: shellcheck on every shell script, clang-format --dry-run -Werror on every C file (part
+# of make test); format: rewrites the C files to .clang-format, then lints.
+lint:
+	@scripts/lint.sh
 format:
-	clang-format -i lib/*.[ch] server/*.[ch] loadtest/*.[ch] dbtool/*.[ch] tests/unit/*.[ch] fuzz/*.c 2>/dev/null || true
+	@scripts/lint.sh --format
 
 clean:
 	rm -rf build build-san build-fuzz
 
-# The lab (CONTRACT section 7).  Thin aliases over scripts/lab.sh.
+# The lab (docs/api.md, Commands).  Thin aliases over scripts/lab.sh.
 # up installs the packages before the first build: a fresh machine has no libpq-dev yet.
 up:
 	@scripts/install-deps.sh lab
@@ -115,7 +165,8 @@ compare:
 	@scripts/lab.sh compare
 demo: all
 	@scripts/lab.sh demo
-bench: all
+bench: all $(BENCH_BIN)
+	@for b in $(BENCH_BIN); do $$b || exit 1; done
 	@scripts/bench.sh
 
 help:
@@ -127,6 +178,8 @@ help:
 	@echo "make restart    rolling restart of every server, one at a time (no failed GET behind nginx)"
 	@echo "make down       stop everything (PURGE=1 also deletes the data)"
 	@echo "make test       every test (what .ci/run calls)"
+	@echo "make lint       shellcheck on every script, clang-format --dry-run on every C file"
+	@echo "make format     rewrite the C files to .clang-format"
 	@echo "make bench      benchmarks (never part of make test)"
 	@echo "make fuzz       every libFuzzer driver for FUZZ_SECONDS (default 600) each, ASan+UBSan"
 	@echo "make soak       1,000,000 requests to one server; fails unless its RSS stays flat"

@@ -1,4 +1,4 @@
-/* commands.c: catalog-db's wait, migrate, seed and status (CONTRACT section 2). */
+/* commands.c: catalog-db's wait, migrate, seed and status (docs/api.md, Seed). */
 #include "dbtool.h"
 
 #include <stdio.h>

@@ -6,8 +6,7 @@
 #include <string.h>
 #include <time.h>
 
-/* Session settings every catalog-db connection uses: timestamps written by now() are UTC. */
-#define SESSION_OPTIONS "-c TimeZone=UTC -c DateStyle=ISO"
+#include "config.h"
 
 /* The database that always exists, used to check for and create DB_NAME. */
 #define MAINTENANCE_DATABASE "postgres"
@@ -35,7 +34,7 @@ PGconn *dbtool_connect(const dbtool_config_t *config, const char *dbname, char *
                           "password", "options", "application_name", "connect_timeout",
                           NULL};
     const char *values[] = {config->host, config->port,     dbname,
-                            config->user, config->password, SESSION_OPTIONS,
+                            config->user, config->password, CONFIG_DB_SESSION_OPTIONS,
                             "catalog-db", timeout_s,        NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 0);
     if (!conn) {

@@ -14,7 +14,7 @@ enum {
     DBTOOL_EXIT_USAGE = 3,         /* bad command line or environment value */
 };
 
-/* Settings from the environment (names as in CONTRACT section 1 and the draft interface). */
+/* Settings from the environment (docs/api.md, Processes and settings). */
 typedef struct dbtool_config {
     const char *host;                 /* DB_HOST, default localhost */
     const char *port;                 /* DB_PORT, default 5432, validated 1..65535 */

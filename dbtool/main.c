@@ -1,4 +1,4 @@
-/* main.c: catalog-db, the database tool: wait, migrate, seed, status (CONTRACT sections 2, 7). */
+/* main.c: catalog-db, the database tool: wait, migrate, seed, status (docs/api.md, Seed). */
 #include "dbtool.h"
 #include "config.h"
 
@@ -13,15 +13,18 @@ static void print_help(FILE *out)
           "Commands:\n"
           "  wait     wait until PostgreSQL accepts connections (DB_WAIT_TRIES tries,\n"
           "           DB_WAIT_INTERVAL_MS apart)\n"
-          "  migrate  wait, create DB_NAME if missing, apply the schema and the rollup table\n"
-          "           product_sales with its triggers (idempotent)\n"
+          "  migrate  wait, create DB_NAME if missing, apply the schema (with the\n"
+          "           Idempotency-Key table and function) and the rollup table product_sales\n"
+          "           with its triggers (idempotent)\n"
           "  seed     migrate, then seed SEED_PRODUCTS products and SEED_ORDERS orders in one\n"
           "           transaction; skips a complete seed, refuses other data\n"
           "  status   print the number of orders and whether the database is ready\n"
           "\n"
           "Environment (default):\n"
-          "  DB_HOST (localhost)  DB_PORT (5432)  DB_NAME (catalogdb)  DB_USER (postgres)\n"
-          "  DB_PASSWORD (postgres)  SEED_PRODUCTS (5000)  SEED_ORDERS (500000)\n"
+          "  DB_HOST (" CONFIG_DB_HOST_DEFAULT ")  DB_PORT (" CONFIG_DB_PORT_DEFAULT
+          ")  DB_NAME (" CONFIG_DB_NAME_DEFAULT ")  DB_USER (" CONFIG_DB_USER_DEFAULT ")\n"
+          "  DB_PASSWORD (" CONFIG_DB_PASSWORD_DEFAULT
+          ")  SEED_PRODUCTS (5000)  SEED_ORDERS (500000)\n"
           "  DB_WAIT_TRIES (20)  DB_WAIT_INTERVAL_MS (2000)  DB_CONNECT_TIMEOUT_MS (3000)\n"
           "\n"
           "Exit status: 0 done (status: ready), 1 failed (status: still seeding),\n"
@@ -32,14 +35,15 @@ static void print_help(FILE *out)
 static int load_config(dbtool_config_t *config)
 {
     char err[256];
-    unsigned long port;
-    config->host = config_env_str("DB_HOST", "localhost");
-    config->name = config_env_str("DB_NAME", "catalogdb");
-    config->user = config_env_str("DB_USER", "postgres");
-    config->password = config_env_str("DB_PASSWORD", "postgres");
-    config->port = config_env_str("DB_PORT", "5432");
+    config_db_t db;
+    int rc = config_db_load(&db, err, sizeof err);
+    config->host = db.host;
+    config->port = db.port;
+    config->name = db.name;
+    config->user = db.user;
+    config->password = db.password;
     /* Seed sizes stay in int range: the ids are PostgreSQL integers. */
-    if (config_env_uint("DB_PORT", 5432, 1, 65535, &port, err, sizeof err) != 0 ||
+    if (rc != 0 ||
         config_env_uint("SEED_PRODUCTS", 5000, 1, 100000000, &config->seed_products, err,
                         sizeof err) != 0 ||
         config_env_uint("SEED_ORDERS", 500000, 0, 2000000000, &config->seed_orders, err,

@@ -1,8 +1,7 @@
-/* fuzz_http_request.c: libFuzzer driver for lib/http (request heads from untrusted clients).
- * Build and run (30 s):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib fuzz/fuzz_http_request.c \
- *         lib/http.c lib/buf.c -o /tmp/fuzz_http
- *   /tmp/fuzz_http -dict=fuzz/http.dict -max_total_time=30 fuzz/corpus/http_request */
+/* fuzz_http_request.c: libFuzzer driver for server/http (request heads from untrusted clients).
+ * Built by `make fuzzers` (clang, ASan, UBSan); scripts/fuzz.sh runs it, or by hand:
+ *   build-fuzz/fuzz_http_request -dict=fuzz/http.dict -max_total_time=30 \
+ *       fuzz/corpus/http_request */
 #include "http.h"
 
 #include <stdio.h>

@@ -1,6 +1,8 @@
-/* fuzz_http_response.c: libFuzzer driver for lib/http_client (bytes from an untrusted server).
- * Build: clang -fsanitize=fuzzer,address -D_GNU_SOURCE -Ilib fuzz/fuzz_http_response.c
- *        lib/http_client.c lib/buf.c -o build/fuzz_http_response */
+/* fuzz_http_response.c: libFuzzer driver for loadtest/http_client (bytes from an untrusted
+ * server).
+ * Built by `make fuzzers` (clang, ASan, UBSan); scripts/fuzz.sh runs it, or by hand:
+ *   build-fuzz/fuzz_http_response -dict=fuzz/http_response.dict -max_total_time=30 \
+ *       fuzz/corpus/http_response */
 #include "http_client.h"
 
 #include <stdlib.h>

@@ -1,8 +1,6 @@
 /* fuzz_number.c: libFuzzer driver for lib/number (ids in paths, numbers in query and env values).
- * Build and run (see scripts/fuzz.sh):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib fuzz/fuzz_number.c \
- *         lib/number.c -o build-fuzz/fuzz_number
- *   build-fuzz/fuzz_number -dict=fuzz/number.dict -max_total_time=10 fuzz/corpus/number */
+ * Built by `make fuzzers` (clang, ASan, UBSan); scripts/fuzz.sh runs it, or by hand:
+ *   build-fuzz/fuzz_number -dict=fuzz/number.dict -max_total_time=30 fuzz/corpus/number */
 #include "number.h"
 
 #include <errno.h>

@@ -1,7 +1,5 @@
-/* fuzz_order.c: libFuzzer driver for lib/order (the JSON body of POST /orders, untrusted).
- * Build and run (see scripts/fuzz.sh, which builds every driver the same way):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib fuzz/fuzz_order.c \
- *         lib/order.c -ljansson -o build-fuzz/fuzz_order
+/* fuzz_order.c: libFuzzer driver for server/order (the JSON body of POST /orders, untrusted).
+ * Built by `make fuzzers` (clang, ASan, UBSan); scripts/fuzz.sh runs it, or by hand:
  *   build-fuzz/fuzz_order -dict=fuzz/order.dict -max_total_time=30 fuzz/corpus/order */
 #include "order.h"
 

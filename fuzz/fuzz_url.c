@@ -1,10 +1,9 @@
-/* fuzz_url.c: libFuzzer driver for lib/url (percent-decoding and query-string lookup of the
+/* fuzz_url.c: libFuzzer driver for server/url (percent-decoding and query-string lookup of the
  * untrusted request target; also url_parse_http for load-test targets).
- * Build and run (see scripts/fuzz.sh):
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Ilib fuzz/fuzz_url.c \
- *         lib/url.c lib/number.c lib/buf.c -o build-fuzz/fuzz_url
+ * Built by `make fuzzers` (clang, ASan, UBSan); scripts/fuzz.sh runs it, or by hand:
  *   build-fuzz/fuzz_url -dict=fuzz/url.dict -max_total_time=30 fuzz/corpus/url */
 #include "url.h"
+#include "url_parse.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -56,3 +56,15 @@ int config_env_bool(const char *name, int default_value, int *out, char *err, si
                      "%s must be one of 1, 0, true, false, yes, no, on, off, got '%.64s'", name,
                      text);
 }
+
+int config_db_load(config_db_t *db, char *err, size_t err_len)
+{
+    db->host = config_env_str("DB_HOST", CONFIG_DB_HOST_DEFAULT);
+    db->port = config_env_str("DB_PORT", CONFIG_DB_PORT_DEFAULT);
+    db->name = config_env_str("DB_NAME", CONFIG_DB_NAME_DEFAULT);
+    db->user = config_env_str("DB_USER", CONFIG_DB_USER_DEFAULT);
+    db->password = config_env_str("DB_PASSWORD", CONFIG_DB_PASSWORD_DEFAULT);
+    unsigned long port;
+    return config_env_uint("DB_PORT", strtoul(CONFIG_DB_PORT_DEFAULT, NULL, 10), 1, 65535, &port,
+                           err, err_len);
+}

@@ -155,6 +155,21 @@ char *json_escape_into(char *dst, const char *s, size_t len)
     return dst;
 }
 
+int json_utf8_valid(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    for (size_t i = 0; i < len;) {
+        if (p[i] < 0x80) {
+            i++;
+            continue;
+        }
+        size_t n = utf8_sequence_len(p + i, len - i);
+        if (!n) return 0;
+        i += n;
+    }
+    return 1;
+}
+
 void json_write_string(buf_t *b, const char *s, size_t len)
 {
     char *start = buf_reserve(b, JSON_ESCAPED_MAX(len));

@@ -23,6 +23,11 @@ char *json_escape_into(char *dst, const char *s, size_t len);
 
 void json_write_cstr(buf_t *b, const char *s);
 
+/* 1 when s[0..len) is valid UTF-8 by the rule json_write_string passes through unchanged
+ * (RFC 3629: no overlongs, no surrogates, nothing above U+10FFFF), else 0.  NUL bytes are
+ * valid UTF-8; a caller that cannot take them checks for them itself.  Can't fail. */
+int json_utf8_valid(const char *s, size_t len);
+
 /* Appends {"error":"<escaped message>"}.  Can't fail. */
 void json_write_error(buf_t *b, const char *message);
 

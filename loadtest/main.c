@@ -1,4 +1,5 @@
-/* main.c: catalog-loadtest: the scenario's load test (CONTRACT section 4) on a wrk-class engine. */
+/* main.c: catalog-loadtest: the scenario's load test (docs/api.md, Load test) on a wrk-class
+ * engine. */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -17,7 +18,7 @@
 #include "loadtest_request.h"
 #include "loadtest_result.h"
 #include "loop.h"
-#include "url.h"
+#include "url_parse.h"
 
 #define DEFAULT_URL "http://localhost:3000"
 #define DEFAULT_CONNECTIONS 100

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# fuzz.sh: builds every libFuzzer driver in fuzz/ with ASan+UBSan, replays the committed crash
-# inputs (fuzz/regressions/), then fuzzes each driver for a bounded time from its seed corpus and
-# dictionary.  Prints one line per driver and a closing "fuzz: N passed, N failed".
+# fuzz.sh: builds every libFuzzer driver in fuzz/ (make fuzzers: clang, ASan+UBSan), replays
+# the committed crash inputs (fuzz/regressions/), then fuzzes each driver for a bounded time from
+# its seed corpus and dictionary.  Prints one line per driver and a closing "fuzz: N passed, N failed".
 #
 # Usage: scripts/fuzz.sh [--seconds N] [--jobs N] [--keep] [driver...]
 #   --seconds N  fuzzing time per driver (default 15: 5 drivers x 15 s = 75 s inside make test)
@@ -41,32 +41,6 @@ if ! command -v "$CLANG" >/dev/null; then
 fi
 out=build-fuzz
 mkdir -p "$out/crashes" "$out/logs"
-pg_include=$(pg_config --includedir 2>/dev/null || echo /usr/include/postgresql)
-
-# lib_sources DRIVER: the lib/*.c files a driver links (its own module and what that needs).
-lib_sources() {
-	case $1 in
-	fuzz_http_request) echo lib/http.c lib/buf.c ;;
-	fuzz_http_response) echo lib/http_client.c lib/buf.c ;;
-	fuzz_order) echo lib/order.c lib/error.c ;;
-	fuzz_url) echo lib/url.c lib/error.c lib/number.c lib/buf.c ;;
-	fuzz_number) echo lib/number.c ;;
-	*) echo lib/*.c ;; # a new driver: everything, until someone narrows it here
-	esac
-}
-
-# build DRIVER: compiles build-fuzz/DRIVER when a source is newer than it.
-build() {
-	local driver=$1 bin=$out/$1
-	# shellcheck disable=SC2046 # word splitting of the source list is intended
-	if [[ -x $bin ]] && [[ -z $(find "fuzz/$driver.c" $(lib_sources "$driver") lib/*.h -newer "$bin" 2>/dev/null) ]]; then
-		return 0
-	fi
-	# shellcheck disable=SC2046
-	"$CLANG" -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
-		-fno-omit-frame-pointer -D_GNU_SOURCE -Ilib -I"$pg_include" \
-		"fuzz/$driver.c" $(lib_sources "$driver") -ljansson -lm -o "$bin"
-}
 
 # replay DRIVER: runs every committed crash input of the driver once; they must pass now.
 replay() {
@@ -124,8 +98,14 @@ for driver in "${drivers[@]}"; do
 		exit 2
 	fi
 	rm -f "$out/logs/$driver.verdict"
-	build "$driver"
 done
+# The Makefile builds the drivers (make fuzzers: clang, libFuzzer, ASan, UBSan) from the same
+# archives as the unit tests, so a driver links whatever its module needs.
+if ! make --no-print-directory -s FUZZ=1 CC="$CLANG" fuzzers >"$out/logs/build.log" 2>&1; then
+	cat "$out/logs/build.log" >&2
+	echo "fuzz: 0 passed, ${#drivers[@]} failed (the drivers did not build)"
+	exit 1
+fi
 
 echo "fuzz: ${#drivers[@]} drivers, ${seconds}s each, $jobs at a time (ASan+UBSan)"
 running=0

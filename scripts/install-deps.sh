@@ -8,8 +8,9 @@ set -euo pipefail
 profile=${1:-all}
 
 build_pkgs=(build-essential pkg-config libpq-dev libjansson-dev)
+# make lint (run by make test) needs shellcheck and clang-format.
 test_pkgs=(postgresql-15 postgresql-client-15 python3 python3-yaml curl procps iproute2 clang
-	libclang-rt-14-dev docker-compose chromium)
+	libclang-rt-14-dev docker-compose chromium shellcheck clang-format)
 # The exporters give the dashboard the database's CPU and connections (scripts/lab.sh runs its
 # own instances); npm vendors the dashboard's chart library (dashboard/package-lock.json).
 lab_pkgs=(nginx prometheus wrk prometheus-postgres-exporter prometheus-process-exporter

@@ -28,7 +28,7 @@ static const uint_setting_t UINT_SETTINGS[] = {
     {"DB_CONNECT_TIMEOUT_MS", 3000, 100, 600000, FIELD(db_connect_timeout_ms),
      "a database connection attempt that takes longer fails"},
     {"DB_STATEMENT_TIMEOUT_MS", 30000, 0, 3600000, FIELD(db_statement_timeout_ms),
-     "PostgreSQL cancels a statement running longer (0: never), answered 500"},
+     "PostgreSQL cancels a statement running longer (0: never), answered 503"},
     {"DB_PIPELINE", 16, 0, POOL_MAX_PIPELINE_DEPTH, FIELD(db_pipeline),
      "most cheap statements in flight on one database connection in libpq's pipeline mode "
      "(0: no pipeline mode, for poolers that cannot carry it)"},
@@ -184,13 +184,13 @@ int server_config_load(server_config_t *c, char *err, size_t err_len)
     }
     strcpy(c->server_id, id);
 
-    c->db_host = config_env_str("DB_HOST", "localhost");
-    c->db_name = config_env_str("DB_NAME", "catalogdb");
-    c->db_user = config_env_str("DB_USER", "postgres");
-    c->db_password = config_env_str("DB_PASSWORD", "postgres");
-    unsigned long db_port;
-    if (config_env_uint("DB_PORT", 5432, 1, 65535, &db_port, err, err_len) < 0) return -1;
-    c->db_port = config_env_str("DB_PORT", "5432");
+    config_db_t db;
+    if (config_db_load(&db, err, err_len) < 0) return -1;
+    c->db_host = db.host;
+    c->db_port = db.port;
+    c->db_name = db.name;
+    c->db_user = db.user;
+    c->db_password = db.password;
     if (!*c->db_host || !*c->db_name || !*c->db_user) {
         snprintf(err, err_len, "DB_HOST, DB_NAME and DB_USER must not be empty");
         return -1;
@@ -219,8 +219,10 @@ void server_config_usage(FILE *out)
             "Configuration comes from the environment (default in brackets):\n"
             "  HOST                       listen address [0.0.0.0]\n"
             "  SERVER_ID                  this server's name in X-Server-Id and /health [app]\n"
-            "  DB_HOST, DB_PORT, DB_NAME  PostgreSQL [localhost, 5432, catalogdb]\n"
-            "  DB_USER, DB_PASSWORD       PostgreSQL login [postgres, postgres]\n"
+            "  DB_HOST, DB_PORT, DB_NAME  PostgreSQL [" CONFIG_DB_HOST_DEFAULT
+            ", " CONFIG_DB_PORT_DEFAULT ", " CONFIG_DB_NAME_DEFAULT "]\n"
+            "  DB_USER, DB_PASSWORD       PostgreSQL login [" CONFIG_DB_USER_DEFAULT
+            ", " CONFIG_DB_PASSWORD_DEFAULT "]\n"
             "  REPORT_MODE                live (aggregate all orders) or rollup [live]\n"
             "  ACCESS_LOG                 one line per request on stderr, 1 or 0 [1]\n");
     for (size_t i = 0; i < sizeof UINT_SETTINGS / sizeof UINT_SETTINGS[0]; i++)

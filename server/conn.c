@@ -80,6 +80,7 @@ void conn_close(conn_t *c)
     w->closed = c;
     w->conn_count--;
     atomic_fetch_sub(&w->server->connections, 1);
+    if (w->accept_paused) w->accept_resume_ms = w->loop.now_ms; /* a descriptor is free */
 }
 
 void conn_free_closed(worker_t *w)
@@ -130,6 +131,48 @@ static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
     timer_set(c, TIMER_REQUEST); /* the first request must arrive within the header timeout */
 }
 
+/* Out of descriptors (EMFILE, ENFILE) or kernel memory: the listener stays readable, so watching
+ * it would spin.  The worker stops watching it for ACCEPT_PAUSE_MS, or until one of its own
+ * connections closes; waiting clients stay in the kernel's backlog meanwhile.  One log line per
+ * ACCEPT_LOG_INTERVAL_MS for the whole process; accept_pauses counts every pause (/metrics). */
+#define ACCEPT_PAUSE_MS 250
+#define ACCEPT_LOG_INTERVAL_MS 60000
+
+static void conn_on_listen(loop_io_t *io, uint32_t events)
+{
+    conn_accept(io->user);
+}
+
+int conn_listen_start(worker_t *w)
+{
+    w->accept_paused = 0;
+    /* EPOLLEXCLUSIVE: one worker wakes per new connection, not all of them. */
+    return loop_io_start(&w->loop, &w->listen_io, w->server->listen_fd, EPOLLIN | EPOLLEXCLUSIVE,
+                         conn_on_listen, w);
+}
+
+static void accept_pause(worker_t *w, int error)
+{
+    server_t *s = w->server;
+    loop_io_stop(&w->loop, &w->listen_io);
+    w->accept_paused = 1;
+    w->accept_resume_ms = w->loop.now_ms + ACCEPT_PAUSE_MS;
+    uint64_t pauses = atomic_fetch_add(&s->accept_pauses, 1) + 1;
+    uint64_t last = atomic_load(&s->accept_logged_ms);
+    if ((last == 0 || w->loop.now_ms - last >= ACCEPT_LOG_INTERVAL_MS) &&
+        atomic_compare_exchange_strong(&s->accept_logged_ms, &last, w->loop.now_ms))
+        log_error("accept: %s: new connections wait in the backlog, retried every %d ms (%llu "
+                  "pauses so far, at most one line a minute; raise the open-files limit or lower "
+                  "MAX_CONNECTIONS)",
+                  strerror(error), ACCEPT_PAUSE_MS, (unsigned long long)pauses);
+}
+
+void conn_accept_resume(worker_t *w)
+{
+    if (w->accept_paused && !w->stopping && w->loop.now_ms >= w->accept_resume_ms)
+        conn_listen_start(w);
+}
+
 void conn_accept(worker_t *w)
 {
     server_t *s = w->server;
@@ -139,10 +182,9 @@ void conn_accept(worker_t *w)
         int fd =
             accept4(s->listen_fd, (struct sockaddr *)&addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
         if (fd < 0) {
-            if (errno == EMFILE || errno == ENFILE)
-                log_error("accept: %s (raise the open-files limit or lower MAX_CONNECTIONS)",
-                          strerror(errno));
-            return; /* EAGAIN: another worker took it, or none left */
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+                accept_pause(w, errno);
+            return; /* EAGAIN: another worker took it, or none left; ECONNABORTED: gone */
         }
         if (atomic_load(&s->connections) >= s->config.max_connections || w->stopping) {
             close(fd);
@@ -250,16 +292,26 @@ static int method_label_of(int method)
     }
 }
 
-/* Keeps "METHOD target" (cut at 150 bytes) for the access and error logs: the request's own
- * bytes may be gone by the time a database callback logs. */
+/* Keeps "METHOD target" for the access and error logs: the request's own bytes may be gone by
+ * the time a database callback logs.  The access log writes it between double quotes, so a '"'
+ * or '\\' in the target is escaped with a backslash (the parser admits no other byte that needs
+ * it: targets are 0x21-0x7E); a long target is cut (the line ends in "..."). */
 static void remember_request_line(conn_t *c, const http_request_t *req)
 {
     size_t m = req->method_name.len < 32 ? req->method_name.len : 32;
-    size_t t = req->target.len < 150 ? req->target.len : 150;
     memcpy(c->log_line, req->method_name.base, m);
-    c->log_line[m] = ' ';
-    memcpy(c->log_line + m + 1, req->target.base, t);
-    c->log_line[m + 1 + t] = 0;
+    char *out = c->log_line + m, *end = c->log_line + sizeof c->log_line - 4;
+    *out++ = ' ';
+    const char *t = req->target.base, *t_end = t + req->target.len;
+    for (; t < t_end && out < end - 1; t++) {
+        if (*t == '"' || *t == '\\') *out++ = '\\';
+        *out++ = *t;
+    }
+    if (t < t_end) {
+        memcpy(out, "...", 3);
+        out += 3;
+    }
+    *out = 0;
 }
 
 /* Handles every complete request in the input buffer, in order, until one goes asynchronous. */

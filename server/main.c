@@ -13,14 +13,13 @@
 #include "log.h"
 #include "server.h"
 
+/* Log lines waiting for stderr (twice: one buffer filling, one being written); beyond, lines are
+ * dropped and counted (log_lines_dropped_total). */
+#define LOG_BUFFER_BYTES (1u << 20)
+
 /* ---- worker threads ------------------------------------------------------------------------ */
 
 static atomic_uint listeners_released;
-
-static void worker_on_listen(loop_io_t *io, uint32_t events)
-{
-    conn_accept(io->user);
-}
 
 static void worker_on_wake(loop_io_t *io, uint32_t events)
 {
@@ -47,21 +46,12 @@ static int worker_next_timeout(worker_t *w, int pool_due_ms)
         if (in < 0) in = 0;
         if (in < timeout) timeout = (int)in;
     }
-    return timeout;
-}
-
-static void flush_access_log(worker_t *w)
-{
-    size_t off = 0;
-    while (off < w->access_log.len) {
-        ssize_t n = write(STDERR_FILENO, w->access_log.data + off, w->access_log.len - off);
-        if (n <= 0) {
-            if (n < 0 && errno == EINTR) continue;
-            break; /* stderr gone: drop the lines rather than block */
-        }
-        off += (size_t)n;
+    if (w->accept_paused) {
+        int64_t in = (int64_t)w->accept_resume_ms - (int64_t)w->loop.now_ms;
+        if (in < 0) in = 0;
+        if (in < timeout) timeout = (int)in;
     }
-    buf_reset(&w->access_log);
+    return timeout;
 }
 
 static void *worker_main(void *arg)
@@ -72,7 +62,11 @@ static void *worker_main(void *arg)
         loop_run_once(&w->loop, worker_next_timeout(w, pool_due));
         pool_due = pool_worker_tick(w->pool_worker);
         conn_expire_timers(w);
-        if (w->access_log.len) flush_access_log(w);
+        conn_accept_resume(w);
+        if (w->access_log.len) {
+            log_write_lines(w->access_log.data, w->access_log.len); /* never blocks */
+            buf_reset(&w->access_log);
+        }
         conn_free_closed(w);
         if (w->stopping) {
             if (w->conn_count == 0) break;
@@ -106,10 +100,7 @@ static int worker_init(server_t *s, worker_t *w, unsigned index)
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd < 0) return -1;
     if (loop_io_start(&w->loop, &w->wake_io, w->wake_fd, EPOLLIN, worker_on_wake, w) < 0) return -1;
-    /* EPOLLEXCLUSIVE: one worker wakes per new connection, not all of them. */
-    if (loop_io_start(&w->loop, &w->listen_io, s->listen_fd, EPOLLIN | EPOLLEXCLUSIVE,
-                      worker_on_listen, w) < 0)
-        return -1;
+    if (conn_listen_start(w) < 0) return -1;
     return 0;
 }
 
@@ -146,13 +137,45 @@ static int listen_on(const char *host, unsigned port, char *err, size_t err_len)
     return fd;
 }
 
-static void raise_fd_limit(void)
+/* Descriptors the server needs besides its client connections: stdio, the listener, each
+ * worker's epoll and eventfd, the pool's connections (and a cancel request for each). */
+static rlim_t reserved_descriptors(const server_config_t *config)
+{
+    return 16 + 3 * (rlim_t)config->workers + 2 * (rlim_t)config->db_pool_max;
+}
+
+/* Raises the soft open-files limit to the hard one, then lowers MAX_CONNECTIONS to what that
+ * leaves (with a message saying so), so accepting stops at MAX_CONNECTIONS before it runs out of
+ * descriptors.  Returns 0, or -1 with a message when no connection would fit at all. */
+static int fit_fd_limit(server_config_t *config, char *err, size_t err_len)
 {
     struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0) return 0;
+    if (rl.rlim_cur < rl.rlim_max) {
+        rlim_t wanted = rl.rlim_max;
+        rl.rlim_cur = wanted;
+        if (setrlimit(RLIMIT_NOFILE, &rl) != 0) getrlimit(RLIMIT_NOFILE, &rl);
     }
+    if (rl.rlim_cur == RLIM_INFINITY) return 0;
+    rlim_t reserved = reserved_descriptors(config);
+    if (rl.rlim_cur <= reserved) {
+        snprintf(err, err_len,
+                 "the open-files limit (%llu) leaves no descriptor for client connections: "
+                 "%llu are needed for WORKERS=%u and DB_POOL_MAX=%u; raise it (ulimit -n)",
+                 (unsigned long long)rl.rlim_cur, (unsigned long long)reserved, config->workers,
+                 config->db_pool_max);
+        return -1;
+    }
+    if ((rlim_t)config->max_connections > rl.rlim_cur - reserved) {
+        unsigned fit = (unsigned)(rl.rlim_cur - reserved);
+        log_warn("MAX_CONNECTIONS=%u does not fit the open-files limit of %llu (the hard limit): "
+                 "serving at most %u client connections; raise the hard limit (ulimit -Hn, "
+                 "systemd LimitNOFILE=) to at least %llu or lower MAX_CONNECTIONS",
+                 config->max_connections, (unsigned long long)rl.rlim_cur, fit,
+                 (unsigned long long)(config->max_connections + reserved));
+        config->max_connections = fit;
+    }
+    return 0;
 }
 
 int main(int argc, char **argv)
@@ -178,7 +201,13 @@ int main(int argc, char **argv)
     char name[128];
     snprintf(name, sizeof name, "catalog-server[%s]", s->config.server_id);
     log_set_name(name);
-    raise_fd_limit();
+    /* A slow or stuck reader of stderr must never stall an event loop. */
+    if (log_start_async(LOG_BUFFER_BYTES) < 0)
+        log_warn("logging synchronously: %s", strerror(errno));
+    if (fit_fd_limit(&s->config, err, sizeof err) < 0) {
+        log_error("%s", err);
+        return 2;
+    }
 
     /* Signals are taken by sigwait in this thread; workers inherit the blocked mask. */
     sigset_t stop_signals;

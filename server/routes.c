@@ -20,21 +20,25 @@ enum statement {
     ST_PRODUCT,
     ST_REPORT,
     ST_INSERT_ORDER,
+    ST_INSERT_ORDER_WITH_KEY,
     ST_COUNT
 };
+
+/* Longest Idempotency-Key accepted (order_idempotency_keys.idempotency_key is varchar(255)). */
+#define IDEMPOTENCY_KEY_MAX 255
 
 #define PRODUCT_COLUMNS "id, name, category, price_cents, stock, description, created_at"
 
 static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
     {"count_products", "SELECT count(*) FROM products", POOL_SHARED},
     {"list_cheapest", "SELECT " PRODUCT_COLUMNS " FROM products ORDER BY price_cents, id LIMIT 100",
-     0},
+     POOL_SHARED},
     /* About 1,000 rows: alone on its connection, so no cheap statement waits behind it. */
     {"list_category",
      "SELECT " PRODUCT_COLUMNS " FROM products WHERE category = $1 ORDER BY price_cents, id",
      POOL_ALONE},
     {"product", "SELECT " PRODUCT_COLUMNS " FROM products WHERE id = $1", POOL_SHARED},
-    /* A live, exact aggregate of every order (CONTRACT section 3): the expensive route.  The
+    /* A live, exact aggregate of every order (docs/api.md, GET /report): the expensive route.  The
      * orders are summed per product first (5,000 groups), then joined to the products and
      * summed per category: the same numbers as joining every order row, in about half the
      * database time.  The left join keeps a category without orders ($0.00). */
@@ -53,6 +57,12 @@ static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
      " SELECT id, $2::integer, price_cents * $2::integer FROM products WHERE id = $1::integer"
      " RETURNING id, product_id, quantity, total_cents, status, created_at",
      POOL_LAST}, /* a write may wait on a lock: nothing is queued behind it */
+    /* With an Idempotency-Key: sql/schema.sql's function checks and records the key in the
+     * order's own transaction.  Column 0 is its outcome, then the order's columns. */
+    {"insert_order_with_key",
+     "SELECT outcome, id, product_id, quantity, total_cents, status, created_at"
+     " FROM place_order_with_key($1::integer, $2::integer, $3::varchar)",
+     POOL_LAST},
 };
 
 /* REPORT_MODE=rollup: per-product totals kept exact by a trigger (sql/rollup.sql). */
@@ -89,6 +99,7 @@ static void respond_db_error(conn_t *c, int error, const PGresult *res, const ch
         conn_respond_error(c, 503, "server shutting down", "Retry-After: 1\r\n");
         return;
     case POOL_ERR_CONNECTION:
+    case POOL_ERR_NOT_SENT: /* the statement did not run: trying again is safe */
         log_error("%s: %s", c->log_line, message);
         conn_respond_error(c, 503, "database connection lost", "Retry-After: 1\r\n");
         return;
@@ -296,37 +307,80 @@ static void on_report(pool_query_t *q, PGresult *res, int error, const char *mes
     conn_end(c, &resp, 200);
 }
 
-static void on_order(pool_query_t *q, PGresult *res, int error, const char *message)
+/* Writes the order object from columns first.. of row 0 (id, product_id, quantity,
+ * total_cents, status, created_at). */
+static void write_order(buf_t *out, const PGresult *res, int first)
 {
-    conn_t *c = q->user;
+    buf_append_cstr(out, "{\"id\":");
+    write_raw(out, res, 0, first);
+    buf_append_cstr(out, ",\"product_id\":");
+    write_raw(out, res, 0, first + 1);
+    buf_append_cstr(out, ",\"quantity\":");
+    write_raw(out, res, 0, first + 2);
+    buf_append_cstr(out, ",\"total_cents\":");
+    write_raw(out, res, 0, first + 3);
+    buf_append_cstr(out, ",\"status\":");
+    write_text(out, res, 0, first + 4);
+    buf_append_cstr(out, ",\"created_at\":");
+    write_timestamp(out, res, 0, first + 5);
+    buf_append_char(out, '}');
+}
+
+/* The failures the two order statements share.  Returns 1 when it answered. */
+static int answered_order_failure(conn_t *c, const PGresult *res, int error, const char *message)
+{
     if (error == POOL_ERR_QUERY) {
         const char *state = pool_result_sqlstate(res);
         if (strcmp(state, "22003") == 0) {
             conn_respond_error(
                 c, 400, "quantity too large: price_cents * quantity overflows total_cents", NULL);
-            return;
+            return 1;
         }
         if (strcmp(state, "23503") == 0) { /* the product was deleted meanwhile */
             conn_respond_error(c, 404, "Product not found", NULL);
-            return;
+            return 1;
         }
     }
-    if (answered_without_row(c, res, error, message)) return;
+    if (error == POOL_ERR_CONNECTION) {
+        /* The INSERT was sent and the connection broke before its answer: it may have been
+         * committed.  A 503 with Retry-After would invite a second order; say what is known.
+         * With an Idempotency-Key the client can find out safely by sending it again. */
+        log_error("%s: database connection lost during the INSERT; outcome unknown: %.*s",
+                  c->log_line, (int)strcspn(message, "\n"), message);
+        conn_respond_error(c, 500, "outcome unknown", NULL);
+        return 1;
+    }
+    return answered_without_row(c, res, error, message);
+}
+
+static void on_order(pool_query_t *q, PGresult *res, int error, const char *message)
+{
+    conn_t *c = q->user;
+    if (answered_order_failure(c, res, error, message)) return;
     http_response_t resp;
-    buf_t *out = conn_begin(c, &resp, 201, NULL);
-    buf_append_cstr(out, "{\"id\":");
-    write_raw(out, res, 0, 0);
-    buf_append_cstr(out, ",\"product_id\":");
-    write_raw(out, res, 0, 1);
-    buf_append_cstr(out, ",\"quantity\":");
-    write_raw(out, res, 0, 2);
-    buf_append_cstr(out, ",\"total_cents\":");
-    write_raw(out, res, 0, 3);
-    buf_append_cstr(out, ",\"status\":");
-    write_text(out, res, 0, 4);
-    buf_append_cstr(out, ",\"created_at\":");
-    write_timestamp(out, res, 0, 5);
-    buf_append_char(out, '}');
+    write_order(conn_begin(c, &resp, 201, NULL), res, 0);
+    conn_end(c, &resp, 201);
+}
+
+static void on_order_with_key(pool_query_t *q, PGresult *res, int error, const char *message)
+{
+    conn_t *c = q->user;
+    if (answered_order_failure(c, res, error, message)) return;
+    const char *outcome = PQgetvalue(res, 0, 0);
+    if (strcmp(outcome, "in_progress") == 0) {
+        conn_respond_error(c, 409, "a request with this Idempotency-Key is still being processed",
+                           "Retry-After: 1\r\n");
+        return;
+    }
+    if (strcmp(outcome, "mismatch") == 0) {
+        conn_respond_error(c, 422, "Idempotency-Key reused with a different body", NULL);
+        return;
+    }
+    /* created, or replayed: the first answer again, marked as such (as Stripe does). */
+    int replayed = strcmp(outcome, "replayed") == 0;
+    http_response_t resp;
+    write_order(conn_begin(c, &resp, 201, replayed ? "Idempotent-Replayed: true\r\n" : NULL), res,
+                1);
     conn_end(c, &resp, 201);
 }
 
@@ -339,8 +393,9 @@ static void on_health(pool_query_t *q, PGresult *res, int error, const char *mes
         const char *reason = error == POOL_ERR_TIMEOUT       ? "database busy: no connection free"
                              : error == POOL_ERR_UNAVAILABLE ? "database unavailable"
                              : error == POOL_ERR_SHUTDOWN    ? "server shutting down"
-                             : error == POOL_ERR_CONNECTION  ? "database connection lost"
-                                                             : "database query failed";
+                             : error == POOL_ERR_CONNECTION || error == POOL_ERR_NOT_SENT
+                                 ? "database connection lost"
+                                 : "database query failed";
         if (error == POOL_ERR_QUERY)
             log_error("health: %.*s", (int)strcspn(message, "\n"), message);
         int status = c->route == ROUTE_HEALTH_READY ? 503 : 500;
@@ -392,6 +447,37 @@ static int is_json_content_type(slice_t ct)
     return ct.len == n || ct.base[n] == ';' || ct.base[n] == ' ' || ct.base[n] == '\t';
 }
 
+/* Idempotency-Key (IETF httpapi draft; docs/api.md, POST /orders: 1 to 255 printable ASCII
+ * characters): copies the key into c->param as a C string.  Returns 1 with a key, 0 without
+ * one, or -1 after answering a 400. */
+static int take_idempotency_key(conn_t *c, const http_request_t *req)
+{
+    static const char name[] = "Idempotency-Key";
+    const http_header_t *found = NULL;
+    for (unsigned i = 0; i < req->header_count; i++) {
+        if (!slice_eq_nocase(req->headers[i].name, slice_make(name, sizeof name - 1))) continue;
+        if (found) {
+            conn_respond_error(c, 400, "more than one Idempotency-Key header", NULL);
+            return -1;
+        }
+        found = &req->headers[i];
+    }
+    if (!found) return 0;
+    slice_t key = found->value;
+    int valid = key.len >= 1 && key.len <= IDEMPOTENCY_KEY_MAX;
+    for (size_t i = 0; valid && i < key.len; i++)
+        valid = key.base[i] >= 0x20 && key.base[i] <= 0x7e;
+    if (!valid) {
+        conn_respond_error(c, 400, "Idempotency-Key must be 1 to 255 printable ASCII characters",
+                           NULL);
+        return -1;
+    }
+    buf_reset(&c->param);
+    buf_append(&c->param, key.base, key.len);
+    buf_append_char(&c->param, 0);
+    return 1;
+}
+
 static void handle_order(conn_t *c, const http_request_t *req, slice_t body)
 {
     if (!is_json_content_type(req->content_type)) {
@@ -404,10 +490,17 @@ static void handle_order(conn_t *c, const http_request_t *req, slice_t body)
         conn_respond_error(c, 400, err, NULL);
         return;
     }
+    int keyed = take_idempotency_key(c, req);
+    if (keyed < 0) return;
     snprintf(c->param_id, sizeof c->param_id, "%d", (int)order.product_id);
     snprintf(c->param_quantity, sizeof c->param_quantity, "%d", (int)order.quantity);
     c->query.params[0] = c->param_id;
     c->query.params[1] = c->param_quantity;
+    if (keyed) {
+        c->query.params[2] = c->param.data;
+        submit(c, ST_INSERT_ORDER_WITH_KEY, 3, on_order_with_key);
+        return;
+    }
     submit(c, ST_INSERT_ORDER, 2, on_order);
 }
 
@@ -420,8 +513,14 @@ static void handle_products(conn_t *c, const http_request_t *req)
             return;
         }
         if (found) {
+            /* PostgreSQL refuses both in a text parameter (SQLSTATE 22021), after a round
+             * trip and as a server error: they are the client's mistake, answered here. */
             if (memchr(c->param.data, 0, c->param.len)) {
                 conn_respond_error(c, 400, "category must not contain NUL bytes", NULL);
+                return;
+            }
+            if (!json_utf8_valid(c->param.data, c->param.len)) {
+                conn_respond_error(c, 400, "category must be UTF-8 (after percent-decoding)", NULL);
                 return;
             }
             buf_append_char(&c->param, 0); /* libpq wants a C string */
@@ -435,28 +534,26 @@ static void handle_products(conn_t *c, const http_request_t *req)
 
 /* ---- routing ------------------------------------------------------------------------------ */
 
-static int match_route(slice_t path, slice_t *id)
+route_t routes_match(slice_t path, slice_t *id)
 {
     static const struct {
         const char *path;
-        int route;
-    } exact[] = {
-        {"/health", ROUTE_HEALTH},
-        {"/health/live", ROUTE_HEALTH_LIVE},
-        {"/health/ready", ROUTE_HEALTH_READY},
-        {"/products", ROUTE_PRODUCTS},
-        {"/report", ROUTE_REPORT},
-        {"/orders", ROUTE_ORDERS},
-        {"/metrics", ROUTE_METRICS},
+        size_t len;
+        int has_param;
+    } table[ROUTE_UNMATCHED] = {
+#define ROUTE_PATTERN(name, path, param) {path, sizeof path - 1, sizeof param > 1},
+        ROUTE_MAP(ROUTE_PATTERN)
+#undef ROUTE_PATTERN
     };
-    for (size_t i = 0; i < sizeof exact / sizeof exact[0]; i++)
-        if (slice_eq(path, slice_cstr(exact[i].path))) return exact[i].route;
-    static const char prefix[] = "/products/";
-    size_t n = sizeof prefix - 1;
-    if (path.len >= n && memcmp(path.base, prefix, n) == 0 &&
-        !memchr(path.base + n, '/', path.len - n)) {
-        *id = slice_make(path.base + n, path.len - n);
-        return ROUTE_PRODUCT;
+    for (route_t r = 0; r < ROUTE_UNMATCHED; r++) {
+        size_t n = table[r].len;
+        if (!table[r].has_param) {
+            if (path.len == n && memcmp(path.base, table[r].path, n) == 0) return r;
+        } else if (path.len >= n && memcmp(path.base, table[r].path, n) == 0 &&
+                   !memchr(path.base + n, '/', path.len - n)) {
+            *id = slice_make(path.base + n, path.len - n);
+            return r;
+        }
     }
     return ROUTE_UNMATCHED;
 }
@@ -464,7 +561,7 @@ static int match_route(slice_t path, slice_t *id)
 void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body)
 {
     slice_t id = {0};
-    c->route = match_route(req->path, &id);
+    c->route = routes_match(req->path, &id);
     if (c->route == ROUTE_UNMATCHED) {
         conn_respond_error(c, 404, "Not found", NULL);
         return;
@@ -509,6 +606,9 @@ void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body)
         return;
     case ROUTE_METRICS:
         respond_metrics(c);
+        return;
+    case ROUTE_ORDERS:    /* answered above */
+    case ROUTE_UNMATCHED: /* answered above */
         return;
     }
 }

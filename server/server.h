@@ -42,18 +42,30 @@ void server_config_usage(FILE *out);
 
 /* ---- routes and metrics labels ---------------------------------------------------------- */
 
-enum route {
-    ROUTE_HEALTH,
-    ROUTE_HEALTH_LIVE,
-    ROUTE_HEALTH_READY,
-    ROUTE_PRODUCTS,
-    ROUTE_PRODUCT,
-    ROUTE_REPORT,
-    ROUTE_ORDERS,
-    ROUTE_METRICS,
-    ROUTE_UNMATCHED,
-    ROUTE_COUNT
-};
+/* The routes, written once.  ROUTE_MAP(X) calls X(NAME, path, param) for each route in the
+ * order /metrics lists them.  A route without a param matches its path exactly; one with a
+ * param (":id") matches path followed by one segment without '/'.  path param (the two strings
+ * joined) is the route's label in /metrics.  routes_match tries the routes in this order. */
+#define ROUTE_MAP(X)                                                                               \
+    X(HEALTH, "/health", "")                                                                       \
+    X(HEALTH_LIVE, "/health/live", "")                                                             \
+    X(HEALTH_READY, "/health/ready", "")                                                           \
+    X(PRODUCTS, "/products", "")                                                                   \
+    X(PRODUCT, "/products/", ":id")                                                                \
+    X(REPORT, "/report", "")                                                                       \
+    X(ORDERS, "/orders", "")                                                                       \
+    X(METRICS, "/metrics", "")
+
+/* clang-format off */
+typedef enum route {
+#define ROUTE_ENUM(name, path, param) ROUTE_##name,
+    ROUTE_MAP(ROUTE_ENUM)
+#undef ROUTE_ENUM
+    ROUTE_UNMATCHED, /* no route matched, or the request could not be parsed */
+} route_t;
+/* clang-format on */
+#define ROUTE_COUNT (ROUTE_UNMATCHED + 1)
+
 enum method_label { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_OTHER, METHOD_COUNT };
 #define STATUS_LABELS 16
 #define DURATION_BUCKETS 8
@@ -89,13 +101,13 @@ struct conn {
     int request_started;   /* bytes of a new request have arrived (header deadline set) */
     int continue_sent;     /* "100 Continue" already sent for the request being read */
     /* the request being answered */
-    int route;          /* enum route */
-    int method_label;   /* enum method_label */
+    route_t route;
+    enum method_label method_label;
     int head_only;      /* HEAD: send the head of the GET response */
     int keep_alive;     /* keep the connection after this response */
     uint64_t start_ns;  /* when its head was complete */
     pool_query_t query; /* its database query, if any */
-    buf_t param;        /* decoded query parameter (category) */
+    buf_t param;        /* decoded query parameter (category), or the Idempotency-Key */
     char param_id[16];  /* decimal text parameters */
     char param_quantity[16];
     char log_line[192]; /* "METHOD target" for the access log */
@@ -125,6 +137,8 @@ struct worker {
     buf_t access_log;  /* lines written with one write(2) per loop turn */
     char *read_buffer; /* scratch for recv(2); bytes are then kept per connection */
     buf_t spare_out;   /* a large output buffer parked between responses */
+    int accept_paused; /* listener unwatched after EMFILE, until accept_resume_ms */
+    uint64_t accept_resume_ms;
     int stopping;
     uint64_t stop_deadline_ms;
 };
@@ -135,14 +149,20 @@ struct server {
     int listen_fd;
     worker_t *workers;
     unsigned worker_count;
-    atomic_uint connections; /* open client connections, all workers */
+    atomic_uint connections;       /* open client connections, all workers */
+    atomic_ulong accept_pauses;    /* accept failed for want of descriptors (or memory) */
+    atomic_ulong accept_logged_ms; /* when the last accept failure was logged */
     atomic_int stopping;
 };
 
 /* ---- server/conn.c ---------------------------------------------------------------------- */
 
+/* Starts watching the listener.  Returns 0, or -errno. */
+int conn_listen_start(worker_t *w);
 /* Accepts waiting connections on the listener (called by the worker's listen handle). */
 void conn_accept(worker_t *w);
+/* Watches the listener again once a pause after EMFILE is over (called every loop turn). */
+void conn_accept_resume(worker_t *w);
 /* Starts a response of the current request: writes the head into c->out and returns the
  * buffer to append the body to.  Finish with conn_end. */
 buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers);
@@ -165,12 +185,16 @@ void conn_free_closed(worker_t *w);
 
 /* The prepared statements for the configured report mode. */
 const pool_statement_t *routes_statements(const server_config_t *config, unsigned *count);
+/* The route of a request path (ROUTE_UNMATCHED when none); for ROUTE_PRODUCT, *id is set to
+ * the segment after "/products/" (possibly empty), pointing into path. */
+route_t routes_match(slice_t path, slice_t *id);
 /* Answers one request: at once, or later from a database callback.  Sets c->route. */
 void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body);
 
 /* ---- server/stats.c --------------------------------------------------------------------- */
 
-void stats_record(worker_t *w, int route, int method_label, int status, uint64_t duration_us);
+void stats_record(worker_t *w, route_t route, enum method_label method, int status,
+                  uint64_t duration_us);
 /* Renders /metrics for the whole process into out. */
 void stats_render(server_t *s, buf_t *out);
 

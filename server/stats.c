@@ -2,6 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "log.h"
 #include "metrics.h"
 #include "server.h"
 
@@ -11,10 +12,14 @@
     __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
 #define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
+/* clang-format off */
 static const char *const ROUTE_LABEL[ROUTE_COUNT] = {
-    "/health", "/health/live", "/health/ready", "/products", "/products/:id",
-    "/report", "/orders",      "/metrics",      "unmatched",
+#define ROUTE_LABEL_ENTRY(name, path, param) path param,
+    ROUTE_MAP(ROUTE_LABEL_ENTRY)
+#undef ROUTE_LABEL_ENTRY
+    "unmatched",
 };
+/* clang-format on */
 static const char *const METHOD_LABEL[METHOD_COUNT] = {"GET", "HEAD", "POST", "OTHER"};
 /* Every status the server answers with; the last slot counts anything else. */
 static const int STATUS_LABEL[STATUS_LABELS] = {200, 201, 400, 404, 405, 408, 413, 414,
@@ -29,16 +34,17 @@ static int status_index(int status)
     return STATUS_LABELS - 1;
 }
 
-void stats_record(worker_t *w, int route, int method_label, int status, uint64_t duration_us)
+void stats_record(worker_t *w, route_t route, enum method_label method, int status,
+                  uint64_t duration_us)
 {
     request_stats_t *st = &w->stats;
-    STAT_ADD(st->requests[route][method_label][status_index(status)], 1);
+    STAT_ADD(st->requests[route][method][status_index(status)], 1);
     int b = 0;
     while (b < DURATION_BUCKETS && (double)duration_us > DURATION_BOUNDS_MS[b] * 1000.0)
         b++;
-    if (b < DURATION_BUCKETS) STAT_ADD(st->duration_bucket[route][method_label][b], 1);
-    STAT_ADD(st->duration_count[route][method_label], 1);
-    STAT_ADD(st->duration_sum_us[route][method_label], duration_us);
+    if (b < DURATION_BUCKETS) STAT_ADD(st->duration_bucket[route][method][b], 1);
+    STAT_ADD(st->duration_count[route][method], 1);
+    STAT_ADD(st->duration_sum_us[route][method], duration_us);
 }
 
 void stats_render(server_t *s, buf_t *out)
@@ -132,6 +138,13 @@ void stats_render(server_t *s, buf_t *out)
 
     metrics_write_single_u64(out, "http_connections_open", "gauge", "Open client connections.",
                              atomic_load(&s->connections));
+    metrics_write_single_u64(out, "log_lines_dropped_total", "counter",
+                             "Log lines dropped because stderr was not read fast enough.",
+                             log_lines_dropped());
+    metrics_write_single_u64(out, "http_accept_paused_total", "counter",
+                             "Times accepting paused because the process was out of file "
+                             "descriptors (EMFILE, ENFILE) or kernel memory.",
+                             atomic_load(&s->accept_pauses));
     metrics_write_header(out, "catalog_server_info", "gauge",
                          "Constant 1, labelled with this server's identity.");
     buf_t info = {0};

@@ -25,6 +25,7 @@ part() {
 	fi
 }
 
+part "lint" scripts/lint.sh
 part "tests ($build)" tests/run.sh "$build"
 part "tests under ASan+UBSan (build-san)" scripts/test-sanitized.sh build-san
 part "fuzzing" scripts/fuzz.sh --seconds 15

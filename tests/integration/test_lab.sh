@@ -83,6 +83,11 @@ port=$(server_field app 2)
 	fail "scale 2: the servers have no port of their own on the app port" "app on $port"
 grep -q 'server: "app2"' "$LAB_DIR/run/prometheus.yml" &&
 	ok "scale 2: Prometheus scrapes app2 too" || fail "scale 2: Prometheus scrapes app2 too"
+code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' "$lb/metrics" || true)
+direct=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$(server_field app2 2)/metrics" || true)
+[[ $code == 404 && $direct == 200 ]] &&
+	ok "scale 2: /metrics answers 404 through nginx, 200 on a server's own port (what Prometheus scrapes)" ||
+	fail "scale 2: /metrics answers 404 through nginx, 200 on a server's own port" "nginx $code, server $direct"
 configs_valid "scale 2"
 
 # The servers' connections in pg_stat_activity under a short load through nginx.

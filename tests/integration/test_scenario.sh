@@ -153,6 +153,25 @@ sed -E "s/server app:3000/server 127.0.0.1:$hand1_port/; s/server app2:3000/serv
 	solution/nginx.conf >"$work/solution-nginx.conf"
 nginx_check "nginx -t solution/nginx.conf (service names on loopback)" "$work/solution-nginx.conf"
 
+# metrics_hidden NAME CONF PORT: nginx started on a copy of CONF answers /metrics 404 on PORT
+# (Prometheus scrapes each server directly; the public port does not hand the metrics out).
+metrics_hidden() {
+	local name=$1 conf=$2 port=$3 dir code
+	dir=$(mktemp -d "$work/nginx.XXXXXX")
+	mkdir -p "$dir/logs"
+	cp "$conf" "$dir/nginx.conf"
+	local -a pid_option=(-g "pid $dir/nginx.pid;")
+	grep -qE '^[[:space:]]*pid[[:space:]]' "$dir/nginx.conf" && pid_option=()
+	if ! nginx -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" 2>"$dir/start.err"; then
+		fail "$name" "nginx did not start: $(cat "$dir/start.err")"
+		return 0
+	fi
+	code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$port/metrics" || true)
+	nginx -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" -s quit 2>/dev/null || true
+	[[ $code == 404 ]] && ok "$name" || fail "$name" "GET /metrics answered $code"
+}
+metrics_hidden "solution/nginx.conf: /metrics answers 404 on the public port" "$work/solution-nginx.conf" "$hand_lb_port"
+
 # rewrite FILE: applies the two rules of the header to FILE in place.
 rewrite() {
 	PORT_MAP="3000=$LAB_APP_PORT 8080=$LAB_LB_PORT 9090=$LAB_PROM_PORT 5432=$LAB_PG_PORT 3101=$hand1_port 3102=$hand2_port 8081=$hand_lb_port" \
@@ -166,6 +185,7 @@ rewrite() {
 cp solution/nginx.hand.conf "$work/nginx.hand.conf"
 rewrite "$work/nginx.hand.conf"
 nginx_check "nginx -t solution/nginx.hand.conf (ports of this test)" "$work/nginx.hand.conf"
+metrics_hidden "solution/nginx.hand.conf: /metrics answers 404 on the public port" "$work/nginx.hand.conf" "$hand_lb_port"
 
 if command -v docker-compose >/dev/null; then
 	if out=$(docker-compose -f solution/docker-compose.scaled.yml config 2>&1); then

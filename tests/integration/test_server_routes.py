@@ -1,4 +1,4 @@
-"""test_server_routes.py: every route, status and error of CONTRACT section 3 against a small
+"""test_server_routes.py: every route, status and error of docs/api.md "HTTP API" against a small
 seed, compared with what psql says; /metrics (promtool, counters, labels); --help and bad config."""
 
 import collections

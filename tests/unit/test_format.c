@@ -1,4 +1,4 @@
-/* test_format.c: unit tests for lib/format (money, ISO 8601, PostgreSQL timestamps). */
+/* test_format.c: unit tests for server/format (money, ISO 8601, PostgreSQL timestamps). */
 #include "buf.h"
 #include "format.h"
 #include "test.h"

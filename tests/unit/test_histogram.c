@@ -1,4 +1,4 @@
-/* test_histogram.c: unit tests for lib/histogram: percentiles against a sorted array. */
+/* test_histogram.c: unit tests for loadtest/histogram: percentiles against a sorted array. */
 #include "histogram.h"
 #include "test.h"
 

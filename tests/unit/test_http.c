@@ -1,4 +1,4 @@
-/* test_http.c: unit tests for lib/http: request head parsing, limits, response writing. */
+/* test_http.c: unit tests for server/http: request head parsing, limits, response writing. */
 #include "http.h"
 #include "test.h"
 
@@ -451,32 +451,6 @@ static void test_reasons(void)
     CHECK_STR(http_status_reason(-1), "Unknown");
 }
 
-/* A typical GET must parse in well under a microsecond; the bound here is loose enough for
- * sanitizer builds and catches only gross regressions (a quadratic scan, a per-call memset). */
-static void test_speed(void)
-{
-    const char *text = "GET /products/123?fields=name,price HTTP/1.1\r\n"
-                       "Host: localhost:3000\r\n"
-                       "User-Agent: catalog-loadtest/1.0\r\n"
-                       "Accept: application/json\r\n"
-                       "Accept-Encoding: gzip, deflate\r\n"
-                       "Connection: keep-alive\r\n"
-                       "\r\n";
-    size_t len = strlen(text);
-    enum { ROUNDS = 200000 };
-    struct timespec t0, t1;
-    long sum = 0;
-    clock_gettime(CLOCK_MONOTONIC, &t0);
-    for (int i = 0; i < ROUNDS; i++)
-        sum += http_parse_request(text, len, &limits, &req);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
-    double ns =
-        ((double)(t1.tv_sec - t0.tv_sec) * 1e9 + (double)(t1.tv_nsec - t0.tv_nsec)) / ROUNDS;
-    printf("http: %.0f ns per %zu-byte GET head\n", ns, len);
-    CHECK_INT(sum, (long)ROUNDS * (long)len);
-    CHECK(ns < 5000);
-}
-
 int main(void)
 {
     test_get();
@@ -488,6 +462,5 @@ int main(void)
     test_pipelined();
     test_response();
     test_reasons();
-    test_speed();
     return test_report("http");
 }

@@ -1,4 +1,4 @@
-/* test_http_client.c: unit tests for lib/http_client: splits at every byte, chunked,
+/* test_http_client.c: unit tests for loadtest/http_client: splits at every byte, chunked,
  * keep-alive rules, malformed responses. */
 #include "http_client.h"
 #include "test.h"

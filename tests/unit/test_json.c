@@ -121,6 +121,18 @@ int main(void)
     CHECK_ESCAPE_LIT("\xe2\x82z", "\"\\ufffd\\ufffdz\"");    /* truncated mid-string */
     CHECK_ESCAPE_LIT("\xc3\xc3\xa9", "\"\\ufffd\xc3\xa9\""); /* recovers at next lead */
 
+    /* json_utf8_valid: the same rule as the escaping, as a yes or no */
+    CHECK_INT(json_utf8_valid("", 0), 1);
+    CHECK_INT(json_utf8_valid("caf\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80", 14), 1);
+    CHECK_INT(json_utf8_valid("\xf4\x8f\xbf\xbf", 4), 1);
+    CHECK_INT(json_utf8_valid("a\0b", 3), 1); /* NUL is the caller's business */
+    CHECK_INT(json_utf8_valid("\xff", 1), 0);
+    CHECK_INT(json_utf8_valid("abc\x80", 4), 0);
+    CHECK_INT(json_utf8_valid("\xc0\xaf", 2), 0);     /* overlong */
+    CHECK_INT(json_utf8_valid("\xed\xa0\x80", 3), 0); /* surrogate */
+    CHECK_INT(json_utf8_valid("\xf4\x90\x80\x80", 4), 0);
+    CHECK_INT(json_utf8_valid("\xc3\xa9", 1), 0); /* cut by len */
+
     /* length is honoured: bytes after len are not read */
     CHECK_ESCAPE("abcdef", 3, "\"abc\"");
 

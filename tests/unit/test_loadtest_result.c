@@ -1,5 +1,5 @@
-/* test_loadtest_result.c: unit tests for lib/loadtest_result (verdict thresholds, summary, JSON
- * round trip, comparison) and lib/loadtest_request (--path specs, request bytes). */
+/* test_loadtest_result.c: unit tests for loadtest/loadtest_result (verdict thresholds, summary,
+ * JSON round trip, comparison) and loadtest/loadtest_request (--path specs, request bytes). */
 #include "loadtest_request.h"
 #include "loadtest_result.h"
 #include "test.h"

@@ -1,4 +1,5 @@
-/* test_metrics.c: unit tests for lib/metrics (exposition lines, histograms, escaping, process). */
+/* test_metrics.c: unit tests for server/metrics (exposition lines, histograms, escaping,
+ * process). */
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>

@@ -1,4 +1,4 @@
-/* test_order.c: unit tests for lib/order (every 400 message of POST /orders). */
+/* test_order.c: unit tests for server/order (every 400 message of POST /orders). */
 #include "order.h"
 #include "test.h"
 

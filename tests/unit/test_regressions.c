@@ -9,7 +9,7 @@
 
 #include <stdlib.h>
 
-/* fuzz_url, lib/url.c:63: a query pair with an empty key ("=1") looked up with an empty name
+/* fuzz_url, server/url.c:50: a query pair with an empty key ("=1") looked up with an empty name
  * passed value->data == NULL to memcmp (UBSan: null pointer passed as argument 1).  Input
  * fuzz/regressions/url_empty_key_null_memcmp. */
 static void test_url_query_empty_key(void)

@@ -1,5 +1,7 @@
-/* test_url.c: unit tests for lib/url (percent-decoding, query lookup, http:// parsing). */
+/* test_url.c: unit tests for server/url (percent-decoding, query lookup) and loadtest/url_parse
+ * (http:// parsing). */
 #include "url.h"
+#include "url_parse.h"
 #include "test.h"
 
 /* Decodes text; returns the length (or -1) and leaves the bytes in out. */

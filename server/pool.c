@@ -11,6 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "config.h"
 #include "log.h"
 
 const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {1, 5, 10, 50, 100, 500, 1000, 5000};
@@ -898,8 +899,7 @@ pool_t *pool_new(const pool_config_t *config, char *err, size_t err_len)
         }
     }
     p->keywords[k] = "options";
-    snprintf(p->options, sizeof p->options,
-             "-c TimeZone=UTC -c DateStyle=ISO -c statement_timeout=%u",
+    snprintf(p->options, sizeof p->options, CONFIG_DB_SESSION_OPTIONS " -c statement_timeout=%u",
              config->statement_timeout_ms);
     p->values[k++] = p->options;
     p->keywords[k] = NULL;

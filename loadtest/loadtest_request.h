@@ -7,7 +7,7 @@
 
 #include "buf.h"
 
-/* The scenario's routes (CONTRACT section 4), walked in this order by every connection. */
+/* The scenario's routes (docs/api.md, Load test), walked in this order by every connection. */
 #define LOADTEST_DEFAULT_PATHS                                                                     \
     {                                                                                              \
         "/products?category=electronics", "/products/1", "/report"                                 \

@@ -8,7 +8,7 @@
 #include "buf.h"
 #include "histogram.h"
 
-/* The reference's verdict thresholds (CONTRACT section 4). */
+/* The reference's verdict thresholds (docs/api.md, Load test). */
 #define LOADTEST_RED_P99_MS 2000.0   /* red above this p99 */
 #define LOADTEST_RED_FAILURES 10     /* red above this many failures */
 #define LOADTEST_YELLOW_P99_MS 500.0 /* yellow above this p99 */
