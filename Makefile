@@ -84,9 +84,8 @@ $(BUILD)/catalog-loadtest: $(BUILD)/loadtest/main.o $(LOADTEST_A) $(LIB_A)
 $(BUILD)/catalog-db: $(BUILD)/dbtool/main.o $(DBTOOL_A) $(LIB_A)
 $(PROGRAMS):
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-# dbtool/schema_sql.c embeds sql/schema.sql with .incbin, which -MMD does not see.
-$(BUILD)/dbtool/schema_sql.o: sql/schema.sql
-$(BUILD)/dbtool/rollup_sql.o: sql/rollup.sql
+# dbtool/sql_files.c embeds sql/*.sql with .incbin, which -MMD does not see.
+$(BUILD)/dbtool/sql_files.o: sql/schema.sql sql/rollup.sql
 # A unit test, a micro-benchmark or a fuzz driver (below) links the archives: only the modules it
 # calls (and what they call) come in.
 TEST_LINK := $(SERVER_A) $(LOADTEST_A) $(DBTOOL_A) $(LIB_A)

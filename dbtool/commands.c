@@ -123,24 +123,24 @@ static int apply_schema(PGconn *conn)
     return 0;
 }
 
-int dbtool_command_wait(const dbtool_config_t *config)
+dbtool_exit_t dbtool_command_wait(const dbtool_config_t *config)
 {
     int server_up = 0;
     PGconn *conn = dbtool_wait(config, 0, &server_up);
-    if (!conn && !server_up) return DBTOOL_EXIT_FAILED;
+    if (!conn && !server_up) return DBTOOL_EXIT_NOT_DONE;
     printf("catalog-db: PostgreSQL is ready at %s:%s\n", config->host, config->port);
     PQfinish(conn);
     return DBTOOL_EXIT_OK;
 }
 
-int dbtool_command_migrate(const dbtool_config_t *config)
+dbtool_exit_t dbtool_command_migrate(const dbtool_config_t *config)
 {
     PGconn *conn = dbtool_wait(config, 1, NULL);
-    if (!conn) return DBTOOL_EXIT_FAILED;
+    if (!conn) return DBTOOL_EXIT_NOT_DONE;
     int failed = apply_schema(conn);
     if (!failed) printf("catalog-db: schema applied to database \"%s\"\n", config->name);
     PQfinish(conn);
-    return failed ? DBTOOL_EXIT_FAILED : DBTOOL_EXIT_OK;
+    return failed ? DBTOOL_EXIT_NOT_DONE : DBTOOL_EXIT_OK;
 }
 
 /* The seed proper, inside the caller's transaction (which holds the lock).  Returns 0 when
@@ -203,11 +203,11 @@ static int seed_in_transaction(PGconn *conn, const dbtool_config_t *config, int 
     return 0;
 }
 
-int dbtool_command_seed(const dbtool_config_t *config)
+dbtool_exit_t dbtool_command_seed(const dbtool_config_t *config)
 {
     PGconn *conn = dbtool_wait(config, 1, NULL);
-    if (!conn) return DBTOOL_EXIT_FAILED;
-    int status = DBTOOL_EXIT_FAILED;
+    if (!conn) return DBTOOL_EXIT_NOT_DONE;
+    dbtool_exit_t status = DBTOOL_EXIT_NOT_DONE;
     if (apply_schema(conn) != 0) goto done;
 
     /* A seeder killed mid-seed: the server notices within a second (rather than after the
@@ -269,7 +269,7 @@ static int count_orders_for_status(PGconn *conn, long long *orders, char *err, s
     return outcome;
 }
 
-int dbtool_command_status(const dbtool_config_t *config)
+dbtool_exit_t dbtool_command_status(const dbtool_config_t *config)
 {
     char err[1024];
     long long orders = 0;
@@ -286,5 +286,5 @@ int dbtool_command_status(const dbtool_config_t *config)
         return DBTOOL_EXIT_OK;
     }
     printf("Orders in DB: %lld ⏳ Still seeding...\n", orders);
-    return DBTOOL_EXIT_STILL_SEEDING;
+    return DBTOOL_EXIT_NOT_DONE;
 }

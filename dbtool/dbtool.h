@@ -5,14 +5,14 @@
 #include <libpq-fe.h>
 #include <stddef.h>
 
-/* Exit statuses of catalog-db.  `status` uses READY / STILL_SEEDING / NOT_READY. */
-enum {
-    DBTOOL_EXIT_OK = 0,
-    DBTOOL_EXIT_FAILED = 1,        /* the command could not do its work (message on stderr) */
-    DBTOOL_EXIT_STILL_SEEDING = 1, /* status: tables there, fewer orders than SEED_ORDERS */
-    DBTOOL_EXIT_NOT_READY = 2,     /* status: cannot connect, or no tables yet */
-    DBTOOL_EXIT_USAGE = 3,         /* bad command line or environment value */
-};
+/* Exit statuses of catalog-db.  1 means "not done" for every command: for status, the seed is
+ * not complete (the reference's "Still seeding"); for the others, the command failed. */
+typedef enum dbtool_exit {
+    DBTOOL_EXIT_OK = 0,        /* done; for status: the seed is complete */
+    DBTOOL_EXIT_NOT_DONE = 1,  /* failed (message on stderr); status: fewer than SEED_ORDERS */
+    DBTOOL_EXIT_NOT_READY = 2, /* status: cannot connect, or no tables yet */
+    DBTOOL_EXIT_USAGE = 3,     /* bad command line or environment value */
+} dbtool_exit_t;
 
 /* Settings from the environment (docs/api.md, Processes and settings). */
 typedef struct dbtool_config {
@@ -28,11 +28,11 @@ typedef struct dbtool_config {
     unsigned long connect_timeout_ms; /* DB_CONNECT_TIMEOUT_MS, default 3000 (one attempt) */
 } dbtool_config_t;
 
-/* The text of sql/schema.sql, NUL-terminated, embedded at build time (schema_sql.c). */
+/* The text of sql/schema.sql, NUL-terminated, embedded at build time (sql_files.c). */
 extern const char dbtool_schema_sql[];
 
 /* The text of sql/rollup.sql (product_sales and its triggers, for REPORT_MODE=rollup),
- * NUL-terminated, embedded at build time (rollup_sql.c).  Applied after the schema. */
+ * NUL-terminated, embedded at build time (sql_files.c).  Applied after the schema. */
 extern const char dbtool_rollup_sql[];
 
 /* Opens a connection to database dbname with the config's server and credentials, session
@@ -58,9 +58,9 @@ int dbtool_exec(PGconn *conn, const char *sql, ExecStatusType want, const char *
 int dbtool_query_count(PGconn *conn, const char *sql, long long *out);
 
 /* The commands.  Each returns the process exit status. */
-int dbtool_command_wait(const dbtool_config_t *config);
-int dbtool_command_migrate(const dbtool_config_t *config);
-int dbtool_command_seed(const dbtool_config_t *config);
-int dbtool_command_status(const dbtool_config_t *config);
+dbtool_exit_t dbtool_command_wait(const dbtool_config_t *config);
+dbtool_exit_t dbtool_command_migrate(const dbtool_config_t *config);
+dbtool_exit_t dbtool_command_seed(const dbtool_config_t *config);
+dbtool_exit_t dbtool_command_status(const dbtool_config_t *config);
 
 #endif

@@ -75,7 +75,7 @@ int main(int argc, char **argv)
 
     static const struct {
         const char *name;
-        int (*run)(const dbtool_config_t *config);
+        dbtool_exit_t (*run)(const dbtool_config_t *config);
     } commands[] = {
         {"wait", dbtool_command_wait},
         {"migrate", dbtool_command_migrate},

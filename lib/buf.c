@@ -1,21 +1,11 @@
-/* buf.c: growable byte buffers and slices. */
+/* buf.c: growable byte buffers. */
 #include "buf.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-int slice_eq_nocase(slice_t a, slice_t b)
-{
-    if (a.len != b.len) return 0;
-    for (size_t i = 0; i < a.len; i++) {
-        unsigned char x = (unsigned char)a.base[i], y = (unsigned char)b.base[i];
-        if ((unsigned)(x - 'A') < 26u) x |= 0x20;
-        if ((unsigned)(y - 'A') < 26u) y |= 0x20;
-        if (x != y) return 0;
-    }
-    return 1;
-}
+#include "number.h"
 
 void buf_init(buf_t *b, size_t initial_cap)
 {
@@ -72,22 +62,9 @@ void buf_append_char(buf_t *b, char c)
     b->len++;
 }
 
-size_t u64_to_dec(uint64_t v, char *out)
-{
-    char tmp[20];
-    size_t n = 0;
-    do {
-        tmp[n++] = (char)('0' + v % 10);
-        v /= 10;
-    } while (v);
-    for (size_t i = 0; i < n; i++)
-        out[i] = tmp[n - 1 - i];
-    return n;
-}
-
 void buf_append_u64(buf_t *b, uint64_t v)
 {
-    b->len += u64_to_dec(v, buf_reserve(b, 20));
+    b->len += number_format_u64(v, buf_reserve(b, NUMBER_U64_DIGITS_MAX));
 }
 
 void buf_append_i64(buf_t *b, int64_t v)

@@ -1,4 +1,4 @@
-/* buf.h: growable byte buffers and {base, len} slices, the currency of every module. */
+/* buf.h: growable byte buffers, the currency of every module (with slice_t, slice.h). */
 #ifndef CATALOG_BUF_H
 #define CATALOG_BUF_H
 
@@ -6,32 +6,7 @@
 #include <stdint.h>
 #include <string.h>
 
-/* A view of bytes owned by someone else; never NUL-terminated by contract. */
-typedef struct slice {
-    const char *base; /* first byte; may be NULL when len == 0 */
-    size_t len;       /* number of bytes */
-} slice_t;
-
-#define SLICE_LIT(s) ((slice_t){(s), sizeof(s) - 1})
-
-static inline slice_t slice_make(const char *base, size_t len)
-{
-    return (slice_t){base, len};
-}
-
-static inline slice_t slice_cstr(const char *s)
-{
-    return (slice_t){s, s ? strlen(s) : 0};
-}
-
-/* Nonzero when a equals the bytes of b exactly. */
-static inline int slice_eq(slice_t a, slice_t b)
-{
-    return a.len == b.len && (a.len == 0 || memcmp(a.base, b.base, a.len) == 0);
-}
-
-/* Nonzero when a equals b ignoring ASCII case (for header names and tokens). */
-int slice_eq_nocase(slice_t a, slice_t b);
+#include "slice.h"
 
 /* A growable buffer.  Zero-initialise ({0}) or buf_init; release with buf_free.
  * Allocation failure aborts the process: a server out of memory cannot answer anyway. */
@@ -61,8 +36,5 @@ static inline void buf_reset(buf_t *b)
 {
     b->len = 0;
 }
-
-/* Writes the decimal digits of v into out (at least 20 bytes); returns the count. */
-size_t u64_to_dec(uint64_t v, char *out);
 
 #endif

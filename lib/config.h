@@ -16,7 +16,7 @@ const char *config_env_str(const char *name, const char *default_value);
 
 /* Reads name as a boolean: 1/true/yes/on or 0/false/no/off (any case).  Unset or empty gives
  * default_value.  Returns 0 with *out set to 1 or 0, or -1 with a message in err, e.g.
- * "LOG_REQUESTS must be one of 1, 0, true, false, yes, no, on, off, got 'maybe'". */
+ * "ACCESS_LOG must be one of 1, 0, true, false, yes, no, on, off, got 'maybe'". */
 int config_env_bool(const char *name, int default_value, int *out, char *err, size_t err_len);
 
 /* ---- the PostgreSQL login, read by catalog-server and catalog-db alike --------------------- */

@@ -12,7 +12,6 @@
  * always valid JSON.  s may contain NUL bytes.  Can't fail (buf growth aborts on OOM). */
 void json_write_string(buf_t *b, const char *s, size_t len);
 
-/* Same for a NUL-terminated string; NULL writes the JSON literal null. */
 /* Room json_escape_into may need for len input bytes: each byte may become a 6-byte escape
  * (an invalid byte becomes \ufffd), plus the two quotes. */
 #define JSON_ESCAPED_MAX(len) ((len)*6 + 2)
@@ -21,6 +20,7 @@ void json_write_string(buf_t *b, const char *s, size_t len);
  * returns the end of what was written.  The same output as json_write_string. */
 char *json_escape_into(char *dst, const char *s, size_t len);
 
+/* Same as json_write_string for a NUL-terminated string; NULL writes the JSON literal null. */
 void json_write_cstr(buf_t *b, const char *s);
 
 /* 1 when s[0..len) is valid UTF-8 by the rule json_write_string passes through unchanged

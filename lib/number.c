@@ -1,4 +1,5 @@
-/* number.c: strict decimal parsing without strtol's whitespace, sign and locale leniency. */
+/* number.c: strict decimal parsing without strtol's whitespace, sign and locale leniency;
+ * decimal formatting. */
 #include "number.h"
 
 int number_parse_u64(const char *s, size_t len, uint64_t *out)
@@ -29,4 +30,17 @@ int number_parse_i32(const char *s, size_t len, int32_t *out)
         *out = (int32_t)magnitude;
     }
     return 0;
+}
+
+size_t number_format_u64(uint64_t v, char *out)
+{
+    char tmp[NUMBER_U64_DIGITS_MAX];
+    size_t n = 0;
+    do {
+        tmp[n++] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    for (size_t i = 0; i < n; i++)
+        out[i] = tmp[n - 1 - i];
+    return n;
 }

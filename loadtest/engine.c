@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "counter.h"
 #include "histogram.h"
 #include "http_client.h"
 #include "loop.h"
@@ -30,7 +31,7 @@
 /* How often timeouts and the stop flag are checked (rate mode also wakes for each send). */
 #define HOUSEKEEPING_NS (10 * 1000000ull)
 
-typedef struct worker worker_t;
+typedef struct engine_worker engine_worker_t;
 
 /* Where a connection is in its cycle. */
 enum connection_state {
@@ -42,9 +43,9 @@ enum connection_state {
 };
 
 typedef struct connection {
-    loop_io_t io;             /* the socket in the worker's loop (io.fd -1 when closed) */
-    worker_t *worker;         /* owner */
-    int state;                /* enum connection_state */
+    loop_io_t io;            /* the socket in the worker's loop (io.fd -1 when closed) */
+    engine_worker_t *worker; /* owner */
+    enum connection_state state;
     unsigned route;           /* index of the request in flight, or of the next one */
     size_t written;           /* bytes of the request written so far */
     uint64_t start_ns;        /* latency origin: send time, or the intended send time with -R */
@@ -66,7 +67,7 @@ typedef struct server_tally {
     tally_t tally;
 } server_tally_t;
 
-struct worker {
+struct engine_worker {
     engine_t *engine;
     pthread_t thread;
     int thread_started;
@@ -98,7 +99,7 @@ struct worker {
 
 struct engine {
     const engine_config_t *config;
-    worker_t *workers;
+    engine_worker_t *workers;
     unsigned worker_count;
     uint64_t start_ns, end_ns;
     int stop; /* set (atomically) to end the run early */
@@ -108,11 +109,6 @@ static void connection_close(connection_t *c, int reconnect_soon);
 static void connection_start(connection_t *c);
 static void connection_ready(connection_t *c);
 static void on_io(loop_io_t *io, uint32_t events);
-
-static void count_add(uint64_t *counter, uint64_t n)
-{
-    __atomic_store_n(counter, *counter + n, __ATOMIC_RELAXED);
-}
 
 static void tally_record(tally_t *t, uint64_t latency_ns, int status)
 {
@@ -125,7 +121,7 @@ static void tally_record(tally_t *t, uint64_t latency_ns, int status)
     histogram_record(t->latency_ns, latency_ns);
 }
 
-static void note_error(worker_t *w, uint64_t now_ns, const char *kind, const char *detail)
+static void note_error(engine_worker_t *w, uint64_t now_ns, const char *kind, const char *detail)
 {
     if (w->first_error[0]) return;
     snprintf(w->first_error, sizeof(w->first_error), "%s %.120s: %.100s", kind,
@@ -137,17 +133,17 @@ static void note_error(worker_t *w, uint64_t now_ns, const char *kind, const cha
 static void connection_fail(connection_t *c, uint64_t *kind_counter, const char *kind,
                             const char *detail, uint64_t retry_after_ns)
 {
-    worker_t *w = c->worker;
+    engine_worker_t *w = c->worker;
     uint64_t now_ns = loop_clock_ns();
     (*kind_counter)++;
     w->routes[c->route].errors++;
-    count_add(&w->failures, 1);
+    counter_add(&w->failures, 1);
     note_error(w, now_ns, kind, detail);
     connection_close(c, retry_after_ns == 0);
     if (retry_after_ns) c->reconnect_at_ns = now_ns + retry_after_ns;
 }
 
-static server_tally_t *server_for(worker_t *w, slice_t id)
+static server_tally_t *server_for(engine_worker_t *w, slice_t id)
 {
     if (id.len == 0) id = SLICE_LIT("(none)");
     server_tally_t *s = &w->servers[w->last_server];
@@ -174,13 +170,13 @@ static server_tally_t *server_for(worker_t *w, slice_t id)
 /* A whole response arrived: count it, then reuse or replace the connection. */
 static void response_complete(connection_t *c, uint64_t now_ns)
 {
-    worker_t *w = c->worker;
+    engine_worker_t *w = c->worker;
     uint64_t latency_ns = now_ns > c->start_ns ? now_ns - c->start_ns : 0;
     int status = c->response.status;
     tally_record(&w->routes[c->route], latency_ns, status);
     tally_record(&server_for(w, http_client_server_id(&c->response))->tally, latency_ns, status);
-    count_add(&w->responses, 1);
-    if (status >= 500 && status <= 599) count_add(&w->failures, 1);
+    counter_add(&w->responses, 1);
+    if (status >= 500 && status <= 599) counter_add(&w->failures, 1);
     c->deadline_ns = 0;
     c->route = (c->route + 1) % (unsigned)w->engine->config->request_count;
     if (!c->response.keep_alive || !w->engine->config->keep_alive) {
@@ -193,7 +189,7 @@ static void response_complete(connection_t *c, uint64_t now_ns)
 
 static void connection_close(connection_t *c, int reconnect_soon)
 {
-    worker_t *w = c->worker;
+    engine_worker_t *w = c->worker;
     if (c->io.fd >= 0) {
         int fd = c->io.fd;
         loop_io_stop(&w->loop, &c->io);
@@ -210,7 +206,7 @@ static void connection_close(connection_t *c, int reconnect_soon)
 /* Connected and idle: send now, or wait for the schedule (-R), or close when draining. */
 static void connection_ready(connection_t *c)
 {
-    worker_t *w = c->worker;
+    engine_worker_t *w = c->worker;
     if (w->draining) {
         connection_close(c, 0);
         return;
@@ -250,7 +246,7 @@ static void connection_ready(connection_t *c)
 
 static void connection_write_more(connection_t *c)
 {
-    worker_t *w = c->worker;
+    engine_worker_t *w = c->worker;
     const buf_t *bytes = &w->engine->config->requests[c->route].bytes;
     ssize_t n = send(c->io.fd, bytes->data + c->written, bytes->len - c->written, MSG_NOSIGNAL);
     if (n < 0) {
@@ -267,7 +263,7 @@ static void connection_write_more(connection_t *c)
 
 static void connection_read(connection_t *c)
 {
-    worker_t *w = c->worker;
+    engine_worker_t *w = c->worker;
     for (;;) {
         ssize_t n = recv(c->io.fd, w->read_buffer, sizeof(w->read_buffer), 0);
         if (n > 0) {
@@ -320,7 +316,7 @@ static void connection_read(connection_t *c)
 
 static void connection_connected(connection_t *c)
 {
-    worker_t *w = c->worker;
+    engine_worker_t *w = c->worker;
     int error = 0;
     socklen_t len = sizeof(error);
     if (getsockopt(c->io.fd, SOL_SOCKET, SO_ERROR, &error, &len) < 0) error = errno;
@@ -356,7 +352,7 @@ static void on_io(loop_io_t *io, uint32_t events)
 
 static void connection_start(connection_t *c)
 {
-    worker_t *w = c->worker;
+    engine_worker_t *w = c->worker;
     const engine_config_t *config = w->engine->config;
     int fd = socket(config->address.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
@@ -381,7 +377,7 @@ static void connection_start(connection_t *c)
 
 /* Timeouts, reconnect backoffs, the -R schedule and the stop flag; returns the time of the
  * next thing due. */
-static uint64_t housekeeping(worker_t *w, uint64_t now_ns)
+static uint64_t housekeeping(engine_worker_t *w, uint64_t now_ns)
 {
     engine_t *e = w->engine;
     if (!w->draining && (__atomic_load_n(&e->stop, __ATOMIC_RELAXED) ||
@@ -405,7 +401,7 @@ static uint64_t housekeeping(worker_t *w, uint64_t now_ns)
             } else {
                 w->timeouts++;
                 w->routes[c->route].timeouts++;
-                count_add(&w->failures, 1);
+                counter_add(&w->failures, 1);
                 connection_close(c, 1);
             }
         }
@@ -428,7 +424,7 @@ static uint64_t housekeeping(worker_t *w, uint64_t now_ns)
     return next_ns;
 }
 
-static int worker_busy(const worker_t *w)
+static int worker_busy(const engine_worker_t *w)
 {
     for (unsigned i = 0; i < w->connection_count; i++)
         if (w->connections[i].state != CONNECTION_CLOSED) return 1;
@@ -437,7 +433,7 @@ static int worker_busy(const worker_t *w)
 
 static void *worker_main(void *arg)
 {
-    worker_t *w = arg;
+    engine_worker_t *w = arg;
     engine_t *e = w->engine;
     const engine_config_t *config = e->config;
     double per_connection_rate = config->rate_rps / config->connections;
@@ -498,7 +494,7 @@ engine_t *engine_new(const engine_config_t *config)
     if (!e->workers) abort();
     unsigned next_global = 0;
     for (unsigned i = 0; i < e->worker_count; i++) {
-        worker_t *w = &e->workers[i];
+        engine_worker_t *w = &e->workers[i];
         w->engine = e;
         w->loop.epoll_fd = -1;
         w->connection_count =
@@ -524,7 +520,7 @@ int engine_start(engine_t *e, char *err, size_t err_len)
     }
     e->start_ns = loop_clock_ns();
     for (unsigned i = 0; i < e->worker_count; i++) {
-        worker_t *w = &e->workers[i];
+        engine_worker_t *w = &e->workers[i];
         int rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc != 0) {
             snprintf(err, err_len, "cannot start worker thread %u: %s", i, strerror(rc));
@@ -554,8 +550,8 @@ void engine_progress(const engine_t *e, uint64_t *responses, uint64_t *failures)
 {
     *responses = *failures = 0;
     for (unsigned i = 0; i < e->worker_count; i++) {
-        *responses += __atomic_load_n(&e->workers[i].responses, __ATOMIC_RELAXED);
-        *failures += __atomic_load_n(&e->workers[i].failures, __ATOMIC_RELAXED);
+        *responses += counter_get(&e->workers[i].responses);
+        *failures += counter_get(&e->workers[i].failures);
     }
 }
 
@@ -581,7 +577,7 @@ void engine_join(engine_t *e, loadtest_result_t *out)
     const engine_config_t *config = e->config;
     e->end_ns = e->start_ns;
     for (unsigned i = 0; i < e->worker_count; i++) {
-        worker_t *w = &e->workers[i];
+        engine_worker_t *w = &e->workers[i];
         if (w->thread_started) pthread_join(w->thread, NULL);
         if (w->finished_ns > e->end_ns) e->end_ns = w->finished_ns;
     }
@@ -615,7 +611,7 @@ void engine_join(engine_t *e, loadtest_result_t *out)
     out->servers = server_cap ? calloc(server_cap, sizeof(*out->servers)) : NULL;
     histogram_t **server_latency = server_cap ? calloc(server_cap, sizeof(*server_latency)) : NULL;
     for (unsigned i = 0; i < e->worker_count; i++) {
-        worker_t *w = &e->workers[i];
+        engine_worker_t *w = &e->workers[i];
         out->connect_errors += w->connect_errors;
         out->read_errors += w->read_errors;
         out->write_errors += w->write_errors;
@@ -662,7 +658,7 @@ void engine_free(engine_t *e)
 {
     if (!e) return;
     for (unsigned i = 0; i < e->worker_count; i++) {
-        worker_t *w = &e->workers[i];
+        engine_worker_t *w = &e->workers[i];
         if (w->loop.epoll_fd >= 0) loop_close(&w->loop);
         for (size_t r = 0; w->routes && r < e->config->request_count; r++)
             histogram_free(w->routes[r].latency_ns);

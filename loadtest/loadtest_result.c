@@ -63,11 +63,21 @@ loadtest_verdict_t loadtest_verdict_of(const loadtest_result_t *r)
                  p99, LOADTEST_YELLOW_P99_MS, failures, LOADTEST_RED_FAILURES);
     }
     static const char *const names[] = {"green", "yellow", "red"};
+    /* The reference's words for one server; with several behind a load balancer (X-Server-Id
+     * names more than one) it is all of them together. */
     static const char *const headlines[] = {"the server has headroom at this load",
                                             "getting close to the ceiling",
                                             "the single server is at its limit"};
+    static const char *const headlines_many[] = {"the servers have headroom at this load",
+                                                 "getting close to the ceiling",
+                                                 "the servers are at their limit"};
+    size_t servers = 0;
+    for (size_t i = 0; i < r->server_count; i++)
+        if (strcmp(r->servers[i].name, "(none)") != 0) servers++;
     v.name = names[v.level];
-    v.headline = r->requests ? headlines[v.level] : "no answer: the target is down or unreachable";
+    v.headline = !r->requests  ? "no answer: the target is down or unreachable"
+                 : servers > 1 ? headlines_many[v.level]
+                               : headlines[v.level];
     return v;
 }
 
@@ -330,13 +340,18 @@ void loadtest_compare_write(buf_t *out, const loadtest_result_t *runs, size_t co
     if (count == 0) return;
     double *values = calloc(count, sizeof(*values));
     if (!values) abort();
-    buf_printf(out, "%-*s", COMPARE_NAME_WIDTH, "");
+    /* The runs by number, each with its whole name: a label cut to a column's width made two
+     * runs look alike ("0.25cpu-browse"), so the columns are #1, #2... and named here. */
     for (size_t i = 0; i < count; i++) {
         const char *label = runs[i].label[0] ? runs[i].label : runs[i].target;
-        size_t len = strlen(label);
-        /* Keep the end of long labels: "...servers-2" tells runs apart better than a prefix. */
-        if (len > COMPARE_COLUMN_WIDTH) label += len - COMPARE_COLUMN_WIDTH;
-        buf_printf(out, " %*s", COMPARE_COLUMN_WIDTH, label);
+        buf_printf(out, "#%-3zu %s (%s, %u connections)\n", i + 1, label, runs[i].target,
+                   runs[i].connections);
+    }
+    buf_printf(out, "%-*s", COMPARE_NAME_WIDTH, "");
+    for (size_t i = 0; i < count; i++) {
+        char head[32];
+        snprintf(head, sizeof(head), "#%zu", i + 1);
+        buf_printf(out, " %*s", COMPARE_COLUMN_WIDTH, head);
     }
     for (size_t i = 1; i < count; i++) {
         char head[32];

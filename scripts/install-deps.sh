@@ -45,29 +45,41 @@ for p in "${want[@]}"; do
 done
 ((${#missing[@]} == 0)) && exit 0
 
+# As root apt-get runs directly; as a normal user through sudo (said first: it may ask for
+# a password); without sudo the one command to run is printed and nothing else is done.
+as_root=()
 if [[ $(id -u) -ne 0 ]]; then
-	echo "install-deps: missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}" >&2
-	exit 1
+	if ! command -v sudo >/dev/null 2>&1; then
+		echo "install-deps: missing packages: ${missing[*]}" >&2
+		echo "install-deps: not root and no sudo here; as root, run this once, then run the command again:" >&2
+		echo "  apt-get update && apt-get install --no-install-recommends ${missing[*]}" >&2
+		exit 1
+	fi
+	echo "install-deps: installing ${missing[*]} with sudo apt-get (sudo may ask for your password)" >&2
+	as_root=(sudo)
+else
+	echo "install-deps: installing ${missing[*]}" >&2
 fi
-
-echo "install-deps: installing ${missing[*]}" >&2
 # policy-rc.d exit 101 keeps apt from starting nginx/prometheus/postgresql system services.
 policy=/usr/sbin/policy-rc.d
 created_policy=0
 if [[ ! -e $policy ]]; then
-	printf '#!/bin/sh\nexit 101\n' >"$policy"
-	chmod 755 "$policy"
+	"${as_root[@]}" sh -c "printf '#!/bin/sh\\nexit 101\\n' >$policy && chmod 755 $policy" ||
+		{
+			echo "install-deps: could not become root with sudo; run as root: apt-get update && apt-get install --no-install-recommends ${missing[*]}" >&2
+			exit 1
+		}
 	created_policy=1
 fi
-trap '[[ $created_policy == 1 ]] && rm -f "$policy"' EXIT
+trap '[[ $created_policy == 1 ]] && "${as_root[@]}" rm -f "$policy"' EXIT
 export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+"${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Some packages start their service despite policy-rc.d when no init system is running;
 # stop any that did so the project's own instances get their ports.
 for svc in nginx prometheus; do
 	if pgrep -x "$svc" >/dev/null 2>&1 && [[ -z ${CATALOG_KEEP_SYSTEM_SERVICES:-} ]]; then
-		service "$svc" stop >/dev/null 2>&1 || true
+		"${as_root[@]}" service "$svc" stop >/dev/null 2>&1 || true
 	fi
 done
 # The exporters' services likewise (their init scripts stop only the instance of their own
@@ -75,7 +87,7 @@ done
 if [[ -z ${CATALOG_KEEP_SYSTEM_SERVICES:-} ]]; then
 	for svc in "${exporter_services[@]}"; do
 		if [[ " ${missing[*]} " == *" $svc "* ]] && pgrep -u prometheus -f "/usr/bin/$svc" >/dev/null 2>&1; then
-			service "$svc" stop >/dev/null 2>&1 || true
+			"${as_root[@]}" service "$svc" stop >/dev/null 2>&1 || true
 		fi
 	done
 fi

@@ -16,7 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-san}
-skip=" ${SANITIZE_SKIP-test_deploy test_lab test_dashboard test_scenario} "
+skip=" ${SANITIZE_SKIP-test_deploy test_lab test_lab_user test_dashboard test_scenario} "
 
 if [[ ! -x $build/catalog-server ]] || ! grep -q __asan_init "$build/catalog-server"; then
 	echo "test-sanitized.sh: $build/catalog-server is not an ASan build; run make SANITIZER=address,undefined all" >&2
@@ -31,20 +31,9 @@ trap 'rm -rf "$report_dir"' EXIT
 export ASAN_OPTIONS="detect_leaks=1:exitcode=23:check_initialization_order=1:strict_string_checks=1:log_path=$report_dir/asan"
 export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1:log_path=$report_dir/ubsan"
 
+# shellcheck source=tests/tally.sh
+source tests/tally.sh
 passed=0 failed=0
-# tally OUTPUT STATUS: adds the per-test "N passed, N failed" lines of a run.sh run to the totals;
-# a run that failed without counting a failure (a crash before its closing line) counts one.
-tally() {
-	local line p=0 f=0
-	while read -r line; do
-		if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-			p=$((p + BASH_REMATCH[1])) f=$((f + BASH_REMATCH[2]))
-		fi
-	done < <(grep -E '^(ok   |    test_[A-Za-z0-9_]+: [0-9]+ passed)' <<<"$1" || true)
-	if (($2 != 0 && f == 0)); then f=1; fi
-	passed=$((passed + p)) failed=$((failed + f))
-}
-
 start=$SECONDS
 echo "sanitized pass: $build (ASan+UBSan), skipping:${skip% }"
 status=0

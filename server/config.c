@@ -50,10 +50,13 @@ static const struct {
     unsigned long default_value, min, max;
     const char *help;
 } LIMIT_SETTINGS[] = {
-    {"HTTP_MAX_REQUEST_LINE", 8192, 64, 1048576, "longest request line (else 414)"},
-    {"HTTP_MAX_HEADER_BYTES", 16384, 256, 1048576, "largest request head (else 431)"},
-    {"HTTP_MAX_HEADERS", 100, 1, HTTP_MAX_HEADERS, "most header fields (else 431)"},
-    {"HTTP_MAX_BODY_BYTES", 16384, 0, 16777216, "largest request body (else 413)"},
+    {"HTTP_MAX_REQUEST_LINE", HTTP_DEFAULT_MAX_REQUEST_LINE, 64, 1048576,
+     "longest request line (else 414)"},
+    {"HTTP_MAX_HEADER_BYTES", HTTP_DEFAULT_MAX_HEADER_BYTES, 256, 1048576,
+     "largest request head (else 431)"},
+    {"HTTP_MAX_HEADERS", HTTP_DEFAULT_MAX_HEADERS, 1, HTTP_MAX_HEADERS,
+     "most header fields (else 431)"},
+    {"HTTP_MAX_BODY_BYTES", HTTP_DEFAULT_MAX_BODY, 0, 16777216, "largest request body (else 413)"},
 };
 
 /* The first line of a small file, or "" when it cannot be read. */

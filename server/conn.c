@@ -1,4 +1,20 @@
-/* conn.c: client connections: accept, read, parse, dispatch, write, timers, close. */
+/* conn.c: client connections: accept, read, parse, dispatch, write, timers, close.
+ *
+ * Each connection is in one state (enum conn_state), decided in one place, conn_settle, after
+ * every event; the state alone picks the connection's one timer:
+ *   IDLE          between requests: HTTP_KEEPALIVE_TIMEOUT_MS (before the first request:
+ *                 HTTP_HEADER_TIMEOUT_MS), then closed
+ *   READING_HEAD  part of a request has arrived: HTTP_HEADER_TIMEOUT_MS from its first byte
+ *   READING_BODY  for head and body together, then 408
+ *   WAITING_DB    a request waits on the database: no timer (the pool's acquire and statement
+ *                 timeouts bound it), so nothing closes a connection mid-query
+ *   WRITING       the client is slow to take a response: HTTP_KEEPALIVE_TIMEOUT_MS without
+ *                 progress, then closed
+ *   DRAINING      an error was answered with Connection: close while input may be unread: the
+ *                 write side is shut (the client reads the answer) and what arrives is discarded,
+ *                 for DRAIN_MS or DRAIN_MAX_BYTES, then closed (a close with unread input would
+ *                 be a reset that can destroy the answer in flight)
+ *   CLOSED        waiting to be freed at the end of the loop turn. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
@@ -20,11 +36,14 @@
 #define IDLE_BUFFER_KEEP_BYTES 4096
 /* Stop parsing pipelined requests while this much output waits for the client. */
 #define OUT_BACKPRESSURE_BYTES (1u << 20)
+/* DRAINING: how long, and how many bytes, before the close. */
+#define DRAIN_MS 2000
+#define DRAIN_MAX_BYTES (1u << 20)
 
-static void conn_process(conn_t *c);
-static void conn_flush(conn_t *c);
+static void conn_drive(conn_t *c);
+static void conn_settle(conn_t *c);
 
-/* ---- timers: one FIFO list per timeout length, so each list stays sorted by deadline ---- */
+/* ---- timers: one list per kind, each kept sorted by deadline ------------------------------- */
 
 static void timer_clear(conn_t *c)
 {
@@ -43,29 +62,35 @@ static void timer_clear(conn_t *c)
     c->timer_list = TIMER_NONE;
 }
 
-static void timer_set(conn_t *c, int list)
+/* Inserts from the tail: deadlines of one list almost always arrive in order, so this is O(1). */
+static void timer_set(conn_t *c, int list, uint64_t deadline_ms)
 {
     worker_t *w = c->worker;
-    const server_config_t *cfg = &w->server->config;
     timer_clear(c);
     c->timer_list = list;
-    c->deadline_ms = w->loop.now_ms +
-                     (list == TIMER_REQUEST ? cfg->header_timeout_ms : cfg->keepalive_timeout_ms);
-    c->timer_prev = w->timer_tail[list];
-    if (w->timer_tail[list])
-        w->timer_tail[list]->timer_next = c;
+    c->deadline_ms = deadline_ms;
+    conn_t *after = w->timer_tail[list];
+    while (after && after->deadline_ms > deadline_ms)
+        after = after->timer_prev;
+    c->timer_prev = after;
+    c->timer_next = after ? after->timer_next : w->timer_head[list];
+    if (c->timer_next)
+        c->timer_next->timer_prev = c;
+    else
+        w->timer_tail[list] = c;
+    if (after)
+        after->timer_next = c;
     else
         w->timer_head[list] = c;
-    w->timer_tail[list] = c;
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
 void conn_close(conn_t *c)
 {
-    if (c->closed) return;
+    if (c->state == CONN_CLOSED) return;
     worker_t *w = c->worker;
-    c->closed = 1;
+    c->state = CONN_CLOSED;
     if (c->busy) pool_cancel(&c->query);
     timer_clear(c);
     int fd = c->io.fd;
@@ -106,6 +131,7 @@ static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
         return;
     }
     c->worker = w;
+    c->state = CONN_IDLE;
     c->timer_list = TIMER_NONE;
     c->io.fd = -1;
     if (s->config.access_log) {
@@ -128,7 +154,8 @@ static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
     c->open_next = w->open;
     if (w->open) w->open->open_prev = c;
     w->open = c;
-    timer_set(c, TIMER_REQUEST); /* the first request must arrive within the header timeout */
+    c->rearm = 1;
+    conn_settle(c); /* the first request must arrive within the header timeout */
 }
 
 /* Out of descriptors (EMFILE, ENFILE) or kernel memory: the listener stays readable, so watching
@@ -196,15 +223,21 @@ void conn_accept(worker_t *w)
 
 /* ---- responses ---------------------------------------------------------------------------- */
 
-buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers)
+buf_t *conn_begin_as(conn_t *c, http_response_t *resp, int status, const char *content_type,
+                     const char *extra_headers)
 {
     server_t *s = c->worker->server;
 
     if (c->worker->stopping) c->keep_alive = 0;
-    http_response_begin(&c->out, resp, status, "application/json; charset=utf-8",
+    http_response_begin(&c->out, resp, status, content_type,
                         slice_make(s->config.server_id, strlen(s->config.server_id)), c->keep_alive,
                         extra_headers);
     return &c->out;
+}
+
+buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers)
+{
+    return conn_begin_as(c, resp, status, "application/json; charset=utf-8", extra_headers);
 }
 
 static void access_log_line(conn_t *c, int status, size_t bytes, uint64_t duration_us)
@@ -241,8 +274,7 @@ void conn_end(conn_t *c, http_response_t *resp, int status)
     if (c->busy) {
         /* Answered from a database callback: go on with the connection. */
         c->busy = 0;
-        conn_process(c);
-        conn_flush(c);
+        conn_drive(c);
     }
 }
 
@@ -273,7 +305,10 @@ static void conn_reject(conn_t *c, int status)
     snprintf(c->log_line, sizeof c->log_line, "-");
     conn_respond_error(c, status, message, NULL);
     c->close_after_write = 1;
+    c->linger = 1;           /* the client may still be sending: drain before the close */
     c->in_start = c->in.len; /* ignore the rest */
+    c->request_deadline_ms = 0;
+    c->reading_body = 0;
 }
 
 /* ---- reading and parsing ------------------------------------------------------------------ */
@@ -314,19 +349,23 @@ static void remember_request_line(conn_t *c, const http_request_t *req)
     *out = 0;
 }
 
-/* Handles every complete request in the input buffer, in order, until one goes asynchronous. */
-static void conn_process(conn_t *c)
+/* Handles every complete request in the input buffer, in order, until one goes asynchronous.
+ * Returns 1 when it stopped only because too much output is waiting (go on once it is sent). */
+static int conn_process(conn_t *c)
 {
     const server_config_t *cfg = &c->worker->server->config;
-    while (!c->busy && !c->closed && !c->close_after_write &&
-           c->out.len - c->out_sent < OUT_BACKPRESSURE_BYTES) {
+    int backpressure = 0;
+    while (!c->busy && c->state != CONN_CLOSED && !c->close_after_write) {
+        if (c->out.len - c->out_sent >= OUT_BACKPRESSURE_BYTES) {
+            backpressure = 1;
+            break;
+        }
         const char *start = c->in.data + c->in_start;
         size_t avail = c->in.len - c->in_start;
         if (avail == 0) break;
-        if (!c->request_started) {
-            c->request_started = 1;
-            timer_set(c, TIMER_REQUEST); /* the whole request must arrive before the deadline */
-        }
+        /* the whole request must arrive before the deadline set at its first byte */
+        if (!c->request_deadline_ms)
+            c->request_deadline_ms = c->worker->loop.now_ms + cfg->header_timeout_ms;
         http_request_t req;
         int r = http_parse_request(start, avail, &cfg->limits, &req);
         if (r == 0) break;
@@ -336,6 +375,7 @@ static void conn_process(conn_t *c)
         }
         size_t body_len = req.content_length > 0 ? (size_t)req.content_length : 0;
         if (avail < (size_t)r + body_len) {
+            c->reading_body = 1;
             if (req.expect_continue && !c->continue_sent) {
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
                 buf_append(&c->out, cont, sizeof cont - 1);
@@ -344,11 +384,13 @@ static void conn_process(conn_t *c)
             break; /* the body is still coming */
         }
         c->in_start += (size_t)r + body_len;
-        c->request_started = 0;
+        c->request_deadline_ms = 0;
+        c->reading_body = 0;
         c->continue_sent = 0;
-        timer_clear(c);
+        c->requests++;
+        c->rearm = 1; /* a new IDLE (or other) period starts after this request */
         c->start_ns = loop_clock_ns();
-        c->keep_alive = req.keep_alive && !c->read_closed;
+        c->keep_alive = req.keep_alive;
         c->head_only = req.method == HTTP_METHOD_HEAD;
         c->method_label = method_label_of(req.method);
         remember_request_line(c, &req);
@@ -360,38 +402,85 @@ static void conn_process(conn_t *c)
         c->in_start = 0;
         if (c->in.len == 0 && c->in.cap > IDLE_BUFFER_KEEP_BYTES) buf_free(&c->in);
     }
+    return backpressure;
 }
 
-static void conn_update_interest(conn_t *c)
+/* The one place that decides the state, arms its timer and sets the epoll interest. */
+static void conn_settle(conn_t *c)
 {
+    if (c->state == CONN_CLOSED) return;
     worker_t *w = c->worker;
+    const server_config_t *cfg = &w->server->config;
+    uint64_t now = w->loop.now_ms;
+    int state;
+    if (c->state == CONN_DRAINING)
+        state = CONN_DRAINING;
+    else if (c->busy)
+        state = CONN_WAITING_DB;
+    else if (c->out_sent < c->out.len)
+        state = CONN_WRITING;
+    else if (c->read_closed) {
+        /* EOF and every complete request answered: a partial one can never complete */
+        conn_close(c);
+        return;
+    } else if (c->in.len > c->in_start)
+        state = c->reading_body ? CONN_READING_BODY : CONN_READING_HEAD;
+    else
+        state = CONN_IDLE;
+
+    if (state != c->state || c->rearm) {
+        c->state = state;
+        c->rearm = 0;
+        switch (state) {
+        case CONN_IDLE:
+            if (c->requests)
+                timer_set(c, TIMER_KEEPALIVE, now + cfg->keepalive_timeout_ms);
+            else
+                timer_set(c, TIMER_REQUEST, now + cfg->header_timeout_ms);
+            break;
+        case CONN_READING_HEAD:
+        case CONN_READING_BODY:
+            timer_set(c, TIMER_REQUEST, c->request_deadline_ms);
+            break;
+        case CONN_WAITING_DB:
+            timer_clear(c);
+            break;
+        case CONN_WRITING:
+            timer_set(c, TIMER_KEEPALIVE, now + cfg->keepalive_timeout_ms);
+            break;
+        case CONN_DRAINING:
+            timer_set(c, TIMER_DRAIN, now + DRAIN_MS);
+            break;
+        }
+    }
+
     uint32_t events = 0;
-    size_t in_cap =
-        w->server->config.limits.max_header_bytes + w->server->config.limits.max_body + READ_CHUNK;
-    if (!c->read_closed && !c->close_after_write && c->in.len < in_cap) events |= EPOLLIN;
-    if (c->out_sent < c->out.len) events |= EPOLLOUT;
+    size_t in_cap = cfg->limits.max_header_bytes + cfg->limits.max_body + READ_CHUNK;
+    if (state == CONN_DRAINING)
+        events = EPOLLIN;
+    else {
+        if (!c->read_closed && !c->close_after_write && c->in.len < in_cap) events |= EPOLLIN;
+        if (c->out_sent < c->out.len) events |= EPOLLOUT;
+    }
     loop_io_modify(&w->loop, &c->io, events);
 }
 
-/* Writes what is pending; on completion decides between close, keep-alive wait, or more. */
-static void conn_flush(conn_t *c)
+/* Writes what is pending until done or the socket is full.  Returns 0, or -1 when it closed the
+ * connection (the client is gone). */
+static int conn_write(conn_t *c)
 {
-    if (c->closed) return;
     while (c->out_sent < c->out.len) {
         ssize_t n =
             send(c->io.fd, c->out.data + c->out_sent, c->out.len - c->out_sent, MSG_NOSIGNAL);
         if (n > 0) {
             c->out_sent += (size_t)n;
+            if (c->state == CONN_WRITING) c->rearm = 1; /* progress: the send timeout restarts */
             continue;
         }
         if (n < 0 && errno == EINTR) continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            timer_set(c, TIMER_KEEPALIVE); /* a client that stops reading is dropped */
-            conn_update_interest(c);
-            return;
-        }
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return 0;
         conn_close(c);
-        return;
+        return -1;
     }
     c->out.len = c->out_sent = 0;
     if (c->out.cap > IDLE_BUFFER_KEEP_BYTES) {
@@ -405,28 +494,70 @@ static void conn_flush(conn_t *c)
             buf_free(&c->out);
         }
     }
-    if (c->close_after_write || (c->read_closed && !c->busy)) {
+    return 0;
+}
+
+/* The answer with Connection: close is written: close, or first let the client read it. */
+static void conn_finish(conn_t *c)
+{
+    if (c->read_closed || (!c->linger && c->in.len == c->in_start)) {
         conn_close(c);
         return;
     }
-    if (c->worker->stopping && !c->busy && c->in.len == c->in_start) {
-        conn_close(c);
-        return;
-    }
-    if (!c->busy && !c->request_started) timer_set(c, TIMER_KEEPALIVE);
-    /* A shrunken output may let pipelined requests go on. */
-    if (!c->busy && c->in.len > c->in_start) {
-        conn_process(c);
-        if (c->out.len) {
-            conn_flush(c);
+    shutdown(c->io.fd, SHUT_WR);
+    c->state = CONN_DRAINING;
+    c->rearm = 1;
+    buf_free(&c->in);
+    c->in_start = 0;
+}
+
+/* Answers what can be answered and writes it; then settles the state. */
+static void conn_drive(conn_t *c)
+{
+    for (;;) {
+        if (c->state == CONN_CLOSED || c->state == CONN_DRAINING) break;
+        int backpressure = conn_process(c);
+        if (c->state == CONN_CLOSED) return;
+        if (conn_write(c) < 0) return;
+        if (c->out_sent < c->out.len) break; /* the socket is full: wait for EPOLLOUT */
+        if (c->busy) break;
+        if (c->close_after_write) {
+            conn_finish(c);
+            break;
+        }
+        if (c->worker->stopping && c->in.len == c->in_start) {
+            conn_close(c);
             return;
         }
+        if (!backpressure) break;
     }
-    conn_update_interest(c);
+    conn_settle(c);
+}
+
+/* DRAINING: reads and discards until EOF, DRAIN_MAX_BYTES or the timer. */
+static void conn_drain(conn_t *c)
+{
+    char *scratch = c->worker->read_buffer;
+    for (;;) {
+        ssize_t n = recv(c->io.fd, scratch, READ_CHUNK, 0);
+        if (n > 0) {
+            c->drained += (size_t)n;
+            if (c->drained > DRAIN_MAX_BYTES) break;
+            continue;
+        }
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) return;
+        break; /* EOF or an error */
+    }
+    conn_close(c);
 }
 
 static void conn_read(conn_t *c)
 {
+    if (c->state == CONN_DRAINING) {
+        conn_drain(c);
+        return;
+    }
     /* Read into the worker's scratch buffer and keep only what arrived: an idle connection's
      * input buffer is the size of its requests, not of a read. */
     char *scratch = c->worker->read_buffer;
@@ -438,7 +569,7 @@ static void conn_read(conn_t *c)
             continue;
         }
         if (n == 0) {
-            /* The client is gone (or half-closed): finish what is complete, answer nothing more. */
+            /* The client is gone or half-closed: answer every complete request, then close. */
             c->read_closed = 1;
             break;
         }
@@ -447,14 +578,7 @@ static void conn_read(conn_t *c)
         conn_close(c);
         return;
     }
-    conn_process(c);
-    if (c->closed) return;
-    if (c->read_closed && !c->busy && c->out.len == c->out_sent) {
-        /* EOF with nothing in flight: a partial request can never complete. */
-        conn_close(c);
-        return;
-    }
-    conn_flush(c);
+    conn_drive(c);
 }
 
 static void conn_on_io(loop_io_t *io, uint32_t events)
@@ -466,9 +590,9 @@ static void conn_on_io(loop_io_t *io, uint32_t events)
     }
     if (events & (EPOLLIN | EPOLLHUP)) {
         conn_read(c);
-        if (c->closed) return;
+        if (c->state == CONN_CLOSED) return;
     }
-    if (events & EPOLLOUT) conn_flush(c);
+    if (events & EPOLLOUT) conn_drive(c);
 }
 
 /* ---- timers and shutdown -------------------------------------------------------------------- */
@@ -480,13 +604,12 @@ void conn_expire_timers(worker_t *w)
         while (w->timer_head[l] && w->timer_head[l]->deadline_ms <= now) {
             conn_t *c = w->timer_head[l];
             timer_clear(c);
-            if (l == TIMER_REQUEST && c->in.len > c->in_start && !c->busy &&
-                c->out.len == c->out_sent) {
-                conn_reject(c, 408);
-                conn_flush(c);
-                if (!c->closed) timer_set(c, TIMER_KEEPALIVE); /* bounded wait for the 408 */
+            if (c->state == CONN_READING_HEAD || c->state == CONN_READING_BODY) {
+                conn_reject(c, 408); /* then written, drained and closed */
+                c->rearm = 1;
+                conn_drive(c);
             } else {
-                conn_close(c);
+                conn_close(c); /* idle, a client that does not read, or the drain is over */
             }
         }
     }
@@ -494,19 +617,11 @@ void conn_expire_timers(worker_t *w)
 
 void conn_close_idle(worker_t *w)
 {
-    /* Idle keep-alive connections (nothing read, nothing to write) close now; the others close
-     * after their current response (conn_begin turns keep-alive off while stopping). */
-    conn_t *c = w->timer_head[TIMER_KEEPALIVE];
-    while (c) {
-        conn_t *next = c->timer_next;
-        if (!c->busy && c->in.len == c->in_start && c->out.len == c->out_sent) conn_close(c);
-        c = next;
-    }
-    c = w->timer_head[TIMER_REQUEST];
-    while (c) {
-        conn_t *next = c->timer_next;
-        if (!c->busy && c->in.len == c->in_start && c->out.len == c->out_sent) conn_close(c);
-        c = next;
+    /* Idle connections (nothing read, nothing to write) close now; the others close after their
+     * current response (conn_begin turns keep-alive off while stopping). */
+    for (conn_t *c = w->open, *next; c; c = next) {
+        next = c->open_next;
+        if (c->state == CONN_IDLE) conn_close(c);
     }
 }
 

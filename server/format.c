@@ -3,6 +3,8 @@
 
 #include <stdio.h>
 
+#include "number.h"
+
 void format_money_cents(buf_t *b, int64_t cents)
 {
     uint64_t magnitude = cents < 0 ? (uint64_t)0 - (uint64_t)cents : (uint64_t)cents;
@@ -10,7 +12,7 @@ void format_money_cents(buf_t *b, int64_t cents)
     size_t n = 0;
     if (cents < 0) text[n++] = '-';
     text[n++] = '$';
-    n += u64_to_dec(magnitude / 100, text + n);
+    n += number_format_u64(magnitude / 100, text + n);
     unsigned fraction = (unsigned)(magnitude % 100);
     text[n++] = '.';
     text[n++] = (char)('0' + fraction / 10);

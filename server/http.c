@@ -4,11 +4,13 @@
 #include <string.h>
 #include <time.h>
 
+#include "number.h"
+
 const http_limits_t http_default_limits = {
-    .max_request_line = 8192,
-    .max_header_bytes = 16384,
-    .max_headers = 64,
-    .max_body = 1024 * 1024,
+    .max_request_line = HTTP_DEFAULT_MAX_REQUEST_LINE,
+    .max_header_bytes = HTTP_DEFAULT_MAX_HEADER_BYTES,
+    .max_headers = HTTP_DEFAULT_MAX_HEADERS,
+    .max_body = HTTP_DEFAULT_MAX_BODY,
 };
 
 /* ---------------------------------------------------------------- character classes */
@@ -496,8 +498,8 @@ void http_response_end(buf_t *out, http_response_t *resp, int head_only)
     if (resp->length_field == 0 || head_only) out->len = resp->body_start;
     if (resp->length_field == 0) return;
 
-    char digits[20];
-    size_t n = u64_to_dec(body_len, digits);
+    char digits[NUMBER_U64_DIGITS_MAX];
+    size_t n = number_format_u64(body_len, digits);
     if (n > HTTP_CONTENT_LENGTH_WIDTH) {
         /* widen the field by shifting what follows it */
         size_t extra = n - HTTP_CONTENT_LENGTH_WIDTH;

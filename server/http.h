@@ -32,12 +32,16 @@ typedef struct http_limits {
 
 #define HTTP_MAX_HEADERS 100
 
-/* Limits used when http_parse_request gets NULL: 8 KiB request line, 16 KiB head,
- * 64 header fields, 1 MiB body. */
+/* The server's default limits (HTTP_MAX_REQUEST_LINE, HTTP_MAX_HEADER_BYTES, HTTP_MAX_HEADERS,
+ * HTTP_MAX_BODY_BYTES in server/config.c), also used when http_parse_request gets NULL. */
+#define HTTP_DEFAULT_MAX_REQUEST_LINE 8192
+#define HTTP_DEFAULT_MAX_HEADER_BYTES 16384
+#define HTTP_DEFAULT_MAX_HEADERS HTTP_MAX_HEADERS
+#define HTTP_DEFAULT_MAX_BODY 16384
 extern const http_limits_t http_default_limits;
 
 typedef struct http_request {
-    int method;                              /* enum http_method */
+    enum http_method method;
     slice_t method_name;                     /* the method token as sent */
     slice_t target;                          /* request-target as sent */
     slice_t path;                            /* target up to '?' (not decoded) */

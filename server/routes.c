@@ -428,13 +428,9 @@ static void respond_live(conn_t *c)
 
 static void respond_metrics(conn_t *c)
 {
-    server_t *s = c->worker->server;
     http_response_t resp;
-    if (c->worker->stopping) c->keep_alive = 0;
-    http_response_begin(&c->out, &resp, 200, "text/plain; version=0.0.4; charset=utf-8",
-                        slice_make(s->config.server_id, strlen(s->config.server_id)), c->keep_alive,
-                        NULL);
-    stats_render(s, &c->out);
+    buf_t *out = conn_begin_as(c, &resp, 200, "text/plain; version=0.0.4; charset=utf-8", NULL);
+    stats_render(c->worker->server, out);
     conn_end(c, &resp, 200);
 }
 

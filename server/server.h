@@ -85,7 +85,24 @@ typedef struct server server_t;
 typedef struct worker worker_t;
 typedef struct conn conn_t;
 
-enum timer_list { TIMER_NONE = -1, TIMER_KEEPALIVE = 0, TIMER_REQUEST = 1, TIMER_LISTS = 2 };
+/* A connection's lifecycle (server/conn.c explains each state and its timer). */
+enum conn_state {
+    CONN_IDLE,
+    CONN_READING_HEAD,
+    CONN_READING_BODY,
+    CONN_WAITING_DB,
+    CONN_WRITING,
+    CONN_DRAINING,
+    CONN_CLOSED
+};
+/* The timer lists, one per timeout length (keep-alive, header, drain). */
+enum timer_list {
+    TIMER_NONE = -1,
+    TIMER_KEEPALIVE = 0,
+    TIMER_REQUEST = 1,
+    TIMER_DRAIN = 2,
+    TIMER_LISTS = 3
+};
 
 struct conn {
     loop_io_t io;     /* the client socket in the worker's loop */
@@ -94,12 +111,17 @@ struct conn {
     size_t in_start;  /* first byte of the next request in `in` */
     buf_t out;        /* response bytes; out_sent.. not yet written */
     size_t out_sent;
-    int busy;              /* a request is being answered asynchronously */
-    int close_after_write; /* close once out is written */
-    int read_closed;       /* the client sent EOF */
-    int closed;            /* closed, waiting to be freed at the end of the loop turn */
-    int request_started;   /* bytes of a new request have arrived (header deadline set) */
-    int continue_sent;     /* "100 Continue" already sent for the request being read */
+    int state;                    /* enum conn_state, set by conn_settle (and closing, draining) */
+    int rearm;                    /* the state's period restarts: its timer is set again */
+    int busy;                     /* a request is being answered asynchronously (WAITING_DB) */
+    int close_after_write;        /* the answer being written is the last one */
+    int linger;                   /* ... after an error: drain the input before the close */
+    int read_closed;              /* the client sent EOF (or half-closed) */
+    int reading_body;             /* the head of the request being read is complete */
+    int continue_sent;            /* "100 Continue" already sent for the request being read */
+    uint64_t request_deadline_ms; /* of the request being read (0: none started) */
+    uint64_t requests;            /* requests handled on this connection */
+    size_t drained;               /* bytes discarded while DRAINING */
     /* the request being answered */
     route_t route;
     enum method_label method_label;
@@ -113,7 +135,7 @@ struct conn {
     char log_line[192]; /* "METHOD target" for the access log */
     char peer[48];      /* client address for the access log */
     /* timers */
-    int timer_list; /* enum timer_list */
+    enum timer_list timer_list;
     uint64_t deadline_ms;
     conn_t *timer_prev, *timer_next;
     conn_t *free_next;             /* in the worker's list of closed connections */
@@ -166,6 +188,9 @@ void conn_accept_resume(worker_t *w);
 /* Starts a response of the current request: writes the head into c->out and returns the
  * buffer to append the body to.  Finish with conn_end. */
 buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers);
+/* The same with another Content-Type than JSON (/metrics). */
+buf_t *conn_begin_as(conn_t *c, http_response_t *resp, int status, const char *content_type,
+                     const char *extra_headers);
 /* Makes room for a large response before conn_begin, reusing the worker's parked buffer. */
 void conn_reserve_output(conn_t *c, size_t bytes);
 /* Finishes the response, counts it, and goes on with the connection's next request. */

@@ -2,15 +2,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "counter.h"
 #include "log.h"
 #include "metrics.h"
 #include "server.h"
-
-/* The owner thread is the only writer; /metrics reads from any thread.  Relaxed atomic loads
- * and stores keep that race-free without a locked instruction on the hot path. */
-#define STAT_ADD(field, n)                                                                         \
-    __atomic_store_n(&(field), __atomic_load_n(&(field), __ATOMIC_RELAXED) + (n), __ATOMIC_RELAXED)
-#define STAT_GET(field) __atomic_load_n(&(field), __ATOMIC_RELAXED)
 
 /* clang-format off */
 static const char *const ROUTE_LABEL[ROUTE_COUNT] = {
@@ -38,13 +33,13 @@ void stats_record(worker_t *w, route_t route, enum method_label method, int stat
                   uint64_t duration_us)
 {
     request_stats_t *st = &w->stats;
-    STAT_ADD(st->requests[route][method][status_index(status)], 1);
+    counter_add(&st->requests[route][method][status_index(status)], 1);
     int b = 0;
     while (b < DURATION_BUCKETS && (double)duration_us > DURATION_BOUNDS_MS[b] * 1000.0)
         b++;
-    if (b < DURATION_BUCKETS) STAT_ADD(st->duration_bucket[route][method][b], 1);
-    STAT_ADD(st->duration_count[route][method], 1);
-    STAT_ADD(st->duration_sum_us[route][method], duration_us);
+    if (b < DURATION_BUCKETS) counter_add(&st->duration_bucket[route][method][b], 1);
+    counter_add(&st->duration_count[route][method], 1);
+    counter_add(&st->duration_sum_us[route][method], duration_us);
 }
 
 void stats_render(server_t *s, buf_t *out)
@@ -57,11 +52,11 @@ void stats_render(server_t *s, buf_t *out)
         for (int r = 0; r < ROUTE_COUNT; r++)
             for (int m = 0; m < METHOD_COUNT; m++) {
                 for (int k = 0; k < STATUS_LABELS; k++)
-                    total.requests[r][m][k] += STAT_GET(st->requests[r][m][k]);
+                    total.requests[r][m][k] += counter_get(&st->requests[r][m][k]);
                 for (int b = 0; b < DURATION_BUCKETS; b++)
-                    total.duration_bucket[r][m][b] += STAT_GET(st->duration_bucket[r][m][b]);
-                total.duration_count[r][m] += STAT_GET(st->duration_count[r][m]);
-                total.duration_sum_us[r][m] += STAT_GET(st->duration_sum_us[r][m]);
+                    total.duration_bucket[r][m][b] += counter_get(&st->duration_bucket[r][m][b]);
+                total.duration_count[r][m] += counter_get(&st->duration_count[r][m]);
+                total.duration_sum_us[r][m] += counter_get(&st->duration_sum_us[r][m]);
             }
     }
     char labels[160];

@@ -5,24 +5,20 @@
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
 build=${1:-build}
+# shellcheck source=tests/tally.sh
+source tests/tally.sh
 passed=0 failed=0 start=$SECONDS
 
 # part NAME CMD...: runs a part with its output shown, adds its last "N passed, N failed" line.
 part() {
-	local name=$1 log rc line
+	local name=$1 log rc
 	shift
 	echo "== $name"
 	log=$(mktemp)
 	"$@" 2>&1 | tee "$log"
 	rc=${PIPESTATUS[0]}
-	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' "$log" | tail -n 1)
+	tally "$(<"$log")" "$rc"
 	rm -f "$log"
-	if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-		passed=$((passed + BASH_REMATCH[1])) failed=$((failed + BASH_REMATCH[2]))
-	fi
-	if ((rc != 0)) && ! [[ $line =~ [1-9][0-9]*\ failed ]]; then
-		failed=$((failed + 1)) # failed without counting it (a crash, a missing tool)
-	fi
 }
 
 part "lint" scripts/lint.sh

@@ -10,32 +10,29 @@ build=${1:-build}
 which=${2:-all}
 filter=${3:-${TEST_FILTER:-}}
 export CATALOG_BUILD=$PWD/$build
+# shellcheck source=tests/tally.sh
+source tests/tally.sh
 
 passed=0 failed=0
 failures=()
 
-# run_one NAME TIMEOUT_S CMD...: runs a test, adds its "N passed, N failed" line to the totals.
+# run_one NAME TIMEOUT_S CMD...: runs a test, adds its "N passed, N failed" line to the totals
+# (tally).
 run_one() {
 	local name=$1 limit=$2
 	shift 2
 	[[ -n $filter && $name != *"$filter"* ]] && return 0
 	local out rc=0 start=$SECONDS
 	out=$(timeout --kill-after=10 "$limit" "$@" 2>&1) || rc=$?
-	local line p=0 f=0
-	line=$(grep -E '[0-9]+ passed, [0-9]+ failed' <<<"$out" | tail -n 1 || true)
-	if [[ $line =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
-		p=${BASH_REMATCH[1]} f=${BASH_REMATCH[2]}
-	fi
-	if ((rc != 0 && f == 0)); then f=1; fi
-	passed=$((passed + p)) failed=$((failed + f))
-	if ((f > 0)); then
+	tally "$out" "$rc"
+	if ((tally_failed > 0)); then
 		failures+=("$name")
 		printf 'FAIL %-40s %3ss (exit %d)\n' "$name" $((SECONDS - start)) "$rc"
 		grep -E '^(FAIL|not ok)' <<<"$out" | head -n 40 | sed 's/^/    /' || true
 		tail -n 40 <<<"$out" | sed 's/^/    /'
 		if ((rc == 124)); then echo "    (killed after ${limit}s)"; fi
 	else
-		printf 'ok   %-40s %3ss %s\n' "$name" $((SECONDS - start)) "${line##*: }"
+		printf 'ok   %-40s %3ss %s\n' "$name" $((SECONDS - start)) "${tally_line##*: }"
 	fi
 }
 
@@ -43,6 +40,11 @@ if [[ $which == unit || $which == all ]]; then
 	for t in "$build"/tests/test_*; do
 		[[ -x $t ]] || continue
 		run_one "unit/$(basename "$t")" 60 "$t"
+	done
+	# Unit tests in Python (the lab's planner, cgroup and port choice): python3 FILE.
+	for t in tests/unit/test_*.py; do
+		[[ -f $t ]] || continue
+		run_one "unit/$(basename "$t")" 120 python3 "$t"
 	done
 fi
 

@@ -30,8 +30,11 @@
 #   port_busy PORT    true when something listens on the TCP port PORT
 #   free_block COUNT  prints a first port such that COUNT consecutive ports are free
 #   alive PID         true when PID runs (a zombie waiting to be reaped has ended)
+#   lab_state EXPR    a value of the lab's state file (run/state.json), EXPR a Python expression
+#                     of s, e.g. lab_state 's["ports"]["nginx"]'
+#   server_records    the lab's servers, "ID PORT POOL CPUS PID" a line
 #   record_pids       adds the PIDs of every process the lab started (servers, nginx, Prometheus,
-#                     exporters and their children, PostgreSQL) to all_pids, from its PID files
+#                     exporters and their children, PostgreSQL) to all_pids, from its state file
 #   lab_cleanup       scripts/lab.sh down, then kills whatever record_pids saw, removes LAB_CGROUP
 #                     and LAB_DIR; never fails
 #   pids_left         "PID:COMMAND" of each PID in all_pids that still runs, one a line, each
@@ -39,7 +42,7 @@
 #   need_build        at the first of catalog-server, catalog-db, catalog-loadtest missing from
 #                     CATALOG_BUILD: fail "build: PATH exists (run make)", then finish
 #   wait_gone PID TIMEOUT_S   true once PID has ended, false if it still runs after TIMEOUT_S
-#   server_field ID FIELD     a field of the lab's record "ID PORT POOL CPUS PID" of server ID:
+#   server_field ID FIELD     a field of the server_records line of server ID:
 #                             port (2), pool (3), pid (5); false when there is no server ID
 #   health_server URL         the "server" field of one answer of URL/health
 #   health_servers N URL      the "server" fields of N consecutive answers, space separated
@@ -98,16 +101,30 @@ lab_env_setup() {
 	export LAB_DIR
 }
 
-# lab_pids: the PIDs of every process the lab started, one a line, from its PID files.
+# lab_state EXPR: a value from the lab's state file (LAB_DIR/run/state.json), EXPR a Python
+# expression of s, e.g. lab_state 's["ports"]["nginx"]'; prints nothing when there is none.
+lab_state() {
+	python3 -c 'import json,sys
+try:
+    s = json.load(open(sys.argv[1]))
+except (OSError, ValueError):
+    sys.exit(0)
+v = eval(sys.argv[2])
+print("\n".join(map(str, v)) if isinstance(v, list) else v)' "$LAB_DIR/run/state.json" "$1" 2>/dev/null
+}
+
+# server_records: the lab's servers as "ID PORT POOL CPUS PID" lines (CPUS "-" for none).
+server_records() {
+	lab_state '["%s %d %d %s %d" % (r["id"], r["port"], r["pool"], r.get("cpus") or "-", r["pid"]) for r in s["servers"]]'
+}
+
+# lab_pids: the PIDs of every process the lab started, one a line, from its state file.
 lab_pids() {
-	local file pid
-	for file in "$LAB_DIR"/run/servers/*; do [[ -f $file ]] && cut -d' ' -f5 <"$file"; done
-	for file in "$LAB_DIR/run/nginx/nginx.pid" "$LAB_DIR/run/prometheus.pid" "$LAB_DIR"/run/*-exporter.pid; do
-		if [[ -f $file ]]; then
-			pid=$(<"$file")
-			echo "$pid"
-			pgrep -P "$pid" || true
-		fi
+	local pid
+	server_records | cut -d' ' -f5
+	for pid in $(lab_state 'list(s["pids"].values())') $(cat "$LAB_DIR/run/nginx/nginx.pid" 2>/dev/null); do
+		echo "$pid"
+		pgrep -P "$pid" || true
 	done
 	[[ -f $LAB_DIR/pg/data/postmaster.pid ]] && head -n 1 "$LAB_DIR/pg/data/postmaster.pid"
 	return 0
@@ -153,14 +170,10 @@ wait_gone() {
 }
 
 server_field() {
-	local file
-	for file in "$LAB_DIR"/run/servers/*; do
-		if [[ -f $file && $(cut -d' ' -f1 <"$file") == "$1" ]]; then
-			cut -d' ' -f"$2" <"$file"
-			return 0
-		fi
-	done
-	return 1
+	local line
+	line=$(server_records | awk -v id="$1" '$1 == id { print; exit }')
+	[[ -n $line ]] || return 1
+	cut -d' ' -f"$2" <<<"$line"
 }
 
 health_server() {

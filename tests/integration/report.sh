@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# report.sh: the reporting functions of the bash integration tests and scripts/deploy-check.sh.
+# report.sh: the reporting functions of the bash integration tests and deploy_check.sh.
 #
 # Sourced, never run (its name does not start with test_, so tests/run.sh skips it).  In a
 # script that has `set -euo pipefail`:

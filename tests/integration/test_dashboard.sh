@@ -59,8 +59,9 @@ else
 fi
 running=()
 for name in postgres-exporter process-exporter node-exporter; do
-	pid=$(cat "$LAB_DIR/run/$name.pid" 2>/dev/null || echo none)
-	port=$(cat "$LAB_DIR/run/$name.port" 2>/dev/null || echo none)
+	pid=$(lab_state "s['pids']['$name']" || true)
+	port=$(lab_state "s['ports']['$name']" || true)
+	pid=${pid:-none} port=${port:-none}
 	if [[ -r /proc/$pid/comm ]] && curl -fsS --max-time 5 "http://127.0.0.1:$port/metrics" >/dev/null 2>&1; then
 		running+=("$name")
 	fi
@@ -143,6 +144,15 @@ for panel in dashboard["panels"]:
         if not any(math.isfinite(v) for v in values):
             problems.append("%s: %s -> no data (%d series)" % (panel["title"], target["expr"], len(result)))
         servers |= {r["metric"]["server"] for r in result if "server" in r["metric"]}
+        if target["legendFormat"] == "{{server}}":
+            # One line per server: after make scale the old app (another port) and the new one
+            # must not be two series both labelled app over the last minutes.
+            now = time.time()
+            lines = get("query_range", query=target["expr"], start=now - 240, end=now, step=5)
+            names = [r["metric"].get("server", "") for r in lines]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                problems.append("%s: %s -> more than one series for %s" % (panel["title"], target["expr"], twice))
     per_server = any("server" in t["legendFormat"] for t in panel["targets"])
     if per_server and not {"app", "app2"} <= servers:
         problems.append("%s: servers %s, want app and app2" % (panel["title"], sorted(servers)))

@@ -16,9 +16,14 @@ report_start lab
 
 need_build
 
-lab_env_setup lab
-lb=http://127.0.0.1:$LAB_LB_PORT
-trap lab_cleanup EXIT
+lab_env_setup lab 2
+blockers=()
+cleanup() {
+	local pid
+	for pid in "${blockers[@]}"; do kill "$pid" 2>/dev/null || true; done
+	lab_cleanup
+}
+trap cleanup EXIT
 
 # configs_valid: nginx -t on the generated nginx config, promtool on the Prometheus config.
 configs_valid() {
@@ -37,9 +42,33 @@ configs_valid() {
 	fi
 }
 
-# ---- up ---------------------------------------------------------------------------------
+# ---- up, with the nginx and Prometheus ports taken by something else ------------------------
+# Every part of the lab treats a busy port alike: the next free one, said so; what the lab
+# prints and serves follows.  (Both move past the lab's other ports to the two extra ones.)
+for port in "$LAB_LB_PORT" "$LAB_PROM_PORT"; do
+	python3 -c 'import socket, sys, time
+s = socket.socket()
+s.bind(("127.0.0.1", int(sys.argv[1])))
+s.listen()
+time.sleep(300)' "$port" &
+	blockers+=($!)
+done
+for ((tries = 0; tries < 50; tries++)); do port_busy "$LAB_LB_PORT" && port_busy "$LAB_PROM_PORT" && break; sleep 0.1; done
 out=$("$lab" up 2>&1) || true
 record_pids
+prom_port=$(lab_state 's["ports"]["prometheus"]')
+lb_port=$(lab_state 's["ports"]["nginx"]')
+lb=http://127.0.0.1:$lb_port
+[[ $out == *"port $LAB_PROM_PORT is busy; Prometheus will use port $prom_port instead (LAB_PROM_PORT"* &&
+	$out == *"port $LAB_LB_PORT is busy; nginx will use port $lb_port instead (LAB_LB_PORT"* &&
+	$out == *"Prometheus:   http://127.0.0.1:$prom_port"* && $out == *"dashboard:    $lb/dashboard/"* ]] &&
+	((prom_port != LAB_PROM_PORT && lb_port != LAB_LB_PORT)) &&
+	ok "busy ports: nginx and Prometheus take the next free port ($lb_port, $prom_port), say so, and the printed addresses follow" ||
+	fail "busy ports: nginx and Prometheus take the next free port and say so" "$out"
+code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' "$lb/dashboard/prometheus/-/ready" || true)
+[[ $code == 200 ]] && ok "busy ports: the dashboard reaches Prometheus on its new port through nginx" ||
+	fail "busy ports: the dashboard reaches Prometheus through nginx" "answered $code"
+for pid in "${blockers[@]}"; do kill "$pid" 2>/dev/null || true; done
 if curl -fsS --max-time 5 "http://127.0.0.1:$LAB_APP_PORT/health" | grep -q '"server":"app"'; then
 	ok "up: one server answers /health on the app port"
 else
@@ -47,7 +76,7 @@ else
 fi
 [[ $out == *"Prometheus started"* && $out == *"entry point"* ]] &&
 	ok "up: says where everything is" || fail "up: says where everything is" "$out"
-if curl -fsS --max-time 5 "http://127.0.0.1:$LAB_PROM_PORT/-/ready" >/dev/null; then
+if curl -fsS --max-time 5 "http://127.0.0.1:$prom_port/-/ready" >/dev/null; then
 	ok "up: Prometheus answers on its port"
 else
 	fail "up: Prometheus answers on its port"
@@ -62,6 +91,7 @@ out=$("$lab" up 2>&1) && [[ $out == *"nothing changed"* ]] &&
 	fail "up twice: the second run changes nothing and says so" "$out"
 
 out=$("$lab" status 2>&1) && [[ $out == *"Orders in DB: $SEED_ORDERS"* && $out == *"server app "*"health ok"* ]] &&
+	grep -qE "^prometheus +pid [0-9]+ +$prom_port " <<<"$out" && grep -qE "^nginx +pid [0-9]+ +$lb_port " <<<"$out" &&
 	ok "status: orders in the database and the server's health" ||
 	fail "status: orders in the database and the server's health" "$out"
 
@@ -76,7 +106,7 @@ else
 fi
 [[ $(server_field app 3) == 5 && $(server_field app2 3) == 5 ]] &&
 	ok "scale 2: budget 10 split as DB_POOL_MAX=5 each" ||
-	fail "scale 2: budget 10 split as DB_POOL_MAX=5 each" "$(cat "$LAB_DIR"/run/servers/*)"
+	fail "scale 2: budget 10 split as DB_POOL_MAX=5 each" "$(server_records)"
 port=$(server_field app 2)
 [[ $port != "$LAB_APP_PORT" ]] && ! port_busy "$LAB_APP_PORT" &&
 	ok "scale 2: the servers have no port of their own on the app port (nginx is the entry point)" ||
@@ -133,16 +163,16 @@ servers=$(health_servers 3 "$lb" 2>/dev/null | tr ' ' '\n' | sort | tr '\n' ' ' 
 configs_valid "scale 3"
 
 # ---- refusals leave the layout untouched ------------------------------------------------
-before=$(cat "$LAB_DIR"/run/servers/* "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
+before=$(server_records && cat "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
 rc=0
 out=$(DB_BUDGET=2 "$lab" scale 3 2>&1) || rc=$?
-after=$(cat "$LAB_DIR"/run/servers/* "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
+after=$(server_records && cat "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
 ((rc != 0)) && [[ $out == *refused* && $before == "$after" ]] &&
 	ok "refused: budget 2 for 3 servers fails with a clear message, layout untouched" ||
 	fail "refused: budget 2 for 3 servers fails with a clear message, layout untouched" "exit $rc: $out"
 rc=0
 out=$(DB_BUDGET=400 "$lab" scale 4 2>&1) || rc=$?
-after=$(cat "$LAB_DIR"/run/servers/* "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
+after=$(server_records && cat "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")
 ((rc != 0)) && [[ $out == *refused*max_connections* && $before == "$after" ]] &&
 	ok "refused: 4 x 100 connections beyond max_connections, layout untouched" ||
 	fail "refused: 4 x 100 connections beyond max_connections, layout untouched" "exit $rc: $out"
@@ -193,7 +223,7 @@ record_pids
 out=$("$lab" scale 1 2>&1) || fail "scale 1 succeeds" "$out"
 record_pids
 [[ $(health_servers 1 "http://127.0.0.1:$LAB_APP_PORT" 2>/dev/null) == app && $(server_field app 3) == 10 &&
-	$(find "$LAB_DIR/run/servers" -type f | wc -l) == 1 ]] &&
+	$(server_records | wc -l) == 1 ]] &&
 	ok "scale 1: one server on the app port with the whole budget" ||
 	fail "scale 1: one server on the app port with the whole budget" "$out"
 configs_valid "scale 1"
@@ -225,7 +255,7 @@ mapfile -t left < <(pids_left)
 ((${#left[@]} == 0)) && ok "down: none of the ${#all_pids[@]} processes the lab started is left" ||
 	fail "down: no process left" "still running: ${left[*]}"
 busy=()
-for port in $(seq "$LAB_APP_PORT" $((LAB_APP_PORT + 9))) "$LAB_LB_PORT" "$LAB_PROM_PORT" "$LAB_PG_PORT"; do
+for port in $(seq "$LAB_APP_PORT" $((LAB_APP_PORT + 9))) "$lb_port" "$prom_port" "$LAB_PG_PORT"; do
 	port_busy "$port" && busy+=("$port")
 done
 ((${#busy[@]} == 0)) && ok "down: no lab port is listening" || fail "down: no lab port is listening" "busy: ${busy[*]}"

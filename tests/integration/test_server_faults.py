@@ -159,9 +159,13 @@ with harness.Server(dict(env, SERVER_ID="faults-log", ACCESS_LOG="1")) as server
         sock.sendall(get(forged, "Connection: close\r\n"))
         answer, _, _ = read_all(sock, 5)
     suite.equal("a target with a quote: answered 404", statuses(answer), [404])
-    time.sleep(0.3)
-    lines = [line for line in server.stderr_text().splitlines() if " access " in line]
-    line = next((x for x in lines if "/x" in x), "")
+    line = ""
+    for _ in range(40):  # written by the log writer thread
+        lines = [x for x in server.stderr_text().splitlines() if " access " in x and "/x" in x]
+        if lines:
+            line = lines[0]
+            break
+        time.sleep(0.05)
     # the format: ... access PEER "METHOD TARGET" STATUS BYTES DURATIONms
     m = re.search(r' access \S+ "((?:[^"\\]|\\.)*)" (\d+) (\d+) [0-9.]+ms$', line)
     suite.check("the access line parses as the documented format", m is not None, repr(line))
@@ -174,9 +178,14 @@ with harness.Server(dict(env, SERVER_ID="faults-log", ACCESS_LOG="1")) as server
 # ---- 1: out of file descriptors ------------------------------------------------------------
 # At start-up under a small hard limit: MAX_CONNECTIONS is lowered to what fits, with a message.
 with PrlimitServer(64, dict(env, SERVER_ID="faults-fd", WORKERS="2", DB_POOL_MAX="4")) as server:
-    text = server.stderr_text()
+    want = "MAX_CONNECTIONS=10000 does not fit the open-files limit of 64"
+    for _ in range(40):  # the log writer thread may not have written it yet
+        text = server.stderr_text()
+        if want in text:
+            break
+        time.sleep(0.05)
     suite.check("prlimit 64: start-up says MAX_CONNECTIONS does not fit the open-files limit",
-                "MAX_CONNECTIONS=10000 does not fit the open-files limit of 64" in text,
+                want in text,
                 text[-400:])
     socks = idle_clients(server.port, 90)
     cpu, logged = quiet_while_exhausted(server, "prlimit 64, 90 idle clients")
@@ -233,5 +242,79 @@ with server:
                 code == 0 and elapsed < 3, f"exit {code} after {elapsed:.1f} s")
     print(f"# stuck stderr reader: {answered} of 30000 answered, {dropped} lines dropped")
 os.close(server.reader)
+
+# ---- 5: half-close after pipelined requests ------------------------------------------------
+with harness.Server(dict(env, SERVER_ID="faults-half", WORKERS="2")) as server:
+    paths = ["/products/1", "/report", "/products/2", "/health", "/products/3"]
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(b"".join(get(p) for p in paths))
+        sock.shutdown(socket.SHUT_WR)
+        answer, closed, reset = read_all(sock, 5)
+    suite.equal("half-close after 5 pipelined requests: 5 answers, in order",
+                statuses(answer), [200] * 5)
+    suite.check("half-close: then the server closes (no reset)", closed and not reset,
+                f"closed {closed}, reset {reset}")
+    # a partial request after the complete ones can never complete: answered ones, then close
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(get("/health") * 2 + b"GET /hea")
+        sock.shutdown(socket.SHUT_WR)
+        answer, closed, _ = read_all(sock, 5)
+    suite.equal("half-close with a partial third request: 2 answers", statuses(answer), [200] * 2)
+    suite.check("half-close with a partial request: closed", closed)
+
+
+# ---- 8: timers -----------------------------------------------------------------------------
+def small_window_client(port):
+    """A client with a 64 KiB receive buffer, so the server's writes fill up."""
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    sock.settimeout(10)
+    sock.connect(("127.0.0.1", port))
+    return sock
+
+
+def lock_orders(seconds):
+    """A second session holding ACCESS EXCLUSIVE on orders for `seconds` (returns the psql
+    process once the lock is granted)."""
+    proc = subprocess.Popen(
+        ["psql", "-XAtq", "-d", NAME, "-c",
+         f"BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({seconds}); COMMIT"],
+        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    for _ in range(100):
+        if harness.psql("SELECT count(*) FROM pg_locks WHERE granted AND mode = "
+                        "'AccessExclusiveLock' AND relation = 'orders'::regclass", db=NAME) == "1":
+            break
+        time.sleep(0.05)
+    return proc
+
+
+LISTINGS = 150  # ~4.6 MB of answers: more than loopback's socket buffers hold
+with harness.Server(dict(env, SERVER_ID="faults-timers", HTTP_KEEPALIVE_TIMEOUT_MS="1000",
+                         HTTP_HEADER_TIMEOUT_MS="1000")) as server:
+    harness.http(server.port, "GET", "/report")  # prepared and warm
+    # A partial write (the client reads late), then a query that waits 2.5 s on a lock: the
+    # keep-alive timer of the write must not close the connection while the query runs.
+    locker = lock_orders(2.5)
+    sock = small_window_client(server.port)
+    sock.sendall(get("/products") * LISTINGS + get("/report", "Connection: close\r\n"))
+    time.sleep(0.2)
+    answer, closed, _ = read_all(sock, 10)
+    sock.close()
+    locker.wait(timeout=30)
+    got = statuses(answer)
+    suite.equal("partial write, then a query waiting 2.5 s (keep-alive 1 s): every answer",
+                (len(got), got[-1:] if got else None), (LISTINGS + 1, [200]))
+
+    # A partial write while the next head is incomplete: the 1 s header deadline stays (the
+    # keep-alive deadline does not replace it): 408 about a second after the head began.
+    sock = small_window_client(server.port)
+    sock.sendall(get("/products") * LISTINGS + b"GET /health HTTP/1.1\r\nHost: t\r\n")
+    time.sleep(0.2)
+    answer, closed, _ = read_all(sock, 10)
+    ended = time.monotonic()
+    sock.close()
+    got = statuses(answer)
+    suite.equal("partial write, then a head left unfinished: the answers, then 408",
+                (len(got), got[-1:] if got else None), (LISTINGS + 1, [408]))
 
 suite.finish()

@@ -34,6 +34,15 @@ static void test_verdict(void)
     r = make_result(2000.1, 0, 0, 0);
     CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_RED);
     CHECK_STR(loadtest_verdict_of(&r).headline, "the single server is at its limit");
+    /* Two servers behind a load balancer: the verdict speaks of the servers. */
+    loadtest_tally_t two[2] = {{.name = "app"}, {.name = "app2"}};
+    r.servers = two;
+    r.server_count = 2;
+    CHECK_STR(loadtest_verdict_of(&r).headline, "the servers are at their limit");
+    r.server_count = 1;
+    CHECK_STR(loadtest_verdict_of(&r).headline, "the single server is at its limit");
+    r.servers = NULL;
+    r.server_count = 0;
     r = make_result(10, 11, 0, 0);
     CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_RED);
     /* The reference missed these: 5xx answers and timeouts are failures too. */
@@ -127,6 +136,8 @@ static void test_json_round_trip(void)
     CHECK(strstr(table.data, "requests/s") != NULL);
     CHECK(strstr(table.data, "2.00x") != NULL);
     CHECK(strstr(table.data, "#2/#1") != NULL);
+    /* Each run named in full once, the columns by number (no label cut mid-word). */
+    CHECK(strstr(table.data, "#1   ") != NULL && strstr(table.data, "#2   ") != NULL);
     buf_free(&table);
 
     /* Files that are not results. */
@@ -165,7 +176,8 @@ static void test_summary(void)
     CHECK(strstr(out.data, "By route") != NULL);
     CHECK(strstr(out.data, "By server (X-Server-Id)") != NULL);
     CHECK(strstr(out.data, "  50.0%") != NULL);
-    CHECK(strstr(out.data, "Verdict: RED: the single server is at its limit (p99 2500.0 ms > "
+    /* The sample was answered by two servers: the verdict speaks of both. */
+    CHECK(strstr(out.data, "Verdict: RED: the servers are at their limit (p99 2500.0 ms > "
                            "2000 ms)") != NULL);
     CHECK(strstr(out.data, "\033") == NULL);
     buf_reset(&out);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# deploy-check.sh: checks deploy/ (Docker, Compose, nginx, Prometheus, Grafana, Kubernetes)
+# deploy_check.sh: checks deploy/ (Docker, Compose, nginx, Prometheus, Grafana, Kubernetes)
 # on a machine with no Docker engine and no cluster, and prints "deploy: N passed, N failed".
-# Usage: scripts/deploy-check.sh
+# Usage: tests/integration/deploy_check.sh   (tests/integration/test_deploy.sh runs it)
 #   - `docker-compose config` on every compose file, plus the layout the scenario needs, the
 #     exporters, and every job the dashboard (dashboard/panels.json) queries being scraped;
 #   - `nginx -t` on the compose nginx config, its upstream hosts mapped to loopback;
@@ -14,10 +14,10 @@
 # is a failure naming its Debian package, never a skip.  Only loopback is ever contacted;
 # nothing started here outlives the script.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 repo=$PWD
 python=${DEPLOY_CHECK_PYTHON:-/usr/bin/python3}
-helper="$python $repo/scripts/deploy-check.py"
+helper="$python $repo/tests/integration/deploy_check.py"
 nginx_bin=${NGINX:-/usr/sbin/nginx}
 
 work=$(mktemp -d /tmp/catalog-deploy-check.XXXXXX)

@@ -1,24 +1,25 @@
 #!/usr/bin/python3
-"""deploy-check.py: the file checks behind scripts/deploy-check.sh (no Docker engine, no cluster).
+"""deploy_check.py: the file checks behind tests/integration/deploy_check.sh (no Docker engine, no
+cluster).
 
 Usage (each prints one line per problem and exits 1 if there is any):
-  kubectl kustomize deploy/k8s | deploy-check.py k8s
+  kubectl kustomize deploy/k8s | deploy_check.py k8s
       every field the manifests use against the Kubernetes API (unknown or misspelt fields,
       wrong types, missing required fields, references to objects that do not exist), the
       probes and resources of the API Deployment, and the connection budget written in
       deploy/k8s/kustomization.yaml.
-  docker-compose -f FILE config | deploy-check.py compose single|scaled COMPOSE_DIR [PANELS]
+  docker-compose -f FILE config | deploy_check.py compose single|scaled COMPOSE_DIR [PANELS]
       the layout the scenario needs (ports, pools, CPU limits, seed, Prometheus, Grafana),
       Prometheus and nginx configs consistent with the services; the exporters (pinned
       images, DATA_SOURCE_NAME = the app's database, process-exporter seeing and grouping the
       postgres service's processes) and every job the dashboard's queries need (PANELS,
       default COMPOSE_DIR/../../dashboard/panels.json) scraped, without the exporters' own
       process_*/go_* metrics.
-  deploy-check.py dockerfile-script DOCKERFILE
+  deploy_check.py dockerfile-script DOCKERFILE
       prints the build stage as a bash script to run in a copy of the repository: RUN
       commands as written, its apt-get install replaced by a check that the same packages
       are installed here.
-  deploy-check.py dockerfile-facts DOCKERFILE
+  deploy_check.py dockerfile-facts DOCKERFILE
       multi-stage, non-root, HEALTHCHECK, runtime stage without -dev packages; prints the
       runtime packages and the binaries copied from the build stage.
 Needs Debian's python3-yaml (run with /usr/bin/python3).
@@ -583,7 +584,7 @@ def dashboard_needs(panels_path):
             job = next((j for prefix, j in METRIC_JOBS if word.startswith(prefix)), None)
             if job is None:
                 problem(panels_path, f"metric {word} comes from no known job (add it to METRIC_JOBS"
-                        " in scripts/deploy-check.py)")
+                        " in tests/integration/deploy_check.py)")
             else:
                 jobs.setdefault(job, []).append(word)
     return jobs, labels
@@ -915,7 +916,7 @@ def dockerfile_facts(path):
 
 
 def main(argv):
-    usage = "usage: deploy-check.py k8s | compose single|scaled DIR [PANELS] | dockerfile-script|dockerfile-facts FILE"
+    usage = "usage: deploy_check.py k8s | compose single|scaled DIR [PANELS] | dockerfile-script|dockerfile-facts FILE"
     if len(argv) >= 2 and argv[1] == "k8s":
         return run_k8s()
     if len(argv) == 3 and argv[1] == "dockerfile-script":

@@ -1,0 +1,15 @@
+"""The lab: PostgreSQL, N API servers, nginx, Prometheus and exporters on one machine.
+
+Modules, each with one job (docs/lab.md has the tour):
+  settings   what the environment asks for (ports, folders, programs)
+  state      the one state file, LAB_DIR/run/state.json
+  ports      port choice (pure)
+  cgroups    how SERVER_CPUS is enforced: cgroup v2, systemd, cgroup v1, or pinning
+  planner    (what runs, what is asked) -> ordered steps (pure)
+  procs      starting and stopping processes, waiting for them
+  configs    the generated nginx, Prometheus and process-exporter configs
+  exporters  the Prometheus exporters the dashboard reads
+  services   PostgreSQL, servers, nginx, Prometheus: the steps carried out
+  runs       load tests, compare, demo
+  cli        the commands (up, scale, status, ...)
+"""

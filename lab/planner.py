@@ -1,0 +1,215 @@
+"""The planner: from what runs and what is asked, the ordered steps to take.  Pure: no I/O.
+
+A layout is N servers (app, app2, ...) with a connection budget split among them and an
+optional CPU size.  The order of the steps is what keeps requests flowing during a change:
+
+  1. forget servers whose process is gone (they answer nothing; their ports are free again);
+  2. start the servers the new layout needs, each on a free port (one server: the app port);
+  3. point nginx and Prometheus at the new set (nginx reloads gracefully);
+  4. only then stop the servers that are no longer needed (they finish their requests);
+  5. record the layout.
+
+A server whose settings fit the new layout is kept as it is, so asking twice changes nothing.
+Only the move to one server on the app port can need that port's old occupant to go first
+(a pause on that port, said so).  A refused request (validate) yields no steps at all.  Every
+step is small and the state file is written after each, so a command that dies half-way leaves
+a state from which the next plan() reaches the asked layout (tests/unit/test_lab_planner.py).
+"""
+import re
+from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
+
+MAX_SERVERS = 100
+
+
+class Refused(Exception):
+    """A request the lab will not carry out; the message says why and what to do."""
+
+
+@dataclass(frozen=True)
+class Server:
+    id: str
+    port: int
+    pool: int
+    cpus: str = ""  # "" means no limit
+    report_mode: str = "live"
+    pid: int = 0
+    alive: bool = True
+
+    @property
+    def number(self):
+        return number_of(self.id)
+
+
+@dataclass(frozen=True)
+class Request:
+    servers: int
+    budget: int
+    cpus: str = ""
+    report_mode: str = "live"
+
+    @property
+    def pool(self):
+        return self.budget // self.servers
+
+
+@dataclass(frozen=True)
+class Start:
+    id: str
+    port: int
+    pool: int
+    cpus: str
+    report_mode: str
+
+
+@dataclass(frozen=True)
+class Stop:
+    id: str
+    port: int
+    pid: int
+    why: str = "old"  # "old" (after the hand-over), "dead" (gone already), "in-place" (port needed)
+
+
+@dataclass(frozen=True)
+class Point:
+    """nginx and Prometheus now send to / scrape exactly these (id, port) pairs."""
+    servers: tuple
+    layout_servers: int
+
+
+@dataclass(frozen=True)
+class Record:
+    request: Request
+
+
+@dataclass(frozen=True)
+class Restart:
+    """Rolling restart of one server: stop it, start it again on its port, wait for nginx."""
+    server: Server
+    behind_nginx: bool
+
+
+@dataclass
+class Plan:
+    steps: list = field(default_factory=list)
+
+    @property
+    def changes(self):
+        return any(isinstance(s, (Start, Stop, Restart)) for s in self.steps)
+
+
+def server_id(number):
+    return "app" if number == 1 else "app%d" % number
+
+
+def number_of(server_id):
+    rest = server_id[3:]
+    return int(rest) if rest.isdigit() else 1
+
+
+def parse_request(servers, budget, cpus, report_mode="live"):
+    """Checks the user's settings (strings from the environment); returns a Request."""
+    if not re.fullmatch(r"[0-9]{1,3}", str(servers)) or not 1 <= int(servers) <= MAX_SERVERS:
+        raise Refused("SERVERS must be a whole number from 1 to %d, got '%s'" % (MAX_SERVERS, servers))
+    if not re.fullmatch(r"[0-9]{1,6}", str(budget)) or int(budget) < 1:
+        raise Refused("DB_BUDGET must be a whole number of at least 1, got '%s'" % budget)
+    cpus = cpus or ""
+    if cpus:
+        try:
+            ok = re.fullmatch(r"[0-9]*\.?[0-9]+", cpus) and Decimal(cpus) >= Decimal("0.01")
+        except InvalidOperation:
+            ok = False
+        if not ok:
+            raise Refused("SERVER_CPUS must be a number of CPUs such as 0.5 or 1 (at least 0.01), got '%s'" % cpus)
+    if report_mode not in ("live", "rollup"):
+        raise Refused("REPORT_MODE must be live or rollup, got '%s'" % report_mode)
+    return Request(int(servers), int(budget), cpus, report_mode)
+
+
+def validate(request, db_limit):
+    """Refuses a layout the database cannot carry.  DB_LIMIT: max_connections minus reserved."""
+    n, budget = request.servers, request.budget
+    if budget < n:
+        raise Refused("refused: a budget of %d database connections cannot give each of %d servers "
+                      "a connection; raise DB_BUDGET (at least %d) or use fewer servers. The running "
+                      "layout is unchanged." % (budget, n, n))
+    if n * request.pool > db_limit:
+        raise Refused("refused: %d servers x DB_POOL_MAX=%d = %d connections, more than PostgreSQL "
+                      "allows (%d: max_connections minus reserved slots). Lower DB_BUDGET or raise "
+                      "max_connections. The running layout is unchanged."
+                      % (n, request.pool, n * request.pool, db_limit))
+
+
+def fits(server, request, app_port):
+    return (server.alive and server.pool == request.pool and server.cpus == request.cpus
+            and server.report_mode == request.report_mode and server.number <= request.servers
+            and ((request.servers == 1 and server.port == app_port)
+                 or (request.servers > 1 and server.port != app_port)))
+
+
+def plan(running, request, app_port, busy=(), reserved=()):
+    """The steps from RUNNING (Server records, alive or not) to REQUEST.  APP_PORT: the
+    single-server port; BUSY: ports something else listens on; RESERVED: the lab's other
+    ports.  Scaled servers take the free ports above the app port."""
+    steps = []
+    keep, old = [], []
+    kept_ids = set()
+    for s in sorted(running, key=lambda s: (s.number, s.port)):
+        if not s.alive:
+            steps.append(Stop(s.id, s.port, s.pid, "dead"))
+        elif fits(s, request, app_port) and s.id not in kept_ids:
+            keep.append(s)
+            kept_ids.add(s.id)
+        else:
+            old.append(s)
+    wanted = [server_id(i) for i in range(1, request.servers + 1) if server_id(i) not in kept_ids]
+    used = {s.port for s in keep} | {s.port for s in old}
+    taken = set(busy) | set(reserved) | {app_port}
+    started = []
+    for want in wanted:
+        if request.servers == 1:
+            port = app_port
+            for s in old:
+                if s.port == app_port:
+                    steps.append(Stop(s.id, s.port, s.pid, "in-place"))
+            old = [s for s in old if s.port != app_port]
+        else:
+            port = app_port + 1
+            while port in taken or port in used:
+                port += 1
+        used.add(port)
+        steps.append(Start(want, port, request.pool, request.cpus, request.report_mode))
+        started.append((want, port))
+    final = sorted([(s.id, s.port) for s in keep] + started, key=lambda e: number_of(e[0]))
+    steps.append(Point(tuple(final), request.servers))
+    for s in old:
+        steps.append(Stop(s.id, s.port, s.pid, "old"))
+    steps.append(Record(request))
+    return Plan(steps)
+
+
+def plan_restart(running, layout_servers, nginx_up):
+    """A rolling restart: each live server in turn (by number), dead ones started again too."""
+    behind = layout_servers > 1 and nginx_up
+    return Plan([Restart(s, behind) for s in sorted(running, key=lambda s: (s.number, s.port))])
+
+
+def layout_name(servers, cpus):
+    """1-server, 2-servers, 2-servers-0.5cpu: the name of a layout (and of its results)."""
+    name = "%d-server%s" % (servers, "s" if servers > 1 else "")
+    return name + ("-%scpu" % cpus if cpus else "")
+
+
+def simulate(running, steps):
+    """What the steps leave (for the tests and for the lab's own check): the server records
+    and the set nginx points at.  A Start adds a live record; a Stop removes it."""
+    servers = list(running)
+    pointed = None
+    for step in steps:
+        if isinstance(step, Start):
+            servers.append(Server(step.id, step.port, step.pool, step.cpus, step.report_mode, pid=-1))
+        elif isinstance(step, Stop):
+            servers = [s for s in servers if not (s.id == step.id and s.port == step.port)]
+        elif isinstance(step, Point):
+            pointed = step.servers
+    return servers, pointed

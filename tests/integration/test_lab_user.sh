@@ -1,0 +1,191 @@
+#!/usr/bin/env bash
+# test_lab_user.sh: the README's lab commands as a normal account, the way a learner runs them
+# on a laptop.  As root it creates a throwaway account, clones the repository into its home
+# and runs there, as that account: make up, SERVER_CPUS=0.25 make scale SERVERS=2 (requests
+# alternate through nginx; no writable cgroup: pinned, said so), the same with LAB_CGROUP
+# pointing at a fake cgroup v2 tree the account owns (cpu.max written, the server in it),
+# make status (each server's CPU mechanism), make restart, a short make demo, make down; and
+# scripts/install-deps.sh with a package missing and no sudo (the one apt-get line, exit 1).
+# Nothing after the package step may need root; the lab's state stays under the clone's var/.
+# The account and its home are removed afterwards.  Free loopback ports as the other lab tests.
+# Not root: prints one ok saying so (the other lab tests already run as this account).
+# ok never fails, so "CONDITION && ok ... || fail ..." is an if/else here.
+# shellcheck disable=SC2015,SC2016
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+repo=$PWD
+export CATALOG_BUILD=${CATALOG_BUILD:-$repo/build}
+# shellcheck source=tests/integration/lab_env.sh
+source tests/integration/lab_env.sh
+
+report_start lab-user
+
+if [[ $(id -u) -ne 0 ]]; then
+	ok "not root: the lab's other tests already run as this normal account ($(id -un))"
+	finish
+fi
+need_build
+
+user=catalog-lab-$$
+home=""
+user_pids=()
+# shellcheck disable=SC2317 # called by the EXIT trap
+cleanup() {
+	local pid
+	if [[ -n $home && -d $home/catalog ]]; then
+		as_user make -C "$home/catalog" --no-print-directory down >/dev/null 2>&1 || true
+	fi
+	for pid in "${user_pids[@]}" $(pgrep -u "$user" 2>/dev/null || true); do kill -KILL "$pid" 2>/dev/null || true; done
+	if id "$user" >/dev/null 2>&1; then userdel -r "$user" >/dev/null 2>&1 || true; fi
+	[[ -n $home ]] && rm -rf "$home"
+}
+trap cleanup EXIT
+
+# as_user CMD...: CMD as the throwaway account, in a login-like environment (no root's PATH:
+# /usr/sbin is not on it) with this test's ports and a small seed.
+as_user() {
+	runuser -u "$user" -- env -i HOME="$home" USER="$user" LOGNAME="$user" SHELL=/bin/bash \
+		PATH=/usr/local/bin:/usr/bin:/bin LANG=C.UTF-8 \
+		LAB_APP_PORT="$LAB_APP_PORT" LAB_LB_PORT="$LAB_LB_PORT" LAB_PROM_PORT="$LAB_PROM_PORT" \
+		LAB_PG_PORT="$LAB_PG_PORT" LAB_GRAFANA_PORT="$LAB_GRAFANA_PORT" \
+		LAB_PG_EXPORTER_PORT="$LAB_PG_EXPORTER_PORT" LAB_PROCESS_EXPORTER_PORT="$LAB_PROCESS_EXPORTER_PORT" \
+		LAB_NODE_EXPORTER_PORT="$LAB_NODE_EXPORTER_PORT" PG_FAST=1 SEED_PRODUCTS=200 SEED_ORDERS=2000 \
+		ACCESS_LOG=0 "$@"
+}
+
+useradd -m -d "/home/$user" -s /bin/bash "$user" || {
+	fail "a throwaway account can be created (useradd)"
+	finish
+}
+home=/home/$user
+lab_env_setup user
+rmdir "$LAB_DIR" # the clone's var/ is the lab's folder here
+
+# ---- a clone in the account's home ----------------------------------------------------------
+# The repository belongs to root: the account's own git config lets it read it (git before
+# 2.45 honours safe.directory only there).
+as_user git config --global --add safe.directory '*'
+if ! out=$(as_user git clone -q "$repo" "$home/catalog" 2>&1); then
+	fail "the account clones the repository into its home" "$out"
+	finish
+fi
+# The build the other tests use, copied so that make finds it up to date (the build itself is
+# tested elsewhere): the README's commands run unchanged.
+cp -a "$CATALOG_BUILD" "$home/catalog/build"
+chown -R "$user:" "$home/catalog/build"
+find "$home/catalog/build" -exec touch {} +
+ok "the account has its own clone in $home/catalog"
+in_clone() { as_user bash -c 'cd "$HOME/catalog" && "$@"' in-clone "$@"; }
+user_state() { LAB_DIR=$home/catalog/var lab_state "$1"; }
+user_records() { LAB_DIR=$home/catalog/var server_records; }
+remember_pids() { mapfile -t -O "${#user_pids[@]}" user_pids < <(LAB_DIR=$home/catalog/var lab_pids); }
+
+# ---- the package step without root: the one line to run ---------------------------------
+fake=$home/fakebin
+mkdir -p "$fake"
+printf '#!/bin/sh\nexit 1\n' >"$fake/dpkg-query" # every package reads as missing
+chmod 755 "$fake/dpkg-query"
+chown -R "$user:" "$fake"
+rc=0
+out=$(as_user env PATH="$fake:/usr/bin:/bin" bash -c 'cd "$HOME/catalog" && scripts/install-deps.sh lab' 2>&1) || rc=$?
+if ((rc != 0)) && [[ $out == *"not root and no sudo"* && $out == *"apt-get install --no-install-recommends "*nginx* ]] &&
+	! command -v sudo >/dev/null; then
+	ok "install-deps as a user without sudo: stops and prints the one apt-get line to run as root"
+elif command -v sudo >/dev/null; then
+	ok "install-deps without sudo: (sudo is installed here; the no-sudo message is not reachable)"
+else
+	fail "install-deps as a user without sudo: stops and prints the one apt-get line" "exit $rc" "$out"
+fi
+
+# ---- make up -----------------------------------------------------------------------------
+rc=0
+out=$(in_clone make up 2>&1) || rc=$?
+remember_pids
+lab_dir=$home/catalog/var
+if ((rc == 0)) && curl -fsS --max-time 5 "http://127.0.0.1:$LAB_APP_PORT/health" | grep -q '"server":"app"' &&
+	[[ $out == *"Prometheus started"* && $out == *"nginx started"* ]]; then
+	ok "make up as $user: PostgreSQL, a server, nginx (from /usr/sbin, not on PATH), Prometheus"
+else
+	fail "make up as $user" "exit $rc" "$out"
+	finish
+fi
+strangers=()
+for pid in $(LAB_DIR=$lab_dir lab_pids); do
+	owner=$(stat -c %U "/proc/$pid" 2>/dev/null || echo gone)
+	[[ $owner == "$user" || $owner == gone ]] || strangers+=("$pid:$owner")
+done
+((${#strangers[@]} == 0)) && ok "every process of the lab runs as $user (PostgreSQL too: no runuser)" ||
+	fail "every process of the lab runs as $user" "${strangers[*]}"
+outside=$(find /tmp /var/tmp -maxdepth 1 -user "$user" 2>/dev/null | grep -v "^$home" || true)
+[[ -d $lab_dir/pg/data && -f $lab_dir/run/state.json && -z $outside ]] &&
+	ok "the lab's state is under the clone's var/ (nothing of $user's in /tmp)" ||
+	fail "the lab's state is under the clone's var/" "outside: $outside" "$(ls "$lab_dir" 2>&1)"
+
+# ---- scale with a CPU size: no writable cgroup for a user here -> pinning, said ------------
+rc=0
+out=$(in_clone env SERVER_CPUS=0.25 make scale SERVERS=2 2>&1) || rc=$?
+remember_pids
+lb=http://127.0.0.1:$LAB_LB_PORT
+servers=$(health_servers 4 "$lb" 2>/dev/null || true)
+if ((rc == 0)) && [[ $servers == "app app2 app app2" || $servers == "app2 app app2 app" ]]; then
+	ok "SERVER_CPUS=0.25 make scale SERVERS=2: requests alternate through nginx ($servers)"
+else
+	fail "SERVER_CPUS=0.25 make scale SERVERS=2: requests alternate through nginx" "exit $rc, got: $servers" "$out"
+fi
+if [[ -w /sys/fs/cgroup/cpu ]] && runuser -u "$user" -- test -w /sys/fs/cgroup/cpu; then
+	ok "(the account may write the cgroup v1 cpu controller here: pinning not exercised)"
+else
+	pid=$(LAB_DIR=$lab_dir server_field app2 5 || echo 0)
+	affinity=$(taskset -pc "$pid" 2>/dev/null | sed 's/.*: //')
+	[[ $out == *"no CPU quota can be set on this machine"*"pinning app2 to CPU"* ]] &&
+		[[ $(user_state '[r["limit"] for r in s["servers"]]' | sort -u) == pinning ]] &&
+		[[ $affinity =~ ^[0-9]+$ ]] &&
+		ok "no writable cgroup: says no quota can be set, pins each server to one core (app2: CPU $affinity)" ||
+		fail "no writable cgroup: says so and pins" "affinity $affinity" "$out"
+fi
+out=$(in_clone make status 2>&1) || true
+grep -qE 'server app2 .*cpus 0.25 limit (pinned:[0-9]+|cgroup-v1|cgroup-v2|systemd) .*health ok' <<<"$out" &&
+	ok "make status shows each server's CPU mechanism" || fail "make status shows each server's CPU mechanism" "$out"
+
+# ---- the same on a (fake) cgroup v2 subtree delegated to the account ------------------------
+tree=$home/fake-cgroup
+mkdir -p "$tree/user.slice"
+printf 'cpu memory pids\n' >"$tree/user.slice/cgroup.controllers"
+printf 'cpu memory pids\n' >"$tree/user.slice/cgroup.subtree_control"
+chown -R "$user:" "$tree"
+rc=0
+out=$(in_clone env LAB_CGROUP="$tree/user.slice/catalog" SERVER_CPUS=0.5 make scale SERVERS=2 2>&1) || rc=$?
+remember_pids
+pid=$(LAB_DIR=$lab_dir server_field app2 5 || echo 0)
+quota=$(cat "$tree/user.slice/catalog/app2/cpu.max" 2>/dev/null || echo none)
+if ((rc == 0)) && [[ $quota == "50000 100000" ]] && grep -qx "$pid" "$tree/user.slice/catalog/app2/cgroup.procs" &&
+	[[ $out == *"0.5 CPUs (cgroup v2)"* ]]; then
+	ok "LAB_CGROUP on a cgroup v2 subtree the account owns: cpu.max 50000 100000, app2 (pid $pid) joined it"
+else
+	fail "LAB_CGROUP on a cgroup v2 subtree: cpu.max written and the server in it" "exit $rc, quota $quota, pid $pid" "$out"
+fi
+workers=$(tr '\0' '\n' <"/proc/$pid/environ" 2>/dev/null | sed -n 's/^WORKERS=//p')
+[[ $workers == 1 ]] && ok "the server's WORKERS follows the quota (0.5 CPU: 1)" ||
+	fail "the server's WORKERS follows the quota" "WORKERS=$workers"
+
+# ---- restart, demo, down -------------------------------------------------------------------
+rc=0
+out=$(in_clone make restart 2>&1) || rc=$?
+remember_pids
+((rc == 0)) && [[ $out == *"restarted 2 server(s)"* ]] && ok "make restart as $user" || fail "make restart as $user" "exit $rc" "$out"
+rc=0
+out=$(in_clone env DEMO_DURATION=1s DEMO_CONNECTIONS=8 make demo 2>&1) || rc=$?
+remember_pids
+((rc == 0)) && [[ $out == *"two servers / one server, requests per second"* && $out == *"make down"* ]] &&
+	ok "make demo as $user: both layouts loaded and compared; says the lab is left running and make down" ||
+	fail "make demo as $user" "exit $rc" "$(tail -n 40 <<<"$out")"
+rc=0
+out=$(in_clone make down 2>&1) || rc=$?
+left=()
+for pid in $(printf '%s\n' "${user_pids[@]}" | grep -E '^[0-9]+$' | sort -un); do alive "$pid" && left+=("$pid"); done
+running=$(for pid in $(pgrep -u "$user" 2>/dev/null); do alive "$pid" && ps -o pid=,args= -p "$pid"; done || true)
+((rc == 0 && ${#left[@]} == 0)) && [[ -z $running ]] &&
+	ok "make down as $user: nothing of the account's is left running" ||
+	fail "make down as $user: nothing left" "exit $rc, left: ${left[*]}" "$running" "$out"
+
+finish

@@ -1,0 +1,328 @@
+"""Unit tests of the lab's pure parts (lab/): the planner (every transition between layouts, a
+refused request, a command that died half-way), the choice of CPU limit against fake cgroup
+trees (v2 as root, v2 delegated, systemd, v1, none), and port choice.  No process is started.
+Run: python3 tests/unit/test_lab.py  (tests/run.sh runs it with the unit tests)."""
+import itertools
+import os
+import sys
+import tempfile
+import unittest
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
+
+from lab import cgroups, planner, ports  # noqa: E402
+from lab.planner import Point, Record, Request, Server, Start, Stop  # noqa: E402
+
+APP = 3000
+RESERVED = {8080, 9090, 3002, 5432}
+
+
+def layout(n, budget=10, cpus="", mode="live"):
+    """The servers a settled layout of N servers has (as the lab would have started them)."""
+    steps = planner.plan([], Request(n, budget, cpus, mode), APP, reserved=RESERVED).steps
+    servers, _ = planner.simulate([], steps)
+    return [Server(s.id, s.port, s.pool, s.cpus, s.report_mode, pid=100 + i) for i, s in enumerate(servers)]
+
+
+def settled(servers, request):
+    """True when SERVERS is exactly REQUEST's layout: app..appN once each, right pool, size, ports."""
+    ids = sorted(s.id for s in servers)
+    want = sorted(planner.server_id(i) for i in range(1, request.servers + 1))
+    if ids != want:
+        return False
+    for s in servers:
+        if (s.pool, s.cpus, s.report_mode) != (request.pool, request.cpus, request.report_mode):
+            return False
+        if (request.servers == 1) != (s.port == APP):
+            return False
+    return len({s.port for s in servers}) == len(servers)
+
+
+def check_no_drop(test, before, request, steps):
+    """Between any two steps something serves: once nginx points at a set, every member runs;
+    a server in nginx's set is stopped only after nginx has been pointed away from it."""
+    running = {(s.id, s.port) for s in before if s.alive}
+    pointed = {(s.id, s.port) for s in before if s.alive}
+    for step in steps:
+        if isinstance(step, Start):
+            running.add((step.id, step.port))
+        elif isinstance(step, Point):
+            test.assertTrue(set(step.servers) <= running, "nginx pointed at a server not running: %s" % (step,))
+            test.assertTrue(step.servers, "nginx pointed at nothing")
+            pointed = set(step.servers)
+        elif isinstance(step, Stop):
+            running.discard((step.id, step.port))
+            if step.why == "old":
+                test.assertNotIn((step.id, step.port), pointed, "stopped while nginx still sends to it")
+            elif step.why == "in-place":
+                # Only the move to one server on the app port may stop its occupant first.
+                test.assertEqual(step.port, APP)
+                test.assertEqual(request.servers, 1)
+
+
+LAYOUTS = [(n, cpus, mode) for n in (1, 2, 3, 4) for cpus in ("", "0.25") for mode in ("live",)] + [(1, "", "rollup"), (2, "", "rollup")]
+
+
+class Planner(unittest.TestCase):
+    def test_every_transition_reaches_the_layout_and_drops_nothing(self):
+        for (n1, c1, m1), (n2, c2, m2) in itertools.product([(0, "", "live")] + LAYOUTS, LAYOUTS):
+            with self.subTest(before=(n1, c1, m1), after=(n2, c2, m2)):
+                before = layout(n1, 10, c1, m1) if n1 else []
+                request = Request(n2, 10, c2, m2)
+                plan = planner.plan(before, request, APP, reserved=RESERVED)
+                check_no_drop(self, before, request, plan.steps)
+                after, pointed = planner.simulate(before, plan.steps)
+                self.assertTrue(settled(after, request), after)
+                self.assertEqual(sorted(pointed), sorted((s.id, s.port) for s in after))
+                self.assertIsInstance(plan.steps[-1], Record)
+                # Asking again changes nothing.
+                again = planner.plan(after, request, APP, reserved=RESERVED)
+                self.assertFalse(again.changes, again.steps)
+
+    def test_same_layout_keeps_every_server(self):
+        before = layout(3)
+        plan = planner.plan(before, Request(3, 10), APP, reserved=RESERVED)
+        self.assertFalse(plan.changes)
+        self.assertEqual([type(s) for s in plan.steps], [Point, Record])
+
+    def test_scaled_servers_avoid_the_app_port_busy_and_reserved_ports(self):
+        busy = {3001, 3003}
+        plan = planner.plan([], Request(3, 10), APP, busy=busy, reserved={3002, 8080})
+        self.assertEqual([s.port for s in plan.steps if isinstance(s, Start)], [3004, 3005, 3006])
+
+    def test_a_dead_server_is_forgotten_and_started_again(self):
+        before = [s if s.id != "app2" else Server(s.id, s.port, s.pool, s.cpus, pid=s.pid, alive=False)
+                  for s in layout(2)]
+        plan = planner.plan(before, Request(2, 10), APP, reserved=RESERVED)
+        self.assertEqual(plan.steps[0], Stop("app2", before[1].port, before[1].pid, "dead"))
+        self.assertEqual([s.id for s in plan.steps if isinstance(s, Start)], ["app2"])
+        after, _ = planner.simulate(before, plan.steps)
+        self.assertTrue(settled(after, Request(2, 10)))
+
+    def test_to_one_server_replaces_the_app_port_in_place_only_when_needed(self):
+        # 1 server of another pool on the app port: it must go first (the only pause).
+        plan = planner.plan(layout(1, 10), Request(1, 20), APP, reserved=RESERVED)
+        kinds = [(type(s).__name__, getattr(s, "why", "")) for s in plan.steps]
+        self.assertEqual(kinds, [("Stop", "in-place"), ("Start", ""), ("Point", ""), ("Record", "")])
+        # From two servers (not on the app port): start first, then stop the old ones.
+        plan = planner.plan(layout(2), Request(1, 10), APP, reserved=RESERVED)
+        self.assertEqual([type(s).__name__ for s in plan.steps], ["Start", "Point", "Stop", "Stop", "Record"])
+
+    def test_duplicate_ids_keep_one(self):
+        twin = layout(2)
+        dup = Server("app2", 3009, twin[1].pool, pid=999)
+        plan = planner.plan(twin + [dup], Request(2, 10), APP, reserved=RESERVED)
+        after, _ = planner.simulate(twin + [dup], plan.steps)
+        self.assertTrue(settled(after, Request(2, 10)))
+
+    def test_a_crash_after_any_step_is_repaired_by_the_next_command(self):
+        for (n1, c1, _), (n2, c2, _) in itertools.product(LAYOUTS[:8], LAYOUTS[:8]):
+            before = layout(n1, 10, c1)
+            request = Request(n2, 10, c2)
+            steps = planner.plan(before, request, APP, reserved=RESERVED).steps
+            for k in range(len(steps)):
+                with self.subTest(before=(n1, c1), after=(n2, c2), crashed_after=k):
+                    # The state file holds what the first k steps did; the command died there.
+                    half, _ = planner.simulate(before, steps[:k])
+                    half = [Server(s.id, s.port, s.pool, s.cpus, s.report_mode, pid=500 + i) for i, s in enumerate(half)]
+                    repair = planner.plan(half, request, APP, reserved=RESERVED)
+                    check_no_drop(self, half, request, repair.steps)
+                    after, _ = planner.simulate(half, repair.steps)
+                    self.assertTrue(settled(after, request), (half, after))
+
+    def test_a_start_recorded_whose_process_died_is_repaired(self):
+        before = layout(1)
+        request = Request(2, 10)
+        steps = planner.plan(before, request, APP, reserved=RESERVED).steps
+        half, _ = planner.simulate(before, steps[:1])  # app started on a new port, then crashed
+        half = [Server(s.id, s.port, s.pool, s.cpus, pid=7, alive=(s.port == APP)) for s in half]
+        after, _ = planner.simulate(half, planner.plan(half, request, APP, reserved=RESERVED).steps)
+        self.assertTrue(settled(after, request))
+
+
+class Refusals(unittest.TestCase):
+    def test_refused_requests_give_no_steps_and_change_nothing(self):
+        before = layout(3)
+        snapshot = list(before)
+        for request, limit, words in ((Request(3, 2), 97, "cannot give each of 3 servers"),
+                                      (Request(4, 400), 97, "more than PostgreSQL allows (97")):
+            with self.assertRaises(planner.Refused) as caught:
+                planner.validate(request, limit)
+                planner.plan(before, request, APP)
+            self.assertIn(words, str(caught.exception))
+            self.assertIn("The running layout is unchanged", str(caught.exception))
+        self.assertEqual(before, snapshot)
+
+    def test_bad_settings_are_refused_with_the_setting_named(self):
+        for args, words in (((0, 10, ""), "SERVERS must be"), (("x", 10, ""), "SERVERS must be"),
+                            ((101, 10, ""), "SERVERS must be"), ((2, 0, ""), "DB_BUDGET must be"),
+                            ((2, 10, "0.001"), "SERVER_CPUS must be"), ((2, 10, "half"), "SERVER_CPUS must be")):
+            with self.assertRaises(planner.Refused) as caught:
+                planner.parse_request(*args)
+            self.assertIn(words, str(caught.exception))
+        self.assertEqual(planner.parse_request("2", "10", "0.5"), Request(2, 10, "0.5"))
+
+    def test_layout_names(self):
+        self.assertEqual(planner.layout_name(1, ""), "1-server")
+        self.assertEqual(planner.layout_name(2, "0.25"), "2-servers-0.25cpu")
+
+    def test_restart_goes_one_server_at_a_time_in_order(self):
+        before = layout(3)
+        plan = planner.plan_restart(list(reversed(before)), 3, True)
+        self.assertEqual([s.server.id for s in plan.steps], ["app", "app2", "app3"])
+        self.assertTrue(all(s.behind_nginx for s in plan.steps))
+        self.assertFalse(planner.plan_restart(layout(1), 1, True).steps[0].behind_nginx)
+
+
+def fake_tree(root, kind, cpu_delegated=True, uid=1000):
+    """A temporary folder laid out like /sys/fs/cgroup: v2 (unified), v1 (cpu hierarchy at
+    cpu/), or nothing."""
+    def put(path, text=""):
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "w") as f:
+            f.write(text)
+    if kind == "v2":
+        put(os.path.join(root, "cgroup.controllers"), "cpuset cpu io memory pids\n")
+        put(os.path.join(root, "cgroup.subtree_control"), "cpu memory pids\n")
+        service = os.path.join(root, "user.slice", "user-%d.slice" % uid, "user@%d.service" % uid)
+        put(os.path.join(service, "cgroup.controllers"), "cpu memory pids\n" if cpu_delegated else "memory pids\n")
+        put(os.path.join(service, "cgroup.subtree_control"), "")
+        put(os.path.join(service, "app.slice", "cgroup.controllers"), "cpu memory pids\n" if cpu_delegated else "memory pids\n")
+        put(os.path.join(service, "app.slice", "cgroup.subtree_control"), "")
+    elif kind == "v1":
+        put(os.path.join(root, "cpu", "cpu.cfs_quota_us"), "-1\n")
+        put(os.path.join(root, "cpu", "cpu.cfs_period_us"), "100000\n")
+    return root
+
+
+def read(path):
+    with open(path) as f:
+        return f.read()
+
+
+USER_CGROUP = "0::/user.slice/user-1000.slice/user@1000.service/app.slice/term.scope\n"
+
+
+class Cgroups(unittest.TestCase):
+    def setUp(self):
+        self.tmp = tempfile.TemporaryDirectory()
+        self.root = self.tmp.name
+
+    def tearDown(self):
+        self.tmp.cleanup()
+
+    def test_no_cpus_means_no_limit(self):
+        self.assertEqual(cgroups.choose("", "app", "/nowhere").mechanism, "none")
+
+    def test_v2_as_root_writes_cpu_max_under_the_lab_group(self):
+        fake_tree(self.root, "v2")
+        group = os.path.join(self.root, "catalog")
+        limit = cgroups.choose("0.25", "app2", group, uid=0, cgroup_fs=self.root, number=2)
+        self.assertEqual(limit.mechanism, "cgroup v2")
+        self.assertEqual(read(os.path.join(group, "app2", "cpu.max")), "25000 100000")
+        self.assertIn("cpu", read(os.path.join(group, "cgroup.subtree_control")))
+        self.assertEqual(limit.group, os.path.join(group, "app2"))
+        self.assertEqual(limit.workers, 1)
+        self.assertEqual(limit.short(), "cgroup-v2")
+        self.assertEqual(cgroups.default_group(self.root, uid=0), os.path.join(self.root, "catalog"))
+        # 1.5 CPUs: the quota 150000 per 100000, two workers (what the server would pick too).
+        limit = cgroups.choose("1.5", "app", group, uid=0, cgroup_fs=self.root)
+        self.assertEqual(read(os.path.join(group, "app", "cpu.max")), "150000 100000")
+        self.assertEqual(limit.workers, 2)
+
+    def test_v2_delegated_subtree_given_with_lab_cgroup(self):
+        fake_tree(self.root, "v2")
+        app_slice = os.path.join(self.root, "user.slice", "user-1000.slice", "user@1000.service", "app.slice")
+        group = os.path.join(app_slice, "catalog")
+        limit = cgroups.choose("0.5", "app", group, uid=1000, cgroup_fs=self.root, self_cgroup=USER_CGROUP,
+                               probe=lambda: self.fail("systemd is not needed when the subtree is writable"))
+        self.assertEqual(limit.mechanism, "cgroup v2")
+        self.assertEqual(read(os.path.join(group, "app", "cpu.max")), "50000 100000")
+
+    def test_v2_as_a_user_with_cpu_delegated_to_systemd(self):
+        fake_tree(self.root, "v2")
+        self.assertEqual(cgroups.default_group(self.root, uid=1000), "")
+        limit = cgroups.choose("0.25", "app", "", uid=1000, cgroup_fs=self.root, self_cgroup=USER_CGROUP,
+                               probe=lambda: True)
+        self.assertEqual(limit.mechanism, "systemd")
+        self.assertEqual(limit.prefix[:3], ["systemd-run", "--user", "--scope"])
+        self.assertIn("CPUQuota=25%", limit.prefix)
+        self.assertEqual(limit.prefix[-1], "--")
+        self.assertEqual(limit.workers, 1)
+
+    def test_v2_as_a_user_without_delegation_pins_and_says_why(self):
+        fake_tree(self.root, "v2", cpu_delegated=False)
+        limit = cgroups.choose("0.25", "app2", "", uid=1000, cgroup_fs=self.root, self_cgroup=USER_CGROUP,
+                               probe=lambda: True, cores=[0, 1], number=2)
+        self.assertEqual(limit.mechanism, "pinning")
+        self.assertEqual(limit.cpus_list, (1,))
+        self.assertIn("no CPU quota can be set on this machine", limit.warning)
+        self.assertIn("no cpu controller delegated", limit.warning)
+        self.assertIn("a whole core each, not 0.25 CPU", limit.warning)
+        self.assertEqual(limit.short(), "pinned:1")
+        # systemd present but refusing: pinning too, saying so.
+        fake_tree(self.root, "v2")
+        limit = cgroups.choose("0.25", "app", "", uid=1000, cgroup_fs=self.root, self_cgroup=USER_CGROUP,
+                               probe=lambda: False, cores=[0, 1])
+        self.assertEqual(limit.mechanism, "pinning")
+        self.assertIn("systemd-run --user --scope -p CPUQuota= does not work here", limit.warning)
+
+    def test_v1_writes_quota_and_period(self):
+        fake_tree(self.root, "v1")
+        group = os.path.join(self.root, "cpu", "catalog")
+        self.assertEqual(cgroups.default_group(self.root, uid=0), group)
+        limit = cgroups.choose("0.5", "app", group, uid=0, cgroup_fs=self.root)
+        self.assertEqual(limit.mechanism, "cgroup v1")
+        self.assertEqual(read(os.path.join(group, "app", "cpu.cfs_quota_us")), "50000")
+        self.assertEqual(read(os.path.join(group, "app", "cpu.cfs_period_us")), "100000")
+
+    def test_v1_not_writable_pins(self):
+        fake_tree(self.root, "v1")
+        cpu = os.path.join(self.root, "cpu")
+        os.chmod(cpu, 0o555)
+        try:
+            if os.access(cpu, os.W_OK):
+                self.skipTest("root writes anywhere: covered by the integration test as a user")
+            limit = cgroups.choose("2", "app", os.path.join(cpu, "catalog"), uid=1000, cgroup_fs=self.root,
+                                   cores=[0, 1, 2, 3])
+            self.assertEqual(limit.mechanism, "pinning")
+            self.assertEqual(limit.cpus_list, (0, 1))
+            self.assertIn("not writable", limit.warning)
+        finally:
+            os.chmod(cpu, 0o755)
+
+    def test_no_cgroup_at_all_pins_whole_cores(self):
+        fake_tree(self.root, "none")
+        limit = cgroups.choose("1.5", "app3", os.path.join(self.root, "catalog"), uid=0, cgroup_fs=self.root,
+                               cores=[0, 1], number=3)
+        self.assertEqual(limit.mechanism, "pinning")
+        self.assertEqual(limit.cpus_list, (0, 1))  # 1.5 CPUs: two whole cores, from core (3-1)%2
+        self.assertEqual(limit.workers, 2)
+        self.assertIn("no cgroup cpu controller", limit.warning)
+
+
+class Ports(unittest.TestCase):
+    def test_choice(self):
+        self.assertEqual(ports.choose(8080, None, set()), (8080, False))
+        self.assertEqual(ports.choose(8080, None, {8080, 8081}), (8082, True))
+        self.assertEqual(ports.choose(8080, 8085, {8080}), (8085, False))  # the last start's port
+        self.assertEqual(ports.choose(8080, 8085, {8085}), (8080, True))   # it is busy now
+        self.assertEqual(ports.choose(9090, None, set(), reserved={9090}), (9091, True))
+        self.assertEqual(ports.next_free(3000, {3001}, {3002}, [3003]), 3004)
+
+    def test_listening_ports_reads_proc_net_tcp(self):
+        with tempfile.NamedTemporaryFile("w", delete=False) as f:
+            f.write("  sl  local_address rem_address   st\n"
+                    "   0: 0100007F:1F90 00000000:0000 0A 00000000:00000000\n"
+                    "   1: 0100007F:0BB8 0100007F:9C40 01 00000000:00000000\n")
+        try:
+            self.assertEqual(ports.listening_ports((f.name,)), {8080})
+        finally:
+            os.unlink(f.name)
+
+
+if __name__ == "__main__":
+    result = unittest.main(exit=False, verbosity=1, argv=[sys.argv[0]]).result
+    failed = len({getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors})
+    print("lab: %d passed, %d failed" % (result.testsRun - failed, failed))
+    sys.exit(1 if failed else 0)
