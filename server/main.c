@@ -1,5 +1,6 @@
 /* main.c: catalog-server start-up, worker threads, and graceful shutdown. */
 #include <errno.h>
+#include <malloc.h>
 #include <netdb.h>
 #include <signal.h>
 #include <stdio.h>
@@ -208,6 +209,12 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 2;
     }
+    /* A listing's PGresult (~300 KB in 2 KB blocks) is freed at the top of a worker's heap on
+     * every request; glibc would hand those pages back (madvise) and fault them in again, zeroed,
+     * on the next one: 2 syscalls and ~13 page faults per listing.  Keep up to 16 MiB free at the
+     * top of each heap, and serve blocks below 4 MiB from the heaps rather than from mmap. */
+    mallopt(M_TRIM_THRESHOLD, 16 << 20);
+    mallopt(M_MMAP_THRESHOLD, 4 << 20);
 
     /* Signals are taken by sigwait in this thread; workers inherit the blocked mask. */
     sigset_t stop_signals;

@@ -409,8 +409,8 @@ static int conn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
     /* Protocol-level prepares: they also work behind PgBouncer 1.21+ in transaction pooling,
      * where SQL PREPARE would not. */
     if (prepare && !PQsendPrepare(c->pg, st->name, st->sql, 0, NULL)) goto not_sent;
-    if ((pipeline || !prepare) &&
-        !PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params, NULL, NULL, 0))
+    if ((pipeline || !prepare) && !PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params,
+                                                       NULL, NULL, q->binary_results ? 1 : 0))
         goto not_sent;
     if (pipeline && !PQpipelineSync(c->pg)) {
         c->broken = 1;
@@ -602,7 +602,7 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
                     e->step = 1;
                     const pool_statement_t *st = &w->pool->config.statements[e->statement];
                     if (!PQsendQueryPrepared(c->pg, st->name, e->q->param_count, e->q->params, NULL,
-                                             NULL, 0)) {
+                                             NULL, e->q->binary_results ? 1 : 0)) {
                         /* Not sent: the connection closes (it was the only statement). */
                         pool_query_t *q = e->q;
                         e->q = NULL;

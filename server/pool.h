@@ -99,6 +99,7 @@ struct pool_query {
     unsigned statement;    /* index into pool_config.statements */
     int param_count;       /* <= 4 */
     const char *params[4]; /* text parameters, NUL-terminated */
+    int binary_results;    /* 1: every result column in binary format, 0: text */
     pool_result_fn fn;     /* result callback */
     void *user;            /* the caller's pointer */
     /* private to the pool */
