@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "format.h"
 #include "json.h"
 #include "log.h"
@@ -125,11 +126,7 @@ static void conn_on_io(loop_io_t *io, uint32_t events);
 static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
 {
     server_t *s = w->server;
-    conn_t *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
-        return;
-    }
+    conn_t *c = xcalloc(1, sizeof *c);
     c->worker = w;
     c->state = CONN_IDLE;
     c->timer_list = TIMER_NONE;
