@@ -126,6 +126,7 @@ struct conn {
     int reading_body;             /* the head of the request being read is complete */
     int continue_sent;            /* "100 Continue" already sent for the request being read */
     uint64_t request_deadline_ms; /* of the request being read (0: none started) */
+    http_chunked_t chunked;       /* its chunked body, decoded in place as it arrives */
     uint64_t requests;            /* requests handled on this connection */
     size_t drained;               /* bytes discarded while DRAINING */
     /* the request being answered */
