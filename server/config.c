@@ -67,13 +67,10 @@ static void read_line(const char *path, char *out, size_t out_len)
     fclose(f);
 }
 
-/* The CPU quota of the cgroup this process runs in (Docker's `cpus:`, a Kubernetes limit, the
- * lab's SERVER_CPUS), rounded up to whole CPUs; 0 when there is none.  The group is found in
- * /proc/self/cgroup (inside a container it is the root of its own hierarchy). */
-static unsigned cgroup_cpu_quota(void)
+unsigned server_cgroup_cpu_quota(const char *cgroup_file, const char *mount_root)
 {
     char v1_path[512] = "", v2_path[512] = "", line[512];
-    FILE *f = fopen("/proc/self/cgroup", "r");
+    FILE *f = fopen(cgroup_file, "r");
     if (f) {
         while (fgets(line, sizeof line, f)) {
             line[strcspn(line, "\n")] = 0;
@@ -83,12 +80,14 @@ static unsigned cgroup_cpu_quota(void)
             *group++ = 0;
             controllers++;
             if (*controllers == 0) {
-                snprintf(v2_path, sizeof v2_path, "/sys/fs/cgroup%s/cpu.max", group);
+                snprintf(v2_path, sizeof v2_path, "%s%s/cpu.max", mount_root, group);
             } else {
-                /* "cpu" or "cpu,cpuacct": the cpu hierarchy is mounted at /sys/fs/cgroup/cpu */
-                for (char *tok = strtok(controllers, ","); tok; tok = strtok(NULL, ","))
+                /* "cpu" or "cpu,cpuacct": the cpu hierarchy is mounted at ROOT/cpu */
+                char *save = NULL;
+                for (char *tok = strtok_r(controllers, ",", &save); tok;
+                     tok = strtok_r(NULL, ",", &save))
                     if (strcmp(tok, "cpu") == 0)
-                        snprintf(v1_path, sizeof v1_path, "/sys/fs/cgroup/cpu%s", group);
+                        snprintf(v1_path, sizeof v1_path, "%s/cpu%s", mount_root, group);
             }
         }
         fclose(f);
@@ -117,7 +116,7 @@ static unsigned cgroup_cpu_quota(void)
 
 static unsigned cpus_available(void)
 {
-    unsigned quota = cgroup_cpu_quota();
+    unsigned quota = server_cgroup_cpu_quota("/proc/self/cgroup", "/sys/fs/cgroup");
     if (quota > 0 && quota < 64) {
         cpu_set_t set;
         if (sched_getaffinity(0, sizeof set, &set) == 0 && (unsigned)CPU_COUNT(&set) < quota)
