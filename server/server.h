@@ -24,6 +24,7 @@ typedef struct server_config {
     unsigned db_pool_idle_timeout_ms;    /* DB_POOL_IDLE_TIMEOUT_MS */
     unsigned db_connect_timeout_ms;      /* DB_CONNECT_TIMEOUT_MS */
     unsigned db_statement_timeout_ms;    /* DB_STATEMENT_TIMEOUT_MS */
+    unsigned db_pipeline;                /* DB_PIPELINE: statements in flight per connection */
     unsigned workers;                    /* WORKERS: threads, each its own event loop */
     int report_rollup;                   /* REPORT_MODE=rollup */
     int access_log;                      /* ACCESS_LOG */
@@ -125,6 +126,7 @@ struct conn {
     int reading_body;             /* the head of the request being read is complete */
     int continue_sent;            /* "100 Continue" already sent for the request being read */
     uint64_t request_deadline_ms; /* of the request being read (0: none started) */
+    http_chunked_t chunked;       /* its chunked body, decoded in place as it arrives */
     uint64_t requests;            /* requests handled on this connection */
     size_t drained;               /* bytes discarded while DRAINING */
     /* the request being answered */
