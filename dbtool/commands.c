@@ -269,7 +269,7 @@ static int count_orders_for_status(PGconn *conn, long long *orders, char *err, s
             snprintf(message, sizeof message, "%s",
                      result ? PQresultErrorMessage(result) : PQerrorMessage(conn));
             message[strcspn(message, "\n")] = '\0';
-            snprintf(err, err_size, "cannot count the orders: %s", message);
+            error_set(err, err_size, "cannot count the orders: %s", message);
         }
     }
     PQclear(result);

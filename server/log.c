@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "format.h"
 
 /* The asynchronous mode: callers append whole lines to `fill` under `lock`; the writer thread
@@ -239,14 +240,8 @@ static void log_flush_at_exit(void)
 int log_start_async(size_t capacity)
 {
     if (async.started) return 0;
-    async.fill = malloc(capacity);
-    async.drain = malloc(capacity);
-    if (!async.fill || !async.drain) {
-        free(async.fill);
-        free(async.drain);
-        async.fill = async.drain = NULL;
-        return -1;
-    }
+    async.fill = xmalloc(capacity);
+    async.drain = xmalloc(capacity);
     async.capacity = capacity;
     if (pthread_create(&async.thread, NULL, log_writer, NULL) != 0) {
         free(async.fill);
