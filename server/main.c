@@ -76,6 +76,9 @@ static void *worker_main(void *arg)
             if (w->loop.now_ms >= w->stop_deadline_ms) {
                 log_warn("worker %u: %u connections still open after SHUTDOWN_TIMEOUT_MS; closing",
                          w->index, w->conn_count);
+                /* Queries still waiting or running are answered 503 before the close. */
+                pool_shutdown(w->server->pool);
+                pool_worker_tick(w->pool_worker);
                 conn_close_all(w);
                 pool_worker_tick(w->pool_worker); /* deliver nothing more: all were cancelled */
                 conn_free_closed(w);
@@ -242,6 +245,7 @@ int main(int argc, char **argv)
         .connect_timeout_ms = s->config.db_connect_timeout_ms,
         .retry_backoff_ms = 1000,
         .statement_timeout_ms = s->config.db_statement_timeout_ms,
+        .pipeline_depth = s->config.db_pipeline,
         .statements = statements,
         .statement_count = statement_count,
     };

@@ -30,12 +30,14 @@ enum statement {
 #define PRODUCT_COLUMNS "id, name, category, price_cents, stock, description, created_at"
 
 static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
-    {"count_products", "SELECT count(*) FROM products"},
-    {"list_cheapest",
-     "SELECT " PRODUCT_COLUMNS " FROM products ORDER BY price_cents, id LIMIT 100"},
+    {"count_products", "SELECT count(*) FROM products", POOL_SHARED},
+    {"list_cheapest", "SELECT " PRODUCT_COLUMNS " FROM products ORDER BY price_cents, id LIMIT 100",
+     POOL_SHARED},
+    /* About 1,000 rows: alone on its connection, so no cheap statement waits behind it. */
     {"list_category",
-     "SELECT " PRODUCT_COLUMNS " FROM products WHERE category = $1 ORDER BY price_cents, id"},
-    {"product", "SELECT " PRODUCT_COLUMNS " FROM products WHERE id = $1"},
+     "SELECT " PRODUCT_COLUMNS " FROM products WHERE category = $1 ORDER BY price_cents, id",
+     POOL_ALONE},
+    {"product", "SELECT " PRODUCT_COLUMNS " FROM products WHERE id = $1", POOL_SHARED},
     /* A live, exact aggregate of every order (docs/api.md, GET /report): the expensive route.  Each
      * product's orders are counted and summed by a lateral subquery, which PostgreSQL runs as
      * an index-only scan of orders_product_id_total_cents_idx (product_id INCLUDE total_cents,
@@ -44,23 +46,27 @@ static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
      * product before a join, and three times the reference's join of every order row.  The
      * per-product totals are then summed per category; a product without orders counts 0,
      * so a category without orders still appears ($0.00). */
-    {"report", "SELECT p.category, sum(s.orders)::bigint, coalesce(sum(s.revenue), 0)::bigint,"
-               " coalesce(round(sum(s.revenue) / nullif(sum(s.orders), 0)), 0)::bigint"
-               " FROM products p CROSS JOIN LATERAL"
-               " (SELECT count(*) AS orders, sum(o.total_cents) AS revenue"
-               " FROM orders o WHERE o.product_id = p.id) s"
-               " GROUP BY p.category ORDER BY 3 DESC, 1"},
+    {"report",
+     "SELECT p.category, sum(s.orders)::bigint, coalesce(sum(s.revenue), 0)::bigint,"
+     " coalesce(round(sum(s.revenue) / nullif(sum(s.orders), 0)), 0)::bigint"
+     " FROM products p CROSS JOIN LATERAL"
+     " (SELECT count(*) AS orders, sum(o.total_cents) AS revenue"
+     " FROM orders o WHERE o.product_id = p.id) s"
+     " GROUP BY p.category ORDER BY 3 DESC, 1",
+     POOL_ALONE},
     /* One statement: the price lookup and the insert are atomic.  price_cents * quantity is
      * integer arithmetic, so an overflow is SQLSTATE 22003, answered with a 400. */
     {"insert_order",
      "INSERT INTO orders (product_id, quantity, total_cents)"
      " SELECT id, $2::integer, price_cents * $2::integer FROM products WHERE id = $1::integer"
-     " RETURNING id, product_id, quantity, total_cents, status, created_at"},
+     " RETURNING id, product_id, quantity, total_cents, status, created_at",
+     POOL_LAST}, /* a write may wait on a lock: nothing is queued behind it */
     /* With an Idempotency-Key: sql/schema.sql's function checks and records the key in the
      * order's own transaction.  Column 0 is its outcome, then the order's columns. */
     {"insert_order_with_key",
      "SELECT outcome, id, product_id, quantity, total_cents, status, created_at"
-     " FROM place_order_with_key($1::integer, $2::integer, $3::varchar)"},
+     " FROM place_order_with_key($1::integer, $2::integer, $3::varchar)",
+     POOL_LAST},
 };
 
 /* REPORT_MODE=rollup: per-product totals kept exact by a trigger (sql/rollup.sql). */
@@ -97,6 +103,7 @@ static void respond_db_error(conn_t *c, int error, const PGresult *res, const ch
         conn_respond_error(c, 503, "server shutting down", "Retry-After: 1\r\n");
         return;
     case POOL_ERR_CONNECTION:
+    case POOL_ERR_NOT_SENT: /* the statement did not run: trying again is safe */
         log_error("%s: %s", c->log_line, message);
         conn_respond_error(c, 503, "database connection lost", "Retry-After: 1\r\n");
         return;
@@ -117,7 +124,6 @@ static void submit(conn_t *c, int st, int param_count, pool_result_fn fn)
 {
     c->query.statement = (unsigned)st;
     c->query.param_count = param_count;
-    c->query.idempotent = st != ST_INSERT_ORDER && st != ST_INSERT_ORDER_WITH_KEY;
     /* The product rows are read in binary (write_product); the rest as text. */
     c->query.binary_results = st == ST_LIST_CHEAPEST || st == ST_LIST_CATEGORY || st == ST_PRODUCT;
     c->query.fn = fn;
@@ -494,8 +500,9 @@ static void on_health(pool_query_t *q, PGresult *res, int error, const char *mes
         const char *reason = error == POOL_ERR_TIMEOUT       ? "database busy: no connection free"
                              : error == POOL_ERR_UNAVAILABLE ? "database unavailable"
                              : error == POOL_ERR_SHUTDOWN    ? "server shutting down"
-                             : error == POOL_ERR_CONNECTION  ? "database connection lost"
-                                                             : "database query failed";
+                             : error == POOL_ERR_CONNECTION || error == POOL_ERR_NOT_SENT
+                                 ? "database connection lost"
+                                 : "database query failed";
         if (error == POOL_ERR_QUERY)
             log_error("health: %.*s", (int)strcspn(message, "\n"), message);
         int status = c->route == ROUTE_HEALTH_READY ? 503 : 500;

@@ -24,6 +24,7 @@ typedef struct server_config {
     unsigned db_pool_idle_timeout_ms;    /* DB_POOL_IDLE_TIMEOUT_MS */
     unsigned db_connect_timeout_ms;      /* DB_CONNECT_TIMEOUT_MS */
     unsigned db_statement_timeout_ms;    /* DB_STATEMENT_TIMEOUT_MS */
+    unsigned db_pipeline;                /* DB_PIPELINE: statements in flight per connection */
     unsigned workers;                    /* WORKERS: threads, each its own event loop */
     int report_rollup;                   /* REPORT_MODE=rollup */
     int access_log;                      /* ACCESS_LOG */
