@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "config.h"
+#include "error.h"
 #include "log.h"
 
 const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {1, 5, 10, 50, 100, 500, 1000, 5000};
@@ -124,7 +126,7 @@ void pool_cancel_packet(unsigned char out[16], uint32_t backend_pid, uint32_t ca
 
 static char *dup_or_null(const char *s)
 {
-    return s ? strdup(s) : NULL;
+    return s ? xstrdup(s) : NULL;
 }
 
 static int is_exclusive(const pool_t *p, const pool_query_t *q)
@@ -256,18 +258,25 @@ static void defer_error(pool_worker_t *w, pool_query_t *q, int error)
     pthread_mutex_unlock(&w->pool->lock);
 }
 
-static const char *error_text(int error)
+const char *pool_strerror(enum pool_error error)
 {
     switch (error) {
+    case POOL_OK:
+        return "no error";
+    case POOL_ERR_TIMEOUT:
+        return "database busy: no connection free within the acquire timeout";
+    case POOL_ERR_UNAVAILABLE:
+        return "database unavailable";
+    case POOL_ERR_QUERY:
+        return "database query failed";
+    case POOL_ERR_CONNECTION:
+        return "database connection lost";
     case POOL_ERR_SHUTDOWN:
         return "server shutting down";
     case POOL_ERR_NOT_SENT:
         return "database connection lost before the statement was sent";
-    case POOL_ERR_CONNECTION:
-        return "database connection lost";
-    default:
-        return "database unavailable";
     }
+    return "database unavailable";
 }
 
 static entry_t *entry_at(pool_conn_t *c, unsigned i)
@@ -610,7 +619,7 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
                         e->prepare = 0;
                         c->broken = 1;
                         conn_finish_head(w, c);
-                        deliver(q, NULL, POOL_ERR_NOT_SENT, error_text(POOL_ERR_NOT_SENT));
+                        deliver(q, NULL, POOL_ERR_NOT_SENT, pool_strerror(POOL_ERR_NOT_SENT));
                         return;
                     }
                     int f = PQflush(c->pg);
@@ -730,8 +739,7 @@ static int conn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events)
 
 static pool_conn_t *conn_new(pool_t *p)
 {
-    pool_conn_t *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
+    pool_conn_t *c = xcalloc(1, sizeof *c);
     c->pool = p;
     c->io.fd = -1;
     c->cancel_io.fd = -1;
@@ -743,13 +751,6 @@ static void conn_start_connect(pool_worker_t *w, pool_query_t *q)
 {
     pool_t *p = w->pool;
     pool_conn_t *c = conn_new(p);
-    if (!c) {
-        pthread_mutex_lock(&p->lock);
-        p->open--;
-        pthread_mutex_unlock(&p->lock);
-        defer_error(w, q, POOL_ERR_UNAVAILABLE);
-        return;
-    }
     c->worker = w;
     c->state = C_CONNECTING;
     c->connect_for = q;
@@ -869,22 +870,18 @@ static int cancel_start(pool_worker_t *w, pool_conn_t *c)
 pool_t *pool_new(const pool_config_t *config, char *err, size_t err_len)
 {
     if (config->max_connections < 1) {
-        snprintf(err, err_len, "pool max_connections must be at least 1");
+        error_set(err, err_len, "pool max_connections must be at least 1");
         return NULL;
     }
     if (config->statement_count == 0 || config->statement_count > POOL_MAX_STATEMENTS) {
-        snprintf(err, err_len, "pool needs 1 to %d statements", POOL_MAX_STATEMENTS);
+        error_set(err, err_len, "pool needs 1 to %d statements", POOL_MAX_STATEMENTS);
         return NULL;
     }
     if (config->pipeline_depth > POOL_MAX_PIPELINE_DEPTH) {
-        snprintf(err, err_len, "pipeline depth must be at most %d", POOL_MAX_PIPELINE_DEPTH);
+        error_set(err, err_len, "pipeline depth must be at most %d", POOL_MAX_PIPELINE_DEPTH);
         return NULL;
     }
-    pool_t *p = calloc(1, sizeof *p);
-    if (!p) {
-        snprintf(err, err_len, "out of memory");
-        return NULL;
-    }
+    pool_t *p = xcalloc(1, sizeof *p);
     pthread_mutex_init(&p->lock, NULL);
     p->config = *config;
     const char *src[6] = {config->host, config->port,     config->dbname,
@@ -940,8 +937,7 @@ static void worker_on_event(loop_io_t *io, uint32_t events)
 
 pool_worker_t *pool_worker_new(pool_t *p, loop_t *loop)
 {
-    pool_worker_t *w = calloc(1, sizeof *w);
-    if (!w) return NULL;
+    pool_worker_t *w = xcalloc(1, sizeof *w);
     w->pool = p;
     w->loop = loop;
     w->event_io.fd = -1;
@@ -993,7 +989,7 @@ static void worker_drain_inbox(pool_worker_t *w)
         if (q->handed_error) {
             int e = q->handed_error;
             q->handed_error = 0;
-            deliver(q, NULL, e, error_text(e));
+            deliver(q, NULL, e, pool_strerror(e));
         } else if (q->conn) {
             pool_conn_t *c = q->conn;
             c->handed--;
@@ -1011,11 +1007,11 @@ static void worker_fail_running(pool_worker_t *w)
     for (pool_conn_t *c = w->active; c; c = c->active_next) {
         pool_query_t *q = c->connect_for;
         c->connect_for = NULL;
-        if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, error_text(POOL_ERR_SHUTDOWN));
+        if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
         for (unsigned i = 0; i < c->depth; i++) {
             q = entry_at(c, i)->q;
             entry_at(c, i)->q = NULL;
-            if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, error_text(POOL_ERR_SHUTDOWN));
+            if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
         }
     }
 }
