@@ -1,7 +1,8 @@
 # catalog: build, test and run the lab.  `make help` lists the targets.
 # Everything builds into $(BUILD)/ (default build/).  SANITIZER=address,undefined builds
-# an instrumented tree into build-san/; FUZZ=1 builds the libFuzzer drivers with clang into
-# build-fuzz/ (make fuzzers).  WERROR=1 turns warnings into errors (CI sets it).
+# an instrumented tree into build-san/, SANITIZER=thread (ThreadSanitizer) into build-tsan/;
+# FUZZ=1 builds the libFuzzer drivers with clang into build-fuzz/ (make fuzzers).  WERROR=1
+# turns warnings into errors (CI sets it).
 
 SHELL := /bin/bash
 CC ?= cc
@@ -16,7 +17,11 @@ ALL_CFLAGS = -std=c11 $(WARNINGS) $(CFLAGS) -pthread -MMD -MP
 ifeq ($(WERROR),1)
 ALL_CFLAGS += -Werror
 endif
-ifneq ($(SANITIZER),)
+ifeq ($(SANITIZER),thread)
+BUILD := build-tsan
+ALL_CFLAGS += -fsanitize=thread -fno-omit-frame-pointer
+LDFLAGS += -fsanitize=thread
+else ifneq ($(SANITIZER),)
 BUILD := build-san
 ALL_CFLAGS += -fsanitize=$(SANITIZER) -fno-omit-frame-pointer -fno-sanitize-recover=all
 LDFLAGS += -fsanitize=$(SANITIZER)
@@ -55,9 +60,10 @@ BENCH_BIN := $(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/%)
 FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
-.PHONY: all clean test unit integration format lint help deps up down status scale restart \
-	loadtest compare demo bench fuzz fuzzers soak sanitize test-containers
+.PHONY: all programs clean test unit integration format lint help deps up down status scale \
+	restart loadtest compare demo bench fuzz fuzzers soak sanitize test-containers
 all: $(PROGRAMS) $(UNIT_BIN)
+programs: $(PROGRAMS)
 
 # A program's sources see its own headers and lib/'s; the unit tests see every program's.
 $(BUILD)/server/%.o: CPPFLAGS += -Iserver
@@ -115,8 +121,11 @@ unit: all
 integration: all
 	@tests/run.sh $(BUILD) integration
 
+# The ASan+UBSan tree (everything) and the ThreadSanitizer tree (the programs: its pass runs the
+# server's integration tests, where the worker threads share the pool).
 sanitize:
 	@$(MAKE) --no-print-directory SANITIZER=address,undefined all
+	@$(MAKE) --no-print-directory SANITIZER=thread programs
 
 # Long runs, never part of make test.  fuzz: every driver FUZZ_SECONDS (default 600) from the
 # corpus it grew last time (build-fuzz/corpus/); soak: 1,000,000 requests, RSS must stay flat.
@@ -142,7 +151,7 @@ format:
 	@scripts/lint.sh --format
 
 clean:
-	rm -rf build build-san build-fuzz
+	rm -rf build build-san build-tsan build-fuzz
 
 # The lab (docs/api.md, Commands).  Thin aliases over scripts/lab.sh.
 # up installs the packages before the first build: a fresh machine has no libpq-dev yet.

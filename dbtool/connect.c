@@ -7,6 +7,7 @@
 #include <time.h>
 
 #include "config.h"
+#include "error.h"
 
 /* The database that always exists, used to check for and create DB_NAME. */
 #define MAINTENANCE_DATABASE "postgres"
@@ -38,14 +39,14 @@ PGconn *dbtool_connect(const dbtool_config_t *config, const char *dbname, char *
                             "catalog-db", timeout_s,        NULL};
     PGconn *conn = PQconnectdbParams(keys, values, 0);
     if (!conn) {
-        snprintf(err, err_size, "out of memory creating a libpq connection");
+        error_set(err, err_size, "out of memory creating a libpq connection");
         return NULL;
     }
     if (PQstatus(conn) != CONNECTION_OK) {
         char message[512];
         copy_message(message, sizeof message, PQerrorMessage(conn));
-        snprintf(err, err_size, "cannot connect to database \"%s\" at %s:%s as %s: %s", dbname,
-                 config->host, config->port, config->user, message);
+        error_set(err, err_size, "cannot connect to database \"%s\" at %s:%s as %s: %s", dbname,
+                  config->host, config->port, config->user, message);
         PQfinish(conn);
         return NULL;
     }
@@ -135,7 +136,7 @@ static int ensure_database(const dbtool_config_t *config, int create_database, c
         } else {
             char message[400];
             copy_message(message, sizeof message, PQresultErrorMessage(result));
-            snprintf(err, err_size, "cannot create database \"%s\": %s", config->name, message);
+            error_set(err, err_size, "cannot create database \"%s\": %s", config->name, message);
             found = -1;
         }
     }

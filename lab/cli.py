@@ -133,8 +133,7 @@ def cmd_status(lab, args):
     servers, budget, _ = lab.layout()
     say("lab in %s: layout %s, entry point %s" % (s.lab_dir, lab.layout_name(), lab.entry_point()))
     if lab.pg_running() and lab.load_pg_env():
-        rc, out, err = lab.catalog_db("status")
-        orders = ((out + err).strip().splitlines() or [""])[-1]
+        rc, orders = lab.seed_status()
         problems |= rc != 0
         limit = lab.db_connection_limit()
         in_use = lab.server_connections()

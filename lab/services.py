@@ -15,6 +15,19 @@ SERVER_STOP_TIMEOUT_S = 15
 SERVER_START_TIMEOUT_S = 20
 
 
+def unchanged(candidate, target):
+    """True (and CANDIDATE removed) when TARGET already has CANDIDATE's text."""
+    try:
+        with open(target) as a, open(candidate) as b:
+            same = a.read() == b.read()
+    except OSError:
+        return False
+    if same:
+        os.unlink(candidate)
+    return same
+
+
+
 class Lab:
     def __init__(self, settings):
         self.settings = settings
@@ -112,29 +125,32 @@ class Lab:
     def catalog_db(self, *args):
         return procs.run([self.settings.binary("catalog-db")] + list(args))
 
-    def ensure_seed(self):
+    def catalog_db_logged(self, command, failure):
+        """catalog-db COMMAND with its output in the seed log; dies saying FAILURE if it fails."""
         log = os.path.join(self.settings.logs, "seed.log")
+        rc, out, err = self.catalog_db(command)
+        with open(log, "a") as f:
+            f.write(out + err)
+        if rc != 0:
+            print(procs.tail(log, 20), end="")
+            die("%s (log: %s)" % (failure, log))
+
+    def seed_status(self):
+        """(exit status, last line) of catalog-db status: "Orders in DB: N ..." when seeded."""
         rc, out, err = self.catalog_db("status")
-        last = (out + err).strip().splitlines()[-1:] or [""]
+        return rc, ((out + err).strip().splitlines()[-1:] or [""])[0]
+
+    def ensure_seed(self):
+        rc, last = self.seed_status()
         if rc == 0:
-            rc2, o2, e2 = self.catalog_db("migrate")
-            with open(log, "a") as f:
-                f.write(o2 + e2)
-            if rc2 != 0:
-                print(procs.tail(log, 20), end="")
-                die("migrating the database failed (log: %s)" % log)
-            say("database already seeded: %s" % last[0])
+            # A database seeded by an older version may lack newer schema: migrate is idempotent.
+            self.catalog_db_logged("migrate", "migrating the database failed")
+            say("database already seeded: %s" % last)
             return
         say("seeding the database (SEED_PRODUCTS=%s SEED_ORDERS=%s); the full size takes a minute or two"
             % (os.environ.get("SEED_PRODUCTS", "5000"), os.environ.get("SEED_ORDERS", "500000")))
-        rc, o, e = self.catalog_db("seed")
-        with open(log, "a") as f:
-            f.write(o + e)
-        if rc != 0:
-            print(procs.tail(log, 20), end="")
-            die("seeding failed (log: %s)" % log)
-        rc, out, err = self.catalog_db("status")
-        say("seeded: %s" % ((out + err).strip().splitlines()[-1:] or [""])[0])
+        self.catalog_db_logged("seed", "seeding failed")
+        say("seeded: %s" % self.seed_status()[1])
         self.changed = True
 
     def psql(self, sql):
@@ -254,13 +270,7 @@ class Lab:
             die("the generated nginx config does not pass nginx -t (%s)" % candidate)
         addresses = " ".join("127.0.0.1:%d" % p for p in server_ports)
         if running:
-            try:
-                with open(s.nginx_conf) as f:
-                    same = f.read() == open(candidate).read()
-            except OSError:
-                same = False
-            if same:
-                os.unlink(candidate)
+            if unchanged(candidate, s.nginx_conf):
                 return
             master = self.nginx_pid()
             old_workers = procs.child_pids(master)
@@ -316,13 +326,7 @@ class Lab:
             print(out + err, end="")
             die("the generated Prometheus config does not pass promtool check config (%s)" % candidate)
         if self.prom_running():
-            try:
-                with open(s.prom_conf) as f:
-                    same = f.read() == open(candidate).read()
-            except OSError:
-                same = False
-            if same:
-                os.unlink(candidate)
+            if unchanged(candidate, s.prom_conf):
                 return
             os.replace(candidate, s.prom_conf)
             if procs.http_get("http://127.0.0.1:%d/-/reload" % self.port("prometheus"), 5, method="POST") is None:

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "alloc.h"
 #include "number.h"
 
 void buf_init(buf_t *b, size_t initial_cap)
@@ -28,12 +29,7 @@ char *buf_reserve(buf_t *b, size_t extra)
         size_t need = b->len + extra, cap = b->cap ? b->cap : 256;
         while (cap < need)
             cap *= 2;
-        char *p = realloc(b->data, cap);
-        if (!p) {
-            fputs("catalog: out of memory\n", stderr);
-            abort();
-        }
-        b->data = p;
+        b->data = xrealloc(b->data, cap);
         b->cap = cap;
     }
     return b->data + b->len;

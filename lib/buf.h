@@ -9,7 +9,7 @@
 #include "slice.h"
 
 /* A growable buffer.  Zero-initialise ({0}) or buf_init; release with buf_free.
- * Allocation failure aborts the process: a server out of memory cannot answer anyway. */
+ * Allocation failure aborts the process (lib/alloc.h). */
 typedef struct buf {
     char *data; /* heap bytes, or NULL before the first append */
     size_t len; /* bytes in use */

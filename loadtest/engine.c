@@ -17,7 +17,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "counter.h"
+#include "error.h"
 #include "histogram.h"
 #include "http_client.h"
 #include "loop.h"
@@ -486,12 +488,10 @@ static void *worker_main(void *arg)
 
 engine_t *engine_new(const engine_config_t *config)
 {
-    engine_t *e = calloc(1, sizeof(*e));
-    if (!e) abort();
+    engine_t *e = xcalloc(1, sizeof(*e));
     e->config = config;
     e->worker_count = config->threads;
-    e->workers = calloc(e->worker_count, sizeof(*e->workers));
-    if (!e->workers) abort();
+    e->workers = xcalloc(e->worker_count, sizeof(*e->workers));
     unsigned next_global = 0;
     for (unsigned i = 0; i < e->worker_count; i++) {
         engine_worker_t *w = &e->workers[i];
@@ -501,10 +501,9 @@ engine_t *engine_new(const engine_config_t *config)
             config->connections / e->worker_count + (i < config->connections % e->worker_count);
         w->first_global_index = next_global;
         next_global += w->connection_count;
-        w->connections = calloc(w->connection_count, sizeof(*w->connections));
-        w->pending = calloc(w->connection_count, sizeof(*w->pending));
-        w->routes = calloc(config->request_count, sizeof(*w->routes));
-        if (!w->connections || !w->pending || !w->routes) abort();
+        w->connections = xcalloc(w->connection_count, sizeof(*w->connections));
+        w->pending = xcalloc(w->connection_count, sizeof(*w->pending));
+        w->routes = xcalloc(config->request_count, sizeof(*w->routes));
     }
     return e;
 }
@@ -514,8 +513,7 @@ int engine_start(engine_t *e, char *err, size_t err_len)
     for (unsigned i = 0; i < e->worker_count; i++) {
         int rc = loop_init(&e->workers[i].loop);
         if (rc < 0) {
-            snprintf(err, err_len, "cannot create an epoll instance: %s", strerror(-rc));
-            return -1;
+            return error_set(err, err_len, "cannot create an epoll instance: %s", strerror(-rc));
         }
     }
     e->start_ns = loop_clock_ns();
@@ -523,11 +521,10 @@ int engine_start(engine_t *e, char *err, size_t err_len)
         engine_worker_t *w = &e->workers[i];
         int rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc != 0) {
-            snprintf(err, err_len, "cannot start worker thread %u: %s", i, strerror(rc));
+            return error_set(err, err_len, "cannot start worker thread %u: %s", i, strerror(rc));
             engine_stop(e);
             for (unsigned j = 0; j < i; j++)
                 pthread_join(e->workers[j].thread, NULL);
-            return -1;
         }
         w->thread_started = 1;
     }
@@ -588,8 +585,7 @@ void engine_join(engine_t *e, loadtest_result_t *out)
     out->rate_rps = config->rate_rps;
     out->keep_alive = config->keep_alive;
     out->route_count = config->request_count;
-    out->routes = calloc(out->route_count, sizeof(*out->routes));
-    if (!out->routes) abort();
+    out->routes = xcalloc(out->route_count, sizeof(*out->routes));
 
     histogram_t *total = histogram_new(), *scratch = histogram_new();
     uint64_t first_error_ns = UINT64_MAX;
@@ -608,8 +604,8 @@ void engine_join(engine_t *e, loadtest_result_t *out)
     size_t server_cap = 0;
     for (unsigned i = 0; i < e->worker_count; i++)
         server_cap += e->workers[i].server_count;
-    out->servers = server_cap ? calloc(server_cap, sizeof(*out->servers)) : NULL;
-    histogram_t **server_latency = server_cap ? calloc(server_cap, sizeof(*server_latency)) : NULL;
+    out->servers = server_cap ? xcalloc(server_cap, sizeof(*out->servers)) : NULL;
+    histogram_t **server_latency = server_cap ? xcalloc(server_cap, sizeof(*server_latency)) : NULL;
     for (unsigned i = 0; i < e->worker_count; i++) {
         engine_worker_t *w = &e->workers[i];
         out->connect_errors += w->connect_errors;

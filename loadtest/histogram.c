@@ -5,13 +5,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
+
 histogram_t *histogram_new(void)
 {
-    histogram_t *h = malloc(sizeof(*h));
-    if (!h) {
-        fprintf(stderr, "out of memory allocating a histogram\n");
-        abort();
-    }
+    histogram_t *h = xmalloc(sizeof(*h));
     histogram_reset(h);
     return h;
 }

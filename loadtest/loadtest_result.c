@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "alloc.h"
 #include "error.h"
 #include "json.h"
 
@@ -247,8 +248,7 @@ static loadtest_tally_t *read_tallies(json_t *object, size_t *count)
 {
     *count = json_is_object(object) ? json_object_size(object) : 0;
     if (*count == 0) return NULL;
-    loadtest_tally_t *tallies = calloc(*count, sizeof(*tallies));
-    if (!tallies) abort();
+    loadtest_tally_t *tallies = xcalloc(*count, sizeof(*tallies));
     size_t i = 0;
     const char *key;
     json_t *value;
@@ -338,15 +338,9 @@ static void compare_row(buf_t *out, const char *name, const double *values, size
 void loadtest_compare_write(buf_t *out, const loadtest_result_t *runs, size_t count)
 {
     if (count == 0) return;
-    double *values = calloc(count, sizeof(*values));
-    if (!values) abort();
-    /* The runs by number, each with its whole name: a label cut to a column's width made two
-     * runs look alike ("0.25cpu-browse"), so the columns are #1, #2... and named here. */
-    for (size_t i = 0; i < count; i++) {
-        const char *label = runs[i].label[0] ? runs[i].label : runs[i].target;
-        buf_printf(out, "#%-3zu %s (%s, %u connections)\n", i + 1, label, runs[i].target,
-                   runs[i].connections);
-    }
+    double *values = xcalloc(count, sizeof(*values));
+    /* Columns by number: a label cut to a column's width made two runs look alike
+     * ("0.25cpu-browse"); the caller names each run in full first (catalog-loadtest compare). */
     buf_printf(out, "%-*s", COMPARE_NAME_WIDTH, "");
     for (size_t i = 0; i < count; i++) {
         char head[32];

@@ -13,6 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "buf.h"
 #include "engine.h"
 #include "loadtest_request.h"
@@ -123,8 +124,7 @@ static int run_compare(int count, char **paths)
                         "(written with --json FILE)\n");
         return EXIT_USAGE;
     }
-    loadtest_result_t *runs = calloc((size_t)count, sizeof(*runs));
-    if (!runs) abort();
+    loadtest_result_t *runs = xcalloc((size_t)count, sizeof(*runs));
     int status = 0;
     for (int i = 0; i < count && status == 0; i++) {
         char err[512];
@@ -350,8 +350,7 @@ int main(int argc, char **argv)
         prefix = url.path;
     }
 
-    loadtest_request_t *requests = calloc(path_count, sizeof(*requests));
-    if (!requests) abort();
+    loadtest_request_t *requests = xcalloc(path_count, sizeof(*requests));
     for (size_t i = 0; i < path_count; i++) {
         if (loadtest_request_parse(path_specs[i], prefix, &requests[i], err, sizeof(err)) < 0) {
             fprintf(stderr, "catalog-loadtest: %s\n", err);

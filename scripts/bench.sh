@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# bench.sh: what `make bench` runs: pgbench vs the full stack, server CPU per request and memory,
-# the scenario's options A/B/C and catalog-loadtest vs wrk, in one bounded run (about 6 minutes
-# with the defaults) against a throwaway PostgreSQL on loopback; prints ratios and writes
-# BENCHMARKS.md.  Never part of `make test`.  Settings: see scripts/bench/bench.py
-# (BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PRODUCTS, BENCH_ORDERS,
-# BENCH_OUTPUT, BENCH_KEEP).
+# bench.sh: what `make bench` runs: the goals table (section 0), pgbench vs the full stack,
+# server CPU per request and memory, the scenario's options A/B/C and catalog-loadtest vs wrk,
+# in one bounded run (about 11 minutes with the defaults) against a throwaway PostgreSQL on
+# loopback; prints ratios and writes BENCHMARKS.md.  Never part of `make test`.  Settings: see
+# scripts/bench/bench.py (BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PRODUCTS,
+# BENCH_ORDERS, BENCH_OUTPUT, BENCH_KEEP, BENCH_BASELINE, BENCH_ONLY).
 # Usage: scripts/bench.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -26,4 +26,4 @@ if ((${#missing[@]})); then
 	exit 1
 fi
 # The whole run is bounded: every load run has its own duration; this is the backstop.
-exec timeout --kill-after=30 1200 python3 scripts/bench/bench.py
+exec timeout --kill-after=30 1800 python3 scripts/bench/bench.py

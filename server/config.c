@@ -6,6 +6,7 @@
 #include <sched.h>
 
 #include "config.h"
+#include "error.h"
 #include "server.h"
 
 /* One row per numeric setting: the table drives both validation and --help. */
@@ -29,6 +30,9 @@ static const uint_setting_t UINT_SETTINGS[] = {
      "a database connection attempt that takes longer fails"},
     {"DB_STATEMENT_TIMEOUT_MS", 30000, 0, 3600000, FIELD(db_statement_timeout_ms),
      "PostgreSQL cancels a statement running longer (0: never), answered 503"},
+    {"DB_PIPELINE", 16, 0, POOL_MAX_PIPELINE_DEPTH, FIELD(db_pipeline),
+     "most cheap statements in flight on one database connection in libpq's pipeline mode "
+     "(0: no pipeline mode, for poolers that cannot carry it)"},
     {"WORKERS", 0, 0, 64, FIELD(workers),
      "worker threads, each with its own event loop (0 or unset: one per CPU the process may use, "
      "counting a cgroup CPU quota)"},
@@ -66,13 +70,10 @@ static void read_line(const char *path, char *out, size_t out_len)
     fclose(f);
 }
 
-/* The CPU quota of the cgroup this process runs in (Docker's `cpus:`, a Kubernetes limit, the
- * lab's SERVER_CPUS), rounded up to whole CPUs; 0 when there is none.  The group is found in
- * /proc/self/cgroup (inside a container it is the root of its own hierarchy). */
-static unsigned cgroup_cpu_quota(void)
+unsigned server_cgroup_cpu_quota(const char *cgroup_file, const char *mount_root)
 {
     char v1_path[512] = "", v2_path[512] = "", line[512];
-    FILE *f = fopen("/proc/self/cgroup", "r");
+    FILE *f = fopen(cgroup_file, "r");
     if (f) {
         while (fgets(line, sizeof line, f)) {
             line[strcspn(line, "\n")] = 0;
@@ -82,12 +83,14 @@ static unsigned cgroup_cpu_quota(void)
             *group++ = 0;
             controllers++;
             if (*controllers == 0) {
-                snprintf(v2_path, sizeof v2_path, "/sys/fs/cgroup%s/cpu.max", group);
+                snprintf(v2_path, sizeof v2_path, "%s%s/cpu.max", mount_root, group);
             } else {
-                /* "cpu" or "cpu,cpuacct": the cpu hierarchy is mounted at /sys/fs/cgroup/cpu */
-                for (char *tok = strtok(controllers, ","); tok; tok = strtok(NULL, ","))
+                /* "cpu" or "cpu,cpuacct": the cpu hierarchy is mounted at ROOT/cpu */
+                char *save = NULL;
+                for (char *tok = strtok_r(controllers, ",", &save); tok;
+                     tok = strtok_r(NULL, ",", &save))
                     if (strcmp(tok, "cpu") == 0)
-                        snprintf(v1_path, sizeof v1_path, "/sys/fs/cgroup/cpu%s", group);
+                        snprintf(v1_path, sizeof v1_path, "%s/cpu%s", mount_root, group);
             }
         }
         fclose(f);
@@ -116,7 +119,7 @@ static unsigned cgroup_cpu_quota(void)
 
 static unsigned cpus_available(void)
 {
-    unsigned quota = cgroup_cpu_quota();
+    unsigned quota = server_cgroup_cpu_quota("/proc/self/cgroup", "/sys/fs/cgroup");
     if (quota > 0 && quota < 64) {
         cpu_set_t set;
         if (sched_getaffinity(0, sizeof set, &set) == 0 && (unsigned)CPU_COUNT(&set) < quota)
@@ -153,33 +156,32 @@ int server_config_load(server_config_t *c, char *err, size_t err_len)
     c->limits.max_headers = (unsigned)limit[2];
     c->limits.max_body = limit[3];
     if (c->limits.max_request_line > c->limits.max_header_bytes) {
-        snprintf(err, err_len,
-                 "HTTP_MAX_REQUEST_LINE (%lu) must not exceed HTTP_MAX_HEADER_BYTES (%lu)",
-                 limit[0], limit[1]);
-        return -1;
+        return error_set(err, err_len,
+                         "HTTP_MAX_REQUEST_LINE (%lu) must not exceed HTTP_MAX_HEADER_BYTES (%lu)",
+                         limit[0], limit[1]);
     }
     if (c->workers == 0) c->workers = cpus_available();
 
     const char *host = config_env_str("HOST", "0.0.0.0");
     if (!*host || strlen(host) >= sizeof c->host) {
-        snprintf(err, err_len, "HOST must be a listen address such as 0.0.0.0 or 127.0.0.1");
-        return -1;
+        return error_set(err, err_len,
+                         "HOST must be a listen address such as 0.0.0.0 or 127.0.0.1");
     }
     strcpy(c->host, host);
 
     const char *id = config_env_str("SERVER_ID", "app");
     size_t id_len = strlen(id);
     if (id_len == 0 || id_len >= sizeof c->server_id) {
-        snprintf(err, err_len, "SERVER_ID must be 1 to %zu characters", sizeof c->server_id - 1);
-        return -1;
+        return error_set(err, err_len, "SERVER_ID must be 1 to %zu characters",
+                         sizeof c->server_id - 1);
     }
     for (size_t i = 0; i < id_len; i++) {
         unsigned char ch = (unsigned char)id[i];
         if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') && !(ch >= '0' && ch <= '9') &&
             ch != '-' && ch != '_' && ch != '.') {
-            snprintf(err, err_len,
-                     "SERVER_ID may hold only letters, digits, '-', '_' and '.', got '%s'", id);
-            return -1;
+            return error_set(err, err_len,
+                             "SERVER_ID may hold only letters, digits, '-', '_' and '.', got '%s'",
+                             id);
         }
     }
     strcpy(c->server_id, id);
@@ -192,8 +194,7 @@ int server_config_load(server_config_t *c, char *err, size_t err_len)
     c->db_user = db.user;
     c->db_password = db.password;
     if (!*c->db_host || !*c->db_name || !*c->db_user) {
-        snprintf(err, err_len, "DB_HOST, DB_NAME and DB_USER must not be empty");
-        return -1;
+        return error_set(err, err_len, "DB_HOST, DB_NAME and DB_USER must not be empty");
     }
 
     const char *mode = config_env_str("REPORT_MODE", "live");
@@ -202,8 +203,7 @@ int server_config_load(server_config_t *c, char *err, size_t err_len)
     } else if (strcmp(mode, "rollup") == 0) {
         c->report_rollup = 1;
     } else {
-        snprintf(err, err_len, "REPORT_MODE must be 'live' or 'rollup', got '%s'", mode);
-        return -1;
+        return error_set(err, err_len, "REPORT_MODE must be 'live' or 'rollup', got '%s'", mode);
     }
     if (config_env_bool("ACCESS_LOG", 1, &c->access_log, err, err_len) < 0) return -1;
     return 0;

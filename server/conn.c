@@ -26,6 +26,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "format.h"
 #include "json.h"
 #include "log.h"
@@ -125,11 +126,7 @@ static void conn_on_io(loop_io_t *io, uint32_t events);
 static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
 {
     server_t *s = w->server;
-    conn_t *c = calloc(1, sizeof *c);
-    if (!c) {
-        close(fd);
-        return;
-    }
+    conn_t *c = xcalloc(1, sizeof *c);
     c->worker = w;
     c->state = CONN_IDLE;
     c->timer_list = TIMER_NONE;
@@ -292,8 +289,7 @@ static void conn_reject(conn_t *c, int status)
     const char *message = status == 414   ? "request line too long"
                           : status == 431 ? "request headers too large"
                           : status == 413 ? "request body too large"
-                          : status == 501
-                              ? "Transfer-Encoding is not supported; send Content-Length"
+                          : status == 501 ? "only the chunked transfer coding is supported"
                           : status == 505 ? "HTTP version not supported"
                           : status == 408 ? "request timed out"
                                           : "malformed request";
@@ -360,7 +356,7 @@ static int conn_process(conn_t *c)
             backpressure = 1;
             break;
         }
-        const char *start = c->in.data + c->in_start;
+        char *start = c->in.data + c->in_start;
         size_t avail = c->in.len - c->in_start;
         if (avail == 0) break;
         /* the whole request must arrive before the deadline set at its first byte */
@@ -374,7 +370,20 @@ static int conn_process(conn_t *c)
             break;
         }
         size_t body_len = req.content_length > 0 ? (size_t)req.content_length : 0;
-        if (avail < (size_t)r + body_len) {
+        size_t framed_len = body_len; /* the body's bytes on the wire */
+        int body_complete = avail >= (size_t)r + body_len;
+        if (req.chunked) {
+            if (!c->reading_body) http_chunked_init(&c->chunked);
+            int cr = http_chunked_decode(&c->chunked, start + r, avail - (size_t)r, &cfg->limits);
+            if (cr < 0) {
+                conn_reject(c, -cr);
+                break;
+            }
+            body_complete = cr;
+            body_len = c->chunked.body_len;
+            framed_len = c->chunked.consumed;
+        }
+        if (!body_complete) {
             c->reading_body = 1;
             if (req.expect_continue && !c->continue_sent) {
                 static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
@@ -383,7 +392,7 @@ static int conn_process(conn_t *c)
             }
             break; /* the body is still coming */
         }
-        c->in_start += (size_t)r + body_len;
+        c->in_start += (size_t)r + framed_len;
         c->request_deadline_ms = 0;
         c->reading_body = 0;
         c->continue_sent = 0;
@@ -455,7 +464,8 @@ static void conn_settle(conn_t *c)
     }
 
     uint32_t events = 0;
-    size_t in_cap = cfg->limits.max_header_bytes + cfg->limits.max_body + READ_CHUNK;
+    /* a head, a body, its chunk framing (at most max_header_bytes), and one read */
+    size_t in_cap = 2 * cfg->limits.max_header_bytes + cfg->limits.max_body + READ_CHUNK;
     if (state == CONN_DRAINING)
         events = EPOLLIN;
     else {

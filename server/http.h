@@ -49,7 +49,9 @@ typedef struct http_request {
     int version_minor;                       /* 0 or 1 */
     http_header_t headers[HTTP_MAX_HEADERS]; /* in the order sent */
     unsigned header_count;                   /* entries used in headers */
+    slice_t authority;                       /* host[:port] of an absolute-form target */
     int64_t content_length;                  /* -1 when absent */
+    int chunked;                             /* Transfer-Encoding: chunked (no Content-Length) */
     slice_t content_type;                    /* value of Content-Type, len 0 if absent */
     int keep_alive;      /* 1.1 default on unless "Connection: close"; 1.0 default off unless
                             "keep-alive" */
@@ -62,12 +64,43 @@ typedef struct http_request {
  * (http_default_limits).
  * Returns head_len (> 0) when a whole head is present, 0 when more bytes are needed (and no limit
  * is exceeded yet), or a negative HTTP status when the request must be refused:
- * -400 malformed, -413 body too large, -414 request line too long, -431 headers too large or too
- * many, -501 Transfer-Encoding (request bodies are Content-Length only), -505 HTTP version not
- * supported.  *req is filled only when the return is > 0; otherwise its contents are unspecified.
- * Bytes after head_len (a body, a pipelined request) are never looked at. */
+ * -400 malformed (including an invalid Host, "*" with another method than OPTIONS, and a
+ * Transfer-Encoding with Content-Length, in HTTP/1.0, or whose final coding is not chunked),
+ * -413 body too large, -414 request line too long, -431 headers too large or too many, -501 a
+ * transfer coding other than chunked before it, -505 HTTP version not supported.  Targets may be
+ * origin-form, absolute-form ("http://host/path": path and query are taken from it, authority
+ * holds the host) or "*" (OPTIONS).  Empty lines before the request line are skipped (and
+ * counted in head_len).  *req is filled only when the return is > 0; otherwise its contents are
+ * unspecified. Bytes after head_len (a body, a pipelined request) are never looked at. */
 int http_parse_request(const char *buf, size_t len, const http_limits_t *limits,
                        http_request_t *req);
+
+/* RFC 3986 uri-host [":" port] (an IP literal in brackets or a reg-name; port 0-5 digits), as a
+ * Host field or the authority of an absolute-form target must be.  Empty is valid. */
+int http_host_valid(slice_t host);
+
+/* A chunked request body (RFC 9112 7.1), decoded in place as its bytes arrive: the decoded data
+ * is moved to the front of the bytes after the head (it can never overtake the framing it came
+ * from), so a body is copied at most once and never allocated.  Chunk extensions and trailer
+ * fields are checked for shape and ignored. */
+typedef struct http_chunked {
+    int state;
+    uint64_t chunk_left;  /* data bytes left in the current chunk */
+    size_t consumed;      /* bytes of framed input taken so far */
+    size_t body_len;      /* decoded bytes, at the front of the input */
+    size_t framing;       /* bytes that were not data: sizes, extensions, CRLFs, trailers */
+    unsigned size_digits; /* of the size being read */
+    int in_ext;           /* past the first ';' of the size line */
+} http_chunked_t;
+
+void http_chunked_init(http_chunked_t *d);
+/* Goes on decoding data[0..len) (the bytes after the head so far, the same buffer each call,
+ * possibly longer).  Returns 1 when the body is complete (d->consumed framed bytes are the whole
+ * body; d->body_len decoded bytes are at data[0..]), 0 when more bytes are needed, or a negative
+ * status: -400 malformed (a size that is not hex or over 16 digits, a bad extension, a missing
+ * CRLF, a bad trailer line), -413 the decoded body over limits->max_body or the framing over
+ * limits->max_header_bytes.  Bytes after the body are never looked at. */
+int http_chunked_decode(http_chunked_t *d, char *data, size_t len, const http_limits_t *limits);
 
 /* Looks up the first header named name (case-insensitive); returns its value or a slice with base
  * NULL when absent (a present but empty header has a non-NULL base and len 0). */

@@ -1,6 +1,7 @@
 /* pool.c: a PostgreSQL connection pool on libpq's asynchronous API, shared by worker threads. */
 #include "pool.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -10,34 +11,61 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "config.h"
+#include "error.h"
 #include "log.h"
 
 const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {1, 5, 10, 50, 100, 500, 1000, 5000};
 
-/* Where a query is.  Only the owning worker reads q->state without the lock, and only in the
- * states that other threads never change (CONNECTING, RUNNING, DONE). */
+/* Where a query is.  Other threads change q->state only under the pool lock and only while the
+ * query is in the FIFO (WAITING -> HANDED); every read of a state another thread may change
+ * takes the lock too. */
 enum query_state { Q_NEW, Q_WAITING, Q_HANDED, Q_CONNECTING, Q_RUNNING, Q_DONE };
-enum conn_state { C_CONNECTING, C_PREPARING, C_IDLE, C_BUSY };
+enum conn_state { C_CONNECTING, C_IDLE, C_BUSY };
+enum cancel_state { K_NONE, K_CONNECTING, K_SENT };
 
 /* Connections idle for longer than this are checked for a pending error or EOF before use. */
 #define POOL_STALE_CHECK_MS 250
+/* No statement joins a pipeline whose oldest statement has run longer than this (it may wait
+ * on a lock, and whatever is queued behind it waits too). */
+#define POOL_STALL_MS 50
+
+/* A statement sent on a connection, in the order the answers will come. */
+typedef struct entry {
+    pool_query_t *q; /* NULL once the caller cancelled it */
+    unsigned statement;
+    int prepare;        /* its Prepare went out with it (first use on this connection) */
+    int prepare_failed; /* that Prepare failed: prepare again next time */
+    int commands_done;  /* pipeline mode: command ends seen (the Prepare's, the statement's) */
+    int step;           /* without pipeline mode: 0 the Prepare runs, 1 the statement */
+    uint64_t sent_ms;
+    PGresult *result; /* the first error, or else the statement's result */
+} entry_t;
 
 struct pool_conn {
     pool_t *pool;
     PGconn *pg;
-    loop_io_t io;             /* registered in the using worker's loop while connecting or busy */
-    pool_worker_t *worker;    /* the worker using it (while connecting or busy) */
-    int state;                /* enum conn_state */
-    pool_query_t *query;      /* the query it runs for; NULL once cancelled */
-    PGresult *result;         /* the result being collected */
-    int sent;                 /* the statement left libpq (so a retry could run it twice) */
-    unsigned prepared;        /* statements prepared so far on this connection */
-    uint64_t deadline_ms;     /* connect deadline */
-    uint64_t idle_since_ms;   /* when it became idle */
-    pool_conn_t *next;        /* idle stack link */
-    pool_worker_t *listed_in; /* the worker whose active list holds it, or NULL */
-    pool_conn_t *active_prev, *active_next; /* that list: connecting, preparing or busy */
+    loop_io_t io;          /* registered in the using worker's loop while connecting or busy */
+    pool_worker_t *worker; /* the worker using it (while connecting or busy) */
+    int state;             /* enum conn_state */
+    entry_t slot[POOL_MAX_PIPELINE_DEPTH]; /* ring of statements in flight */
+    unsigned head, depth;
+    unsigned handed;           /* queries handed over with it and not yet sent */
+    uint64_t prepared;         /* bit per statement whose Prepare was sent on this connection */
+    int exclusive;             /* a POOL_ALONE statement runs: nothing joins it */
+    int closed_tail;           /* the newest statement is POOL_LAST: nothing joins behind it */
+    int broken;                /* a send failed: it takes nothing more and closes when drained */
+    pool_query_t *connect_for; /* the query it is being opened for; NULL once cancelled */
+    uint64_t deadline_ms;      /* connect deadline */
+    uint64_t idle_since_ms;    /* when it became idle (the releasing worker's clock) */
+    pool_conn_t *next;         /* idle stack link */
+    pool_worker_t *listed_in;  /* the worker whose active list holds it, or NULL */
+    pool_conn_t *active_prev, *active_next; /* that list: connecting or busy */
+    /* a cancel request for a statement whose client left */
+    int cancel_state; /* enum cancel_state */
+    loop_io_t cancel_io;
+    uint64_t cancel_deadline_ms;
 };
 
 struct pool {
@@ -60,6 +88,9 @@ struct pool {
     uint64_t wait_bucket[POOL_WAIT_BUCKETS + 1];
     uint64_t wait_count;
     double wait_sum_ms;
+    /* atomics (relaxed), written by the workers without the lock */
+    unsigned in_flight;
+    uint64_t pipelined, cancels;
 };
 
 struct pool_worker {
@@ -69,18 +100,44 @@ struct pool_worker {
     loop_io_t event_io;
     pool_query_t *inbox_head, *inbox_tail; /* handed-over queries; under pool->lock */
     pool_query_t *local_head, *local_tail; /* this worker's waiting queries, oldest first */
-    pool_conn_t *active; /* connections this worker is using (any state but idle) */
+    pool_conn_t *active; /* connections this worker is using (connecting or busy) */
+    pool_conn_t *dead;   /* closed during this loop turn; freed by the next tick (an event for
+                          * them may still be in the loop's batch) */
     uint64_t next_reap_ms;
 };
 
-static void conn_start_connect(pool_worker_t *w, pool_query_t *q);
-static void conn_start_query(pool_worker_t *w, pool_conn_t *c, pool_query_t *q);
+static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q);
+static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q);
+static void pgconn_release(pool_worker_t *w, pool_conn_t *c);
+static int pgconn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events);
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
+uint64_t pool_elapsed_ms(uint64_t now_ms, uint64_t then_ms)
+{
+    return now_ms > then_ms ? now_ms - then_ms : 0;
+}
+
+void pool_cancel_packet(unsigned char out[16], uint32_t backend_pid, uint32_t cancel_key)
+{
+    uint32_t words[4] = {htonl(16), htonl(80877102), htonl(backend_pid), htonl(cancel_key)};
+    memcpy(out, words, sizeof words);
+}
+
 static char *dup_or_null(const char *s)
 {
-    return s ? strdup(s) : NULL;
+    return s ? xstrdup(s) : NULL;
+}
+
+static int is_exclusive(const pool_t *p, const pool_query_t *q)
+{
+    return p->config.statements[q->statement].sharing == POOL_ALONE;
+}
+
+/* Nothing may be queued behind q's statement. */
+static int is_last(const pool_t *p, const pool_query_t *q)
+{
+    return p->config.statements[q->statement].sharing != POOL_SHARED;
 }
 
 static void record_wait_locked(pool_t *p, uint64_t wait_ms)
@@ -138,7 +195,7 @@ static void handoff_locked(pool_t *p, pool_query_t *q, pool_conn_t *conn, int er
         if (!error) {
             /* Loops refresh their clocks at different moments: never count a negative wait. */
             uint64_t now = current ? current->loop->now_ms : loop_clock_ms();
-            record_wait_locked(p, now > q->submit_ms ? now - q->submit_ms : 0);
+            record_wait_locked(p, pool_elapsed_ms(now, q->submit_ms));
         }
     }
     q->state = Q_HANDED;
@@ -152,6 +209,29 @@ static void handoff_locked(pool_t *p, pool_query_t *q, pool_conn_t *conn, int er
         w->inbox_head = q;
     w->inbox_tail = q;
     if (w != current) wake_worker(w);
+}
+
+/* Gives connection c to the oldest waiter, with up to depth - 1 further cheap waiters of the
+ * same worker when the oldest is cheap too (they could not use c before it drains anyway). */
+static void handoff_conn_locked(pool_t *p, pool_conn_t *c, pool_worker_t *current)
+{
+    pool_query_t *first = p->wait_head;
+    pool_worker_t *to = first->worker;
+    int cheap = p->config.pipeline_depth > 1 && !is_exclusive(p, first);
+    c->state = C_BUSY;
+    c->handed = 1;
+    handoff_locked(p, first, c, 0, current);
+    unsigned scanned = 0;
+    for (pool_query_t *q = p->wait_head, *next;
+         cheap && q && c->handed < p->config.pipeline_depth &&
+         scanned < 4 * p->config.pipeline_depth;
+         q = next, scanned++) {
+        next = q->next;
+        if (q->worker == to && !is_exclusive(p, q)) {
+            c->handed++;
+            handoff_locked(p, q, c, 0, current);
+        }
+    }
 }
 
 /* A connection slot came free (a connection closed): the oldest waiter may open a new one. */
@@ -178,10 +258,41 @@ static void defer_error(pool_worker_t *w, pool_query_t *q, int error)
     pthread_mutex_unlock(&w->pool->lock);
 }
 
+const char *pool_strerror(enum pool_error error)
+{
+    switch (error) {
+    case POOL_OK:
+        return "no error";
+    case POOL_ERR_TIMEOUT:
+        return "database busy: no connection free within the acquire timeout";
+    case POOL_ERR_UNAVAILABLE:
+        return "database unavailable";
+    case POOL_ERR_QUERY:
+        return "database query failed";
+    case POOL_ERR_CONNECTION:
+        return "database connection lost";
+    case POOL_ERR_SHUTDOWN:
+        return "server shutting down";
+    case POOL_ERR_NOT_SENT:
+        return "database connection lost before the statement was sent";
+    }
+    return "database unavailable";
+}
+
+static entry_t *entry_at(pool_conn_t *c, unsigned i)
+{
+    return &c->slot[(c->head + i) % POOL_MAX_PIPELINE_DEPTH];
+}
+
+static void in_flight_add(pool_t *p, int n)
+{
+    __atomic_add_fetch(&p->in_flight, (unsigned)n, __ATOMIC_RELAXED);
+}
+
 /* ---- connections ---------------------------------------------------------------------- */
 
-/* The worker's active list: every connection it uses, so connect deadlines can be checked and
- * a worker that stops can close what it still holds. */
+/* The worker's active list: every connection it uses, so deadlines can be checked and a
+ * worker that stops can close what it still holds. */
 static void active_add(pool_worker_t *w, pool_conn_t *c)
 {
     if (c->listed_in == w) return;
@@ -205,27 +316,67 @@ static void active_remove(pool_conn_t *c)
     c->listed_in = NULL;
 }
 
-static void conn_destroy(pool_conn_t *c)
+static void cancel_close(pool_worker_t *w, pool_conn_t *c)
 {
-    active_remove(c);
-    if (c->result) PQclear(c->result);
-    if (c->pg) PQfinish(c->pg);
-    free(c);
+    if (c->cancel_io.fd >= 0) {
+        int fd = c->cancel_io.fd;
+        if (w) loop_io_stop(w->loop, &c->cancel_io);
+        close(fd);
+        c->cancel_io.fd = -1;
+    }
+    c->cancel_state = K_NONE;
 }
 
-/* The connection could not be opened (or prepared): every waiter fails fast, and new queries
- * fail fast until the back-off passes. */
-static void conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *why)
+static void pgconn_destroy(pool_worker_t *w, pool_conn_t *c)
+{
+    if (w) loop_io_stop(w->loop, &c->io);
+    active_remove(c);
+    cancel_close(w, c);
+    for (unsigned i = 0; i < c->depth; i++)
+        if (entry_at(c, i)->result) PQclear(entry_at(c, i)->result);
+    if (c->depth) in_flight_add(c->pool, -(int)c->depth);
+    if (c->pg) PQfinish(c->pg);
+    c->pg = NULL;
+    if (w) {
+        c->next = w->dead;
+        w->dead = c;
+    } else {
+        free(c);
+    }
+}
+
+static void worker_free_dead(pool_worker_t *w)
+{
+    while (w->dead) {
+        pool_conn_t *c = w->dead;
+        w->dead = c->next;
+        free(c);
+    }
+}
+
+/* Closes c and gives its slot to the oldest waiter (who connects anew). */
+static void pgconn_close_slot(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
-    pool_query_t *q = c->query;
+    pgconn_destroy(w, c);
+    pthread_mutex_lock(&p->lock);
+    p->open--;
+    give_slot_locked(p, w);
+    pthread_mutex_unlock(&p->lock);
+}
+
+/* The database cannot be reached: every waiter fails fast, and new queries fail fast until
+ * the back-off passes. */
+static void pgconn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *why)
+{
+    pool_t *p = w->pool;
+    pool_query_t *q = c->connect_for;
     char message[256];
     const char *detail = c->pg ? PQerrorMessage(c->pg) : "";
     snprintf(message, sizeof message, "database unavailable: %s%s%.*s", why, *detail ? ": " : "",
              (int)strcspn(detail, "\n"), detail);
     log_warn("%s", message);
-    loop_io_stop(w->loop, &c->io);
-    conn_destroy(c);
+    pgconn_destroy(w, c);
     pthread_mutex_lock(&p->lock);
     p->open--;
     p->connect_errors++;
@@ -237,26 +388,142 @@ static void conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *wh
     if (q) deliver(q, NULL, POOL_ERR_UNAVAILABLE, message);
 }
 
-/* Returns a connection after use: to the oldest waiter, to the idle stack, or (broken) closed. */
-static void conn_release(pool_worker_t *w, pool_conn_t *c, int broken)
+/* The connection broke with statements in flight: each fails with POOL_ERR_CONNECTION (it was
+ * sent, so it may have run); the connection closes and its slot goes to the oldest waiter. */
+static void pgconn_broken(pool_worker_t *w, pool_conn_t *c)
+{
+    char message[256];
+    snprintf(message, sizeof message, "database connection lost: %.*s",
+             (int)strcspn(PQerrorMessage(c->pg), "\n"), PQerrorMessage(c->pg));
+    pool_query_t *lost[POOL_MAX_PIPELINE_DEPTH];
+    unsigned n = 0;
+    for (unsigned i = 0; i < c->depth; i++)
+        if (entry_at(c, i)->q) lost[n++] = entry_at(c, i)->q;
+    pgconn_close_slot(w, c);
+    for (unsigned i = 0; i < n; i++)
+        deliver(lost[i], NULL, POOL_ERR_CONNECTION, message);
+}
+
+/* Sends q's statement on c, behind whatever is in flight.  Returns 0, or the error for q
+ * (POOL_ERR_NOT_SENT: nothing of it left the process; POOL_ERR_CONNECTION: it may have);
+ * on error c is marked broken.  Never calls back. */
+static int pgconn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+{
+    pool_t *p = w->pool;
+    const pool_statement_t *st = &p->config.statements[q->statement];
+    uint64_t bit = (uint64_t)1 << q->statement;
+    int prepare = !(c->prepared & bit);
+    int pipeline = p->config.pipeline_depth > 0;
+    if (c->broken) return POOL_ERR_NOT_SENT;
+    /* Protocol-level prepares: they also work behind PgBouncer 1.21+ in transaction pooling,
+     * where SQL PREPARE would not. */
+    if (prepare && !PQsendPrepare(c->pg, st->name, st->sql, 0, NULL)) goto not_sent;
+    if ((pipeline || !prepare) && !PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params,
+                                                       NULL, NULL, q->binary_results ? 1 : 0))
+        goto not_sent;
+    if (pipeline && !PQpipelineSync(c->pg)) {
+        c->broken = 1;
+        return POOL_ERR_CONNECTION;
+    }
+    if (prepare) c->prepared |= bit;
+    entry_t *e = entry_at(c, c->depth);
+    memset(e, 0, sizeof *e);
+    e->q = q;
+    e->statement = q->statement;
+    e->prepare = prepare;
+    e->step = prepare ? 0 : 1;
+    e->sent_ms = w->loop->now_ms;
+    if (c->depth++) __atomic_add_fetch(&p->pipelined, 1, __ATOMIC_RELAXED);
+    in_flight_add(p, 1);
+    if (st->sharing == POOL_ALONE) c->exclusive = 1;
+    c->closed_tail = st->sharing != POOL_SHARED;
+    q->conn = c;
+    q->state = Q_RUNNING;
+    int f = PQflush(c->pg);
+    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
+        /* It is in flight: the read path (woken by the error) reports the broken connection. */
+        c->broken = 1;
+        if (c->io.fd < 0 || loop_io_modify(w->loop, &c->io, EPOLLIN | EPOLLOUT) < 0)
+            log_warn("pool: cannot watch a database socket");
+    }
+    return 0;
+not_sent:
+    /* Queued messages of a half-sent statement would go out with the next one. */
+    c->broken = 1;
+    return POOL_ERR_NOT_SENT;
+}
+
+/* Can c take one more cheap statement of its worker now? */
+static int pgconn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
+{
+    return p->config.pipeline_depth > 1 && c->state == C_BUSY && !c->exclusive && !c->closed_tail &&
+           !c->broken && c->cancel_state == K_NONE && c->handed == 0 && c->depth > 0 &&
+           c->depth < p->config.pipeline_depth &&
+           pool_elapsed_ms(now_ms, entry_at(c, 0)->sent_ms) < POOL_STALL_MS;
+}
+
+/* Runs q on c, which this worker holds.  On failure q is answered later (not sent: on a fresh
+ * connection when c carries nothing else).  Returns 1 when q runs on c (c still held). */
+static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+{
+    c->worker = w;
+    c->state = C_BUSY;
+    active_add(w, c);
+    int e = pgconn_send(w, c, q);
+    if (!e) return 1;
+    if (c->depth == 0 && c->handed == 0 && e == POOL_ERR_NOT_SENT) {
+        /* Nothing reached the server: a fresh connection may run it.  Keep the slot. */
+        pgconn_destroy(w, c);
+        pgconn_start_connect(w, q);
+        return 0;
+    }
+    defer_error(w, q, e);
+    if (c->depth == 0 && c->handed == 0) pgconn_release(w, c);
+    return 0;
+}
+
+/* Sends the oldest waiters of this worker on c while they are at the head of the FIFO. */
+static void pgconn_top_up(pool_worker_t *w, pool_conn_t *c)
+{
+    pool_t *p = w->pool;
+    /* p->wait_head is read under the lock only: other workers change it (ThreadSanitizer). */
+    if (!pgconn_can_join(p, c, w->loop->now_ms)) return;
+    pool_query_t *taken[POOL_MAX_PIPELINE_DEPTH];
+    unsigned n = 0;
+    pthread_mutex_lock(&p->lock);
+    while (p->wait_head && p->wait_head->worker == w && !is_exclusive(p, p->wait_head) &&
+           c->depth + n < p->config.pipeline_depth && !p->shutting_down) {
+        pool_query_t *q = p->wait_head;
+        fifo_remove_locked(p, q);
+        record_wait_locked(p, pool_elapsed_ms(w->loop->now_ms, q->submit_ms));
+        q->state = Q_HANDED;
+        taken[n++] = q;
+        if (is_last(p, q)) break;
+    }
+    pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < n; i++) {
+        local_remove(w, taken[i]);
+        pgconn_run(w, c, taken[i]);
+    }
+}
+
+/* Returns a connection that carries nothing: to the oldest waiter, to the idle stack, or
+ * (broken) closed. */
+static void pgconn_release(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
     loop_io_stop(w->loop, &c->io);
     active_remove(c);
-    c->query = NULL;
-    c->sent = 0;
-    if (broken || PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
-        conn_destroy(c);
-        pthread_mutex_lock(&p->lock);
-        p->open--;
-        give_slot_locked(p, w);
-        pthread_mutex_unlock(&p->lock);
+    c->exclusive = 0;
+    c->closed_tail = 0;
+    if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
+        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+        pgconn_close_slot(w, c);
         return;
     }
     pthread_mutex_lock(&p->lock);
     if (p->wait_head && !p->shutting_down) {
-        c->state = C_BUSY;
-        handoff_locked(p, p->wait_head, c, 0, w);
+        handoff_conn_locked(p, c, w);
     } else {
         c->state = C_IDLE;
         c->worker = NULL;
@@ -268,205 +535,242 @@ static void conn_release(pool_worker_t *w, pool_conn_t *c, int broken)
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Watches the connection's socket in w's loop for the given events. */
-static int conn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events);
-
-/* Sends the next statement to prepare on a new connection.  Returns 0 when libpq refuses. */
-static int conn_send_prepare(pool_t *p, pool_conn_t *c)
+/* After the last statement on c was answered. */
+static void pgconn_drained(pool_worker_t *w, pool_conn_t *c)
 {
-    const pool_statement_t *st = &p->config.statements[c->prepared];
-    return PQsendPrepare(c->pg, st->name, st->sql, 0, NULL);
+    if (c->cancel_state != K_NONE) return; /* released once PostgreSQL took the cancel */
+    pgconn_release(w, c);
 }
 
-/* Reads what arrived; collects results; finishes the prepare step or the query. */
-static void conn_read(pool_worker_t *w, pool_conn_t *c)
+/* Keeps the first error, or else the last result. */
+static void keep_result(entry_t *e, PGresult *r)
 {
-    if (!PQconsumeInput(c->pg)) goto broken;
-    while (!PQisBusy(c->pg)) {
+    if (e->result) {
+        ExecStatusType s = PQresultStatus(e->result);
+        if (s == PGRES_FATAL_ERROR || s == PGRES_BAD_RESPONSE) {
+            PQclear(r);
+            return;
+        }
+        PQclear(e->result);
+    }
+    e->result = r;
+}
+
+/* The oldest statement on c was answered: take it off, decide c's fate, then call back (the
+ * callback may submit again, possibly onto c).  Returns 0 while c stays with this worker. */
+static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
+{
+    entry_t e = *entry_at(c, 0);
+    c->head = (c->head + 1) % POOL_MAX_PIPELINE_DEPTH;
+    c->depth--;
+    in_flight_add(w->pool, -1);
+    if (e.prepare && (e.prepare_failed || !e.result)) c->prepared &= ~((uint64_t)1 << e.statement);
+    int gone = 0;
+    if (c->depth == 0) {
+        c->exclusive = 0;
+        c->closed_tail = 0;
+        gone = c->cancel_state == K_NONE;
+        pgconn_drained(w, c);
+    } else {
+        pgconn_top_up(w, c);
+    }
+    if (e.q) {
+        ExecStatusType s = e.result ? PQresultStatus(e.result) : PGRES_FATAL_ERROR;
+        int ok = s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK;
+        int error = ok ? POOL_OK : e.result ? POOL_ERR_QUERY : POOL_ERR_CONNECTION;
+        const char *msg = ok ? "" : e.result ? PQresultErrorMessage(e.result) : "no result";
+        deliver(e.q, e.result, error, msg);
+    }
+    if (e.result) PQclear(e.result);
+    return gone;
+}
+
+/* Reads what arrived and answers every statement whose results are complete. */
+static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
+{
+    int pipeline = w->pool->config.pipeline_depth > 0;
+    if (!PQconsumeInput(c->pg)) {
+        pgconn_broken(w, c);
+        return;
+    }
+    int nulls = 0;
+    while (c->depth > 0 && !PQisBusy(c->pg)) {
+        entry_t *e = entry_at(c, 0);
         PGresult *r = PQgetResult(c->pg);
-        if (!r) break;
-        if (c->result) {
-            /* Keep the first error, or else the last result. */
-            ExecStatusType s = PQresultStatus(c->result);
-            if (s == PGRES_FATAL_ERROR || s == PGRES_BAD_RESPONSE) {
-                PQclear(r);
+        if (!pipeline) {
+            if (r) {
+                keep_result(e, r);
                 continue;
             }
-            PQclear(c->result);
+            if (e->step == 0) {
+                /* The Prepare is answered: run the statement unless it failed or nobody
+                 * waits for it any more. */
+                ExecStatusType s = e->result ? PQresultStatus(e->result) : PGRES_FATAL_ERROR;
+                if (s == PGRES_COMMAND_OK && e->q) {
+                    PQclear(e->result);
+                    e->result = NULL;
+                    e->step = 1;
+                    const pool_statement_t *st = &w->pool->config.statements[e->statement];
+                    if (!PQsendQueryPrepared(c->pg, st->name, e->q->param_count, e->q->params, NULL,
+                                             NULL, e->q->binary_results ? 1 : 0)) {
+                        /* Not sent: the connection closes (it was the only statement). */
+                        pool_query_t *q = e->q;
+                        e->q = NULL;
+                        e->prepare = 0;
+                        c->broken = 1;
+                        pgconn_finish_head(w, c);
+                        deliver(q, NULL, POOL_ERR_NOT_SENT, pool_strerror(POOL_ERR_NOT_SENT));
+                        return;
+                    }
+                    int f = PQflush(c->pg);
+                    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
+                        pgconn_broken(w, c);
+                        return;
+                    }
+                    continue;
+                }
+                if (s != PGRES_COMMAND_OK) e->prepare_failed = 1;
+                if (s == PGRES_COMMAND_OK) {
+                    PQclear(e->result); /* cancelled: the Prepare alone is no answer */
+                    e->result = NULL;
+                    e->prepare_failed = 0;
+                    e->prepare = 0;
+                }
+            }
+            if (pgconn_finish_head(w, c)) return;
+            continue;
         }
-        c->result = r;
-    }
-    if (PQisBusy(c->pg)) {
-        if (PQstatus(c->pg) == CONNECTION_BAD) goto broken;
-        return; /* more to come */
-    }
-    /* All results are in. */
-    PGresult *res = c->result;
-    c->result = NULL;
-    ExecStatusType status = res ? PQresultStatus(res) : PGRES_FATAL_ERROR;
-    int ok = status == PGRES_TUPLES_OK || status == PGRES_COMMAND_OK;
-    if (c->state == C_PREPARING) {
-        if (!ok) {
-            char why[200];
-            snprintf(why, sizeof why, "preparing statements failed: %.*s",
-                     res ? (int)strcspn(PQresultErrorMessage(res), "\n") : 0,
-                     res ? PQresultErrorMessage(res) : "");
-            if (res) PQclear(res);
-            conn_connect_failed(w, c, why);
-            return;
+        if (!r) {
+            e->commands_done++;
+            if (++nulls > 2) break; /* defensive: libpq said not busy but has nothing */
+            continue;
         }
-        PQclear(res);
-        if (++c->prepared < w->pool->config.statement_count) {
-            /* Protocol-level prepares, one at a time: they also work behind PgBouncer's
-             * transaction pooling, where SQL PREPARE would not. */
-            int f = conn_send_prepare(w->pool, c) ? PQflush(c->pg) : -1;
-            if (f < 0 || conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0)
-                conn_connect_failed(w, c, "cannot send statements");
-            return;
+        nulls = 0;
+        ExecStatusType s = PQresultStatus(r);
+        if (s == PGRES_PIPELINE_SYNC) {
+            PQclear(r);
+            if (pgconn_finish_head(w, c)) return;
+            continue;
         }
-        pthread_mutex_lock(&w->pool->lock);
-        w->pool->failing = 0;
-        w->pool->connections_opened++;
-        pthread_mutex_unlock(&w->pool->lock);
-        pool_query_t *q = c->query;
-        if (q) {
-            conn_start_query(w, c, q);
-        } else {
-            conn_release(w, c, 0); /* the query was cancelled while connecting */
+        if (e->prepare && e->commands_done == 0) {
+            /* The Prepare's own result. */
+            if (s != PGRES_COMMAND_OK) {
+                e->prepare_failed = 1;
+                keep_result(e, r);
+            } else {
+                PQclear(r);
+            }
+            continue;
         }
-        return;
+        keep_result(e, r);
     }
-    pool_query_t *q = c->query;
-    int bad = PQstatus(c->pg) != CONNECTION_OK;
-    conn_release(w, c, bad);
-    if (q) {
-        int error = ok ? POOL_OK : bad ? POOL_ERR_CONNECTION : POOL_ERR_QUERY;
-        const char *msg = ok ? "" : res ? PQresultErrorMessage(res) : "connection lost";
-        deliver(q, res, error, msg);
+    if (PQstatus(c->pg) == CONNECTION_BAD) {
+        if (c->depth)
+            pgconn_broken(w, c);
+        else if (c->state == C_BUSY && c->cancel_state == K_NONE && c->handed == 0)
+            pgconn_release(w, c);
     }
-    if (res) PQclear(res);
-    return;
-
-broken:;
-    char message[256];
-    snprintf(message, sizeof message, "database connection lost: %.*s",
-             (int)strcspn(PQerrorMessage(c->pg), "\n"), PQerrorMessage(c->pg));
-    if (c->state == C_PREPARING) {
-        conn_connect_failed(w, c, "connection lost while preparing statements");
-        return;
-    }
-    q = c->query;
-    conn_release(w, c, 1);
-    if (q) deliver(q, NULL, POOL_ERR_CONNECTION, message);
 }
 
-static void conn_on_io(loop_io_t *io, uint32_t events)
+static void pgconn_connected(pool_worker_t *w, pool_conn_t *c)
+{
+    pool_t *p = w->pool;
+    PQsetnonblocking(c->pg, 1);
+    if (p->config.pipeline_depth > 0 && !PQenterPipelineMode(c->pg)) {
+        pgconn_connect_failed(w, c, "cannot enter pipeline mode");
+        return;
+    }
+    pthread_mutex_lock(&p->lock);
+    p->failing = 0;
+    p->connections_opened++;
+    pthread_mutex_unlock(&p->lock);
+    pool_query_t *q = c->connect_for;
+    c->connect_for = NULL;
+    if (pgconn_watch(w, c, EPOLLIN) < 0) {
+        pgconn_connect_failed(w, c, "cannot watch socket");
+        return;
+    }
+    c->state = C_BUSY;
+    if (q) {
+        if (pgconn_run(w, c, q)) pgconn_top_up(w, c);
+    } else {
+        pgconn_release(w, c); /* the query was cancelled while connecting */
+    }
+}
+
+static void pgconn_on_io(loop_io_t *io, uint32_t events)
 {
     pool_conn_t *c = io->user;
     pool_worker_t *w = c->worker;
     if (c->state == C_CONNECTING) {
         PostgresPollingStatusType st = PQconnectPoll(c->pg);
         if (st == PGRES_POLLING_FAILED) {
-            conn_connect_failed(w, c, "connect failed");
+            pgconn_connect_failed(w, c, "connect failed");
             return;
         }
         if (st == PGRES_POLLING_OK) {
-            PQsetnonblocking(c->pg, 1);
-            c->prepared = 0;
-            if (!conn_send_prepare(w->pool, c)) {
-                conn_connect_failed(w, c, "cannot send statements");
-                return;
-            }
-            c->state = C_PREPARING;
-            int f = PQflush(c->pg);
-            if (f < 0 || conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0)
-                conn_connect_failed(w, c, "cannot send statements");
+            pgconn_connected(w, c);
             return;
         }
         /* The socket may change between attempts (several addresses), so watch afresh. */
         loop_io_stop(w->loop, &c->io);
-        if (conn_watch(w, c, st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT) < 0)
-            conn_connect_failed(w, c, "cannot watch socket");
+        if (pgconn_watch(w, c, st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT) < 0)
+            pgconn_connect_failed(w, c, "cannot watch socket");
         return;
     }
     if (events & EPOLLOUT) {
         int f = PQflush(c->pg);
         if (f < 0) {
-            conn_read(w, c); /* reports the broken connection */
+            pgconn_read(w, c); /* reports the broken connection */
             return;
         }
         if (f == 0) loop_io_modify(w->loop, &c->io, EPOLLIN);
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) conn_read(w, c);
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) pgconn_read(w, c);
 }
 
-static int conn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events)
+static int pgconn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events)
 {
     int fd = PQsocket(c->pg);
     if (fd < 0) return -1;
     if (c->io.fd >= 0) return loop_io_modify(w->loop, &c->io, events);
-    return loop_io_start(w->loop, &c->io, fd, events, conn_on_io, c);
+    return loop_io_start(w->loop, &c->io, fd, events, pgconn_on_io, c);
+}
+
+static pool_conn_t *pgconn_new(pool_t *p)
+{
+    pool_conn_t *c = xcalloc(1, sizeof *c);
+    c->pool = p;
+    c->io.fd = -1;
+    c->cancel_io.fd = -1;
+    return c;
 }
 
 /* Opens a new connection for q in w; the slot (p->open) is already counted. */
-static void conn_start_connect(pool_worker_t *w, pool_query_t *q)
+static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q)
 {
     pool_t *p = w->pool;
-    pool_conn_t *c = calloc(1, sizeof *c);
-    if (!c) {
-        pthread_mutex_lock(&p->lock);
-        p->open--;
-        pthread_mutex_unlock(&p->lock);
-        defer_error(w, q, POOL_ERR_UNAVAILABLE);
-        return;
-    }
-    c->pool = p;
-    c->io.fd = -1;
+    pool_conn_t *c = pgconn_new(p);
     c->worker = w;
     c->state = C_CONNECTING;
-    c->query = q;
+    c->connect_for = q;
     c->deadline_ms = w->loop->now_ms + p->config.connect_timeout_ms;
     q->state = Q_CONNECTING;
     q->conn = c;
     c->pg = PQconnectStartParams(p->keywords, p->values, 0);
     active_add(w, c);
-    if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || conn_watch(w, c, EPOLLOUT) < 0) {
-        c->query = NULL;
-        conn_connect_failed(w, c, "connect failed");
+    if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || pgconn_watch(w, c, EPOLLOUT) < 0) {
+        c->connect_for = NULL;
+        pgconn_connect_failed(w, c, "connect failed");
         q->state = Q_NEW;
         defer_error(w, q, POOL_ERR_UNAVAILABLE);
     }
 }
 
-/* Sends q's statement on c (taken for q).  Never calls back synchronously. */
-static void conn_start_query(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
-{
-    pool_t *p = w->pool;
-    c->worker = w;
-    c->state = C_BUSY;
-    c->query = q;
-    c->sent = 0;
-    active_add(w, c);
-    q->conn = c;
-    q->state = Q_RUNNING;
-    const pool_statement_t *st = &p->config.statements[q->statement];
-    if (!PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params, NULL, NULL, 0)) goto stale;
-    c->sent = 1;
-    int f = PQflush(c->pg);
-    if (f < 0 || conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) goto stale;
-    return;
-stale:
-    /* Nothing reached the server, or it cannot have been executed: a fresh connection
-     * may run it.  Keep the slot and reconnect. */
-    loop_io_stop(w->loop, &c->io);
-    conn_destroy(c);
-    conn_start_connect(w, q);
-}
-
 /* A connection idle for a while may have been closed by the server (restart, idle kill). */
-static int conn_is_stale(pool_conn_t *c, uint64_t now_ms)
+static int pgconn_is_stale(pool_conn_t *c, uint64_t now_ms)
 {
-    if (now_ms - c->idle_since_ms < POOL_STALE_CHECK_MS) return 0;
+    if (pool_elapsed_ms(now_ms, c->idle_since_ms) < POOL_STALE_CHECK_MS) return 0;
     if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) return 1;
     /* A message on an idle connection is an error notice before a close. */
     char byte;
@@ -474,23 +778,110 @@ static int conn_is_stale(pool_conn_t *c, uint64_t now_ms)
     return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || PQisBusy(c->pg);
 }
 
+/* ---- cancel requests -------------------------------------------------------------------- */
+
+/* The start of libpq's PGcancel (struct pg_cancel in libpq-int.h, the same from PostgreSQL 12
+ * to 17): the server address and the backend's key.  libpq 15 offers only PQcancel, which
+ * blocks, so the request is written here on a non-blocking socket; the layout is trusted only
+ * when the pid in it is the connection's own. */
+struct libpq_cancel_head {
+    struct {
+        struct sockaddr_storage addr;
+        socklen_t addr_len;
+    } raddr; /* libpq's SockAddr, padded as a struct of its own */
+    int be_pid;
+    int be_key;
+};
+
+static void cancel_done(pool_worker_t *w, pool_conn_t *c)
+{
+    cancel_close(w, c);
+    if (c->state == C_BUSY && c->depth == 0 && c->handed == 0) pgconn_release(w, c);
+}
+
+static void cancel_on_io(loop_io_t *io, uint32_t events)
+{
+    pool_conn_t *c = io->user;
+    pool_worker_t *w = c->worker;
+    if (c->cancel_state == K_CONNECTING) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
+            cancel_done(w, c);
+            return;
+        }
+        PGcancel *pc = PQgetCancel(c->pg);
+        struct libpq_cancel_head h;
+        if (!pc) {
+            cancel_done(w, c);
+            return;
+        }
+        memcpy(&h, pc, sizeof h);
+        PQfreeCancel(pc);
+        unsigned char packet[16];
+        pool_cancel_packet(packet, (uint32_t)h.be_pid, (uint32_t)h.be_key);
+        if (send(io->fd, packet, sizeof packet, MSG_NOSIGNAL) != (ssize_t)sizeof packet) {
+            cancel_done(w, c);
+            return;
+        }
+        c->cancel_state = K_SENT;
+        loop_io_modify(w->loop, io, EPOLLIN);
+        return;
+    }
+    /* PostgreSQL closes the request's connection once the backend has been signalled. */
+    char byte[64];
+    ssize_t n = recv(io->fd, byte, sizeof byte, 0);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;
+    cancel_done(w, c);
+}
+
+/* Asks PostgreSQL to cancel what c's backend runs.  Returns 0 when the request is on its way. */
+static int cancel_start(pool_worker_t *w, pool_conn_t *c)
+{
+    int version = PQlibVersion();
+    if (version < 120000 || version >= 180000) return -1;
+    PGcancel *pc = PQgetCancel(c->pg);
+    if (!pc) return -1;
+    struct libpq_cancel_head h;
+    memcpy(&h, pc, sizeof h);
+    PQfreeCancel(pc);
+    if (h.be_pid == 0 || h.be_pid != PQbackendPID(c->pg) || h.raddr.addr_len == 0 ||
+        h.raddr.addr_len > sizeof h.raddr.addr)
+        return -1;
+    int fd = socket(h.raddr.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) return -1;
+    if (connect(fd, (const struct sockaddr *)&h.raddr.addr, h.raddr.addr_len) < 0 &&
+        errno != EINPROGRESS) {
+        close(fd);
+        return -1;
+    }
+    if (loop_io_start(w->loop, &c->cancel_io, fd, EPOLLOUT, cancel_on_io, c) < 0) {
+        close(fd);
+        return -1;
+    }
+    c->cancel_state = K_CONNECTING;
+    c->cancel_deadline_ms = w->loop->now_ms + w->pool->config.connect_timeout_ms;
+    __atomic_add_fetch(&w->pool->cancels, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
 /* ---- public API ----------------------------------------------------------------------- */
 
 pool_t *pool_new(const pool_config_t *config, char *err, size_t err_len)
 {
     if (config->max_connections < 1) {
-        snprintf(err, err_len, "pool max_connections must be at least 1");
+        error_set(err, err_len, "pool max_connections must be at least 1");
         return NULL;
     }
-    if (config->statement_count == 0) {
-        snprintf(err, err_len, "pool needs at least one statement");
+    if (config->statement_count == 0 || config->statement_count > POOL_MAX_STATEMENTS) {
+        error_set(err, err_len, "pool needs 1 to %d statements", POOL_MAX_STATEMENTS);
         return NULL;
     }
-    pool_t *p = calloc(1, sizeof *p);
-    if (!p) {
-        snprintf(err, err_len, "out of memory");
+    if (config->pipeline_depth > POOL_MAX_PIPELINE_DEPTH) {
+        error_set(err, err_len, "pipeline depth must be at most %d", POOL_MAX_PIPELINE_DEPTH);
         return NULL;
     }
+    pool_t *p = xcalloc(1, sizeof *p);
     pthread_mutex_init(&p->lock, NULL);
     p->config = *config;
     const char *src[6] = {config->host, config->port,     config->dbname,
@@ -529,7 +920,7 @@ void pool_free(pool_t *p)
     while (p->idle) {
         pool_conn_t *c = p->idle;
         p->idle = c->next;
-        conn_destroy(c);
+        pgconn_destroy(NULL, c);
     }
     for (int i = 0; i < 6; i++)
         free(p->strings[i]);
@@ -546,8 +937,7 @@ static void worker_on_event(loop_io_t *io, uint32_t events)
 
 pool_worker_t *pool_worker_new(pool_t *p, loop_t *loop)
 {
-    pool_worker_t *w = calloc(1, sizeof *w);
-    if (!w) return NULL;
+    pool_worker_t *w = xcalloc(1, sizeof *w);
     w->pool = p;
     w->loop = loop;
     w->event_io.fd = -1;
@@ -564,15 +954,22 @@ pool_worker_t *pool_worker_new(pool_t *p, loop_t *loop)
 void pool_worker_free(pool_worker_t *w)
 {
     if (!w) return;
-    /* Connections still in use (the shutdown deadline passed) are closed. */
+    /* Connections still in use (the shutdown deadline passed) are closed; what their backends
+     * still run is cancelled first (blocking is fine on the way out). */
     while (w->active) {
         pool_conn_t *c = w->active;
-        loop_io_stop(w->loop, &c->io);
-        conn_destroy(c);
+        if (c->state == C_BUSY && c->depth > 0) {
+            PGcancel *pc = PQgetCancel(c->pg);
+            char err[128];
+            if (pc) PQcancel(pc, err, sizeof err);
+            PQfreeCancel(pc);
+        }
+        pgconn_destroy(w, c);
         pthread_mutex_lock(&w->pool->lock);
         w->pool->open--;
         pthread_mutex_unlock(&w->pool->lock);
     }
+    worker_free_dead(w);
     loop_io_stop(w->loop, &w->event_io);
     close(w->event_fd);
     free(w);
@@ -592,14 +989,30 @@ static void worker_drain_inbox(pool_worker_t *w)
         if (q->handed_error) {
             int e = q->handed_error;
             q->handed_error = 0;
-            deliver(q, NULL, e,
-                    e == POOL_ERR_SHUTDOWN ? "server shutting down" : "database unavailable");
+            deliver(q, NULL, e, pool_strerror(e));
         } else if (q->conn) {
-            conn_start_query(w, q->conn, q);
+            pool_conn_t *c = q->conn;
+            c->handed--;
+            pgconn_run(w, c, q);
         } else {
-            conn_start_connect(w, q);
+            pgconn_start_connect(w, q);
         }
         q = next;
+    }
+}
+
+/* After pool_shutdown: this worker's running queries are answered POOL_ERR_SHUTDOWN now. */
+static void worker_fail_running(pool_worker_t *w)
+{
+    for (pool_conn_t *c = w->active; c; c = c->active_next) {
+        pool_query_t *q = c->connect_for;
+        c->connect_for = NULL;
+        if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
+        for (unsigned i = 0; i < c->depth; i++) {
+            q = entry_at(c, i)->q;
+            entry_at(c, i)->q = NULL;
+            if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
+        }
     }
 }
 
@@ -607,9 +1020,11 @@ int pool_worker_tick(pool_worker_t *w)
 {
     pool_t *p = w->pool;
     uint64_t now = w->loop->now_ms;
+    worker_free_dead(w);
     worker_drain_inbox(w);
     /* Acquire timeouts: the local list is in submit order, so stop at the first young one. */
-    while (w->local_head && now - w->local_head->submit_ms >= p->config.acquire_timeout_ms) {
+    while (w->local_head &&
+           pool_elapsed_ms(now, w->local_head->submit_ms) >= p->config.acquire_timeout_ms) {
         pool_query_t *q = w->local_head;
         pthread_mutex_lock(&p->lock);
         int waiting = q->state == Q_WAITING;
@@ -621,20 +1036,29 @@ int pool_worker_tick(pool_worker_t *w)
         local_remove(w, q);
         if (waiting) deliver(q, NULL, POOL_ERR_TIMEOUT, "timed out waiting for a connection");
     }
-    /* Connect deadlines. */
+    /* Connect and cancel deadlines. */
     for (pool_conn_t *c = w->active, *next; c; c = next) {
         next = c->active_next;
-        if ((c->state == C_CONNECTING || c->state == C_PREPARING) && now >= c->deadline_ms)
-            conn_connect_failed(w, c, "connect timed out");
+        if (c->state == C_CONNECTING && now >= c->deadline_ms) {
+            pgconn_connect_failed(w, c, "connect timed out");
+            continue;
+        }
+        if (c->cancel_state != K_NONE && now >= c->cancel_deadline_ms) cancel_done(w, c);
     }
-    /* Idle connections past their time, checked about once a second. */
+    pthread_mutex_lock(&p->lock);
+    int shutting_down = p->shutting_down;
+    pthread_mutex_unlock(&p->lock);
+    if (shutting_down) worker_fail_running(w);
+    /* Idle connections past their time, checked about once a second.  The idle stack holds
+     * connections returned by every worker, each stamped by its own loop's clock, so an age
+     * is never computed as negative (that would wrap and close a fresh connection). */
     if (now >= w->next_reap_ms) {
         w->next_reap_ms = now + 1000;
         pool_conn_t *expired = NULL;
         pthread_mutex_lock(&p->lock);
         for (pool_conn_t **pp = &p->idle; *pp;) {
             pool_conn_t *c = *pp;
-            if (now - c->idle_since_ms >= p->config.idle_timeout_ms) {
+            if (pool_elapsed_ms(now, c->idle_since_ms) >= p->config.idle_timeout_ms) {
                 *pp = c->next;
                 c->next = expired;
                 expired = c;
@@ -648,7 +1072,7 @@ int pool_worker_tick(pool_worker_t *w)
         while (expired) {
             pool_conn_t *c = expired;
             expired = c->next;
-            conn_destroy(c);
+            pgconn_destroy(NULL, c);
         }
     }
     int due = 100;
@@ -659,14 +1083,25 @@ int pool_worker_tick(pool_worker_t *w)
     return due;
 }
 
+/* The connection of w's that q can join in its pipeline (the least loaded), or NULL. */
+static pool_conn_t *worker_pick_pipeline(pool_worker_t *w, pool_query_t *q)
+{
+    pool_t *p = w->pool;
+    if (p->config.pipeline_depth < 2 || is_exclusive(p, q)) return NULL;
+    pool_conn_t *best = NULL;
+    for (pool_conn_t *c = w->active; c; c = c->active_next)
+        if (pgconn_can_join(p, c, w->loop->now_ms) && (!best || c->depth < best->depth)) best = c;
+    return best;
+}
+
 int pool_submit(pool_worker_t *w, pool_query_t *q)
 {
     pool_t *p = w->pool;
     uint64_t now = w->loop->now_ms;
     q->worker = w;
     q->submit_ms = now;
-    q->retried = 0;
     q->conn = NULL;
+    q->state = Q_NEW;
     q->handed_error = 0;
     q->prev = q->next = q->local_prev = q->local_next = q->inbox_next = NULL;
     pthread_mutex_lock(&p->lock);
@@ -681,24 +1116,35 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
         c->state = C_BUSY;
         record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
-        if (!conn_is_stale(c, now)) {
-            conn_start_query(w, c, q);
+        if (!pgconn_is_stale(c, now)) {
+            pgconn_run(w, c, q);
             return 0;
         }
-        conn_destroy(c); /* the slot stays counted: reconnect with it */
-        conn_start_connect(w, q);
+        pgconn_destroy(NULL, c); /* the slot stays counted: reconnect with it */
+        pgconn_start_connect(w, q);
         return 0;
     }
-    if (p->open < p->config.max_connections) {
-        if (p->failing && now - p->last_failure_ms < p->config.retry_backoff_ms) {
-            pthread_mutex_unlock(&p->lock);
-            return POOL_ERR_UNAVAILABLE;
-        }
+    int may_open = p->open < p->config.max_connections;
+    int backing_off = p->failing && now - p->last_failure_ms < p->config.retry_backoff_ms;
+    if (may_open && !backing_off) {
         p->open++;
         record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
-        conn_start_connect(w, q);
+        pgconn_start_connect(w, q);
         return 0;
+    }
+    /* Behind the statements in flight on a connection this worker uses, unless others wait
+     * already (they come first). */
+    pool_conn_t *c = p->wait_head ? NULL : worker_pick_pipeline(w, q);
+    if (c) {
+        record_wait_locked(p, 0);
+        pthread_mutex_unlock(&p->lock);
+        pgconn_run(w, c, q);
+        return 0;
+    }
+    if (may_open) { /* backing off after a failed connect */
+        pthread_mutex_unlock(&p->lock);
+        return POOL_ERR_UNAVAILABLE;
     }
     q->state = Q_WAITING;
     q->prev = p->wait_tail;
@@ -723,40 +1169,44 @@ void pool_cancel(pool_query_t *q)
     pool_worker_t *w = q->worker;
     if (!w) return;
     pool_t *p = w->pool;
-    switch (q->state) {
-    case Q_WAITING:
-    case Q_HANDED: {
-        pthread_mutex_lock(&p->lock);
-        if (q->state == Q_WAITING) {
-            fifo_remove_locked(p, q);
-        } else {
-            /* Take it out of the inbox and give back what it was handed. */
-            pool_query_t **pp = &w->inbox_head, *prev = NULL;
-            while (*pp && *pp != q) {
-                prev = *pp;
-                pp = &(*pp)->inbox_next;
-            }
-            if (*pp) {
-                *pp = q->inbox_next;
-                if (w->inbox_tail == q) w->inbox_tail = prev;
-            }
-            if (!q->handed_error && !q->conn) {
-                p->open--;
-                give_slot_locked(p, w);
-            }
+    pool_conn_t *give_back = NULL;
+    pthread_mutex_lock(&p->lock);
+    int state = q->state;
+    if (state == Q_WAITING) {
+        fifo_remove_locked(p, q);
+    } else if (state == Q_HANDED) {
+        /* Take it out of the inbox and give back what it was handed. */
+        pool_query_t **pp = &w->inbox_head, *prev = NULL;
+        while (*pp && *pp != q) {
+            prev = *pp;
+            pp = &(*pp)->inbox_next;
         }
-        pool_conn_t *c = q->state == Q_HANDED && !q->handed_error ? q->conn : NULL;
-        pthread_mutex_unlock(&p->lock);
-        local_remove(w, q);
-        if (c) conn_release(w, c, 0);
-        break;
+        if (*pp) {
+            *pp = q->inbox_next;
+            if (w->inbox_tail == q) w->inbox_tail = prev;
+        }
+        if (!q->handed_error && !q->conn) {
+            p->open--;
+            give_slot_locked(p, w);
+        }
+        if (!q->handed_error && q->conn && --q->conn->handed == 0 && q->conn->depth == 0)
+            give_back = q->conn;
     }
-    case Q_CONNECTING:
-    case Q_RUNNING:
-        if (q->conn) q->conn->query = NULL; /* it finishes and returns itself to the pool */
-        break;
-    default:
-        break;
+    pthread_mutex_unlock(&p->lock);
+    if (state == Q_WAITING || state == Q_HANDED) local_remove(w, q);
+    if (give_back) {
+        give_back->worker = w;
+        pgconn_release(w, give_back);
+    }
+    pool_conn_t *c = q->conn;
+    if (state == Q_CONNECTING && c) c->connect_for = NULL; /* it goes to the pool once open */
+    if (state == Q_RUNNING && c) {
+        for (unsigned i = 0; i < c->depth; i++)
+            if (entry_at(c, i)->q == q) entry_at(c, i)->q = NULL;
+        /* Alone on its connection, the statement is the backend's only work: cancel it there.
+         * Behind or before others, a cancel could hit another request's statement. */
+        if (c->depth == 1 && c->cancel_state == K_NONE && !c->broken && cancel_start(w, c) < 0)
+            log_warn("cannot send a cancel request; the abandoned statement runs to its end");
     }
     q->state = Q_DONE;
     q->conn = NULL;
@@ -778,6 +1228,10 @@ void pool_get_stats(pool_t *p, pool_stats_t *out)
     out->wait_count = p->wait_count;
     out->wait_sum_ms = p->wait_sum_ms;
     pthread_mutex_unlock(&p->lock);
+    out->pipeline_depth = p->config.pipeline_depth;
+    out->in_flight = __atomic_load_n(&p->in_flight, __ATOMIC_RELAXED);
+    out->pipelined = __atomic_load_n(&p->pipelined, __ATOMIC_RELAXED);
+    out->cancels = __atomic_load_n(&p->cancels, __ATOMIC_RELAXED);
 }
 
 const char *pool_result_sqlstate(const PGresult *res)

@@ -4,15 +4,35 @@
  * Each worker thread owns a loop and a pool_worker.  A query submitted in a worker runs on that
  * worker's loop: a free connection is taken (or a new one connected, without blocking), the
  * prepared statement is sent, and the callback runs in the same thread with the result.
- * When every connection is busy, queries wait in one FIFO across all workers; a connection that
- * comes free goes to the oldest waiter, whichever thread it belongs to.  A waiter that waits
- * longer than the acquire timeout gets POOL_ERR_TIMEOUT.  Broken connections are dropped and
- * replaced; while the database refuses connections, queries fail fast (POOL_ERR_UNAVAILABLE)
- * and the pool tries again after a short back-off, so it recovers by itself. */
+ *
+ * Statements are prepared lazily: the first time a connection runs a statement, its Prepare
+ * goes out with it.  Opening a connection only connects, so a lock on one table delays the
+ * statements that read it, never the pool ("database unavailable" means the database cannot
+ * be reached or refuses the connection).
+ *
+ * With pipelining on (pipeline_depth >= 1), connections run in libpq's pipeline mode: a cheap
+ * statement of one worker may be sent behind others already in flight on a connection that
+ * worker uses, each with its own sync point, so a failing statement fails only its own query.
+ * A POOL_ALONE statement (a long one) only ever runs alone on its connection, and no
+ * statement joins a connection whose oldest statement has been running for a while, nor one
+ * whose newest statement is POOL_LAST (a write, which may wait on a lock).
+ *
+ * When no connection can take a query, queries wait in one FIFO across all workers; a
+ * connection that comes free goes to the oldest waiter, whichever thread it belongs to (with
+ * up to pipeline_depth - 1 further cheap waiters of that thread).  A waiter that waits longer
+ * than the acquire timeout gets POOL_ERR_TIMEOUT.  Broken connections are dropped and replaced;
+ * while the database refuses connections, queries fail fast (POOL_ERR_UNAVAILABLE) and the pool
+ * tries again after a short back-off, so it recovers by itself.
+ *
+ * A statement that has been sent is never sent again: when its connection breaks, the query
+ * fails with POOL_ERR_CONNECTION (it may have run: for a write, the outcome is unknown).  A
+ * query whose statement had not left the process when the connection was found broken is
+ * sent on a fresh connection, or fails with POOL_ERR_NOT_SENT (it did not run). */
 #ifndef CATALOG_POOL_H
 #define CATALOG_POOL_H
 
 #include <libpq-fe.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "loop.h"
@@ -25,17 +45,32 @@ typedef struct pool_conn pool_conn_t;
 enum pool_error {
     POOL_OK = 0,
     POOL_ERR_TIMEOUT = 1,     /* no connection came free within the acquire timeout */
-    POOL_ERR_UNAVAILABLE = 2, /* the database refuses connections (or the back-off is on) */
+    POOL_ERR_UNAVAILABLE = 2, /* the database cannot be reached (or the back-off is on) */
     POOL_ERR_QUERY = 3,       /* the statement failed; the PGresult carries the error */
-    POOL_ERR_CONNECTION = 4,  /* the connection broke while the statement ran */
+    POOL_ERR_CONNECTION = 4,  /* the connection broke after the statement was sent: it may
+                               * have run (outcome unknown) */
     POOL_ERR_SHUTDOWN = 5,    /* the pool is closing */
+    POOL_ERR_NOT_SENT = 6,    /* the connection broke before the statement was sent: it did
+                               * not run; trying again is safe */
 };
 
-/* A statement prepared on every connection as it is opened. */
+/* How a statement shares a connection in pipeline mode. */
+enum pool_sharing {
+    POOL_SHARED = 0, /* cheap: runs before and behind others */
+    POOL_LAST = 1,   /* cheap but may wait on a lock (a write): may join behind others, nothing
+                      * is queued behind it */
+    POOL_ALONE = 2,  /* long-running: never shares its connection */
+};
+
+/* A statement, prepared on a connection the first time that connection runs it. */
 typedef struct pool_statement {
     const char *name; /* prepared statement name */
     const char *sql;  /* the SQL, with $1.. parameters */
+    int sharing;      /* enum pool_sharing */
 } pool_statement_t;
+
+#define POOL_MAX_STATEMENTS 64
+#define POOL_MAX_PIPELINE_DEPTH 64
 
 typedef struct pool_config {
     const char *host, *port, *dbname, *user, *password; /* libpq connection keywords */
@@ -46,13 +81,15 @@ typedef struct pool_config {
     unsigned connect_timeout_ms;   /* a connection attempt that takes longer fails */
     unsigned retry_backoff_ms;     /* after a failed connect, fail fast for this long */
     unsigned statement_timeout_ms; /* PostgreSQL cancels a statement running longer (0: never) */
-    const pool_statement_t *statements; /* prepared on each new connection */
+    unsigned pipeline_depth;       /* 0: no pipeline mode; N: at most N statements in flight on one
+                                    * connection (<= POOL_MAX_PIPELINE_DEPTH) */
+    const pool_statement_t *statements; /* <= POOL_MAX_STATEMENTS */
     unsigned statement_count;
 } pool_config_t;
 
 /* Called once per submitted query, in the submitting worker's thread, unless the query was
  * cancelled.  res is valid only during the call (the pool clears it afterwards); it is NULL
- * for TIMEOUT, UNAVAILABLE, CONNECTION and SHUTDOWN.  message is a short reason for the log. */
+ * for every error but POOL_ERR_QUERY.  message is a short reason for the log. */
 typedef void (*pool_result_fn)(pool_query_t *query, PGresult *res, int error, const char *message);
 
 /* A query.  The caller allocates it (usually inside its request), fills the public fields, and
@@ -62,15 +99,14 @@ struct pool_query {
     unsigned statement;    /* index into pool_config.statements */
     int param_count;       /* <= 4 */
     const char *params[4]; /* text parameters, NUL-terminated */
-    int idempotent;        /* may be retried on a fresh connection if the old one broke */
+    int binary_results;    /* 1: every result column in binary format, 0: text */
     pool_result_fn fn;     /* result callback */
     void *user;            /* the caller's pointer */
     /* private to the pool */
     pool_worker_t *worker;     /* the submitting worker */
-    pool_conn_t *conn;         /* the connection running it, when running */
+    pool_conn_t *conn;         /* the connection handed over, connecting or running it */
     int state;                 /* where the query is (waiting, handed over, running...) */
     int handed_error;          /* error handed over with the query from another thread */
-    int retried;               /* already retried once on a fresh connection */
     uint64_t submit_ms;        /* when it was submitted (monotonic) */
     pool_query_t *prev, *next; /* in the pool's FIFO of waiters */
     pool_query_t *local_prev, *local_next; /* in the worker's list of its own waiters */
@@ -80,6 +116,10 @@ struct pool_query {
 /* A snapshot of the pool for metrics. */
 typedef struct pool_stats {
     unsigned max_connections, open, idle, busy, waiting;
+    unsigned pipeline_depth; /* the configured most statements in flight per connection */
+    unsigned in_flight;      /* statements sent and not yet answered, all connections */
+    uint64_t pipelined;      /* statements sent behind another on the same connection */
+    uint64_t cancels;        /* cancel requests sent for queries whose client left */
     uint64_t acquire_timeouts, connect_errors, connections_opened;
     uint64_t wait_bucket[9]; /* cumulative counts for POOL_WAIT_BUCKETS_MS, then +Inf */
     uint64_t wait_count;
@@ -89,31 +129,48 @@ typedef struct pool_stats {
 extern const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS];
 
 /* Creates a pool; no connection is opened until the first query.  Returns NULL with a
- * message in err on bad configuration.  The strings in config are copied. */
+ * message in err on bad configuration.  The strings in config are copied; the statements
+ * array must outlive the pool. */
 pool_t *pool_new(const pool_config_t *config, char *err, size_t err_len);
-/* Closes every connection and frees the pool.  Workers must be detached first.  Accepts NULL. */
+/* Closes every connection and frees the pool.  Workers must be freed first.  Accepts NULL. */
 void pool_free(pool_t *pool);
-/* Refuses new queries from now on (POOL_ERR_SHUTDOWN) and fails the waiting ones. */
+/* Refuses new queries from now on (POOL_ERR_SHUTDOWN) and fails the waiting ones; each
+ * worker's next pool_worker_tick fails its running queries with POOL_ERR_SHUTDOWN too (their
+ * statements are cancelled when the worker is freed).  Callable from any thread, repeatedly. */
 void pool_shutdown(pool_t *pool);
 
 /* Attaches a worker running on loop (used only from that loop's thread).  Returns NULL on
  * failure (out of descriptors).  Free it with pool_worker_free after its queries finished. */
 pool_worker_t *pool_worker_new(pool_t *pool, loop_t *loop);
+/* Closes the connections the worker still uses, cancelling their statements on the server
+ * (this may block for up to the connect timeout per statement: call it on the way out). */
 void pool_worker_free(pool_worker_t *worker);
-/* Runs timers: acquire timeouts, connect deadlines, closing idle connections.  Call at least
- * every 100 ms from the worker's loop; returns ms until the next call is due. */
+/* Runs timers: acquire timeouts, connect and cancel deadlines, closing idle connections.  Call
+ * at least every 100 ms from the worker's loop; returns ms until the next call is due. */
 int pool_worker_tick(pool_worker_t *worker);
 
 /* Submits a query.  Returns 0 when the callback will be called later, or POOL_ERR_UNAVAILABLE
  * or POOL_ERR_SHUTDOWN when it fails at once (then the callback is never called). */
 int pool_submit(pool_worker_t *worker, pool_query_t *query);
 /* The caller no longer wants the result: the callback will not be called and the query memory
- * may be freed on return.  A running statement finishes on its connection, which is then
- * returned to the pool.  Accepts a query that already completed. */
+ * may be freed on return.  A statement running alone on its connection is cancelled on the
+ * server (a cancel request written without blocking); the connection returns to the pool once
+ * PostgreSQL has answered.  Accepts a query that already completed. */
 void pool_cancel(pool_query_t *query);
 
 void pool_get_stats(pool_t *pool, pool_stats_t *out);
 /* The SQLSTATE of a failed result ("22003"...), or "" when none. */
 const char *pool_result_sqlstate(const PGresult *res);
+/* The text of a pool error for a person, the one place it is written: "database busy: no
+ * connection free within the acquire timeout", "database unavailable", "database connection
+ * lost", ...  Never NULL. */
+const char *pool_strerror(enum pool_error error);
+
+/* ---- pieces exposed for the unit tests -------------------------------------------------- */
+
+/* Milliseconds from then to now on clocks read by different threads: 0 when then is later. */
+uint64_t pool_elapsed_ms(uint64_t now_ms, uint64_t then_ms);
+/* Writes PostgreSQL's 16-byte CancelRequest message for a backend into out. */
+void pool_cancel_packet(unsigned char out[16], uint32_t backend_pid, uint32_t cancel_key);
 
 #endif

@@ -24,6 +24,7 @@ typedef struct server_config {
     unsigned db_pool_idle_timeout_ms;    /* DB_POOL_IDLE_TIMEOUT_MS */
     unsigned db_connect_timeout_ms;      /* DB_CONNECT_TIMEOUT_MS */
     unsigned db_statement_timeout_ms;    /* DB_STATEMENT_TIMEOUT_MS */
+    unsigned db_pipeline;                /* DB_PIPELINE: statements in flight per connection */
     unsigned workers;                    /* WORKERS: threads, each its own event loop */
     int report_rollup;                   /* REPORT_MODE=rollup */
     int access_log;                      /* ACCESS_LOG */
@@ -38,6 +39,12 @@ typedef struct server_config {
 int server_config_load(server_config_t *config, char *err, size_t err_len);
 /* Prints --help text. */
 void server_config_usage(FILE *out);
+/* The CPU quota (Docker's `cpus:`, a Kubernetes limit, the lab's SERVER_CPUS) of the cgroup
+ * that cgroup_file names (in the format of /proc/self/cgroup: inside a container, the root of
+ * its own hierarchy), read under mount_root (/sys/fs/cgroup): cgroup v2's cpu.max, or v1's
+ * cpu/cpu.cfs_quota_us and cpu.cfs_period_us when a v1 cpu controller is listed.  Rounded up to
+ * whole CPUs; 0 when there is no quota or nothing can be read.  WORKERS defaults to it. */
+unsigned server_cgroup_cpu_quota(const char *cgroup_file, const char *mount_root);
 
 /* ---- routes and metrics labels ---------------------------------------------------------- */
 
@@ -119,6 +126,7 @@ struct conn {
     int reading_body;             /* the head of the request being read is complete */
     int continue_sent;            /* "100 Continue" already sent for the request being read */
     uint64_t request_deadline_ms; /* of the request being read (0: none started) */
+    http_chunked_t chunked;       /* its chunked body, decoded in place as it arrives */
     uint64_t requests;            /* requests handled on this connection */
     size_t drained;               /* bytes discarded while DRAINING */
     /* the request being answered */

@@ -119,6 +119,17 @@ void stats_render(server_t *s, buf_t *out)
                              "Failed attempts to open a database connection.", ps.connect_errors);
     metrics_write_single_u64(out, "db_pool_connections_opened_total", "counter",
                              "Database connections opened.", ps.connections_opened);
+    metrics_write_single_u64(out, "db_pool_pipeline_depth_max", "gauge",
+                             "Most statements in flight on one connection (DB_PIPELINE).",
+                             ps.pipeline_depth);
+    metrics_write_single_u64(out, "db_pool_statements_in_flight", "gauge",
+                             "Statements sent and not yet answered, all connections.",
+                             ps.in_flight);
+    metrics_write_single_u64(out, "db_pool_pipelined_statements_total", "counter",
+                             "Statements sent behind another on the same connection.",
+                             ps.pipelined);
+    metrics_write_single_u64(out, "db_pool_cancel_requests_total", "counter",
+                             "Cancel requests sent for statements whose client left.", ps.cancels);
 
     metrics_write_single_u64(out, "http_connections_open", "gauge", "Open client connections.",
                              atomic_load(&s->connections));

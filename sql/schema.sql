@@ -34,6 +34,11 @@ CREATE INDEX IF NOT EXISTS products_category_price_id_idx ON products (category,
 -- reads the first 100 entries instead of sorting every product.
 CREATE INDEX IF NOT EXISTS products_price_id_idx ON products (price_cents, id);
 
+-- GET /report sums every order's total_cents per product: with total_cents in the index, each
+-- product's orders are one short range of this index, read without visiting the table
+-- (an index-only scan; see the report statement in server/routes.c).
+CREATE INDEX IF NOT EXISTS orders_product_id_total_cents_idx ON orders (product_id) INCLUDE (total_cents);
+
 -- POST /orders with an Idempotency-Key header (README, "Retries"): the key and the answer it
 -- got are written in the same transaction as the order, so a retry on any server finds them,
 -- and a key is never stored without its order or an order without its key.  The answer's

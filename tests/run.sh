@@ -2,6 +2,7 @@
 # run.sh: runs the unit tests, then the integration tests, each in its own process with a
 # time limit, and prints one closing line "tests: N passed, N failed".
 # Usage: tests/run.sh BUILD_DIR [unit|integration|all] [name-filter]
+# name-filter: runs only the tests whose name contains one of its space-separated words.
 # Integration tests share one throwaway PostgreSQL cluster started here (scripts/pg.sh) and
 # stopped on exit; each test creates its own database in it.
 set -euo pipefail
@@ -21,7 +22,13 @@ failures=()
 run_one() {
 	local name=$1 limit=$2
 	shift 2
-	[[ -n $filter && $name != *"$filter"* ]] && return 0
+	if [[ -n $filter ]]; then
+		local word wanted=0
+		for word in $filter; do
+			[[ $name == *"$word"* ]] && wanted=1
+		done
+		((wanted)) || return 0
+	fi
 	local out rc=0 start=$SECONDS
 	out=$(timeout --kill-after=10 "$limit" "$@" 2>&1) || rc=$?
 	tally "$out" "$rc"

@@ -3,6 +3,10 @@ one run on one machine, printed as ratios and written to BENCHMARKS.md.
 
 Everything runs against a throwaway PostgreSQL cluster in a temporary folder (scripts/pg.sh),
 seeded full size, on loopback only, each load run bounded in time.  The pieces:
+  0. the goals table of issue 16: /products/1 and the category listing against pgbench running
+     the same statements, DB_POOL_MAX=1 against 10, server CPU per category request, the live
+     report and the scenario mix against pgbench running the reference's statements, failed
+     requests; with BENCH_BASELINE, an older build measured beside this one in the same run;
   1. the database's limit: pgbench running the server's own statements (read from
      server/routes.c) at the pool's concurrency vs the full stack on the same work;
   2. the server's CPU per request per route (process_cpu_seconds_total before and after) and
@@ -14,7 +18,10 @@ seeded full size, on loopback only, each load run bounded in time.  The pieces:
 Environment: BENCH_DURATION (10, seconds per load run), BENCH_ROUNDS (2, alternating rounds of
 the runs that are compared), BENCH_CONNECTIONS (100),
 BENCH_PRODUCTS (5000), BENCH_ORDERS (500000), BENCH_OUTPUT (BENCHMARKS.md at the repository
-root; empty: do not write), BENCH_KEEP (1: keep the temporary folder), CATALOG_BUILD (build).
+root; empty: do not write), BENCH_KEEP (1: keep the temporary folder), CATALOG_BUILD (build),
+BENCH_BASELINE (a build folder of an older tree, e.g. from `git worktree add`: section 0 measures
+it too, against the same database), BENCH_BASELINE_NAME (what that tree is, for the report),
+BENCH_ONLY (goals: section 0 only).
 """
 
 import datetime
@@ -43,6 +50,9 @@ ORDERS = int(os.environ.get("BENCH_ORDERS", "500000"))
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 BUILD = os.environ.get("CATALOG_BUILD") or os.path.join(REPO_ROOT, "build")
 OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(REPO_ROOT, "BENCHMARKS.md"))
+BASELINE = os.environ.get("BENCH_BASELINE", "")
+BASELINE_NAME = os.environ.get("BENCH_BASELINE_NAME", "")  # e.g. "main at 8095eb7"
+ONLY_GOALS = os.environ.get("BENCH_ONLY") == "goals"
 PGBENCH = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
 POOL = 10  # the contract's DB_POOL_MAX, and pgbench's client count
 MIX = ["/products?category=electronics", "/products/1", "/report"]
@@ -101,13 +111,13 @@ class Cluster:
 class Server:
     """One catalog-server on a free loopback port; cpus: a taskset CPU list or None."""
 
-    def __init__(self, cluster, folder, name, cpus=None, **settings):
+    def __init__(self, cluster, folder, name, cpus=None, build=None, **settings):
         self.port = free_port()
         env = dict(os.environ, **cluster.env)
         env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "ACCESS_LOG": "0",
                     "DB_POOL_MAX": str(POOL), "SERVER_ID": name})
         env.update({k: str(v) for k, v in settings.items()})
-        command = [os.path.join(BUILD, "catalog-server")]
+        command = [os.path.join(build or BUILD, "catalog-server")]
         if cpus is not None:
             command = ["taskset", "-c", cpus] + command
         self.log = open(os.path.join(folder, f"server-{name}-{self.port}.log"), "wb")
@@ -277,8 +287,13 @@ def combine(runs):
     }
 
 
+def rate_text(value):
+    """A rate: whole numbers, one decimal below 100 (a few reports per second)."""
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
 def rates(values):
-    return "/".join(f"{v:,.0f}" for v in values)
+    return "/".join(rate_text(v) for v in values)
 
 
 def ratio(a, b):
@@ -304,6 +319,124 @@ def machine():
     pg = subprocess.run([PGBENCH, "--version"], capture_output=True, text=True).stdout.strip()
     return (f"{model}, {os.cpu_count()} CPUs, {mem_gib:.0f} GiB RAM, Linux "
             f"{platform.release()}, {pg}")
+
+
+# ---- 0. the goals table (issue 16): every row a ratio measured side by side in this run ----
+GOALS = [
+    # key, measure, goal text, test on the value
+    ("product", "`/products/1`, stack (100 connections, `DB_POOL_MAX=10`) / pgbench plain",
+     ">= 1.0", lambda v: v >= 1.0),
+    ("pool1", "`/products/1` with `DB_POOL_MAX=1` / with 10 (one connection carries the load)",
+     ">= 0.9", lambda v: v >= 0.9),
+    ("category", "`/products?category=electronics`, stack / pgbench plain", ">= 0.9",
+     lambda v: v >= 0.9),
+    ("category_cpu", "server CPU per category request at 100 connections", "<= 0.25 ms",
+     lambda v: v <= 0.25),
+    ("report", "`/report` live (10 connections), stack / pgbench with the reference's SQL",
+     ">= 2.5", lambda v: v >= 2.5),
+    ("mix", "scenario mix, stack / pgbench with the reference's three statements", ">= 2.0",
+     lambda v: v >= 2.0),
+    ("failed", "every route, 0 failed requests at those loads", "0", lambda v: v == 0),
+]
+
+
+def goal_value_text(key, value):
+    if value is None:
+        return "-"
+    if key == "category_cpu":
+        return f"{value:.3f} ms"
+    if key == "failed":
+        return f"{value:,}"
+    return f"{value:.2f}"
+
+
+def goals_section(cluster, folder, script):
+    """Measures every row of GOALS for this build and, with BENCH_BASELINE (a build folder of
+    an older tree), for that build too, alternating: pgbench, then each build's stack, for
+    ROUNDS rounds.  Returns (title, body, {build label: {key: value}})."""
+    builds = [("new", BUILD)]
+    if BASELINE:
+        builds.insert(0, ("before", BASELINE))
+    say("\n== 0. the goals: every ratio side by side in this run ("
+        + " vs ".join(f"{label}: {path}" for label, path in builds) + ")")
+    # pgbench: (script, statements per transaction); the stack: (paths, connections, server).
+    work = {
+        "product": ("product.sql", 1, ["/products/1"], CONNECTIONS, "pool10"),
+        "pool1": (None, 1, ["/products/1"], CONNECTIONS, "pool1"),
+        "category": ("category.sql", 1, [CATEGORY], CONNECTIONS, "pool10"),
+        "report": ("report_reference.sql", 1, ["/report"], POOL, "pool10"),
+        "mix": ("mix_reference.sql", 3, MIX, CONNECTIONS, "pool10"),
+    }
+    pg = {key: [] for key in work}
+    stack = {(label, key): [] for label, _ in builds for key in work}
+    for _ in range(ROUNDS):
+        for key, (pgscript, per_tx, paths, connections, which) in work.items():
+            if pgscript:
+                tps, failed = pgbench(cluster, script(pgscript))
+                pg[key].append((tps * per_tx, failed))
+            for label, build in builds:
+                settings = {"DB_POOL_MAX": 1} if which == "pool1" else {}
+                server = Server(cluster, folder, f"{label}-{which}", build=build, **settings)
+                try:
+                    load(folder, server.port, paths, "warm-up", connections=connections,
+                         duration_s=1)
+                    stack[(label, key)].append(stack_run(server, folder, paths,
+                                                         f"{label} {key}",
+                                                         connections=connections))
+                finally:
+                    server.stop()
+    values, rows, detail = {}, [], []
+    pg_rate = {key: statistics.median(r for r, _ in runs) for key, runs in pg.items() if runs}
+    for label, _ in builds:
+        run = {key: combine(stack[(label, key)]) for key in work}
+        v = {
+            "product": ratio(run["product"]["rps"], pg_rate["product"]),
+            "pool1": ratio(run["pool1"]["rps"], run["product"]["rps"]),
+            "category": ratio(run["category"]["rps"], pg_rate["category"]),
+            "category_cpu": run["category"]["cpu_ms_per_request"],
+            "report": ratio(run["report"]["rps"], pg_rate["report"]),
+            "mix": ratio(run["mix"]["rps"], pg_rate["mix"]),
+            "failed": sum(r["failures"] for r in run.values()),
+        }
+        values[label] = v
+        for key in work:
+            r = run[key]
+            pg_text = (f"{rate_text(pg_rate[key])} ({rates(x for x, _ in pg[key])})"
+                       if key in pg_rate else "-")
+            detail.append([label, key, pg_text, f"{rate_text(r['rps'])} ({rates(r['rps_all'])})",
+                           failures_text(r), f"{r['p99']:.1f}",
+                           f"{r['cpu_ms_per_request']:.4f}"])
+            say(f"  {label} {key}: pgbench {pg_text}, stack {rate_text(r['rps'])} req/s "
+                f"({rates(r['rps_all'])}), failures {r['failures']}, p99 {r['p99']:.1f} ms, "
+                f"CPU {r['cpu_ms_per_request']:.4f} ms/request")
+    header = ["measure"] + [label for label, _ in builds] + ["goal", "met"]
+    for key, measure, goal, test in GOALS:
+        new = values["new"][key]
+        rows.append([measure] + [goal_value_text(key, values[label][key]) for label, _ in builds]
+                    + [goal, "yes" if test(new) else "**no**"])
+        say(f"  {measure}: " + ", ".join(f"{label} {goal_value_text(key, values[label][key])}"
+                                         for label, _ in builds)
+            + f" (goal {goal}): {verdict(test(new))}")
+    pg_failed = sum(f for runs in pg.values() for _, f in runs)
+    body = (
+        "Every ratio is measured in this run, side by side: for each row pgbench (`-M prepared "
+        f"-c {POOL} -j 2`, the statement named) and then the stack (catalog-loadtest -> one "
+        "catalog-server, default WORKERS, fresh for each run after a 1 s warm-up) take turns, "
+        f"{ROUNDS} rounds of {DURATION_S} s; medians. 'pgbench plain' runs the server's own "
+        "listing and lookup statements, read from server/routes.c (the stack may ask for "
+        "binary columns; pgbench gets text). The reference's report joins every order row to "
+        "its product and groups by category (scripts/bench/server_sql.py REFERENCE_REPORT); "
+        "the reference's three statements are the listing, the lookup and that report."
+        + (f" 'before' is the build in `{BASELINE}`"
+           + (f" ({BASELINE_NAME})" if BASELINE_NAME else " (an older tree)")
+           + ", its server against the same database (with this tree's schema and seed)."
+           if BASELINE else "")
+        + "\n\n" + table(header, rows)
+        + ("\n\nFailed pgbench transactions: %d." % pg_failed if pg_failed else "")
+        + "\n\nThe runs behind it:\n\n"
+        + table(["build", "work", "pgbench statements/s", "stack requests/s", "failed requests",
+                 "stack p99 ms", "server CPU ms/request"], detail))
+    return "0. The goals, side by side", body, values
 
 
 def main():
@@ -343,203 +476,207 @@ def main():
         def script(name):
             return os.path.join(scripts, name)
 
-        # ---- 1. the database's limit -----------------------------------------------------
-        say("\n== 1. pgbench (the server's statements, -M prepared, -c 10) vs the full stack")
-        main_server = Server(cluster, folder, "app")
-        servers.append(main_server)
-        load(folder, main_server.port, MIX, "warm-up", duration_s=2)  # caches, hint bits
-        rows, limit = [], {}
-        for label, pgscript, per_tx, paths in [
-                ("scenario mix (category, product, report)", "mix.sql", 3, MIX),
-                ("/products?category=electronics", "category.sql", 1, [CATEGORY]),
-                ("/products/:id", "product.sql", 1, ["/products/1"])]:
-            pg_rates, pg_failed, runs = [], 0, []
-            for _ in range(ROUNDS):  # alternating, so a burst of outside load hits both alike
-                tps, failed = pgbench(cluster, script(pgscript))
-                pg_rates.append(tps * per_tx)
-                pg_failed += failed
-                runs.append(stack_run(main_server, folder, paths, "stack " + label))
-            pg_rate = statistics.median(pg_rates)
-            run = combine(runs)
-            limit[pgscript] = (pg_rate, run)
-            rows.append([label, f"{pg_rate:,.0f} ({rates(pg_rates)})",
-                         f"{run['rps']:,.0f} ({rates(run['rps_all'])})",
-                         f"{ratio(run['rps'], pg_rate):.0%}",
-                         failures_text(run) + (f" + pgbench {pg_failed}" if pg_failed else ""),
-                         f"{run['p99']:.1f}"])
-            say(f"  {label}: pgbench {pg_rate:,.0f} statements/s ({rates(pg_rates)}), stack "
-                f"{run['rps']:,.0f} req/s ({rates(run['rps_all'])}) = "
-                f"{ratio(run['rps'], pg_rate):.0%}, failures {run['failures']}")
-        sections.append((
-            "1. The database's limit: pgbench vs the full stack",
-            "pgbench runs the server's own statements (read from server/routes.c at bench time) "
-            f"with -M prepared, -c {POOL} -j 2; the stack is catalog-loadtest -c {CONNECTIONS} "
-            f"-> catalog-server (DB_POOL_MAX={POOL}, default WORKERS) -> the same PostgreSQL. "
-            "pgbench draws product ids at random in 1..5000; the stack asks for /products/1 "
-            "(the scenario's path; one cached index lookup either way). Rates: statements/s "
-            "for pgbench, requests/s for the stack (one request = one statement); "
-            f"{ROUNDS} rounds of {DURATION_S} s each, pgbench and the stack alternating; the "
-            "median, with every round in brackets.\n\n"
-            + table(["work", "pgbench statements/s", "stack requests/s", "stack / pgbench",
-                   "failed requests", "stack p99 ms"], rows)
-            + "\n\nTargets: the stack at >= 95% of pgbench on the mix: "
-            + verdict(ratio(limit["mix.sql"][1]["rps"], limit["mix.sql"][0]) >= 0.95)
-            + "; no failed request at the scenario's load: "
-            + verdict(limit["mix.sql"][1]["failures"] == 0)
-            + "; >= 90% of pgbench on each of the two routes alone: "
-            + verdict(all(ratio(limit[k][1]["rps"], limit[k][0]) >= 0.90
-                          for k in ("category.sql", "product.sql")))
-            + ". Note: on a machine whose CPUs other processes also want, the kernel shares "
-            "CPU time per runnable thread, so the side with more threads (the stack: load "
-            "generator, server workers and 10 backends; pgbench: 2 threads and 10 backends) "
-            "gets a larger share; and the stack's load generator and server compete with "
-            "PostgreSQL for the same CPUs, which pgbench's lighter client does less."))
+        title, text, goal_values = goals_section(cluster, folder, script)
+        sections.append((title, text))
 
-        # ---- 2. cost per request ------------------------------------------------------------
-        say("\n== 2. server CPU per request (process_cpu_seconds_total) and memory")
-        cost_rows = []
-        for label, (_, run) in [("GET /products?category=electronics", limit["category.sql"]),
-                                ("GET /products/:id", limit["product.sql"]),
-                                ("mix (live report)", limit["mix.sql"])]:
-            cost_rows.append([label, run["requests"], f"{run['cpu_ms_per_request']:.4f}"])
-        short_s = max(3, DURATION_S // 2)
-        extra = [("GET /products (100 cheapest)", ["/products"]),
-                 ("GET /report (live)", ["/report"]),
-                 ("GET /health", ["/health"]),
-                 ("POST /orders", ['POST /orders {"product_id":1,"quantity":1}'])]
-        for label, paths in extra:
-            run = stack_run(main_server, folder, paths, "cost " + label, duration_s=short_s)
-            cost_rows.append([label, run["requests"], f"{run['cpu_ms_per_request']:.4f}"])
-        rollup_server = Server(cluster, folder, "rollup", REPORT_MODE="rollup")
-        servers.append(rollup_server)
-        run = stack_run(rollup_server, folder, ["/report"], "cost report rollup",
-                        duration_s=short_s)
-        cost_rows.append(["GET /report (REPORT_MODE=rollup)", run["requests"],
-                          f"{run['cpu_ms_per_request']:.4f}"])
-        for row in cost_rows:
-            say(f"  {row[0]}: {row[2]} ms CPU per request over {row[1]} requests")
-        main_server.stop()
-        rollup_server.stop()
-        servers.clear()
+        if not ONLY_GOALS:  # BENCH_ONLY=goals: the goals table only
+            # ---- 1. the database's limit -----------------------------------------------------
+            say("\n== 1. pgbench (the server's statements, -M prepared, -c 10) vs the full stack")
+            main_server = Server(cluster, folder, "app")
+            servers.append(main_server)
+            load(folder, main_server.port, MIX, "warm-up", duration_s=2)  # caches, hint bits
+            rows, limit = [], {}
+            for label, pgscript, per_tx, paths in [
+                    ("scenario mix (category, product, report)", "mix.sql", 3, MIX),
+                    ("/products?category=electronics", "category.sql", 1, [CATEGORY]),
+                    ("/products/:id", "product.sql", 1, ["/products/1"])]:
+                pg_rates, pg_failed, runs = [], 0, []
+                for _ in range(ROUNDS):  # alternating, so a burst of outside load hits both alike
+                    tps, failed = pgbench(cluster, script(pgscript))
+                    pg_rates.append(tps * per_tx)
+                    pg_failed += failed
+                    runs.append(stack_run(main_server, folder, paths, "stack " + label))
+                pg_rate = statistics.median(pg_rates)
+                run = combine(runs)
+                limit[pgscript] = (pg_rate, run)
+                rows.append([label, f"{pg_rate:,.0f} ({rates(pg_rates)})",
+                             f"{run['rps']:,.0f} ({rates(run['rps_all'])})",
+                             f"{ratio(run['rps'], pg_rate):.0%}",
+                             failures_text(run) + (f" + pgbench {pg_failed}" if pg_failed else ""),
+                             f"{run['p99']:.1f}"])
+                say(f"  {label}: pgbench {pg_rate:,.0f} statements/s ({rates(pg_rates)}), stack "
+                    f"{run['rps']:,.0f} req/s ({rates(run['rps_all'])}) = "
+                    f"{ratio(run['rps'], pg_rate):.0%}, failures {run['failures']}")
+            sections.append((
+                "1. The database's limit: pgbench vs the full stack",
+                "pgbench runs the server's own statements (read from server/routes.c at bench time) "
+                f"with -M prepared, -c {POOL} -j 2; the stack is catalog-loadtest -c {CONNECTIONS} "
+                f"-> catalog-server (DB_POOL_MAX={POOL}, default WORKERS) -> the same PostgreSQL. "
+                "pgbench draws product ids at random in 1..5000; the stack asks for /products/1 "
+                "(the scenario's path; one cached index lookup either way). Rates: statements/s "
+                "for pgbench, requests/s for the stack (one request = one statement); "
+                f"{ROUNDS} rounds of {DURATION_S} s each, pgbench and the stack alternating; the "
+                "median, with every round in brackets.\n\n"
+                + table(["work", "pgbench statements/s", "stack requests/s", "stack / pgbench",
+                       "failed requests", "stack p99 ms"], rows)
+                + "\n\nTargets: the stack at >= 95% of pgbench on the mix: "
+                + verdict(ratio(limit["mix.sql"][1]["rps"], limit["mix.sql"][0]) >= 0.95)
+                + "; no failed request at the scenario's load: "
+                + verdict(limit["mix.sql"][1]["failures"] == 0)
+                + "; >= 90% of pgbench on each of the two routes alone: "
+                + verdict(all(ratio(limit[k][1]["rps"], limit[k][0]) >= 0.90
+                              for k in ("category.sql", "product.sql")))
+                + ". Note: on a machine whose CPUs other processes also want, the kernel shares "
+                "CPU time per runnable thread, so the side with more threads (the stack: load "
+                "generator, server workers and 10 backends; pgbench: 2 threads and 10 backends) "
+                "gets a larger share; and the stack's load generator and server compete with "
+                "PostgreSQL for the same CPUs, which pgbench's lighter client does less."))
 
-        memory_server = Server(cluster, folder, "memory", MAX_CONNECTIONS=10100)
-        servers.append(memory_server)
-        proc = subprocess.run([sys.executable, os.path.join(HERE, "idle_connections.py"),
-                               str(memory_server.port), str(memory_server.pid), "100", "10000"],
-                              capture_output=True, text=True, timeout=300)
-        memory = json.loads(proc.stdout or "{}")
-        memory_server.stop()
-        servers.clear()
-        rss = memory.get("rss_kib", {})
-        memory_line = (f"resident memory: {memory.get('baseline_kib', 0) / 1024:.1f} MiB started, "
-                       f"{rss.get('100', 0) / 1024:.1f} MiB with 100 open idle connections, "
-                       f"{rss.get('10000', 0) / 1024:.1f} MiB with 10,000"
-                       + (f" (error: {memory['error']})" if "error" in memory else ""))
-        if "100" in rss and "10000" in rss:
-            memory_line += (f"; {(rss['10000'] - rss['100']) / 9900:.2f} KiB per extra "
-                            "connection")
-        say("  " + memory_line)
-        sections.append((
-            "2. Cost per request and memory",
-            "Server CPU = the change of process_cpu_seconds_total (user + system) over a run "
-            "divided by the requests of that run (catalog-loadtest, "
-            f"{CONNECTIONS} connections). Targets: /products?category=electronics <= 0.5 ms "
-            "(Node original ~7 ms), /products/:id <= 0.03 ms (Node ~0.28 ms).\n\n"
-            + table(["route", "requests", "server CPU ms/request"], cost_rows)
-            + "\n\nTargets: /products?category=electronics <= 0.5 ms: "
-            + verdict(limit["category.sql"][1]["cpu_ms_per_request"] <= 0.5)
-            + "; /products/:id <= 0.03 ms: "
-            + verdict(limit["product.sql"][1]["cpu_ms_per_request"] <= 0.03)
-            + " (CPU time per request rises when the CPUs are contended: more context "
-            "switches, colder caches, smaller batches per wake-up)."
-            + "\n\nMemory (VmRSS; each connection made one GET /health/live and stays open, "
-            "idle, keep-alive; scripts/bench/idle_connections.py): " + memory_line + "."))
+            # ---- 2. cost per request ------------------------------------------------------------
+            say("\n== 2. server CPU per request (process_cpu_seconds_total) and memory")
+            cost_rows = []
+            for label, (_, run) in [("GET /products?category=electronics", limit["category.sql"]),
+                                    ("GET /products/:id", limit["product.sql"]),
+                                    ("mix (live report)", limit["mix.sql"])]:
+                cost_rows.append([label, run["requests"], f"{run['cpu_ms_per_request']:.4f}"])
+            short_s = max(3, DURATION_S // 2)
+            extra = [("GET /products (100 cheapest)", ["/products"]),
+                     ("GET /report (live)", ["/report"]),
+                     ("GET /health", ["/health"]),
+                     ("POST /orders", ['POST /orders {"product_id":1,"quantity":1}'])]
+            for label, paths in extra:
+                run = stack_run(main_server, folder, paths, "cost " + label, duration_s=short_s)
+                cost_rows.append([label, run["requests"], f"{run['cpu_ms_per_request']:.4f}"])
+            rollup_server = Server(cluster, folder, "rollup", REPORT_MODE="rollup")
+            servers.append(rollup_server)
+            run = stack_run(rollup_server, folder, ["/report"], "cost report rollup",
+                            duration_s=short_s)
+            cost_rows.append(["GET /report (REPORT_MODE=rollup)", run["requests"],
+                              f"{run['cpu_ms_per_request']:.4f}"])
+            for row in cost_rows:
+                say(f"  {row[0]}: {row[2]} ms CPU per request over {row[1]} requests")
+            main_server.stop()
+            rollup_server.stop()
+            servers.clear()
 
-        # ---- 3. the scenario's options ------------------------------------------------------
-        say("\n== 3. options A (workers), B (2 one-core servers behind nginx), C (rollup)")
-        option_rows = []
-        rounds = {}
-        for _ in range(ROUNDS):
-            for mode in ("live", "rollup"):
-                for workers in (1, 2):
-                    server = Server(cluster, folder, f"a{workers}-{mode}", WORKERS=workers,
-                                    REPORT_MODE=mode)
-                    servers.append(server)
-                    rounds.setdefault((mode, f"A{workers}"), []).append(
-                        stack_run(server, folder, MIX, f"A WORKERS={workers} {mode}"))
-                    server.stop()
+            memory_server = Server(cluster, folder, "memory", MAX_CONNECTIONS=10100)
+            servers.append(memory_server)
+            proc = subprocess.run([sys.executable, os.path.join(HERE, "idle_connections.py"),
+                                   str(memory_server.port), str(memory_server.pid), "100", "10000"],
+                                  capture_output=True, text=True, timeout=300)
+            memory = json.loads(proc.stdout or "{}")
+            memory_server.stop()
+            servers.clear()
+            rss = memory.get("rss_kib", {})
+            memory_line = (f"resident memory: {memory.get('baseline_kib', 0) / 1024:.1f} MiB started, "
+                           f"{rss.get('100', 0) / 1024:.1f} MiB with 100 open idle connections, "
+                           f"{rss.get('10000', 0) / 1024:.1f} MiB with 10,000"
+                           + (f" (error: {memory['error']})" if "error" in memory else ""))
+            if "100" in rss and "10000" in rss:
+                memory_line += (f"; {(rss['10000'] - rss['100']) / 9900:.2f} KiB per extra "
+                                "connection")
+            say("  " + memory_line)
+            sections.append((
+                "2. Cost per request and memory",
+                "Server CPU = the change of process_cpu_seconds_total (user + system) over a run "
+                "divided by the requests of that run (catalog-loadtest, "
+                f"{CONNECTIONS} connections). Targets: /products?category=electronics <= 0.5 ms "
+                "(Node original ~7 ms), /products/:id <= 0.03 ms (Node ~0.28 ms).\n\n"
+                + table(["route", "requests", "server CPU ms/request"], cost_rows)
+                + "\n\nTargets: /products?category=electronics <= 0.5 ms: "
+                + verdict(limit["category.sql"][1]["cpu_ms_per_request"] <= 0.5)
+                + "; /products/:id <= 0.03 ms: "
+                + verdict(limit["product.sql"][1]["cpu_ms_per_request"] <= 0.03)
+                + " (CPU time per request rises when the CPUs are contended: more context "
+                "switches, colder caches, smaller batches per wake-up)."
+                + "\n\nMemory (VmRSS; each connection made one GET /health/live and stays open, "
+                "idle, keep-alive; scripts/bench/idle_connections.py): " + memory_line + "."))
+
+            # ---- 3. the scenario's options ------------------------------------------------------
+            say("\n== 3. options A (workers), B (2 one-core servers behind nginx), C (rollup)")
+            option_rows = []
+            rounds = {}
+            for _ in range(ROUNDS):
+                for mode in ("live", "rollup"):
+                    for workers in (1, 2):
+                        server = Server(cluster, folder, f"a{workers}-{mode}", WORKERS=workers,
+                                        REPORT_MODE=mode)
+                        servers.append(server)
+                        rounds.setdefault((mode, f"A{workers}"), []).append(
+                            stack_run(server, folder, MIX, f"A WORKERS={workers} {mode}"))
+                        server.stop()
+                        servers.clear()
+                    pair = [Server(cluster, folder, name, cpus=str(index % (os.cpu_count() or 1)),
+                                   WORKERS=1, DB_POOL_MAX=POOL // 2, REPORT_MODE=mode)
+                            for index, name in enumerate(("app", "app2"))]
+                    servers.extend(pair)
+                    nginx, lb_port = nginx_in_front(folder, [s.port for s in pair])
+                    before = sum(s.cpu_seconds() for s in pair)
+                    result = load(folder, lb_port, MIX, f"B 2 servers {mode}")
+                    after = sum(s.cpu_seconds() for s in pair)
+                    rounds.setdefault((mode, "B"), []).append({
+                        "rps": result["rps"], "failures": result["failures"],
+                        "p99": result["latency_ms"]["p99"], "requests": result["requests"],
+                        "cpu_s": after - before, "kinds": failure_kinds(result),
+                        "share": {k: v["requests"] for k, v in result.get("by_server", {}).items()}})
+                    nginx.terminate()
+                    nginx.wait(timeout=10)
+                    nginx = None
+                    for server in pair:
+                        server.stop()
                     servers.clear()
-                pair = [Server(cluster, folder, name, cpus=str(index % (os.cpu_count() or 1)),
-                               WORKERS=1, DB_POOL_MAX=POOL // 2, REPORT_MODE=mode)
-                        for index, name in enumerate(("app", "app2"))]
-                servers.extend(pair)
-                nginx, lb_port = nginx_in_front(folder, [s.port for s in pair])
-                before = sum(s.cpu_seconds() for s in pair)
-                result = load(folder, lb_port, MIX, f"B 2 servers {mode}")
-                after = sum(s.cpu_seconds() for s in pair)
-                rounds.setdefault((mode, "B"), []).append({
-                    "rps": result["rps"], "failures": result["failures"],
-                    "p99": result["latency_ms"]["p99"], "requests": result["requests"],
-                    "cpu_s": after - before, "kinds": failure_kinds(result),
-                    "share": {k: v["requests"] for k, v in result.get("by_server", {}).items()}})
-                nginx.terminate()
-                nginx.wait(timeout=10)
-                nginx = None
-                for server in pair:
-                    server.stop()
-                servers.clear()
-        results = {key: combine(runs) for key, runs in rounds.items()}
-        for mode in ("live", "rollup"):
-            base = results[(mode, "A1")]["rps"]
-            for key, label in (("A1", "one server, WORKERS=1"), ("A2", "one server, WORKERS=2"),
-                               ("B", "B: 2 servers (WORKERS=1, one CPU each via taskset, "
-                                     "DB_POOL_MAX=5 each) behind nginx")):
-                run = results[(mode, key)]
-                option_rows.append([f"REPORT_MODE={mode}", label,
-                                    f"{run['rps']:,.0f} ({rates(run['rps_all'])})",
-                                    f"{ratio(run['rps'], base):.2f}x", failures_text(run),
-                                    f"{run['p99']:.1f}", f"{run['cpu_ms_per_request']:.3f}"])
-                say(f"  {mode} {label}: {run['rps']:,.0f} req/s ({ratio(run['rps'], base):.2f}x)"
-                    f", failures {run['failures']}, p99 {run['p99']:.1f} ms")
-        c_ratio_1 = ratio(results[("rollup", "A1")]["rps"], results[("live", "A1")]["rps"])
-        c_ratio_2 = ratio(results[("rollup", "A2")]["rps"], results[("live", "A2")]["rps"])
-        c_ratio_b = ratio(results[("rollup", "B")]["rps"], results[("live", "B")]["rps"])
-        c_line = (f"Option C, rollup / live on the mix: {c_ratio_1:.1f}x with WORKERS=1, "
-                  f"{c_ratio_2:.1f}x with WORKERS=2, {c_ratio_b:.1f}x behind nginx "
-                  "(target >= 10x)")
-        c_line += ": " + verdict(min(c_ratio_1, c_ratio_2, c_ratio_b) >= 10)
-        say("  " + c_line)
-        shares = results[("live", "B")].get("share", {})
-        sections.append((
-            "3. The scenario's three options, on the scenario's mix",
-            f"catalog-loadtest -c {CONNECTIONS} on the mix (category, /products/1, /report), "
-            f"{ROUNDS} rounds of {DURATION_S} s per row (median, every round in brackets), "
-            "the layouts alternating. Ratios against one server with one worker in the same "
-            "report mode. Server CPU is per request, summed over the servers.\n\n"
-            + table(["report mode", "layout", "requests/s", "vs 1 worker", "failures",
-                     "p99 ms", "server CPU ms/request"], option_rows)
-            + f"\n\n{c_line}.\n\nRound robin behind nginx (live): "
-            + ", ".join(f"{k} {v}" for k, v in sorted(shares.items()))))
+            results = {key: combine(runs) for key, runs in rounds.items()}
+            for mode in ("live", "rollup"):
+                base = results[(mode, "A1")]["rps"]
+                for key, label in (("A1", "one server, WORKERS=1"), ("A2", "one server, WORKERS=2"),
+                                   ("B", "B: 2 servers (WORKERS=1, one CPU each via taskset, "
+                                         "DB_POOL_MAX=5 each) behind nginx")):
+                    run = results[(mode, key)]
+                    option_rows.append([f"REPORT_MODE={mode}", label,
+                                        f"{run['rps']:,.0f} ({rates(run['rps_all'])})",
+                                        f"{ratio(run['rps'], base):.2f}x", failures_text(run),
+                                        f"{run['p99']:.1f}", f"{run['cpu_ms_per_request']:.3f}"])
+                    say(f"  {mode} {label}: {run['rps']:,.0f} req/s ({ratio(run['rps'], base):.2f}x)"
+                        f", failures {run['failures']}, p99 {run['p99']:.1f} ms")
+            c_ratio_1 = ratio(results[("rollup", "A1")]["rps"], results[("live", "A1")]["rps"])
+            c_ratio_2 = ratio(results[("rollup", "A2")]["rps"], results[("live", "A2")]["rps"])
+            c_ratio_b = ratio(results[("rollup", "B")]["rps"], results[("live", "B")]["rps"])
+            c_line = (f"Option C, rollup / live on the mix: {c_ratio_1:.1f}x with WORKERS=1, "
+                      f"{c_ratio_2:.1f}x with WORKERS=2, {c_ratio_b:.1f}x behind nginx "
+                      "(target >= 10x)")
+            c_line += ": " + verdict(min(c_ratio_1, c_ratio_2, c_ratio_b) >= 10)
+            say("  " + c_line)
+            shares = results[("live", "B")].get("share", {})
+            sections.append((
+                "3. The scenario's three options, on the scenario's mix",
+                f"catalog-loadtest -c {CONNECTIONS} on the mix (category, /products/1, /report), "
+                f"{ROUNDS} rounds of {DURATION_S} s per row (median, every round in brackets), "
+                "the layouts alternating. Ratios against one server with one worker in the same "
+                "report mode. Server CPU is per request, summed over the servers.\n\n"
+                + table(["report mode", "layout", "requests/s", "vs 1 worker", "failures",
+                         "p99 ms", "server CPU ms/request"], option_rows)
+                + f"\n\n{c_line}.\n\nRound robin behind nginx (live): "
+                + ", ".join(f"{k} {v}" for k, v in sorted(shares.items()))))
 
-        # ---- 4. the load generator against wrk --------------------------------------------
-        bench_loadtest = os.path.join(REPO_ROOT, "scripts", "bench-loadtest.sh")
-        if os.path.exists(bench_loadtest):
-            say("\n== 4. catalog-loadtest vs wrk (scripts/bench-loadtest.sh)")
-            proc = subprocess.run(["bash", bench_loadtest, BUILD],
-                                  env=dict(os.environ, DURATION=str(max(3, DURATION_S // 2)),
-                                           ROUNDS="2"),
-                                  capture_output=True, text=True, timeout=600)
-            text = (proc.stdout + proc.stderr).strip()
-            for line in text.splitlines():
-                say("  " + line)
-            sections.append(("4. catalog-loadtest against wrk",
-                             "scripts/bench-loadtest.sh (DURATION="
-                             f"{max(3, DURATION_S // 2)} ROUNDS=2), exit status "
-                             f"{proc.returncode}:\n\n```\n{text}\n```"))
-        else:
-            say("\n== 4. skipped: scripts/bench-loadtest.sh is not there yet")
-            sections.append(("4. catalog-loadtest against wrk",
-                             "Skipped: scripts/bench-loadtest.sh was not there at the time."))
+            # ---- 4. the load generator against wrk --------------------------------------------
+            bench_loadtest = os.path.join(REPO_ROOT, "scripts", "bench-loadtest.sh")
+            if os.path.exists(bench_loadtest):
+                say("\n== 4. catalog-loadtest vs wrk (scripts/bench-loadtest.sh)")
+                proc = subprocess.run(["bash", bench_loadtest, BUILD],
+                                      env=dict(os.environ, DURATION=str(max(3, DURATION_S // 2)),
+                                               ROUNDS="2"),
+                                      capture_output=True, text=True, timeout=600)
+                text = (proc.stdout + proc.stderr).strip()
+                for line in text.splitlines():
+                    say("  " + line)
+                sections.append(("4. catalog-loadtest against wrk",
+                                 "scripts/bench-loadtest.sh (DURATION="
+                                 f"{max(3, DURATION_S // 2)} ROUNDS=2), exit status "
+                                 f"{proc.returncode}:\n\n```\n{text}\n```"))
+            else:
+                say("\n== 4. skipped: scripts/bench-loadtest.sh is not there yet")
+                sections.append(("4. catalog-loadtest against wrk",
+                                 "Skipped: scripts/bench-loadtest.sh was not there at the time."))
     finally:
         if nginx is not None:
             nginx.terminate()

@@ -4,7 +4,8 @@ pgbench then runs exactly the text the server prepares (adjacent C string litera
 $1 replaced by a pgbench variable), so the two can never drift apart.
 
     python3 scripts/bench/server_sql.py OUT_DIR   writes mix.sql, category.sql, product.sql,
-                                                   report.sql, report_rollup.sql, mix_rollup.sql
+                                                   report.sql, report_rollup.sql, mix_rollup.sql,
+                                                   report_reference.sql, mix_reference.sql
 """
 
 import os
@@ -48,6 +49,15 @@ def statements(path=ROUTES_C):
     return found
 
 
+# The reference's report (the Node original's, and this server's first): every order row joined
+# to its product, then grouped by category.  The goals of `make bench` compare against it.
+REFERENCE_REPORT = (
+    "SELECT p.category, count(o.id), coalesce(sum(o.total_cents), 0),"
+    " coalesce(round(avg(o.total_cents)), 0)::bigint"
+    " FROM products p LEFT JOIN orders o ON o.product_id = p.id"
+    " GROUP BY p.category ORDER BY 3 DESC, 1")
+
+
 def pgbench_scripts():
     """{file name: pgbench script text}.  The category is the pgbench variable :category
     (pgbench -D category=electronics); the product id is drawn uniformly from 1..:products
@@ -57,6 +67,7 @@ def pgbench_scripts():
     product = "\\set id random(1, :products)\n" + sql["product"].replace("$1", ":id") + ";\n"
     report = sql["report"] + ";\n"
     report_rollup = sql["report_rollup"] + ";\n"
+    reference_report = REFERENCE_REPORT + ";\n"
     return {
         "category.sql": category,
         "product.sql": product,
@@ -65,6 +76,9 @@ def pgbench_scripts():
         # The scenario's mix: one of each, in the load test's order.
         "mix.sql": category + product + report,
         "mix_rollup.sql": category + product + report_rollup,
+        # The reference's statements: its report, and the plain listing and lookup.
+        "report_reference.sql": reference_report,
+        "mix_reference.sql": category + product + reference_report,
     }
 
 

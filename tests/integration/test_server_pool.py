@@ -319,7 +319,7 @@ with harness.Server(dict(env, SERVER_ID="pool-f", DB_POOL_MAX="1", WORKERS="1"))
                                       ("POST", "POST", "/orders",
                                        {"product_id": 5, "quantity": 1})]:
         orders_before = int(harness.psql("SELECT count(*) FROM orders", db=NAME))
-        table_lock = TableLock(1.5)
+        table_lock = TableLock(3)
         threads, results = in_threads([lambda: timed(method, path, body)])
         suite.check(f"terminate {label}: the query waits on the lock",
                     waiting_on_lock("pool-f", 1), "not waiting")

@@ -187,6 +187,52 @@ with harness.Server(dict(env, SERVER_ID=SERVER_ID, WORKERS="2")) as server:
     check_error("GET /products/2147483647 (largest id, missing)", "GET", "/products/2147483647",
                 404, "Product not found")
 
+    # Product rows come from PostgreSQL in binary (integers, timestamp) and are written as the
+    # text results used to be written, byte for byte: every field's edge cases, compared
+    # with the bytes the text-format server wrote for the same rows.
+    harness.psql(
+        "INSERT INTO products (id, name, category, price_cents, stock, description, created_at)"
+        " VALUES"
+        " (900001, 'Quote \" back \\ slash', 'edge', 0, -5,"
+        "  E'tab\\there\\nnew\\u0001 ctl \\u007f del', '1999-12-31 23:59:59.9995'),"
+        " (900002, 'Ünïcødé ☃ 😀', 'edge', 2147483647, -2147483648, NULL,"
+        "  '2000-01-01 00:00:00'),"
+        " (900003, 'epoch', 'edge', 1, 0, '', '1970-01-01 00:00:00.000001'),"
+        " (900004, 'old', 'edge', 2, 10, 'x', '1900-02-28 12:34:56.789'),"
+        " (900005, 'inf', 'edge', 3, 10, 'x', 'infinity'),"
+        " (900006, 'ninf', 'edge', 4, 10, 'x', '-infinity'),"
+        " (900007, 'y1', 'edge', 5, 10, 'x', '0001-01-01 00:00:00'),"
+        " (900008, 'y9999', 'edge', 6, 10, 'x', '9999-12-31 23:59:59.999999'),"
+        " (900009, 'fraction', 'edge', 7, 10, 'x', '2026-03-04 05:06:07.1')", db=NAME)
+    edge_rows = [
+        '{"id":900001,"name":"Quote \\" back \\\\ slash","category":"edge","price_cents":0,'
+        '"stock":-5,"description":"tab\\there\\nnew\\u0001 ctl \\u007f del",'
+        '"created_at":"1999-12-31T23:59:59.999Z"}',
+        '{"id":900003,"name":"epoch","category":"edge","price_cents":1,"stock":0,'
+        '"description":"","created_at":"1970-01-01T00:00:00.000Z"}',
+        '{"id":900004,"name":"old","category":"edge","price_cents":2,"stock":10,'
+        '"description":"x","created_at":"1900-02-28T12:34:56.789Z"}',
+        '{"id":900005,"name":"inf","category":"edge","price_cents":3,"stock":10,'
+        '"description":"x","created_at":"infinity"}',
+        '{"id":900006,"name":"ninf","category":"edge","price_cents":4,"stock":10,'
+        '"description":"x","created_at":"-infinity"}',
+        '{"id":900007,"name":"y1","category":"edge","price_cents":5,"stock":10,'
+        '"description":"x","created_at":"0001-01-01T00:00:00.000Z"}',
+        '{"id":900008,"name":"y9999","category":"edge","price_cents":6,"stock":10,'
+        '"description":"x","created_at":"9999-12-31T23:59:59.999Z"}',
+        '{"id":900009,"name":"fraction","category":"edge","price_cents":7,"stock":10,'
+        '"description":"x","created_at":"2026-03-04T05:06:07.100Z"}',
+        '{"id":900002,"name":"Ünïcødé ☃ 😀","category":"edge","price_cents":2147483647,'
+        '"stock":-2147483648,"description":null,"created_at":"2000-01-01T00:00:00.000Z"}',
+    ]
+    status, headers, data = request("GET", "/products?category=edge")
+    suite.equal("GET /products?category=edge: the bytes of the text-format rendering",
+                data.decode("utf-8", "replace"), "[" + ",".join(edge_rows) + "]")
+    status, headers, data = request("GET", "/products/900002")
+    suite.equal("GET /products/900002: the bytes of the text-format rendering",
+                data.decode("utf-8", "replace"), edge_rows[-1])
+    harness.psql("DELETE FROM products WHERE category = 'edge'", db=NAME)
+
     # /report: every number equal to a psql aggregate
     status, headers, value, raw = request_json("GET", "/report")
     suite.equal("GET /report: status", status, 200)

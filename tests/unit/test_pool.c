@@ -1,0 +1,181 @@
+/* test_pool.c: unit tests for lib/pool: the clock arithmetic and the cancel message always;
+ * with a PostgreSQL to talk to (PGHOST/PGPORT set, as tests/run.sh does for the integration
+ * phase, where tests/integration/test_pool_clock.sh runs this binary again) the idle reaper
+ * under two workers whose clocks disagree, and a pipeline of statements on one connection:
+ * answered in order, a failing one failing alone. */
+#include <stdlib.h>
+
+#include "pool.h"
+#include "test.h"
+
+static const pool_statement_t STATEMENTS[] = {
+    {"one", "SELECT $1::int", POOL_SHARED},
+    {"divide", "SELECT 10 / $1::int", POOL_SHARED},
+};
+
+typedef struct answer {
+    pool_query_t q;
+    int done, error;
+    char value[16];
+    int order;
+} answer_t;
+
+static int answered;
+
+static void on_answer(pool_query_t *q, PGresult *res, int error, const char *message)
+{
+    answer_t *a = q->user;
+    a->done = 1;
+    a->error = error;
+    a->order = answered++;
+    if (!error && PQntuples(res) == 1)
+        snprintf(a->value, sizeof a->value, "%s", PQgetvalue(res, 0, 0));
+}
+
+static void submit(pool_worker_t *w, answer_t *a, unsigned statement, const char *param)
+{
+    memset(a, 0, sizeof *a);
+    a->q.statement = statement;
+    a->q.param_count = 1;
+    a->q.params[0] = param;
+    a->q.fn = on_answer;
+    a->q.user = a;
+    CHECK_INT(pool_submit(w, &a->q), 0);
+}
+
+/* Runs the worker's loop until every answer is in (at most 5 s). */
+static void run_until(loop_t *loop, pool_worker_t *w, answer_t *answers, int n)
+{
+    for (int round = 0; round < 500; round++) {
+        int all = 1;
+        for (int i = 0; i < n; i++)
+            all &= answers[i].done;
+        if (all) return;
+        loop_run_once(loop, 10);
+        pool_worker_tick(w);
+    }
+}
+
+static void test_with_database(void)
+{
+    char err[256];
+    pool_config_t config = {
+        .dbname = "postgres",
+        .application_name = "catalog-test-pool",
+        .max_connections = 1,
+        .acquire_timeout_ms = 5000,
+        .idle_timeout_ms = 2000,
+        .connect_timeout_ms = 3000,
+        .retry_backoff_ms = 1000,
+        .pipeline_depth = 16,
+        .statements = STATEMENTS,
+        .statement_count = 2,
+    };
+    pool_t *pool = pool_new(&config, err, sizeof err);
+    CHECK(pool != NULL);
+    if (!pool) return;
+    loop_t la, lb;
+    CHECK_INT(loop_init(&la), 0);
+    CHECK_INT(loop_init(&lb), 0);
+    pool_worker_t *wa = pool_worker_new(pool, &la), *wb = pool_worker_new(pool, &lb);
+
+    /* Worker A runs a statement; its connection goes idle stamped with A's clock. */
+    answer_t first;
+    submit(wa, &first, 0, "7");
+    run_until(&la, wa, &first, 1);
+    CHECK_INT(first.error, POOL_OK);
+    CHECK_STR(first.value, "7");
+    pool_stats_t st;
+    pool_get_stats(pool, &st);
+    CHECK_INT(st.open, 1);
+    CHECK_INT(st.idle, 1);
+
+    /* Worker B's clock is behind A's (it last woke earlier): its reaper must not see the
+     * connection as 2^64 ms old. */
+    lb.now_ms = la.now_ms - 500;
+    pool_worker_tick(wb);
+    pool_get_stats(pool, &st);
+    CHECK_INT(st.open, 1);
+    CHECK_INT(st.idle, 1);
+    /* Once B's clock is past the idle timeout, B closes it. */
+    lb.now_ms = la.now_ms + 3000;
+    pool_worker_tick(wb);
+    pool_get_stats(pool, &st);
+    CHECK_INT(st.open, 0);
+
+    /* Eight statements from one worker share the one connection, in order; the division by
+     * zero fails only its own. */
+    answer_t many[8];
+    static const char *params[8] = {"1", "2", "0", "4", "5", "6", "7", "8"};
+    answered = 0;
+    for (int i = 0; i < 8; i++)
+        submit(wa, &many[i], i == 2 ? 1 : 0, params[i]);
+    run_until(&la, wa, many, 8);
+    for (int i = 0; i < 8; i++) {
+        CHECK_INT(many[i].done, 1);
+        CHECK_INT(many[i].order, i);
+        CHECK_INT(many[i].error, i == 2 ? POOL_ERR_QUERY : POOL_OK);
+        if (i != 2) CHECK_STR(many[i].value, params[i]);
+    }
+    pool_get_stats(pool, &st);
+    CHECK_INT(st.open, 1);
+    CHECK(st.pipelined >= 1);
+    CHECK_INT(st.in_flight, 0);
+
+    /* A cancelled query is not answered; the others are. */
+    answer_t three[3];
+    for (int i = 0; i < 3; i++)
+        submit(wa, &three[i], 0, params[i]);
+    pool_cancel(&three[1].q);
+    three[1].done = 1;
+    run_until(&la, wa, three, 3);
+    CHECK_INT(three[0].error, POOL_OK);
+    CHECK_INT(three[2].error, POOL_OK);
+    CHECK_STR(three[1].value, "");
+
+    /* After pool_shutdown, submits are refused. */
+    pool_shutdown(pool);
+    answer_t late;
+    memset(&late, 0, sizeof late);
+    late.q.fn = on_answer;
+    late.q.user = &late;
+    late.q.param_count = 1;
+    late.q.params[0] = "1";
+    CHECK_INT(pool_submit(wa, &late.q), POOL_ERR_SHUTDOWN);
+
+    pool_worker_free(wa);
+    pool_worker_free(wb);
+    pool_free(pool);
+    loop_close(&la);
+    loop_close(&lb);
+}
+
+int main(void)
+{
+    CHECK_INT(pool_elapsed_ms(1000, 400), 600);
+    CHECK_INT(pool_elapsed_ms(400, 1000), 0); /* another thread's clock is ahead */
+    CHECK_INT(pool_elapsed_ms(5, 5), 0);
+    CHECK_INT(pool_elapsed_ms(UINT64_MAX, 0), -1); /* (long long)UINT64_MAX */
+
+    unsigned char packet[16];
+    pool_cancel_packet(packet, 0x01020304, 0xa0b0c0d0);
+    static const unsigned char want[16] = {0, 0, 0, 16, 0x04, 0xd2, 0x16, 0x2e,
+                                           1, 2, 3, 4,  0xa0, 0xb0, 0xc0, 0xd0};
+    CHECK(memcmp(packet, want, 16) == 0);
+
+    char err[128];
+    pool_config_t bad = {.max_connections = 1,
+                         .statements = STATEMENTS,
+                         .statement_count = 2,
+                         .pipeline_depth = POOL_MAX_PIPELINE_DEPTH + 1};
+    CHECK(pool_new(&bad, err, sizeof err) == NULL);
+    bad.pipeline_depth = 1;
+    bad.max_connections = 0;
+    CHECK(pool_new(&bad, err, sizeof err) == NULL);
+
+    if (getenv("PGHOST") && getenv("PGPORT"))
+        test_with_database();
+    else
+        printf("test_pool: no PGHOST/PGPORT: the database part runs in the integration phase\n");
+    return test_report("test_pool");
+}
