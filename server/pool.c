@@ -403,15 +403,23 @@ static int conn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
     pool_t *p = w->pool;
     const pool_statement_t *st = &p->config.statements[q->statement];
     uint64_t bit = (uint64_t)1 << q->statement;
-    int prepare = !(c->prepared & bit);
+    int prepare = !p->config.unnamed && !(c->prepared & bit);
     int pipeline = p->config.pipeline_depth > 0;
     if (c->broken) return POOL_ERR_NOT_SENT;
-    /* Protocol-level prepares: they also work behind PgBouncer 1.21+ in transaction pooling,
-     * where SQL PREPARE would not. */
-    if (prepare && !PQsendPrepare(c->pg, st->name, st->sql, 0, NULL)) goto not_sent;
-    if ((pipeline || !prepare) && !PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params,
-                                                       NULL, NULL, q->binary_results ? 1 : 0))
-        goto not_sent;
+    if (p->config.unnamed) {
+        /* Parse, Bind, Execute of the unnamed statement: nothing outlives the transaction. */
+        if (!PQsendQueryParams(c->pg, st->sql, q->param_count, NULL, q->params, NULL, NULL,
+                               q->binary_results ? 1 : 0))
+            goto not_sent;
+    } else {
+        /* Protocol-level prepares: they also work behind PgBouncer 1.21+ in transaction
+         * pooling (max_prepared_statements), where SQL PREPARE would not. */
+        if (prepare && !PQsendPrepare(c->pg, st->name, st->sql, 0, NULL)) goto not_sent;
+        if ((pipeline || !prepare) &&
+            !PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params, NULL, NULL,
+                                 q->binary_results ? 1 : 0))
+            goto not_sent;
+    }
     if (pipeline && !PQpipelineSync(c->pg)) {
         c->broken = 1;
         return POOL_ERR_CONNECTION;
