@@ -11,7 +11,9 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "alloc.h"
 #include "config.h"
+#include "error.h"
 #include "log.h"
 
 const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {1, 5, 10, 50, 100, 500, 1000, 5000};
@@ -104,10 +106,10 @@ struct pool_worker {
     uint64_t next_reap_ms;
 };
 
-static void conn_start_connect(pool_worker_t *w, pool_query_t *q);
-static int conn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q);
-static void conn_release(pool_worker_t *w, pool_conn_t *c);
-static int conn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events);
+static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q);
+static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q);
+static void pgconn_release(pool_worker_t *w, pool_conn_t *c);
+static int pgconn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events);
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
@@ -124,7 +126,7 @@ void pool_cancel_packet(unsigned char out[16], uint32_t backend_pid, uint32_t ca
 
 static char *dup_or_null(const char *s)
 {
-    return s ? strdup(s) : NULL;
+    return s ? xstrdup(s) : NULL;
 }
 
 static int is_exclusive(const pool_t *p, const pool_query_t *q)
@@ -256,18 +258,25 @@ static void defer_error(pool_worker_t *w, pool_query_t *q, int error)
     pthread_mutex_unlock(&w->pool->lock);
 }
 
-static const char *error_text(int error)
+const char *pool_strerror(enum pool_error error)
 {
     switch (error) {
+    case POOL_OK:
+        return "no error";
+    case POOL_ERR_TIMEOUT:
+        return "database busy: no connection free within the acquire timeout";
+    case POOL_ERR_UNAVAILABLE:
+        return "database unavailable";
+    case POOL_ERR_QUERY:
+        return "database query failed";
+    case POOL_ERR_CONNECTION:
+        return "database connection lost";
     case POOL_ERR_SHUTDOWN:
         return "server shutting down";
     case POOL_ERR_NOT_SENT:
         return "database connection lost before the statement was sent";
-    case POOL_ERR_CONNECTION:
-        return "database connection lost";
-    default:
-        return "database unavailable";
     }
+    return "database unavailable";
 }
 
 static entry_t *entry_at(pool_conn_t *c, unsigned i)
@@ -318,7 +327,7 @@ static void cancel_close(pool_worker_t *w, pool_conn_t *c)
     c->cancel_state = K_NONE;
 }
 
-static void conn_destroy(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_destroy(pool_worker_t *w, pool_conn_t *c)
 {
     if (w) loop_io_stop(w->loop, &c->io);
     active_remove(c);
@@ -346,10 +355,10 @@ static void worker_free_dead(pool_worker_t *w)
 }
 
 /* Closes c and gives its slot to the oldest waiter (who connects anew). */
-static void conn_close_slot(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_close_slot(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
-    conn_destroy(w, c);
+    pgconn_destroy(w, c);
     pthread_mutex_lock(&p->lock);
     p->open--;
     give_slot_locked(p, w);
@@ -358,7 +367,7 @@ static void conn_close_slot(pool_worker_t *w, pool_conn_t *c)
 
 /* The database cannot be reached: every waiter fails fast, and new queries fail fast until
  * the back-off passes. */
-static void conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *why)
+static void pgconn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *why)
 {
     pool_t *p = w->pool;
     pool_query_t *q = c->connect_for;
@@ -367,7 +376,7 @@ static void conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *wh
     snprintf(message, sizeof message, "database unavailable: %s%s%.*s", why, *detail ? ": " : "",
              (int)strcspn(detail, "\n"), detail);
     log_warn("%s", message);
-    conn_destroy(w, c);
+    pgconn_destroy(w, c);
     pthread_mutex_lock(&p->lock);
     p->open--;
     p->connect_errors++;
@@ -381,7 +390,7 @@ static void conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *wh
 
 /* The connection broke with statements in flight: each fails with POOL_ERR_CONNECTION (it was
  * sent, so it may have run); the connection closes and its slot goes to the oldest waiter. */
-static void conn_broken(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_broken(pool_worker_t *w, pool_conn_t *c)
 {
     char message[256];
     snprintf(message, sizeof message, "database connection lost: %.*s",
@@ -390,7 +399,7 @@ static void conn_broken(pool_worker_t *w, pool_conn_t *c)
     unsigned n = 0;
     for (unsigned i = 0; i < c->depth; i++)
         if (entry_at(c, i)->q) lost[n++] = entry_at(c, i)->q;
-    conn_close_slot(w, c);
+    pgconn_close_slot(w, c);
     for (unsigned i = 0; i < n; i++)
         deliver(lost[i], NULL, POOL_ERR_CONNECTION, message);
 }
@@ -398,7 +407,7 @@ static void conn_broken(pool_worker_t *w, pool_conn_t *c)
 /* Sends q's statement on c, behind whatever is in flight.  Returns 0, or the error for q
  * (POOL_ERR_NOT_SENT: nothing of it left the process; POOL_ERR_CONNECTION: it may have);
  * on error c is marked broken.  Never calls back. */
-static int conn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+static int pgconn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 {
     pool_t *p = w->pool;
     const pool_statement_t *st = &p->config.statements[q->statement];
@@ -439,7 +448,7 @@ static int conn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
     q->conn = c;
     q->state = Q_RUNNING;
     int f = PQflush(c->pg);
-    if (f < 0 || conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
+    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
         /* It is in flight: the read path (woken by the error) reports the broken connection. */
         c->broken = 1;
         if (c->io.fd < 0 || loop_io_modify(w->loop, &c->io, EPOLLIN | EPOLLOUT) < 0)
@@ -453,7 +462,7 @@ not_sent:
 }
 
 /* Can c take one more cheap statement of its worker now? */
-static int conn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
+static int pgconn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
 {
     return p->config.pipeline_depth > 1 && c->state == C_BUSY && !c->exclusive && !c->closed_tail &&
            !c->broken && c->cancel_state == K_NONE && c->handed == 0 && c->depth > 0 &&
@@ -463,29 +472,29 @@ static int conn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
 
 /* Runs q on c, which this worker holds.  On failure q is answered later (not sent: on a fresh
  * connection when c carries nothing else).  Returns 1 when q runs on c (c still held). */
-static int conn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 {
     c->worker = w;
     c->state = C_BUSY;
     active_add(w, c);
-    int e = conn_send(w, c, q);
+    int e = pgconn_send(w, c, q);
     if (!e) return 1;
     if (c->depth == 0 && c->handed == 0 && e == POOL_ERR_NOT_SENT) {
         /* Nothing reached the server: a fresh connection may run it.  Keep the slot. */
-        conn_destroy(w, c);
-        conn_start_connect(w, q);
+        pgconn_destroy(w, c);
+        pgconn_start_connect(w, q);
         return 0;
     }
     defer_error(w, q, e);
-    if (c->depth == 0 && c->handed == 0) conn_release(w, c);
+    if (c->depth == 0 && c->handed == 0) pgconn_release(w, c);
     return 0;
 }
 
 /* Sends the oldest waiters of this worker on c while they are at the head of the FIFO. */
-static void conn_top_up(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_top_up(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
-    if (!conn_can_join(p, c, w->loop->now_ms) || !p->wait_head) return;
+    if (!pgconn_can_join(p, c, w->loop->now_ms) || !p->wait_head) return;
     pool_query_t *taken[POOL_MAX_PIPELINE_DEPTH];
     unsigned n = 0;
     pthread_mutex_lock(&p->lock);
@@ -501,13 +510,13 @@ static void conn_top_up(pool_worker_t *w, pool_conn_t *c)
     pthread_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < n; i++) {
         local_remove(w, taken[i]);
-        conn_run(w, c, taken[i]);
+        pgconn_run(w, c, taken[i]);
     }
 }
 
 /* Returns a connection that carries nothing: to the oldest waiter, to the idle stack, or
  * (broken) closed. */
-static void conn_release(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_release(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
     loop_io_stop(w->loop, &c->io);
@@ -516,7 +525,7 @@ static void conn_release(pool_worker_t *w, pool_conn_t *c)
     c->closed_tail = 0;
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
         PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
-        conn_close_slot(w, c);
+        pgconn_close_slot(w, c);
         return;
     }
     pthread_mutex_lock(&p->lock);
@@ -534,10 +543,10 @@ static void conn_release(pool_worker_t *w, pool_conn_t *c)
 }
 
 /* After the last statement on c was answered. */
-static void conn_drained(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_drained(pool_worker_t *w, pool_conn_t *c)
 {
     if (c->cancel_state != K_NONE) return; /* released once PostgreSQL took the cancel */
-    conn_release(w, c);
+    pgconn_release(w, c);
 }
 
 /* Keeps the first error, or else the last result. */
@@ -556,7 +565,7 @@ static void keep_result(entry_t *e, PGresult *r)
 
 /* The oldest statement on c was answered: take it off, decide c's fate, then call back (the
  * callback may submit again, possibly onto c).  Returns 0 while c stays with this worker. */
-static int conn_finish_head(pool_worker_t *w, pool_conn_t *c)
+static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
 {
     entry_t e = *entry_at(c, 0);
     c->head = (c->head + 1) % POOL_MAX_PIPELINE_DEPTH;
@@ -568,9 +577,9 @@ static int conn_finish_head(pool_worker_t *w, pool_conn_t *c)
         c->exclusive = 0;
         c->closed_tail = 0;
         gone = c->cancel_state == K_NONE;
-        conn_drained(w, c);
+        pgconn_drained(w, c);
     } else {
-        conn_top_up(w, c);
+        pgconn_top_up(w, c);
     }
     if (e.q) {
         ExecStatusType s = e.result ? PQresultStatus(e.result) : PGRES_FATAL_ERROR;
@@ -584,11 +593,11 @@ static int conn_finish_head(pool_worker_t *w, pool_conn_t *c)
 }
 
 /* Reads what arrived and answers every statement whose results are complete. */
-static void conn_read(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
 {
     int pipeline = w->pool->config.pipeline_depth > 0;
     if (!PQconsumeInput(c->pg)) {
-        conn_broken(w, c);
+        pgconn_broken(w, c);
         return;
     }
     int nulls = 0;
@@ -616,13 +625,13 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
                         e->q = NULL;
                         e->prepare = 0;
                         c->broken = 1;
-                        conn_finish_head(w, c);
-                        deliver(q, NULL, POOL_ERR_NOT_SENT, error_text(POOL_ERR_NOT_SENT));
+                        pgconn_finish_head(w, c);
+                        deliver(q, NULL, POOL_ERR_NOT_SENT, pool_strerror(POOL_ERR_NOT_SENT));
                         return;
                     }
                     int f = PQflush(c->pg);
-                    if (f < 0 || conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
-                        conn_broken(w, c);
+                    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
+                        pgconn_broken(w, c);
                         return;
                     }
                     continue;
@@ -635,7 +644,7 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
                     e->prepare = 0;
                 }
             }
-            if (conn_finish_head(w, c)) return;
+            if (pgconn_finish_head(w, c)) return;
             continue;
         }
         if (!r) {
@@ -647,7 +656,7 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
         ExecStatusType s = PQresultStatus(r);
         if (s == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            if (conn_finish_head(w, c)) return;
+            if (pgconn_finish_head(w, c)) return;
             continue;
         }
         if (e->prepare && e->commands_done == 0) {
@@ -664,18 +673,18 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
     }
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         if (c->depth)
-            conn_broken(w, c);
+            pgconn_broken(w, c);
         else if (c->state == C_BUSY && c->cancel_state == K_NONE && c->handed == 0)
-            conn_release(w, c);
+            pgconn_release(w, c);
     }
 }
 
-static void conn_connected(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_connected(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
     PQsetnonblocking(c->pg, 1);
     if (p->config.pipeline_depth > 0 && !PQenterPipelineMode(c->pg)) {
-        conn_connect_failed(w, c, "cannot enter pipeline mode");
+        pgconn_connect_failed(w, c, "cannot enter pipeline mode");
         return;
     }
     pthread_mutex_lock(&p->lock);
@@ -684,61 +693,60 @@ static void conn_connected(pool_worker_t *w, pool_conn_t *c)
     pthread_mutex_unlock(&p->lock);
     pool_query_t *q = c->connect_for;
     c->connect_for = NULL;
-    if (conn_watch(w, c, EPOLLIN) < 0) {
-        conn_connect_failed(w, c, "cannot watch socket");
+    if (pgconn_watch(w, c, EPOLLIN) < 0) {
+        pgconn_connect_failed(w, c, "cannot watch socket");
         return;
     }
     c->state = C_BUSY;
     if (q) {
-        if (conn_run(w, c, q)) conn_top_up(w, c);
+        if (pgconn_run(w, c, q)) pgconn_top_up(w, c);
     } else {
-        conn_release(w, c); /* the query was cancelled while connecting */
+        pgconn_release(w, c); /* the query was cancelled while connecting */
     }
 }
 
-static void conn_on_io(loop_io_t *io, uint32_t events)
+static void pgconn_on_io(loop_io_t *io, uint32_t events)
 {
     pool_conn_t *c = io->user;
     pool_worker_t *w = c->worker;
     if (c->state == C_CONNECTING) {
         PostgresPollingStatusType st = PQconnectPoll(c->pg);
         if (st == PGRES_POLLING_FAILED) {
-            conn_connect_failed(w, c, "connect failed");
+            pgconn_connect_failed(w, c, "connect failed");
             return;
         }
         if (st == PGRES_POLLING_OK) {
-            conn_connected(w, c);
+            pgconn_connected(w, c);
             return;
         }
         /* The socket may change between attempts (several addresses), so watch afresh. */
         loop_io_stop(w->loop, &c->io);
-        if (conn_watch(w, c, st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT) < 0)
-            conn_connect_failed(w, c, "cannot watch socket");
+        if (pgconn_watch(w, c, st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT) < 0)
+            pgconn_connect_failed(w, c, "cannot watch socket");
         return;
     }
     if (events & EPOLLOUT) {
         int f = PQflush(c->pg);
         if (f < 0) {
-            conn_read(w, c); /* reports the broken connection */
+            pgconn_read(w, c); /* reports the broken connection */
             return;
         }
         if (f == 0) loop_io_modify(w->loop, &c->io, EPOLLIN);
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) conn_read(w, c);
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) pgconn_read(w, c);
 }
 
-static int conn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events)
+static int pgconn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events)
 {
     int fd = PQsocket(c->pg);
     if (fd < 0) return -1;
     if (c->io.fd >= 0) return loop_io_modify(w->loop, &c->io, events);
-    return loop_io_start(w->loop, &c->io, fd, events, conn_on_io, c);
+    return loop_io_start(w->loop, &c->io, fd, events, pgconn_on_io, c);
 }
 
-static pool_conn_t *conn_new(pool_t *p)
+static pool_conn_t *pgconn_new(pool_t *p)
 {
-    pool_conn_t *c = calloc(1, sizeof *c);
-    if (!c) return NULL;
+    pool_conn_t *c = xcalloc(1, sizeof *c);
     c->pool = p;
     c->io.fd = -1;
     c->cancel_io.fd = -1;
@@ -746,17 +754,10 @@ static pool_conn_t *conn_new(pool_t *p)
 }
 
 /* Opens a new connection for q in w; the slot (p->open) is already counted. */
-static void conn_start_connect(pool_worker_t *w, pool_query_t *q)
+static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q)
 {
     pool_t *p = w->pool;
-    pool_conn_t *c = conn_new(p);
-    if (!c) {
-        pthread_mutex_lock(&p->lock);
-        p->open--;
-        pthread_mutex_unlock(&p->lock);
-        defer_error(w, q, POOL_ERR_UNAVAILABLE);
-        return;
-    }
+    pool_conn_t *c = pgconn_new(p);
     c->worker = w;
     c->state = C_CONNECTING;
     c->connect_for = q;
@@ -765,16 +766,16 @@ static void conn_start_connect(pool_worker_t *w, pool_query_t *q)
     q->conn = c;
     c->pg = PQconnectStartParams(p->keywords, p->values, 0);
     active_add(w, c);
-    if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || conn_watch(w, c, EPOLLOUT) < 0) {
+    if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || pgconn_watch(w, c, EPOLLOUT) < 0) {
         c->connect_for = NULL;
-        conn_connect_failed(w, c, "connect failed");
+        pgconn_connect_failed(w, c, "connect failed");
         q->state = Q_NEW;
         defer_error(w, q, POOL_ERR_UNAVAILABLE);
     }
 }
 
 /* A connection idle for a while may have been closed by the server (restart, idle kill). */
-static int conn_is_stale(pool_conn_t *c, uint64_t now_ms)
+static int pgconn_is_stale(pool_conn_t *c, uint64_t now_ms)
 {
     if (pool_elapsed_ms(now_ms, c->idle_since_ms) < POOL_STALE_CHECK_MS) return 0;
     if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) return 1;
@@ -802,7 +803,7 @@ struct libpq_cancel_head {
 static void cancel_done(pool_worker_t *w, pool_conn_t *c)
 {
     cancel_close(w, c);
-    if (c->state == C_BUSY && c->depth == 0 && c->handed == 0) conn_release(w, c);
+    if (c->state == C_BUSY && c->depth == 0 && c->handed == 0) pgconn_release(w, c);
 }
 
 static void cancel_on_io(loop_io_t *io, uint32_t events)
@@ -876,22 +877,18 @@ static int cancel_start(pool_worker_t *w, pool_conn_t *c)
 pool_t *pool_new(const pool_config_t *config, char *err, size_t err_len)
 {
     if (config->max_connections < 1) {
-        snprintf(err, err_len, "pool max_connections must be at least 1");
+        error_set(err, err_len, "pool max_connections must be at least 1");
         return NULL;
     }
     if (config->statement_count == 0 || config->statement_count > POOL_MAX_STATEMENTS) {
-        snprintf(err, err_len, "pool needs 1 to %d statements", POOL_MAX_STATEMENTS);
+        error_set(err, err_len, "pool needs 1 to %d statements", POOL_MAX_STATEMENTS);
         return NULL;
     }
     if (config->pipeline_depth > POOL_MAX_PIPELINE_DEPTH) {
-        snprintf(err, err_len, "pipeline depth must be at most %d", POOL_MAX_PIPELINE_DEPTH);
+        error_set(err, err_len, "pipeline depth must be at most %d", POOL_MAX_PIPELINE_DEPTH);
         return NULL;
     }
-    pool_t *p = calloc(1, sizeof *p);
-    if (!p) {
-        snprintf(err, err_len, "out of memory");
-        return NULL;
-    }
+    pool_t *p = xcalloc(1, sizeof *p);
     pthread_mutex_init(&p->lock, NULL);
     p->config = *config;
     const char *src[6] = {config->host, config->port,     config->dbname,
@@ -930,7 +927,7 @@ void pool_free(pool_t *p)
     while (p->idle) {
         pool_conn_t *c = p->idle;
         p->idle = c->next;
-        conn_destroy(NULL, c);
+        pgconn_destroy(NULL, c);
     }
     for (int i = 0; i < 6; i++)
         free(p->strings[i]);
@@ -947,8 +944,7 @@ static void worker_on_event(loop_io_t *io, uint32_t events)
 
 pool_worker_t *pool_worker_new(pool_t *p, loop_t *loop)
 {
-    pool_worker_t *w = calloc(1, sizeof *w);
-    if (!w) return NULL;
+    pool_worker_t *w = xcalloc(1, sizeof *w);
     w->pool = p;
     w->loop = loop;
     w->event_io.fd = -1;
@@ -975,7 +971,7 @@ void pool_worker_free(pool_worker_t *w)
             if (pc) PQcancel(pc, err, sizeof err);
             PQfreeCancel(pc);
         }
-        conn_destroy(w, c);
+        pgconn_destroy(w, c);
         pthread_mutex_lock(&w->pool->lock);
         w->pool->open--;
         pthread_mutex_unlock(&w->pool->lock);
@@ -1000,13 +996,13 @@ static void worker_drain_inbox(pool_worker_t *w)
         if (q->handed_error) {
             int e = q->handed_error;
             q->handed_error = 0;
-            deliver(q, NULL, e, error_text(e));
+            deliver(q, NULL, e, pool_strerror(e));
         } else if (q->conn) {
             pool_conn_t *c = q->conn;
             c->handed--;
-            conn_run(w, c, q);
+            pgconn_run(w, c, q);
         } else {
-            conn_start_connect(w, q);
+            pgconn_start_connect(w, q);
         }
         q = next;
     }
@@ -1018,11 +1014,11 @@ static void worker_fail_running(pool_worker_t *w)
     for (pool_conn_t *c = w->active; c; c = c->active_next) {
         pool_query_t *q = c->connect_for;
         c->connect_for = NULL;
-        if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, error_text(POOL_ERR_SHUTDOWN));
+        if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
         for (unsigned i = 0; i < c->depth; i++) {
             q = entry_at(c, i)->q;
             entry_at(c, i)->q = NULL;
-            if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, error_text(POOL_ERR_SHUTDOWN));
+            if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
         }
     }
 }
@@ -1051,7 +1047,7 @@ int pool_worker_tick(pool_worker_t *w)
     for (pool_conn_t *c = w->active, *next; c; c = next) {
         next = c->active_next;
         if (c->state == C_CONNECTING && now >= c->deadline_ms) {
-            conn_connect_failed(w, c, "connect timed out");
+            pgconn_connect_failed(w, c, "connect timed out");
             continue;
         }
         if (c->cancel_state != K_NONE && now >= c->cancel_deadline_ms) cancel_done(w, c);
@@ -1083,7 +1079,7 @@ int pool_worker_tick(pool_worker_t *w)
         while (expired) {
             pool_conn_t *c = expired;
             expired = c->next;
-            conn_destroy(NULL, c);
+            pgconn_destroy(NULL, c);
         }
     }
     int due = 100;
@@ -1101,7 +1097,7 @@ static pool_conn_t *worker_pick_pipeline(pool_worker_t *w, pool_query_t *q)
     if (p->config.pipeline_depth < 2 || is_exclusive(p, q)) return NULL;
     pool_conn_t *best = NULL;
     for (pool_conn_t *c = w->active; c; c = c->active_next)
-        if (conn_can_join(p, c, w->loop->now_ms) && (!best || c->depth < best->depth)) best = c;
+        if (pgconn_can_join(p, c, w->loop->now_ms) && (!best || c->depth < best->depth)) best = c;
     return best;
 }
 
@@ -1127,12 +1123,12 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
         c->state = C_BUSY;
         record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
-        if (!conn_is_stale(c, now)) {
-            conn_run(w, c, q);
+        if (!pgconn_is_stale(c, now)) {
+            pgconn_run(w, c, q);
             return 0;
         }
-        conn_destroy(NULL, c); /* the slot stays counted: reconnect with it */
-        conn_start_connect(w, q);
+        pgconn_destroy(NULL, c); /* the slot stays counted: reconnect with it */
+        pgconn_start_connect(w, q);
         return 0;
     }
     int may_open = p->open < p->config.max_connections;
@@ -1141,7 +1137,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
         p->open++;
         record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
-        conn_start_connect(w, q);
+        pgconn_start_connect(w, q);
         return 0;
     }
     /* Behind the statements in flight on a connection this worker uses, unless others wait
@@ -1150,7 +1146,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
     if (c) {
         record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
-        conn_run(w, c, q);
+        pgconn_run(w, c, q);
         return 0;
     }
     if (may_open) { /* backing off after a failed connect */
@@ -1207,7 +1203,7 @@ void pool_cancel(pool_query_t *q)
     if (state == Q_WAITING || state == Q_HANDED) local_remove(w, q);
     if (give_back) {
         give_back->worker = w;
-        conn_release(w, give_back);
+        pgconn_release(w, give_back);
     }
     pool_conn_t *c = q->conn;
     if (state == Q_CONNECTING && c) c->connect_for = NULL; /* it goes to the pool once open */

@@ -164,6 +164,10 @@ void pool_cancel(pool_query_t *query);
 void pool_get_stats(pool_t *pool, pool_stats_t *out);
 /* The SQLSTATE of a failed result ("22003"...), or "" when none. */
 const char *pool_result_sqlstate(const PGresult *res);
+/* The text of a pool error for a person, the one place it is written: "database busy: no
+ * connection free within the acquire timeout", "database unavailable", "database connection
+ * lost", ...  Never NULL. */
+const char *pool_strerror(enum pool_error error);
 
 /* ---- pieces exposed for the unit tests -------------------------------------------------- */
 

@@ -93,19 +93,14 @@ static void respond_db_error(conn_t *c, int error, const PGresult *res, const ch
 {
     switch (error) {
     case POOL_ERR_TIMEOUT:
-        conn_respond_error(c, 503, "database busy: no connection free within the acquire timeout",
-                           "Retry-After: 1\r\n");
-        return;
     case POOL_ERR_UNAVAILABLE:
-        conn_respond_error(c, 503, "database unavailable", "Retry-After: 1\r\n");
-        return;
     case POOL_ERR_SHUTDOWN:
-        conn_respond_error(c, 503, "server shutting down", "Retry-After: 1\r\n");
+        conn_respond_error(c, 503, pool_strerror(error), "Retry-After: 1\r\n");
         return;
     case POOL_ERR_CONNECTION:
     case POOL_ERR_NOT_SENT: /* the statement did not run: trying again is safe */
         log_error("%s: %s", c->log_line, message);
-        conn_respond_error(c, 503, "database connection lost", "Retry-After: 1\r\n");
+        conn_respond_error(c, 503, pool_strerror(POOL_ERR_CONNECTION), "Retry-After: 1\r\n");
         return;
     default:
         if (strcmp(pool_result_sqlstate(res), "57014") == 0) { /* statement_timeout */
@@ -497,12 +492,8 @@ static void on_health(pool_query_t *q, PGresult *res, int error, const char *mes
     const char *id = c->worker->server->config.server_id;
     http_response_t resp;
     if (error) {
-        const char *reason = error == POOL_ERR_TIMEOUT       ? "database busy: no connection free"
-                             : error == POOL_ERR_UNAVAILABLE ? "database unavailable"
-                             : error == POOL_ERR_SHUTDOWN    ? "server shutting down"
-                             : error == POOL_ERR_CONNECTION || error == POOL_ERR_NOT_SENT
-                                 ? "database connection lost"
-                                 : "database query failed";
+        const char *reason =
+            pool_strerror(error == POOL_ERR_NOT_SENT ? POOL_ERR_CONNECTION : error);
         if (error == POOL_ERR_QUERY)
             log_error("health: %.*s", (int)strcspn(message, "\n"), message);
         int status = c->route == ROUTE_HEALTH_READY ? 503 : 500;

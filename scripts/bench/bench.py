@@ -20,7 +20,8 @@ the runs that are compared), BENCH_CONNECTIONS (100),
 BENCH_PRODUCTS (5000), BENCH_ORDERS (500000), BENCH_OUTPUT (BENCHMARKS.md at the repository
 root; empty: do not write), BENCH_KEEP (1: keep the temporary folder), CATALOG_BUILD (build),
 BENCH_BASELINE (a build folder of an older tree, e.g. from `git worktree add`: section 0 measures
-it too, against the same database), BENCH_ONLY (goals: section 0 only).
+it too, against the same database), BENCH_BASELINE_NAME (what that tree is, for the report),
+BENCH_ONLY (goals: section 0 only).
 """
 
 import datetime
@@ -50,6 +51,7 @@ ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
 BUILD = os.environ.get("CATALOG_BUILD") or os.path.join(REPO_ROOT, "build")
 OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(REPO_ROOT, "BENCHMARKS.md"))
 BASELINE = os.environ.get("BENCH_BASELINE", "")
+BASELINE_NAME = os.environ.get("BENCH_BASELINE_NAME", "")  # e.g. "main at 8095eb7"
 ONLY_GOALS = os.environ.get("BENCH_ONLY") == "goals"
 PGBENCH = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
 POOL = 10  # the contract's DB_POOL_MAX, and pgbench's client count
@@ -285,8 +287,13 @@ def combine(runs):
     }
 
 
+def rate_text(value):
+    """A rate: whole numbers, one decimal below 100 (a few reports per second)."""
+    return f"{value:,.1f}" if value < 100 else f"{value:,.0f}"
+
+
 def rates(values):
-    return "/".join(f"{v:,.0f}" for v in values)
+    return "/".join(rate_text(v) for v in values)
 
 
 def ratio(a, b):
@@ -394,12 +401,12 @@ def goals_section(cluster, folder, script):
         values[label] = v
         for key in work:
             r = run[key]
-            pg_text = (f"{pg_rate[key]:,.0f} ({rates(x for x, _ in pg[key])})"
+            pg_text = (f"{rate_text(pg_rate[key])} ({rates(x for x, _ in pg[key])})"
                        if key in pg_rate else "-")
-            detail.append([label, key, pg_text, f"{r['rps']:,.0f} ({rates(r['rps_all'])})",
+            detail.append([label, key, pg_text, f"{rate_text(r['rps'])} ({rates(r['rps_all'])})",
                            failures_text(r), f"{r['p99']:.1f}",
                            f"{r['cpu_ms_per_request']:.4f}"])
-            say(f"  {label} {key}: pgbench {pg_text}, stack {r['rps']:,.0f} req/s "
+            say(f"  {label} {key}: pgbench {pg_text}, stack {rate_text(r['rps'])} req/s "
                 f"({rates(r['rps_all'])}), failures {r['failures']}, p99 {r['p99']:.1f} ms, "
                 f"CPU {r['cpu_ms_per_request']:.4f} ms/request")
     header = ["measure"] + [label for label, _ in builds] + ["goal", "met"]
@@ -420,7 +427,9 @@ def goals_section(cluster, folder, script):
         "binary columns; pgbench gets text). The reference's report joins every order row to "
         "its product and groups by category (scripts/bench/server_sql.py REFERENCE_REPORT); "
         "the reference's three statements are the listing, the lookup and that report."
-        + (f" 'before' is the build in `{BASELINE}` (an older tree) against the same database."
+        + (f" 'before' is the build in `{BASELINE}`"
+           + (f" ({BASELINE_NAME})" if BASELINE_NAME else " (an older tree)")
+           + ", its server against the same database (with this tree's schema and seed)."
            if BASELINE else "")
         + "\n\n" + table(header, rows)
         + ("\n\nFailed pgbench transactions: %d." % pg_failed if pg_failed else "")

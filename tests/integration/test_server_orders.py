@@ -4,11 +4,16 @@ row; the same key with another body is a 422; a key still being processed is a 4
 expire after 24 hours; concurrent requests with one key create one row), the key's limits
 (clear 400s), and the lost answer: the database connection killed (pg_terminate_backend) while
 the INSERT waits on a lock held by a second session answers 500 "outcome unknown" without
-Retry-After, and a retry with the key then creates exactly one order.  catalog-db migrate gives
-an existing database the key table and function."""
+Retry-After, and a retry with the key then creates exactly one order; likewise when the order
+commits and its answer is lost on the way back (a relay between a third server and PostgreSQL
+drops the answer and resets the connection): 500 "outcome unknown", the order exists once, and
+a retry with the key on another server answers that order.  catalog-db migrate gives an
+existing database the key table and function."""
 
 import json
 import os
+import socket
+import struct
 import subprocess
 import sys
 import threading
@@ -75,6 +80,116 @@ def backend_waiting_on_lock(timeout_s=10):
             return int(pid)
         time.sleep(0.05)
     return None
+
+
+class CuttableProxy:
+    """A TCP relay from a loopback port to the test PostgreSQL, so a test can lose answers:
+    with hold() the database's bytes are dropped instead of relayed (what was sent still runs
+    and commits), and cut() resets every relayed connection, as a network failure would."""
+
+    def __init__(self, host, port):
+        self.target = (host, int(port))
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.holding = threading.Event()
+        self.lock = threading.Lock()
+        self.clients = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.clients.append((client, upstream))
+            threading.Thread(target=self._relay, args=(client, upstream, False),
+                             daemon=True).start()
+            threading.Thread(target=self._relay, args=(upstream, client, True),
+                             daemon=True).start()
+
+    def _relay(self, src, dst, from_database):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                if from_database and self.holding.is_set():
+                    continue
+                dst.sendall(data)
+        except OSError:
+            pass
+        for sock in (src, dst):
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def hold(self):
+        self.holding.set()
+
+    def cut(self):
+        """Resets every relayed connection (RST to the server), then relays normally again."""
+        with self.lock:
+            clients, self.clients = self.clients, []
+        for client, upstream in clients:
+            # shutdown wakes the relay threads blocked in recv (a bare close would not); the
+            # zero linger makes the last close a reset.
+            client.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            for sock in (client, upstream):
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)
+                except OSError:
+                    pass
+                sock.close()
+        self.holding.clear()
+
+    def close(self):
+        self.listener.close()
+        self.cut()
+
+
+def wait_for(sql, want, timeout_s=10):
+    """Polls psql until sql answers want; returns the last answer."""
+    deadline = time.monotonic() + timeout_s
+    got = None
+    while time.monotonic() < deadline:
+        got = harness.psql(sql, db=NAME)
+        if got == want:
+            break
+        time.sleep(0.05)
+    return got
+
+
+def check_answer_lost_after_commit(suite, lossy, b, proxy, key):
+    """The order commits, then its answer is lost on the way back (the database connection
+    is reset before the server reads it): 500 "outcome unknown", the order exists, and a
+    retry with the key answers that order instead of placing a second one."""
+    label = f"answer lost after commit, key {key}" if key else "answer lost after commit, no key"
+    before = order_count()
+    proxy.hold()
+    thread, result = in_thread(post, lossy, None, key)
+    committed = wait_for("SELECT count(*) FROM orders", str(before + 1))
+    proxy.cut()
+    thread.join(timeout=30)
+    status, headers, body = result[0] if result else (None, {}, b"")
+    suite.equal(f"{label}: the order was committed", committed, str(before + 1))
+    suite.equal(f"{label}: 500 outcome unknown, no Retry-After",
+                (status, error_of(body), "retry-after" in headers), (500, "outcome unknown", False))
+    if key:
+        placed = harness.psql("SELECT order_id FROM order_idempotency_keys"
+                              f" WHERE idempotency_key = '{key}'", db=NAME)
+        status, headers, body = post(b, key=key)
+        got_id = json.loads(body).get("id") if status == 201 else None
+        suite.check(f"{label}: the retry on the other server answers the committed order",
+                    status == 201 and str(got_id) == placed
+                    and headers.get("idempotent-replayed") == "true",
+                    f"{status} {body!r}, committed order {placed}")
+    suite.equal(f"{label}: one order, not two", order_count(), before + 1)
+    status, _, _ = post(lossy)
+    suite.equal(f"{label}: the server reconnects and takes the next order", status, 201)
 
 
 def in_thread(fn, *args):
@@ -260,6 +375,16 @@ def main():
         check_concurrent_same_key(suite, a, b)
         check_lost_answer(suite, a, None)
         check_lost_answer(suite, a, "lost-1")
+        proxy = CuttableProxy(env["DB_HOST"], env["DB_PORT"])
+        try:
+            with harness.Server(dict(common, SERVER_ID="lossy", DB_HOST="127.0.0.1",
+                                     DB_PORT=str(proxy.port))) as lossy:
+                status, _, _ = post(lossy)
+                suite.equal("server lossy (through a relay) takes an order", status, 201)
+                check_answer_lost_after_commit(suite, lossy, b, proxy, None)
+                check_answer_lost_after_commit(suite, lossy, b, proxy, "cut-1")
+        finally:
+            proxy.close()
         suite.equal("orders with a key each have theirs (no key without an order)",
                     harness.psql("SELECT count(*) FROM order_idempotency_keys k"
                                  " LEFT JOIN orders o ON o.id = k.order_id WHERE o.id IS NULL",
