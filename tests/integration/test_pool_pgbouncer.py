@@ -118,7 +118,12 @@ try:
                  "BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30);"],
                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
             try:
-                time.sleep(0.5)
+                granted = ("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
+                           " WHERE c.relname = 'orders' AND l.mode = 'AccessExclusiveLock'"
+                           " AND l.granted")
+                deadline = time.monotonic() + 5
+                while time.monotonic() < deadline and harness.psql(granted, db=NAME) != "1":
+                    time.sleep(0.05)
                 sock = socket.create_connection(("127.0.0.1", server.port), timeout=5)
                 sock.sendall(b"GET /report HTTP/1.1\r\nHost: t\r\n\r\n")
                 waits = (f"SELECT count(*) FROM pg_stat_activity WHERE datname = '{NAME}' AND"
