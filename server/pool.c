@@ -486,7 +486,8 @@ static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 static void pgconn_top_up(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
-    if (!pgconn_can_join(p, c, w->loop->now_ms) || !p->wait_head) return;
+    /* p->wait_head is read under the lock only: other workers change it (ThreadSanitizer). */
+    if (!pgconn_can_join(p, c, w->loop->now_ms)) return;
     pool_query_t *taken[POOL_MAX_PIPELINE_DEPTH];
     unsigned n = 0;
     pthread_mutex_lock(&p->lock);
