@@ -48,7 +48,7 @@ struct pool_conn {
     PGconn *pg;
     loop_io_t io;          /* registered in the using worker's loop while connecting or busy */
     pool_worker_t *worker; /* the worker using it (while connecting or busy) */
-    int state;             /* enum conn_state */
+    enum conn_state state;
     entry_t slot[POOL_MAX_PIPELINE_DEPTH]; /* ring of statements in flight */
     unsigned head, depth;
     unsigned handed;           /* queries handed over with it and not yet sent */
@@ -63,7 +63,7 @@ struct pool_conn {
     pool_worker_t *listed_in;  /* the worker whose active list holds it, or NULL */
     pool_conn_t *active_prev, *active_next; /* that list: connecting or busy */
     /* a cancel request for a statement whose client left */
-    int cancel_state; /* enum cancel_state */
+    enum cancel_state cancel_state;
     loop_io_t cancel_io;
     uint64_t cancel_deadline_ms;
 };
