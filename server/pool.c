@@ -48,7 +48,7 @@ struct pool_conn {
     PGconn *pg;
     loop_io_t io;          /* registered in the using worker's loop while connecting or busy */
     pool_worker_t *worker; /* the worker using it (while connecting or busy) */
-    int state;             /* enum conn_state */
+    enum conn_state state;
     entry_t slot[POOL_MAX_PIPELINE_DEPTH]; /* ring of statements in flight */
     unsigned head, depth;
     unsigned handed;           /* queries handed over with it and not yet sent */
@@ -63,7 +63,7 @@ struct pool_conn {
     pool_worker_t *listed_in;  /* the worker whose active list holds it, or NULL */
     pool_conn_t *active_prev, *active_next; /* that list: connecting or busy */
     /* a cancel request for a statement whose client left */
-    int cancel_state; /* enum cancel_state */
+    enum cancel_state cancel_state;
     loop_io_t cancel_io;
     uint64_t cancel_deadline_ms;
 };
@@ -494,7 +494,8 @@ static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 static void pgconn_top_up(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
-    if (!pgconn_can_join(p, c, w->loop->now_ms) || !p->wait_head) return;
+    /* p->wait_head is read under the lock only: other workers change it (ThreadSanitizer). */
+    if (!pgconn_can_join(p, c, w->loop->now_ms)) return;
     pool_query_t *taken[POOL_MAX_PIPELINE_DEPTH];
     unsigned n = 0;
     pthread_mutex_lock(&p->lock);

@@ -66,7 +66,7 @@ enum pool_sharing {
 typedef struct pool_statement {
     const char *name; /* prepared statement name */
     const char *sql;  /* the SQL, with $1.. parameters */
-    int sharing;      /* enum pool_sharing */
+    enum pool_sharing sharing;
 } pool_statement_t;
 
 #define POOL_MAX_STATEMENTS 64
