@@ -579,6 +579,15 @@ PY
 	out=$(dc 30 exec curl -fsS --max-time 10 localhost:3000/health 2>&1) || true
 	[[ $out == *'"status":"ok"'* ]] && ok "$name: curl localhost:3000/health through devcontainer exec: ${out##*$'\n'}" ||
 		fail "$name: curl /health through devcontainer exec" "$(tail -n 5 <<<"$out")"
+	# The lab's scale step as in a Codespace: a normal user, sudo, no writable cgroup.
+	if dc 600 exec make scale SERVERS=2 >"$work/dc-scale.log" 2>&1; then
+		out=$(dc 60 exec bash -c 'for i in 1 2 3 4; do curl -fsS --max-time 10 localhost:8080/health; echo; done' 2>&1) || true
+		[[ $out == *'"server":"app"'* && $out == *'"server":"app2"'* ]] &&
+			ok "$name: make scale SERVERS=2: /health through nginx on 8080 reaches app and app2" ||
+			fail "$name: make scale SERVERS=2: app and app2 behind 8080" "$(tail -n 5 <<<"$out")"
+	else
+		fail "$name: make scale SERVERS=2 inside the devcontainer" "$(tail -n 15 "$work/dc-scale.log")"
+	fi
 	dc 300 exec make down >"$work/dc-down.log" 2>&1 && ok "$name: make down inside the devcontainer" ||
 		fail "$name: make down inside the devcontainer" "$(tail -n 10 "$work/dc-down.log")"
 	devcontainer_rm
