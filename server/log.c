@@ -26,6 +26,7 @@ static struct {
     char *fill, *drain;     /* two buffers of `capacity` bytes */
     size_t capacity, fill_len;
     int started, stopping, writing;
+    int writer_asleep;           /* waiting with no timeout: a caller must wake it */
     uint64_t dropped_unreported; /* lines dropped since the last report line */
     uint64_t last_report_ms;
     pthread_t thread;
@@ -36,6 +37,8 @@ static struct {
 };
 static atomic_ullong lines_dropped;
 
+/* How long the writer stays awake after a batch before it sleeps until woken. */
+#define LOG_LINGER_MS 10
 /* Drops reports of dropped lines closer together than this. */
 #define LOG_DROP_REPORT_INTERVAL_MS 10000
 
@@ -166,7 +169,7 @@ void log_write_lines(const char *lines, size_t len)
         int was_empty = async.fill_len == 0;
         memcpy(async.fill + async.fill_len, lines, take);
         async.fill_len += take;
-        if (was_empty) pthread_cond_signal(&async.wake);
+        if (was_empty && async.writer_asleep) pthread_cond_signal(&async.wake);
     }
     pthread_mutex_unlock(&async.lock);
 }
@@ -180,8 +183,22 @@ static void *log_writer(void *arg)
 {
     pthread_mutex_lock(&async.lock);
     for (;;) {
-        while (async.fill_len == 0 && !async.dropped_unreported && !async.stopping)
-            pthread_cond_wait(&async.wake, &async.lock);
+        if (async.fill_len == 0 && !async.dropped_unreported && !async.stopping) {
+            /* Stay awake a little first: lines logged meanwhile need no wake-up, so a busy
+             * server's callers never make a syscall to log. */
+            struct timespec until;
+            clock_gettime(CLOCK_REALTIME, &until);
+            until.tv_nsec += LOG_LINGER_MS * 1000000L;
+            if (until.tv_nsec >= 1000000000L) {
+                until.tv_sec++;
+                until.tv_nsec -= 1000000000L;
+            }
+            pthread_cond_timedwait(&async.wake, &async.lock, &until);
+            async.writer_asleep = 1;
+            while (async.fill_len == 0 && !async.dropped_unreported && !async.stopping)
+                pthread_cond_wait(&async.wake, &async.lock);
+            async.writer_asleep = 0;
+        }
         if (async.fill_len == 0 && async.stopping) break;
         char *batch = async.fill;
         size_t batch_len = async.fill_len;

@@ -48,7 +48,7 @@ struct pool_conn {
     PGconn *pg;
     loop_io_t io;          /* registered in the using worker's loop while connecting or busy */
     pool_worker_t *worker; /* the worker using it (while connecting or busy) */
-    int state;             /* enum conn_state */
+    enum conn_state state;
     entry_t slot[POOL_MAX_PIPELINE_DEPTH]; /* ring of statements in flight */
     unsigned head, depth;
     unsigned handed;           /* queries handed over with it and not yet sent */
@@ -63,7 +63,7 @@ struct pool_conn {
     pool_worker_t *listed_in;  /* the worker whose active list holds it, or NULL */
     pool_conn_t *active_prev, *active_next; /* that list: connecting or busy */
     /* a cancel request for a statement whose client left */
-    int cancel_state; /* enum cancel_state */
+    enum cancel_state cancel_state;
     loop_io_t cancel_io;
     uint64_t cancel_deadline_ms;
 };
@@ -106,10 +106,10 @@ struct pool_worker {
     uint64_t next_reap_ms;
 };
 
-static void conn_start_connect(pool_worker_t *w, pool_query_t *q);
-static int conn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q);
-static void conn_release(pool_worker_t *w, pool_conn_t *c);
-static int conn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events);
+static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q);
+static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q);
+static void pgconn_release(pool_worker_t *w, pool_conn_t *c);
+static int pgconn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events);
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
@@ -327,7 +327,7 @@ static void cancel_close(pool_worker_t *w, pool_conn_t *c)
     c->cancel_state = K_NONE;
 }
 
-static void conn_destroy(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_destroy(pool_worker_t *w, pool_conn_t *c)
 {
     if (w) loop_io_stop(w->loop, &c->io);
     active_remove(c);
@@ -355,10 +355,10 @@ static void worker_free_dead(pool_worker_t *w)
 }
 
 /* Closes c and gives its slot to the oldest waiter (who connects anew). */
-static void conn_close_slot(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_close_slot(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
-    conn_destroy(w, c);
+    pgconn_destroy(w, c);
     pthread_mutex_lock(&p->lock);
     p->open--;
     give_slot_locked(p, w);
@@ -367,7 +367,7 @@ static void conn_close_slot(pool_worker_t *w, pool_conn_t *c)
 
 /* The database cannot be reached: every waiter fails fast, and new queries fail fast until
  * the back-off passes. */
-static void conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *why)
+static void pgconn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *why)
 {
     pool_t *p = w->pool;
     pool_query_t *q = c->connect_for;
@@ -376,7 +376,7 @@ static void conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *wh
     snprintf(message, sizeof message, "database unavailable: %s%s%.*s", why, *detail ? ": " : "",
              (int)strcspn(detail, "\n"), detail);
     log_warn("%s", message);
-    conn_destroy(w, c);
+    pgconn_destroy(w, c);
     pthread_mutex_lock(&p->lock);
     p->open--;
     p->connect_errors++;
@@ -390,7 +390,7 @@ static void conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *wh
 
 /* The connection broke with statements in flight: each fails with POOL_ERR_CONNECTION (it was
  * sent, so it may have run); the connection closes and its slot goes to the oldest waiter. */
-static void conn_broken(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_broken(pool_worker_t *w, pool_conn_t *c)
 {
     char message[256];
     snprintf(message, sizeof message, "database connection lost: %.*s",
@@ -399,7 +399,7 @@ static void conn_broken(pool_worker_t *w, pool_conn_t *c)
     unsigned n = 0;
     for (unsigned i = 0; i < c->depth; i++)
         if (entry_at(c, i)->q) lost[n++] = entry_at(c, i)->q;
-    conn_close_slot(w, c);
+    pgconn_close_slot(w, c);
     for (unsigned i = 0; i < n; i++)
         deliver(lost[i], NULL, POOL_ERR_CONNECTION, message);
 }
@@ -407,20 +407,28 @@ static void conn_broken(pool_worker_t *w, pool_conn_t *c)
 /* Sends q's statement on c, behind whatever is in flight.  Returns 0, or the error for q
  * (POOL_ERR_NOT_SENT: nothing of it left the process; POOL_ERR_CONNECTION: it may have);
  * on error c is marked broken.  Never calls back. */
-static int conn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+static int pgconn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 {
     pool_t *p = w->pool;
     const pool_statement_t *st = &p->config.statements[q->statement];
     uint64_t bit = (uint64_t)1 << q->statement;
-    int prepare = !(c->prepared & bit);
+    int prepare = !p->config.unnamed && !(c->prepared & bit);
     int pipeline = p->config.pipeline_depth > 0;
     if (c->broken) return POOL_ERR_NOT_SENT;
-    /* Protocol-level prepares: they also work behind PgBouncer 1.21+ in transaction pooling,
-     * where SQL PREPARE would not. */
-    if (prepare && !PQsendPrepare(c->pg, st->name, st->sql, 0, NULL)) goto not_sent;
-    if ((pipeline || !prepare) && !PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params,
-                                                       NULL, NULL, q->binary_results ? 1 : 0))
-        goto not_sent;
+    if (p->config.unnamed) {
+        /* Parse, Bind, Execute of the unnamed statement: nothing outlives the transaction. */
+        if (!PQsendQueryParams(c->pg, st->sql, q->param_count, NULL, q->params, NULL, NULL,
+                               q->binary_results ? 1 : 0))
+            goto not_sent;
+    } else {
+        /* Protocol-level prepares: they also work behind PgBouncer 1.21+ in transaction
+         * pooling (max_prepared_statements), where SQL PREPARE would not. */
+        if (prepare && !PQsendPrepare(c->pg, st->name, st->sql, 0, NULL)) goto not_sent;
+        if ((pipeline || !prepare) &&
+            !PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params, NULL, NULL,
+                                 q->binary_results ? 1 : 0))
+            goto not_sent;
+    }
     if (pipeline && !PQpipelineSync(c->pg)) {
         c->broken = 1;
         return POOL_ERR_CONNECTION;
@@ -440,7 +448,7 @@ static int conn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
     q->conn = c;
     q->state = Q_RUNNING;
     int f = PQflush(c->pg);
-    if (f < 0 || conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
+    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
         /* It is in flight: the read path (woken by the error) reports the broken connection. */
         c->broken = 1;
         if (c->io.fd < 0 || loop_io_modify(w->loop, &c->io, EPOLLIN | EPOLLOUT) < 0)
@@ -454,7 +462,7 @@ not_sent:
 }
 
 /* Can c take one more cheap statement of its worker now? */
-static int conn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
+static int pgconn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
 {
     return p->config.pipeline_depth > 1 && c->state == C_BUSY && !c->exclusive && !c->closed_tail &&
            !c->broken && c->cancel_state == K_NONE && c->handed == 0 && c->depth > 0 &&
@@ -464,29 +472,30 @@ static int conn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
 
 /* Runs q on c, which this worker holds.  On failure q is answered later (not sent: on a fresh
  * connection when c carries nothing else).  Returns 1 when q runs on c (c still held). */
-static int conn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 {
     c->worker = w;
     c->state = C_BUSY;
     active_add(w, c);
-    int e = conn_send(w, c, q);
+    int e = pgconn_send(w, c, q);
     if (!e) return 1;
     if (c->depth == 0 && c->handed == 0 && e == POOL_ERR_NOT_SENT) {
         /* Nothing reached the server: a fresh connection may run it.  Keep the slot. */
-        conn_destroy(w, c);
-        conn_start_connect(w, q);
+        pgconn_destroy(w, c);
+        pgconn_start_connect(w, q);
         return 0;
     }
     defer_error(w, q, e);
-    if (c->depth == 0 && c->handed == 0) conn_release(w, c);
+    if (c->depth == 0 && c->handed == 0) pgconn_release(w, c);
     return 0;
 }
 
 /* Sends the oldest waiters of this worker on c while they are at the head of the FIFO. */
-static void conn_top_up(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_top_up(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
-    if (!conn_can_join(p, c, w->loop->now_ms) || !p->wait_head) return;
+    /* p->wait_head is read under the lock only: other workers change it (ThreadSanitizer). */
+    if (!pgconn_can_join(p, c, w->loop->now_ms)) return;
     pool_query_t *taken[POOL_MAX_PIPELINE_DEPTH];
     unsigned n = 0;
     pthread_mutex_lock(&p->lock);
@@ -502,13 +511,13 @@ static void conn_top_up(pool_worker_t *w, pool_conn_t *c)
     pthread_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < n; i++) {
         local_remove(w, taken[i]);
-        conn_run(w, c, taken[i]);
+        pgconn_run(w, c, taken[i]);
     }
 }
 
 /* Returns a connection that carries nothing: to the oldest waiter, to the idle stack, or
  * (broken) closed. */
-static void conn_release(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_release(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
     loop_io_stop(w->loop, &c->io);
@@ -517,7 +526,7 @@ static void conn_release(pool_worker_t *w, pool_conn_t *c)
     c->closed_tail = 0;
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
         PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
-        conn_close_slot(w, c);
+        pgconn_close_slot(w, c);
         return;
     }
     pthread_mutex_lock(&p->lock);
@@ -535,10 +544,10 @@ static void conn_release(pool_worker_t *w, pool_conn_t *c)
 }
 
 /* After the last statement on c was answered. */
-static void conn_drained(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_drained(pool_worker_t *w, pool_conn_t *c)
 {
     if (c->cancel_state != K_NONE) return; /* released once PostgreSQL took the cancel */
-    conn_release(w, c);
+    pgconn_release(w, c);
 }
 
 /* Keeps the first error, or else the last result. */
@@ -557,7 +566,7 @@ static void keep_result(entry_t *e, PGresult *r)
 
 /* The oldest statement on c was answered: take it off, decide c's fate, then call back (the
  * callback may submit again, possibly onto c).  Returns 0 while c stays with this worker. */
-static int conn_finish_head(pool_worker_t *w, pool_conn_t *c)
+static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
 {
     entry_t e = *entry_at(c, 0);
     c->head = (c->head + 1) % POOL_MAX_PIPELINE_DEPTH;
@@ -569,9 +578,9 @@ static int conn_finish_head(pool_worker_t *w, pool_conn_t *c)
         c->exclusive = 0;
         c->closed_tail = 0;
         gone = c->cancel_state == K_NONE;
-        conn_drained(w, c);
+        pgconn_drained(w, c);
     } else {
-        conn_top_up(w, c);
+        pgconn_top_up(w, c);
     }
     if (e.q) {
         ExecStatusType s = e.result ? PQresultStatus(e.result) : PGRES_FATAL_ERROR;
@@ -585,11 +594,11 @@ static int conn_finish_head(pool_worker_t *w, pool_conn_t *c)
 }
 
 /* Reads what arrived and answers every statement whose results are complete. */
-static void conn_read(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
 {
     int pipeline = w->pool->config.pipeline_depth > 0;
     if (!PQconsumeInput(c->pg)) {
-        conn_broken(w, c);
+        pgconn_broken(w, c);
         return;
     }
     int nulls = 0;
@@ -617,13 +626,13 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
                         e->q = NULL;
                         e->prepare = 0;
                         c->broken = 1;
-                        conn_finish_head(w, c);
+                        pgconn_finish_head(w, c);
                         deliver(q, NULL, POOL_ERR_NOT_SENT, pool_strerror(POOL_ERR_NOT_SENT));
                         return;
                     }
                     int f = PQflush(c->pg);
-                    if (f < 0 || conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
-                        conn_broken(w, c);
+                    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
+                        pgconn_broken(w, c);
                         return;
                     }
                     continue;
@@ -636,7 +645,7 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
                     e->prepare = 0;
                 }
             }
-            if (conn_finish_head(w, c)) return;
+            if (pgconn_finish_head(w, c)) return;
             continue;
         }
         if (!r) {
@@ -648,7 +657,7 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
         ExecStatusType s = PQresultStatus(r);
         if (s == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            if (conn_finish_head(w, c)) return;
+            if (pgconn_finish_head(w, c)) return;
             continue;
         }
         if (e->prepare && e->commands_done == 0) {
@@ -665,18 +674,18 @@ static void conn_read(pool_worker_t *w, pool_conn_t *c)
     }
     if (PQstatus(c->pg) == CONNECTION_BAD) {
         if (c->depth)
-            conn_broken(w, c);
+            pgconn_broken(w, c);
         else if (c->state == C_BUSY && c->cancel_state == K_NONE && c->handed == 0)
-            conn_release(w, c);
+            pgconn_release(w, c);
     }
 }
 
-static void conn_connected(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_connected(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
     PQsetnonblocking(c->pg, 1);
     if (p->config.pipeline_depth > 0 && !PQenterPipelineMode(c->pg)) {
-        conn_connect_failed(w, c, "cannot enter pipeline mode");
+        pgconn_connect_failed(w, c, "cannot enter pipeline mode");
         return;
     }
     pthread_mutex_lock(&p->lock);
@@ -685,58 +694,58 @@ static void conn_connected(pool_worker_t *w, pool_conn_t *c)
     pthread_mutex_unlock(&p->lock);
     pool_query_t *q = c->connect_for;
     c->connect_for = NULL;
-    if (conn_watch(w, c, EPOLLIN) < 0) {
-        conn_connect_failed(w, c, "cannot watch socket");
+    if (pgconn_watch(w, c, EPOLLIN) < 0) {
+        pgconn_connect_failed(w, c, "cannot watch socket");
         return;
     }
     c->state = C_BUSY;
     if (q) {
-        if (conn_run(w, c, q)) conn_top_up(w, c);
+        if (pgconn_run(w, c, q)) pgconn_top_up(w, c);
     } else {
-        conn_release(w, c); /* the query was cancelled while connecting */
+        pgconn_release(w, c); /* the query was cancelled while connecting */
     }
 }
 
-static void conn_on_io(loop_io_t *io, uint32_t events)
+static void pgconn_on_io(loop_io_t *io, uint32_t events)
 {
     pool_conn_t *c = io->user;
     pool_worker_t *w = c->worker;
     if (c->state == C_CONNECTING) {
         PostgresPollingStatusType st = PQconnectPoll(c->pg);
         if (st == PGRES_POLLING_FAILED) {
-            conn_connect_failed(w, c, "connect failed");
+            pgconn_connect_failed(w, c, "connect failed");
             return;
         }
         if (st == PGRES_POLLING_OK) {
-            conn_connected(w, c);
+            pgconn_connected(w, c);
             return;
         }
         /* The socket may change between attempts (several addresses), so watch afresh. */
         loop_io_stop(w->loop, &c->io);
-        if (conn_watch(w, c, st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT) < 0)
-            conn_connect_failed(w, c, "cannot watch socket");
+        if (pgconn_watch(w, c, st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT) < 0)
+            pgconn_connect_failed(w, c, "cannot watch socket");
         return;
     }
     if (events & EPOLLOUT) {
         int f = PQflush(c->pg);
         if (f < 0) {
-            conn_read(w, c); /* reports the broken connection */
+            pgconn_read(w, c); /* reports the broken connection */
             return;
         }
         if (f == 0) loop_io_modify(w->loop, &c->io, EPOLLIN);
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) conn_read(w, c);
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) pgconn_read(w, c);
 }
 
-static int conn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events)
+static int pgconn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events)
 {
     int fd = PQsocket(c->pg);
     if (fd < 0) return -1;
     if (c->io.fd >= 0) return loop_io_modify(w->loop, &c->io, events);
-    return loop_io_start(w->loop, &c->io, fd, events, conn_on_io, c);
+    return loop_io_start(w->loop, &c->io, fd, events, pgconn_on_io, c);
 }
 
-static pool_conn_t *conn_new(pool_t *p)
+static pool_conn_t *pgconn_new(pool_t *p)
 {
     pool_conn_t *c = xcalloc(1, sizeof *c);
     c->pool = p;
@@ -746,10 +755,10 @@ static pool_conn_t *conn_new(pool_t *p)
 }
 
 /* Opens a new connection for q in w; the slot (p->open) is already counted. */
-static void conn_start_connect(pool_worker_t *w, pool_query_t *q)
+static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q)
 {
     pool_t *p = w->pool;
-    pool_conn_t *c = conn_new(p);
+    pool_conn_t *c = pgconn_new(p);
     c->worker = w;
     c->state = C_CONNECTING;
     c->connect_for = q;
@@ -758,16 +767,16 @@ static void conn_start_connect(pool_worker_t *w, pool_query_t *q)
     q->conn = c;
     c->pg = PQconnectStartParams(p->keywords, p->values, 0);
     active_add(w, c);
-    if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || conn_watch(w, c, EPOLLOUT) < 0) {
+    if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || pgconn_watch(w, c, EPOLLOUT) < 0) {
         c->connect_for = NULL;
-        conn_connect_failed(w, c, "connect failed");
+        pgconn_connect_failed(w, c, "connect failed");
         q->state = Q_NEW;
         defer_error(w, q, POOL_ERR_UNAVAILABLE);
     }
 }
 
 /* A connection idle for a while may have been closed by the server (restart, idle kill). */
-static int conn_is_stale(pool_conn_t *c, uint64_t now_ms)
+static int pgconn_is_stale(pool_conn_t *c, uint64_t now_ms)
 {
     if (pool_elapsed_ms(now_ms, c->idle_since_ms) < POOL_STALE_CHECK_MS) return 0;
     if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) return 1;
@@ -795,7 +804,7 @@ struct libpq_cancel_head {
 static void cancel_done(pool_worker_t *w, pool_conn_t *c)
 {
     cancel_close(w, c);
-    if (c->state == C_BUSY && c->depth == 0 && c->handed == 0) conn_release(w, c);
+    if (c->state == C_BUSY && c->depth == 0 && c->handed == 0) pgconn_release(w, c);
 }
 
 static void cancel_on_io(loop_io_t *io, uint32_t events)
@@ -919,7 +928,7 @@ void pool_free(pool_t *p)
     while (p->idle) {
         pool_conn_t *c = p->idle;
         p->idle = c->next;
-        conn_destroy(NULL, c);
+        pgconn_destroy(NULL, c);
     }
     for (int i = 0; i < 6; i++)
         free(p->strings[i]);
@@ -963,7 +972,7 @@ void pool_worker_free(pool_worker_t *w)
             if (pc) PQcancel(pc, err, sizeof err);
             PQfreeCancel(pc);
         }
-        conn_destroy(w, c);
+        pgconn_destroy(w, c);
         pthread_mutex_lock(&w->pool->lock);
         w->pool->open--;
         pthread_mutex_unlock(&w->pool->lock);
@@ -992,9 +1001,9 @@ static void worker_drain_inbox(pool_worker_t *w)
         } else if (q->conn) {
             pool_conn_t *c = q->conn;
             c->handed--;
-            conn_run(w, c, q);
+            pgconn_run(w, c, q);
         } else {
-            conn_start_connect(w, q);
+            pgconn_start_connect(w, q);
         }
         q = next;
     }
@@ -1039,7 +1048,7 @@ int pool_worker_tick(pool_worker_t *w)
     for (pool_conn_t *c = w->active, *next; c; c = next) {
         next = c->active_next;
         if (c->state == C_CONNECTING && now >= c->deadline_ms) {
-            conn_connect_failed(w, c, "connect timed out");
+            pgconn_connect_failed(w, c, "connect timed out");
             continue;
         }
         if (c->cancel_state != K_NONE && now >= c->cancel_deadline_ms) cancel_done(w, c);
@@ -1071,7 +1080,7 @@ int pool_worker_tick(pool_worker_t *w)
         while (expired) {
             pool_conn_t *c = expired;
             expired = c->next;
-            conn_destroy(NULL, c);
+            pgconn_destroy(NULL, c);
         }
     }
     int due = 100;
@@ -1089,7 +1098,7 @@ static pool_conn_t *worker_pick_pipeline(pool_worker_t *w, pool_query_t *q)
     if (p->config.pipeline_depth < 2 || is_exclusive(p, q)) return NULL;
     pool_conn_t *best = NULL;
     for (pool_conn_t *c = w->active; c; c = c->active_next)
-        if (conn_can_join(p, c, w->loop->now_ms) && (!best || c->depth < best->depth)) best = c;
+        if (pgconn_can_join(p, c, w->loop->now_ms) && (!best || c->depth < best->depth)) best = c;
     return best;
 }
 
@@ -1115,12 +1124,12 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
         c->state = C_BUSY;
         record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
-        if (!conn_is_stale(c, now)) {
-            conn_run(w, c, q);
+        if (!pgconn_is_stale(c, now)) {
+            pgconn_run(w, c, q);
             return 0;
         }
-        conn_destroy(NULL, c); /* the slot stays counted: reconnect with it */
-        conn_start_connect(w, q);
+        pgconn_destroy(NULL, c); /* the slot stays counted: reconnect with it */
+        pgconn_start_connect(w, q);
         return 0;
     }
     int may_open = p->open < p->config.max_connections;
@@ -1129,7 +1138,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
         p->open++;
         record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
-        conn_start_connect(w, q);
+        pgconn_start_connect(w, q);
         return 0;
     }
     /* Behind the statements in flight on a connection this worker uses, unless others wait
@@ -1138,7 +1147,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
     if (c) {
         record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
-        conn_run(w, c, q);
+        pgconn_run(w, c, q);
         return 0;
     }
     if (may_open) { /* backing off after a failed connect */
@@ -1195,7 +1204,7 @@ void pool_cancel(pool_query_t *q)
     if (state == Q_WAITING || state == Q_HANDED) local_remove(w, q);
     if (give_back) {
         give_back->worker = w;
-        conn_release(w, give_back);
+        pgconn_release(w, give_back);
     }
     pool_conn_t *c = q->conn;
     if (state == Q_CONNECTING && c) c->connect_for = NULL; /* it goes to the pool once open */
