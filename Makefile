@@ -61,7 +61,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
 .PHONY: all programs clean test unit integration format lint help deps up down status scale \
-	restart loadtest compare demo bench fuzz fuzzers soak sanitize
+	restart loadtest compare demo bench fuzz fuzzers soak sanitize test-containers
 all: $(PROGRAMS) $(UNIT_BIN)
 programs: $(PROGRAMS)
 
@@ -177,6 +177,12 @@ bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
 	@scripts/bench.sh
 
+# The deploy layouts built and run for real under podman (tests/containers/run.sh): the image,
+# both Compose layouts, solution/'s, the Kubernetes pods.  As root; never part of make test.
+# .ci/run runs it after make test.  CONTAINER_TESTS="image compose" runs only those sections.
+test-containers:
+	@tests/containers/run.sh $(CONTAINER_TESTS)
+
 help:
 	@echo "make            build catalog-server, catalog-loadtest, catalog-db into $(BUILD)/"
 	@echo "make up         install what is missing, start PostgreSQL (seeded), one server on 3000, Prometheus"
@@ -189,5 +195,6 @@ help:
 	@echo "make lint       shellcheck on every script, clang-format --dry-run on every C file"
 	@echo "make format     rewrite the C files to .clang-format"
 	@echo "make bench      benchmarks (never part of make test)"
+	@echo "make test-containers   the Docker image, Compose layouts and Kubernetes pods run under podman"
 	@echo "make fuzz       every libFuzzer driver for FUZZ_SECONDS (default 600) each, ASan+UBSan"
 	@echo "make soak       1,000,000 requests to one server; fails unless its RSS stays flat"

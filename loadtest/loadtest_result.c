@@ -339,13 +339,8 @@ void loadtest_compare_write(buf_t *out, const loadtest_result_t *runs, size_t co
 {
     if (count == 0) return;
     double *values = xcalloc(count, sizeof(*values));
-    /* The runs by number, each with its whole name: a label cut to a column's width made two
-     * runs look alike ("0.25cpu-browse"), so the columns are #1, #2... and named here. */
-    for (size_t i = 0; i < count; i++) {
-        const char *label = runs[i].label[0] ? runs[i].label : runs[i].target;
-        buf_printf(out, "#%-3zu %s (%s, %u connections)\n", i + 1, label, runs[i].target,
-                   runs[i].connections);
-    }
+    /* Columns by number: a label cut to a column's width made two runs look alike
+     * ("0.25cpu-browse"); the caller names each run in full first (catalog-loadtest compare). */
     buf_printf(out, "%-*s", COMPARE_NAME_WIDTH, "");
     for (size_t i = 0; i < count; i++) {
         char head[32];

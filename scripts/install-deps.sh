@@ -9,7 +9,7 @@ profile=${1:-all}
 
 build_pkgs=(build-essential pkg-config libpq-dev libjansson-dev)
 # make lint (run by make test) needs shellcheck and clang-format.
-test_pkgs=(postgresql-15 postgresql-client-15 python3 python3-yaml curl procps iproute2 clang
+test_pkgs=(postgresql-15 postgresql-client-15 pgbouncer python3 python3-yaml curl procps iproute2 clang
 	libclang-rt-14-dev docker-compose chromium shellcheck clang-format)
 # The exporters give the dashboard the database's CPU and connections (scripts/lab.sh runs its
 # own instances); npm vendors the dashboard's chart library (dashboard/package-lock.json).
@@ -77,7 +77,7 @@ export DEBIAN_FRONTEND=noninteractive
 "${as_root[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 # Some packages start their service despite policy-rc.d when no init system is running;
 # stop any that did so the project's own instances get their ports.
-for svc in nginx prometheus; do
+for svc in nginx prometheus pgbouncer; do
 	if pgrep -x "$svc" >/dev/null 2>&1 && [[ -z ${CATALOG_KEEP_SYSTEM_SERVICES:-} ]]; then
 		"${as_root[@]}" service "$svc" stop >/dev/null 2>&1 || true
 	fi

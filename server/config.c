@@ -33,6 +33,10 @@ static const uint_setting_t UINT_SETTINGS[] = {
     {"DB_PIPELINE", 16, 0, POOL_MAX_PIPELINE_DEPTH, FIELD(db_pipeline),
      "most cheap statements in flight on one database connection in libpq's pipeline mode "
      "(0: no pipeline mode, for poolers that cannot carry it)"},
+    {"DB_PREPARE", 1, 0, 1, FIELD(db_prepare),
+     "1: prepared statements (each prepared on a connection at first use); 0: each statement "
+     "parsed anew, for poolers that cannot keep prepared statements (PgBouncer before 1.21 in "
+     "transaction mode)"},
     {"WORKERS", 0, 0, 64, FIELD(workers),
      "worker threads, each with its own event loop (0 or unset: one per CPU the process may use, "
      "counting a cgroup CPU quota)"},

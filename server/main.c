@@ -247,6 +247,7 @@ int main(int argc, char **argv)
         .retry_backoff_ms = 1000,
         .statement_timeout_ms = s->config.db_statement_timeout_ms,
         .pipeline_depth = s->config.db_pipeline,
+        .unnamed = !s->config.db_prepare,
         .statements = statements,
         .statement_count = statement_count,
     };

@@ -48,7 +48,7 @@ struct pool_conn {
     PGconn *pg;
     loop_io_t io;          /* registered in the using worker's loop while connecting or busy */
     pool_worker_t *worker; /* the worker using it (while connecting or busy) */
-    int state;             /* enum conn_state */
+    enum conn_state state;
     entry_t slot[POOL_MAX_PIPELINE_DEPTH]; /* ring of statements in flight */
     unsigned head, depth;
     unsigned handed;           /* queries handed over with it and not yet sent */
@@ -63,7 +63,7 @@ struct pool_conn {
     pool_worker_t *listed_in;  /* the worker whose active list holds it, or NULL */
     pool_conn_t *active_prev, *active_next; /* that list: connecting or busy */
     /* a cancel request for a statement whose client left */
-    int cancel_state; /* enum cancel_state */
+    enum cancel_state cancel_state;
     loop_io_t cancel_io;
     uint64_t cancel_deadline_ms;
 };
@@ -412,15 +412,23 @@ static int pgconn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
     pool_t *p = w->pool;
     const pool_statement_t *st = &p->config.statements[q->statement];
     uint64_t bit = (uint64_t)1 << q->statement;
-    int prepare = !(c->prepared & bit);
+    int prepare = !p->config.unnamed && !(c->prepared & bit);
     int pipeline = p->config.pipeline_depth > 0;
     if (c->broken) return POOL_ERR_NOT_SENT;
-    /* Protocol-level prepares: they also work behind PgBouncer 1.21+ in transaction pooling,
-     * where SQL PREPARE would not. */
-    if (prepare && !PQsendPrepare(c->pg, st->name, st->sql, 0, NULL)) goto not_sent;
-    if ((pipeline || !prepare) && !PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params,
-                                                       NULL, NULL, q->binary_results ? 1 : 0))
-        goto not_sent;
+    if (p->config.unnamed) {
+        /* Parse, Bind, Execute of the unnamed statement: nothing outlives the transaction. */
+        if (!PQsendQueryParams(c->pg, st->sql, q->param_count, NULL, q->params, NULL, NULL,
+                               q->binary_results ? 1 : 0))
+            goto not_sent;
+    } else {
+        /* Protocol-level prepares: they also work behind PgBouncer 1.21+ in transaction
+         * pooling (max_prepared_statements), where SQL PREPARE would not. */
+        if (prepare && !PQsendPrepare(c->pg, st->name, st->sql, 0, NULL)) goto not_sent;
+        if ((pipeline || !prepare) &&
+            !PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params, NULL, NULL,
+                                 q->binary_results ? 1 : 0))
+            goto not_sent;
+    }
     if (pipeline && !PQpipelineSync(c->pg)) {
         c->broken = 1;
         return POOL_ERR_CONNECTION;

@@ -66,7 +66,7 @@ enum pool_sharing {
 typedef struct pool_statement {
     const char *name; /* prepared statement name */
     const char *sql;  /* the SQL, with $1.. parameters */
-    int sharing;      /* enum pool_sharing */
+    enum pool_sharing sharing;
 } pool_statement_t;
 
 #define POOL_MAX_STATEMENTS 64
@@ -83,6 +83,9 @@ typedef struct pool_config {
     unsigned statement_timeout_ms; /* PostgreSQL cancels a statement running longer (0: never) */
     unsigned pipeline_depth;       /* 0: no pipeline mode; N: at most N statements in flight on one
                                     * connection (<= POOL_MAX_PIPELINE_DEPTH) */
+    int unnamed; /* 1: no prepared statements: each statement is parsed anew as the unnamed
+                  * statement (for poolers that cannot keep prepared statements, such as
+                  * PgBouncer before 1.21 in transaction mode) */
     const pool_statement_t *statements; /* <= POOL_MAX_STATEMENTS */
     unsigned statement_count;
 } pool_config_t;

@@ -25,6 +25,7 @@ typedef struct server_config {
     unsigned db_connect_timeout_ms;      /* DB_CONNECT_TIMEOUT_MS */
     unsigned db_statement_timeout_ms;    /* DB_STATEMENT_TIMEOUT_MS */
     unsigned db_pipeline;                /* DB_PIPELINE: statements in flight per connection */
+    unsigned db_prepare;                 /* DB_PREPARE: 0 = unnamed statements only */
     unsigned workers;                    /* WORKERS: threads, each its own event loop */
     int report_rollup;                   /* REPORT_MODE=rollup */
     int access_log;                      /* ACCESS_LOG */

@@ -73,7 +73,8 @@ fi
 # tested elsewhere): the README's commands run unchanged.
 cp -a "$CATALOG_BUILD" "$home/catalog/build"
 chown -R "$user:" "$home/catalog/build"
-find "$home/catalog/build" -exec touch {} +
+stamp=$(date '+%Y-%m-%d %H:%M:%S.%N') # one time for all: no object newer than its archive
+find "$home/catalog/build" -exec touch -d "$stamp" {} +
 ok "the account has its own clone in $home/catalog"
 in_clone() { as_user bash -c 'cd "$HOME/catalog" && "$@"' in-clone "$@"; }
 user_state() { LAB_DIR=$home/catalog/var lab_state "$1"; }
