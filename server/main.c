@@ -76,7 +76,8 @@ static void *worker_main(void *arg)
             if (w->loop.now_ms >= w->stop_deadline_ms) {
                 log_warn("worker %u: %u connections still open after SHUTDOWN_TIMEOUT_MS; closing",
                          w->index, w->conn_count);
-                /* Queries still waiting or running are answered 503 before the close. */
+                /* Queries still waiting or running are answered before the close (503; an
+                 * order whose INSERT was sent: 500 outcome unknown). */
                 pool_shutdown(w->server->pool);
                 pool_worker_tick(w->pool_worker);
                 conn_close_all(w);

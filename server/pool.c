@@ -1009,7 +1009,10 @@ static void worker_drain_inbox(pool_worker_t *w)
     }
 }
 
-/* After pool_shutdown: this worker's running queries are answered POOL_ERR_SHUTDOWN now. */
+/* After pool_shutdown: this worker's running queries are answered now.  A query still
+ * connecting never ran (POOL_ERR_SHUTDOWN); a statement in flight was sent and may yet commit
+ * before its cancel arrives, so it fails like a lost connection (POOL_ERR_CONNECTION: outcome
+ * unknown), never with an error that invites a retry. */
 static void worker_fail_running(pool_worker_t *w)
 {
     for (pool_conn_t *c = w->active; c; c = c->active_next) {
@@ -1019,7 +1022,9 @@ static void worker_fail_running(pool_worker_t *w)
         for (unsigned i = 0; i < c->depth; i++) {
             q = entry_at(c, i)->q;
             entry_at(c, i)->q = NULL;
-            if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
+            if (q)
+                deliver(q, NULL, POOL_ERR_CONNECTION,
+                        "server shutting down with the statement in flight: outcome unknown");
         }
     }
 }

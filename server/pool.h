@@ -138,8 +138,10 @@ pool_t *pool_new(const pool_config_t *config, char *err, size_t err_len);
 /* Closes every connection and frees the pool.  Workers must be freed first.  Accepts NULL. */
 void pool_free(pool_t *pool);
 /* Refuses new queries from now on (POOL_ERR_SHUTDOWN) and fails the waiting ones; each
- * worker's next pool_worker_tick fails its running queries with POOL_ERR_SHUTDOWN too (their
- * statements are cancelled when the worker is freed).  Callable from any thread, repeatedly. */
+ * worker's next pool_worker_tick fails its running queries too: POOL_ERR_SHUTDOWN for one
+ * still connecting, POOL_ERR_CONNECTION for a statement already sent (it may yet run: outcome
+ * unknown).  Their statements are cancelled when the worker is freed.  Callable from any
+ * thread, repeatedly. */
 void pool_shutdown(pool_t *pool);
 
 /* Attaches a worker running on loop (used only from that loop's thread).  Returns NULL on

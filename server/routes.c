@@ -97,8 +97,15 @@ static void respond_db_error(conn_t *c, int error, const PGresult *res, const ch
     case POOL_ERR_SHUTDOWN:
         conn_respond_error(c, 503, pool_strerror(error), "Retry-After: 1\r\n");
         return;
+    /* A read (the order routes answer a lost connection themselves), or a statement that did
+     * not run: trying again is safe. */
     case POOL_ERR_CONNECTION:
-    case POOL_ERR_NOT_SENT: /* the statement did not run: trying again is safe */
+    case POOL_ERR_NOT_SENT:
+        /* The forced shutdown cut the statement short (pool_shutdown, pool.h). */
+        if (c->worker->stopping) {
+            conn_respond_error(c, 503, pool_strerror(POOL_ERR_SHUTDOWN), "Retry-After: 1\r\n");
+            return;
+        }
         log_error("%s: %s", c->log_line, message);
         conn_respond_error(c, 503, pool_strerror(POOL_ERR_CONNECTION), "Retry-After: 1\r\n");
         return;

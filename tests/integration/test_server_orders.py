@@ -12,6 +12,7 @@ existing database the key table and function."""
 
 import json
 import os
+import signal
 import socket
 import struct
 import subprocess
@@ -190,6 +191,42 @@ def check_answer_lost_after_commit(suite, lossy, b, proxy, key):
     suite.equal(f"{label}: one order, not two", order_count(), before + 1)
     status, _, _ = post(lossy)
     suite.equal(f"{label}: the server reconnects and takes the next order", status, 201)
+
+
+def check_forced_shutdown(suite, env, b):
+    """SIGTERM while a keyed INSERT waits on a lock, past SHUTDOWN_TIMEOUT_MS: the statement
+    was sent and may still commit (here: when the lock goes), so the answer is 500 "outcome
+    unknown", not a 503 inviting a retry; a retry with the key then finds or places the order,
+    once."""
+    before = order_count()
+    server = harness.Server(dict(env, SERVER_ID="stopping", WORKERS="1", DB_POOL_MAX="1",
+                                 SHUTDOWN_TIMEOUT_MS="1000")).start()
+    try:
+        status, _, _ = post(server)
+        suite.equal("server stopping takes an order", status, 201)
+        lock = TableLock()
+        try:
+            thread, result = in_thread(post, server, None, "shutdown-1")
+            suite.check("forced shutdown: the INSERT waits on the lock",
+                        backend_waiting_on_lock() is not None)
+            server.proc.send_signal(signal.SIGTERM)
+            thread.join(timeout=30)
+        finally:
+            lock.release()
+        status, headers, body = result[0] if result else (None, {}, b"")
+        suite.equal("forced shutdown mid-INSERT: 500 outcome unknown, no Retry-After",
+                    (status, error_of(body), "retry-after" in headers),
+                    (500, "outcome unknown", False))
+        try:
+            code = server.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            code = "still running"
+        suite.equal("forced shutdown: the server exits 0", code, 0)
+    finally:
+        server.stop()
+    status, _, _ = post(b, key="shutdown-1")
+    suite.equal("forced shutdown: the retry with the key on server b: 201", status, 201)
+    suite.equal("forced shutdown: one order for the key, not two", order_count(), before + 2)
 
 
 def in_thread(fn, *args):
@@ -385,6 +422,7 @@ def main():
                 check_answer_lost_after_commit(suite, lossy, b, proxy, "cut-1")
         finally:
             proxy.close()
+        check_forced_shutdown(suite, env, b)
         suite.equal("orders with a key each have theirs (no key without an order)",
                     harness.psql("SELECT count(*) FROM order_idempotency_keys k"
                                  " LEFT JOIN orders o ON o.id = k.order_id WHERE o.id IS NULL",
