@@ -515,7 +515,9 @@ dc() {
 	# The CLI runs a non-root remoteUser under podman with --userns=keep-id, which only rootless
 	# podman has; an explicit identity mapping (what rootful podman does anyway) replaces it.
 	# Docker (a Codespace) never reads this file.
-	[[ $sub == up ]] && extra=(--override-config "$work/devcontainer-podman.json")
+	# The workspace copy sits inside this checkout: without --mount-workspace-git-root false
+	# the CLI would mount the enclosing git work tree instead of the copy.
+	[[ $sub == up ]] && extra=(--override-config "$work/devcontainer-podman.json" --mount-workspace-git-root false)
 	timeout "$limit" "$repo/tests/containers/devcontainer/node_modules/.bin/devcontainer" "$sub" \
 		--docker-path podman --workspace-folder "$dc_ws" "${extra[@]}" "$@"
 }
