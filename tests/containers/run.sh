@@ -517,7 +517,8 @@ dc() {
 	# Docker (a Codespace) never reads this file.
 	# The workspace copy sits inside this checkout: without --mount-workspace-git-root false
 	# the CLI would mount the enclosing git work tree instead of the copy.
-	[[ $sub == up ]] && extra=(--override-config "$work/devcontainer-podman.json" --mount-workspace-git-root false)
+	[[ $sub == up ]] && extra=(--override-config "$work/devcontainer-podman.json")
+	[[ $sub == up || $sub == exec ]] && extra+=(--mount-workspace-git-root false)
 	timeout "$limit" "$repo/tests/containers/devcontainer/node_modules/.bin/devcontainer" "$sub" \
 		--docker-path podman --workspace-folder "$dc_ws" "${extra[@]}" "$@"
 }
