@@ -449,7 +449,7 @@ class Lab:
         self.execute(plan)
 
     def execute(self, plan):
-        started = []
+        started, started_ids = [], []
         for step in plan.steps:
             if isinstance(step, planner.Stop):
                 if step.why == "dead":
@@ -471,6 +471,7 @@ class Lab:
                     die("scale failed: %s did not start; the servers started for the new layout were stopped again"
                         % step.id)
                 started.append(step.port)
+                started_ids.append(step.id)
             elif isinstance(step, planner.Point):
                 self.apply_prometheus(list(step.servers))
                 self.point_nginx(step.layout_servers, [p for _, p in step.servers])
@@ -483,6 +484,12 @@ class Lab:
                     self.record_event(r)
                 else:
                     self.write_textfile(r.servers, r.budget)
+        # nginx may still count a restarted server's old failures against it (fail_timeout):
+        # the command returns once nginx sends each new server traffic, as restart does.
+        if started_ids and self.nginx_running():
+            for sid in started_ids:
+                if not self.nginx_routes_to(sid, 15):
+                    warn("nginx does not route to %s 15 s after its start" % sid)
 
     def point_nginx(self, layout_servers, server_ports):
         """nginx in front of the servers.  With one server it still runs: it serves the
