@@ -18,8 +18,8 @@ done
 for tool in python3 psql taskset nginx; do
 	command -v "$tool" >/dev/null 2>&1 || [[ -x /usr/sbin/$tool ]] || missing+=("$tool")
 done
-if ! command -v pgbench >/dev/null 2>&1 && [[ ! -x /usr/lib/postgresql/15/bin/pgbench ]]; then
-	missing+=("pgbench (PostgreSQL 15 client)")
+if ! command -v pgbench >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/bin/pgbench" >/dev/null; then
+	missing+=("pgbench (PostgreSQL client)")
 fi
 if ((${#missing[@]})); then
 	echo "bench: missing: ${missing[*]}; scripts/install-deps.sh lab installs the tools" >&2

@@ -9,8 +9,10 @@ profile=${1:-all}
 
 build_pkgs=(build-essential pkg-config libpq-dev libjansson-dev)
 # make lint (run by make test) needs shellcheck and clang-format.
-test_pkgs=(postgresql-15 postgresql-client-15 pgbouncer python3 python3-yaml curl procps iproute2 clang
-	libclang-rt-14-dev docker-compose chromium shellcheck clang-format)
+# postgresql, postgresql-client and libclang-rt-dev are the distribution's default majors
+# (PostgreSQL 15 and clang 14 on Debian 12, 17 and 19 on Debian 13).
+test_pkgs=(postgresql postgresql-client pgbouncer python3 python3-yaml curl procps iproute2 clang
+	libclang-rt-dev docker-compose chromium shellcheck clang-format)
 # The exporters give the dashboard the database's CPU and connections (scripts/lab.sh runs its
 # own instances); npm vendors the dashboard's chart library (dashboard/package-lock.json).
 lab_pkgs=(nginx prometheus wrk prometheus-postgres-exporter prometheus-process-exporter

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# pg.sh: throwaway or persistent PostgreSQL 15 clusters in a directory of their own.
+# pg.sh: throwaway or persistent PostgreSQL clusters in a directory of their own.
 # Usage:
 #   scripts/pg.sh start DIR [PORT]   create the cluster in DIR if there is none, start it on
 #                                    127.0.0.1:PORT (default: a free loopback port; the port of
@@ -16,7 +16,15 @@
 # Never touches the system cluster: every command names DIR's data directory explicitly.
 set -euo pipefail
 
-PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+# The newest PostgreSQL the distribution installed (15 on Debian 12, 17 on Debian 13).
+newest_pg_bin() {
+	local dir best=""
+	for dir in /usr/lib/postgresql/*/bin; do
+		[[ -x $dir/pg_ctl ]] && best=$dir
+	done
+	printf '%s' "${best:-/usr/lib/postgresql/15/bin}"
+}
+PG_BIN=${PG_BIN:-$(newest_pg_bin)}
 PG_SUPERUSER=postgres
 PG_PASSWORD=postgres
 START_TIMEOUT_S=60
@@ -122,7 +130,7 @@ cmd_start() {
 	if [[ -n $want_port ]] && { [[ ! $want_port =~ ^[0-9]{1,5}$ ]] || ((want_port < 1 || want_port > 65535)); }; then
 		die "PORT must be a number from 1 to 65535, got '$want_port'"
 	fi
-	[[ -x $PG_BIN/pg_ctl ]] || die "PostgreSQL 15 is not installed ($PG_BIN/pg_ctl missing); run scripts/install-deps.sh"
+	[[ -x $PG_BIN/pg_ctl ]] || die "PostgreSQL is not installed ($PG_BIN/pg_ctl missing); run scripts/install-deps.sh"
 	mkdir -p "$dir"
 	# The socket path must fit in sun_path (107 bytes): DIR/.s.PGSQL.PORT.
 	((${#dir} <= 80)) || die "directory path too long for a unix socket (over 80 characters): $dir"

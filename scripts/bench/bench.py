@@ -25,6 +25,7 @@ BENCH_ONLY (goals: section 0 only).
 """
 
 import datetime
+import glob
 import json
 import os
 import platform
@@ -53,7 +54,7 @@ OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(REPO_ROOT, "BENCHMARKS.md")
 BASELINE = os.environ.get("BENCH_BASELINE", "")
 BASELINE_NAME = os.environ.get("BENCH_BASELINE_NAME", "")  # e.g. "main at 8095eb7"
 ONLY_GOALS = os.environ.get("BENCH_ONLY") == "goals"
-PGBENCH = shutil.which("pgbench") or "/usr/lib/postgresql/15/bin/pgbench"
+PGBENCH = shutil.which("pgbench") or (sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench")) or ["pgbench"])[-1]
 POOL = 10  # the contract's DB_POOL_MAX, and pgbench's client count
 MIX = ["/products?category=electronics", "/products/1", "/report"]
 CATEGORY = "/products?category=electronics"
