@@ -24,6 +24,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -269,6 +270,29 @@ def http(port, method, path, body=None, headers=None, timeout=10):
         raise OSError(f"bad HTTP response to {method} {path}: {error!r}") from error
     finally:
         conn.close()
+
+
+def timed(port, method, path, body=None, timeout=15):
+    """http() that never raises: (status or error text, headers, body bytes, seconds)."""
+    start = time.monotonic()
+    try:
+        status, headers, data = http(port, method, path, body, timeout=timeout)
+    except OSError as error:
+        status, headers, data = f"error {error!r}", {}, b""
+    return status, headers, data, time.monotonic() - start
+
+
+def in_threads(calls):
+    """Starts each call (a no-argument function) in its own thread.  Returns (threads,
+    results): join the threads, then results[i] holds what calls[i] returned."""
+    results = [None] * len(calls)
+
+    def run(i):
+        results[i] = calls[i]()
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
+    for t in threads:
+        t.start()
+    return threads, results
 
 
 def http_json(port, method, path, body=None, headers=None, timeout=10):

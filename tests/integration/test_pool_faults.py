@@ -22,25 +22,8 @@ NAME = "test_pool_faults"
 suite = harness.Suite(NAME)
 
 
-def timed(port, method, path, body=None, timeout=15):
-    """(status or error text, headers, body bytes, seconds)."""
-    start = time.monotonic()
-    try:
-        status, headers, data = harness.http(port, method, path, body, timeout=timeout)
-    except OSError as error:
-        status, headers, data = f"error {error!r}", {}, b""
-    return status, headers, data, time.monotonic() - start
-
-
-def in_threads(calls):
-    results = [None] * len(calls)
-
-    def run(i):
-        results[i] = calls[i]()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    return threads, results
+timed = harness.timed
+in_threads = harness.in_threads
 
 
 def metrics(port):

@@ -21,25 +21,11 @@ PG_SH = os.path.join(harness.REPO_ROOT, "scripts", "pg.sh")
 
 
 def timed(method, path, body=None, timeout=15):
-    """(status or error text, headers, body bytes, seconds)."""
-    start = time.monotonic()
-    try:
-        status, headers, data = harness.http(port, method, path, body, timeout=timeout)
-    except OSError as error:
-        status, headers, data = f"error {error!r}", {}, b""
-    return status, headers, data, time.monotonic() - start
+    """harness.timed against this test's server."""
+    return harness.timed(port, method, path, body, timeout)
 
 
-def in_threads(calls):
-    """Runs each call (a no-argument function) in its own thread; returns their results."""
-    results = [None] * len(calls)
-
-    def run(i):
-        results[i] = calls[i]()
-    threads = [threading.Thread(target=run, args=(i,)) for i in range(len(calls))]
-    for t in threads:
-        t.start()
-    return threads, results
+in_threads = harness.in_threads
 
 
 def server_backends(server_id):
