@@ -37,6 +37,7 @@ sections=("$@")
 started=$SECONDS
 netns=catalog-ct-$$
 service_pid="" health_pid="" dc_ws=""
+distro_containers=() # lab-distros: the containers to remove on exit
 work=$(mktemp -d /tmp/catalog-containers.XXXXXX)
 
 say() { printf '== %s (%ds)\n' "$*" $((SECONDS - started)); }
@@ -618,7 +619,6 @@ devcontainer_rm() {
 # Debian 12.  The container's network is slirp4netns: it reaches the mirror and npm, binds
 # nothing on this machine and shares no bridge with other podman stores; the lab's ports are
 # its own, checked from inside with podman exec.
-distro_containers=()
 
 # distro_base SUITE TAG: TAG made from SUITE (debootstrap minbase plus sudo, make, curl) with
 # the user learner (uid 1000, passwordless sudo), unless the cache has it.
