@@ -632,7 +632,7 @@ distro_base() {
 		die "debootstrap $suite failed: see $cache/debootstrap-lab-$suite.log"
 	distro_user "$dir"
 	rm -rf "$dir"/var/cache/apt/archives/*.deb "$dir"/var/lib/apt/lists/*
-	tar -C "$dir" -c . | podman import --change 'CMD ["sleep", "infinity"]' --change 'USER learner' \
+	tar -C "$dir" -c . | podman import -q --change 'CMD ["sleep", "infinity"]' --change 'USER learner' \
 		--change 'WORKDIR /home/learner' - "$tag" >/dev/null
 	rm -rf "$dir"
 }
