@@ -33,7 +33,7 @@ source "$repo/tests/integration/report.sh"
 report_start containers
 
 sections=("$@")
-((${#sections[@]})) || sections=(image compose solution kube)
+((${#sections[@]})) || sections=(image compose solution kube devcontainer lab-distros)
 started=$SECONDS
 netns=catalog-ct-$$
 service_pid="" health_pid="" dc_ws=""
