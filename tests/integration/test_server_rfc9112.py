@@ -16,6 +16,23 @@ NAME = "test_server_rfc9112"
 suite = harness.Suite(NAME)
 
 
+def read_until_close(sock, timeout=5):
+    """Reads until the server closes, resets or is silent for timeout seconds.
+    Returns (bytes read, closed cleanly, reset)."""
+    data = b""
+    sock.settimeout(timeout)
+    while True:
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data, False, True
+        except socket.timeout:
+            return data, False, False
+        if not chunk:
+            return data, True, False
+        data += chunk
+
+
 def exchange(port, parts, timeout=5, pause=0.0):
     """Sends each of parts (bytes) in its own write, pause s apart; returns (answer, closed,
     reset) once the server closes or timeout s pass."""
@@ -144,19 +161,7 @@ with harness.Server(dict(env, SERVER_ID="rfc", WORKERS="2", HTTP_HEADER_TIMEOUT_
         sock.sendall(b"POST /orders HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
                      b"Content-Length: 999999999\r\n\r\n" + b"x" * 65536)
         time.sleep(0.3)
-        data, reset = b"", False
-        sock.settimeout(5)
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                reset = True
-                break
-            except socket.timeout:
-                break
-            if not chunk:
-                break
-            data += chunk
+        data, _, reset = read_until_close(sock)
     suite.equal("413 with 64 KiB unread: the answer is read", statuses(data), [413])
     suite.check("413 with 64 KiB unread: then a close (the server half-closes), not a reset",
                 not reset, "connection reset")
@@ -164,20 +169,7 @@ with harness.Server(dict(env, SERVER_ID="rfc", WORKERS="2", HTTP_HEADER_TIMEOUT_
         sock.sendall(b"GET /health HTTP/1.1\r\nHost: t\r\nBad header\r\n\r\n" + b"y" * 65536)
         time.sleep(0.3)
         sock.shutdown(socket.SHUT_WR)
-        data, closed, reset = b"", False, False
-        sock.settimeout(5)
-        while True:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                reset = True
-                break
-            except socket.timeout:
-                break
-            if not chunk:
-                closed = True
-                break
-            data += chunk
+        data, closed, reset = read_until_close(sock)
     suite.check("400 with input unread, then the client's EOF: answer, then a clean close",
                 statuses(data) == [400] and closed and not reset,
                 f"{statuses(data)}, closed {closed}, reset {reset}")
