@@ -61,7 +61,8 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
 .PHONY: all programs clean test unit integration format lint help deps up down status scale \
-	restart loadtest compare demo bench fuzz fuzzers soak sanitize test-containers
+	restart loadtest compare demo bench fuzz fuzzers soak sanitize test-containers \
+	test-vm
 all: $(PROGRAMS) $(UNIT_BIN)
 programs: $(PROGRAMS)
 
@@ -183,6 +184,13 @@ bench: all $(BENCH_BIN)
 test-containers:
 	@tests/containers/run.sh $(CONTAINER_TESTS)
 
+# The lab's CPU quota on a real cgroup v2 machine: a Debian 12 guest under qemu/KVM with systemd
+# (tests/vm/run.sh): a systemd user scope, root's own groups, pinning, the sudo install path.
+# As root; never part of make test.  .ci/run runs it after test-containers.
+# VM_TESTS="scope root" runs only those sections.
+test-vm:
+	@tests/vm/run.sh $(VM_TESTS)
+
 help:
 	@echo "make            build catalog-server, catalog-loadtest, catalog-db into $(BUILD)/"
 	@echo "make up         install what is missing, start PostgreSQL (seeded), one server on 3000, Prometheus"
@@ -196,5 +204,6 @@ help:
 	@echo "make format     rewrite the C files to .clang-format"
 	@echo "make bench      benchmarks (never part of make test)"
 	@echo "make test-containers   the Docker image, Compose layouts and Kubernetes pods run under podman"
+	@echo "make test-vm    SERVER_CPUS on real cgroup v2 (systemd user scope, root, pinning, sudo) in a Debian 12 VM"
 	@echo "make fuzz       every libFuzzer driver for FUZZ_SECONDS (default 600) each, ASan+UBSan"
 	@echo "make soak       1,000,000 requests to one server; fails unless its RSS stays flat"
