@@ -95,8 +95,9 @@ test_only=()
 for p in chromium clang shellcheck clang-format pgbouncer docker-compose kubernetes-client wrk; do
 	[[ " $line " == *" $p "* ]] && test_only+=("$p")
 done
-if ((rc != 0)) && [[ $out == *"not root and no sudo"* && " $line " == *" nginx "*" prometheus "* &&
-	" $line " == *" postgresql "* && " $line " == *" libpq-dev "* ]] && ((${#test_only[@]} == 0)) &&
+lab_only=1
+for p in libpq-dev postgresql nginx prometheus python3; do [[ " $line " == *" $p "* ]] || lab_only=0; done
+if ((rc != 0 && lab_only && ${#test_only[@]} == 0)) && [[ $out == *"not root and no sudo"* ]] &&
 	! command -v sudo >/dev/null; then
 	ok "make up as a user without sudo: stops and prints the one apt-get line, the lab's packages only (${line#*recommends })"
 elif command -v sudo >/dev/null; then
