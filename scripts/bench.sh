@@ -23,7 +23,7 @@ if ! command -v pgbench >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/b
 	missing+=("pgbench (PostgreSQL client)")
 fi
 if ((${#missing[@]})); then
-	echo "bench: missing: ${missing[*]}; scripts/install-deps.sh lab installs the tools" >&2
+	echo "bench: missing: ${missing[*]}; scripts/install-deps.sh all installs the tools" >&2
 	exit 1
 fi
 # The whole run is bounded: every load run has its own duration; this is the backstop.
