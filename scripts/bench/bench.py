@@ -578,7 +578,8 @@ def goals_section(cluster, folder, script):
         + f" PostgreSQL is reached over {'its Unix-domain socket' if TRANSPORT == 'unix' else 'loopback TCP'} "
         "(BENCH_DB_TRANSPORT) by pgbench and the servers alike; server CPU is the server "
         "process's user and system time over the run (/proc/PID/stat; "
-        "`process_cpu_seconds_total` for the total)."
+        "`process_cpu_seconds_total` for the total; the kernel splits the two by sampling "
+        "at each clock tick, so the split is rough in short runs, the total is not)."
         + "\n\n" + table(header, rows)
         + ("\n\nFailed pgbench transactions: %d." % pg_failed if pg_failed else "")
         + "\n\nThe runs behind it:\n\n"
