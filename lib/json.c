@@ -61,24 +61,77 @@ static inline uint64_t needs_care(uint64_t x)
 }
 
 #ifdef __SSE2__
-/* Nonzero when any of the 16 bytes needs care.  A signed compare with 0x20 catches both control
- * bytes and bytes >= 0x80 (negative as signed). */
-static inline int block_needs_care(__m128i x)
+/* 0xff for each of the 16 bytes that needs care.  A signed compare with 0x20 catches both
+ * control bytes and bytes >= 0x80 (negative as signed). */
+static inline __m128i care_bytes(__m128i x)
 {
-    __m128i care = _mm_or_si128(
+    return _mm_or_si128(
         _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(x, _mm_set1_epi8('"'))),
         _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('\\')),
                      _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f))));
-    return _mm_movemask_epi8(care);
+}
+
+static inline int block_needs_care(__m128i x)
+{
+    return _mm_movemask_epi8(care_bytes(x));
 }
 #endif
+
+/* Copies the leading bytes of p that need no care to dst; returns how many (len when all).
+ * A string of 8 bytes or more is checked in whole blocks and its tail as one last block that
+ * overlaps the one before, so a plain name or description takes no byte-by-byte steps; the
+ * overlapping store writes the same bytes again and never past dst + len. */
+static size_t copy_plain_prefix(char *dst, const unsigned char *p, size_t len)
+{
+    size_t i = 0;
+#ifdef __SSE2__
+    if (len >= 16) {
+        for (; i + 32 <= len; i += 32) { /* two blocks, one test */
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
+            __m128i y = _mm_loadu_si128((const __m128i *)(p + i + 16));
+            if (_mm_movemask_epi8(_mm_or_si128(care_bytes(x), care_bytes(y)))) break;
+            _mm_storeu_si128((__m128i *)(dst + i), x);
+            _mm_storeu_si128((__m128i *)(dst + i + 16), y);
+        }
+        for (; i + 16 <= len; i += 16) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
+            if (block_needs_care(x)) return i;
+            _mm_storeu_si128((__m128i *)(dst + i), x);
+        }
+        if (i < len) {
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + len - 16));
+            if (block_needs_care(x)) return i;
+            _mm_storeu_si128((__m128i *)(dst + len - 16), x);
+        }
+        return len;
+    }
+#endif
+    if (len >= 8) {
+        uint64_t x;
+        for (; i + 8 <= len; i += 8) {
+            memcpy(&x, p + i, 8);
+            if (needs_care(x)) return i;
+            memcpy(dst + i, &x, 8);
+        }
+        if (i < len) {
+            memcpy(&x, p + len - 8, 8);
+            if (needs_care(x)) return i;
+            memcpy(dst + len - 8, &x, 8);
+        }
+        return len;
+    }
+    for (; i < len && plain_ascii[p[i]]; i++)
+        dst[i] = (char)p[i];
+    return i;
+}
 
 char *json_escape_into(char *dst, const char *s, size_t len)
 {
     static const char hex[] = "0123456789abcdef";
     const unsigned char *p = (const unsigned char *)s;
-    size_t i = 0;
     *dst++ = '"';
+    size_t i = copy_plain_prefix(dst, p, len);
+    dst += i;
     while (i < len) {
 #ifdef __SSE2__
         /* Fast path: sixteen plain bytes at a time (the product rows are plain ASCII). */

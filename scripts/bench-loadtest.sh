@@ -22,7 +22,7 @@ nginx=$(command -v nginx || echo /usr/sbin/nginx)
 
 for tool in "$loadtest" "$nginx" "$(command -v wrk || true)" "$(command -v python3 || true)"; do
 	if [[ -z $tool || ! -x $tool ]]; then
-		echo "bench-loadtest: missing ${tool:-wrk or python3}; run make and scripts/install-deps.sh lab" >&2
+		echo "bench-loadtest: missing ${tool:-wrk or python3}; run make and scripts/install-deps.sh all" >&2
 		exit 1
 	fi
 done

@@ -4,7 +4,8 @@
 # in one bounded run (about 11 minutes with the defaults) against a throwaway PostgreSQL on
 # loopback; prints ratios and writes BENCHMARKS.md.  Never part of `make test`.  Settings: see
 # scripts/bench/bench.py (BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PRODUCTS,
-# BENCH_ORDERS, BENCH_OUTPUT, BENCH_KEEP, BENCH_BASELINE, BENCH_ONLY).
+# BENCH_ORDERS, BENCH_OUTPUT, BENCH_KEEP, BENCH_BASELINE, BENCH_ONLY, BENCH_DB_TRANSPORT,
+# BENCH_CALLGRIND).
 # Usage: scripts/bench.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -22,7 +23,7 @@ if ! command -v pgbench >/dev/null 2>&1 && ! compgen -G "/usr/lib/postgresql/*/b
 	missing+=("pgbench (PostgreSQL client)")
 fi
 if ((${#missing[@]})); then
-	echo "bench: missing: ${missing[*]}; scripts/install-deps.sh lab installs the tools" >&2
+	echo "bench: missing: ${missing[*]}; scripts/install-deps.sh all installs the tools" >&2
 	exit 1
 fi
 # The whole run is bounded: every load run has its own duration; this is the backstop.

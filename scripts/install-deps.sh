@@ -1,36 +1,47 @@
 #!/usr/bin/env bash
 # install-deps.sh: installs the Debian packages the project needs, only when missing.
-# Usage: scripts/install-deps.sh [build|test|lab|all]   (default: all)
+# Usage: scripts/install-deps.sh [build|lab|test|all]   (default: all)
+#   build: make;  lab: make up and the lab's commands;  test: make test;  all: also make bench
 # Runs `apt-get update` once, before the first install, and never starts a package's
 # system service: the project runs its own instances with its own configs.
 set -euo pipefail
 
 profile=${1:-all}
 
+# build: the C programs (make).
 build_pkgs=(build-essential pkg-config libpq-dev libjansson-dev)
-# make lint (run by make test) needs shellcheck and clang-format.
+# lab: what make up and the lab's other commands need to run: PostgreSQL (the lab runs its own
+# clusters), python3 (the lab is a Python program), nginx, Prometheus (promtool checks its
+# configs) and the exporters that give the dashboard the database's CPU and connections (the
+# lab runs its own instances), curl for the README's commands, and npm, which vendors the
+# dashboard's chart library (dashboard/package-lock.json).
 # postgresql, postgresql-client and libclang-rt-dev are the distribution's default majors
 # (PostgreSQL 15 and clang 14 on Debian 12, 17 and 19 on Debian 13).
-test_pkgs=(postgresql postgresql-client pgbouncer python3 python3-yaml curl procps iproute2 clang
-	libclang-rt-dev docker-compose chromium shellcheck clang-format)
-# The exporters give the dashboard the database's CPU and connections (scripts/lab.sh runs its
-# own instances); npm vendors the dashboard's chart library (dashboard/package-lock.json).
-lab_pkgs=(nginx prometheus wrk prometheus-postgres-exporter prometheus-process-exporter
-	prometheus-node-exporter)
+lab_pkgs=(postgresql postgresql-client python3 curl procps iproute2 nginx prometheus
+	prometheus-postgres-exporter prometheus-process-exporter prometheus-node-exporter)
+# test: what only make test needs on top: PgBouncer (a pool test), YAML and kubectl for the
+# deploy checks, clang for the sanitizers and libFuzzer, Chromium for the dashboard test, and
+# make lint's two tools (shellcheck, clang-format).
+test_pkgs=(pgbouncer python3-yaml clang libclang-rt-dev docker-compose chromium shellcheck
+	clang-format)
+# all: everything, with wrk for make bench (catalog-loadtest measured against it) and valgrind
+# (its instructions per category listing, callgrind).
+bench_pkgs=(wrk valgrind)
 exporter_services=(prometheus-postgres-exporter prometheus-process-exporter prometheus-node-exporter)
 
 case "$profile" in
 build) want=("${build_pkgs[@]}") ;;
-test) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${lab_pkgs[@]}") ;;
-lab | all) want=("${build_pkgs[@]}" "${test_pkgs[@]}" "${lab_pkgs[@]}") ;;
+lab) want=("${build_pkgs[@]}" "${lab_pkgs[@]}") ;;
+test) want=("${build_pkgs[@]}" "${lab_pkgs[@]}" "${test_pkgs[@]}") ;;
+all) want=("${build_pkgs[@]}" "${lab_pkgs[@]}" "${test_pkgs[@]}" "${bench_pkgs[@]}") ;;
 *)
-	echo "install-deps: unknown profile '$profile' (build, test, lab or all)" >&2
+	echo "install-deps: unknown profile '$profile' (build, lab, test or all)" >&2
 	exit 2
 	;;
 esac
 
 # kubectl for the manifests' client-side checks; another package may already provide it.
-if [[ $profile != build ]] && ! command -v kubectl >/dev/null 2>&1; then
+if [[ $profile == test || $profile == all ]] && ! command -v kubectl >/dev/null 2>&1; then
 	want+=(kubernetes-client)
 fi
 

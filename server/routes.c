@@ -28,6 +28,10 @@ enum statement {
 #define IDEMPOTENCY_KEY_MAX 255
 
 #define PRODUCT_COLUMNS "id, name, category, price_cents, stock, description, created_at"
+/* A category listing's rows all have the category asked for: `category = $1` is byte equality
+ * (text's equality under the database's deterministic collation), so the server writes the
+ * parameter in each row and PostgreSQL need not send the same bytes a thousand times. */
+#define LISTING_COLUMNS "id, name, price_cents, stock, description, created_at"
 
 static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
     {"count_products", "SELECT count(*) FROM products", POOL_SHARED},
@@ -35,7 +39,7 @@ static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
      POOL_SHARED},
     /* About 1,000 rows: alone on its connection, so no cheap statement waits behind it. */
     {"list_category",
-     "SELECT " PRODUCT_COLUMNS " FROM products WHERE category = $1 ORDER BY price_cents, id",
+     "SELECT " LISTING_COLUMNS " FROM products WHERE category = $1 ORDER BY price_cents, id",
      POOL_ALONE},
     {"product", "SELECT " PRODUCT_COLUMNS " FROM products WHERE id = $1", POOL_SHARED},
     /* A live, exact aggregate of every order (docs/api.md, GET /report): the expensive route.  Each
@@ -201,25 +205,32 @@ static const char DIGIT_PAIRS[201] =
     "62636465666768697071727374757677787980818283848586878889909192"
     "93949596979899";
 
-/* Writes the decimal text of v at d; returns the end.  Same text as PostgreSQL's int4out. */
+/* Number of decimal digits of v. */
+static int decimal_digits(uint32_t v)
+{
+    int n = 1;
+    while (v >= 10000) {
+        v /= 10000;
+        n += 4;
+    }
+    return n + (v >= 10) + (v >= 100) + (v >= 1000);
+}
+
+/* Writes the decimal text of v at d; returns the end.  Same text as PostgreSQL's int4out.
+ * Two digits at a time from the end, straight into d. */
 static char *put_u32(char *d, uint32_t v)
 {
-    char tmp[10];
-    char *t = tmp + sizeof tmp;
+    char *end = d + decimal_digits(v), *t = end;
     while (v >= 100) {
         t -= 2;
         memcpy(t, DIGIT_PAIRS + (v % 100) * 2, 2);
         v /= 100;
     }
-    if (v >= 10) {
-        t -= 2;
-        memcpy(t, DIGIT_PAIRS + v * 2, 2);
-    } else {
-        *--t = (char)('0' + v);
-    }
-    size_t n = (size_t)(tmp + sizeof tmp - t);
-    memcpy(d, t, n);
-    return d + n;
+    if (v >= 10)
+        memcpy(t - 2, DIGIT_PAIRS + v * 2, 2);
+    else
+        t[-1] = (char)('0' + v);
+    return end;
 }
 
 static char *put_int4(char *d, const char *value)
@@ -270,45 +281,58 @@ static char *put_timestamp(char *d, const char *value)
     return d;
 }
 
-/* 1 when res has the PRODUCT_COLUMNS in the binary formats write_product reads. */
-static int product_result_ok(const PGresult *res)
+/* 1 when res has the PRODUCT_COLUMNS (with_category) or the LISTING_COLUMNS in the binary
+ * formats write_product reads. */
+static int product_result_ok(const PGresult *res, int with_category)
 {
-    static const Oid want[7] = {INT4_OID, 0, 0, INT4_OID, INT4_OID, 0, TIMESTAMP_OID};
-    if (PQnfields(res) != 7) return 0;
-    for (int i = 0; i < 7; i++)
+    static const Oid product[7] = {INT4_OID, 0, 0, INT4_OID, INT4_OID, 0, TIMESTAMP_OID};
+    static const Oid listing[6] = {INT4_OID, 0, INT4_OID, INT4_OID, 0, TIMESTAMP_OID};
+    const Oid *want = with_category ? product : listing;
+    int n = with_category ? 7 : 6;
+    if (PQnfields(res) != n) return 0;
+    for (int i = 0; i < n; i++)
         if (PQfformat(res, i) != 1 || (want[i] && PQftype(res, i) != want[i])) return 0;
     return 1;
 }
 
-/* One product object from row of a PRODUCT_COLUMNS result (binary).  This runs ~1,000 times
- * for a category listing, so it reserves room for the worst case once and writes with a raw
- * pointer: no per-field bounds checks, no strlen, no allocation. */
-static void write_product(buf_t *out, const PGresult *res, int row)
+/* One product object from row of a PRODUCT_COLUMNS result (binary), or of a LISTING_COLUMNS
+ * result when category (the quoted, escaped JSON string of category_len bytes) is given.
+ * This runs ~1,000 times for a category listing, so it reserves room for the worst case once
+ * and writes with a raw pointer: no per-field bounds checks, no strlen, no allocation. */
+static void write_product(buf_t *out, const PGresult *res, int row, const char *category,
+                          size_t category_len)
 {
+    int k = category ? 1 : 0; /* columns after name sit one to the left without category */
     size_t name_len = (size_t)PQgetlength(res, row, 1);
-    size_t category_len = (size_t)PQgetlength(res, row, 2);
-    int no_description = PQgetisnull(res, row, 5);
-    size_t description_len = no_description ? 0 : (size_t)PQgetlength(res, row, 5);
-    size_t need = 160 + 3 * 11 + TIMESTAMP_JSON_MAX + JSON_ESCAPED_MAX(name_len) +
-                  JSON_ESCAPED_MAX(category_len) + JSON_ESCAPED_MAX(description_len);
+    size_t category_room =
+        category ? category_len : JSON_ESCAPED_MAX((size_t)PQgetlength(res, row, 2));
+    int no_description = PQgetisnull(res, row, 5 - k);
+    size_t description_len = no_description ? 0 : (size_t)PQgetlength(res, row, 5 - k);
+    size_t need = 160 + 3 * 11 + TIMESTAMP_JSON_MAX + JSON_ESCAPED_MAX(name_len) + category_room +
+                  JSON_ESCAPED_MAX(description_len);
     char *start = buf_reserve(out, need), *d = start;
     PUT_LIT(d, "{\"id\":");
     d = put_int4(d, PQgetvalue(res, row, 0));
     PUT_LIT(d, ",\"name\":");
     d = json_escape_into(d, PQgetvalue(res, row, 1), name_len);
     PUT_LIT(d, ",\"category\":");
-    d = json_escape_into(d, PQgetvalue(res, row, 2), category_len);
+    if (category) {
+        memcpy(d, category, category_len);
+        d += category_len;
+    } else {
+        d = json_escape_into(d, PQgetvalue(res, row, 2), (size_t)PQgetlength(res, row, 2));
+    }
     PUT_LIT(d, ",\"price_cents\":");
-    d = put_int4(d, PQgetvalue(res, row, 3));
+    d = put_int4(d, PQgetvalue(res, row, 3 - k));
     PUT_LIT(d, ",\"stock\":");
-    d = put_int4(d, PQgetvalue(res, row, 4));
+    d = put_int4(d, PQgetvalue(res, row, 4 - k));
     PUT_LIT(d, ",\"description\":");
     if (no_description)
         PUT_LIT(d, "null");
     else
-        d = json_escape_into(d, PQgetvalue(res, row, 5), description_len);
+        d = json_escape_into(d, PQgetvalue(res, row, 5 - k), description_len);
     PUT_LIT(d, ",\"created_at\":");
-    d = put_timestamp(d, PQgetvalue(res, row, 6));
+    d = put_timestamp(d, PQgetvalue(res, row, 6 - k));
     *d++ = '}';
     out->len += (size_t)(d - start);
 }
@@ -322,11 +346,15 @@ static void on_products(pool_query_t *q, PGresult *res, int error, const char *m
         respond_db_error(c, error, res, message);
         return;
     }
-    if (!product_result_ok(res)) {
+    /* A category listing (LISTING_COLUMNS) has the category in c->param (with its NUL). */
+    int listing = q->statement == ST_LIST_CATEGORY;
+    if (!product_result_ok(res, !listing)) {
         log_error("%s: products result not in the expected binary shape", c->log_line);
         conn_respond_error(c, 500, "internal error", NULL);
         return;
     }
+    buf_t category = {0};
+    if (listing) json_write_string(&category, c->param.data, c->param.len - 1);
     http_response_t resp;
     int rows = PQntuples(res);
     conn_reserve_output(c, (size_t)rows * 400 + 512);
@@ -334,10 +362,11 @@ static void on_products(pool_query_t *q, PGresult *res, int error, const char *m
     buf_append_char(out, '[');
     for (int i = 0; i < rows; i++) {
         if (i) buf_append_char(out, ',');
-        write_product(out, res, i);
+        write_product(out, res, i, category.data, category.len);
     }
     buf_append_char(out, ']');
     conn_end(c, &resp, 200);
+    buf_free(&category);
 }
 
 /* For the routes about one product: answers a failure or an empty result (404) and returns 1,
@@ -359,14 +388,14 @@ static void on_product(pool_query_t *q, PGresult *res, int error, const char *me
 {
     conn_t *c = q->user;
     if (answered_without_row(c, res, error, message)) return;
-    if (!product_result_ok(res)) {
+    if (!product_result_ok(res, 1)) {
         log_error("%s: product result not in the expected binary shape", c->log_line);
         conn_respond_error(c, 500, "internal error", NULL);
         return;
     }
     http_response_t resp;
     buf_t *out = conn_begin(c, &resp, 200, NULL);
-    write_product(out, res, 0);
+    write_product(out, res, 0, NULL, 0);
     conn_end(c, &resp, 200);
 }
 

@@ -5,7 +5,8 @@ $1 replaced by a pgbench variable), so the two can never drift apart.
 
     python3 scripts/bench/server_sql.py OUT_DIR   writes mix.sql, category.sql, product.sql,
                                                    report.sql, report_rollup.sql, mix_rollup.sql,
-                                                   report_reference.sql, mix_reference.sql
+                                                   category_reference.sql, report_reference.sql,
+                                                   mix_reference.sql
 """
 
 import os
@@ -58,6 +59,13 @@ REFERENCE_REPORT = (
     " GROUP BY p.category ORDER BY 3 DESC, 1")
 
 
+# The reference's category listing: every column of the matching rows, cheapest first (the
+# server's own statement leaves out the category, which it knows from the request).
+REFERENCE_CATEGORY = (
+    "SELECT id, name, category, price_cents, stock, description, created_at"
+    " FROM products WHERE category = $1 ORDER BY price_cents, id")
+
+
 def pgbench_scripts():
     """{file name: pgbench script text}.  The category is the pgbench variable :category
     (pgbench -D category=electronics); the product id is drawn uniformly from 1..:products
@@ -68,6 +76,7 @@ def pgbench_scripts():
     report = sql["report"] + ";\n"
     report_rollup = sql["report_rollup"] + ";\n"
     reference_report = REFERENCE_REPORT + ";\n"
+    reference_category = REFERENCE_CATEGORY.replace("$1", ":category") + ";\n"
     return {
         "category.sql": category,
         "product.sql": product,
@@ -76,9 +85,10 @@ def pgbench_scripts():
         # The scenario's mix: one of each, in the load test's order.
         "mix.sql": category + product + report,
         "mix_rollup.sql": category + product + report_rollup,
-        # The reference's statements: its report, and the plain listing and lookup.
+        # The reference's statements: its listing (every column), its report, the lookup.
+        "category_reference.sql": reference_category,
         "report_reference.sql": reference_report,
-        "mix_reference.sql": category + product + reference_report,
+        "mix_reference.sql": reference_category + product + reference_report,
     }
 
 

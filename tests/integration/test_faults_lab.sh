@@ -2,7 +2,9 @@
 # test_faults_lab.sh: faults behind nginx in the lab (scripts/lab.sh scale 2), in a temporary
 # LAB_DIR on free ports with its own small PostgreSQL: SIGTERM to one server under a load through
 # nginx (no failed request, the server exits cleanly, up brings it back), then a rolling restart
-# of every server under load (scripts/lab.sh restart: zero failed GETs, every PID new).
+# of every server under load (scripts/lab.sh restart: zero failed GETs, every PID new), then
+# both servers busy (a lock and a short statement timeout: 503s): nginx passes the 503s on and
+# never answers 502 "no live upstreams".
 # Never touches a developer's lab (var/, ports 3000/5432/8080/9090) or the shared test cluster.
 # ok never fails, so "CONDITION && ok ... || fail ..." is an if/else here.
 # shellcheck disable=SC2015
@@ -21,9 +23,10 @@ need_build
 lab_env_setup faults
 lb=http://127.0.0.1:$LAB_LB_PORT
 
-load_pid=""
+load_pid="" lock_pid=""
 cleanup() {
 	[[ -n $load_pid ]] && kill -KILL "$load_pid" 2>/dev/null || true
+	[[ -n $lock_pid ]] && kill -KILL "$lock_pid" 2>/dev/null || true
 	lab_cleanup
 }
 trap cleanup EXIT
@@ -136,6 +139,49 @@ done
 "$lab" status >/dev/null 2>&1 && [[ $(health_server_set 4 "$lb" 2>/dev/null) == "app app2 " ]] &&
 	ok "after the restart: status ok, nginx reaches app and app2" ||
 	fail "after the restart: status ok, nginx reaches app and app2" "$("$lab" status 2>&1)"
+
+# ---- (c) busy servers answer 503: nginx passes it on, and leaves no server out -----------------
+# The servers restarted with a short statement timeout, then a lock on products held in the lab's
+# PostgreSQL: every product read is cancelled after 300 ms and answered 503 by both servers,
+# while /health/live (no database) still answers 200.  A 503 must not count as a failed attempt
+# (with http_503 in proxy_next_upstream both servers reached max_fails after two product reads,
+# and nginx answered 502 "no live upstreams" to everything, /health/live included, for
+# fail_timeout).
+out=$(DB_STATEMENT_TIMEOUT_MS=300 "$lab" restart 2>&1) || fail "restart with DB_STATEMENT_TIMEOUT_MS=300" "$out"
+record_pids
+if pg_exports=$(scripts/pg.sh env "$LAB_DIR/pg" 2>&1); then
+	lab_psql() { (eval "$pg_exports" && psql -XAtq -d catalogdb "$@"); }
+	# Bounded: the lock goes when its session ends (20 s at most), or is ended below.
+	lab_psql -c "SET application_name = 'catalog-test-lock'" \
+		-c "BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(20); COMMIT" >/dev/null 2>&1 &
+	lock_pid=$!
+	locked=0
+	for ((tries = 0; tries < 50; tries++)); do
+		granted=$(lab_psql -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+			WHERE c.relname = 'products' AND l.mode = 'AccessExclusiveLock' AND l.granted" 2>/dev/null || echo 0)
+		[[ $granted == 1 ]] && locked=1 && break
+		sleep 0.1
+	done
+	codes=()
+	for ((i = 0; i < 6; i++)); do
+		codes+=("products:$(curl -s -o /dev/null --max-time 10 -w '%{http_code}' "$lb/products/1" || true)")
+		codes+=("live:$(curl -s -o /dev/null --max-time 10 -w '%{http_code}' "$lb/health/live" || true)")
+	done
+	lab_psql -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'catalog-test-lock'" >/dev/null 2>&1 || true
+	wait "$lock_pid" 2>/dev/null || true
+	lock_pid=""
+	summary=$(printf '%s\n' "${codes[@]}" | sort | uniq -c | awk '{ printf "%s x%d ", $2, $1 }')
+	((locked)) && [[ " ${codes[*]} " != *":502 "* && $summary == "live:200 x6 products:503 x6 " ]] &&
+		ok "busy servers (503 on every product read): nginx passes the 503 on, never 502, /health/live 200 ($summary)" ||
+		fail "busy servers: nginx passes the 503 on, never answers 502 (no server left out)" \
+			"lock granted: $locked" "${codes[*]}"
+	# After the lock: both servers answer at once (none was left out for fail_timeout).
+	servers=$(health_server_set 4 "$lb" 2>/dev/null || true)
+	[[ $servers == "app app2 " ]] && ok "after the busy spell nginx reaches app and app2 at once" ||
+		fail "after the busy spell nginx reaches app and app2 at once" "got: $servers"
+else
+	fail "the lab's PostgreSQL exports (scripts/pg.sh env)" "$pg_exports"
+fi
 
 # ---- down: nothing left ------------------------------------------------------------------------
 record_pids

@@ -5,7 +5,8 @@
 # alternate through nginx; no writable cgroup: pinned, said so), the same with LAB_CGROUP
 # pointing at a fake cgroup v2 tree the account owns (cpu.max written, the server in it),
 # make status (each server's CPU mechanism), make restart, a short make demo, make down; and
-# scripts/install-deps.sh with a package missing and no sudo (the one apt-get line, exit 1).
+# make up with every package missing and no sudo (the one apt-get line, exit 1, naming the
+# lab's packages and none of the test-only ones).
 # Nothing after the package step may need root; the lab's state stays under the clone's var/.
 # The account and its home are removed afterwards.  Free loopback ports as the other lab tests.
 # Not root: prints one ok saying so (the other lab tests already run as this account).
@@ -88,14 +89,22 @@ printf '#!/bin/sh\nexit 1\n' >"$fake/dpkg-query" # every package reads as missin
 chmod 755 "$fake/dpkg-query"
 chown -R "$user:" "$fake"
 rc=0
-out=$(as_user env PATH="$fake:/usr/bin:/bin" bash -c 'cd "$HOME/catalog" && scripts/install-deps.sh lab' 2>&1) || rc=$?
-if ((rc != 0)) && [[ $out == *"not root and no sudo"* && $out == *"apt-get install --no-install-recommends "*nginx* ]] &&
+out=$(as_user env PATH="$fake:/usr/bin:/bin" bash -c 'cd "$HOME/catalog" && make up' 2>&1) || rc=$?
+line=$(grep -m1 'apt-get install --no-install-recommends ' <<<"$out" || true)
+test_only=()
+for p in chromium clang shellcheck clang-format pgbouncer docker-compose kubernetes-client wrk; do
+	[[ " $line " == *" $p "* ]] && test_only+=("$p")
+done
+lab_only=1
+for p in libpq-dev postgresql nginx prometheus python3; do [[ " $line " == *" $p "* ]] || lab_only=0; done
+if ((rc != 0 && lab_only && ${#test_only[@]} == 0)) && [[ $out == *"not root and no sudo"* ]] &&
 	! command -v sudo >/dev/null; then
-	ok "install-deps as a user without sudo: stops and prints the one apt-get line to run as root"
+	ok "make up as a user without sudo: stops and prints the one apt-get line, the lab's packages only (${line#*recommends })"
 elif command -v sudo >/dev/null; then
-	ok "install-deps without sudo: (sudo is installed here; the no-sudo message is not reachable)"
+	ok "make up without sudo: (sudo is installed here; the no-sudo message is not reachable)"
 else
-	fail "install-deps as a user without sudo: stops and prints the one apt-get line" "exit $rc" "$out"
+	fail "make up as a user without sudo: stops and prints the one apt-get line, the lab's packages only" \
+		"exit $rc, test-only packages in it: ${test_only[*]}" "$out"
 fi
 
 # ---- make up -----------------------------------------------------------------------------

@@ -233,6 +233,28 @@ with harness.Server(dict(env, SERVER_ID=SERVER_ID, WORKERS="2")) as server:
                 data.decode("utf-8", "replace"), edge_rows[-1])
     harness.psql("DELETE FROM products WHERE category = 'edge'", db=NAME)
 
+    # A category listing writes the category asked for in each row (PostgreSQL does not send
+    # it): a category that needs escaping, in UTF-8, comes out as the stored bytes escaped,
+    # the same bytes /products/:id writes for the row.
+    harness.psql(
+        "INSERT INTO products (id, name, category, price_cents, stock, description, created_at)"
+        " VALUES (900011, 'a', 'Küche \"x\" \\ ☃', 1, 1, 'd', '2026-01-02 03:04:05'),"
+        " (900012, 'b', 'Küche \"x\" \\ ☃', 2, 1, NULL, '2026-01-02 03:04:05')", db=NAME)
+    category_json = '"Küche \\"x\\" \\\\ ☃"'
+    status, headers, data = request(
+        "GET", "/products?category=K%C3%BCche%20%22x%22%20%5C%20%E2%98%83")
+    suite.equal("GET /products?category=<quote, backslash, UTF-8>: the rows, category escaped",
+                data.decode("utf-8", "replace"),
+                '[{"id":900011,"name":"a","category":' + category_json + ',"price_cents":1,'
+                '"stock":1,"description":"d","created_at":"2026-01-02T03:04:05.000Z"},'
+                '{"id":900012,"name":"b","category":' + category_json + ',"price_cents":2,'
+                '"stock":1,"description":null,"created_at":"2026-01-02T03:04:05.000Z"}]')
+    status, headers, data = request("GET", "/products/900011")
+    suite.equal("GET /products/900011: the same category bytes as the listing",
+                data.decode("utf-8", "replace").split('"category":')[1].split(',"price_cents"')[0],
+                category_json)
+    harness.psql("DELETE FROM products WHERE id IN (900011, 900012)", db=NAME)
+
     # /report: every number equal to a psql aggregate
     status, headers, value, raw = request_json("GET", "/report")
     suite.equal("GET /report: status", status, 200)

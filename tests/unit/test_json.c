@@ -71,6 +71,46 @@ static void test_fast_paths_match_reference(void)
     CHECK_INT(mismatches, 0);
 }
 
+/* Every length up to 70, plain and with one byte that needs care (or a valid UTF-8 sequence) at
+ * every position: the whole-block and overlapping-tail copies of copy_plain_prefix must give
+ * the byte-by-byte result, and write nothing past the escaped string. */
+static void test_every_length_and_position(void)
+{
+    static const unsigned char special[] = {'"', '\\', '\n', 0x01, 0x1f, 0x7f, 0xc3};
+    int mismatches = 0, overruns = 0;
+    for (size_t len = 0; len <= 70; len++) {
+        for (size_t at = 0; at <= len; at++) {
+            for (size_t k = 0; k < sizeof special; k++) {
+                unsigned char text[72];
+                for (size_t i = 0; i < len; i++)
+                    text[i] = (unsigned char)('a' + i % 26);
+                size_t n = len;
+                if (at < len) {
+                    text[at] = special[k];
+                    if (special[k] == 0xc3) { /* U+00E9, two bytes: copied as they are */
+                        if (at + 1 == len) continue;
+                        text[at + 1] = 0xa9;
+                    }
+                } else if (k) {
+                    continue; /* the plain string once */
+                }
+                char out[72 * 6 + 2 + 16];
+                memset(out, '#', sizeof out);
+                char *end = json_escape_into(out, (const char *)text, n);
+                buf_t want = {0};
+                reference_escape(&want, text, n);
+                if ((size_t)(end - out) != want.len || memcmp(out, want.data, want.len) != 0)
+                    mismatches++;
+                for (char *q = end; q < out + sizeof out; q++)
+                    if (*q != '#') overruns++;
+                buf_free(&want);
+            }
+        }
+    }
+    CHECK_INT(mismatches, 0);
+    CHECK_INT(overruns, 0);
+}
+
 int main(void)
 {
     /* plain ASCII and the empty string */
@@ -162,5 +202,6 @@ int main(void)
     CHECK_MEM(b.data, b.len, "{\"error\":\"bad \\\"x\\\"\\n\"}");
     buf_free(&b);
     test_fast_paths_match_reference();
+    test_every_length_and_position();
     return test_report("json");
 }
