@@ -164,7 +164,9 @@ metrics_hidden() {
 	cp "$conf" "$dir/nginx.conf"
 	local -a pid_option=(-g "pid $dir/nginx.pid;")
 	grep -qE '^[[:space:]]*pid[[:space:]]' "$dir/nginx.conf" && pid_option=()
-	if ! "$nginx" -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" 2>"$dir/start.err"; then
+	# Its stdout a file of this account's: solution/nginx.conf logs to /dev/stdout, which nginx
+	# reopens (a pipe of another account's cannot be reopened).
+	if ! "$nginx" -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" >"$dir/stdout.log" 2>"$dir/start.err"; then
 		fail "$name" "nginx did not start: $(cat "$dir/start.err")"
 		return 0
 	fi
