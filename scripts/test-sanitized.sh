@@ -65,10 +65,13 @@ for t in tests/integration/test_*.py tests/integration/test_*.sh; do
 	names+=("/$name.")
 done
 if ((${#names[@]})); then
-	status=0
-	out=$(BESIDE_TESTS="" tests/run.sh "$build" integration "${names[*]}" 2>&1) || status=$?
-	grep -Ev '^(tests: |pg\.sh: )' <<<"$out" || true
-	tally "$out" "$status"
+	log=$(mktemp /tmp/catalog-sanitized-log.XXXXXX)
+	set +e # each test's line shown as it ends; run.sh's status kept
+	BESIDE_TESTS="" tests/run.sh "$build" integration "${names[*]}" 2>&1 | tee "$log" | grep -Ev '^(tests: |pg\.sh: )'
+	status=${PIPESTATUS[0]}
+	set -e
+	tally "$(<"$log")" "$status"
+	rm -f "$log"
 fi
 
 # ThreadSanitizer: first a canary with a deliberate data race must be reported (so a clean

@@ -39,6 +39,7 @@ cleanup() {
 		as_user make -C "$home/catalog" --no-print-directory down >/dev/null 2>&1 || true
 	fi
 	for pid in "${user_pids[@]}" $(pgrep -u "$user" 2>/dev/null || true); do kill -KILL "$pid" 2>/dev/null || true; done
+	find /tmp /var/tmp -maxdepth 1 -user "$user" -exec rm -rf {} + 2>/dev/null || true
 	if id "$user" >/dev/null 2>&1; then userdel -r "$user" >/dev/null 2>&1 || true; fi
 	[[ -n $home ]] && rm -rf "$home"
 }
@@ -222,7 +223,8 @@ for t in ${USER_LAB_TESTS-test_faults_lab test_dashboard test_scenario}; do
 	echo "     ($t as $user: $((SECONDS - started)) s)"
 done
 running=$(for pid in $(pgrep -u "$user" 2>/dev/null); do alive "$pid" && ps -o pid=,args= -p "$pid"; done || true)
-[[ -z $running ]] && ok "after the account's lab tests nothing of $user's is left running" ||
-	fail "after the account's lab tests nothing of $user's is left running" "$running"
+in_tmp=$(find /tmp /var/tmp -maxdepth 1 -user "$user" 2>/dev/null || true)
+[[ -z $running && -z $in_tmp ]] && ok "after the account's lab tests nothing of $user's is left running or in /tmp" ||
+	fail "after the account's lab tests nothing of $user's is left running or in /tmp" "$running" "$in_tmp"
 
 finish
