@@ -116,6 +116,14 @@ def user_service_group(self_cgroup, uid):
     return ""
 
 
+def standard_service_group(cgroup_fs, uid):
+    """systemd's own place for user@UID.service when it exists there: where a login's
+    processes sit in a session scope beside the user manager (ssh, a text console), not
+    under it, /proc/self/cgroup does not name it."""
+    path = "/user.slice/user-%d.slice/user@%d.service" % (uid, uid)
+    return path if os.path.isdir(os.path.join(cgroup_fs, path.lstrip("/"))) else ""
+
+
 def systemd_probe():
     """True when `systemd-run --user --scope -p CPUQuota=` works for this user."""
     program = shutil.which("systemd-run")
@@ -152,7 +160,7 @@ def choose(cpus, server_id, group, *, uid=None, cgroup_fs=CGROUP_FS, self_cgroup
     if unified and uid != 0:
         if self_cgroup is None:
             self_cgroup = read("/proc/self/cgroup")
-        service = user_service_group(self_cgroup, uid)
+        service = user_service_group(self_cgroup, uid) or standard_service_group(cgroup_fs, uid)
         controllers = read(os.path.join(cgroup_fs, service.lstrip("/"), "cgroup.controllers")).split() if service else []
         if "cpu" in controllers and probe():
             percent = Decimal(cpus) * 100

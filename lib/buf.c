@@ -23,7 +23,7 @@ void buf_free(buf_t *b)
     b->len = b->cap = 0;
 }
 
-char *buf_reserve(buf_t *b, size_t extra)
+char *buf_grow(buf_t *b, size_t extra)
 {
     if (b->cap - b->len < extra) {
         size_t need = b->len + extra, cap = b->cap ? b->cap : 256;
@@ -50,12 +50,6 @@ void buf_append_slice(buf_t *b, slice_t s)
 void buf_append_cstr(buf_t *b, const char *s)
 {
     buf_append(b, s, strlen(s));
-}
-
-void buf_append_char(buf_t *b, char c)
-{
-    *buf_reserve(b, 1) = c;
-    b->len++;
 }
 
 void buf_append_u64(buf_t *b, uint64_t v)

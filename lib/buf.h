@@ -19,12 +19,24 @@ typedef struct buf {
 void buf_init(buf_t *b, size_t initial_cap);
 /* Frees the bytes and leaves b empty and reusable.  Accepts NULL. */
 void buf_free(buf_t *b);
-/* Makes room for at least extra more bytes; returns a pointer to data + len. */
-char *buf_reserve(buf_t *b, size_t extra);
+/* buf_reserve's slow path: grows b (doubling) to hold at least extra more bytes; returns a
+ * pointer to data + len. */
+char *buf_grow(buf_t *b, size_t extra);
+/* Makes room for at least extra more bytes; returns a pointer to data + len.  Inline: the
+ * writers call it once per row or field. */
+static inline char *buf_reserve(buf_t *b, size_t extra)
+{
+    if (b->cap - b->len < extra) return buf_grow(b, extra);
+    return b->data + b->len;
+}
 void buf_append(buf_t *b, const void *data, size_t len);
 void buf_append_slice(buf_t *b, slice_t s);
 void buf_append_cstr(buf_t *b, const char *s);
-void buf_append_char(buf_t *b, char c);
+static inline void buf_append_char(buf_t *b, char c)
+{
+    *buf_reserve(b, 1) = c;
+    b->len++;
+}
 /* Decimal text of v, no padding. */
 void buf_append_u64(buf_t *b, uint64_t v);
 void buf_append_i64(buf_t *b, int64_t v);

@@ -61,15 +61,19 @@ static inline uint64_t needs_care(uint64_t x)
 }
 
 #ifdef __SSE2__
-/* Nonzero when any of the 16 bytes needs care.  A signed compare with 0x20 catches both control
- * bytes and bytes >= 0x80 (negative as signed). */
-static inline int block_needs_care(__m128i x)
+/* 0xff for each of the 16 bytes that needs care.  A signed compare with 0x20 catches both
+ * control bytes and bytes >= 0x80 (negative as signed). */
+static inline __m128i care_bytes(__m128i x)
 {
-    __m128i care = _mm_or_si128(
+    return _mm_or_si128(
         _mm_or_si128(_mm_cmplt_epi8(x, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(x, _mm_set1_epi8('"'))),
         _mm_or_si128(_mm_cmpeq_epi8(x, _mm_set1_epi8('\\')),
                      _mm_cmpeq_epi8(x, _mm_set1_epi8(0x7f))));
-    return _mm_movemask_epi8(care);
+}
+
+static inline int block_needs_care(__m128i x)
+{
+    return _mm_movemask_epi8(care_bytes(x));
 }
 #endif
 
@@ -82,6 +86,13 @@ static size_t copy_plain_prefix(char *dst, const unsigned char *p, size_t len)
     size_t i = 0;
 #ifdef __SSE2__
     if (len >= 16) {
+        for (; i + 32 <= len; i += 32) { /* two blocks, one test */
+            __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
+            __m128i y = _mm_loadu_si128((const __m128i *)(p + i + 16));
+            if (_mm_movemask_epi8(_mm_or_si128(care_bytes(x), care_bytes(y)))) break;
+            _mm_storeu_si128((__m128i *)(dst + i), x);
+            _mm_storeu_si128((__m128i *)(dst + i + 16), y);
+        }
         for (; i + 16 <= len; i += 16) {
             __m128i x = _mm_loadu_si128((const __m128i *)(p + i));
             if (block_needs_care(x)) return i;

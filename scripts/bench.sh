@@ -4,7 +4,8 @@
 # in one bounded run (about 11 minutes with the defaults) against a throwaway PostgreSQL on
 # loopback; prints ratios and writes BENCHMARKS.md.  Never part of `make test`.  Settings: see
 # scripts/bench/bench.py (BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PRODUCTS,
-# BENCH_ORDERS, BENCH_OUTPUT, BENCH_KEEP, BENCH_BASELINE, BENCH_ONLY).
+# BENCH_ORDERS, BENCH_OUTPUT, BENCH_KEEP, BENCH_BASELINE, BENCH_ONLY, BENCH_DB_TRANSPORT,
+# BENCH_CALLGRIND).
 # Usage: scripts/bench.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -72,7 +72,8 @@ static void *worker_main(void *arg)
         }
         conn_free_closed(w);
         if (w->stopping) {
-            if (w->conn_count == 0) break;
+            /* A connection it drives may carry other workers' statements: answer them first. */
+            if (w->conn_count == 0 && !pool_worker_busy(w->pool_worker)) break;
             if (w->loop.now_ms >= w->stop_deadline_ms) {
                 log_warn("worker %u: %u connections still open after SHUTDOWN_TIMEOUT_MS; closing",
                          w->index, w->conn_count);

@@ -19,9 +19,10 @@
 const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {1, 5, 10, 50, 100, 500, 1000, 5000};
 
 /* Where a query is.  Other threads change q->state only under the pool lock and only while the
- * query is in the FIFO (WAITING -> HANDED); every read of a state another thread may change
- * takes the lock too. */
-enum query_state { Q_NEW, Q_WAITING, Q_HANDED, Q_CONNECTING, Q_RUNNING, Q_DONE };
+ * query is in the FIFO (WAITING -> HANDED, or WAITING -> REMOTE when another worker sends it
+ * on a connection it drives) or on another worker's connection (REMOTE -> HANDED with its
+ * answer); every read of a state another thread may change takes the lock too. */
+enum query_state { Q_NEW, Q_WAITING, Q_HANDED, Q_CONNECTING, Q_RUNNING, Q_REMOTE, Q_DONE };
 enum conn_state { C_CONNECTING, C_IDLE, C_BUSY };
 enum cancel_state { K_NONE, K_CONNECTING, K_SENT };
 
@@ -33,7 +34,8 @@ enum cancel_state { K_NONE, K_CONNECTING, K_SENT };
 
 /* A statement sent on a connection, in the order the answers will come. */
 typedef struct entry {
-    pool_query_t *q; /* NULL once the caller cancelled it */
+    pool_query_t *q; /* NULL once the caller cancelled it; under the pool lock when remote */
+    int remote;      /* q is another worker's: its answer goes to that worker's inbox */
     unsigned statement;
     int prepare;        /* its Prepare went out with it (first use on this connection) */
     int prepare_failed; /* that Prepare failed: prepare again next time */
@@ -84,13 +86,14 @@ struct pool {
     int failing;              /* the last connect attempt failed */
     uint64_t last_failure_ms; /* when */
     int shutting_down;
+    pool_worker_t *workers; /* every worker, to ask the others to take a new waiter */
     uint64_t acquire_timeouts, connect_errors, connections_opened;
     uint64_t wait_bucket[POOL_WAIT_BUCKETS + 1];
     uint64_t wait_count;
     double wait_sum_ms;
     /* atomics (relaxed), written by the workers without the lock */
     unsigned in_flight;
-    uint64_t pipelined, cancels;
+    uint64_t pipelined, cancels, foreign;
 };
 
 struct pool_worker {
@@ -100,15 +103,20 @@ struct pool_worker {
     loop_io_t event_io;
     pool_query_t *inbox_head, *inbox_tail; /* handed-over queries; under pool->lock */
     pool_query_t *local_head, *local_tail; /* this worker's waiting queries, oldest first */
-    pool_conn_t *active; /* connections this worker is using (connecting or busy) */
-    pool_conn_t *dead;   /* closed during this loop turn; freed by the next tick (an event for
-                          * them may still be in the loop's batch) */
+    pool_query_t *remote_head;  /* its queries in flight on other workers' connections; under
+                                 * pool->lock */
+    int take_wanted;            /* a cheap query waits: send it on a connection this worker
+                                 * drives, if one can take it; under pool->lock */
+    pool_worker_t *next_worker; /* in pool->workers; under pool->lock */
+    pool_conn_t *active;        /* connections this worker is using (connecting or busy) */
+    pool_conn_t *dead; /* closed during this loop turn; freed by the next tick (an event for
+                        * them may still be in the loop's batch) */
     uint64_t next_reap_ms;
 };
 
 static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q);
 static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q);
-static void pgconn_release(pool_worker_t *w, pool_conn_t *c);
+static int pgconn_release(pool_worker_t *w, pool_conn_t *c);
 static int pgconn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events);
 
 /* ---- small helpers -------------------------------------------------------------------- */
@@ -185,6 +193,42 @@ static void wake_worker(pool_worker_t *w)
     (void)n; /* EAGAIN means the counter is already non-zero: the worker will wake anyway */
 }
 
+/* Puts q in its worker's inbox; the worker takes it in pool_worker_tick.  Only the first
+ * query into an empty inbox wakes the worker: it drains the whole inbox at once. */
+static void inbox_push_locked(pool_query_t *q, pool_worker_t *current)
+{
+    pool_worker_t *w = q->worker;
+    int was_empty = w->inbox_head == NULL;
+    q->inbox_next = NULL;
+    if (w->inbox_tail)
+        w->inbox_tail->inbox_next = q;
+    else
+        w->inbox_head = q;
+    w->inbox_tail = q;
+    if (w != current && was_empty) wake_worker(w);
+}
+
+/* The list of a worker's queries in flight on other workers' connections (links prev/next,
+ * free once a query left the FIFO). */
+static void remote_add_locked(pool_query_t *q)
+{
+    pool_worker_t *w = q->worker;
+    q->prev = NULL;
+    q->next = w->remote_head;
+    if (w->remote_head) w->remote_head->prev = q;
+    w->remote_head = q;
+}
+
+static void remote_remove_locked(pool_query_t *q)
+{
+    if (q->prev)
+        q->prev->next = q->next;
+    else
+        q->worker->remote_head = q->next;
+    if (q->next) q->next->prev = q->prev;
+    q->prev = q->next = NULL;
+}
+
 /* Hands q over to its worker with a connection (conn), a reserved slot to connect with
  * (conn NULL, error 0), or an error.  The worker finishes the job in pool_worker_tick. */
 static void handoff_locked(pool_t *p, pool_query_t *q, pool_conn_t *conn, int error,
@@ -201,14 +245,23 @@ static void handoff_locked(pool_t *p, pool_query_t *q, pool_conn_t *conn, int er
     q->state = Q_HANDED;
     q->conn = conn;
     q->handed_error = error;
-    q->inbox_next = NULL;
-    pool_worker_t *w = q->worker;
-    if (w->inbox_tail)
-        w->inbox_tail->inbox_next = q;
-    else
-        w->inbox_head = q;
-    w->inbox_tail = q;
-    if (w != current) wake_worker(w);
+    q->handed_done = 0;
+    q->handed_result = NULL;
+    inbox_push_locked(q, current);
+}
+
+/* q ran on a connection another worker drives: its answer (res, owned by q from now on, or
+ * NULL) goes to q's worker, which calls back.  q leaves the list of its remote queries. */
+static void handoff_answer_locked(pool_query_t *q, PGresult *res, int error, pool_worker_t *current)
+{
+    remote_remove_locked(q);
+    q->entry = NULL;
+    q->state = Q_HANDED;
+    q->conn = NULL;
+    q->handed_error = error;
+    q->handed_result = res;
+    q->handed_done = 1;
+    inbox_push_locked(q, current);
 }
 
 /* Gives connection c to the oldest waiter, with up to depth - 1 further cheap waiters of the
@@ -388,6 +441,21 @@ static void pgconn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *
     if (q) deliver(q, NULL, POOL_ERR_UNAVAILABLE, message);
 }
 
+/* Every statement of other workers in flight on c fails with error, answered in its own
+ * worker's thread. */
+static void pgconn_fail_foreign(pool_worker_t *w, pool_conn_t *c, int error)
+{
+    pthread_mutex_lock(&w->pool->lock);
+    for (unsigned i = 0; i < c->depth; i++) {
+        entry_t *e = entry_at(c, i);
+        pool_query_t *q = e->remote ? e->q : NULL;
+        if (!q) continue;
+        e->q = NULL;
+        handoff_answer_locked(q, NULL, error, w);
+    }
+    pthread_mutex_unlock(&w->pool->lock);
+}
+
 /* The connection broke with statements in flight: each fails with POOL_ERR_CONNECTION (it was
  * sent, so it may have run); the connection closes and its slot goes to the oldest waiter. */
 static void pgconn_broken(pool_worker_t *w, pool_conn_t *c)
@@ -398,16 +466,20 @@ static void pgconn_broken(pool_worker_t *w, pool_conn_t *c)
     pool_query_t *lost[POOL_MAX_PIPELINE_DEPTH];
     unsigned n = 0;
     for (unsigned i = 0; i < c->depth; i++)
-        if (entry_at(c, i)->q) lost[n++] = entry_at(c, i)->q;
+        if (!entry_at(c, i)->remote && entry_at(c, i)->q) lost[n++] = entry_at(c, i)->q;
+    pgconn_fail_foreign(w, c, POOL_ERR_CONNECTION);
     pgconn_close_slot(w, c);
     for (unsigned i = 0; i < n; i++)
         deliver(lost[i], NULL, POOL_ERR_CONNECTION, message);
 }
 
-/* Sends q's statement on c, behind whatever is in flight.  Returns 0, or the error for q
- * (POOL_ERR_NOT_SENT: nothing of it left the process; POOL_ERR_CONNECTION: it may have);
- * on error c is marked broken.  Never calls back. */
-static int pgconn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+/* Queues q's statement on c (driven by w) behind whatever is in flight; pgconn_flush writes
+ * it out.  q may be another worker's: then the caller holds the pool lock, which keeps q and
+ * its parameters alive (its worker cancels under the lock), and q's answer will go back to
+ * that worker.  Returns 0, or the error for q (POOL_ERR_NOT_SENT: nothing of it left the
+ * process; POOL_ERR_CONNECTION: it may have); on error c is marked broken.  Never calls
+ * back. */
+static int pgconn_queue(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 {
     pool_t *p = w->pool;
     const pool_statement_t *st = &p->config.statements[q->statement];
@@ -441,18 +513,19 @@ static int pgconn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
     e->prepare = prepare;
     e->step = prepare ? 0 : 1;
     e->sent_ms = w->loop->now_ms;
+    e->remote = q->worker != w;
     if (c->depth++) __atomic_add_fetch(&p->pipelined, 1, __ATOMIC_RELAXED);
     in_flight_add(p, 1);
     if (st->sharing == POOL_ALONE) c->exclusive = 1;
     c->closed_tail = st->sharing != POOL_SHARED;
     q->conn = c;
-    q->state = Q_RUNNING;
-    int f = PQflush(c->pg);
-    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
-        /* It is in flight: the read path (woken by the error) reports the broken connection. */
-        c->broken = 1;
-        if (c->io.fd < 0 || loop_io_modify(w->loop, &c->io, EPOLLIN | EPOLLOUT) < 0)
-            log_warn("pool: cannot watch a database socket");
+    if (e->remote) {
+        q->state = Q_REMOTE;
+        q->entry = e;
+        remote_add_locked(q);
+        __atomic_add_fetch(&p->foreign, 1, __ATOMIC_RELAXED);
+    } else {
+        q->state = Q_RUNNING;
     }
     return 0;
 not_sent:
@@ -461,7 +534,29 @@ not_sent:
     return POOL_ERR_NOT_SENT;
 }
 
-/* Can c take one more cheap statement of its worker now? */
+/* Writes out what is queued on c and watches it for the answers (and for writing, when the
+ * socket is full).  On failure c is marked broken; the read path, woken by the error, reports
+ * it to the statements in flight. */
+static void pgconn_flush(pool_worker_t *w, pool_conn_t *c)
+{
+    int f = PQflush(c->pg);
+    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
+        c->broken = 1;
+        if (c->io.fd < 0 || loop_io_modify(w->loop, &c->io, EPOLLIN | EPOLLOUT) < 0)
+            log_warn("pool: cannot watch a database socket");
+    }
+}
+
+/* Sends q (this worker's) on c, behind whatever is in flight: pgconn_queue, then
+ * pgconn_flush. */
+static int pgconn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+{
+    int e = pgconn_queue(w, c, q);
+    if (!e) pgconn_flush(w, c);
+    return e;
+}
+
+/* Can c take one more cheap statement now? */
 static int pgconn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
 {
     return p->config.pipeline_depth > 1 && c->state == C_BUSY && !c->exclusive && !c->closed_tail &&
@@ -490,45 +585,69 @@ static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
     return 0;
 }
 
-/* Sends the oldest waiters of this worker on c while they are at the head of the FIFO. */
-static void pgconn_top_up(pool_worker_t *w, pool_conn_t *c)
+/* Sends on c, which w drives, the oldest waiters of the FIFO while they are cheap and c has
+ * room, whichever worker submitted them (another worker's answer goes back to its thread), in
+ * FIFO order.  Returns how many were sent. */
+static unsigned pgconn_take_waiters(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
+    pool_query_t *own[POOL_MAX_PIPELINE_DEPTH];
+    unsigned n_own = 0, sent = 0;
     /* p->wait_head is read under the lock only: other workers change it (ThreadSanitizer). */
-    if (!pgconn_can_join(p, c, w->loop->now_ms)) return;
-    pool_query_t *taken[POOL_MAX_PIPELINE_DEPTH];
-    unsigned n = 0;
     pthread_mutex_lock(&p->lock);
-    while (p->wait_head && p->wait_head->worker == w && !is_exclusive(p, p->wait_head) &&
-           c->depth + n < p->config.pipeline_depth && !p->shutting_down) {
+    while (p->wait_head && !is_exclusive(p, p->wait_head) && !c->broken &&
+           c->depth < p->config.pipeline_depth && !p->shutting_down) {
         pool_query_t *q = p->wait_head;
         fifo_remove_locked(p, q);
         record_wait_locked(p, pool_elapsed_ms(w->loop->now_ms, q->submit_ms));
         q->state = Q_HANDED;
-        taken[n++] = q;
-        if (is_last(p, q)) break;
+        if (q->worker == w) own[n_own++] = q;
+        int last = is_last(p, q);
+        int e = pgconn_queue(w, c, q);
+        if (e) {
+            handoff_locked(p, q, NULL, e, w); /* answered in its worker's next tick */
+            break;
+        }
+        sent++;
+        if (last) break;
     }
     pthread_mutex_unlock(&p->lock);
-    for (unsigned i = 0; i < n; i++) {
-        local_remove(w, taken[i]);
-        pgconn_run(w, c, taken[i]);
+    for (unsigned i = 0; i < n_own; i++)
+        local_remove(w, own[i]);
+    if (sent) {
+        c->worker = w;
+        active_add(w, c);
+        pgconn_flush(w, c);
     }
+    return sent;
 }
 
-/* Returns a connection that carries nothing: to the oldest waiter, to the idle stack, or
- * (broken) closed. */
-static void pgconn_release(pool_worker_t *w, pool_conn_t *c)
+/* Sends waiters on c behind the statements in flight, when c may take more. */
+static void pgconn_top_up(pool_worker_t *w, pool_conn_t *c)
+{
+    if (pgconn_can_join(w->pool, c, w->loop->now_ms)) pgconn_take_waiters(w, c);
+}
+
+/* Returns a connection that carries nothing: it stays with w when the oldest waiter is cheap
+ * (w sends it and the cheap ones behind it, whichever worker they came from: passing the
+ * connection to another thread would leave it idle until that thread wakes), else it goes
+ * to the oldest waiter, to the idle stack, or (broken) closed.  Returns 1 when w still drives
+ * c. */
+static int pgconn_release(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
-    loop_io_stop(w->loop, &c->io);
-    active_remove(c);
     c->exclusive = 0;
     c->closed_tail = 0;
     if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
         PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
         pgconn_close_slot(w, c);
-        return;
+        return 0;
     }
+    if (p->config.pipeline_depth > 0 && c->cancel_state == K_NONE && c->handed == 0 &&
+        pgconn_take_waiters(w, c))
+        return 1;
+    loop_io_stop(w->loop, &c->io);
+    active_remove(c);
     pthread_mutex_lock(&p->lock);
     if (p->wait_head && !p->shutting_down) {
         handoff_conn_locked(p, c, w);
@@ -541,13 +660,7 @@ static void pgconn_release(pool_worker_t *w, pool_conn_t *c)
         p->idle_count++;
     }
     pthread_mutex_unlock(&p->lock);
-}
-
-/* After the last statement on c was answered. */
-static void pgconn_drained(pool_worker_t *w, pool_conn_t *c)
-{
-    if (c->cancel_state != K_NONE) return; /* released once PostgreSQL took the cancel */
-    pgconn_release(w, c);
+    return 0;
 }
 
 /* Keeps the first error, or else the last result. */
@@ -568,28 +681,43 @@ static void keep_result(entry_t *e, PGresult *r)
  * callback may submit again, possibly onto c).  Returns 0 while c stays with this worker. */
 static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
 {
-    entry_t e = *entry_at(c, 0);
+    entry_t *head = entry_at(c, 0);
+    PGresult *result = head->result;
+    ExecStatusType s = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
+    int ok = s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK;
+    int error = ok ? POOL_OK : result ? POOL_ERR_QUERY : POOL_ERR_CONNECTION;
+    if (head->prepare && (head->prepare_failed || !result))
+        c->prepared &= ~((uint64_t)1 << head->statement);
+    pool_query_t *q = NULL;
+    if (head->remote) {
+        /* Another worker's query (cancelled under the lock): its answer goes to its thread. */
+        pthread_mutex_lock(&w->pool->lock);
+        if (head->q) {
+            handoff_answer_locked(head->q, result, error, w);
+            result = NULL;
+        }
+        head->q = NULL;
+        pthread_mutex_unlock(&w->pool->lock);
+    } else {
+        q = head->q;
+    }
     c->head = (c->head + 1) % POOL_MAX_PIPELINE_DEPTH;
     c->depth--;
     in_flight_add(w->pool, -1);
-    if (e.prepare && (e.prepare_failed || !e.result)) c->prepared &= ~((uint64_t)1 << e.statement);
     int gone = 0;
     if (c->depth == 0) {
         c->exclusive = 0;
         c->closed_tail = 0;
-        gone = c->cancel_state == K_NONE;
-        pgconn_drained(w, c);
+        /* With a cancel on its way, c is released once PostgreSQL took it (cancel_done). */
+        gone = c->cancel_state == K_NONE && !pgconn_release(w, c);
     } else {
         pgconn_top_up(w, c);
     }
-    if (e.q) {
-        ExecStatusType s = e.result ? PQresultStatus(e.result) : PGRES_FATAL_ERROR;
-        int ok = s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK;
-        int error = ok ? POOL_OK : e.result ? POOL_ERR_QUERY : POOL_ERR_CONNECTION;
-        const char *msg = ok ? "" : e.result ? PQresultErrorMessage(e.result) : "no result";
-        deliver(e.q, e.result, error, msg);
+    if (q) {
+        const char *msg = ok ? "" : result ? PQresultErrorMessage(result) : "no result";
+        deliver(q, result, error, msg);
     }
-    if (e.result) PQclear(e.result);
+    if (result) PQclear(result);
     return gone;
 }
 
@@ -956,6 +1084,10 @@ pool_worker_t *pool_worker_new(pool_t *p, loop_t *loop)
         free(w);
         return NULL;
     }
+    pthread_mutex_lock(&p->lock);
+    w->next_worker = p->workers;
+    p->workers = w;
+    pthread_mutex_unlock(&p->lock);
     return w;
 }
 
@@ -972,12 +1104,20 @@ void pool_worker_free(pool_worker_t *w)
             if (pc) PQcancel(pc, err, sizeof err);
             PQfreeCancel(pc);
         }
+        pgconn_fail_foreign(w, c, POOL_ERR_CONNECTION);
         pgconn_destroy(w, c);
         pthread_mutex_lock(&w->pool->lock);
         w->pool->open--;
         pthread_mutex_unlock(&w->pool->lock);
     }
     worker_free_dead(w);
+    pthread_mutex_lock(&w->pool->lock);
+    for (pool_worker_t **pp = &w->pool->workers; *pp; pp = &(*pp)->next_worker)
+        if (*pp == w) {
+            *pp = w->next_worker;
+            break;
+        }
+    pthread_mutex_unlock(&w->pool->lock);
     loop_io_stop(w->loop, &w->event_io);
     close(w->event_fd);
     free(w);
@@ -989,12 +1129,28 @@ static void worker_drain_inbox(pool_worker_t *w)
     pthread_mutex_lock(&p->lock);
     pool_query_t *q = w->inbox_head;
     w->inbox_head = w->inbox_tail = NULL;
+    int take = w->take_wanted;
+    w->take_wanted = 0;
     pthread_mutex_unlock(&p->lock);
+    /* Another worker queued a cheap query: the connections this worker drives may take it. */
+    for (pool_conn_t *c = take ? w->active : NULL, *next; c; c = next) {
+        next = c->active_next;
+        if (c->state == C_BUSY) pgconn_top_up(w, c);
+    }
     while (q) {
         pool_query_t *next = q->inbox_next;
         q->inbox_next = NULL;
         local_remove(w, q);
-        if (q->handed_error) {
+        if (q->handed_done) {
+            /* Answered on another worker's connection. */
+            PGresult *res = q->handed_result;
+            int e = q->handed_error;
+            q->handed_result = NULL;
+            q->handed_done = 0;
+            q->handed_error = 0;
+            deliver(q, res, e, e == POOL_ERR_QUERY ? PQresultErrorMessage(res) : pool_strerror(e));
+            if (res) PQclear(res);
+        } else if (q->handed_error) {
             int e = q->handed_error;
             q->handed_error = 0;
             deliver(q, NULL, e, pool_strerror(e));
@@ -1015,11 +1171,35 @@ static void worker_drain_inbox(pool_worker_t *w)
  * unknown), never with an error that invites a retry. */
 static void worker_fail_running(pool_worker_t *w)
 {
+    /* Its statements on other workers' connections. */
+    pthread_mutex_lock(&w->pool->lock);
+    pool_query_t *remote = w->remote_head;
+    for (pool_query_t *q = remote; q; q = q->next) {
+        ((entry_t *)q->entry)->q = NULL;
+        q->entry = NULL;
+        q->conn = NULL;
+        q->state = Q_HANDED;
+        q->handed_done = 1; /* answered below: a pool_cancel meanwhile has nothing to undo */
+        q->handed_error = POOL_ERR_CONNECTION;
+    }
+    w->remote_head = NULL;
+    pthread_mutex_unlock(&w->pool->lock);
+    for (pool_query_t *q = remote, *next; q; q = next) {
+        next = q->next;
+        q->prev = q->next = NULL;
+        q->handed_done = 0;
+        q->handed_error = 0;
+        local_remove(w, q);
+        deliver(q, NULL, POOL_ERR_CONNECTION,
+                "server shutting down with the statement in flight: outcome unknown");
+    }
     for (pool_conn_t *c = w->active; c; c = c->active_next) {
         pool_query_t *q = c->connect_for;
         c->connect_for = NULL;
         if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
+        pgconn_fail_foreign(w, c, POOL_ERR_CONNECTION);
         for (unsigned i = 0; i < c->depth; i++) {
+            if (entry_at(c, i)->remote) continue;
             q = entry_at(c, i)->q;
             entry_at(c, i)->q = NULL;
             if (q)
@@ -1027,6 +1207,11 @@ static void worker_fail_running(pool_worker_t *w)
                         "server shutting down with the statement in flight: outcome unknown");
         }
     }
+}
+
+int pool_worker_busy(pool_worker_t *w)
+{
+    return w->active != NULL;
 }
 
 int pool_worker_tick(pool_worker_t *w)
@@ -1116,6 +1301,9 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
     q->conn = NULL;
     q->state = Q_NEW;
     q->handed_error = 0;
+    q->handed_done = 0;
+    q->handed_result = NULL;
+    q->entry = NULL;
     q->prev = q->next = q->local_prev = q->local_next = q->inbox_next = NULL;
     pthread_mutex_lock(&p->lock);
     if (p->shutting_down) {
@@ -1167,6 +1355,14 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
         p->wait_head = q;
     p->wait_tail = q;
     p->waiting++;
+    /* The first cheap waiter: the other workers' connections may take it now rather than at
+     * their next answer (one wake per worker until it has looked). */
+    if (p->wait_head == q && p->config.pipeline_depth > 1 && !is_exclusive(p, q))
+        for (pool_worker_t *o = p->workers; o; o = o->next_worker)
+            if (o != w && !o->take_wanted) {
+                o->take_wanted = 1;
+                wake_worker(o);
+            }
     pthread_mutex_unlock(&p->lock);
     q->local_prev = w->local_tail;
     if (w->local_tail)
@@ -1183,10 +1379,16 @@ void pool_cancel(pool_query_t *q)
     if (!w) return;
     pool_t *p = w->pool;
     pool_conn_t *give_back = NULL;
+    PGresult *answer = NULL;
     pthread_mutex_lock(&p->lock);
     int state = q->state;
     if (state == Q_WAITING) {
         fifo_remove_locked(p, q);
+    } else if (state == Q_REMOTE) {
+        /* On another worker's connection, among others' statements: detached only. */
+        ((entry_t *)q->entry)->q = NULL;
+        q->entry = NULL;
+        remote_remove_locked(q);
     } else if (state == Q_HANDED) {
         /* Take it out of the inbox and give back what it was handed. */
         pool_query_t **pp = &w->inbox_head, *prev = NULL;
@@ -1198,15 +1400,20 @@ void pool_cancel(pool_query_t *q)
             *pp = q->inbox_next;
             if (w->inbox_tail == q) w->inbox_tail = prev;
         }
-        if (!q->handed_error && !q->conn) {
+        if (q->handed_done) {
+            answer = q->handed_result;
+            q->handed_result = NULL;
+            q->handed_done = 0;
+        } else if (!q->handed_error && !q->conn) {
             p->open--;
             give_slot_locked(p, w);
-        }
-        if (!q->handed_error && q->conn && --q->conn->handed == 0 && q->conn->depth == 0)
+        } else if (!q->handed_error && q->conn && --q->conn->handed == 0 && q->conn->depth == 0) {
             give_back = q->conn;
+        }
     }
     pthread_mutex_unlock(&p->lock);
-    if (state == Q_WAITING || state == Q_HANDED) local_remove(w, q);
+    if (answer) PQclear(answer);
+    if (state == Q_WAITING || state == Q_HANDED || state == Q_REMOTE) local_remove(w, q);
     if (give_back) {
         give_back->worker = w;
         pgconn_release(w, give_back);
@@ -1215,7 +1422,7 @@ void pool_cancel(pool_query_t *q)
     if (state == Q_CONNECTING && c) c->connect_for = NULL; /* it goes to the pool once open */
     if (state == Q_RUNNING && c) {
         for (unsigned i = 0; i < c->depth; i++)
-            if (entry_at(c, i)->q == q) entry_at(c, i)->q = NULL;
+            if (!entry_at(c, i)->remote && entry_at(c, i)->q == q) entry_at(c, i)->q = NULL;
         /* Alone on its connection, the statement is the backend's only work: cancel it there.
          * Behind or before others, a cancel could hit another request's statement. */
         if (c->depth == 1 && c->cancel_state == K_NONE && !c->broken && cancel_start(w, c) < 0)
@@ -1245,6 +1452,7 @@ void pool_get_stats(pool_t *p, pool_stats_t *out)
     out->in_flight = __atomic_load_n(&p->in_flight, __ATOMIC_RELAXED);
     out->pipelined = __atomic_load_n(&p->pipelined, __ATOMIC_RELAXED);
     out->cancels = __atomic_load_n(&p->cancels, __ATOMIC_RELAXED);
+    out->foreign = __atomic_load_n(&p->foreign, __ATOMIC_RELAXED);
 }
 
 const char *pool_result_sqlstate(const PGresult *res)

@@ -11,15 +11,21 @@
  * be reached or refuses the connection).
  *
  * With pipelining on (pipeline_depth >= 1), connections run in libpq's pipeline mode: a cheap
- * statement of one worker may be sent behind others already in flight on a connection that
- * worker uses, each with its own sync point, so a failing statement fails only its own query.
- * A POOL_ALONE statement (a long one) only ever runs alone on its connection, and no
- * statement joins a connection whose oldest statement has been running for a while, nor one
- * whose newest statement is POOL_LAST (a write, which may wait on a lock).
+ * statement may be sent behind others already in flight on a connection, each with its own
+ * sync point, so a failing statement fails only its own query.  A connection is driven by one
+ * worker at a time (its socket is in that worker's loop), but carries cheap statements of
+ * every worker: the driver sends the oldest cheap waiters of the FIFO, whichever worker
+ * submitted them, and hands each result to its submitter's thread (through that worker's
+ * inbox), where the callback runs.  A POOL_ALONE statement (a long one) only ever runs alone
+ * on its connection, and no statement joins a connection whose oldest statement has been
+ * running for a while, nor one whose newest statement is POOL_LAST (a write, which may wait on
+ * a lock).
  *
  * When no connection can take a query, queries wait in one FIFO across all workers; a
- * connection that comes free goes to the oldest waiter, whichever thread it belongs to (with
- * up to pipeline_depth - 1 further cheap waiters of that thread).  A waiter that waits longer
+ * connection that drains keeps its driver while the oldest waiter is cheap (the driver sends
+ * it and the cheap waiters behind it), and otherwise goes to the oldest waiter, whichever
+ * thread it belongs to (with up to pipeline_depth - 1 further cheap waiters of that thread).
+ * A waiter that waits longer
  * than the acquire timeout gets POOL_ERR_TIMEOUT.  Broken connections are dropped and replaced;
  * while the database refuses connections, queries fail fast (POOL_ERR_UNAVAILABLE) and the pool
  * tries again after a short back-off, so it recovers by itself.
@@ -111,9 +117,13 @@ struct pool_query {
     int state;                 /* where the query is (waiting, handed over, running...) */
     int handed_error;          /* error handed over with the query from another thread */
     uint64_t submit_ms;        /* when it was submitted (monotonic) */
-    pool_query_t *prev, *next; /* in the pool's FIFO of waiters */
+    pool_query_t *prev, *next; /* in the pool's FIFO of waiters, or in the submitting worker's
+                                * list of its statements on other workers' connections */
     pool_query_t *local_prev, *local_next; /* in the worker's list of its own waiters */
     pool_query_t *inbox_next;              /* in the worker's inbox */
+    void *entry;             /* its place on another worker's connection (under the lock) */
+    PGresult *handed_result; /* the result handed over with it from another worker's thread */
+    int handed_done;         /* the query was answered on another thread: deliver it */
 };
 
 /* A snapshot of the pool for metrics. */
@@ -122,6 +132,7 @@ typedef struct pool_stats {
     unsigned pipeline_depth; /* the configured most statements in flight per connection */
     unsigned in_flight;      /* statements sent and not yet answered, all connections */
     uint64_t pipelined;      /* statements sent behind another on the same connection */
+    uint64_t foreign;        /* statements sent on a connection another worker drives */
     uint64_t cancels;        /* cancel requests sent for queries whose client left */
     uint64_t acquire_timeouts, connect_errors, connections_opened;
     uint64_t wait_bucket[9]; /* cumulative counts for POOL_WAIT_BUCKETS_MS, then +Inf */
@@ -150,6 +161,9 @@ pool_worker_t *pool_worker_new(pool_t *pool, loop_t *loop);
 /* Closes the connections the worker still uses, cancelling their statements on the server
  * (this may block for up to the connect timeout per statement: call it on the way out). */
 void pool_worker_free(pool_worker_t *worker);
+/* Returns 1 while the worker drives a database connection (which may carry other workers'
+ * statements): a worker that stops keeps running its loop until this is 0. */
+int pool_worker_busy(pool_worker_t *worker);
 /* Runs timers: acquire timeouts, connect and cancel deadlines, closing idle connections.  Call
  * at least every 100 ms from the worker's loop; returns ms until the next call is due. */
 int pool_worker_tick(pool_worker_t *worker);
@@ -158,9 +172,11 @@ int pool_worker_tick(pool_worker_t *worker);
  * or POOL_ERR_SHUTDOWN when it fails at once (then the callback is never called). */
 int pool_submit(pool_worker_t *worker, pool_query_t *query);
 /* The caller no longer wants the result: the callback will not be called and the query memory
- * may be freed on return.  A statement running alone on its connection is cancelled on the
- * server (a cancel request written without blocking); the connection returns to the pool once
- * PostgreSQL has answered.  Accepts a query that already completed. */
+ * may be freed on return.  A statement running alone on a connection this worker drives is
+ * cancelled on the server (a cancel request written without blocking); the connection returns
+ * to the pool once PostgreSQL has answered.  One sharing its connection with others' (in the
+ * pipeline, or on a connection another worker drives) is only detached: a cancel could hit a
+ * neighbour.  Accepts a query that already completed. */
 void pool_cancel(pool_query_t *query);
 
 void pool_get_stats(pool_t *pool, pool_stats_t *out);

@@ -205,25 +205,32 @@ static const char DIGIT_PAIRS[201] =
     "62636465666768697071727374757677787980818283848586878889909192"
     "93949596979899";
 
-/* Writes the decimal text of v at d; returns the end.  Same text as PostgreSQL's int4out. */
+/* Number of decimal digits of v. */
+static int decimal_digits(uint32_t v)
+{
+    int n = 1;
+    while (v >= 10000) {
+        v /= 10000;
+        n += 4;
+    }
+    return n + (v >= 10) + (v >= 100) + (v >= 1000);
+}
+
+/* Writes the decimal text of v at d; returns the end.  Same text as PostgreSQL's int4out.
+ * Two digits at a time from the end, straight into d. */
 static char *put_u32(char *d, uint32_t v)
 {
-    char tmp[10];
-    char *t = tmp + sizeof tmp;
+    char *end = d + decimal_digits(v), *t = end;
     while (v >= 100) {
         t -= 2;
         memcpy(t, DIGIT_PAIRS + (v % 100) * 2, 2);
         v /= 100;
     }
-    if (v >= 10) {
-        t -= 2;
-        memcpy(t, DIGIT_PAIRS + v * 2, 2);
-    } else {
-        *--t = (char)('0' + v);
-    }
-    size_t n = (size_t)(tmp + sizeof tmp - t);
-    memcpy(d, t, n);
-    return d + n;
+    if (v >= 10)
+        memcpy(t - 2, DIGIT_PAIRS + v * 2, 2);
+    else
+        t[-1] = (char)('0' + v);
+    return end;
 }
 
 static char *put_int4(char *d, const char *value)

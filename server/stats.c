@@ -128,6 +128,10 @@ void stats_render(server_t *s, buf_t *out)
     metrics_write_single_u64(out, "db_pool_pipelined_statements_total", "counter",
                              "Statements sent behind another on the same connection.",
                              ps.pipelined);
+    metrics_write_single_u64(out, "db_pool_foreign_statements_total", "counter",
+                             "Statements sent on a connection another worker thread drives (the "
+                             "answer handed back to the submitting thread).",
+                             ps.foreign);
     metrics_write_single_u64(out, "db_pool_cancel_requests_total", "counter",
                              "Cancel requests sent for statements whose client left.", ps.cancels);
 

@@ -21,11 +21,15 @@ BENCH_PRODUCTS (5000), BENCH_ORDERS (500000), BENCH_OUTPUT (BENCHMARKS.md at the
 root; empty: do not write), BENCH_KEEP (1: keep the temporary folder), CATALOG_BUILD (build),
 BENCH_BASELINE (a build folder of an older tree, e.g. from `git worktree add`: section 0 measures
 it too, against the same database), BENCH_BASELINE_NAME (what that tree is, for the report),
-BENCH_ONLY (goals: section 0 only).
+BENCH_ONLY (goals: section 0 only), BENCH_DB_TRANSPORT (unix, the default: the servers and
+pgbench reach the local PostgreSQL through its Unix-domain socket; tcp: both through
+127.0.0.1), BENCH_CALLGRIND (1, the default when valgrind is installed: section 0 also counts
+the server's instructions per category listing under callgrind; 0: skip).
 """
 
 import datetime
 import glob
+import http.client
 import json
 import os
 import platform
@@ -54,6 +58,10 @@ OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(REPO_ROOT, "BENCHMARKS.md")
 BASELINE = os.environ.get("BENCH_BASELINE", "")
 BASELINE_NAME = os.environ.get("BENCH_BASELINE_NAME", "")  # e.g. "main at 8095eb7"
 ONLY_GOALS = os.environ.get("BENCH_ONLY") == "goals"
+TRANSPORT = os.environ.get("BENCH_DB_TRANSPORT", "unix")
+if TRANSPORT not in ("unix", "tcp"):
+    sys.exit("bench: BENCH_DB_TRANSPORT must be unix or tcp")
+CALLGRIND = os.environ.get("BENCH_CALLGRIND", "1") == "1" and shutil.which("valgrind") is not None
 PGBENCH = shutil.which("pgbench") or (sorted(glob.glob("/usr/lib/postgresql/*/bin/pgbench")) or ["pgbench"])[-1]
 POOL = 10  # the contract's DB_POOL_MAX, and pgbench's client count
 MIX = ["/products?category=electronics", "/products/1", "/report"]
@@ -98,6 +106,13 @@ class Cluster:
         out = proc.stdout
         self.env = dict(re.findall(r"export (\w+)=(\S+)", out))
         self.env["DB_NAME"] = "catalogdb"
+        self.tcp_env = dict(self.env)
+        # The cluster's Unix-domain socket is in its folder (scripts/pg.sh); libpq takes a
+        # directory as the host.  pgbench and psql read PGHOST, the servers DB_HOST: one
+        # transport for both sides of every comparison.
+        self.unix_env = dict(self.env, PGHOST=self.folder, DB_HOST=self.folder)
+        if TRANSPORT == "unix":
+            self.env = self.unix_env
 
     def psql(self, sql):
         return subprocess.run(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", "catalogdb",
@@ -112,19 +127,20 @@ class Cluster:
 class Server:
     """One catalog-server on a free loopback port; cpus: a taskset CPU list or None."""
 
-    def __init__(self, cluster, folder, name, cpus=None, build=None, **settings):
+    def __init__(self, cluster, folder, name, cpus=None, build=None, db_env=None, wrapper=(),
+                 **settings):
         self.port = free_port()
-        env = dict(os.environ, **cluster.env)
+        env = dict(os.environ, **(db_env or cluster.env))
         env.update({"HOST": "127.0.0.1", "PORT": str(self.port), "ACCESS_LOG": "0",
                     "DB_POOL_MAX": str(POOL), "SERVER_ID": name})
         env.update({k: str(v) for k, v in settings.items()})
-        command = [os.path.join(build or BUILD, "catalog-server")]
+        command = list(wrapper) + [os.path.join(build or BUILD, "catalog-server")]
         if cpus is not None:
             command = ["taskset", "-c", cpus] + command
         self.log = open(os.path.join(folder, f"server-{name}-{self.port}.log"), "wb")
         self.proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
                                      stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + (60 if wrapper else 10)
         while True:
             try:
                 with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2):
@@ -151,6 +167,13 @@ class Server:
 
     def cpu_seconds(self):
         return self.metrics()["process_cpu_seconds_total"]
+
+    def cpu_split(self):
+        """(user, system) CPU seconds of the server process so far, from /proc/PID/stat."""
+        with open(f"/proc/{self.pid}/stat", encoding="ascii") as stat:
+            fields = stat.read().rpartition(")")[2].split()
+        ticks = os.sysconf("SC_CLK_TCK")
+        return int(fields[11]) / ticks, int(fields[12]) / ticks
 
     def stop(self):
         if self.proc.poll() is None:
@@ -210,13 +233,15 @@ def verdict(met):
 def stack_run(server, folder, paths, label, **kwargs):
     """A load run against server with its CPU seconds before and after.  Returns a dict with
     rps, failures, requests, p50/p99 and cpu_ms_per_request."""
-    cpu_before = server.cpu_seconds()
+    cpu_before, split_before = server.cpu_seconds(), server.cpu_split()
     result = load(folder, server.port, paths, label, **kwargs)
-    cpu_after = server.cpu_seconds()
+    cpu_after, split_after = server.cpu_seconds(), server.cpu_split()
     requests = result["requests"]
     return {
         "label": label, "rps": result["rps"], "requests": requests,
         "cpu_s": cpu_after - cpu_before,
+        "cpu_user_s": split_after[0] - split_before[0],
+        "cpu_sys_s": split_after[1] - split_before[1],
         "failures": result["failures"], "p50": result["latency_ms"]["p50"],
         "kinds": failure_kinds(result),
         "p99": result["latency_ms"]["p99"],
@@ -284,6 +309,8 @@ def combine(runs):
         "kinds": {k: sum(r["kinds"].get(k, 0) for r in runs) for k in ("5xx", "timeouts", "errors")},
         "p99": max(r["p99"] for r in runs),
         "cpu_ms_per_request": sum(r["cpu_s"] for r in runs) * 1000 / max(1, requests),
+        "user_ms_per_request": sum(r["cpu_user_s"] for r in runs) * 1000 / max(1, requests),
+        "sys_ms_per_request": sum(r["cpu_sys_s"] for r in runs) * 1000 / max(1, requests),
         "share": runs[-1].get("share", {}),
     }
 
@@ -329,26 +356,70 @@ GOALS = [
      ">= 1.0", lambda v: v >= 1.0),
     ("pool1", "`/products/1` with `DB_POOL_MAX=1` / with 10 (one connection carries the load)",
      ">= 0.9", lambda v: v >= 0.9),
-    ("category", "`/products?category=electronics`, stack / pgbench plain", ">= 0.9",
+    ("category", "`/products?category=electronics`, stack / pgbench with the reference's listing "
+     "(every column)", ">= 0.9",
      lambda v: v >= 0.9),
-    ("category_cpu", "server CPU per category request at 100 connections", "<= 0.25 ms",
-     lambda v: v <= 0.25),
+    ("category_cpu", "server CPU per category request at 100 connections (user + system, "
+     f"PostgreSQL over {'its Unix-domain socket' if TRANSPORT == 'unix' else 'loopback TCP'})",
+     "<= 0.25 ms", lambda v: v <= 0.25),
     ("report", "`/report` live (10 connections), stack / pgbench with the reference's SQL",
      ">= 2.5", lambda v: v >= 2.5),
     ("mix", "scenario mix, stack / pgbench with the reference's three statements", ">= 2.0",
      lambda v: v >= 2.0),
     ("failed", "every route, 0 failed requests at those loads", "0", lambda v: v == 0),
 ]
+OTHER_TRANSPORT = "tcp" if TRANSPORT == "unix" else "unix"
+# Measured beside the goals, for reading them (no goal of their own).
+FIGURES = [
+    ("category_cpu_other", "the same, PostgreSQL over "
+     + ("loopback TCP" if OTHER_TRANSPORT == "tcp" else "its Unix-domain socket")),
+    ("category_instructions", "instructions per category listing in the server's user space "
+     "(callgrind, 100 sequential listings, one worker)"),
+]
 
 
 def goal_value_text(key, value):
     if value is None:
         return "-"
-    if key == "category_cpu":
+    if key in ("category_cpu", "category_cpu_other"):
+        if isinstance(value, tuple):  # (total, user, system)
+            return f"{value[0]:.3f} ms ({value[1]:.3f} user + {value[2]:.3f} system)"
         return f"{value:.3f} ms"
+    if key == "category_instructions":
+        return f"{value / 1e6:.2f} M"
     if key == "failed":
         return f"{value:,}"
     return f"{value:.2f}"
+
+
+def instructions_per_listing(cluster, folder, build, label):
+    """The server's user-space instructions per category listing under callgrind (one worker,
+    DB_POOL_MAX=1, keep-alive, one listing at a time): a run with 20 listings and one with
+    120, the difference over 100, so start-up and connection set-up cancel out.  Repeatable
+    to a fraction of a percent whatever else the machine runs; kernel time is not in it."""
+    totals = []
+    for count in (20, 120):
+        out = os.path.join(folder, f"callgrind-{label}-{count}.out")
+        server = Server(cluster, folder, f"{label}-callgrind", build=build, WORKERS=1,
+                        DB_POOL_MAX=1, wrapper=["valgrind", "--tool=callgrind",
+                                                f"--callgrind-out-file={out}"])
+        try:
+            connection = http.client.HTTPConnection("127.0.0.1", server.port, timeout=120)
+            for _ in range(count):
+                connection.request("GET", CATEGORY)
+                response = connection.getresponse()
+                response.read()
+                if response.status != 200:
+                    raise RuntimeError(f"callgrind run: {CATEGORY} answered {response.status}")
+            connection.close()
+        finally:
+            server.stop()
+        with open(out, encoding="utf-8", errors="replace") as f:
+            match = re.search(r"^(?:summary|totals): (\d+)", f.read(), re.M)
+        if not match:
+            raise RuntimeError(f"callgrind run: no totals in {out}")
+        totals.append(int(match.group(1)))
+    return (totals[1] - totals[0]) / 100
 
 
 def goals_section(cluster, folder, script):
@@ -364,10 +435,14 @@ def goals_section(cluster, folder, script):
     work = {
         "product": ("product.sql", 1, ["/products/1"], CONNECTIONS, "pool10"),
         "pool1": (None, 1, ["/products/1"], CONNECTIONS, "pool1"),
-        "category": ("category.sql", 1, [CATEGORY], CONNECTIONS, "pool10"),
+        "category": ("category_reference.sql", 1, [CATEGORY], CONNECTIONS, "pool10"),
         "report": ("report_reference.sql", 1, ["/report"], POOL, "pool10"),
         "mix": ("mix_reference.sql", 3, MIX, CONNECTIONS, "pool10"),
+        # The server's CPU only (no pgbench): the listing with PostgreSQL over the other
+        # transport.
+        "category_other": (None, 1, [CATEGORY], CONNECTIONS, "other"),
     }
+    other_env = cluster.tcp_env if OTHER_TRANSPORT == "tcp" else cluster.unix_env
     pg = {key: [] for key in work}
     stack = {(label, key): [] for label, _ in builds for key in work}
     for _ in range(ROUNDS):
@@ -377,7 +452,8 @@ def goals_section(cluster, folder, script):
                 pg[key].append((tps * per_tx, failed))
             for label, build in builds:
                 settings = {"DB_POOL_MAX": 1} if which == "pool1" else {}
-                server = Server(cluster, folder, f"{label}-{which}", build=build, **settings)
+                server = Server(cluster, folder, f"{label}-{which}", build=build,
+                                db_env=other_env if which == "other" else None, **settings)
                 try:
                     load(folder, server.port, paths, "warm-up", connections=connections,
                          duration_s=1)
@@ -394,7 +470,12 @@ def goals_section(cluster, folder, script):
             "product": ratio(run["product"]["rps"], pg_rate["product"]),
             "pool1": ratio(run["pool1"]["rps"], run["product"]["rps"]),
             "category": ratio(run["category"]["rps"], pg_rate["category"]),
-            "category_cpu": run["category"]["cpu_ms_per_request"],
+            "category_cpu": (run["category"]["cpu_ms_per_request"],
+                             run["category"]["user_ms_per_request"],
+                             run["category"]["sys_ms_per_request"]),
+            "category_cpu_other": (run["category_other"]["cpu_ms_per_request"],
+                                   run["category_other"]["user_ms_per_request"],
+                                   run["category_other"]["sys_ms_per_request"]),
             "report": ratio(run["report"]["rps"], pg_rate["report"]),
             "mix": ratio(run["mix"]["rps"], pg_rate["mix"]),
             "failed": sum(r["failures"] for r in run.values()),
@@ -406,37 +487,56 @@ def goals_section(cluster, folder, script):
                        if key in pg_rate else "-")
             detail.append([label, key, pg_text, f"{rate_text(r['rps'])} ({rates(r['rps_all'])})",
                            failures_text(r), f"{r['p99']:.1f}",
-                           f"{r['cpu_ms_per_request']:.4f}"])
+                           f"{r['cpu_ms_per_request']:.4f} ({r['user_ms_per_request']:.4f} + "
+                           f"{r['sys_ms_per_request']:.4f})"])
             say(f"  {label} {key}: pgbench {pg_text}, stack {rate_text(r['rps'])} req/s "
                 f"({rates(r['rps_all'])}), failures {r['failures']}, p99 {r['p99']:.1f} ms, "
                 f"CPU {r['cpu_ms_per_request']:.4f} ms/request")
+    if CALLGRIND:
+        for label, build in builds:
+            values[label]["category_instructions"] = instructions_per_listing(
+                cluster, folder, build, label)
     header = ["measure"] + [label for label, _ in builds] + ["goal", "met"]
     for key, measure, goal, test in GOALS:
         new = values["new"][key]
+        if isinstance(new, tuple):
+            new = new[0]
         rows.append([measure] + [goal_value_text(key, values[label][key]) for label, _ in builds]
                     + [goal, "yes" if test(new) else "**no**"])
         say(f"  {measure}: " + ", ".join(f"{label} {goal_value_text(key, values[label][key])}"
                                          for label, _ in builds)
             + f" (goal {goal}): {verdict(test(new))}")
+    for key, measure in FIGURES:
+        if all(key in values[label] for label, _ in builds):
+            rows.append([measure] + [goal_value_text(key, values[label][key])
+                                     for label, _ in builds] + ["-", "-"])
+            say(f"  {measure}: " + ", ".join(f"{label} {goal_value_text(key, values[label][key])}"
+                                             for label, _ in builds))
     pg_failed = sum(f for runs in pg.values() for _, f in runs)
     body = (
         "Every ratio is measured in this run, side by side: for each row pgbench (`-M prepared "
         f"-c {POOL} -j 2`, the statement named) and then the stack (catalog-loadtest -> one "
         "catalog-server, default WORKERS, fresh for each run after a 1 s warm-up) take turns, "
         f"{ROUNDS} rounds of {DURATION_S} s; medians. 'pgbench plain' runs the server's own "
-        "listing and lookup statements, read from server/routes.c (the stack may ask for "
+        "lookup statement, read from server/routes.c (the stack may ask for "
         "binary columns; pgbench gets text). The reference's report joins every order row to "
         "its product and groups by category (scripts/bench/server_sql.py REFERENCE_REPORT); "
-        "the reference's three statements are the listing, the lookup and that report."
+        "the reference's category listing selects every column (the server's leaves out the "
+        "category, which it writes from the request), and its three statements are that "
+        "listing, the lookup and that report."
         + (f" 'before' is the build in `{BASELINE}`"
            + (f" ({BASELINE_NAME})" if BASELINE_NAME else " (an older tree)")
            + ", its server against the same database (with this tree's schema and seed)."
            if BASELINE else "")
+        + f" PostgreSQL is reached over {'its Unix-domain socket' if TRANSPORT == 'unix' else 'loopback TCP'} "
+        "(BENCH_DB_TRANSPORT) by pgbench and the servers alike; server CPU is the server "
+        "process's user and system time over the run (/proc/PID/stat; "
+        "`process_cpu_seconds_total` for the total)."
         + "\n\n" + table(header, rows)
         + ("\n\nFailed pgbench transactions: %d." % pg_failed if pg_failed else "")
         + "\n\nThe runs behind it:\n\n"
         + table(["build", "work", "pgbench statements/s", "stack requests/s", "failed requests",
-                 "stack p99 ms", "server CPU ms/request"], detail))
+                 "stack p99 ms", "server CPU ms/request (user + system)"], detail))
     return "0. The goals, side by side", body, values
 
 

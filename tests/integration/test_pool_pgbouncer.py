@@ -2,8 +2,9 @@
 the Kubernetes layout (deploy/k8s/pgbouncer/pgbouncer.ini).  Debian 12's PgBouncer is 1.18,
 which cannot keep protocol-level prepared statements in transaction mode (1.21 added
 max_prepared_statements, which the Kubernetes image, 1.24, uses); with DB_PREPARE=0 every route
-works there, pipelined (DB_PIPELINE=16) or not, orders are neither lost nor doubled, and a client
-that leaves gets its statement cancelled through PgBouncer."""
+works there, pipelined (DB_PIPELINE=16, also with one connection carrying both workers'
+statements) or not, orders are neither lost nor doubled, and a client that leaves gets its
+statement cancelled through PgBouncer."""
 
 import json
 import os
@@ -77,10 +78,11 @@ try:
             time.sleep(0.1)
     through = dict(env, DB_HOST="127.0.0.1", DB_PORT=str(port), DB_POOL_MAX="4", WORKERS="2",
                    DB_PREPARE="0")
-    for pipeline in ("16", "0"):
-        label = f"DB_PIPELINE={pipeline}"
-        with harness.Server(dict(through, SERVER_ID=f"bouncer{pipeline}",
-                                 DB_PIPELINE=pipeline)) as server:
+    # The last: one connection carrying both workers' statements, through PgBouncer.
+    for pool_max, pipeline in (("4", "16"), ("4", "0"), ("1", "16")):
+        label = f"DB_PIPELINE={pipeline}" + (" DB_POOL_MAX=1" if pool_max == "1" else "")
+        with harness.Server(dict(through, SERVER_ID=f"bouncer{pool_max}-{pipeline}",
+                                 DB_POOL_MAX=pool_max, DB_PIPELINE=pipeline)) as server:
             before = int(harness.psql("SELECT count(*) FROM orders", db=NAME))
             answers = []
             lock = threading.Lock()
@@ -112,6 +114,10 @@ try:
                 suite.check(f"pgbouncer {label}: statements were pipelined",
                             m.get("db_pool_pipelined_statements_total", 0) > 0,
                             repr(m.get("db_pool_pipelined_statements_total")))
+            if pool_max == "1":
+                suite.check(f"pgbouncer {label}: the one connection carried both workers'"
+                            " statements", m.get("db_pool_foreign_statements_total", 0) > 0,
+                            repr(m.get("db_pool_foreign_statements_total")))
             # A client that leaves while /report waits on a lock: cancelled through PgBouncer.
             locker = subprocess.Popen(
                 ["psql", "-XAtq", "-d", NAME, "-c",

@@ -21,6 +21,21 @@ int main(void)
     buf_printf(&b, "%d-%s", 7, "z");
     CHECK_MEM(b.data + 10000, 3, "7-z");
     buf_free(&b);
+    /* buf_reserve: room without growing when it fits, growth that keeps the bytes */
+    buf_init(&b, 64);
+    buf_append_cstr(&b, "keep");
+    size_t cap = b.cap, room = cap - 4;
+    char *at = buf_reserve(&b, room);
+    CHECK(at == b.data + 4);
+    CHECK_INT(b.cap, cap);
+    at = buf_reserve(&b, room + 1);
+    CHECK(at == b.data + 4);
+    CHECK(b.cap >= cap + 1);
+    CHECK_MEM(b.data, b.len, "keep");
+    memset(at, 'y', room + 1);
+    b.len += room + 1;
+    CHECK_INT(b.data[cap], 'y');
+    buf_free(&b);
     buf_free(NULL);
     CHECK(slice_eq_nocase(SLICE_LIT("Content-Length"), SLICE_LIT("content-length")));
     CHECK(!slice_eq_nocase(SLICE_LIT("Content-Length"), SLICE_LIT("content-lengtx")));

@@ -250,6 +250,20 @@ class Cgroups(unittest.TestCase):
         self.assertEqual(limit.prefix[-1], "--")
         self.assertEqual(limit.workers, 1)
 
+    def test_v2_from_a_login_session_finds_the_user_manager_beside_it(self):
+        # ssh or a text console: the shell is in session-N.scope, beside user@UID.service
+        # (as seen in the Debian 12 guest of make test-vm).
+        fake_tree(self.root, "v2")
+        session = "0::/user.slice/user-1000.slice/session-10.scope\n"
+        limit = cgroups.choose("0.25", "app", "", uid=1000, cgroup_fs=self.root, self_cgroup=session,
+                               probe=lambda: True)
+        self.assertEqual(limit.mechanism, "systemd")
+        # No user manager at all (no login, no lingering): pinning, saying why.
+        limit = cgroups.choose("0.25", "app", "", uid=1001, cgroup_fs=self.root, self_cgroup=session,
+                               probe=lambda: self.fail("no user manager to ask"), cores=[0, 1])
+        self.assertEqual(limit.mechanism, "pinning")
+        self.assertIn("no systemd user instance", limit.warning)
+
     def test_v2_as_a_user_without_delegation_pins_and_says_why(self):
         fake_tree(self.root, "v2", cpu_delegated=False)
         limit = cgroups.choose("0.25", "app2", "", uid=1000, cgroup_fs=self.root, self_cgroup=USER_CGROUP,
