@@ -24,8 +24,9 @@ lab_pkgs=(postgresql postgresql-client python3 curl procps iproute2 nginx promet
 # make lint's two tools (shellcheck, clang-format).
 test_pkgs=(pgbouncer python3-yaml clang libclang-rt-dev docker-compose chromium shellcheck
 	clang-format)
-# all: everything, with wrk for make bench (catalog-loadtest measured against it).
-bench_pkgs=(wrk)
+# all: everything, with wrk for make bench (catalog-loadtest measured against it) and valgrind
+# (its instructions per category listing, callgrind).
+bench_pkgs=(wrk valgrind)
 exporter_services=(prometheus-postgres-exporter prometheus-process-exporter prometheus-node-exporter)
 
 case "$profile" in

@@ -82,7 +82,7 @@ struct pool {
     unsigned idle_count;
     unsigned open;                       /* connections open or being opened */
     pool_query_t *wait_head, *wait_tail; /* FIFO of queries waiting for a connection */
-    unsigned waiting;
+    unsigned waiting;         /* written under the lock, also read without it (atomic) as a hint */
     int failing;              /* the last connect attempt failed */
     uint64_t last_failure_ms; /* when */
     int shutting_down;
@@ -108,9 +108,11 @@ struct pool_worker {
     int take_wanted;            /* a cheap query waits: send it on a connection this worker
                                  * drives, if one can take it; under pool->lock */
     pool_worker_t *next_worker; /* in pool->workers; under pool->lock */
-    pool_conn_t *active;        /* connections this worker is using (connecting or busy) */
-    pool_conn_t *dead; /* closed during this loop turn; freed by the next tick (an event for
-                        * them may still be in the loop's batch) */
+    uint64_t last_answer_ms;    /* when it last read answers (atomic: others read it) */
+    int inbox_pending;   /* the inbox or take_wanted may hold work (atomic; set under the lock) */
+    pool_conn_t *active; /* connections this worker is using (connecting or busy) */
+    pool_conn_t *dead;   /* closed during this loop turn; freed by the next tick (an event for
+                          * them may still be in the loop's batch) */
     uint64_t next_reap_ms;
 };
 
@@ -168,7 +170,7 @@ static void fifo_remove_locked(pool_t *p, pool_query_t *q)
     else
         p->wait_tail = q->prev;
     q->prev = q->next = NULL;
-    p->waiting--;
+    __atomic_store_n(&p->waiting, p->waiting - 1, __ATOMIC_RELAXED);
 }
 
 static void local_remove(pool_worker_t *w, pool_query_t *q)
@@ -194,8 +196,9 @@ static void wake_worker(pool_worker_t *w)
 }
 
 /* Puts q in its worker's inbox; the worker takes it in pool_worker_tick.  Only the first
- * query into an empty inbox wakes the worker: it drains the whole inbox at once. */
-static void inbox_push_locked(pool_query_t *q, pool_worker_t *current)
+ * query into an empty inbox needs to wake the worker (it drains the whole inbox at once):
+ * returns the worker to wake, or NULL. */
+static pool_worker_t *inbox_push_locked(pool_query_t *q, pool_worker_t *current)
 {
     pool_worker_t *w = q->worker;
     int was_empty = w->inbox_head == NULL;
@@ -205,7 +208,8 @@ static void inbox_push_locked(pool_query_t *q, pool_worker_t *current)
     else
         w->inbox_head = q;
     w->inbox_tail = q;
-    if (w != current && was_empty) wake_worker(w);
+    __atomic_store_n(&w->inbox_pending, 1, __ATOMIC_RELEASE);
+    return w != current && was_empty ? w : NULL;
 }
 
 /* The list of a worker's queries in flight on other workers' connections (links prev/next,
@@ -247,12 +251,15 @@ static void handoff_locked(pool_t *p, pool_query_t *q, pool_conn_t *conn, int er
     q->handed_error = error;
     q->handed_done = 0;
     q->handed_result = NULL;
-    inbox_push_locked(q, current);
+    pool_worker_t *wake = inbox_push_locked(q, current);
+    if (wake) wake_worker(wake);
 }
 
 /* q ran on a connection another worker drives: its answer (res, owned by q from now on, or
- * NULL) goes to q's worker, which calls back.  q leaves the list of its remote queries. */
-static void handoff_answer_locked(pool_query_t *q, PGresult *res, int error, pool_worker_t *current)
+ * NULL) goes to q's worker, which calls back.  q leaves the list of its remote queries.
+ * Returns the worker to wake (wake_worker, best after unlocking), or NULL. */
+static pool_worker_t *handoff_answer_locked(pool_query_t *q, PGresult *res, int error,
+                                            pool_worker_t *current)
 {
     remote_remove_locked(q);
     q->entry = NULL;
@@ -261,7 +268,7 @@ static void handoff_answer_locked(pool_query_t *q, PGresult *res, int error, poo
     q->handed_error = error;
     q->handed_result = res;
     q->handed_done = 1;
-    inbox_push_locked(q, current);
+    return inbox_push_locked(q, current);
 }
 
 /* Gives connection c to the oldest waiter, with up to depth - 1 further cheap waiters of the
@@ -451,7 +458,8 @@ static void pgconn_fail_foreign(pool_worker_t *w, pool_conn_t *c, int error)
         pool_query_t *q = e->remote ? e->q : NULL;
         if (!q) continue;
         e->q = NULL;
-        handoff_answer_locked(q, NULL, error, w);
+        pool_worker_t *wake = handoff_answer_locked(q, NULL, error, w);
+        if (wake) wake_worker(wake);
     }
     pthread_mutex_unlock(&w->pool->lock);
 }
@@ -625,7 +633,11 @@ static unsigned pgconn_take_waiters(pool_worker_t *w, pool_conn_t *c)
 /* Sends waiters on c behind the statements in flight, when c may take more. */
 static void pgconn_top_up(pool_worker_t *w, pool_conn_t *c)
 {
-    if (pgconn_can_join(w->pool, c, w->loop->now_ms)) pgconn_take_waiters(w, c);
+    /* The count is a hint read without the lock: a waiter it misses wakes this worker
+     * (take_wanted) or is taken at the next answer. */
+    if (__atomic_load_n(&w->pool->waiting, __ATOMIC_RELAXED) &&
+        pgconn_can_join(w->pool, c, w->loop->now_ms))
+        pgconn_take_waiters(w, c);
 }
 
 /* Returns a connection that carries nothing: it stays with w when the oldest waiter is cheap
@@ -644,7 +656,7 @@ static int pgconn_release(pool_worker_t *w, pool_conn_t *c)
         return 0;
     }
     if (p->config.pipeline_depth > 0 && c->cancel_state == K_NONE && c->handed == 0 &&
-        pgconn_take_waiters(w, c))
+        __atomic_load_n(&p->waiting, __ATOMIC_RELAXED) && pgconn_take_waiters(w, c))
         return 1;
     loop_io_stop(w->loop, &c->io);
     active_remove(c);
@@ -691,13 +703,15 @@ static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
     pool_query_t *q = NULL;
     if (head->remote) {
         /* Another worker's query (cancelled under the lock): its answer goes to its thread. */
+        pool_worker_t *wake = NULL;
         pthread_mutex_lock(&w->pool->lock);
         if (head->q) {
-            handoff_answer_locked(head->q, result, error, w);
+            wake = handoff_answer_locked(head->q, result, error, w);
             result = NULL;
         }
         head->q = NULL;
         pthread_mutex_unlock(&w->pool->lock);
+        if (wake) wake_worker(wake); /* no system call under the lock */
     } else {
         q = head->q;
     }
@@ -710,9 +724,9 @@ static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
         c->closed_tail = 0;
         /* With a cancel on its way, c is released once PostgreSQL took it (cancel_done). */
         gone = c->cancel_state == K_NONE && !pgconn_release(w, c);
-    } else {
-        pgconn_top_up(w, c);
     }
+    /* Room freed behind statements still in flight is filled once the read is done
+     * (pgconn_read), so the waiters go out in one write. */
     if (q) {
         const char *msg = ok ? "" : result ? PQresultErrorMessage(result) : "no result";
         deliver(q, result, error, msg);
@@ -725,6 +739,7 @@ static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
 static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
 {
     int pipeline = w->pool->config.pipeline_depth > 0;
+    __atomic_store_n(&w->last_answer_ms, w->loop->now_ms, __ATOMIC_RELAXED);
     if (!PQconsumeInput(c->pg)) {
         pgconn_broken(w, c);
         return;
@@ -805,7 +820,9 @@ static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
             pgconn_broken(w, c);
         else if (c->state == C_BUSY && c->cancel_state == K_NONE && c->handed == 0)
             pgconn_release(w, c);
+        return;
     }
+    if (c->depth > 0) pgconn_top_up(w, c); /* the room the answers freed, in one write */
 }
 
 static void pgconn_connected(pool_worker_t *w, pool_conn_t *c)
@@ -1126,7 +1143,10 @@ void pool_worker_free(pool_worker_t *w)
 static void worker_drain_inbox(pool_worker_t *w)
 {
     pool_t *p = w->pool;
+    /* Set under the lock before the pusher's wake-up: nothing to do when clear (no lock). */
+    if (!__atomic_load_n(&w->inbox_pending, __ATOMIC_ACQUIRE)) return;
     pthread_mutex_lock(&p->lock);
+    __atomic_store_n(&w->inbox_pending, 0, __ATOMIC_RELAXED);
     pool_query_t *q = w->inbox_head;
     w->inbox_head = w->inbox_tail = NULL;
     int take = w->take_wanted;
@@ -1354,16 +1374,26 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
     else
         p->wait_head = q;
     p->wait_tail = q;
-    p->waiting++;
+    __atomic_store_n(&p->waiting, p->waiting + 1, __ATOMIC_RELAXED);
     /* The first cheap waiter: the other workers' connections may take it now rather than at
-     * their next answer (one wake per worker until it has looked). */
+     * their next answer, which a worker that read answers within the last millisecond will
+     * soon have (one wake per worker until it has looked). */
+    pool_worker_t *wake[8];
+    unsigned n_wake = 0;
     if (p->wait_head == q && p->config.pipeline_depth > 1 && !is_exclusive(p, q))
         for (pool_worker_t *o = p->workers; o; o = o->next_worker)
-            if (o != w && !o->take_wanted) {
+            if (o != w && !o->take_wanted &&
+                pool_elapsed_ms(now, __atomic_load_n(&o->last_answer_ms, __ATOMIC_RELAXED)) >= 1) {
                 o->take_wanted = 1;
-                wake_worker(o);
+                __atomic_store_n(&o->inbox_pending, 1, __ATOMIC_RELEASE);
+                if (n_wake < sizeof wake / sizeof wake[0])
+                    wake[n_wake++] = o;
+                else
+                    wake_worker(o);
             }
     pthread_mutex_unlock(&p->lock);
+    for (unsigned i = 0; i < n_wake; i++)
+        wake_worker(wake[i]); /* workers are freed only once all have stopped */
     q->local_prev = w->local_tail;
     if (w->local_tail)
         w->local_tail->local_next = q;

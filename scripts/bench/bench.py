@@ -21,9 +21,10 @@ BENCH_PRODUCTS (5000), BENCH_ORDERS (500000), BENCH_OUTPUT (BENCHMARKS.md at the
 root; empty: do not write), BENCH_KEEP (1: keep the temporary folder), CATALOG_BUILD (build),
 BENCH_BASELINE (a build folder of an older tree, e.g. from `git worktree add`: section 0 measures
 it too, against the same database), BENCH_BASELINE_NAME (what that tree is, for the report),
-BENCH_ONLY (goals: section 0 only), BENCH_DB_TRANSPORT (unix, the default: the servers and
-pgbench reach the local PostgreSQL through its Unix-domain socket; tcp: both through
-127.0.0.1), BENCH_CALLGRIND (1, the default when valgrind is installed: section 0 also counts
+BENCH_ONLY (goals: section 0 only), BENCH_DB_TRANSPORT (tcp, the default: the servers and
+pgbench reach PostgreSQL through 127.0.0.1, as the lab's servers do; unix: both through its
+Unix-domain socket; section 0 measures the listing's server CPU over the other one too),
+BENCH_CALLGRIND (1, the default when valgrind is installed: section 0 also counts
 the server's instructions per category listing under callgrind; 0: skip).
 """
 
@@ -58,7 +59,7 @@ OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(REPO_ROOT, "BENCHMARKS.md")
 BASELINE = os.environ.get("BENCH_BASELINE", "")
 BASELINE_NAME = os.environ.get("BENCH_BASELINE_NAME", "")  # e.g. "main at 8095eb7"
 ONLY_GOALS = os.environ.get("BENCH_ONLY") == "goals"
-TRANSPORT = os.environ.get("BENCH_DB_TRANSPORT", "unix")
+TRANSPORT = os.environ.get("BENCH_DB_TRANSPORT", "tcp")
 if TRANSPORT not in ("unix", "tcp"):
     sys.exit("bench: BENCH_DB_TRANSPORT must be unix or tcp")
 CALLGRIND = os.environ.get("BENCH_CALLGRIND", "1") == "1" and shutil.which("valgrind") is not None
@@ -118,6 +119,27 @@ class Cluster:
         return subprocess.run(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", "catalogdb",
                                "-c", sql], env=dict(os.environ, **self.env), capture_output=True,
                               text=True, check=True).stdout.strip()
+
+    def cpu_seconds(self):
+        """CPU seconds (user + system) of the whole cluster so far: the postmaster with the
+        children it has reaped (cutime, cstime) and every live child (backends, walwriter...),
+        from /proc."""
+        with open(os.path.join(self.folder, "data", "postmaster.pid"), encoding="ascii") as f:
+            postmaster = int(f.readline())
+        ticks, total = os.sysconf("SC_CLK_TCK"), 0
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
+                    fields = stat.read().rpartition(")")[2].split()
+            except OSError:
+                continue  # gone meanwhile
+            if int(entry) == postmaster:
+                total += sum(int(v) for v in fields[11:15])
+            elif int(fields[1]) == postmaster:
+                total += int(fields[11]) + int(fields[12])
+        return total / ticks
 
     def stop(self):
         subprocess.run([os.path.join(REPO_ROOT, "scripts", "pg.sh"), "stop", self.folder],
@@ -201,8 +223,10 @@ def load(folder, port, paths, label, connections=CONNECTIONS, duration_s=DURATIO
         return json.load(f)
 
 
-def pgbench(cluster, script, clients=POOL, duration_s=DURATION_S):
-    """pgbench -M prepared with script; returns (transactions/s, failed transactions)."""
+def pgbench(cluster, script, clients=POOL, duration_s=DURATION_S, cpu=None):
+    """pgbench -M prepared with script; returns (transactions/s, failed transactions).  With a
+    list as cpu, appends (PostgreSQL CPU seconds over the run, transactions) to it."""
+    cpu_before = cluster.cpu_seconds()
     proc = subprocess.run(
         [PGBENCH, "-n", "-M", "prepared", "-c", str(clients), "-j", "2", "-T", str(duration_s),
          "-D", "category=electronics", "-D", f"products={PRODUCTS}", "-f", script, "catalogdb"],
@@ -212,6 +236,9 @@ def pgbench(cluster, script, clients=POOL, duration_s=DURATION_S):
     if proc.returncode != 0 or not match:
         raise RuntimeError(f"pgbench {script} failed: {proc.stdout[-1000:]}{proc.stderr[-1000:]}")
     failed = re.search(r"number of failed transactions: (\d+)", proc.stdout)
+    if cpu is not None:
+        done = re.search(r"number of transactions actually processed: (\d+)", proc.stdout)
+        cpu.append((cluster.cpu_seconds() - cpu_before, int(done.group(1)) if done else 0))
     return float(match.group(1)), int(failed.group(1)) if failed else 0
 
 
@@ -230,14 +257,17 @@ def verdict(met):
     return "met" if met else "NOT met"
 
 
-def stack_run(server, folder, paths, label, **kwargs):
-    """A load run against server with its CPU seconds before and after.  Returns a dict with
-    rps, failures, requests, p50/p99 and cpu_ms_per_request."""
+def stack_run(server, folder, paths, label, cluster=None, **kwargs):
+    """A load run against server with its CPU seconds before and after (and the cluster's, when
+    given).  Returns a dict with rps, failures, requests, p50/p99 and cpu_ms_per_request."""
     cpu_before, split_before = server.cpu_seconds(), server.cpu_split()
+    pg_before = cluster.cpu_seconds() if cluster else 0.0
     result = load(folder, server.port, paths, label, **kwargs)
     cpu_after, split_after = server.cpu_seconds(), server.cpu_split()
+    pg_after = cluster.cpu_seconds() if cluster else 0.0
     requests = result["requests"]
     return {
+        "pg_cpu_s": pg_after - pg_before,
         "label": label, "rps": result["rps"], "requests": requests,
         "cpu_s": cpu_after - cpu_before,
         "cpu_user_s": split_after[0] - split_before[0],
@@ -311,6 +341,7 @@ def combine(runs):
         "cpu_ms_per_request": sum(r["cpu_s"] for r in runs) * 1000 / max(1, requests),
         "user_ms_per_request": sum(r["cpu_user_s"] for r in runs) * 1000 / max(1, requests),
         "sys_ms_per_request": sum(r["cpu_sys_s"] for r in runs) * 1000 / max(1, requests),
+        "pg_ms_per_request": sum(r.get("pg_cpu_s", 0) for r in runs) * 1000 / max(1, requests),
         "share": runs[-1].get("share", {}),
     }
 
@@ -375,12 +406,16 @@ FIGURES = [
      + ("loopback TCP" if OTHER_TRANSPORT == "tcp" else "its Unix-domain socket")),
     ("category_instructions", "instructions per category listing in the server's user space "
      "(callgrind, 100 sequential listings, one worker)"),
+    ("category_pg_cpu", "PostgreSQL CPU per category listing in the stack (all its processes)"),
+    ("category_total_cpu", "server + PostgreSQL CPU per category listing"),
 ]
 
 
 def goal_value_text(key, value):
     if value is None:
         return "-"
+    if key in ("category_pg_cpu", "category_total_cpu"):
+        return f"{value:.3f} ms"
     if key in ("category_cpu", "category_cpu_other"):
         if isinstance(value, tuple):  # (total, user, system)
             return f"{value[0]:.3f} ms ({value[1]:.3f} user + {value[2]:.3f} system)"
@@ -444,11 +479,13 @@ def goals_section(cluster, folder, script):
     }
     other_env = cluster.tcp_env if OTHER_TRANSPORT == "tcp" else cluster.unix_env
     pg = {key: [] for key in work}
+    pg_cpu = []  # (PostgreSQL CPU s, transactions) of pgbench's reference listing
     stack = {(label, key): [] for label, _ in builds for key in work}
     for _ in range(ROUNDS):
         for key, (pgscript, per_tx, paths, connections, which) in work.items():
             if pgscript:
-                tps, failed = pgbench(cluster, script(pgscript))
+                tps, failed = pgbench(cluster, script(pgscript),
+                                      cpu=pg_cpu if key == "category" else None)
                 pg[key].append((tps * per_tx, failed))
             for label, build in builds:
                 settings = {"DB_POOL_MAX": 1} if which == "pool1" else {}
@@ -458,7 +495,7 @@ def goals_section(cluster, folder, script):
                     load(folder, server.port, paths, "warm-up", connections=connections,
                          duration_s=1)
                     stack[(label, key)].append(stack_run(server, folder, paths,
-                                                         f"{label} {key}",
+                                                         f"{label} {key}", cluster=cluster,
                                                          connections=connections))
                 finally:
                     server.stop()
@@ -473,6 +510,9 @@ def goals_section(cluster, folder, script):
             "category_cpu": (run["category"]["cpu_ms_per_request"],
                              run["category"]["user_ms_per_request"],
                              run["category"]["sys_ms_per_request"]),
+            "category_pg_cpu": run["category"]["pg_ms_per_request"],
+            "category_total_cpu": (run["category"]["cpu_ms_per_request"]
+                                   + run["category"]["pg_ms_per_request"]),
             "category_cpu_other": (run["category_other"]["cpu_ms_per_request"],
                                    run["category_other"]["user_ms_per_request"],
                                    run["category_other"]["sys_ms_per_request"]),
@@ -492,6 +532,8 @@ def goals_section(cluster, folder, script):
             say(f"  {label} {key}: pgbench {pg_text}, stack {rate_text(r['rps'])} req/s "
                 f"({rates(r['rps_all'])}), failures {r['failures']}, p99 {r['p99']:.1f} ms, "
                 f"CPU {r['cpu_ms_per_request']:.4f} ms/request")
+    pg_reference_ms = (sum(c for c, _ in pg_cpu) * 1000 / max(1, sum(n for _, n in pg_cpu))
+                       if pg_cpu else None)
     if CALLGRIND:
         for label, build in builds:
             values[label]["category_instructions"] = instructions_per_listing(
@@ -512,6 +554,11 @@ def goals_section(cluster, folder, script):
                                      for label, _ in builds] + ["-", "-"])
             say(f"  {measure}: " + ", ".join(f"{label} {goal_value_text(key, values[label][key])}"
                                              for label, _ in builds))
+    if pg_reference_ms is not None:
+        rows.append(["PostgreSQL CPU per listing under pgbench's reference listing (text, every "
+                     "column)"] + [f"{pg_reference_ms:.3f} ms" for _ in builds] + ["-", "-"])
+        say(f"  PostgreSQL CPU per listing under pgbench's reference listing: "
+            f"{pg_reference_ms:.3f} ms")
     pg_failed = sum(f for runs in pg.values() for _, f in runs)
     body = (
         "Every ratio is measured in this run, side by side: for each row pgbench (`-M prepared "
@@ -531,7 +578,8 @@ def goals_section(cluster, folder, script):
         + f" PostgreSQL is reached over {'its Unix-domain socket' if TRANSPORT == 'unix' else 'loopback TCP'} "
         "(BENCH_DB_TRANSPORT) by pgbench and the servers alike; server CPU is the server "
         "process's user and system time over the run (/proc/PID/stat; "
-        "`process_cpu_seconds_total` for the total)."
+        "`process_cpu_seconds_total` for the total; the kernel splits the two by sampling "
+        "at each clock tick, so the split is rough in short runs, the total is not)."
         + "\n\n" + table(header, rows)
         + ("\n\nFailed pgbench transactions: %d." % pg_failed if pg_failed else "")
         + "\n\nThe runs behind it:\n\n"
