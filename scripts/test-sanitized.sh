@@ -9,9 +9,11 @@
 # Usage: scripts/test-sanitized.sh [BUILD_DIR [TSAN_BUILD_DIR]]    (default build-san and
 #        build-tsan; `make sanitize` builds both, which `make test` does)
 # SANITIZE_SKIP: integration tests left out of this pass, space-separated names without the
-#   extension.  Default "test_deploy test_lab test_dashboard test_scenario": deployment files,
-#   the lab's scripts, the dashboard page and the walkthrough,
-#   whose C code paths the other tests already drive.
+#   extension.  Default "test_deploy test_lab test_lab_user test_dashboard test_scenario
+#   test_faults_lab": deployment files, the lab's scripts (as root and as a normal account),
+#   the dashboard page, the walkthrough and the lab's faults, whose C code paths the other
+#   tests already drive (a server's SIGTERM under load with connections open is
+#   test_sanitizers', here and under ThreadSanitizer; the graceful shutdown test_server_pool's).
 #   Tests are added to it when they are long and add nothing under sanitizers, so that make test
 #   stays well inside its 15 minutes (the sanitized binaries run 2-3x slower).
 # TSAN_TESTS: the integration tests of the ThreadSanitizer pass, space-separated.  Default
@@ -26,7 +28,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build-san}
 tsan_build=${2:-build-tsan}
 tsan_tests=${TSAN_TESTS-test_sanitizers test_server_orders test_server_routes test_pool_workers}
-skip=" ${SANITIZE_SKIP-test_deploy test_lab test_lab_user test_dashboard test_scenario} "
+skip=" ${SANITIZE_SKIP-test_deploy test_lab test_lab_user test_dashboard test_scenario test_faults_lab} "
 
 if [[ ! -x $build/catalog-server ]] || ! grep -q __asan_init "$build/catalog-server"; then
 	echo "test-sanitized.sh: $build/catalog-server is not an ASan build; run make SANITIZER=address,undefined all" >&2
@@ -52,18 +54,26 @@ out=$(tests/run.sh "$build" unit 2>&1) || status=$?
 grep -v '^tests: ' <<<"$out" || true
 tally "$out" "$status"
 
-# One run.sh per integration test: run.sh's filter takes one name, and a failing test must not
-# keep the others from running.
+# One run.sh for every integration test of this pass, so one throwaway PostgreSQL cluster
+# serves them all as in the plain pass (run.sh goes on after a failing test).  Each is named
+# "/NAME." in the filter: only that file matches.
+names=()
 for t in tests/integration/test_*.py tests/integration/test_*.sh; do
 	[[ -f $t ]] || continue
 	name=$(basename "$t")
 	name=${name%.*}
 	[[ $skip == *" $name "* ]] && continue
-	status=0
-	out=$(tests/run.sh "$build" integration "$name" 2>&1) || status=$?
-	grep -Ev '^(tests: |pg\.sh: )' <<<"$out" || true
-	tally "$out" "$status"
+	names+=("/$name.")
 done
+if ((${#names[@]})); then
+	log=$(mktemp /tmp/catalog-sanitized-log.XXXXXX)
+	set +e # each test's line shown as it ends; run.sh's status kept
+	BESIDE_TESTS="" tests/run.sh "$build" integration "${names[*]}" 2>&1 | tee "$log" | grep -Ev '^(tests: |pg\.sh: )'
+	status=${PIPESTATUS[0]}
+	set -e
+	tally "$(<"$log")" "$status"
+	rm -f "$log"
+fi
 
 # ThreadSanitizer: first a canary with a deliberate data race must be reported (so a clean
 # result means something here), then the server's tests.

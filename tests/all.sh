@@ -9,9 +9,10 @@ build=${1:-build}
 source tests/tally.sh
 passed=0 failed=0 start=$SECONDS
 
-# part NAME CMD...: runs a part with its output shown, adds its last "N passed, N failed" line.
+# part NAME CMD...: runs a part with its output shown, adds its last "N passed, N failed" line,
+# then prints how long it took.
 part() {
-	local name=$1 log rc
+	local name=$1 log rc started=$SECONDS
 	shift
 	echo "== $name"
 	log=$(mktemp)
@@ -19,6 +20,7 @@ part() {
 	rc=${PIPESTATUS[0]}
 	tally "$(<"$log")" "$rc"
 	rm -f "$log"
+	echo "== $name: $((SECONDS - started)) s"
 }
 
 part "lint" scripts/lint.sh

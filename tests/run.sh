@@ -17,20 +17,20 @@ source tests/tally.sh
 passed=0 failed=0
 failures=()
 
-# run_one NAME TIMEOUT_S CMD...: runs a test, adds its "N passed, N failed" line to the totals
-# (tally).
-run_one() {
-	local name=$1 limit=$2
-	shift 2
-	if [[ -n $filter ]]; then
-		local word wanted=0
-		for word in $filter; do
-			[[ $name == *"$word"* ]] && wanted=1
-		done
-		((wanted)) || return 0
-	fi
-	local out rc=0 start=$SECONDS
-	out=$(timeout --kill-after=10 "$limit" "$@" 2>&1) || rc=$?
+# wanted NAME: true when the name filter lets test NAME run.
+wanted() {
+	[[ -z $filter ]] && return 0
+	local word
+	for word in $filter; do
+		[[ $1 == *"$word"* ]] && return 0
+	done
+	return 1
+}
+
+# report NAME START OUT RC LIMIT: adds a test's "N passed, N failed" line to the totals (tally)
+# and prints its line (with its failures and last output when it failed).
+report() {
+	local name=$1 start=$2 out=$3 rc=$4 limit=$5
 	tally "$out" "$rc"
 	if ((tally_failed > 0)); then
 		failures+=("$name")
@@ -41,6 +41,24 @@ run_one() {
 	else
 		printf 'ok   %-40s %3ss %s\n' "$name" $((SECONDS - start)) "${tally_line##*: }"
 	fi
+}
+
+# run_one NAME TIMEOUT_S CMD...: runs a test (when the filter wants it) and reports it.
+run_one() {
+	local name=$1 limit=$2
+	shift 2
+	wanted "$name" || return 0
+	local out rc=0 start=$SECONDS
+	out=$(timeout --kill-after=10 "$limit" "$@" 2>&1) || rc=$?
+	report "$name" "$start" "$out" "$rc" "$limit"
+}
+
+# test_command FILE: how a test file runs.
+test_command() {
+	case $1 in
+	*.py) echo python3 ;;
+	*.sh) echo bash ;;
+	esac
 }
 
 if [[ $which == unit || $which == all ]]; then
@@ -57,7 +75,13 @@ fi
 
 if [[ $which == integration || $which == all ]]; then
 	pgdir=$(mktemp -d /tmp/catalog-test-pg.XXXXXX)
-	cleanup() { scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true; rm -rf "$pgdir"; }
+	beside_pids=()
+	cleanup() {
+		local pid
+		for pid in "${beside_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+		scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true
+		rm -rf "$pgdir"
+	}
 	trap cleanup EXIT
 	pg_exports=$(PG_FAST=1 scripts/pg.sh start "$pgdir") || {
 		echo "tests: could not start the test PostgreSQL"
@@ -66,11 +90,35 @@ if [[ $which == integration || $which == all ]]; then
 	}
 	eval "$pg_exports"
 	export CATALOG_TEST_PGDIR=$pgdir # tests that stop and restart the database use it
+	# BESIDE_TESTS (default test_lab_user: the lab's tests as a throwaway account, mostly waiting
+	# on servers, nginx and Chromium, and sharing nothing with the others: its own account, clone,
+	# PostgreSQL and ports) run in the background while the others run one after another, and
+	# are reported at the end.  Ports: below the ephemeral range, 10000-19999 for those beside,
+	# 20000 and up for the rest (harness.py and scripts/pg.sh pick from there too), so that two
+	# tests running at once never pick the same port.
+	read -r ephemeral _ </proc/sys/net/ipv4/ip_local_port_range
+	((ephemeral > 21000)) || ephemeral=32768
+	beside=" ${BESIDE_TESTS-test_lab_user} "
+	beside_names=() beside_logs=() beside_starts=()
 	for t in tests/integration/test_*; do
-		case $t in
-		*.py) run_one "integration/$(basename "$t")" 600 python3 "$t" ;;
-		*.sh) run_one "integration/$(basename "$t")" 600 bash "$t" ;;
-		esac
+		base=$(basename "$t")
+		if [[ $beside != *" ${base%.*} "* ]] || ! wanted "integration/$base"; then continue; fi
+		log=$(mktemp /tmp/catalog-test-beside.XXXXXX)
+		CATALOG_TEST_PORTS=10000-19999 timeout --kill-after=10 600 "$(test_command "$t")" "$t" >"$log" 2>&1 &
+		beside_names+=("integration/$base") beside_pids+=($!) beside_logs+=("$log") beside_starts+=("$SECONDS")
+	done
+	export CATALOG_TEST_PORTS=20000-$((ephemeral - 1))
+	for t in tests/integration/test_*; do
+		base=$(basename "$t")
+		[[ $beside == *" ${base%.*} "* ]] && continue
+		command=$(test_command "$t")
+		[[ -n $command ]] && run_one "integration/$base" 600 "$command" "$t"
+	done
+	for i in "${!beside_pids[@]}"; do
+		rc=0
+		wait "${beside_pids[$i]}" || rc=$?
+		report "${beside_names[$i]}" "${beside_starts[$i]}" "$(<"${beside_logs[$i]}")" "$rc" 600
+		rm -f "${beside_logs[$i]}"
 	done
 fi
 

@@ -6,7 +6,9 @@
 # pointing at a fake cgroup v2 tree the account owns (cpu.max written, the server in it),
 # make status (each server's CPU mechanism), make restart, a short make demo, make down; and
 # make up with every package missing and no sudo (the one apt-get line, exit 1, naming the
-# lab's packages and none of the test-only ones).
+# lab's packages and none of the test-only ones).  Then the lab's faults, dashboard and
+# scenario tests (test_faults_lab.sh, test_dashboard.sh, test_scenario.sh), each run as the
+# account in its clone, their checks counted here.
 # Nothing after the package step may need root; the lab's state stays under the clone's var/.
 # The account and its home are removed afterwards.  Free loopback ports as the other lab tests.
 # Not root: prints one ok saying so (the other lab tests already run as this account).
@@ -37,6 +39,7 @@ cleanup() {
 		as_user make -C "$home/catalog" --no-print-directory down >/dev/null 2>&1 || true
 	fi
 	for pid in "${user_pids[@]}" $(pgrep -u "$user" 2>/dev/null || true); do kill -KILL "$pid" 2>/dev/null || true; done
+	find /tmp /var/tmp -maxdepth 1 -user "$user" -exec rm -rf {} + 2>/dev/null || true
 	if id "$user" >/dev/null 2>&1; then userdel -r "$user" >/dev/null 2>&1 || true; fi
 	[[ -n $home ]] && rm -rf "$home"
 }
@@ -197,5 +200,31 @@ running=$(for pid in $(pgrep -u "$user" 2>/dev/null); do alive "$pid" && ps -o p
 ((rc == 0 && ${#left[@]} == 0)) && [[ -z $running ]] &&
 	ok "make down as $user: nothing of the account's is left running" ||
 	fail "make down as $user: nothing left" "exit $rc, left: ${left[*]}" "$running" "$out"
+
+# ---- the lab's other tests, as the account, in its clone ------------------------------------
+# The faults (SIGTERM under load, the rolling restart, busy servers), the dashboard (Chromium)
+# and the walkthrough (SCENARIO.md) run exactly as they do as root, with the clone's scripts
+# and build: each prints its own checks, counted here.
+# USER_LAB_TESTS: which of them (default all three; "" none).
+for t in ${USER_LAB_TESTS-test_faults_lab test_dashboard test_scenario}; do
+	started=$SECONDS
+	rc=0
+	out=$(as_user env CATALOG_BUILD="$home/catalog/build" CATALOG_TEST_PORTS="${CATALOG_TEST_PORTS:-}" \
+		timeout --kill-after=10 300 bash -c 'cd "$HOME/catalog" && exec bash "tests/integration/$1.sh"' run "$t" 2>&1) || rc=$?
+	remember_pids
+	sed -nE "s/^(ok  |FAIL) /\1 $t as $user: /p; /^     /p" <<<"$out"
+	closing=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed$' <<<"$out" | tail -n 1 || true)
+	if [[ $closing =~ ([0-9]+)\ passed,\ ([0-9]+)\ failed ]]; then
+		passed=$((passed + BASH_REMATCH[1])) failed=$((failed + BASH_REMATCH[2]))
+		((rc == 0 || BASH_REMATCH[2] > 0)) || fail "$t as $user: exit $rc after its closing line" "$(tail -n 20 <<<"$out")"
+	else
+		fail "$t as $user: no closing line (exit $rc$( ((rc == 124)) && echo ': killed after 300 s'))" "$(tail -n 20 <<<"$out")"
+	fi
+	echo "     ($t as $user: $((SECONDS - started)) s)"
+done
+running=$(for pid in $(pgrep -u "$user" 2>/dev/null); do alive "$pid" && ps -o pid=,args= -p "$pid"; done || true)
+in_tmp=$(find /tmp /var/tmp -maxdepth 1 -user "$user" 2>/dev/null || true)
+[[ -z $running && -z $in_tmp ]] && ok "after the account's lab tests nothing of $user's is left running or in /tmp" ||
+	fail "after the account's lab tests nothing of $user's is left running or in /tmp" "$running" "$in_tmp"
 
 finish

@@ -111,6 +111,8 @@ else
 fi
 
 work=$(mktemp -d /tmp/catalog-scenario-work.XXXXXX)
+# Debian's nginx is in /usr/sbin, which is not on a normal account's PATH.
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
 
 # nginx_check NAME CONF: nginx -t on a copy in a private prefix.
 nginx_check() {
@@ -120,7 +122,7 @@ nginx_check() {
 	cp "$conf" "$dir/nginx.conf"
 	local -a pid_option=(-g "pid $dir/nginx.pid;")
 	grep -qE '^[[:space:]]*pid[[:space:]]' "$dir/nginx.conf" && pid_option=()
-	if out=$(nginx -t -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" 2>&1); then
+	if out=$("$nginx" -t -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" 2>&1); then
 		ok "$name"
 	else
 		fail "$name" "$out"
@@ -162,12 +164,14 @@ metrics_hidden() {
 	cp "$conf" "$dir/nginx.conf"
 	local -a pid_option=(-g "pid $dir/nginx.pid;")
 	grep -qE '^[[:space:]]*pid[[:space:]]' "$dir/nginx.conf" && pid_option=()
-	if ! nginx -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" 2>"$dir/start.err"; then
+	# Its stdout a file of this account's: solution/nginx.conf logs to /dev/stdout, which nginx
+	# reopens (a pipe of another account's cannot be reopened).
+	if ! "$nginx" -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" >"$dir/stdout.log" 2>"$dir/start.err"; then
 		fail "$name" "nginx did not start: $(cat "$dir/start.err")"
 		return 0
 	fi
 	code=$(curl -s -o /dev/null --max-time 5 -w '%{http_code}' "http://127.0.0.1:$port/metrics" || true)
-	nginx -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" -s quit 2>/dev/null || true
+	"$nginx" -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" -s quit 2>/dev/null || true
 	[[ $code == 404 ]] && ok "$name" || fail "$name" "GET /metrics answered $code"
 }
 metrics_hidden "solution/nginx.conf: /metrics answers 404 on the public port" "$work/solution-nginx.conf" "$hand_lb_port"
