@@ -272,6 +272,9 @@ def cmd_down(lab, args):
             die("refusing to delete LAB_DIR=%s" % s.lab_dir)
         shutil.rmtree(s.lab_dir, ignore_errors=True)
         say("deleted %s (data, logs, results)" % s.lab_dir)
+        if not os.path.abspath(s.pg_dir).startswith(os.path.abspath(s.lab_dir) + os.sep):
+            shutil.rmtree(s.pg_dir, ignore_errors=True)
+            say("deleted %s (the database)" % s.pg_dir)
     say("down: nothing of the lab is running")
     return 0
 

@@ -110,6 +110,10 @@ class Lab:
         except (OSError, ValueError):
             pass
         port = self.pick_port("postgres", previous)
+        if not os.path.abspath(s.pg_dir).startswith(os.path.abspath(s.lab_dir) + os.sep):
+            say("the database lives in %s: PostgreSQL runs as the postgres user, which cannot enter "
+                "%s (a folder above it is closed to other users); LAB_PG_DIR names another place, "
+                "make down PURGE=1 deletes it" % (s.pg_dir, s.lab_dir))
         log = os.path.join(s.logs, "pg.log")
         with open(log, "a") as err:
             done = subprocess.run([os.path.join(s.repo, "scripts", "pg.sh"), "start", s.pg_dir, str(port)],

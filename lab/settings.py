@@ -1,6 +1,8 @@
 """What the environment asks of the lab: folders, ports, programs (docs/lab.md lists them)."""
+import hashlib
 import os
 import shutil
+import stat
 
 from lab import cgroups
 
@@ -23,6 +25,30 @@ def env_int(name, default):
     if not value.isdigit() or not 1 <= int(value) <= 65535:
         raise SystemExit("lab: %s must be a TCP port (1-65535), got '%s'" % (name, value))
     return int(value)
+
+
+def others_can_enter(path):
+    """True when every folder from / down to PATH (or its nearest existing parent) lets other
+    users through (o+x): the postgres user reaches PATH only then."""
+    path = os.path.abspath(path)
+    while not os.path.exists(path):
+        path = os.path.dirname(path)
+    while True:
+        if not os.stat(path).st_mode & stat.S_IXOTH:
+            return False
+        if path == "/":
+            return True
+        path = os.path.dirname(path)
+
+
+def default_pg_dir(lab_dir):
+    """LAB_DIR/pg, except for root when a folder above LAB_DIR is closed to other users (a clone
+    in /root, mode 0700 on Debian): PostgreSQL runs as the postgres user, which could not reach
+    it, so the cluster lives in /var/lib/catalog-lab/<a hash of LAB_DIR> instead."""
+    if os.geteuid() != 0 or others_can_enter(lab_dir):
+        return os.path.join(lab_dir, "pg")
+    digest = hashlib.sha256(os.path.abspath(lab_dir).encode()).hexdigest()[:12]
+    return os.path.join("/var/lib/catalog-lab", digest)
 
 
 class Settings:
@@ -51,7 +77,7 @@ class Settings:
         run = self.run = os.path.join(self.lab_dir, "run")
         self.logs = os.path.join(self.lab_dir, "log")
         self.results = os.path.join(self.lab_dir, "results")
-        self.pg_dir = os.path.join(self.lab_dir, "pg")
+        self.pg_dir = e.get("LAB_PG_DIR") or default_pg_dir(self.lab_dir)
         self.prom_data = os.path.join(self.lab_dir, "prometheus")
         self.state_file = os.path.join(run, "state.json")
         self.lock_file = os.path.join(run, "lock")

@@ -10,7 +10,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from lab import cgroups, planner, ports  # noqa: E402
+from lab import cgroups, planner, ports, settings  # noqa: E402
 from lab.planner import Point, Record, Request, Server, Start, Stop  # noqa: E402
 
 APP = 3000
@@ -333,6 +333,30 @@ class Ports(unittest.TestCase):
             self.assertEqual(ports.listening_ports((f.name,)), {8080})
         finally:
             os.unlink(f.name)
+
+
+class PgDir(unittest.TestCase):
+    """Where the lab's cluster lives: LAB_DIR/pg unless root's postgres user could not enter it."""
+
+    def test_closed_home(self):
+        with tempfile.TemporaryDirectory() as top:
+            os.chmod(top, 0o755)
+            home = os.path.join(top, "root")
+            os.makedirs(os.path.join(home, "catalog", "var"))
+            os.chmod(home, 0o700)  # Debian's /root
+            lab_dir = os.path.join(home, "catalog", "var")
+            self.assertFalse(settings.others_can_enter(lab_dir))
+            self.assertFalse(settings.others_can_enter(os.path.join(lab_dir, "not-yet")))
+            got = settings.default_pg_dir(lab_dir)
+            if os.geteuid() == 0:
+                self.assertTrue(got.startswith("/var/lib/catalog-lab/"), got)
+                self.assertEqual(got, settings.default_pg_dir(lab_dir + "/"))  # one lab, one place
+                self.assertNotEqual(got, settings.default_pg_dir(os.path.join(top, "other")))
+            else:  # a normal user runs PostgreSQL as themselves: var/ it is
+                self.assertEqual(got, os.path.join(lab_dir, "pg"))
+            os.chmod(home, 0o711)
+            self.assertTrue(settings.others_can_enter(lab_dir))
+            self.assertEqual(settings.default_pg_dir(lab_dir), os.path.join(lab_dir, "pg"))
 
 
 if __name__ == "__main__":
