@@ -460,8 +460,7 @@ section_scope() {
 
 section_root() {
 	local name="root" out
-	# Not in /root: PostgreSQL runs as the postgres user, which cannot enter /root (0700);
-	# pg.sh says so and make up stops (seen here with /root/catalog).
+	# Not in /root (0700, closed to the postgres user): a clone there is test_lab_root_home's.
 	put_checkout root /srv/catalog
 	make_up root "$name" || return 0
 	scale_quota root "$name" "cgroup v2"
