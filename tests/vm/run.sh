@@ -109,7 +109,9 @@ mirror_host=${BASH_REMATCH[1]} mirror_port=${BASH_REMATCH[3]:-80}
 chroot_run() {
 	local limit=$1
 	shift
-	LC_ALL=C DEBIAN_FRONTEND=noninteractive CATALOG_KEEP_SYSTEM_SERVICES=1 timeout "$limit" chroot "$rootfs" "$@"
+	# TMPDIR is this script's (a folder of the host's): inside the chroot it does not exist, and
+	# a package's set-up that calls mktemp (ssl-cert's, under postgresql) would fail.
+	TMPDIR=/tmp LC_ALL=C DEBIAN_FRONTEND=noninteractive CATALOG_KEEP_SYSTEM_SERVICES=1 timeout "$limit" chroot "$rootfs" "$@"
 }
 
 mount_into() {
@@ -154,12 +156,8 @@ build_image() {
 	chroot_run 900 apt-get install -y -qq --no-install-recommends linux-image-amd64 initramfs-tools >>"$log" 2>&1 ||
 		die "installing the kernel into the guest disk failed: see $log"
 	cp scripts/install-deps.sh "$rootfs/tmp/install-deps.sh"
-	# Once more after dpkg --configure -a when a package's set-up failed (seen once, cold,
-	# with no detail: install-deps.sh keeps apt-get's output to itself).
-	chroot_run 2400 bash /tmp/install-deps.sh all >>"$log" 2>&1 || {
-		chroot_run 600 dpkg --configure -a >>"$log" 2>&1
-		chroot_run 2400 bash /tmp/install-deps.sh all >>"$log" 2>&1
-	} || die "scripts/install-deps.sh all in the guest disk failed: see $log"
+	chroot_run 2400 bash /tmp/install-deps.sh all >>"$log" 2>&1 ||
+		die "scripts/install-deps.sh all in the guest disk failed: see $log"
 	# wrk stays out, so `make up` has one package to install (the sudo section); its .deb
 	# stays at hand for a guest that cannot reach the mirror.
 	cp "$rootfs"/var/cache/apt/archives/wrk_*.deb "$rootfs/root/" 2>/dev/null ||
