@@ -342,6 +342,9 @@ def combine(runs):
         "user_ms_per_request": sum(r["cpu_user_s"] for r in runs) * 1000 / max(1, requests),
         "sys_ms_per_request": sum(r["cpu_sys_s"] for r in runs) * 1000 / max(1, requests),
         "pg_ms_per_request": sum(r.get("pg_cpu_s", 0) for r in runs) * 1000 / max(1, requests),
+        # cores used over the runs (each DURATION_S long): PostgreSQL's processes, the server
+        "cores": (sum(r.get("pg_cpu_s", 0) for r in runs) / (len(runs) * DURATION_S),
+                  sum(r["cpu_s"] for r in runs) / (len(runs) * DURATION_S)),
         "share": runs[-1].get("share", {}),
     }
 
@@ -408,6 +411,10 @@ FIGURES = [
      "(callgrind, 100 sequential listings, one worker)"),
     ("category_pg_cpu", "PostgreSQL CPU per category listing in the stack (all its processes)"),
     ("category_total_cpu", "server + PostgreSQL CPU per category listing"),
+    ("pool1_cores", "`/products/1` with `DB_POOL_MAX=1`: cores used by PostgreSQL (one backend) "
+     "/ by the server"),
+    ("product_cores", "`/products/1` with `DB_POOL_MAX=10`: cores used by PostgreSQL / by the "
+     "server"),
 ]
 
 
@@ -420,6 +427,8 @@ def goal_value_text(key, value):
         if isinstance(value, tuple):  # (total, user, system)
             return f"{value[0]:.3f} ms ({value[1]:.3f} user + {value[2]:.3f} system)"
         return f"{value:.3f} ms"
+    if key in ("pool1_cores", "product_cores"):
+        return f"{value[0]:.2f} / {value[1]:.2f} cores"
     if key == "category_instructions":
         return f"{value / 1e6:.2f} M"
     if key == "failed":
@@ -516,6 +525,8 @@ def goals_section(cluster, folder, script):
             "category_cpu_other": (run["category_other"]["cpu_ms_per_request"],
                                    run["category_other"]["user_ms_per_request"],
                                    run["category_other"]["sys_ms_per_request"]),
+            "pool1_cores": run["pool1"]["cores"],
+            "product_cores": run["product"]["cores"],
             "report": ratio(run["report"]["rps"], pg_rate["report"]),
             "mix": ratio(run["mix"]["rps"], pg_rate["mix"]),
             "failed": sum(r["failures"] for r in run.values()),
