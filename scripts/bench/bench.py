@@ -327,6 +327,78 @@ http {{
             time.sleep(0.05)
 
 
+def static_listing_cpu(cluster, folder, path):
+    """The floor under the server's CPU per listing: nginx (one worker, sendfile off, so it
+    copies the bytes from user memory as the server does) sending the same listing body from a
+    file at CONNECTIONS for DURATION_S.  Returns nginx's CPU ms per request (user, system)."""
+    server = Server(cluster, folder, "static-body")
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{server.port}{path}", timeout=10) as r:
+            body = r.read()
+    finally:
+        server.stop()
+    conf_dir = os.path.join(folder, "nginx-static")
+    os.makedirs(os.path.join(conf_dir, "tmp"), exist_ok=True)
+    with open(os.path.join(conf_dir, "listing.json"), "wb") as f:
+        f.write(body)
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = free_port()
+    user = "user root;\n" if os.getuid() == 0 else ""
+    conf = f"""{user}worker_processes 1;
+daemon off;
+pid {conf_dir}/nginx.pid;
+error_log {conf_dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    sendfile off;
+    keepalive_requests 1000000;
+    client_body_temp_path {conf_dir}/tmp; proxy_temp_path {conf_dir}/tmp;
+    fastcgi_temp_path {conf_dir}/tmp; uwsgi_temp_path {conf_dir}/tmp; scgi_temp_path {conf_dir}/tmp;
+    server {{
+        listen 127.0.0.1:{port};
+        location / {{ root {conf_dir}; try_files /listing.json =404; default_type application/json; }}
+    }}
+}}
+"""
+    with open(os.path.join(conf_dir, "nginx.conf"), "w", encoding="utf-8") as f:
+        f.write(conf)
+    proc = subprocess.Popen([nginx, "-p", conf_dir, "-c", os.path.join(conf_dir, "nginx.conf")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(conf_dir, "stderr.log"), "wb"))
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"nginx did not start (see {conf_dir}/error.log)")
+                time.sleep(0.05)
+
+        def cpu():  # nginx's master and its worker, (user, system) seconds
+            ticks, user_s, sys_s = os.sysconf("SC_CLK_TCK"), 0.0, 0.0
+            pids = [proc.pid] + [int(p) for p in subprocess.run(
+                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()]
+            for pid in pids:
+                with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                    fields = stat.read().rpartition(")")[2].split()
+                user_s += int(fields[11]) / ticks
+                sys_s += int(fields[12]) / ticks
+            return user_s, sys_s
+
+        load(folder, port, ["/"], "static warm-up", duration_s=1)
+        before = cpu()
+        result = load(folder, port, ["/"], "static listing")
+        after = cpu()
+        requests = max(1, result["requests"])
+        return ((after[0] - before[0]) * 1000 / requests, (after[1] - before[1]) * 1000 / requests)
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
 def combine(runs):
     """Several rounds of the same run: the median rate, summed failures and requests, the worst
     p99, and CPU per request over all of them."""
@@ -409,6 +481,8 @@ FIGURES = [
      + ("loopback TCP" if OTHER_TRANSPORT == "tcp" else "its Unix-domain socket")),
     ("category_instructions", "instructions per category listing in the server's user space "
      "(callgrind, 100 sequential listings, one worker)"),
+    ("category_static_cpu", "nginx sending the same listing from a file (one worker, sendfile "
+     "off), CPU per request: the cost of sending the bytes alone"),
     ("category_pg_cpu", "PostgreSQL CPU per category listing in the stack (all its processes)"),
     ("category_total_cpu", "server + PostgreSQL CPU per category listing"),
     ("pool1_cores", "`/products/1` with `DB_POOL_MAX=1`: cores used by PostgreSQL (one backend) "
@@ -423,7 +497,7 @@ def goal_value_text(key, value):
         return "-"
     if key in ("category_pg_cpu", "category_total_cpu"):
         return f"{value:.3f} ms"
-    if key in ("category_cpu", "category_cpu_other"):
+    if key in ("category_cpu", "category_cpu_other", "category_static_cpu"):
         if isinstance(value, tuple):  # (total, user, system)
             return f"{value[0]:.3f} ms ({value[1]:.3f} user + {value[2]:.3f} system)"
         return f"{value:.3f} ms"
@@ -545,6 +619,9 @@ def goals_section(cluster, folder, script):
                 f"CPU {r['cpu_ms_per_request']:.4f} ms/request")
     pg_reference_ms = (sum(c for c, _ in pg_cpu) * 1000 / max(1, sum(n for _, n in pg_cpu))
                        if pg_cpu else None)
+    static = static_listing_cpu(cluster, folder, "/products?category=electronics")
+    for label, _ in builds:
+        values[label]["category_static_cpu"] = (static[0] + static[1], static[0], static[1])
     if CALLGRIND:
         for label, build in builds:
             values[label]["category_instructions"] = instructions_per_listing(
