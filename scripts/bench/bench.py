@@ -411,8 +411,8 @@ def combine(runs):
         "kinds": {k: sum(r["kinds"].get(k, 0) for r in runs) for k in ("5xx", "timeouts", "errors")},
         "p99": max(r["p99"] for r in runs),
         "cpu_ms_per_request": sum(r["cpu_s"] for r in runs) * 1000 / max(1, requests),
-        "user_ms_per_request": sum(r["cpu_user_s"] for r in runs) * 1000 / max(1, requests),
-        "sys_ms_per_request": sum(r["cpu_sys_s"] for r in runs) * 1000 / max(1, requests),
+        "user_ms_per_request": sum(r.get("cpu_user_s", 0) for r in runs) * 1000 / max(1, requests),
+        "sys_ms_per_request": sum(r.get("cpu_sys_s", 0) for r in runs) * 1000 / max(1, requests),
         "pg_ms_per_request": sum(r.get("pg_cpu_s", 0) for r in runs) * 1000 / max(1, requests),
         # cores used over the runs (each DURATION_S long): PostgreSQL's processes, the server
         "cores": (sum(r.get("pg_cpu_s", 0) for r in runs) / (len(runs) * DURATION_S),
