@@ -330,3 +330,20 @@ def raw(port, data, timeout=5):
                 break
             chunks.append(chunk)
     return b"".join(chunks)
+
+
+def wait_for(predicate, timeout_s=5):
+    """True once predicate() is, polled every 20 ms; its last value after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(0.02)
+    return predicate()
+
+
+def backends(application_name, where="true"):
+    """The PostgreSQL sessions of application_name (a server's is catalog-server-SERVER_ID)
+    for which the SQL condition where holds, from pg_stat_activity."""
+    return int(psql("SELECT count(*) FROM pg_stat_activity WHERE application_name ="
+                    f" '{application_name}' AND {where}"))

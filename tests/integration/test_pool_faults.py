@@ -58,17 +58,8 @@ class TableLock:
 
 
 def backends(server_id, where="true"):
-    return int(harness.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name ="
-                            f" 'catalog-server-{server_id}' AND {where}"))
+    return harness.backends(f"catalog-server-{server_id}", where)
 
-
-def wait_for(predicate, timeout_s=5):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 def reset_after_send(port, request):
@@ -102,7 +93,7 @@ try:
         suite.equal("lock cold: /health (counts products) answers 200", status, 200)
         # /report reads orders: it waits; the products keep answering meanwhile.
         threads, report = in_threads([lambda: timed(server.port, "GET", "/report")])
-        wait_for(lambda: backends("lock-cold", "wait_event_type = 'Lock'") >= 1)
+        harness.wait_for(lambda: backends("lock-cold", "wait_event_type = 'Lock'") >= 1)
         statuses = [timed(server.port, "GET", f"/products/{i + 1}")[0] for i in range(10)]
         suite.equal("lock cold: with /report waiting on the lock, products still 200",
                     statuses, [200] * 10)
@@ -146,10 +137,10 @@ with harness.Server(dict(env, SERVER_ID="cancel", DB_POOL_MAX="1", WORKERS="1",
     lock = TableLock("orders")
     try:
         sock = reset_after_send(server.port, b"GET /report HTTP/1.1\r\nHost: t\r\n\r\n")
-        waiting = wait_for(lambda: backends("cancel", "wait_event_type = 'Lock'") == 1)
+        waiting = harness.wait_for(lambda: backends("cancel", "wait_event_type = 'Lock'") == 1)
         suite.check("cancel: /report waits on the orders lock", waiting, "not waiting")
         reset(sock)
-        freed = wait_for(lambda: backends("cancel", "state = 'idle'") == 1, timeout_s=2)
+        freed = harness.wait_for(lambda: backends("cancel", "state = 'idle'") == 1, timeout_s=2)
         suite.check("cancel: after the reset the backend is idle in pg_stat_activity (cancelled)",
                     freed, harness.psql("SELECT state, wait_event_type, query FROM"
                                         " pg_stat_activity WHERE application_name ="
@@ -169,10 +160,10 @@ with harness.Server(dict(env, SERVER_ID="cancel", DB_POOL_MAX="1", WORKERS="1",
                                 b" application/json\r\nContent-Length: %d\r\n\r\n%s"
                                 % (len(body), body))
         suite.check("cancel: the order waits on the lock",
-                    wait_for(lambda: backends("cancel", "wait_event_type = 'Lock'") == 1), "")
+                    harness.wait_for(lambda: backends("cancel", "wait_event_type = 'Lock'") == 1), "")
         reset(sock)
         suite.check("cancel: the abandoned order's statement is cancelled at once",
-                    wait_for(lambda: backends("cancel", "state = 'idle'") == 1, timeout_s=2), "")
+                    harness.wait_for(lambda: backends("cancel", "state = 'idle'") == 1, timeout_s=2), "")
     finally:
         lock.release()
     time.sleep(0.3)
@@ -199,7 +190,7 @@ with harness.Server(dict(env, SERVER_ID="resend", DB_POOL_MAX="1", WORKERS="1"))
             lock = TableLock("orders")
             threads, res = in_threads([lambda: timed(server.port, "POST", "/orders",
                                                      {"product_id": 4, "quantity": 1})])
-            wait_for(lambda: backends("resend", "wait_event_type = 'Lock'") == 1)
+            harness.wait_for(lambda: backends("resend", "wait_event_type = 'Lock'") == 1)
             harness.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
                          " application_name = 'catalog-server-resend'")
             lock.release()
@@ -226,7 +217,7 @@ try:
         threads, res = in_threads([lambda: timed(server.port, "GET", "/report"),
                                    lambda: (time.sleep(0.3), timed(server.port, "GET",
                                                                     "/products/1"))[1]])
-        wait_for(lambda: backends("forced", "wait_event_type = 'Lock'") == 1)
+        harness.wait_for(lambda: backends("forced", "wait_event_type = 'Lock'") == 1)
         time.sleep(0.5)
         server.proc.send_signal(signal.SIGTERM)
         for t in threads:
@@ -239,7 +230,7 @@ try:
     suite.check("forced shutdown: JSON error bodies", all(b"shutting down" in r[2] for r in res),
                 repr([r[2][:80] for r in res]))
     suite.equal("forced shutdown: exit 0", code, 0)
-    suite.equal("forced shutdown: nothing left running in PostgreSQL", wait_for(
+    suite.equal("forced shutdown: nothing left running in PostgreSQL", harness.wait_for(
         lambda: backends("forced") == 0), True)
 finally:
     server.stop()
@@ -290,7 +281,7 @@ with harness.Server(dict(env, SERVER_ID="pipe-long", DB_POOL_MAX="2", WORKERS="1
     lock = TableLock("orders")
     try:
         threads, report = in_threads([lambda: timed(server.port, "GET", "/report")])
-        wait_for(lambda: backends("pipe-long", "wait_event_type = 'Lock'") == 1)
+        harness.wait_for(lambda: backends("pipe-long", "wait_event_type = 'Lock'") == 1)
         calls = [lambda i=i: timed(server.port, "GET", f"/products/{i + 1}") for i in range(20)]
         t2, results = in_threads(calls)
         for t in t2:

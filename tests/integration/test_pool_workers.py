@@ -28,17 +28,8 @@ def metrics(port):
 
 
 def backends(where="true"):
-    return int(harness.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name ="
-                            f" '{APP}' AND {where}"))
+    return harness.backends(APP, where)
 
-
-def wait_for(predicate, timeout_s=5):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.02)
-    return predicate()
 
 
 class ProductsLock:
@@ -50,7 +41,7 @@ class ProductsLock:
             ["psql", "-XAtq", "-d", NAME, "-c",
              "BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;"],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not wait_for(lambda: harness.psql(
+        if not harness.wait_for(lambda: harness.psql(
                 "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE"
                 " c.relname = 'products' AND l.mode = 'AccessExclusiveLock' AND l.granted",
                 db=NAME) == "1"):
@@ -145,7 +136,7 @@ with harness.Server(dict(env, SERVER_ID="workers", DB_POOL_MAX="1", WORKERS="2")
         lock = ProductsLock()
         try:
             send_all(socks, [get(f"/products/{i + 1}") for i in range(N)])
-            wait_for(lambda: metrics(port).get("db_pool_statements_in_flight", 0)
+            harness.wait_for(lambda: metrics(port).get("db_pool_statements_in_flight", 0)
                      + metrics(port).get("db_pool_waiting_requests", 0) >= N)
             during = metrics(port)
             lock_waiters = backends("wait_event_type = 'Lock'")
@@ -219,7 +210,7 @@ with harness.Server(dict(env, SERVER_ID="workers", DB_POOL_MAX="1", WORKERS="2")
         lock = ProductsLock()
         try:
             send_all(socks, requests)
-            wait_for(lambda: metrics(port).get("db_pool_statements_in_flight", 0)
+            harness.wait_for(lambda: metrics(port).get("db_pool_statements_in_flight", 0)
                      + metrics(port).get("db_pool_waiting_requests", 0) >= N)
             during = metrics(port)
             harness.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
