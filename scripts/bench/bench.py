@@ -279,13 +279,13 @@ def stack_run(server, folder, paths, label, cluster=None, **kwargs):
     }
 
 
-def nginx_in_front(folder, ports):
-    """Starts nginx round-robining a free loopback port over ports.  Returns (process, port)."""
+def start_nginx(conf_dir, http_body, probe_path):
+    """Starts nginx (one worker, in the foreground) with conf_dir as its prefix and http_body
+    inside its http block, the text "{port}" in it replaced by a free loopback port; waits
+    until probe_path answers there.  Returns (process, port)."""
     nginx = shutil.which("nginx") or "/usr/sbin/nginx"
     port = free_port()
-    conf_dir = os.path.join(folder, "nginx")
     os.makedirs(os.path.join(conf_dir, "tmp"), exist_ok=True)
-    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
     user = "user root;\n" if os.getuid() == 0 else ""
     conf = f"""{user}worker_processes 1;
 daemon off;
@@ -296,20 +296,7 @@ http {{
     access_log off;
     client_body_temp_path {conf_dir}/tmp; proxy_temp_path {conf_dir}/tmp;
     fastcgi_temp_path {conf_dir}/tmp; uwsgi_temp_path {conf_dir}/tmp; scgi_temp_path {conf_dir}/tmp;
-    upstream catalog {{
-{servers}
-        keepalive 64;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://catalog;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffers 16 64k;
-        }}
-    }}
-}}
+{http_body.replace("{port}", str(port))}}}
 """
     with open(os.path.join(conf_dir, "nginx.conf"), "w", encoding="utf-8") as f:
         f.write(conf)
@@ -319,12 +306,32 @@ http {{
     deadline = time.monotonic() + 10
     while True:
         try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe_path}", timeout=2):
                 return proc, port
         except OSError:
             if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
                 raise RuntimeError(f"nginx did not start (see {conf_dir}/error.log)")
             time.sleep(0.05)
+
+
+def nginx_in_front(folder, ports):
+    """Starts nginx round-robining a free loopback port over ports.  Returns (process, port)."""
+    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
+    return start_nginx(os.path.join(folder, "nginx"), f"""    upstream catalog {{
+{servers}
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{
+            proxy_pass http://catalog;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffers 16 64k;
+        }}
+    }}
+""", "/health")
 
 
 def static_listing_cpu(cluster, folder, path):
@@ -338,45 +345,17 @@ def static_listing_cpu(cluster, folder, path):
     finally:
         server.stop()
     conf_dir = os.path.join(folder, "nginx-static")
-    os.makedirs(os.path.join(conf_dir, "tmp"), exist_ok=True)
+    os.makedirs(conf_dir, exist_ok=True)
     with open(os.path.join(conf_dir, "listing.json"), "wb") as f:
         f.write(body)
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = free_port()
-    user = "user root;\n" if os.getuid() == 0 else ""
-    conf = f"""{user}worker_processes 1;
-daemon off;
-pid {conf_dir}/nginx.pid;
-error_log {conf_dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    sendfile off;
+    proc, port = start_nginx(conf_dir, f"""    sendfile off;
     keepalive_requests 1000000;
-    client_body_temp_path {conf_dir}/tmp; proxy_temp_path {conf_dir}/tmp;
-    fastcgi_temp_path {conf_dir}/tmp; uwsgi_temp_path {conf_dir}/tmp; scgi_temp_path {conf_dir}/tmp;
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{{port}};
         location / {{ root {conf_dir}; try_files /listing.json =404; default_type application/json; }}
     }}
-}}
-"""
-    with open(os.path.join(conf_dir, "nginx.conf"), "w", encoding="utf-8") as f:
-        f.write(conf)
-    proc = subprocess.Popen([nginx, "-p", conf_dir, "-c", os.path.join(conf_dir, "nginx.conf")],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=open(os.path.join(conf_dir, "stderr.log"), "wb"))
+""", "/")
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"nginx did not start (see {conf_dir}/error.log)")
-                time.sleep(0.05)
-
         def cpu():  # nginx's master and its worker, (user, system) seconds
             ticks, user_s, sys_s = os.sysconf("SC_CLK_TCK"), 0.0, 0.0
             pids = [proc.pid] + [int(p) for p in subprocess.run(
