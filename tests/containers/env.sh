@@ -17,12 +17,7 @@ export CONTAINERS_STORAGE_CONF=$cache/storage.conf
 export CONTAINERS_REGISTRIES_CONF=$repo/tests/containers/registries.conf
 # podman's own temporary files (image layers while building) next to its storage.
 export TMPDIR=$cache/run
-# The Debian mirror this machine's apt uses: debootstrap and the stand-ins' apt-get read it.
-apt_mirror() {
-	local m
-	# shellcheck disable=SC2016 # $(REPO_URI) is apt's field, not the shell's
-	m=$(apt-get indextargets --format '$(REPO_URI)' 'Created-By: Packages' 2>/dev/null |
-		grep -v -- '-security' | grep -m1 '/debian/$' || true)
-	printf '%s\n' "${m:-http://deb.debian.org/debian/}"
-}
+# apt_mirror and install_missing, shared with tests/vm/run.sh.
+# shellcheck source=tests/apt.sh
+source "$repo/tests/apt.sh"
 export BUILDAH_FORMAT=docker

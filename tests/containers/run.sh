@@ -69,18 +69,7 @@ need_pkgs=(podman buildah debootstrap runc netavark aardvark-dns docker-compose 
 	python3 python3-yaml)
 # kubectl renders the Kubernetes base (kustomize); another package may already provide it.
 command -v kubectl >/dev/null 2>&1 || need_pkgs+=(kubernetes-client)
-missing=()
-for p in "${need_pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	[[ $(id -u) == 0 ]] || die "missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}"
-	say "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	timeout 600 apt-get update -qq || die "apt-get update failed: is the Debian mirror reachable?"
-	timeout 1200 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-		die "apt-get install ${missing[*]} failed"
-fi
+install_missing "${need_pkgs[@]}"
 command -v podman >/dev/null || die "podman is not installed (Debian package podman)"
 [[ $(id -u) == 0 ]] || die "the container tests run rootful podman: run them as root"
 

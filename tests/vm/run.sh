@@ -32,6 +32,8 @@ cd "$(dirname "$0")/../.."
 repo=$PWD
 # shellcheck source=tests/integration/report.sh
 source "$repo/tests/integration/report.sh"
+# shellcheck source=tests/apt.sh
+source "$repo/tests/apt.sh"
 report_start vm
 
 sections=("$@")
@@ -77,28 +79,9 @@ trap 'exit 130' INT TERM
 
 # --- setup: packages, mirror ---------------------------------------------------------------
 need_pkgs=(qemu-system-x86 qemu-utils debootstrap e2fsprogs openssh-client python3 curl git)
-missing=()
-for p in "${need_pkgs[@]}"; do
-	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
-done
-if ((${#missing[@]})); then
-	[[ $(id -u) == 0 ]] || die "missing packages: ${missing[*]}; run as root or: sudo apt-get install ${missing[*]}"
-	say "installing ${missing[*]}"
-	export DEBIAN_FRONTEND=noninteractive
-	timeout 600 apt-get update -qq || die "apt-get update failed: is the Debian mirror reachable?"
-	timeout 1200 apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null ||
-		die "apt-get install ${missing[*]} failed"
-fi
+install_missing "${need_pkgs[@]}"
 [[ $(id -u) == 0 ]] || die "building the guest disk needs root (debootstrap, chroot): run as root"
 
-# The Debian mirror this machine's apt uses (the same reading as tests/containers/env.sh).
-apt_mirror() {
-	local m
-	# shellcheck disable=SC2016 # $(REPO_URI) is apt's field, not the shell's
-	m=$(apt-get indextargets --format '$(REPO_URI)' 'Created-By: Packages' 2>/dev/null |
-		grep -v -- '-security' | grep -m1 '/debian/$' || true)
-	printf '%s\n' "${m:-http://deb.debian.org/debian/}"
-}
 mirror=$(apt_mirror)
 [[ $mirror =~ ^http://([^/:]+)(:([0-9]+))?/ ]] || die "the mirror $mirror is not plain http://HOST[:PORT]/...: the guest's relay needs one"
 mirror_host=${BASH_REMATCH[1]} mirror_port=${BASH_REMATCH[3]:-80}
