@@ -21,7 +21,9 @@ BENCH_PRODUCTS (5000), BENCH_ORDERS (500000), BENCH_OUTPUT (BENCHMARKS.md at the
 root; empty: do not write), BENCH_KEEP (1: keep the temporary folder), CATALOG_BUILD (build),
 BENCH_BASELINE (a build folder of an older tree, e.g. from `git worktree add`: section 0 measures
 it too, against the same database), BENCH_BASELINE_NAME (what that tree is, for the report),
-BENCH_ONLY (goals: section 0 only), BENCH_DB_TRANSPORT (tcp, the default: the servers and
+BENCH_ONLY (goals: section 0 only; or a comma-separated list of section 0's runs, such as
+product,pool1: only those, printed and not written, for a quick side-by-side look while working),
+BENCH_DB_TRANSPORT (tcp, the default: the servers and
 pgbench reach PostgreSQL through 127.0.0.1, as the lab's servers do; unix: both through its
 Unix-domain socket; section 0 measures the listing's server CPU over the other one too),
 BENCH_CALLGRIND (1, the default when valgrind is installed: section 0 also counts
@@ -58,7 +60,8 @@ BUILD = os.environ.get("CATALOG_BUILD") or os.path.join(REPO_ROOT, "build")
 OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(REPO_ROOT, "BENCHMARKS.md"))
 BASELINE = os.environ.get("BENCH_BASELINE", "")
 BASELINE_NAME = os.environ.get("BENCH_BASELINE_NAME", "")  # e.g. "main at 8095eb7"
-ONLY_GOALS = os.environ.get("BENCH_ONLY") == "goals"
+ONLY_GOALS = os.environ.get("BENCH_ONLY", "") != ""  # set: section 0 only
+ONLY_RUNS = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w and w != "goals"]
 TRANSPORT = os.environ.get("BENCH_DB_TRANSPORT", "tcp")
 if TRANSPORT not in ("unix", "tcp"):
     sys.exit("bench: BENCH_DB_TRANSPORT must be unix or tcp")
@@ -539,6 +542,12 @@ def goals_section(cluster, folder, script):
         # transport.
         "category_other": (None, 1, [CATEGORY], CONNECTIONS, "other"),
     }
+    if ONLY_RUNS:
+        unknown = [w for w in ONLY_RUNS if w not in work]
+        if unknown:
+            raise SystemExit(f"bench: BENCH_ONLY: no run named {', '.join(unknown)} "
+                             f"(the runs: goals, {', '.join(work)})")
+        work = {key: value for key, value in work.items() if key in ONLY_RUNS}
     other_env = cluster.tcp_env if OTHER_TRANSPORT == "tcp" else cluster.unix_env
     pg = {key: [] for key in work}
     pg_cpu = []  # (PostgreSQL CPU s, transactions) of pgbench's reference listing
@@ -561,6 +570,19 @@ def goals_section(cluster, folder, script):
                                                          connections=connections))
                 finally:
                     server.stop()
+    pg_rate = {key: statistics.median(r for r, _ in runs) for key, runs in pg.items() if runs}
+    if ONLY_RUNS:  # a quick look: the runs, side by side, and nothing written
+        for key in work:
+            for label, _ in builds:
+                r = combine(stack[(label, key)])
+                base = pg_rate.get(key) or (combine(stack[(label, "product")])["rps"]
+                                            if key == "pool1" and "product" in work else None)
+                say(f"  {label} {key}: stack {rate_text(r['rps'])} req/s ({rates(r['rps_all'])})"
+                    + (f", pgbench {rate_text(pg_rate[key])}" if key in pg_rate else "")
+                    + (f", ratio {ratio(r['rps'], base):.2f}" if base else "")
+                    + f", failures {r['failures']}, CPU {r['cpu_ms_per_request']:.4f} ms/request"
+                    f", cores PG {r['cores'][0]:.2f} server {r['cores'][1]:.2f}")
+        return None, None, None
     values, rows, detail = {}, [], []
     pg_rate = {key: statistics.median(r for r, _ in runs) for key, runs in pg.items() if runs}
     for label, _ in builds:
@@ -693,6 +715,8 @@ def main():
             return os.path.join(scripts, name)
 
         title, text, goal_values = goals_section(cluster, folder, script)
+        if title is None:
+            return
         sections.append((title, text))
 
         if not ONLY_GOALS:  # BENCH_ONLY=goals: the goals table only
