@@ -30,7 +30,7 @@ static const uint_setting_t UINT_SETTINGS[] = {
      "a database connection attempt that takes longer fails"},
     {"DB_STATEMENT_TIMEOUT_MS", 30000, 0, 3600000, FIELD(db_statement_timeout_ms),
      "PostgreSQL cancels a statement running longer (0: never), answered 503"},
-    {"DB_PIPELINE", 16, 0, POOL_MAX_PIPELINE_DEPTH, FIELD(db_pipeline),
+    {"DB_PIPELINE", 64, 0, POOL_MAX_PIPELINE_DEPTH, FIELD(db_pipeline),
      "most cheap statements in flight on one database connection in libpq's pipeline mode "
      "(0: no pipeline mode, for poolers that cannot carry it)"},
     {"DB_PREPARE", 1, 0, 1, FIELD(db_prepare),

@@ -40,6 +40,7 @@ typedef struct entry {
     int prepare;        /* its Prepare went out with it (first use on this connection) */
     int prepare_failed; /* that Prepare failed: prepare again next time */
     int commands_done;  /* pipeline mode: command ends seen (the Prepare's, the statement's) */
+    int sync;           /* pipeline mode: a sync point follows it (it ends its segment) */
     int step;           /* without pipeline mode: 0 the Prepare runs, 1 the statement */
     uint64_t sent_ms;
     PGresult *result; /* the first error, or else the statement's result */
@@ -58,6 +59,10 @@ struct pool_conn {
     int exclusive;             /* a POOL_ALONE statement runs: nothing joins it */
     int closed_tail;           /* the newest statement is POOL_LAST: nothing joins behind it */
     int broken;                /* a send failed: it takes nothing more and closes when drained */
+    unsigned unsynced;         /* pipeline mode: statements queued since the last sync point (the
+                                * open segment, closed when the worker flushes) */
+    pool_conn_t *flush_next;   /* in its worker's list of connections to flush */
+    pool_worker_t *flush_in;   /* that worker, or NULL when not listed */
     pool_query_t *connect_for; /* the query it is being opened for; NULL once cancelled */
     uint64_t deadline_ms;      /* connect deadline */
     uint64_t idle_since_ms;    /* when it became idle (the releasing worker's clock) */
@@ -93,7 +98,7 @@ struct pool {
     double wait_sum_ms;
     /* atomics (relaxed), written by the workers without the lock */
     unsigned in_flight;
-    uint64_t pipelined, cancels, foreign;
+    uint64_t pipelined, cancels, foreign, statements, syncs, resent;
 };
 
 struct pool_worker {
@@ -113,6 +118,7 @@ struct pool_worker {
     pool_conn_t *active; /* connections this worker is using (connecting or busy) */
     pool_conn_t *dead;   /* closed during this loop turn; freed by the next tick (an event for
                           * them may still be in the loop's batch) */
+    pool_conn_t *flush_head; /* connections with statements queued this loop turn */
     uint64_t next_reap_ms;
 };
 
@@ -387,8 +393,22 @@ static void cancel_close(pool_worker_t *w, pool_conn_t *c)
     c->cancel_state = K_NONE;
 }
 
+/* Takes c off its worker's list of connections to flush. */
+static void flush_unlink(pool_conn_t *c)
+{
+    if (!c->flush_in) return;
+    for (pool_conn_t **pp = &c->flush_in->flush_head; *pp; pp = &(*pp)->flush_next)
+        if (*pp == c) {
+            *pp = c->flush_next;
+            break;
+        }
+    c->flush_next = NULL;
+    c->flush_in = NULL;
+}
+
 static void pgconn_destroy(pool_worker_t *w, pool_conn_t *c)
 {
+    flush_unlink(c);
     if (w) loop_io_stop(w->loop, &c->io);
     active_remove(c);
     cancel_close(w, c);
@@ -481,20 +501,45 @@ static void pgconn_broken(pool_worker_t *w, pool_conn_t *c)
         deliver(lost[i], NULL, POOL_ERR_CONNECTION, message);
 }
 
+/* Ends c's open segment with a sync point: the statements queued since the last one run in one
+ * implicit transaction and are answered in one write.  Returns 0, or -1 with c marked broken
+ * (the read path reports it to the statements in flight). */
+static int pgconn_sync(pool_t *p, pool_conn_t *c)
+{
+    if (!c->unsynced) return 0;
+    /* libpq 15 writes out what is buffered here (its PQpipelineSync flushes). */
+    if (!PQpipelineSync(c->pg)) {
+        c->broken = 1;
+        return -1;
+    }
+    /* The segment's statements cannot have been answered yet: nothing of them left libpq's
+     * buffer before this flush (a segment is far below libpq's 64 kB flush threshold), so its
+     * newest statement is still the newest in flight. */
+    entry_at(c, c->depth - 1)->sync = 1;
+    c->unsynced = 0;
+    __atomic_add_fetch(&p->syncs, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
 /* Queues q's statement on c (driven by w) behind whatever is in flight; pgconn_flush writes
- * it out.  q may be another worker's: then the caller holds the pool lock, which keeps q and
- * its parameters alive (its worker cancels under the lock), and q's answer will go back to
+ * it out.  In pipeline mode a cheap statement (POOL_SHARED) joins the open segment, which the
+ * worker ends with one sync point when it flushes (worker_flush); any other, and one sent again
+ * (own_sync), has a segment of its own, so no statement that may wait on a lock or write shares
+ * a transaction.  q may be another worker's: then the caller holds the pool lock, which keeps q
+ * and its parameters alive (its worker cancels under the lock), and q's answer will go back to
  * that worker.  Returns 0, or the error for q (POOL_ERR_NOT_SENT: nothing of it left the
  * process; POOL_ERR_CONNECTION: it may have); on error c is marked broken.  Never calls
  * back. */
-static int pgconn_queue(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+static int pgconn_queue(pool_worker_t *w, pool_conn_t *c, pool_query_t *q, int own_sync)
 {
     pool_t *p = w->pool;
     const pool_statement_t *st = &p->config.statements[q->statement];
     uint64_t bit = (uint64_t)1 << q->statement;
     int prepare = !p->config.unnamed && !(c->prepared & bit);
     int pipeline = p->config.pipeline_depth > 0;
+    int alone = pipeline && (own_sync || st->sharing != POOL_SHARED);
     if (c->broken) return POOL_ERR_NOT_SENT;
+    if (alone && pgconn_sync(p, c) < 0) return POOL_ERR_NOT_SENT;
     if (p->config.unnamed) {
         /* Parse, Bind, Execute of the unnamed statement: nothing outlives the transaction. */
         if (!PQsendQueryParams(c->pg, st->sql, q->param_count, NULL, q->params, NULL, NULL,
@@ -509,13 +554,17 @@ static int pgconn_queue(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
                                  q->binary_results ? 1 : 0))
             goto not_sent;
     }
-    if (pipeline && !PQpipelineSync(c->pg)) {
+    if (alone && !PQpipelineSync(c->pg)) {
         c->broken = 1;
         return POOL_ERR_CONNECTION;
     }
+    if (alone) __atomic_add_fetch(&p->syncs, 1, __ATOMIC_RELAXED);
     if (prepare) c->prepared |= bit;
     entry_t *e = entry_at(c, c->depth);
     memset(e, 0, sizeof *e);
+    e->sync = alone;
+    if (pipeline && !alone) c->unsynced++;
+    __atomic_add_fetch(&p->statements, 1, __ATOMIC_RELAXED);
     e->q = q;
     e->statement = q->statement;
     e->prepare = prepare;
@@ -545,7 +594,7 @@ not_sent:
 /* Writes out what is queued on c and watches it for the answers (and for writing, when the
  * socket is full).  On failure c is marked broken; the read path, woken by the error, reports
  * it to the statements in flight. */
-static void pgconn_flush(pool_worker_t *w, pool_conn_t *c)
+static void pgconn_write(pool_worker_t *w, pool_conn_t *c)
 {
     int f = PQflush(c->pg);
     if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
@@ -555,11 +604,45 @@ static void pgconn_flush(pool_worker_t *w, pool_conn_t *c)
     }
 }
 
+/* What is queued on c goes out: in pipeline mode at the end of the worker's loop turn
+ * (worker_flush), so the statements of every request that arrived in the same turn share one
+ * segment, one sync point and one write; without, now. */
+static void pgconn_flush(pool_worker_t *w, pool_conn_t *c)
+{
+    if (w->pool->config.pipeline_depth == 0) {
+        pgconn_write(w, c);
+        return;
+    }
+    if (c->flush_in) return;
+    c->flush_in = w;
+    c->flush_next = w->flush_head;
+    w->flush_head = c;
+}
+
+/* Ends the open segment of every connection w queued statements on this turn and writes them
+ * out. */
+static void worker_flush(pool_worker_t *w)
+{
+    while (w->flush_head) {
+        pool_conn_t *c = w->flush_head;
+        w->flush_head = c->flush_next;
+        c->flush_next = NULL;
+        c->flush_in = NULL;
+        if (pgconn_sync(w->pool, c) < 0) {
+            /* Wake the read path, which reports the broken connection. */
+            if (c->io.fd < 0 || loop_io_modify(w->loop, &c->io, EPOLLIN | EPOLLOUT) < 0)
+                log_warn("pool: cannot watch a database socket");
+            continue;
+        }
+        pgconn_write(w, c);
+    }
+}
+
 /* Sends q (this worker's) on c, behind whatever is in flight: pgconn_queue, then
  * pgconn_flush. */
 static int pgconn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 {
-    int e = pgconn_queue(w, c, q);
+    int e = pgconn_queue(w, c, q, 0);
     if (!e) pgconn_flush(w, c);
     return e;
 }
@@ -611,7 +694,7 @@ static unsigned pgconn_take_waiters(pool_worker_t *w, pool_conn_t *c)
         q->state = Q_HANDED;
         if (q->worker == w) own[n_own++] = q;
         int last = is_last(p, q);
-        int e = pgconn_queue(w, c, q);
+        int e = pgconn_queue(w, c, q, 0);
         if (e) {
             handoff_locked(p, q, NULL, e, w); /* answered in its worker's next tick */
             break;
@@ -658,6 +741,11 @@ static int pgconn_release(pool_worker_t *w, pool_conn_t *c)
     if (p->config.pipeline_depth > 0 && c->cancel_state == K_NONE && c->handed == 0 &&
         __atomic_load_n(&p->waiting, __ATOMIC_RELAXED) && pgconn_take_waiters(w, c))
         return 1;
+    /* A statement with a sync point of its own went out at once (libpq 15's PQpipelineSync
+     * flushes) and may be answered within the turn that queued it: c can still be on w's list
+     * of connections to flush, which must not touch it once it belongs to the idle stack or
+     * to another worker. */
+    flush_unlink(c);
     loop_io_stop(w->loop, &c->io);
     active_remove(c);
     pthread_mutex_lock(&p->lock);
@@ -690,34 +778,54 @@ static void keep_result(entry_t *e, PGresult *r)
 }
 
 /* The oldest statement on c was answered: take it off, decide c's fate, then call back (the
- * callback may submit again, possibly onto c).  Returns 0 while c stays with this worker. */
+ * callback may submit again, possibly onto c).  A statement that an earlier one's error in its
+ * segment aborted never ran: it is sent again, in a segment of its own, and answered then.
+ * Returns 0 while c stays with this worker. */
 static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
 {
+    pool_t *p = w->pool;
     entry_t *head = entry_at(c, 0);
     PGresult *result = head->result;
+    head->result = NULL;
     ExecStatusType s = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
     int ok = s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK;
     int error = ok ? POOL_OK : result ? POOL_ERR_QUERY : POOL_ERR_CONNECTION;
     if (head->prepare && (head->prepare_failed || !result))
         c->prepared &= ~((uint64_t)1 << head->statement);
-    pool_query_t *q = NULL;
-    if (head->remote) {
-        /* Another worker's query (cancelled under the lock): its answer goes to its thread. */
-        pool_worker_t *wake = NULL;
-        pthread_mutex_lock(&w->pool->lock);
-        if (head->q) {
-            wake = handoff_answer_locked(head->q, result, error, w);
-            result = NULL;
-        }
-        head->q = NULL;
-        pthread_mutex_unlock(&w->pool->lock);
-        if (wake) wake_worker(wake); /* no system call under the lock */
-    } else {
-        q = head->q;
-    }
+    int remote = head->remote;
+    /* Another worker's query is read (and detached) under the lock: its worker cancels under
+     * it. */
+    if (remote) pthread_mutex_lock(&p->lock);
+    pool_query_t *q = head->q;
+    head->q = NULL;
     c->head = (c->head + 1) % POOL_MAX_PIPELINE_DEPTH;
     c->depth--;
-    in_flight_add(w->pool, -1);
+    in_flight_add(p, -1);
+    if (q && s == PGRES_PIPELINE_ABORTED) {
+        if (remote) remote_remove_locked(q); /* pgconn_queue lists it again */
+        int e = pgconn_queue(w, c, q, 1);
+        if (!e) {
+            __atomic_add_fetch(&p->resent, 1, __ATOMIC_RELAXED);
+            pgconn_flush(w, c);
+            q = NULL; /* answered once it has run */
+        } else {
+            if (remote) remote_add_locked(q);
+            error = e;
+            PQclear(result);
+            result = NULL;
+        }
+    }
+    if (remote) {
+        /* Its answer goes to its worker's thread. */
+        pool_worker_t *wake = NULL;
+        if (q) {
+            wake = handoff_answer_locked(q, result, error, w);
+            result = NULL;
+            q = NULL;
+        }
+        pthread_mutex_unlock(&p->lock);
+        if (wake) wake_worker(wake); /* no system call under the lock */
+    }
     int gone = 0;
     if (c->depth == 0) {
         c->exclusive = 0;
@@ -728,7 +836,7 @@ static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
     /* Room freed behind statements still in flight is filled once the read is done
      * (pgconn_read), so the waiters go out in one write. */
     if (q) {
-        const char *msg = ok ? "" : result ? PQresultErrorMessage(result) : "no result";
+        const char *msg = ok ? "" : result ? PQresultErrorMessage(result) : pool_strerror(error);
         deliver(q, result, error, msg);
     }
     if (result) PQclear(result);
@@ -792,7 +900,13 @@ static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
             continue;
         }
         if (!r) {
-            e->commands_done++;
+            /* A statement inside a segment is complete at its last command's end; the one
+             * that ends it, at the sync point. */
+            if (++e->commands_done >= (e->prepare ? 2 : 1) && !e->sync) {
+                nulls = 0;
+                if (pgconn_finish_head(w, c)) return;
+                continue;
+            }
             if (++nulls > 2) break; /* defensive: libpq said not busy but has nothing */
             continue;
         }
@@ -1293,6 +1407,7 @@ int pool_worker_tick(pool_worker_t *w)
             pgconn_destroy(NULL, c);
         }
     }
+    worker_flush(w); /* last: everything this turn queued goes out */
     int due = 100;
     if (w->local_head) {
         uint64_t at = w->local_head->submit_ms + p->config.acquire_timeout_ms;
@@ -1301,14 +1416,19 @@ int pool_worker_tick(pool_worker_t *w)
     return due;
 }
 
-/* The connection of w's that q can join in its pipeline (the least loaded), or NULL. */
-static pool_conn_t *worker_pick_pipeline(pool_worker_t *w, pool_query_t *q)
+/* The connection of w's that q can join in its pipeline, or NULL: one with a segment open
+ * this turn (q shares its sync point), else the least loaded.  With open_only, only the
+ * former. */
+static pool_conn_t *worker_pick_pipeline(pool_worker_t *w, pool_query_t *q, int open_only)
 {
     pool_t *p = w->pool;
     if (p->config.pipeline_depth < 2 || is_exclusive(p, q)) return NULL;
     pool_conn_t *best = NULL;
-    for (pool_conn_t *c = w->active; c; c = c->active_next)
-        if (pgconn_can_join(p, c, w->loop->now_ms) && (!best || c->depth < best->depth)) best = c;
+    for (pool_conn_t *c = w->active; c; c = c->active_next) {
+        if (!pgconn_can_join(p, c, w->loop->now_ms)) continue;
+        if (c->unsynced && !is_last(p, q)) return c;
+        if (!open_only && (!best || c->depth < best->depth)) best = c;
+    }
     return best;
 }
 
@@ -1329,6 +1449,16 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
     if (p->shutting_down) {
         pthread_mutex_unlock(&p->lock);
         return POOL_ERR_SHUTDOWN;
+    }
+    /* A segment already open this turn takes a cheap statement at no cost to PostgreSQL but
+     * its execution: no extra transaction, sync point or write (unless others wait: they come
+     * first). */
+    pool_conn_t *joined = p->wait_head ? NULL : worker_pick_pipeline(w, q, 1);
+    if (joined) {
+        record_wait_locked(p, 0);
+        pthread_mutex_unlock(&p->lock);
+        pgconn_run(w, joined, q);
+        return 0;
     }
     while (p->idle) {
         pool_conn_t *c = p->idle;
@@ -1356,7 +1486,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
     }
     /* Behind the statements in flight on a connection this worker uses, unless others wait
      * already (they come first). */
-    pool_conn_t *c = p->wait_head ? NULL : worker_pick_pipeline(w, q);
+    pool_conn_t *c = p->wait_head ? NULL : worker_pick_pipeline(w, q, 0);
     if (c) {
         record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
@@ -1483,6 +1613,9 @@ void pool_get_stats(pool_t *p, pool_stats_t *out)
     out->pipelined = __atomic_load_n(&p->pipelined, __ATOMIC_RELAXED);
     out->cancels = __atomic_load_n(&p->cancels, __ATOMIC_RELAXED);
     out->foreign = __atomic_load_n(&p->foreign, __ATOMIC_RELAXED);
+    out->statements = __atomic_load_n(&p->statements, __ATOMIC_RELAXED);
+    out->syncs = __atomic_load_n(&p->syncs, __ATOMIC_RELAXED);
+    out->resent = __atomic_load_n(&p->resent, __ATOMIC_RELAXED);
 }
 
 const char *pool_result_sqlstate(const PGresult *res)

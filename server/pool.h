@@ -134,6 +134,11 @@ typedef struct pool_stats {
     uint64_t pipelined;      /* statements sent behind another on the same connection */
     uint64_t foreign;        /* statements sent on a connection another worker drives */
     uint64_t cancels;        /* cancel requests sent for queries whose client left */
+    uint64_t statements;     /* statements sent, every one counted (resent ones again) */
+    uint64_t syncs;          /* sync points sent in pipeline mode: statements / syncs is how
+                              * many shared each implicit transaction */
+    uint64_t resent;         /* statements sent again: an earlier error in their segment had
+                              * aborted them before they ran */
     uint64_t acquire_timeouts, connect_errors, connections_opened;
     uint64_t wait_bucket[9]; /* cumulative counts for POOL_WAIT_BUCKETS_MS, then +Inf */
     uint64_t wait_count;

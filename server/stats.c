@@ -132,6 +132,17 @@ void stats_render(server_t *s, buf_t *out)
                              "Statements sent on a connection another worker thread drives (the "
                              "answer handed back to the submitting thread).",
                              ps.foreign);
+    metrics_write_single_u64(out, "db_pool_statements_total", "counter",
+                             "Statements sent to the database (a resent one counts again).",
+                             ps.statements);
+    metrics_write_single_u64(out, "db_pool_sync_points_total", "counter",
+                             "Sync points sent in pipeline mode: the statements between two share "
+                             "one implicit transaction and one write.",
+                             ps.syncs);
+    metrics_write_single_u64(out, "db_pool_resent_statements_total", "counter",
+                             "Statements sent again because an earlier statement's error in their "
+                             "segment aborted them before they ran.",
+                             ps.resent);
     metrics_write_single_u64(out, "db_pool_cancel_requests_total", "counter",
                              "Cancel requests sent for statements whose client left.", ps.cancels);
 

@@ -272,7 +272,7 @@ with harness.Server(dict(env, SERVER_ID="pipe", DB_POOL_MAX="1", WORKERS="2")) a
                 m.get("db_pool_pipelined_statements_total", 0) > 0, repr(m.get(
                     "db_pool_pipelined_statements_total")))
     suite.equal("pipeline: db_pool_pipeline_depth_max shows the depth", m.get(
-        "db_pool_pipeline_depth_max"), 16)
+        "db_pool_pipeline_depth_max"), 64)
     suite.equal("pipeline: one connection carried it all", backends("pipe"), 1)
 
 # A long statement never has a cheap one queued behind it.

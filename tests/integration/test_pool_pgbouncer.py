@@ -2,8 +2,8 @@
 the Kubernetes layout (deploy/k8s/pgbouncer/pgbouncer.ini).  Debian 12's PgBouncer is 1.18,
 which cannot keep protocol-level prepared statements in transaction mode (1.21 added
 max_prepared_statements, which the Kubernetes image, 1.24, uses); with DB_PREPARE=0 every route
-works there, pipelined (DB_PIPELINE=16, also with one connection carrying both workers'
-statements) or not, orders are neither lost nor doubled, and a client that leaves gets its
+works there, pipelined (DB_PIPELINE=16, several statements under one sync point: one transaction
+to PgBouncer; also with one connection carrying both workers' statements) or not, orders are neither lost nor doubled, and a client that leaves gets its
 statement cancelled through PgBouncer."""
 
 import json
@@ -114,6 +114,12 @@ try:
                 suite.check(f"pgbouncer {label}: statements were pipelined",
                             m.get("db_pool_pipelined_statements_total", 0) > 0,
                             repr(m.get("db_pool_pipelined_statements_total")))
+                # Several statements in one segment are one transaction to PgBouncer.
+                suite.check(f"pgbouncer {label}: requests arriving together shared a sync point",
+                            m.get("db_pool_statements_total", 0)
+                            > m.get("db_pool_sync_points_total", 0) > 0,
+                            repr((m.get("db_pool_statements_total"),
+                                  m.get("db_pool_sync_points_total"))))
             if pool_max == "1":
                 suite.check(f"pgbouncer {label}: the one connection carried both workers'"
                             " statements", m.get("db_pool_foreign_statements_total", 0) > 0,

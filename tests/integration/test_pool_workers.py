@@ -122,7 +122,7 @@ def post_order(product_id, quantity):
 
 
 env = harness.make_db(NAME, products=300, orders=2000)
-N = 12  # statements per round: within DB_PIPELINE (16)
+N = 12  # statements per round: within DB_PIPELINE (64)
 
 with harness.Server(dict(env, SERVER_ID="workers", DB_POOL_MAX="1", WORKERS="2")) as server:
     port = server.port
@@ -196,6 +196,12 @@ with harness.Server(dict(env, SERVER_ID="workers", DB_POOL_MAX="1", WORKERS="2")
                 > before.get("db_pool_foreign_statements_total", 0),
                 repr(after.get("db_pool_foreign_statements_total")))
     suite.equal("load: one backend carried it", backends(), 1)
+    grew = {k: after.get(k, 0) - before.get(k, 0)
+            for k in ("db_pool_statements_total", "db_pool_sync_points_total")}
+    suite.check("load: requests arriving together shared a sync point (more statements than "
+                "db_pool_sync_points_total)",
+                grew["db_pool_statements_total"] > grew["db_pool_sync_points_total"] > 0,
+                repr(grew))
 
     # ---- the backend killed mid-pipeline: every request answered, no order lost or doubled ----
     outcomes = []

@@ -103,8 +103,11 @@ static void test_with_database(void)
     pool_get_stats(pool, &st);
     CHECK_INT(st.open, 0);
 
-    /* Eight statements from one worker share the one connection, in order; the division by
-     * zero fails only its own. */
+    /* Eight statements from one worker share the one connection, in order, in one segment
+     * (one sync point); the division by zero fails only its own: the five behind it, which
+     * its error aborted, are sent again and answered. */
+    pool_get_stats(pool, &st);
+    pool_stats_t before = st;
     answer_t many[8];
     static const char *params[8] = {"1", "2", "0", "4", "5", "6", "7", "8"};
     answered = 0;
@@ -120,6 +123,55 @@ static void test_with_database(void)
     pool_get_stats(pool, &st);
     CHECK_INT(st.open, 1);
     CHECK(st.pipelined >= 1);
+    CHECK_INT(st.in_flight, 0);
+    CHECK_INT(st.statements - before.statements, 8 + 5);
+    CHECK_INT(st.resent - before.resent, 5);
+    CHECK_INT(st.syncs - before.syncs, 1 + 5);
+
+    /* Without an error, one segment: eight statements, one sync point. */
+    before = st;
+    answered = 0;
+    for (int i = 0; i < 8; i++)
+        submit(wa, &many[i], 0, params[i]);
+    run_until(&la, wa, many, 8);
+    for (int i = 0; i < 8; i++) {
+        CHECK_INT(many[i].error, POOL_OK);
+        CHECK_INT(many[i].order, i);
+        CHECK_STR(many[i].value, params[i]);
+    }
+    pool_get_stats(pool, &st);
+    CHECK_INT(st.statements - before.statements, 8);
+    CHECK_INT(st.syncs - before.syncs, 1);
+    CHECK_INT(st.resent - before.resent, 0);
+
+    /* Another worker's statements join the segment of the connection this one drives; the
+     * two its failing one aborted are sent again and answered in their own worker's thread. */
+    before = st;
+    answer_t mine, theirs[3];
+    static const char *their_params[3] = {"0", "2", "3"};
+    submit(wa, &mine, 0, "9");
+    for (int i = 0; i < 3; i++)
+        submit(wb, &theirs[i], i == 0 ? 1 : 0, their_params[i]);
+    int all_done = 0;
+    for (int round = 0; round < 500 && !all_done; round++) {
+        loop_run_once(&la, 5);
+        pool_worker_tick(wa);
+        loop_run_once(&lb, 5);
+        pool_worker_tick(wb);
+        all_done = mine.done && theirs[0].done && theirs[1].done && theirs[2].done;
+    }
+    CHECK_INT(mine.error, POOL_OK);
+    CHECK_STR(mine.value, "9");
+    CHECK_INT(theirs[0].error, POOL_ERR_QUERY);
+    for (int i = 1; i < 3; i++) {
+        CHECK_INT(theirs[i].error, POOL_OK);
+        CHECK_STR(theirs[i].value, their_params[i]);
+    }
+    pool_get_stats(pool, &st);
+    CHECK_INT(st.open, 1);
+    CHECK_INT(st.foreign - before.foreign, 3 + 2);
+    CHECK_INT(st.resent - before.resent, 2);
+    CHECK_INT(st.syncs - before.syncs, 1 + 2);
     CHECK_INT(st.in_flight, 0);
 
     /* A cancelled query is not answered; the others are. */
