@@ -1,14 +1,17 @@
 /* routes.c: the API's routes: matching, parameters, SQL, and JSON written straight from libpq. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "alloc.h"
 #include "format.h"
 #include "json.h"
 #include "log.h"
 #include "number.h"
 #include "order.h"
 #include "server.h"
+#include "sort.h"
 #include "url.h"
 
 /* ---- SQL: every statement is prepared once per connection -------------------------------- */
@@ -37,10 +40,10 @@ static const pool_statement_t STATEMENTS_LIVE[ST_COUNT] = {
     {"count_products", "SELECT count(*) FROM products", POOL_SHARED},
     {"list_cheapest", "SELECT " PRODUCT_COLUMNS " FROM products ORDER BY price_cents, id LIMIT 100",
      POOL_SHARED},
-    /* About 1,000 rows: alone on its connection, so no cheap statement waits behind it. */
-    {"list_category",
-     "SELECT " LISTING_COLUMNS " FROM products WHERE category = $1 ORDER BY price_cents, id",
-     POOL_ALONE},
+    /* About 1,000 rows: alone on its connection, so no cheap statement waits behind it.  In
+     * no order: the server orders the rows by price, then id (on_products), which costs it a
+     * fraction of what PostgreSQL's sort of the whole wide rows costs PostgreSQL. */
+    {"list_category", "SELECT " LISTING_COLUMNS " FROM products WHERE category = $1", POOL_ALONE},
     {"product", "SELECT " PRODUCT_COLUMNS " FROM products WHERE id = $1", POOL_SHARED},
     /* A live, exact aggregate of every order (docs/api.md, GET /report): the expensive route.  Each
      * product's orders are counted and summed by a lateral subquery, which PostgreSQL runs as
@@ -233,11 +236,17 @@ static char *put_u32(char *d, uint32_t v)
     return end;
 }
 
-static char *put_int4(char *d, const char *value)
+/* A binary int4 column value. */
+static int32_t get_int4(const char *value)
 {
     uint32_t be;
     memcpy(&be, value, 4);
-    int32_t v = (int32_t)__builtin_bswap32(be);
+    return (int32_t)__builtin_bswap32(be);
+}
+
+static char *put_int4(char *d, const char *value)
+{
+    int32_t v = get_int4(value);
     if (v >= 0) return put_u32(d, (uint32_t)v);
     *d++ = '-';
     return put_u32(d, (uint32_t)0 - (uint32_t)v);
@@ -354,18 +363,30 @@ static void on_products(pool_query_t *q, PGresult *res, int error, const char *m
         return;
     }
     buf_t category = {0};
-    if (listing) json_write_string(&category, c->param.data, c->param.len - 1);
-    http_response_t resp;
     int rows = PQntuples(res);
+    sort_item_t *order = NULL;
+    if (listing) {
+        json_write_string(&category, c->param.data, c->param.len - 1);
+        /* PostgreSQL sent the rows in no order: by price, then id (LISTING_COLUMNS). */
+        order = xmalloc(2 * (size_t)(rows ? rows : 1) * sizeof *order);
+        for (int i = 0; i < rows; i++) {
+            order[i].key =
+                sort_key_i32_pair(get_int4(PQgetvalue(res, i, 2)), get_int4(PQgetvalue(res, i, 0)));
+            order[i].row = (uint32_t)i;
+        }
+        sort_items(order, order + rows, (size_t)rows);
+    }
+    http_response_t resp;
     conn_reserve_output(c, (size_t)rows * 400 + 512);
     buf_t *out = conn_begin(c, &resp, 200, NULL);
     buf_append_char(out, '[');
     for (int i = 0; i < rows; i++) {
         if (i) buf_append_char(out, ',');
-        write_product(out, res, i, category.data, category.len);
+        write_product(out, res, order ? (int)order[i].row : i, category.data, category.len);
     }
     buf_append_char(out, ']');
     conn_end(c, &resp, 200);
+    free(order);
     buf_free(&category);
 }
 

@@ -495,4 +495,16 @@ with harness.Server(dict(env, SERVER_ID=SERVER_ID, WORKERS="2")) as server:
                                  "/products/:id", "/report", "/orders", "/metrics", "unmatched"},
                 sorted(route_labels))
 
+    # ---- the listing's order is the server's: price, then id, also for equal prices and
+    # negative ones, whatever order PostgreSQL sends the rows in ----------------------------------
+    harness.psql("INSERT INTO products (id, name, category, price_cents, stock) VALUES"
+                 " (90003, 'c', 'ties', 500, 1), (90001, 'a', 'ties', 500, 1),"
+                 " (90002, 'b', 'ties', -20, 1), (90004, 'd', 'ties', 500, 1),"
+                 " (90000, 'e', 'ties', 2147483647, 1)", db=NAME)
+    status, _, value, _ = request_json("GET", "/products?category=ties")
+    suite.equal("GET /products?category=ties: price then id, ties by id",
+                [(p["price_cents"], p["id"]) for p in value] if status == 200 else status,
+                [(-20, 90002), (500, 90001), (500, 90003), (500, 90004), (2147483647, 90000)])
+    harness.psql("DELETE FROM products WHERE category = 'ties'", db=NAME)
+
 suite.finish()
