@@ -1,4 +1,4 @@
-/* test_sort.c: unit tests for lib/sort (the radix sort that orders a category listing by
+/* test_sort.c: unit tests for server/sort (the radix sort that orders a category listing by
  * price, then id): against qsort on random, tied, extreme and already ordered keys. */
 #include <stdlib.h>
 

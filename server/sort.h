@@ -1,4 +1,5 @@
-/* sort.h: ordering rows by a 64-bit key in the server instead of in PostgreSQL. */
+/* sort.h: ordering rows by a 64-bit key in the server instead of in PostgreSQL (the category
+ * listing by price, then id). */
 #ifndef CATALOG_SORT_H
 #define CATALOG_SORT_H
 
