@@ -936,8 +936,11 @@ def main():
     others = ("Other developers' builds, tests and load runs were using this machine's CPUs "
               "during the run: absolute figures are lower, and noisier, than on a quiet "
               "machine; the ratios were measured side by side and suffer less."
-              if max(busy_before, busy_after) > 0.2 or load_before[0] > 1 else
-              "The machine was otherwise idle.")
+              if max(busy_before, busy_after) > 0.2 else
+              # The load average trails by minutes (earlier work, the bench's own runs); the
+              # busy share is measured over one second.
+              "The machine was otherwise idle (its CPUs' busy share, measured over one second "
+              "before and after; the load average trails earlier work by minutes).")
     with open(OUTPUT, "w", encoding="utf-8") as out:
         out.write("# Benchmarks\n\n")
         out.write("Written by `make bench` (scripts/bench.sh -> scripts/bench/bench.py); every "
