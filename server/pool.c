@@ -1432,6 +1432,15 @@ static pool_conn_t *worker_pick_pipeline(pool_worker_t *w, pool_query_t *q, int 
     return best;
 }
 
+/* Runs q on c, a connection w drives that q joins without waiting; the caller holds the lock,
+ * which this releases. */
+static void run_joined_locked(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+{
+    record_wait_locked(w->pool, 0);
+    pthread_mutex_unlock(&w->pool->lock);
+    pgconn_run(w, c, q);
+}
+
 int pool_submit(pool_worker_t *w, pool_query_t *q)
 {
     pool_t *p = w->pool;
@@ -1455,9 +1464,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
      * first). */
     pool_conn_t *joined = p->wait_head ? NULL : worker_pick_pipeline(w, q, 1);
     if (joined) {
-        record_wait_locked(p, 0);
-        pthread_mutex_unlock(&p->lock);
-        pgconn_run(w, joined, q);
+        run_joined_locked(w, joined, q);
         return 0;
     }
     while (p->idle) {
@@ -1488,9 +1495,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
      * already (they come first). */
     pool_conn_t *c = p->wait_head ? NULL : worker_pick_pipeline(w, q, 0);
     if (c) {
-        record_wait_locked(p, 0);
-        pthread_mutex_unlock(&p->lock);
-        pgconn_run(w, c, q);
+        run_joined_locked(w, c, q);
         return 0;
     }
     if (may_open) { /* backing off after a failed connect */
