@@ -65,8 +65,10 @@ cleanup() {
 trap cleanup EXIT
 
 # --- setup: packages, mirror, base image, stand-ins ------------------------------------------
-need_pkgs=(podman buildah debootstrap runc netavark aardvark-dns docker-compose curl iproute2
-	python3 python3-yaml)
+# netavark sets up the containers' networks with iptables, which none of these depend on (a
+# machine without it fails every build step that runs: "netavark: No such file or directory").
+need_pkgs=(podman buildah debootstrap runc netavark aardvark-dns iptables docker-compose curl
+	iproute2 python3 python3-yaml)
 # kubectl renders the Kubernetes base (kustomize); another package may already provide it.
 command -v kubectl >/dev/null 2>&1 || need_pkgs+=(kubernetes-client)
 install_missing "${need_pkgs[@]}"
