@@ -65,12 +65,12 @@ cleanup() {
 trap cleanup EXIT
 
 # --- setup: packages, mirror, base image, stand-ins ------------------------------------------
-# Two that none of these depend on (apt-get installs without recommends): netavark sets up the
+# Three that none of these depend on (apt-get installs without recommends): netavark sets up the
 # containers' networks with iptables (without it every build step that runs fails: "netavark:
-# No such file or directory"), and a pod's infra container runs catatonit ("podman kube play":
-# "finding pause binary").
-need_pkgs=(podman buildah debootstrap runc netavark aardvark-dns iptables catatonit docker-compose
-	curl iproute2 python3 python3-yaml)
+# No such file or directory"), a pod's infra container runs catatonit ("podman kube play":
+# "finding pause binary"), and the lab-distros containers' network is slirp4netns's.
+need_pkgs=(podman buildah debootstrap runc netavark aardvark-dns iptables catatonit slirp4netns
+	docker-compose curl iproute2 python3 python3-yaml)
 # kubectl renders the Kubernetes base (kustomize); another package may already provide it.
 command -v kubectl >/dev/null 2>&1 || need_pkgs+=(kubernetes-client)
 install_missing "${need_pkgs[@]}"
