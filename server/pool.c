@@ -59,8 +59,6 @@ struct pool_conn {
     int exclusive;             /* a POOL_ALONE statement runs: nothing joins it */
     int closed_tail;           /* the newest statement is POOL_LAST: nothing joins behind it */
     int broken;                /* a send failed: it takes nothing more and closes when drained */
-    unsigned unsynced;         /* pipeline mode: statements queued since the last sync point (the
-                                * open segment, closed when the worker flushes) */
     pool_conn_t *flush_next;   /* in its worker's list of connections to flush */
     pool_worker_t *flush_in;   /* that worker, or NULL when not listed */
     pool_query_t *connect_for; /* the query it is being opened for; NULL once cancelled */
@@ -501,23 +499,35 @@ static void pgconn_broken(pool_worker_t *w, pool_conn_t *c)
         deliver(lost[i], NULL, POOL_ERR_CONNECTION, message);
 }
 
+/* Pipeline mode: c has an open segment, statements queued since its last sync point.  Its
+ * newest statement is still in flight then: nothing of a segment leaves libpq's buffer before
+ * its sync point (a segment is far below libpq's 64 kB flush threshold), so nothing of it can
+ * have been answered. */
+static int pgconn_segment_open(const pool_t *p, pool_conn_t *c)
+{
+    return p->config.pipeline_depth > 0 && c->depth > 0 && !entry_at(c, c->depth - 1)->sync;
+}
+
+/* Sends a sync point (libpq 15 writes out what is buffered here: its PQpipelineSync flushes).
+ * Returns 0, or -1 with c marked broken. */
+static int pgconn_put_sync(pool_t *p, pool_conn_t *c)
+{
+    if (!PQpipelineSync(c->pg)) {
+        c->broken = 1;
+        return -1;
+    }
+    __atomic_add_fetch(&p->syncs, 1, __ATOMIC_RELAXED);
+    return 0;
+}
+
 /* Ends c's open segment with a sync point: the statements queued since the last one run in one
  * implicit transaction and are answered in one write.  Returns 0, or -1 with c marked broken
  * (the read path reports it to the statements in flight). */
 static int pgconn_sync(pool_t *p, pool_conn_t *c)
 {
-    if (!c->unsynced) return 0;
-    /* libpq 15 writes out what is buffered here (its PQpipelineSync flushes). */
-    if (!PQpipelineSync(c->pg)) {
-        c->broken = 1;
-        return -1;
-    }
-    /* The segment's statements cannot have been answered yet: nothing of them left libpq's
-     * buffer before this flush (a segment is far below libpq's 64 kB flush threshold), so its
-     * newest statement is still the newest in flight. */
+    if (!pgconn_segment_open(p, c)) return 0;
+    if (pgconn_put_sync(p, c) < 0) return -1;
     entry_at(c, c->depth - 1)->sync = 1;
-    c->unsynced = 0;
-    __atomic_add_fetch(&p->syncs, 1, __ATOMIC_RELAXED);
     return 0;
 }
 
@@ -554,16 +564,11 @@ static int pgconn_queue(pool_worker_t *w, pool_conn_t *c, pool_query_t *q, int o
                                  q->binary_results ? 1 : 0))
             goto not_sent;
     }
-    if (alone && !PQpipelineSync(c->pg)) {
-        c->broken = 1;
-        return POOL_ERR_CONNECTION;
-    }
-    if (alone) __atomic_add_fetch(&p->syncs, 1, __ATOMIC_RELAXED);
+    if (alone && pgconn_put_sync(p, c) < 0) return POOL_ERR_CONNECTION;
     if (prepare) c->prepared |= bit;
     entry_t *e = entry_at(c, c->depth);
     memset(e, 0, sizeof *e);
-    e->sync = alone;
-    if (pipeline && !alone) c->unsynced++;
+    e->sync = alone; /* else the segment stays open until the worker flushes */
     __atomic_add_fetch(&p->statements, 1, __ATOMIC_RELAXED);
     e->q = q;
     e->statement = q->statement;
@@ -1423,10 +1428,12 @@ static pool_conn_t *worker_pick_pipeline(pool_worker_t *w, pool_query_t *q, int 
 {
     pool_t *p = w->pool;
     if (p->config.pipeline_depth < 2 || is_exclusive(p, q)) return NULL;
+    int shares = !is_last(p, q); /* a write has a segment of its own */
+    if (open_only && !shares) return NULL;
     pool_conn_t *best = NULL;
     for (pool_conn_t *c = w->active; c; c = c->active_next) {
         if (!pgconn_can_join(p, c, w->loop->now_ms)) continue;
-        if (c->unsynced && !is_last(p, q)) return c;
+        if (shares && pgconn_segment_open(p, c)) return c;
         if (!open_only && (!best || c->depth < best->depth)) best = c;
     }
     return best;
