@@ -26,6 +26,7 @@
 #
 # It sources report.sh (ok, fail, finish, report_start: see there) and also defines:
 #   lab               the path of scripts/lab.sh
+#   nginx             the nginx binary (Debian's is in /usr/sbin, not on a normal account's PATH)
 #   all_pids          an array, filled by record_pids
 #   port_busy PORT    true when something listens on the TCP port PORT
 #   free_block COUNT  prints a first port such that COUNT consecutive ports are free
@@ -58,6 +59,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/report.sh"
 
 lab=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/lab.sh
+nginx=$(command -v nginx || echo /usr/sbin/nginx)
 all_pids=()
 
 port_busy() { [[ -n $(ss -Htln "sport = :$1" 2>/dev/null) ]]; }

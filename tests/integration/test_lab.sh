@@ -29,7 +29,7 @@ trap cleanup EXIT
 configs_valid() {
 	local label=$1 out
 	if [[ -f $LAB_DIR/run/nginx/nginx.conf ]]; then
-		if out=$(nginx -t -p "$LAB_DIR/run/nginx" -c "$LAB_DIR/run/nginx/nginx.conf" 2>&1); then
+		if out=$("$nginx" -t -p "$LAB_DIR/run/nginx" -c "$LAB_DIR/run/nginx/nginx.conf" 2>&1); then
 			ok "$label: nginx -t passes on the generated config"
 		else
 			fail "$label: nginx -t passes on the generated config" "$out"

@@ -111,9 +111,6 @@ else
 fi
 
 work=$(mktemp -d /tmp/catalog-scenario-work.XXXXXX)
-# Debian's nginx is in /usr/sbin, which is not on a normal account's PATH.
-nginx=$(command -v nginx || echo /usr/sbin/nginx)
-
 # nginx_check NAME CONF: nginx -t on a copy in a private prefix.
 nginx_check() {
 	local name=$1 conf=$2 dir out
