@@ -59,6 +59,7 @@
 source "$(dirname "${BASH_SOURCE[0]}")/report.sh"
 
 lab=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)/scripts/lab.sh
+# shellcheck disable=SC2034 # read by the tests that source this file
 nginx=$(command -v nginx || echo /usr/sbin/nginx)
 all_pids=()
 
