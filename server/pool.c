@@ -548,7 +548,10 @@ static int pgconn_queue(pool_worker_t *w, pool_conn_t *c, pool_query_t *q, int o
     int prepare = !p->config.unnamed && !(c->prepared & bit);
     int pipeline = p->config.pipeline_depth > 0;
     int alone = pipeline && (own_sync || st->sharing != POOL_SHARED);
-    if (c->broken) return POOL_ERR_NOT_SENT;
+    if (c->broken || PQstatus(c->pg) != CONNECTION_OK) {
+        c->broken = 1;
+        return POOL_ERR_NOT_SENT;
+    }
     if (alone && pgconn_sync(p, c) < 0) return POOL_ERR_NOT_SENT;
     if (p->config.unnamed) {
         /* Parse, Bind, Execute of the unnamed statement: nothing outlives the transaction. */
@@ -782,10 +785,28 @@ static void keep_result(entry_t *e, PGresult *r)
     e->result = r;
 }
 
+/* The error in res (a failed statement on c) ends the session rather than the statement: the
+ * backend was terminated or shut down (57P01 administrator, 57P02 crash, 57P03 cannot connect
+ * now, 57P04 database dropped, 57P05 idle session timeout), any other FATAL or PANIC, a
+ * connection exception (class 08), or an error of libpq's own (no SQLSTATE) on a connection it
+ * found broken.  57014 (statement timeout, cancel) is an ERROR: the session goes on. */
+static int pgconn_error_ends_session(const pool_conn_t *c, const PGresult *res)
+{
+    const char *state = pool_result_sqlstate(res);
+    const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+    if (severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0)) return 1;
+    if (strncmp(state, "08", 2) == 0) return 1;
+    if (strncmp(state, "57P0", 4) == 0 && state[4] >= '1' && state[4] <= '5') return 1;
+    return *state == '\0' && PQstatus(c->pg) == CONNECTION_BAD;
+}
+
 /* The oldest statement on c was answered: take it off, decide c's fate, then call back (the
  * callback may submit again, possibly onto c).  A statement that an earlier one's error in its
  * segment aborted never ran: it is sent again, in a segment of its own, and answered then.
- * Returns 0 while c stays with this worker. */
+ * An error that ends the session (pgconn_error_ends_session) is a lost connection: the
+ * statement fails with POOL_ERR_CONNECTION, and c takes nothing more (nothing is resent onto
+ * it: the statements aborted behind it fail with POOL_ERR_NOT_SENT).  Returns 0 while c stays
+ * with this worker. */
 static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
@@ -795,6 +816,18 @@ static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
     ExecStatusType s = result ? PQresultStatus(result) : PGRES_FATAL_ERROR;
     int ok = s == PGRES_TUPLES_OK || s == PGRES_COMMAND_OK;
     int error = ok ? POOL_OK : result ? POOL_ERR_QUERY : POOL_ERR_CONNECTION;
+    char lost[256];
+    lost[0] = '\0';
+    if (error == POOL_ERR_QUERY && s != PGRES_PIPELINE_ABORTED &&
+        pgconn_error_ends_session(c, result)) {
+        const char *why = PQresultErrorMessage(result);
+        snprintf(lost, sizeof lost, "%s: %.*s", pool_strerror(POOL_ERR_CONNECTION),
+                 (int)strcspn(why, "\n"), why);
+        c->broken = 1;
+        error = POOL_ERR_CONNECTION;
+        PQclear(result);
+        result = NULL;
+    }
     if (head->prepare && (head->prepare_failed || !result))
         c->prepared &= ~((uint64_t)1 << head->statement);
     int remote = head->remote;
@@ -841,7 +874,10 @@ static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
     /* Room freed behind statements still in flight is filled once the read is done
      * (pgconn_read), so the waiters go out in one write. */
     if (q) {
-        const char *msg = ok ? "" : result ? PQresultErrorMessage(result) : pool_strerror(error);
+        const char *msg = ok       ? ""
+                          : result ? PQresultErrorMessage(result)
+                          : *lost  ? lost
+                                   : pool_strerror(error);
         deliver(q, result, error, msg);
     }
     if (result) PQclear(result);

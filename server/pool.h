@@ -31,9 +31,14 @@
  * tries again after a short back-off, so it recovers by itself.
  *
  * A statement that has been sent is never sent again: when its connection breaks, the query
- * fails with POOL_ERR_CONNECTION (it may have run: for a write, the outcome is unknown).  A
- * query whose statement had not left the process when the connection was found broken is
- * sent on a fresh connection, or fails with POOL_ERR_NOT_SENT (it did not run). */
+ * fails with POOL_ERR_CONNECTION (it may have run: for a write, the outcome is unknown).  An
+ * error that ends the session is a broken connection too, not a failed statement: a backend
+ * terminated or shut down (SQLSTATE 57P01-57P05), any FATAL or PANIC, a connection exception
+ * (class 08), libpq's own error on a connection it found lost; 57014 (statement timeout,
+ * cancel) stays POOL_ERR_QUERY.  A query whose statement had not left the process when the
+ * connection was found broken (or that an earlier statement's error aborted in the pipeline,
+ * on a connection that is going away) is sent on a fresh connection, or fails with
+ * POOL_ERR_NOT_SENT (it did not run); nothing is sent onto a connection that is going away. */
 #ifndef CATALOG_POOL_H
 #define CATALOG_POOL_H
 

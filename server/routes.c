@@ -105,7 +105,8 @@ static void respond_db_error(conn_t *c, int error, const PGresult *res, const ch
         conn_respond_error(c, 503, pool_strerror(error), "Retry-After: 1\r\n");
         return;
     /* A read (the order routes answer a lost connection themselves), or a statement that did
-     * not run: trying again is safe. */
+     * not run: trying again is safe.  A backend terminated under the statement (57P01-57P05,
+     * any FATAL) comes here too: the pool reports it as a lost connection (pool.h). */
     case POOL_ERR_CONNECTION:
     case POOL_ERR_NOT_SENT:
         /* The forced shutdown cut the statement short (pool_shutdown, pool.h). */
