@@ -15,6 +15,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
+#include "resolver.h"
 
 const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {1, 5, 10, 50, 100, 500, 1000, 5000};
 
@@ -31,6 +32,8 @@ enum cancel_state { K_NONE, K_CONNECTING, K_SENT };
 /* No statement joins a pipeline whose oldest statement has run longer than this (it may wait
  * on a lock, and whatever is queued behind it waits too). */
 #define POOL_STALL_MS 50
+/* How long pool_new waits for the first lookup of DB_HOST before the server starts without it. */
+#define POOL_FIRST_LOOKUP_WAIT_MS 1000
 
 /* A statement sent on a connection, in the order the answers will come. */
 typedef struct entry {
@@ -77,9 +80,11 @@ struct pool {
     pthread_mutex_t lock;
     pool_config_t config; /* numbers; strings below are owned copies */
     char *strings[6];     /* host, port, dbname, user, password, application_name */
-    const char *keywords[9];
-    const char *values[9];
-    char options[128]; /* libpq "options": session settings every connection starts with */
+    const char *keywords[10];
+    const char *values[10];
+    resolver_t *resolver; /* DB_HOST's addresses, or NULL when libpq needs no lookup */
+    int host_at, addr_at; /* where the host and hostaddr values go in values */
+    char options[128];    /* libpq "options": session settings every connection starts with */
     /* below: under lock */
     pool_conn_t *idle; /* stack of idle connections, most recently used on top */
     unsigned idle_count;
@@ -454,6 +459,9 @@ static void pgconn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *
     snprintf(message, sizeof message, "database unavailable: %s%s%.*s", why, *detail ? ": " : "",
              (int)strcspn(detail, "\n"), detail);
     log_warn("%s", message);
+    /* The address may have changed (a failover, a container started again): look it up anew,
+     * off the loops.  A lookup that has not finished is not asked twice. */
+    if (p->resolver && c->pg) resolver_refresh(p->resolver);
     pgconn_destroy(w, c);
     pthread_mutex_lock(&p->lock);
     p->open--;
@@ -1054,7 +1062,10 @@ static pool_conn_t *pgconn_new(pool_t *p)
     return c;
 }
 
-/* Opens a new connection for q in w; the slot (p->open) is already counted. */
+/* Opens a new connection for q in w; the slot (p->open) is already counted.  libpq gets the
+ * addresses of DB_HOST the resolver found (as hostaddr, beside host), so it never looks a name
+ * up on this thread; while the resolver has none, the attempt fails at once (the database is
+ * unavailable, with the reason). */
 static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q)
 {
     pool_t *p = w->pool;
@@ -1065,11 +1076,20 @@ static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q)
     c->deadline_ms = w->loop->now_ms + p->config.connect_timeout_ms;
     q->state = Q_CONNECTING;
     q->conn = c;
-    c->pg = PQconnectStartParams(p->keywords, p->values, 0);
+    const char *values[10];
+    char host[RESOLVER_LIST_MAX], hostaddr[RESOLVER_LIST_MAX], why[256] = "connect failed";
+    memcpy(values, p->values, sizeof values);
+    int known = !p->resolver ||
+                resolver_get(p->resolver, host, hostaddr, sizeof host, why, sizeof why) == 0;
+    if (known && p->resolver) {
+        values[p->host_at] = host;
+        values[p->addr_at] = hostaddr;
+    }
+    c->pg = known ? PQconnectStartParams(p->keywords, values, 0) : NULL;
     active_add(w, c);
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || pgconn_watch(w, c, EPOLLOUT) < 0) {
         c->connect_for = NULL;
-        pgconn_connect_failed(w, c, "connect failed");
+        pgconn_connect_failed(w, c, why);
         q->state = Q_NEW;
         defer_error(w, q, POOL_ERR_UNAVAILABLE);
     }
@@ -1200,9 +1220,22 @@ pool_t *pool_new(const pool_config_t *config, char *err, size_t err_len)
     for (int i = 0; i < 6; i++) {
         p->strings[i] = dup_or_null(src[i]);
         if (p->strings[i]) {
+            if (i == 0) p->host_at = k;
             p->keywords[k] = names[i];
             p->values[k++] = p->strings[i];
         }
+    }
+    /* A host name is looked up on the resolver's thread (resolver.h); its addresses go to
+     * libpq as hostaddr, filled in at each connect. */
+    p->resolver = resolver_new(config->host, config->port);
+    if (p->resolver) {
+        p->addr_at = k;
+        p->keywords[k] = "hostaddr";
+        p->values[k++] = "";
+        if (!resolver_wait_first(p->resolver, POOL_FIRST_LOOKUP_WAIT_MS))
+            log_warn("the lookup of DB_HOST '%s' has not finished after %d ms: requests that need "
+                     "the database get 503 until it does",
+                     config->host, POOL_FIRST_LOOKUP_WAIT_MS);
     }
     p->keywords[k] = "options";
     snprintf(p->options, sizeof p->options, CONFIG_DB_SESSION_OPTIONS " -c statement_timeout=%u",
@@ -1225,6 +1258,7 @@ void pool_shutdown(pool_t *p)
 void pool_free(pool_t *p)
 {
     if (!p) return;
+    resolver_free(p->resolver);
     while (p->idle) {
         pool_conn_t *c = p->idle;
         p->idle = c->next;
