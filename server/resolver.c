@@ -31,7 +31,7 @@ struct resolver {
     unsigned lookups;                                          /* lookups finished */
     int wanted, running, stopping;
     char error[256]; /* why the last lookup failed */
-    int refs;        /* the owner's and the thread's: the last one frees */
+    int detached;    /* the owner left during a lookup: the thread frees r */
 };
 
 static int is_socket_dir(const char *entry)
@@ -154,9 +154,9 @@ static void *resolver_main(void *arg)
         }
         pthread_cond_broadcast(&r->cond);
     }
-    int last = --r->refs == 0;
+    int frees = r->detached;
     pthread_mutex_unlock(&r->lock);
-    if (last) resolver_destroy(r);
+    if (frees) resolver_destroy(r);
     return NULL;
 }
 
@@ -173,7 +173,6 @@ resolver_t *resolver_new(const char *host, const char *port)
     resolver_t *r = xcalloc(1, sizeof *r);
     r->names = xstrdup(host);
     r->wanted = 1;
-    r->refs = 2;
     pthread_mutex_init(&r->lock, NULL);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -199,16 +198,17 @@ void resolver_free(resolver_t *r)
     pthread_mutex_lock(&r->lock);
     r->stopping = 1;
     int running = r->running;
+    r->detached = running;
+    pthread_t thread = r->thread; /* r may be freed by the thread once unlocked */
     pthread_cond_broadcast(&r->cond);
-    int last = --r->refs == 0;
     pthread_mutex_unlock(&r->lock);
     if (running) {
         /* Stuck in getaddrinfo, perhaps for good: it frees r when (if) it returns. */
-        pthread_detach(r->thread);
+        pthread_detach(thread);
         return;
     }
-    pthread_join(r->thread, NULL); /* it sees stopping before any other lookup */
-    if (last) resolver_destroy(r);
+    pthread_join(thread, NULL); /* it sees stopping before any other lookup */
+    resolver_destroy(r);
 }
 
 int resolver_wait_first(resolver_t *r, unsigned wait_ms)

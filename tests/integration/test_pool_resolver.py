@@ -58,6 +58,12 @@ try:
         recovered = harness.wait_for(
             lambda: harness.timed(port, "GET", "/products/3", timeout=8)[0] == 200, timeout_s=15)
         log = server.stderr_text()
+    # A server stopped while its lookup hangs does not wait for it.
+    with open(hang_file, "w", encoding="ascii"):
+        pass
+    stuck = harness.Server(settings, start_timeout_s=20).start()
+    harness.timed(stuck.port, "GET", "/products/1", timeout=8)
+    stopped_rc = stuck.stop(timeout_s=10)
 finally:
     if os.path.exists(os.path.join(work, "hang")):
         os.unlink(os.path.join(work, "hang"))
@@ -70,6 +76,7 @@ suite.equal("a request that needs the database gets 503 rather than no answer", 
 suite.equal("the 503 carries Retry-After", db_headers.get("retry-after"), "1")
 suite.equal("the next one too (no worker waits on the lookup)", second, 503)
 suite.check("once the lookup answers, reads work (200)", recovered, log[-800:])
+suite.equal("SIGTERM while the lookup hangs: the server exits 0", stopped_rc, 0)
 suite.check("the log says the lookup has not finished",
             f"lookup of DB_HOST '{HANG_NAME}' has not finished" in log, log[-800:])
 suite.finish()
