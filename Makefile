@@ -129,7 +129,9 @@ sanitize:
 	@$(MAKE) --no-print-directory SANITIZER=thread programs
 
 # Long runs, never part of make test.  fuzz: every driver FUZZ_SECONDS (default 600) from the
-# corpus it grew last time (build-fuzz/corpus/); soak: 1,000,000 requests, RSS must stay flat.
+# corpus it grew last time (build-fuzz/corpus/); soak: 1,000,000 requests, RSS must stay flat,
+# then test_pool_kills for KILL_ROUNDS (default 3000) rounds of backends killed at random points
+# of cancel and hand-over (make test runs a short version of it).
 fuzz:
 	@scripts/fuzz.sh --keep --seconds $(or $(FUZZ_SECONDS),600)
 # fuzzers: every driver, built with clang (libFuzzer, ASan, UBSan); scripts/fuzz.sh calls it.
@@ -143,6 +145,8 @@ fuzzers:
 endif
 soak: all
 	@scripts/soak.sh $(BUILD)
+	@KILL_ROUNDS=$(or $(KILL_ROUNDS),3000) TEST_TIMEOUT_S=3600 BESIDE_TESTS="" \
+		tests/run.sh $(BUILD) integration test_pool_kills
 
 # lint: shellcheck on every shell script, clang-format --dry-run -Werror on every C file (part
 # of make test); format: rewrites the C files to .clang-format, then lints.
@@ -206,4 +210,4 @@ help:
 	@echo "make test-containers   the Docker image, Compose layouts and Kubernetes pods run under podman"
 	@echo "make test-vm    SERVER_CPUS on real cgroup v2 (systemd user scope, root, pinning, sudo) in a Debian 12 VM"
 	@echo "make fuzz       every libFuzzer driver for FUZZ_SECONDS (default 600) each, ASan+UBSan"
-	@echo "make soak       1,000,000 requests to one server; fails unless its RSS stays flat"
+	@echo "make soak       1,000,000 requests to one server (RSS must stay flat), then 3000 rounds of killed backends"

@@ -17,17 +17,18 @@
 #   Tests are added to it when they are long and add nothing under sanitizers, so that make test
 #   stays well inside its 15 minutes (the sanitized binaries run 2-3x slower).
 # TSAN_TESTS: the integration tests of the ThreadSanitizer pass, space-separated.  Default
-#   "test_sanitizers test_server_orders test_server_routes test_pool_workers": a mixed load on
-#   two workers sharing a pool of four with clients leaving mid-query, pool connections killed
-#   under two servers racing on one key, every route, and one pool connection carrying both
-#   workers' statements (killed mid-pipeline).  Tests whose checks depend on timing are left out
+#   "test_sanitizers test_server_orders test_server_routes test_pool_workers test_pool_kills": a
+#   mixed load on two workers sharing a pool of four with clients leaving mid-query, pool
+#   connections killed under two servers racing on one key, every route, one pool connection
+#   carrying both workers' statements (killed mid-pipeline), and the kill stress (backends
+#   terminated at random points of cancel and hand-over, every slot free at the end).  Tests whose checks depend on timing are left out
 #   (test_server_idle, and test_server_pool, whose shutdown check needs a 2 s lock to outlast
 #   its set-up): ThreadSanitizer slows the server several times.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 build=${1:-build-san}
 tsan_build=${2:-build-tsan}
-tsan_tests=${TSAN_TESTS-test_sanitizers test_server_orders test_server_routes test_pool_workers}
+tsan_tests=${TSAN_TESTS-test_sanitizers test_server_orders test_server_routes test_pool_workers test_pool_kills}
 skip=" ${SANITIZE_SKIP-test_deploy test_lab test_lab_user test_dashboard test_scenario test_faults_lab} "
 
 if [[ ! -x $build/catalog-server ]] || ! grep -q __asan_init "$build/catalog-server"; then

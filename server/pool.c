@@ -62,6 +62,7 @@ struct pool_conn {
     int exclusive;             /* a POOL_ALONE statement runs: nothing joins it */
     int closed_tail;           /* the newest statement is POOL_LAST: nothing joins behind it */
     int broken;                /* a send failed: it takes nothing more and closes when drained */
+    int lost;                  /* broken, and no event will report it: the worker's tick does */
     pool_conn_t *flush_next;   /* in its worker's list of connections to flush */
     pool_worker_t *flush_in;   /* that worker, or NULL when not listed */
     pool_query_t *connect_for; /* the query it is being opened for; NULL once cancelled */
@@ -122,6 +123,7 @@ struct pool_worker {
     pool_conn_t *dead;   /* closed during this loop turn; freed by the next tick (an event for
                           * them may still be in the loop's batch) */
     pool_conn_t *flush_head; /* connections with statements queued this loop turn */
+    int lost_pending;        /* a connection was found lost: the next tick comes at once */
     uint64_t next_reap_ms;
 };
 
@@ -409,9 +411,26 @@ static void flush_unlink(pool_conn_t *c)
     c->flush_in = NULL;
 }
 
+/* libpq closes a connection's socket when it finds the connection lost, in any call that reads
+ * (PQconsumeInput, and PQflush, PQpipelineSync or a PQsend* when a write fails or the socket is
+ * full); the kernel then drops the socket from the epoll set by itself, and no event will ever
+ * report it.  Forgets c's registration when its socket is no longer libpq's, without touching
+ * epoll (the number may already belong to another descriptor of this loop).  Returns 1 when
+ * libpq found the connection lost (CONNECTION_BAD): nothing more will arrive on it.  No system
+ * call. */
+static int pgconn_check_lost(pool_conn_t *c)
+{
+    if (c->io.fd >= 0 && (!c->pg || PQsocket(c->pg) != c->io.fd)) {
+        c->io.fd = -1;
+        c->io.events = 0;
+    }
+    return !c->pg || PQstatus(c->pg) == CONNECTION_BAD;
+}
+
 static void pgconn_destroy(pool_worker_t *w, pool_conn_t *c)
 {
     flush_unlink(c);
+    pgconn_check_lost(c);
     if (w) loop_io_stop(w->loop, &c->io);
     active_remove(c);
     cancel_close(w, c);
@@ -607,17 +626,26 @@ not_sent:
     return POOL_ERR_NOT_SENT;
 }
 
+/* A write to c failed: c takes nothing more.  The read path, woken by the error, reports it to
+ * the statements in flight; when no event can wake it (libpq closed the socket, or it cannot be
+ * watched), c is lost and the worker's next tick reports it (pool_worker_tick). */
+static void pgconn_write_failed(pool_worker_t *w, pool_conn_t *c)
+{
+    c->broken = 1;
+    if (!pgconn_check_lost(c)) {
+        if (c->io.fd >= 0 && loop_io_modify(w->loop, &c->io, EPOLLIN | EPOLLOUT) == 0) return;
+        log_warn("pool: cannot watch a database socket");
+    }
+    c->lost = 1;
+    w->lost_pending = 1;
+}
+
 /* Writes out what is queued on c and watches it for the answers (and for writing, when the
- * socket is full).  On failure c is marked broken; the read path, woken by the error, reports
- * it to the statements in flight. */
+ * socket is full).  On failure: pgconn_write_failed. */
 static void pgconn_write(pool_worker_t *w, pool_conn_t *c)
 {
     int f = PQflush(c->pg);
-    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
-        c->broken = 1;
-        if (c->io.fd < 0 || loop_io_modify(w->loop, &c->io, EPOLLIN | EPOLLOUT) < 0)
-            log_warn("pool: cannot watch a database socket");
-    }
+    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) pgconn_write_failed(w, c);
 }
 
 /* What is queued on c goes out: in pipeline mode at the end of the worker's loop turn
@@ -645,9 +673,7 @@ static void worker_flush(pool_worker_t *w)
         c->flush_next = NULL;
         c->flush_in = NULL;
         if (pgconn_sync(w->pool, c) < 0) {
-            /* Wake the read path, which reports the broken connection. */
-            if (c->io.fd < 0 || loop_io_modify(w->loop, &c->io, EPOLLIN | EPOLLOUT) < 0)
-                log_warn("pool: cannot watch a database socket");
+            pgconn_write_failed(w, c);
             continue;
         }
         pgconn_write(w, c);
@@ -876,7 +902,9 @@ static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
     if (c->depth == 0) {
         c->exclusive = 0;
         c->closed_tail = 0;
-        /* With a cancel on its way, c is released once PostgreSQL took it (cancel_done). */
+        /* With a cancel on its way, c is released once PostgreSQL took it (cancel_done); a
+         * cancel for a backend that is gone is pointless: c is released (closed) now. */
+        if (c->cancel_state != K_NONE && (c->broken || pgconn_check_lost(c))) cancel_close(w, c);
         gone = c->cancel_state == K_NONE && !pgconn_release(w, c);
     }
     /* Room freed behind statements still in flight is filled once the read is done
@@ -978,11 +1006,14 @@ static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
         }
         keep_result(e, r);
     }
-    if (PQstatus(c->pg) == CONNECTION_BAD) {
-        if (c->depth)
+    if (pgconn_check_lost(c)) {
+        /* Nothing more will come: the statements in flight fail, a pending cancel is dropped,
+         * the slot is freed.  (A connection handed over with queries belongs to their worker,
+         * which finds it broken and replaces it.) */
+        if (c->depth || c->handed == 0)
             pgconn_broken(w, c);
-        else if (c->state == C_BUSY && c->cancel_state == K_NONE && c->handed == 0)
-            pgconn_release(w, c);
+        else
+            c->broken = 1;
         return;
     }
     if (c->depth > 0) pgconn_top_up(w, c); /* the room the answers freed, in one write */
@@ -1443,6 +1474,17 @@ int pool_worker_tick(pool_worker_t *w)
         local_remove(w, q);
         if (waiting) deliver(q, NULL, POOL_ERR_TIMEOUT, "timed out waiting for a connection");
     }
+    /* Connections lost where no event reports it (pgconn_check_lost): reported here.  Each
+     * report calls back, which may change the list: the scan starts again after one. */
+    w->lost_pending = 0;
+    for (pool_conn_t *c = w->active; c;) {
+        if (c->state == C_BUSY && c->handed == 0 && (c->lost || pgconn_check_lost(c))) {
+            pgconn_broken(w, c);
+            c = w->active;
+            continue;
+        }
+        c = c->active_next;
+    }
     /* Connect and cancel deadlines. */
     for (pool_conn_t *c = w->active, *next; c; c = next) {
         next = c->active_next;
@@ -1483,8 +1525,8 @@ int pool_worker_tick(pool_worker_t *w)
         }
     }
     worker_flush(w); /* last: everything this turn queued goes out */
-    int due = 100;
-    if (w->local_head) {
+    int due = w->lost_pending ? 0 : 100;
+    if (w->local_head && due) {
         uint64_t at = w->local_head->submit_ms + p->config.acquire_timeout_ms;
         due = at > now ? (int)(at - now < 100 ? at - now : 100) : 0;
     }
@@ -1667,7 +1709,8 @@ void pool_cancel(pool_query_t *q)
             if (!entry_at(c, i)->remote && entry_at(c, i)->q == q) entry_at(c, i)->q = NULL;
         /* Alone on its connection, the statement is the backend's only work: cancel it there.
          * Behind or before others, a cancel could hit another request's statement. */
-        if (c->depth == 1 && c->cancel_state == K_NONE && !c->broken && cancel_start(w, c) < 0)
+        if (c->depth == 1 && c->cancel_state == K_NONE && !c->broken &&
+            PQstatus(c->pg) == CONNECTION_OK && cancel_start(w, c) < 0)
             log_warn("cannot send a cancel request; the abandoned statement runs to its end");
     }
     q->state = Q_DONE;

@@ -3,6 +3,7 @@
 # time limit, and prints one closing line "tests: N passed, N failed".
 # Usage: tests/run.sh BUILD_DIR [unit|integration|all] [name-filter]
 # name-filter: runs only the tests whose name contains one of its space-separated words.
+# TEST_TIMEOUT_S: the time limit of each integration test (default 600; make soak raises it).
 # Integration tests share one throwaway PostgreSQL cluster started here (scripts/pg.sh) and
 # stopped on exit; each test creates its own database in it.
 set -euo pipefail
@@ -112,7 +113,7 @@ if [[ $which == integration || $which == all ]]; then
 		base=$(basename "$t")
 		[[ $beside == *" ${base%.*} "* ]] && continue
 		command=$(test_command "$t")
-		[[ -n $command ]] && run_one "integration/$base" 600 "$command" "$t"
+		[[ -n $command ]] && run_one "integration/$base" "${TEST_TIMEOUT_S:-600}" "$command" "$t"
 	done
 	for i in "${!beside_pids[@]}"; do
 		rc=0
