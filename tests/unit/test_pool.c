@@ -1,9 +1,13 @@
 /* test_pool.c: unit tests for lib/pool: the clock arithmetic and the cancel message always;
  * with a PostgreSQL to talk to (PGHOST/PGPORT set, as tests/run.sh does for the integration
  * phase, where tests/integration/test_pool_clock.sh runs this binary again) the idle reaper
- * under two workers whose clocks disagree, and a pipeline of statements on one connection:
- * answered in order, a failing one failing alone. */
+ * under two workers whose clocks disagree, a pipeline of statements on one connection:
+ * answered in order, a failing one failing alone, and a connection whose backend is gone found
+ * lost by a write (libpq closes its socket there): its statements answered, its slot freed. */
+#include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 #include "pool.h"
 #include "test.h"
@@ -11,6 +15,7 @@
 static const pool_statement_t STATEMENTS[] = {
     {"one", "SELECT $1::int", POOL_SHARED},
     {"divide", "SELECT 10 / $1::int", POOL_SHARED},
+    {"sleep", "SELECT $1::int FROM pg_sleep(2)", POOL_SHARED},
 };
 
 typedef struct answer {
@@ -202,6 +207,108 @@ static void test_with_database(void)
     loop_close(&lb);
 }
 
+/* The one line of a control session's query (blocking libpq: a test may). */
+static void control_query(PGconn *control, const char *sql, char *out, size_t out_len)
+{
+    PGresult *r = PQexec(control, sql);
+    snprintf(out, out_len, "%s",
+             PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) ? PQgetvalue(r, 0, 0) : "");
+    PQclear(r);
+}
+
+/* Issue 24, item 4: the backend of the pool's one connection is terminated while a statement
+ * runs; the worker reads nothing from then on but keeps sending (statements joining the
+ * pipeline, a sync point per loop turn).  The first write after the backend's exit draws a
+ * reset, the next fails (libpq notes it and claims success), the next reads the FATAL and the
+ * one after that the reset: libpq closes the socket inside PQpipelineSync.  No event will come
+ * for that socket again, so the pool must report the connection itself: every statement
+ * answered (POOL_ERR_CONNECTION), the slot free, a new statement answered on a new
+ * connection. */
+static void test_lost_in_a_write(void)
+{
+    char err[256], value[64];
+    PGconn *control = PQconnectdb("dbname=postgres");
+    CHECK_INT(PQstatus(control), CONNECTION_OK);
+    pool_config_t config = {
+        .dbname = "postgres",
+        .application_name = "catalog-test-pool-lost",
+        .max_connections = 1,
+        .acquire_timeout_ms = 5000,
+        .idle_timeout_ms = 30000,
+        .connect_timeout_ms = 3000,
+        .retry_backoff_ms = 100,
+        .pipeline_depth = 16,
+        .statements = STATEMENTS,
+        .statement_count = 3,
+    };
+    pool_t *pool = pool_new(&config, err, sizeof err);
+    loop_t loop;
+    CHECK_INT(loop_init(&loop), 0);
+    pool_worker_t *w = pool_worker_new(pool, &loop);
+    answer_t sent[8];
+    submit(w, &sent[0], 2, "1"); /* runs 2 s: the backend is terminated under it */
+    pool_stats_t st;
+    for (int round = 0; round < 500; round++) {
+        loop_run_once(&loop, 10);
+        pool_worker_tick(w);
+        pool_get_stats(pool, &st);
+        if (st.in_flight == 1 && st.connections_opened == 1) break;
+    }
+    CHECK_INT(st.in_flight, 1);
+    control_query(control,
+                  "SELECT pid FROM pg_stat_activity WHERE application_name = "
+                  "'catalog-test-pool-lost'",
+                  value, sizeof value);
+    pid_t backend = (pid_t)atoi(value);
+    CHECK(backend > 0);
+    control_query(control,
+                  "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE "
+                  "application_name = 'catalog-test-pool-lost'",
+                  value, sizeof value);
+    CHECK_STR(value, "1");
+    /* Gone from the system (its socket closed), not only from pg_stat_activity.  ESRCH once
+     * it has exited; a process of another user answers EPERM while it lives. */
+    int exited = 0;
+    for (int i = 0; i < 400 && !exited; i++) {
+        exited = kill(backend, 0) < 0 && errno == ESRCH;
+        if (!exited) usleep(5000);
+    }
+    CHECK(exited);
+    usleep(20000);
+    /* From here the loop is never run until the end: the pool reads nothing. */
+    static const char *params[8] = {"1", "2", "3", "4", "5", "6", "7", "8"};
+    for (int i = 1; i < 8; i++) {
+        submit(w, &sent[i], 0, params[i]); /* joins the pipeline: the loop's clock stands */
+        pool_worker_tick(w);               /* its sync point goes out (or fails) */
+        usleep(5000);
+    }
+    pool_worker_tick(w);
+    /* Those sent on the lost connection fail as sent (the outcome of a write would be
+     * unknown); any submitted once it was found lost run on a new connection. */
+    run_until(&loop, w, sent, 8);
+    int lost = 0;
+    for (int i = 0; i < 8; i++) {
+        CHECK_INT(sent[i].done, 1);
+        CHECK(sent[i].error == POOL_OK || sent[i].error == POOL_ERR_CONNECTION);
+        lost += sent[i].error == POOL_ERR_CONNECTION;
+    }
+    CHECK_INT(sent[0].error, POOL_ERR_CONNECTION);
+    CHECK(lost >= 4); /* the reset is read by the fourth write after the backend's exit */
+    pool_get_stats(pool, &st);
+    CHECK_INT(st.busy, 0);
+    CHECK_INT(st.in_flight, 0);
+    answer_t after;
+    submit(w, &after, 0, "9");
+    run_until(&loop, w, &after, 1);
+    CHECK_INT(after.error, POOL_OK);
+    CHECK_STR(after.value, "9");
+    pool_shutdown(pool);
+    pool_worker_free(w);
+    pool_free(pool);
+    loop_close(&loop);
+    PQfinish(control);
+}
+
 int main(void)
 {
     CHECK_INT(pool_elapsed_ms(1000, 400), 600);
@@ -225,9 +332,10 @@ int main(void)
     bad.max_connections = 0;
     CHECK(pool_new(&bad, err, sizeof err) == NULL);
 
-    if (getenv("PGHOST") && getenv("PGPORT"))
+    if (getenv("PGHOST") && getenv("PGPORT")) {
         test_with_database();
-    else
+        test_lost_in_a_write();
+    } else
         printf("test_pool: no PGHOST/PGPORT: the database part runs in the integration phase\n");
     return test_report("test_pool");
 }
