@@ -41,6 +41,7 @@ class Target(socketserver.ThreadingMixIn, http.server.HTTPServer):
         self.lock = threading.Lock()
         self.by_path = {}
         self.by_server = {}
+        self.by_path_server = {}  # (path, server id) -> answers
         self.by_method = {}
         self.bodies = []
         self.connections = 0
@@ -85,6 +86,8 @@ class Handler(http.server.BaseHTTPRequestHandler):
             server.served += 1
             server.by_path[self.path] = server.by_path.get(self.path, 0) + 1
             server.by_server[server_id] = server.by_server.get(server_id, 0) + 1
+            key = (self.path, server_id)
+            server.by_path_server[key] = server.by_path_server.get(key, 0) + 1
             server.by_method[self.command] = server.by_method.get(self.command, 0) + 1
             if body:
                 server.bodies.append(body)
@@ -97,7 +100,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         if self.path == "/slow" and time.monotonic() < server.slow_until:
             time.sleep(0.4)
         if self.path == "/delay":
-            time.sleep(0.05)  # every answer 50 ms, any number at once
+            time.sleep(0.1)  # every answer 100 ms, any number at once
         status = 503 if self.path == "/fail" else 200
         self.send_response(status)
         self.send_header("X-Server-Id", server_id)
@@ -164,6 +167,14 @@ def test_exact_counts_default_routes():
                 max(counts) - min(counts) <= 6, counts)
     suite.equal("by_server tallies == server's X-Server-Id tallies",
                 {k: v["requests"] for k, v in r["by_server"].items()}, target.by_server)
+    suite.equal("by_route_server tallies == server's (path, X-Server-Id) tallies",
+                {(name.split(" ", 1)[1], server): cell["requests"]
+                 for name, servers in r["by_route_server"].items()
+                 for server, cell in servers.items() if cell["requests"]},
+                target.by_path_server)
+    suite.check("summary shows the route-by-server table",
+                "By route and server" in out and re.search(r"GET /report\s+s[12]\s+\d+", out), out)
+    picture_check(r)
     suite.equal("keep-alive: one connection per -c", target.connections, 6)
     for key in ("avg", "p50", "p90", "p99", "p999", "max"):
         suite.check(f"latency_ms.{key} present and positive", r["latency_ms"].get(key, 0) > 0,
@@ -181,6 +192,25 @@ def test_exact_counts_default_routes():
                 "progress: 1/" in err and "\r" not in err and "\033" not in err, repr(err))
     target.shutdown()
     return r
+
+
+def picture_check(result):
+    """scripts/run-picture.py render draws the run's route-by-server table (a series file with
+    no Prometheus series, as fetch writes when Prometheus had nothing)."""
+    series = os.path.join(TMP, "run.series.json")
+    page = os.path.join(TMP, "run.html")
+    with open(series, "w") as f:
+        json.dump({"label": "t", "start": 0, "end": 2, "series": {}, "result": result}, f)
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
+                          "run-picture.py")
+    proc = subprocess.run([sys.executable, script, "render", page, series], capture_output=True,
+                          text=True, timeout=30)
+    text = open(page).read() if os.path.exists(page) else ""
+    cell = result["by_route_server"]["GET /report"]["s1"]["requests"]
+    suite.check("run picture: the route-by-server table with the run's figures",
+                proc.returncode == 0 and "By route and server" in text
+                and f"<td>GET /report</td><td>s1</td><td>{cell}</td>" in text,
+                proc.stderr + text[-1500:])
 
 
 def test_paths_post_chunked_and_5xx():
@@ -461,13 +491,14 @@ def test_thread_start_failure():
     """A worker thread that cannot start (RLIMIT_NPROC of 3 for an unused uid: the main thread
     and two workers fit, the third does not): the run stops and joins the two before main
     frees the engine.  Before, engine_start returned at once and main freed what the running
-    threads used: heap-use-after-free under ASan in 7 runs of 8."""
+    threads used: heap-use-after-free under ASan in 7 runs of 8 (the sanitized pass of make test
+    runs this file against the ASan build; the plain build only checks the exit and message)."""
     if os.geteuid() != 0:
         suite.check("thread start failure: skipped (needs root to run as an unused uid)", True)
         return
     target = Target()
     uid = 40000 + os.getpid() % 20000
-    for attempt in range(3):
+    for attempt in range(5):
         proc = subprocess.run(
             ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "prlimit",
              "--nproc=3", LOADTEST, "-c", "8", "-t", "8", "-d", "1", "--path", "/a",
@@ -477,7 +508,8 @@ def test_thread_start_failure():
                     proc.returncode == 1 and "cannot start worker thread 3 of 8" in proc.stderr,
                     (proc.returncode, proc.stderr[-2000:]))
         suite.check(f"thread start failure #{attempt + 1}: no sanitizer report",
-                    "Sanitizer" not in proc.stderr, proc.stderr[-2000:])
+                    "Sanitizer" not in proc.stderr and "=====" not in proc.stderr,
+                    proc.stderr[-2000:])
     target.close()
 
 
@@ -520,13 +552,13 @@ def test_ceiling_known_capacity():
 
 
 def test_ceiling_generator_connections():
-    """Two connections against a target that answers anything in 50 ms, however many at once:
-    two connections cannot offer more than ~40 requests/s, and ceiling says its connections,
+    """Two connections against a target that answers anything in 100 ms, however many at once:
+    two connections cannot offer more than ~20 requests/s, and ceiling says its connections,
     not the target, were the limit."""
     target = Target()
     json_path = os.path.join(TMP, "ceiling-connections.json")
-    proc = subprocess.run([LOADTEST, "ceiling", "-c", "2", "-t", "1", "--stage", "1s",
-                           "--start-rate", "10", "--max-duration", "12s", "--path", "/delay",
+    proc = subprocess.run([LOADTEST, "ceiling", "-c", "2", "-t", "1", "--stage", "2s",
+                           "--start-rate", "5", "--max-duration", "20s", "--path", "/delay",
                            "--json", json_path, f"http://127.0.0.1:{target.port}"],
                           capture_output=True, text=True, timeout=60)
     target.close()
@@ -536,7 +568,7 @@ def test_ceiling_generator_connections():
                 r.get("limited_by"), "generator_connections")
     suite.check("ceiling, 2 connections: says so", "Limit: the generator's connections" in
                 proc.stdout, proc.stdout)
-    suite.check("ceiling, 2 connections: ceiling <= 40 requests/s", r["ceiling_rps"] <= 40, r)
+    suite.check("ceiling, 2 connections: ceiling <= 20 requests/s", r["ceiling_rps"] <= 20, r)
 
 
 def test_ceiling_first_stage_broken():
