@@ -206,9 +206,10 @@ int ceiling_run(const engine_config_t *base, const ceiling_options_t *o, ceiling
     return status;
 }
 
+/* The last line's N: whole requests/s, rounded down (a rate below 1 keeps two decimals). */
 static void format_rate(char *out, size_t len, double rps)
 {
-    if (rps >= 10 || rps == 0)
+    if (rps >= 1 || rps == 0)
         snprintf(out, len, "%.0f", floor(rps));
     else
         snprintf(out, len, "%.2f", rps);

@@ -423,8 +423,8 @@ def test_slow_then_fast_and_slo():
                 r["latency_ms"]["p99"] > 300, r["latency_ms"])
     suite.check("slow then fast: sends late during the slow second", r["late_sends"] > 10,
                 r["late_sends"])
-    suite.check("slow then fast: the schedule caught up (at most 2 missed)",
-                r["missed_sends"] <= 2, r["missed_sends"])
+    suite.check("slow then fast: the schedule caught up (at most 5 missed)",
+                r["missed_sends"] <= 5, r["missed_sends"])
     suite.equal("slow then fast: --slo-p99 300ms broke: exit 3", code, 3)
     suite.check("slow then fast: says p99 BROKEN", "<= 300.0 ms: BROKEN" in out, out)
     suite.equal("slow then fast: JSON slo.held false", (r.get("slo") or {}).get("held"), False)
@@ -538,7 +538,8 @@ def test_ceiling_known_capacity():
         r = json.load(f)
     suite.equal("ceiling JSON: kind", r.get("kind"), "ceiling")
     suite.equal("ceiling JSON: slo defaults", r.get("slo"), {"p99_ms": 500.0, "failures": 0})
-    suite.check("ceiling JSON: ceiling_rps matches the line", int(r["ceiling_rps"]) == found, r)
+    suite.check("ceiling JSON: ceiling_rps (the rate tested) rounds down to the line's",
+                int(r["ceiling_rps"]) == found, r)
     stages = r.get("stages") or []
     suite.check("ceiling JSON: stages with rate, achieved, p99, failures, cpu",
                 len(stages) >= 4 and all(all(k in s for k in ("rate_rps", "achieved_rps", "p99_ms",
@@ -549,6 +550,10 @@ def test_ceiling_known_capacity():
     suite.equal("ceiling: the target was the limit", r.get("limited_by"), "target")
     suite.check("ceiling: prints each stage with the generator's CPU",
                 "cpu" in out and out.count(" ok") >= 3, out)
+    proc = subprocess.run([LOADTEST, "compare", json_path, json_path], capture_output=True,
+                          text=True, timeout=10)
+    suite.check("compare with a ceiling file: exit 2, says it is not a run",
+                proc.returncode == 2 and '"ceiling" result, not a run' in proc.stderr, proc.stderr)
 
 
 def test_ceiling_generator_connections():
