@@ -503,7 +503,7 @@ def test_thread_start_failure():
             ["setpriv", f"--reuid={uid}", f"--regid={uid}", "--clear-groups", "prlimit",
              "--nproc=3", LOADTEST, "-c", "8", "-t", "8", "-d", "1", "--path", "/a",
              f"http://127.0.0.1:{target.port}"], capture_output=True, text=True, timeout=30,
-            env=dict(os.environ, ASAN_OPTIONS="detect_leaks=0:exitcode=23"))
+            env=dict(os.environ, ASAN_OPTIONS="exitcode=23"))
         suite.check(f"thread start failure #{attempt + 1}: exit 1 with the reason",
                     proc.returncode == 1 and "cannot start worker thread 3 of 8" in proc.stderr,
                     (proc.returncode, proc.stderr[-2000:]))
