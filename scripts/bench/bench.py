@@ -696,7 +696,7 @@ def ceiling_section(folder):
         f"(one request at a time, {CEILING_SERVICE_MS:g} ms each), nice {CEILING_NICE}")
     nice_before = os.getpriority(os.PRIO_PROCESS, 0)
     os.setpriority(os.PRIO_PROCESS, 0, CEILING_NICE)  # this process (the target's thread) and
-    server = CapacityServer(CEILING_SERVICE_MS / 1000.0)  # the load generator it starts
+    server = CapacityServer(CEILING_SERVICE_MS / 1000.0, port=free_port())  # the load generator
     try:
         # Closed loop before and after the search: the target's saturation rate in this run
         # (its Python loop's own cost and the machine's load included).

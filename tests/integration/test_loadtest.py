@@ -516,7 +516,7 @@ def test_thread_start_failure():
 def test_ceiling_known_capacity():
     """A target that serves one request at a time in 25 ms: at most 40 requests/s.  The ceiling
     found is at most that (5% for the rounding of short stages) and at least half of it."""
-    server = CapacityServer(0.025)
+    server = CapacityServer(0.025, port=harness.free_port())
     json_path = os.path.join(TMP, "ceiling.json")
     proc = subprocess.run([LOADTEST, "ceiling", "-c", "20", "-t", "1", "--stage", "1s",
                            "--start-rate", "5", "--max-duration", "16s", "--path", "/x",
@@ -577,7 +577,7 @@ def test_ceiling_generator_connections():
 
 
 def test_ceiling_first_stage_broken():
-    server = CapacityServer(0.025)
+    server = CapacityServer(0.025, port=harness.free_port())
     proc = subprocess.run([LOADTEST, "ceiling", "-c", "20", "-t", "1", "--stage", "1s",
                            "--start-rate", "200", "--max-duration", "10s", "--path", "/x",
                            f"http://127.0.0.1:{server.port}"],
