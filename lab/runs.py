@@ -157,13 +157,17 @@ def cmd_demo(lab, args):
     files = []
     for servers in (1, 2):
         cli.cmd_scale(lab, [str(servers)])
+        # Under names of its own (demo-...), so that the demo's short runs never replace the
+        # learner's runs of the same layout (SCENARIO.md's Step 5), nor mix with them in make compare.
+        os.environ["LOAD_NAME"] = "demo-" + lab.layout_name()
         for mix in ("browse", "scenario"):
             os.environ["MIX"] = mix
             if cmd_loadtest(lab, []) != 0:
                 warn("the %s load test on %d server(s) had no successful request" % (mix, servers))
-            name = lab.layout_name() + ("" if mix == "scenario" else "-" + mix)
+            name = os.environ["LOAD_NAME"] + ("" if mix == "scenario" else "-" + mix)
             files.append(os.path.join(lab.settings.results, name + ".json"))
     os.environ.pop("MIX", None)
+    os.environ.pop("LOAD_NAME", None)
     print()
     say("comparison: #1 #2 one server, #3 #4 two servers; browse = listing + product page, scenario = + /report")
     cmd_compare(lab, files)
