@@ -34,8 +34,8 @@ typedef struct loadtest_tally {
 
 /* One second of a run: [t, t + 1) s after its start, by when each answer (or failure) came. */
 typedef struct loadtest_second {
-    uint64_t requests;   /* responses received, any status */
-    uint64_t failures;   /* errors, timeouts and 5xx answers */
+    uint64_t requests;     /* responses received, any status */
+    uint64_t failures;     /* errors, timeouts and 5xx answers */
     double p50_ms, p99_ms; /* of that second's responses; 0 when it had none */
 } loadtest_second_t;
 
@@ -65,7 +65,8 @@ typedef struct loadtest_result {
     loadtest_tally_t *servers; /* server_count entries, most requests first (owned) */
     size_t server_count;
     char first_error[256]; /* the first error seen, for a person ("" when none) */
-    loadtest_second_t *per_second; /* second_count entries, second 0 first (owned; JSON per_second) */
+    loadtest_second_t
+        *per_second; /* second_count entries, second 0 first (owned; JSON per_second) */
     size_t second_count;
 } loadtest_result_t;
 

@@ -277,7 +277,7 @@ static void test_per_second(void)
     CHECK_INT(count, 5);
     CHECK_INT(seconds[0].requests, 200);
     CHECK_INT(seconds[0].failures, 2);
-    CHECK(close_to(seconds[0].p50_ms, 1.0)); /* half the answers took 1 ms */
+    CHECK(close_to(seconds[0].p50_ms, 1.0));  /* half the answers took 1 ms */
     CHECK(close_to(seconds[0].p99_ms, 98.0)); /* rank 198 of 200: the 98th of 1..100 ms */
     CHECK_INT(seconds[1].requests, 0);
     CHECK(seconds[1].p99_ms == 0);
@@ -301,8 +301,8 @@ static void test_per_second(void)
     buf_t json = {0};
     loadtest_result_write_json(&json, &r);
     buf_append_char(&json, 0);
-    CHECK(strstr(json.data, "\"per_second\": [\n    {\"t\": 0, \"requests\": 200, \"failures\": 2, ") !=
-          NULL);
+    CHECK(strstr(json.data,
+                 "\"per_second\": [\n    {\"t\": 0, \"requests\": 200, \"failures\": 2, ") != NULL);
     CHECK(strstr(json.data, "{\"t\": 1, \"requests\": 0, \"failures\": 0, \"p50_ms\": 0.000, "
                             "\"p99_ms\": 0.000}") != NULL);
     char path[] = "/tmp/test_loadtest_per_second.XXXXXX";
