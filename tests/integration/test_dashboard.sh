@@ -279,6 +279,17 @@ size=$(stat -c %s "$screenshot" 2>/dev/null || echo 0)
 ((size > 50000)) && ok "screenshot saved: $screenshot ($size bytes)" ||
 	fail "screenshot saved: $screenshot" "size $size" "$(tail -n 5 "$LAB_DIR/chromium.log")"
 
+# ---- the drawings of docs/ render (README.md and SCENARIO.md show them) -----------------------
+small=()
+for svg in docs/*.svg; do
+	png=$LAB_DIR/$(basename "$svg" .svg).png
+	browse --hide-scrollbars --window-size=940,500 --screenshot="$png" "file://$repo/$svg" >/dev/null || true
+	size=$(stat -c %s "$png" 2>/dev/null || echo 0)
+	((size > 20000)) || small+=("$svg: $size bytes")
+done
+((${#small[@]} == 0)) && ok "Chromium renders every drawing of docs/ (none blank)" ||
+	fail "Chromium renders every drawing of docs/" "${small[@]}"
+
 # ---- no system exporter service, and down stops everything -----------------------------------
 system=$(pgrep -u prometheus -a 2>/dev/null || true)
 [[ -z $system ]] && ok "no exporter runs as a system service (user prometheus)" ||
