@@ -1,7 +1,9 @@
-"""Unit tests of the drawings in docs/ (docs/lab.md, "Drawings"): each is well-formed SVG with a
-size, a viewBox and a title, loads nothing from elsewhere, and is shown in README.md or
-SCENARIO.md; every drawing those two show exists.  (test_dashboard.sh renders them in Chromium.)
-Run: python3 tests/unit/test_drawings.py  (tests/run.sh runs it with the unit tests)."""
+"""Unit tests of what the docs show a learner: the drawings in docs/ (docs/lab.md, "Drawings")
+are well-formed SVG with a size, a viewBox and a title, load nothing from elsewhere, and are
+shown in README.md or SCENARIO.md (every drawing those two show exists; test_dashboard.sh renders
+them in Chromium); the README's quick start ends on a result that teaches (what two servers at
+the rate of one mean, and the commands that show the other outcome, each one a make target).
+Run: python3 tests/unit/test_docs.py  (tests/run.sh runs it with the unit tests)."""
 import glob
 import os
 import re
@@ -48,8 +50,30 @@ class Drawings(unittest.TestCase):
             self.assertTrue(os.path.isfile(os.path.join(REPO, path)), path)
 
 
+
+class QuickStart(unittest.TestCase):
+    def test_the_quick_start_says_what_a_ratio_near_one_means_and_how_to_see_the_other(self):
+        with open(os.path.join(REPO, "README.md")) as f:
+            readme = f.read()
+        start = readme.index("## Quick start")
+        quick = readme[start:readme.index("\n## ", start + 1)]
+        block_end = quick.rindex("```")
+        after = quick[block_end:]
+        self.assertIn("make scale SERVERS=2", quick[:block_end])
+        self.assertRegex(after, r"1\.0x", "the quick start does not say what a ratio near 1.0x means")
+        self.assertIn("PostgreSQL is the ceiling", after)
+        other = re.findall(r"`([^`]*MIX=browse[^`]*)`", after)
+        self.assertTrue(other, "no command for the other outcome")
+        self.assertTrue(all("SERVER_CPUS=0.25" in c for c in other), other)
+        with open(os.path.join(REPO, "Makefile")) as f:
+            targets = set(re.findall(r"^([a-z][a-z-]*):", f.read(), re.M))
+        for command in other:
+            for target in re.findall(r"make ([a-z][a-z-]*)", command):
+                self.assertIn(target, targets, command)
+
+
 if __name__ == "__main__":
     result = unittest.main(exit=False, verbosity=1, argv=[sys.argv[0]]).result
     failed = len({getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors})
-    print("drawings: %d passed, %d failed" % (result.testsRun - failed, failed))
+    print("docs: %d passed, %d failed" % (result.testsRun - failed, failed))
     sys.exit(1 if failed else 0)
