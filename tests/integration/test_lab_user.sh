@@ -196,7 +196,10 @@ remember_pids
 ((rc == 0)) && [[ $out == *"two servers / one server, requests per second"* && $out == *"make down"* ]] &&
 	ok "make demo as $user: both layouts loaded and compared; says the lab is left running and make down" ||
 	fail "make demo as $user" "exit $rc" "$(tail -n 40 <<<"$out")"
-demo_runs=$(cd "$results" && ls demo-*.json 2>/dev/null | grep -v series | sort | tr '\n' ' ' || true)
+demo_runs=""
+for file in "$results"/demo-*.json; do
+	[[ -f $file && $file != *.series.json ]] && demo_runs+="$(basename "$file") "
+done
 [[ $(cat "$results/1-server-0.25cpu-browse.json") == '{"mine": true}' &&
 	$demo_runs == "demo-1-server-0.25cpu-browse.json demo-1-server-0.25cpu.json demo-2-servers-0.25cpu-browse.json demo-2-servers-0.25cpu.json " ]] &&
 	ok "make demo keeps its runs under names of its own (demo-...), the learner's 1-server-0.25cpu-browse.json untouched" ||
