@@ -83,14 +83,21 @@ def cpu_series(prometheus, start, end):
 
 def per_second_series(result):
     """The load generator's per_second array -> {"rps", "failures", "p50_ms", "p99_ms"}, each
-    [[x, value]] at the middle of its second (p50/p99 None in a second without an answer)."""
+    [[x, value]] at the middle of its second (p50/p99 None in a second without an answer).  The
+    run's last second is usually cut short (a 30 s run lasts 30.2 s: the last answers drain):
+    its counts are divided by the part of it the run lasted, as a rate, or left out when that
+    part is under half a second (a sliver would read as a sudden drop)."""
     seconds = result.get("per_second") or []
+    duration = result.get("duration_s") or len(seconds)
     series = {"rps": [], "failures": [], "p50_ms": [], "p99_ms": []}
     for entry in seconds:
         x = entry["t"] + 0.5
+        covered = min(1.0, duration - entry["t"])
+        if covered < 0.5:
+            continue
         answered = entry.get("requests", 0) > 0
-        series["rps"].append([x, entry.get("requests", 0)])
-        series["failures"].append([x, entry.get("failures", 0)])
+        series["rps"].append([x, round(entry.get("requests", 0) / covered, 1)])
+        series["failures"].append([x, round(entry.get("failures", 0) / covered, 1)])
         series["p50_ms"].append([x, entry.get("p50_ms") if answered else None])
         series["p99_ms"].append([x, entry.get("p99_ms") if answered else None])
     return series

@@ -86,6 +86,22 @@ class Picture(unittest.TestCase):
         self.assertEqual(series["rps"][1], [1.5, 0])
         self.assertIsNone(series["p99_ms"][1][1])
 
+    def test_the_runs_short_last_second_is_a_rate_not_a_drop(self):
+        for duration, last in ((30.6, [30.5, 166.7]), (30.3, None)):
+            result = result_with_seconds([100] * 31)
+            result["duration_s"] = duration
+            with open(self.path("run.json"), "w") as f:
+                json.dump(result, f)
+            self.assertEqual(run("fetch", "--result", self.path("run.json"), "--start", "0", "--end", "31",
+                                 "--out", self.path("s.json")).returncode, 0)
+            with open(self.path("s.json")) as f:
+                rps = json.load(f)["series"]["rps"]
+            self.assertEqual(rps[29], [29.5, 100])
+            if last:  # 100 answers in the 0.6 s the run lasted of its last second: 167/s
+                self.assertEqual(rps[-1], last)
+            else:  # 0.3 s: left out
+                self.assertEqual(len(rps), 30)
+
     def test_a_result_without_per_second_is_refused_with_the_reason(self):
         result = result_with_seconds([1])
         del result["per_second"]
