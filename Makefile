@@ -101,6 +101,12 @@ $(BUILD)/tests/test_%: $(BUILD)/tests/unit/test_%.o $(TEST_LINK)
 $(BUILD)/tests/bench_%: $(BUILD)/tests/bench/bench_%.o $(TEST_LINK)
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
 
+# The objects of the unit tests, micro-benchmarks and fuzz drivers are made by a chain of pattern
+# rules, so make would delete them as intermediate files after linking; the next run (a second
+# make up) then finds them named in their .d files and compiles every one again.  Kept instead.
+.SECONDARY: $(UNIT_SRC:tests/unit/%.c=$(BUILD)/tests/unit/%.o) \
+	$(BENCH_SRC:tests/bench/%.c=$(BUILD)/tests/bench/%.o) $(FUZZ_SRC:fuzz/%.c=$(BUILD)/fuzz/%.o)
+
 -include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
 
 deps:

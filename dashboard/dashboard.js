@@ -7,7 +7,8 @@
 // After each refresh every panel carries what it drew as data attributes, for tests and scripts:
 //   data-state="ok|empty|error"  data-series=N (series with at least one value)
 //   data-points=N (values drawn)  data-servers="app,app2" (server labels with data)
-// and <body> carries data-loaded (refreshes done), data-marks (layout changes in range).
+// and <body> carries data-loaded (refreshes done), data-marks (layout changes in range) and
+// data-mark-badges (the badge of each, "1,2,3": the servers after the change).
 (function () {
   "use strict";
 
@@ -74,34 +75,40 @@
     return text + " " + unit;
   }
 
-  // The layout changes as vertical dashed lines, with their text at the top.
+  // The layout changes as dashed orange lines, each with a short badge at the top: the number
+  // of servers after the change.  What each one was (time, servers, pool, CPU) is in the one
+  // legend above the panels (#marks), so no text piles up inside a chart however many scales
+  // there were.  A badge that would overlap the one before it is left out (its line is drawn).
   function marksPlugin() {
     return {
       hooks: {
         draw: [function (u) {
           var ctx = u.ctx;
           var min = u.scales.x.min, max = u.scales.x.max;
+          var px = devicePixelRatio;
           ctx.save();
-          ctx.strokeStyle = "#f08c00";
-          ctx.fillStyle = "#b35c00";
-          ctx.lineWidth = 2 * devicePixelRatio;
-          ctx.setLineDash([6 * devicePixelRatio, 4 * devicePixelRatio]);
-          ctx.font = (11 * devicePixelRatio) + "px sans-serif";
-          var shown = 0;
+          ctx.font = "bold " + (11 * px) + "px sans-serif";
+          var lastRight = -Infinity;
           marks.forEach(function (mark) {
             if (mark.time < min || mark.time > max) return;
             var x = Math.round(u.valToPos(mark.time, "x", true));
+            ctx.strokeStyle = "#f08c00";
+            ctx.lineWidth = 1.5 * px;
+            ctx.setLineDash([5 * px, 4 * px]);
             ctx.beginPath();
             ctx.moveTo(x, u.bbox.top);
             ctx.lineTo(x, u.bbox.top + u.bbox.height);
             ctx.stroke();
-            // Labels of nearby marks are staggered so they do not overwrite each other; a
-            // label near the right edge is written to the left of its line.
-            var width = ctx.measureText(mark.text).width;
-            var textX = x + 4 * devicePixelRatio;
-            if (textX + width > u.bbox.left + u.bbox.width) textX = x - 4 * devicePixelRatio - width;
-            ctx.fillText(mark.text, textX, u.bbox.top + (12 + 13 * (shown % 3)) * devicePixelRatio);
-            shown++;
+            var width = ctx.measureText(mark.badge).width + 8 * px;
+            var left = x - width / 2;
+            if (left < lastRight + 2 * px) return;
+            lastRight = left + width;
+            ctx.setLineDash([]);
+            ctx.fillStyle = "#f08c00";
+            ctx.fillRect(left, u.bbox.top, width, 15 * px);
+            ctx.fillStyle = "#ffffff";
+            ctx.textAlign = "center";
+            ctx.fillText(mark.badge, x, u.bbox.top + 11.5 * px);
           });
           ctx.restore();
         }]
@@ -109,27 +116,76 @@
     };
   }
 
+  // The one legend of the marks, above the panels: every change in range, oldest first.
+  function showMarks(start, end) {
+    var inRange = marks.filter(function (m) { return m.time >= start && m.time <= end; });
+    document.body.dataset.marks = String(inRange.length);
+    document.body.dataset.markBadges = inRange.map(function (m) { return m.badge; }).join(",");
+    var box = document.getElementById("marks");
+    if (!box) return;
+    box.textContent = "";
+    if (!inRange.length) {
+      box.textContent = "No layout change in this range.";
+      return;
+    }
+    var title = document.createElement("span");
+    title.className = "marks-title";
+    title.textContent = "Layout changes (make scale), oldest first; the badge on each orange line is the number of servers:";
+    box.appendChild(title);
+    inRange.forEach(function (m) {
+      var item = document.createElement("span");
+      item.className = "mark";
+      var badge = document.createElement("b");
+      badge.className = "badge";
+      badge.textContent = m.badge;
+      item.appendChild(badge);
+      item.appendChild(document.createTextNode(" " +
+        new Date(m.time * 1000).toLocaleTimeString([], { hour12: false }) + " " + m.text));
+      box.appendChild(item);
+    });
+  }
+
   function chartWidth(panel) {
     return Math.max(300, panel.chartBox.clientWidth || panel.section.clientWidth - 20);
+  }
+
+  // On a log scale the grid and labels are the decades only (0.1, 1, 10, 100, 1k...): uPlot's
+  // own log ticks also mark 2..9 of each decade, and their labels pile up.
+  function decades(u, axisIndex, min, max) {
+    var out = [];
+    for (var e = Math.floor(Math.log10(min) + 1e-9); e <= Math.ceil(Math.log10(max) - 1e-9); e++) {
+      out.push(Math.pow(10, e));
+    }
+    return out;
   }
 
   function makeChart(panel, series, data) {
     if (panel.chart) panel.chart.destroy();
     panel.chartBox.innerHTML = "";
     var unit = panel.spec.unit;
+    // A log scale (panels.json "scale": "log") keeps 150 and 3,000 requests/s both readable:
+    // the same height of plateau for the same ratio.  Decades from the lowest value to the top.
+    var y = panel.spec.scale === "log" ? { distr: 3, log: 10, range: function (u, min, max) {
+      var low = min > 0 ? Math.pow(10, Math.floor(Math.log10(min))) : 0.1;
+      var high = max > 0 ? Math.pow(10, Math.ceil(Math.log10(max * 1.05))) : 10;
+      return [low, Math.max(high, low * 10)];
+    } } : { range: function (u, min, max) {
+      return [0, max > 0 ? max * 1.1 : 1];
+    } };
     var options = {
       width: chartWidth(panel),
       height: 240,
       plugins: [marksPlugin()],
-      scales: { x: { time: true }, y: { range: function (u, min, max) {
-        return [0, max > 0 ? max * 1.1 : 1];
-      } } },
+      scales: { x: { time: true }, y: y },
       axes: [{ values: function (u, ticks) {
         return ticks.map(function (t) {
           return new Date(t * 1000).toLocaleTimeString([], { hour12: false });
         });
-      } }, { size: 60, values: function (u, ticks) {
-        return ticks.map(function (v) { return Math.abs(v) >= 1000 ? (v / 1000) + "k" : String(v); });
+      } }, { size: 60, splits: panel.spec.scale === "log" ? decades : undefined, values: function (u, ticks) {
+        return ticks.map(function (v) {
+          if (v === null || v === undefined) return "";
+          return Math.abs(v) >= 1000 ? (v / 1000) + "k" : String(+v.toPrecision(6));
+        });
       } }],
       legend: { live: true },
       series: [{}].concat(series.map(function (s) {
@@ -152,6 +208,7 @@
         one.values.forEach(function (pair) {
           var index = Math.round((pair[0] - start) / step);
           var value = parseFloat(pair[1]);
+          if (panel.spec.scale === "log" && value <= 0) value = NaN; // no 0 on a log scale
           if (index >= 0 && index < xs.length && isFinite(value)) {
             column[index] = value;
             count++;
@@ -202,7 +259,7 @@
       (body.events || []).forEach(function (event) {
         var text = event.text || (event.servers + " server(s)");
         if (found.length && found[found.length - 1].text === text) return;
-        found.push({ time: event.time, text: text });
+        found.push({ time: event.time, text: text, badge: String(event.servers || "?") });
       });
       return found;
     }).catch(function () {
@@ -213,7 +270,7 @@
           var previous = null;
           one.values.forEach(function (pair) {
             if (previous !== null && pair[1] !== previous) {
-              found.push({ time: pair[0], text: pair[1] + " server(s)" });
+              found.push({ time: pair[0], text: pair[1] + " server(s)", badge: String(pair[1]) });
             }
             previous = pair[1];
           });
@@ -235,9 +292,7 @@
     var errors = [];
     var markLoad = loadMarks(start, end).then(function (found) {
       marks = found;
-      document.body.dataset.marks = String(marks.filter(function (m) {
-        return m.time >= start && m.time <= end;
-      }).length);
+      showMarks(start, end);
     });
     var panelLoads = panels.map(function (panel) {
       return Promise.all(panel.spec.queries.map(function (query) {
@@ -287,7 +342,7 @@
       heading.textContent = (panelSpec.contract ? panelSpec.contract + ". " : "") + panelSpec.title + " ";
       var unit = document.createElement("span");
       unit.className = "unit";
-      unit.textContent = "(" + panelSpec.unit + ")";
+      unit.textContent = "(" + panelSpec.unit + (panelSpec.scale === "log" ? ", log scale" : "") + ")";
       heading.appendChild(unit);
       var description = document.createElement("p");
       description.className = "description";

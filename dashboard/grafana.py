@@ -39,6 +39,14 @@ def panel_json(panel, index, grid_y):
             "legendFormat": query["legend"],
             "range": True,
         })
+    defaults = {
+        "unit": UNITS.get(panel["unit"], "short"),
+        "min": 0,
+        "custom": {"lineWidth": 2, "fillOpacity": 0, "showPoints": "never", "spanNulls": False},
+    }
+    if panel.get("scale") == "log":  # 150 and 3,000 requests/s both readable
+        del defaults["min"]
+        defaults["custom"]["scaleDistribution"] = {"type": "log", "log": 10}
     title = panel["title"]
     if panel.get("contract"):
         title = "%d. %s" % (panel["contract"], title)
@@ -50,14 +58,7 @@ def panel_json(panel, index, grid_y):
         "datasource": DATASOURCE,
         "gridPos": {"h": 8, "w": 12, "x": 12 * (index % 2), "y": grid_y},
         "targets": targets,
-        "fieldConfig": {
-            "defaults": {
-                "unit": UNITS.get(panel["unit"], "short"),
-                "min": 0,
-                "custom": {"lineWidth": 2, "fillOpacity": 0, "showPoints": "never", "spanNulls": False},
-            },
-            "overrides": [],
-        },
+        "fieldConfig": {"defaults": defaults, "overrides": []},
         "options": {
             "legend": {"displayMode": "table", "placement": "bottom", "calcs": ["lastNotNull", "max"]},
             "tooltip": {"mode": "multi", "sort": "desc"},
@@ -101,8 +102,8 @@ def dashboard(spec):
                 "name": "Layout changes (scale events)",
                 "expr": spec["marks"]["expr"],
                 "step": "5s",
-                "titleFormat": "layout changed",
-                "textFormat": "servers now: see lab_layout_servers",
+                "titleFormat": "make scale",
+                "textFormat": "layout changed (servers now: lab_layout_servers)",
                 "useValueForTime": False,
             },
         ]},

@@ -4,12 +4,15 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 
 from lab import cgroups, exporters, planner, procs, runs
 from lab.procs import die, say, warn
 from lab.services import Lab
 from lab.settings import BUDGET_DEFAULT, Settings
 from lab.state import Lock
+
+SCRAPE_INTERVAL_S = 5  # deploy/prometheus/prometheus.yml.template
 
 USAGE = """usage: scripts/lab.sh COMMAND
   up              install what is missing, start PostgreSQL (seeded), the servers, Prometheus
@@ -126,6 +129,46 @@ def row(name, pid, port, text):
     return "%-12s %-8s %-6s %s" % (name, pid, port, text)
 
 
+def budget_text(budget, servers):
+    """"budget 10 (3 per server x 3 = 9 in use)": the pools take budget // servers each, so
+    with a budget that does not divide evenly some of it stays unused, and status says so."""
+    pool = budget // servers
+    used = pool * servers
+    spare = "" if used == budget else ", %d unused" % (budget - used)
+    return "budget %d (%d per server x %d = %d in use%s)" % (budget, pool, servers, used, spare)
+
+
+def scrape_targets(lab):
+    """Prometheus's active targets: [(job, health)], health "up", "down" or "unknown"
+    (not scraped yet); [] when it does not answer."""
+    import json
+    body = procs.http_get("http://127.0.0.1:%d/api/v1/targets?state=active" % lab.port("prometheus"), 3)
+    try:
+        targets = json.loads(body)["data"]["activeTargets"] if body else []
+    except (ValueError, KeyError, TypeError):
+        targets = []
+    return [(t.get("scrapePool", "?"), t.get("health", "unknown")) for t in targets]
+
+
+def scrape_text(lab):
+    """"scrape targets: 5 of 5 up".  Right after make up Prometheus has not loaded its targets
+    or scraped them yet (it scrapes every 5 s): wait up to one interval for that, then say what
+    is still to come rather than "0 of 0"."""
+    expected = len(lab.state["servers"]) + sum(1 for name in exporters.NAMES if exporters.pid_of(lab.state, name))
+    deadline = time.time() + SCRAPE_INTERVAL_S + 1
+    targets = scrape_targets(lab)
+    while (len(targets) < expected or any(h == "unknown" for _, h in targets)) and time.time() < deadline:
+        time.sleep(0.5)
+        targets = scrape_targets(lab)
+    up = sum(1 for _, h in targets if h == "up")
+    waiting = max(expected - len(targets), 0) + sum(1 for _, h in targets if h == "unknown")
+    text = "scrape targets: %d of %d up" % (up, max(expected, len(targets)))
+    if waiting:
+        text += " (%d not scraped yet: Prometheus scrapes every %d s; make status again in a moment)" % (
+            waiting, SCRAPE_INTERVAL_S)
+    return text
+
+
 def cmd_status(lab, args):
     s = lab.settings
     s.mkdirs()
@@ -139,8 +182,8 @@ def cmd_status(lab, args):
         in_use = lab.server_connections()
         master = (lab.postgres_pids() or ["?"])[0]
         print(row("postgres", "pid %s" % master, os.environ["PGPORT"], "up  " + orders))
-        print("%-12s budget %d (%d per server x %d), database allows %s, open now %s"
-              % ("connections", budget, budget // servers, servers, limit if limit is not None else "?",
+        print("%-12s %s, database allows %s, open now %s"
+              % ("connections", budget_text(budget, servers), limit if limit is not None else "?",
                  in_use if in_use is not None else "?"))
     else:
         print(row("postgres", "-", "-", "DOWN (not running)"))
@@ -180,15 +223,7 @@ def cmd_status(lab, args):
     else:
         print(row("nginx", "-", "-", "not running (one server: clients use port %d)" % lab.port("app")))
     if lab.prom_running():
-        import json
-        body = procs.http_get("http://127.0.0.1:%d/api/v1/targets?state=active" % lab.port("prometheus"), 3)
-        try:
-            targets = json.loads(body)["data"]["activeTargets"] if body else []
-        except (ValueError, KeyError):
-            targets = []
-        up = sum(1 for t in targets if t.get("health") == "up")
-        print(row("prometheus", "pid %d" % lab.prom_pid(), lab.port("prometheus"),
-                  "up  scrape targets: %d of %d up" % (up, len(targets))))
+        print(row("prometheus", "pid %d" % lab.prom_pid(), lab.port("prometheus"), "up  " + scrape_text(lab)))
     else:
         print(row("prometheus", "-", "-", "DOWN"))
         problems = 1

@@ -84,23 +84,28 @@ def cmd_loadtest(lab, args):
 
 
 def run_picture(lab, name, result, start, end):
-    """Keeps the run's requests/s and p99 over time from Prometheus (NAME.series.json) and
-    draws them (NAME.html, self-contained).  Waits for the scrape after the run's end first."""
+    """Keeps the run's series (NAME.series.json: the load generator's own second by second, the
+    CPU from Prometheus) and draws them (NAME.html, self-contained).  Waits for the scrape after
+    the run's end first, for the CPU of its last seconds."""
     s = lab.settings
-    if not lab.prom_running():
-        say("no picture of this run: Prometheus is not running (make up starts it)")
+    if not os.path.isfile(result):
         return
-    wait = end + 6 - time.time()
-    if wait > 0:
-        time.sleep(wait)
+    prometheus = []
+    if lab.prom_running():
+        prometheus = ["--prometheus", "http://127.0.0.1:%d" % lab.port("prometheus")]
+        wait = end + 6 - time.time()
+        if wait > 0:
+            time.sleep(wait)
+    else:
+        say("the picture of this run has no CPU: Prometheus is not running (make up starts it)")
     series = os.path.join(s.results, name + ".series.json")
     picture = os.path.join(s.repo, "scripts", "run-picture.py")
-    ok = subprocess.run([sys.executable, picture, "fetch", "--prometheus", "http://127.0.0.1:%d" % lab.port("prometheus"),
-                         "--start", "%.3f" % start, "--end", "%.3f" % end, "--result", result,
+    ok = subprocess.run([sys.executable, picture, "fetch"] + prometheus +
+                        ["--start", "%.3f" % start, "--end", "%.3f" % end, "--result", result,
                          "--label", name, "--out", series]).returncode == 0 and \
         subprocess.run([sys.executable, picture, "render", os.path.join(s.results, name + ".html"), series]).returncode == 0
     if ok:
-        say("picture of the run (requests/s and p99 over time): %s" % os.path.join(s.results, name + ".html"))
+        say("picture of the run (requests/s, p99 and CPU over time): %s" % os.path.join(s.results, name + ".html"))
     else:
         warn("no picture of this run (see above)")
 
@@ -157,13 +162,17 @@ def cmd_demo(lab, args):
     files = []
     for servers in (1, 2):
         cli.cmd_scale(lab, [str(servers)])
+        # Under names of its own (demo-...), so that the demo's short runs never replace the
+        # learner's runs of the same layout (SCENARIO.md's Step 5), nor mix with them in make compare.
+        os.environ["LOAD_NAME"] = "demo-" + lab.layout_name()
         for mix in ("browse", "scenario"):
             os.environ["MIX"] = mix
             if cmd_loadtest(lab, []) != 0:
                 warn("the %s load test on %d server(s) had no successful request" % (mix, servers))
-            name = lab.layout_name() + ("" if mix == "scenario" else "-" + mix)
+            name = os.environ["LOAD_NAME"] + ("" if mix == "scenario" else "-" + mix)
             files.append(os.path.join(lab.settings.results, name + ".json"))
     os.environ.pop("MIX", None)
+    os.environ.pop("LOAD_NAME", None)
     print()
     say("comparison: #1 #2 one server, #3 #4 two servers; browse = listing + product page, scenario = + /report")
     cmd_compare(lab, files)

@@ -21,6 +21,7 @@
 #include "counter.h"
 #include "error.h"
 #include "histogram.h"
+#include "per_second.h"
 #include "http_client.h"
 #include "loop.h"
 
@@ -102,6 +103,7 @@ struct engine_worker {
     server_tally_t servers[SERVERS_MAX];
     unsigned server_count;
     unsigned last_server; /* cache: responses tend to come from the same server */
+    per_second_t seconds; /* the run second by second (JSON per_second) */
     char first_error[256];
     uint64_t first_error_ns;
     int finished;         /* set (atomically) when the thread is done */
@@ -121,6 +123,12 @@ static void connection_close(connection_t *c, int reconnect_soon);
 static void connection_start(connection_t *c);
 static void connection_ready(connection_t *c);
 static void on_io(loop_io_t *io, uint32_t events);
+
+/* Time since the run started (0 for a clock reading taken before it). */
+static uint64_t since_start(const engine_t *e, uint64_t now_ns)
+{
+    return now_ns > e->start_ns ? now_ns - e->start_ns : 0;
+}
 
 static void tally_record(tally_t *t, uint64_t latency_ns, int status)
 {
@@ -159,6 +167,7 @@ static void connection_fail(connection_t *c, uint64_t *kind_counter, const char 
     w->routes[c->route].errors++;
     connection_next_route(c);
     counter_add(&w->failures, 1);
+    per_second_failure(&w->seconds, since_start(w->engine, now_ns));
     note_error(w, now_ns, kind, detail);
     connection_close(c, retry_after_ns == 0);
     if (retry_after_ns) c->reconnect_at_ns = now_ns + retry_after_ns;
@@ -204,6 +213,8 @@ static void response_complete(connection_t *c, uint64_t now_ns)
     if (now_ns - e->start_ns < e->config->duration_ns) w->window_responses++;
     counter_add(&w->responses, 1);
     if (status >= 500 && status <= 599) counter_add(&w->failures, 1);
+    per_second_response(&w->seconds, since_start(w->engine, now_ns), latency_ns,
+                        status >= 500 && status <= 599);
     c->deadline_ns = 0;
     connection_next_route(c);
     if (!c->response.keep_alive || !w->engine->config->keep_alive) {
@@ -439,6 +450,7 @@ static uint64_t housekeeping(engine_worker_t *w, uint64_t now_ns)
                 w->routes[c->route].timeouts++;
                 connection_next_route(c);
                 counter_add(&w->failures, 1);
+                per_second_failure(&w->seconds, since_start(e, now_ns));
                 connection_close(c, 1);
             }
         }
@@ -751,6 +763,15 @@ void engine_join(engine_t *e, loadtest_result_t *out)
     }
     out->errors = out->connect_errors + out->read_errors + out->write_errors + out->protocol_errors;
     out->rps = out->duration_s > 0 ? (double)out->requests / out->duration_s : 0;
+
+    /* Second by second: every second of the configured duration has an entry, even a silent
+     * one (a hung target), and the drain's answers add the seconds after it. */
+    per_second_t seconds = {0};
+    for (unsigned i = 0; i < e->worker_count; i++)
+        per_second_merge(&seconds, &e->workers[i].seconds);
+    size_t configured_s = (size_t)((config->duration_ns + 999999999u) / 1000000000u);
+    out->second_count = per_second_summarise(&seconds, configured_s, &out->per_second);
+    per_second_free(&seconds);
     histogram_free(total);
     histogram_free(scratch);
 }
@@ -770,6 +791,7 @@ void engine_free(engine_t *e)
             free(w->servers[s].routes);
         }
         histogram_free(w->sent_latency_ns);
+        per_second_free(&w->seconds);
         free(w->routes);
         free(w->connections);
         free(w->pending);

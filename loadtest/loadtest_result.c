@@ -28,6 +28,7 @@ void loadtest_result_free(loadtest_result_t *r)
     free(r->routes);
     free(r->servers);
     free(r->route_servers);
+    free(r->per_second);
     memset(r, 0, sizeof(*r));
 }
 
@@ -261,6 +262,20 @@ static void write_route_servers_json(buf_t *out, const loadtest_result_t *r)
     buf_append_cstr(out, r->route_servers && r->route_count ? "\n  }" : "}");
 }
 
+/* "per_second": one object a second, second 0 first ("t" is the second's start, in s). */
+static void write_per_second_json(buf_t *out, const loadtest_result_t *r)
+{
+    buf_append_cstr(out, ",\n  \"per_second\": [");
+    for (size_t k = 0; k < r->second_count; k++) {
+        const loadtest_second_t *s = &r->per_second[k];
+        buf_printf(out,
+                   "%s{\"t\": %zu, \"requests\": %" PRIu64 ", \"failures\": %" PRIu64
+                   ", \"p50_ms\": %.3f, \"p99_ms\": %.3f}",
+                   k ? ",\n    " : "\n    ", k, s->requests, s->failures, s->p50_ms, s->p99_ms);
+    }
+    buf_append_cstr(out, r->second_count ? "\n  ]" : "]");
+}
+
 void loadtest_result_write_json(buf_t *out, const loadtest_result_t *r)
 {
     loadtest_verdict_t v = loadtest_verdict_of(r);
@@ -314,6 +329,7 @@ void loadtest_result_write_json(buf_t *out, const loadtest_result_t *r)
     json_write_cstr(out, v.reason);
     buf_append_cstr(out, "},\n  \"first_error\": ");
     json_write_cstr(out, r->first_error);
+    write_per_second_json(out, r);
     buf_append_cstr(out, "\n}\n");
 }
 
@@ -371,6 +387,30 @@ static loadtest_tally_t *read_tallies(json_t *object, size_t *count)
     return tallies;
 }
 
+/* The per_second array (absent in results of older versions: none); "t" gives each entry's
+ * place, so a second missing from the file reads as a second with nothing in it. */
+static loadtest_second_t *read_per_second(json_t *array, size_t *count)
+{
+    *count = 0;
+    size_t n = json_is_array(array) ? json_array_size(array) : 0;
+    for (size_t i = 0; i < n; i++) {
+        uint64_t t = get_u64(json_array_get(array, i), "t");
+        if (t < 86400 && t + 1 > *count) *count = (size_t)t + 1;
+    }
+    if (*count == 0) return NULL;
+    loadtest_second_t *seconds = xcalloc(*count, sizeof(*seconds));
+    for (size_t i = 0; i < n; i++) {
+        json_t *item = json_array_get(array, i);
+        uint64_t t = get_u64(item, "t");
+        if (t >= *count) continue;
+        seconds[t].requests = get_u64(item, "requests");
+        seconds[t].failures = get_u64(item, "failures");
+        seconds[t].p50_ms = get_double(item, "p50_ms");
+        seconds[t].p99_ms = get_double(item, "p99_ms");
+    }
+    return seconds;
+}
+
 int loadtest_result_read_json(const char *path, loadtest_result_t *out, char *err, size_t err_len)
 {
     json_error_t error;
@@ -418,6 +458,7 @@ int loadtest_result_read_json(const char *path, loadtest_result_t *out, char *er
     read_latency(json_object_get(root, "latency_ms"), &out->latency);
     out->routes = read_tallies(json_object_get(root, "by_route"), &out->route_count);
     out->servers = read_tallies(json_object_get(root, "by_server"), &out->server_count);
+    out->per_second = read_per_second(json_object_get(root, "per_second"), &out->second_count);
     json_decref(root);
     return 0;
 }

@@ -33,6 +33,13 @@ typedef struct loadtest_tally {
     loadtest_latency_t latency; /* answers, and unfinished requests at their elapsed time */
 } loadtest_tally_t;
 
+/* One second of a run: [t, t + 1) s after its start, by when each answer (or failure) came. */
+typedef struct loadtest_second {
+    uint64_t requests;     /* responses received, any status */
+    uint64_t failures;     /* errors, timeouts and 5xx answers */
+    double p50_ms, p99_ms; /* of that second's responses; 0 when it had none */
+} loadtest_second_t;
+
 /* Everything a run measured.  Zero-initialise; loadtest_result_free releases the arrays. */
 typedef struct loadtest_result {
     char label[128];           /* a name for comparisons (--label, default the target) */
@@ -73,9 +80,12 @@ typedef struct loadtest_result {
     double slo_p99_ms;
     uint64_t slo_failures;
     char first_error[256]; /* the first error seen, for a person ("" when none) */
+    loadtest_second_t
+        *per_second; /* second_count entries, second 0 first (owned; JSON per_second) */
+    size_t second_count;
 } loadtest_result_t;
 
-/* Frees the route and server arrays and leaves r zeroed; accepts NULL. */
+/* Frees the route, server and per-second arrays and leaves r zeroed; accepts NULL. */
 void loadtest_result_free(loadtest_result_t *r);
 
 /* Requests that failed for the verdict and the thresholds: errors + timeouts + 5xx answers +

@@ -1,20 +1,21 @@
 #!/usr/bin/env python3
 # run-picture.py: pictures of load test runs: requests/s and p99 over time, as self-contained HTML.
 """Usage:
-  scripts/run-picture.py fetch --prometheus URL --start EPOCH --end EPOCH --out RUN.series.json
-                         [--result RUN.json] [--label NAME]
+  scripts/run-picture.py fetch --result RUN.json --start EPOCH --end EPOCH --out RUN.series.json
+                         [--prometheus URL] [--label NAME]
   scripts/run-picture.py render OUT.html RUN.series.json...
 
-fetch reads from Prometheus every scrape of the servers' duration histograms (raw samples,
-every route but /metrics) from a little before the run to a little after, and computes the
-run's requests per second (all servers together and per server; each scrape interval's count
-spread evenly over it, per second) and its p99 per 5 s (summed buckets of every server,
-interpolated within a bucket as histogram_quantile does).  It keeps them with the load
-generator's own figures (--result, its --json file) in RUN.series.json.
+fetch keeps a run's series in RUN.series.json.  Requests, failures, p50 and p99 come from the
+load generator itself: its --json file's per_second array (catalog-loadtest records each
+second of the run), so the run is whole from its first second, whatever the servers behind it
+(a server started a moment before has no history in Prometheus yet) and whatever ran before.
+Prometheus (--prometheus) gives only the CPU: each API server's and PostgreSQL's, from the raw
+samples of their CPU counters, one point per scrape interval (5 s) over the run.
 
 render draws one or more such runs into OUT.html: inline SVG, no script, no network, so it
 opens anywhere and can be mailed.  Runs share their axes (seconds since each run's start), so
-they can be compared by eye: the same height means the same rate.
+they can be compared by eye: the same height means the same rate.  Series files written by
+older versions (requests/s from Prometheus) still draw.
 """
 import argparse
 import html
@@ -25,13 +26,12 @@ import time
 import urllib.parse
 import urllib.request
 
-SCRAPE_S = 5        # Prometheus scrapes every 5 s
-RATE_BIN_S = 1      # requests/s drawn per second (each scrape interval spread evenly over it)
-P99_BIN_S = 5       # p99 per 5 s: enough requests in each for a 99th percentile
-BEFORE_S = 10       # shown before the run's start
-AFTER_S = 5         # and after its end
+SCRAPE_S = 5        # Prometheus scrapes every 5 s (deploy/prometheus/prometheus.yml.template)
+AFTER_S = 2         # shown after the run's end
 SERVER_COLOURS = ["#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22"]
 COLOURS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#17becf", "#8c564b", "#e377c2"]
+POSTGRES_COLOUR = "#ff7f0e"
+FAILURE_COLOUR = "#d62728"
 
 
 def raw_samples(prometheus, expr, at):
@@ -44,120 +44,83 @@ def raw_samples(prometheus, expr, at):
     return body["data"]["result"]
 
 
-def spread(intervals, first, last, width):
-    """intervals: [(t0, t1, amount)]; -> amounts per bin [first + k*width, +width), each interval's
-    amount spread evenly over its time span (the best a 5 s scrape can tell)."""
-    count = int(math.ceil((last - first) / float(width)))
-    bins = [0.0] * count
-    covered = [False] * count
-    for t0, t1, amount in intervals:
-        if t1 <= t0:
-            continue
-        k0 = max(0, int((t0 - first) // width))
-        k1 = min(count - 1, int((t1 - first) // width))
-        for k in range(k0, k1 + 1):
-            lo, hi = first + k * width, first + (k + 1) * width
-            overlap = min(hi, t1) - max(lo, t0)
-            if overlap > 0:
-                bins[k] += amount * overlap / (t1 - t0)
-                covered[k] = covered[k] or overlap >= 0.5 * width or (t1 >= hi and t0 <= lo)
-    return bins, covered
-
-
-def counter_intervals(values):
-    """[[t, "v"], ...] of one counter -> [(t0, t1, increase)], a reset counting from 0."""
+def counter_rates(values, start, end):
+    """[[t, "v"], ...] of one counter (seconds) -> [[x, cores]] per scrape interval that overlaps
+    [start, end], x its midpoint in seconds since start (clipped to the run); a reset counts from 0."""
     out = []
     for (t0, v0), (t1, v1) in zip(values, values[1:]):
-        v0, v1 = float(v0), float(v1)
-        out.append((float(t0), float(t1), v1 - v0 if v1 >= v0 else v1))
+        t0, t1, v0, v1 = float(t0), float(t1), float(v0), float(v1)
+        if t1 <= t0 or t1 <= start or t0 >= end:
+            continue
+        used = v1 - v0 if v1 >= v0 else v1
+        middle = min(max((t0 + t1) / 2.0, start), end)
+        out.append([round(middle - start, 3), used / (t1 - t0)])
     return out
 
 
-def quantile(q, buckets):
-    """Prometheus's histogram_quantile over {upper bound: count in that bucket (not cumulative)}."""
-    bounds = sorted(buckets)
-    total = sum(buckets.values())
-    if total <= 0:
-        return None
-    rank, cumulative, lower = q * total, 0.0, 0.0
-    for bound in bounds:
-        previous = cumulative
-        cumulative += buckets[bound]
-        if cumulative >= rank:
-            if math.isinf(bound):
-                return lower
-            if buckets[bound] <= 0:
-                return bound
-            return lower + (bound - lower) * (rank - previous) / buckets[bound]
-        lower = bound
-    return lower
+def cpu_series(prometheus, start, end):
+    """{"cpu <server>": [[x, % of one core]], "cpu PostgreSQL": ...} from Prometheus's raw samples."""
+    at = min(end + SCRAPE_S + 1, time.time())
+    window_s = int(math.ceil(at - start)) + 2 * SCRAPE_S
+    out = {}
+    queries = [('process_cpu_seconds_total{job="catalog"}[%ds]' % window_s, lambda m: m.get("server", m.get("instance", "?"))),
+               ('namedprocess_namegroup_cpu_seconds_total{groupname="postgres"}[%ds]' % window_s, lambda m: "PostgreSQL")]
+    for expr, name_of in queries:
+        summed = {}  # name -> instance -> {t: v} (modes and instances of one name summed by time)
+        for one in raw_samples(prometheus, expr, at):
+            name = name_of(one["metric"])
+            series = summed.setdefault(name, {}).setdefault(one["metric"].get("instance", "?"), {})
+            for t, v in one["values"]:
+                series[float(t)] = series.get(float(t), 0.0) + float(v)
+        for name, instances in summed.items():
+            points = {}
+            for samples in instances.values():  # a server moved to another port: two instances
+                for x, cores in counter_rates(sorted(samples.items()), start, end):
+                    points[x] = points.get(x, 0.0) + cores * 100
+            out["cpu " + name] = [[x, round(v, 2)] for x, v in sorted(points.items())]
+    return out
+
+
+def per_second_series(result):
+    """The load generator's per_second array -> {"rps", "failures", "p50_ms", "p99_ms"}, each
+    [[x, value]] at the middle of its second (p50/p99 None in a second without an answer).  The
+    run's last second is usually cut short (a 30 s run lasts 30.2 s: the last answers drain):
+    its counts are divided by the part of it the run lasted, as a rate, or left out when that
+    part is under half a second (a sliver would read as a sudden drop)."""
+    seconds = result.get("per_second") or []
+    duration = result.get("duration_s") or len(seconds)
+    series = {"rps": [], "failures": [], "p50_ms": [], "p99_ms": []}
+    for entry in seconds:
+        x = entry["t"] + 0.5
+        covered = min(1.0, duration - entry["t"])
+        if covered < 0.5:
+            continue
+        answered = entry.get("requests", 0) > 0
+        series["rps"].append([x, round(entry.get("requests", 0) / covered, 1)])
+        series["failures"].append([x, round(entry.get("failures", 0) / covered, 1)])
+        series["p50_ms"].append([x, entry.get("p50_ms") if answered else None])
+        series["p99_ms"].append([x, entry.get("p99_ms") if answered else None])
+    return series
 
 
 def cmd_fetch(args):
-    first = math.floor(args.start) - BEFORE_S
-    last = math.ceil(args.end) + AFTER_S
-    at = min(last, time.time())
-    window_s = int(math.ceil(at - first)) + 2 * SCRAPE_S
-    run = {"label": args.label, "start": args.start, "end": args.end, "bin_s": RATE_BIN_S,
-           "p99_bin_s": P99_BIN_S, "prometheus": args.prometheus, "series": {}}
-    if args.result:
+    with open(args.result) as f:
+        result = json.load(f)
+    if "per_second" not in result:
+        raise RuntimeError("%s has no per_second series (written by an older catalog-loadtest: run it again)"
+                           % args.result)
+    run = {"label": args.label or result.get("label"), "start": args.start, "end": args.end,
+           "duration_s": result.get("duration_s") or (args.end - args.start), "bin_s": 1,
+           "source": "catalog-loadtest per_second; CPU from Prometheus", "prometheus": args.prometheus,
+           "result": {key: result.get(key) for key in
+                      ("label", "target", "requests", "rps", "errors", "timeouts", "non2xx", "status_5xx",
+                       "failures", "latency_ms", "connections", "duration_s")},
+           "series": per_second_series(result)}
+    if args.prometheus:
         try:
-            with open(args.result) as f:
-                result = json.load(f)
-            run["result"] = {key: result.get(key) for key in
-                             ("label", "target", "requests", "rps", "errors", "timeouts", "non2xx",
-                              "latency_ms", "connections", "duration_s", "unfinished", "by_route",
-                              "by_server", "by_route_server")}
-            run["label"] = run["label"] or result.get("label")
-        except (OSError, ValueError) as error:
-            print("run-picture: cannot read %s: %s" % (args.result, error), file=sys.stderr)
-    # Every scrape's cumulative buckets of every server instance, summed over routes (all the
-    # series of one target carry the same scrape timestamp).
-    raw = raw_samples(args.prometheus, 'http_request_duration_ms_bucket{route!="/metrics"}[%ds]' % window_s, at)
-    per_target = {}   # (instance, server) -> le -> {t: cumulative}
-    for one in raw:
-        labels = one["metric"]
-        target = (labels.get("instance", "?"), labels.get("server", labels.get("instance", "?")))
-        le = float(labels.get("le", "inf").replace("+Inf", "inf"))
-        series = per_target.setdefault(target, {}).setdefault(le, {})
-        for t, v in one["values"]:
-            series[float(t)] = series.get(float(t), 0.0) + float(v)
-    total_rate = None
-    by_server = {}
-    p99_buckets = None
-    for (instance, server), by_le in per_target.items():
-        for le, samples in by_le.items():
-            values = sorted(samples.items())
-            intervals = counter_intervals(values)
-            if math.isinf(le):
-                bins, covered = spread(intervals, first, last, RATE_BIN_S)
-                rate = [b / RATE_BIN_S if c else None for b, c in zip(bins, covered)]
-                by_server[server] = add_series(by_server.get(server), rate)
-                total_rate = add_series(total_rate, rate)
-            bins, covered = spread(intervals, first, last, P99_BIN_S)
-            if p99_buckets is None:
-                p99_buckets = [dict() for _ in bins]
-            for k, (b, c) in enumerate(zip(bins, covered)):
-                if c:
-                    p99_buckets[k][le] = p99_buckets[k].get(le, 0.0) + b
-    if total_rate is None:
-        print("run-picture: Prometheus has no request counts for this run (was it scraping the servers?)",
-              file=sys.stderr)
-        total_rate = []
-    run["series"]["rps"] = [[round(first + (k + 0.5) * RATE_BIN_S - args.start, 3), v] for k, v in enumerate(total_rate)]
-    for server, rate in sorted(by_server.items()):
-        run["series"]["rps " + server] = [[round(first + (k + 0.5) * RATE_BIN_S - args.start, 3), v]
-                                          for k, v in enumerate(rate)]
-    # Cumulative buckets per bin -> per-bucket counts -> p99 as Prometheus would compute it.
-    p99 = []
-    for k, cumulative in enumerate(p99_buckets or []):
-        bounds = sorted(cumulative)
-        per_bucket, previous = {}, 0.0
-        for bound in bounds:
-            per_bucket[bound] = max(0.0, cumulative[bound] - previous)
-            previous = cumulative[bound]
-        p99.append([round(first + (k + 0.5) * P99_BIN_S - args.start, 3), quantile(0.99, per_bucket) if bounds else None])
-    run["series"]["p99_ms"] = p99
+            run["series"].update(cpu_series(args.prometheus, args.start, args.end))
+        except (OSError, RuntimeError, ValueError) as error:
+            print("run-picture: no CPU from Prometheus: %s" % error, file=sys.stderr)
     with open(args.out, "w") as f:
         json.dump(run, f, indent=1)
         f.write("\n")
@@ -284,31 +247,40 @@ def cmd_render(args):
     if not runs:
         print("run-picture: no runs to draw", file=sys.stderr)
         return 2
-    x_min = -BEFORE_S
-    x_max = max(run["end"] - run["start"] for run in runs) + AFTER_S
-    top_rps = max([p[1] for run in runs for p in run["series"].get("rps", []) if p[1] is not None] or [1])
-    top_p99 = max([p[1] for run in runs for p in run["series"].get("p99_ms", []) if p[1] is not None] or [1])
-    rps_max, p99_max = nice_ceiling(top_rps * 1.05), nice_ceiling(top_p99 * 1.05)
-    marks = [0] + [run["end"] - run["start"] for run in runs]
+    def duration(run):
+        return run.get("duration_s") or (run["end"] - run["start"])
+
+    def values(key, prefix=False):
+        return [p[1] for run in runs for k, points in run["series"].items()
+                if (k.startswith(key) if prefix else k == key) for p in points if p[1] is not None]
+
+    x_min = 0  # nothing before a run's start: the series begin with its first second
+    x_max = max(duration(run) for run in runs) + AFTER_S
+    rps_max = nice_ceiling(max(values("rps") or [1]) * 1.05)
+    p99_max = nice_ceiling(max(values("p99_ms") or [1]) * 1.05)
+    cpu_max = nice_ceiling(max(values("cpu ", prefix=True) or [1]) * 1.05)
+    marks = [duration(run) for run in runs]
 
     def colour(i):
         return COLOURS[i % len(COLOURS)]
 
     # One colour per server name on the whole page (app is the same colour in every run).
-    server_names = sorted({key[4:] for run in runs for key in run["series"] if key.startswith("rps ")},
+    server_names = sorted({key.split(" ", 1)[1] for run in runs for key in run["series"]
+                           if key.startswith(("rps ", "cpu ")) and key != "cpu PostgreSQL"},
                           key=lambda name: (len(name), name))
 
     def server_colour(name):
+        if name == "PostgreSQL":
+            return POSTGRES_COLOUR
         return SERVER_COLOURS[server_names.index(name) % len(SERVER_COLOURS)]
 
     body = []
     title = "Load test runs" if len(runs) > 1 else "Load test run: %s" % (runs[0].get("label") or "run")
     body.append("<h1>%s</h1>" % html.escape(title))
-    body.append("<p>Requests per second (all servers) and p99 latency over time, from the servers' "
-                "metrics in Prometheus (scraped every 5 s, so each scrape interval's requests are spread evenly over "
-                "it: edges look softer than they were); p99 per 5 s from the servers' duration histograms, "
-                "interpolated within a bucket. "
-                "Dashed grey lines: each run's start and end. Axes are shared: the same height means the same "
+    body.append("<p>Each second of the run as the load generator saw it (catalog-loadtest's per_second "
+                "series: answers, failures, p50 and p99 of that second's answers), from its first second to "
+                "its last; the CPU of the API servers and of PostgreSQL from Prometheus, one point per 5 s "
+                "scrape. Dashed grey lines: each run's end. Axes are shared: the same height means the same "
                 "figure in every run.</p>")
     if len(runs) > 1:
         body.append(svg_chart("Requests per second, every run", "req/s",
@@ -329,16 +301,27 @@ def cmd_render(args):
                         html.escape(str(result.get("target", "–"))), fmt(result.get("connections")),
                         fmt(result.get("requests")), fmt(result.get("rps")), fmt(latency.get("p50")),
                         fmt(latency.get("p99")), fmt(result.get("errors")), fmt(result.get("timeouts")),
-                        fmt(result.get("non2xx"))))
+                        fmt(result.get("status_5xx", result.get("non2xx")))))
     body.append("</table>")
     for i, run in enumerate(runs):
-        servers = sorted(key for key in run["series"] if key.startswith("rps "))
-        lines = [("all servers", colour(i), False, run["series"].get("rps", []))]
-        lines += [(key[4:], server_colour(key[4:]), True, run["series"][key]) for key in servers]
+        series = run["series"]
+        end = [duration(run)]
+        lines = [("requests/s", colour(i), False, series.get("rps", []))]
+        if any(p[1] for p in series.get("failures", [])):
+            lines.append(("failures/s", FAILURE_COLOUR, False, series["failures"]))
+        # Series of older versions: each server's requests/s from Prometheus.
+        lines += [(key[4:], server_colour(key[4:]), True, series[key]) for key in sorted(series) if key.startswith("rps ")]
         body.append('<section class="run"><h2>%s</h2>' % html.escape(run.get("label") or "run"))
-        body.append(svg_chart("Requests per second", "req/s", lines, x_min, x_max, rps_max, [0, run["end"] - run["start"]]))
-        body.append(svg_chart("p99 latency", "ms", [("all servers", colour(i), False, run["series"].get("p99_ms", []))],
-                              x_min, x_max, p99_max, [0, run["end"] - run["start"]]))
+        body.append(svg_chart("Requests per second", "req/s", lines, x_min, x_max, rps_max, end))
+        latency = [("p99", colour(i), False, series.get("p99_ms", []))]
+        if "p50_ms" in series:
+            latency.append(("p50", colour(i), True, series["p50_ms"]))
+        body.append(svg_chart("Latency, each second", "ms", latency, x_min, x_max, p99_max, end))
+        cpu = sorted((key for key in series if key.startswith("cpu ")), key=lambda k: (k == "cpu PostgreSQL", len(k), k))
+        if cpu:
+            body.append(svg_chart("CPU: API servers and PostgreSQL (from Prometheus, per 5 s)", "% of one core",
+                                  [(key[4:], server_colour(key[4:]), key == "cpu PostgreSQL", series[key]) for key in cpu],
+                                  x_min, x_max, cpu_max, end))
         body.append(route_server_table(run.get("result") or {}))
         body.append("</section>")
     page = """<!doctype html>
@@ -367,12 +350,12 @@ def main(argv):
     parser = argparse.ArgumentParser(prog="run-picture.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
-    fetch = commands.add_parser("fetch", help="keep a run's series from Prometheus")
-    fetch.add_argument("--prometheus", required=True, help="e.g. http://127.0.0.1:9090")
+    fetch = commands.add_parser("fetch", help="keep a run's series (the load generator's, CPU from Prometheus)")
+    fetch.add_argument("--prometheus", help="e.g. http://127.0.0.1:9090 (for the CPU; without it, no CPU)")
     fetch.add_argument("--start", type=float, required=True, help="run start, seconds since the epoch")
     fetch.add_argument("--end", type=float, required=True, help="run end, seconds since the epoch")
     fetch.add_argument("--out", required=True)
-    fetch.add_argument("--result", help="the load generator's --json file of the run")
+    fetch.add_argument("--result", required=True, help="the load generator's --json file of the run")
     fetch.add_argument("--label")
     render = commands.add_parser("render", help="draw runs into one HTML file")
     render.add_argument("out")

@@ -17,7 +17,8 @@
 #include "log.h"
 #include "resolver.h"
 
-const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {1, 5, 10, 50, 100, 500, 1000, 5000};
+const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {
+    1, 5, 10, 25, 50, 100, 250, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000};
 
 /* Where a query is.  Other threads change q->state only under the pool lock and only while the
  * query is in the FIFO (WAITING -> HANDED, or WAITING -> REMOTE when another worker sends it

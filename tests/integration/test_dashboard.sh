@@ -99,9 +99,46 @@ count=$(python3 -c 'import json,sys; e=json.loads(sys.argv[1])["events"]; print(
 [[ $count == "2 2" ]] && ok "scale 2: the layout change is recorded for the page (events.json: 1, then 2 servers)" ||
 	fail "scale 2: the layout change is recorded for the page" "$events"
 
+load_start=$(date +%s)
 load_out=$(LOAD_DURATION=10s LOAD_CONNECTIONS=20 LOAD_THREADS=2 "$lab" loadtest 2>&1) || true
+load_end=$(date +%s)
 requests=$(json_field "$LAB_DIR/results/2-servers.json" 'r["requests"]' 2>/dev/null || echo 0)
 ((requests > 0)) && ok "a 10 s load through nginx ($requests requests)" || fail "a 10 s load through nginx" "$load_out"
+
+# ---- what the panels show of that run (their own expressions, from panels.json) ----------------
+read -r -d '' check_panels <<'PYTHON' || true
+import json, math, sys, urllib.parse, urllib.request
+prom, panels_path, result_path, start, end = sys.argv[1:6]
+panels = {p["id"]: p for p in json.load(open(panels_path))["panels"]}
+result = json.load(open(result_path))
+def values(expr):
+    url = "%s/api/v1/query_range?%s" % (prom, urllib.parse.urlencode(
+        {"query": expr, "start": start, "end": int(end) + 6, "step": 1}))
+    body = json.load(urllib.request.urlopen(url, timeout=10))
+    return [float(v) for one in body["data"]["result"] for _, v in one["values"] if math.isfinite(float(v))]
+problems = []
+# The plateau: the request-rate panel's total reaches the run's own rate (a 30 s rate window
+# over a 10 s run would top out at a third of it: a triangle, not a plateau).
+total = values(panels["request-rate"]["queries"][0]["expr"])
+peak = max(total or [0])
+if peak < 0.7 * result["rps"]:
+    problems.append("request-rate peaks at %.1f req/s, the run had %.1f: no plateau" % (peak, result["rps"]))
+# Pool acquire wait p99 can be no longer than the slowest request of the run.
+waits = values(panels["pool-wait-p99"]["queries"][0]["expr"])
+slowest = result["latency_ms"]["max"]
+if waits and max(waits) > slowest:
+    problems.append("acquire-wait p99 %.1f ms > the slowest request, %.1f ms" % (max(waits), slowest))
+print("request-rate peak %.1f req/s (run %.1f); acquire-wait p99 max %s ms, slowest request %.1f ms"
+      % (peak, result["rps"], "%.1f" % max(waits) if waits else "none", slowest))
+for problem in problems:
+    print(problem)
+sys.exit(1 if problems else 0)
+PYTHON
+if out=$(python3 -c "$check_panels" "$prom" dashboard/panels.json "$LAB_DIR/results/2-servers.json" "$load_start" "$load_end" 2>&1); then
+	ok "the panels show the run: a plateau at its rate, acquire-wait p99 within the slowest request ($out)"
+else
+	fail "the panels show the run: a plateau at its rate, acquire-wait p99 within the slowest request" "$out"
+fi
 
 # ---- the run's picture --------------------------------------------------------------------------
 picture=$LAB_DIR/results/2-servers.html
@@ -109,25 +146,28 @@ read -r -d '' check_picture <<'PYTHON' || true
 import json, re, sys
 run = json.load(open(sys.argv[1]))
 page = open(sys.argv[2]).read()
-peak = max([v for _, v in run["series"]["rps"] if v is not None] or [0])
-servers = sorted(k for k in run["series"] if k.startswith("rps "))
+rps = run["series"]["rps"]
+# Right after make scale: the run is whole from its first second (the load generator's own
+# series; Prometheus had no history of the new server yet), nothing before 0 s.
+assert len(rps) >= 10 and all(v > 0 for _, v in rps[:10]), "a second of the run without answers: %s" % rps
+assert min(x for x, _ in rps) >= 0, "points before the run's start"
+cpu = sorted(k for k in run["series"] if k.startswith("cpu "))
 p99 = [v for _, v in run["series"]["p99_ms"] if v is not None]
-assert peak > 0, "no requests/s in the series"
-assert servers == ["rps app", "rps app2"], servers
-assert p99, "no p99 in the series"
+assert cpu == ["cpu PostgreSQL", "cpu app", "cpu app2"], cpu
+assert len(p99) >= 10, "no p99 each second"
 assert page.count("<svg") >= 2 and "<polyline" in page, "no chart drawn"
 assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page, "not self-contained"
 PYTHON
 if [[ -f $picture ]] && python3 -c "$check_picture" "$LAB_DIR/results/2-servers.series.json" "$picture"; then
-	ok "the run's picture: requests/s (both servers) and p99 over time, self-contained HTML"
+	ok "the run's picture: every second of the run from the load generator (right after scale 2), CPU of app, app2 and PostgreSQL, self-contained HTML"
 else
-	fail "the run's picture: requests/s and p99 over time, self-contained HTML" "$load_out"
+	fail "the run's picture: every second of the run, CPU of both servers and PostgreSQL, self-contained HTML" "$load_out"
 fi
 
 # ---- every expression of the Grafana dashboard returns data ------------------------------------
 read -r -d '' check_grafana <<'PYTHON' || true
 import json, math, sys, time, urllib.parse, urllib.request
-prom, path = sys.argv[1], sys.argv[2]
+prom, path, during = sys.argv[1], sys.argv[2], sys.argv[3]
 dashboard = json.load(open(path))
 def get(api, **params):
     url = "%s/api/v1/%s?%s" % (prom, api, urllib.parse.urlencode(params))
@@ -139,7 +179,9 @@ for panel in dashboard["panels"]:
     servers = set()
     for target in panel["targets"]:
         checked += 1
-        result = get("query", query=target["expr"])
+        # At a moment of the load: the panels' rates are over the last scrape interval, so
+        # after the run they are 0 and a latency quantile has nothing to read.
+        result = get("query", query=target["expr"], time=during)
         values = [float(r["value"][1]) for r in result]
         if not any(math.isfinite(v) for v in values):
             problems.append("%s: %s -> no data (%d series)" % (panel["title"], target["expr"], len(result)))
@@ -168,7 +210,7 @@ for problem in problems:
     print(problem)
 sys.exit(1 if problems else 0)
 PYTHON
-if out=$(python3 -c "$check_grafana" "$prom" deploy/grafana/dashboards/catalog.json 2>&1); then
+if out=$(python3 -c "$check_grafana" "$prom" deploy/grafana/dashboards/catalog.json "$((load_end - 3))" 2>&1); then
 	ok "every PromQL expression of the Grafana dashboard returns data, per-server panels for app and app2 (${out%% *})"
 else
 	fail "every PromQL expression of the Grafana dashboard returns data" "$out"
@@ -196,6 +238,19 @@ if page.get("errors", "1") != "0":
     problems.append("the page reports failed queries: %s" % page)
 if int(page.get("marks", "0")) < 1:
     problems.append("no layout-change mark in range: %s" % page)
+# Readable marks: a short badge on each line (the servers after the change), what each was in
+# one legend above the panels, never text stacked inside a chart.
+badges = [b for b in page.get("mark-badges", "").split(",") if b]
+if len(badges) != int(page.get("marks", "0")) or any(len(b) > 3 for b in badges):
+    problems.append("mark badges %r for %s marks: want one short badge each" % (badges, page.get("marks")))
+legend = re.search(r'<p id="marks"[^>]*>(.*?)</p>', dom, re.S)
+items = re.findall(r'<span class="mark">', legend.group(1)) if legend else []
+if len(items) != int(page.get("marks", "0")) or (legend and "2 servers" not in legend.group(1)):
+    problems.append("the marks' legend lists %d of %s changes: %s" % (len(items), page.get("marks"),
+                                                                        legend.group(1)[:300] if legend else "no #marks"))
+rate_heading = re.search(r'id="panel-request-rate".*?<h2>(.*?)</h2>', dom, re.S)
+if not rate_heading or "log scale" not in rate_heading.group(1):
+    problems.append("request-rate is not on a log scale: %s" % (rate_heading.group(1) if rate_heading else "no panel"))
 panels = re.findall(r'<section class="panel"([^>]*)>', dom)
 if len(panels) < 10:
     problems.append("only %d panels" % len(panels))
@@ -223,6 +278,17 @@ browse --hide-scrollbars --window-size=1400,2300 --screenshot="$screenshot" "$lb
 size=$(stat -c %s "$screenshot" 2>/dev/null || echo 0)
 ((size > 50000)) && ok "screenshot saved: $screenshot ($size bytes)" ||
 	fail "screenshot saved: $screenshot" "size $size" "$(tail -n 5 "$LAB_DIR/chromium.log")"
+
+# ---- the drawings of docs/ render (README.md and SCENARIO.md show them) -----------------------
+small=()
+for svg in docs/*.svg; do
+	png=$LAB_DIR/$(basename "$svg" .svg).png
+	browse --hide-scrollbars --window-size=940,500 --screenshot="$png" "file://$repo/$svg" >/dev/null || true
+	size=$(stat -c %s "$png" 2>/dev/null || echo 0)
+	((size > 20000)) || small+=("$svg: $size bytes")
+done
+((${#small[@]} == 0)) && ok "Chromium renders every drawing of docs/ (none blank)" ||
+	fail "Chromium renders every drawing of docs/" "${small[@]}"
 
 # ---- no system exporter service, and down stops everything -----------------------------------
 system=$(pgrep -u prometheus -a 2>/dev/null || true)

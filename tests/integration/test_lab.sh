@@ -56,6 +56,14 @@ done
 for ((tries = 0; tries < 50; tries++)); do port_busy "$LAB_LB_PORT" && port_busy "$LAB_PROM_PORT" && break; sleep 0.1; done
 out=$("$lab" up 2>&1) || true
 record_pids
+# Right after up Prometheus may not have loaded or scraped its targets yet: status waits for the
+# first scrape (or says it is still to come), never "0 of 0 up".
+status_out=$("$lab" status 2>&1) || true
+scrape=$(grep -oE 'scrape targets: [0-9]+ of [0-9]+ up.*' <<<"$status_out" || true)
+[[ $scrape =~ ^scrape\ targets:\ ([0-9]+)\ of\ ([0-9]+)\ up ]] && ((BASH_REMATCH[2] == 4)) &&
+	{ ((BASH_REMATCH[1] == 4)) || [[ $scrape == *"not scraped yet"* ]]; } &&
+	ok "status right after up: the server's and three exporters' scrape targets ($scrape)" ||
+	fail "status right after up: 4 scrape targets, up or said to be not scraped yet" "$status_out"
 prom_port=$(lab_state 's["ports"]["prometheus"]')
 lb_port=$(lab_state 's["ports"]["nginx"]')
 lb=http://127.0.0.1:$lb_port
@@ -161,6 +169,13 @@ servers=$(health_servers 3 "$lb" 2>/dev/null | tr ' ' '\n' | sort | tr '\n' ' ' 
 [[ $servers == "app app2 app3 " ]] && ok "scale 3: nginx reaches app, app2 and app3" ||
 	fail "scale 3: nginx reaches app, app2 and app3" "got: $servers"
 configs_valid "scale 3"
+out=$("$lab" status 2>&1) || true
+[[ $out == *"budget 10 (3 per server x 3 = 9 in use, 1 unused)"* ]] &&
+	ok "scale 3: status says how much of the budget the pools use (9 of 10)" ||
+	fail "scale 3: status says how much of the budget is in use" "$out"
+err=$({ "$lab" status | head -n 2 >/dev/null; } 2>&1) || true
+[[ $err != *Traceback* && $err != *BrokenPipeError* ]] &&
+	ok "status | head: ends without a traceback" || fail "status | head: ends without a traceback" "$err"
 
 # ---- refusals leave the layout untouched ------------------------------------------------
 before=$(server_records && cat "$LAB_DIR/run/nginx/nginx.conf" "$LAB_DIR/run/prometheus.yml")

@@ -188,11 +188,23 @@ out=$(in_clone make restart 2>&1) || rc=$?
 remember_pids
 ((rc == 0)) && [[ $out == *"restarted 2 server(s)"* ]] && ok "make restart as $user" || fail "make restart as $user" "exit $rc" "$out"
 rc=0
+# A run of the learner's own under the name Step 5 gives it: the demo must leave it alone.
+results=$home/catalog/var/results
+as_user bash -c 'mkdir -p "$1" && echo "{\"mine\": true}" >"$1/1-server-0.25cpu-browse.json"' mine "$results"
 out=$(in_clone env DEMO_DURATION=1s DEMO_CONNECTIONS=8 make demo 2>&1) || rc=$?
 remember_pids
 ((rc == 0)) && [[ $out == *"two servers / one server, requests per second"* && $out == *"make down"* ]] &&
 	ok "make demo as $user: both layouts loaded and compared; says the lab is left running and make down" ||
 	fail "make demo as $user" "exit $rc" "$(tail -n 40 <<<"$out")"
+demo_runs=""
+for file in "$results"/demo-*.json; do
+	[[ -f $file && $file != *.series.json ]] && demo_runs+="$(basename "$file") "
+done
+[[ $(cat "$results/1-server-0.25cpu-browse.json") == '{"mine": true}' &&
+	$demo_runs == "demo-1-server-0.25cpu-browse.json demo-1-server-0.25cpu.json demo-2-servers-0.25cpu-browse.json demo-2-servers-0.25cpu.json " ]] &&
+	ok "make demo keeps its runs under names of its own (demo-...), the learner's 1-server-0.25cpu-browse.json untouched" ||
+	fail "make demo keeps its runs under names of its own" "demo runs: $demo_runs" "$(ls "$results")"
+rm -f "$results/1-server-0.25cpu-browse.json"
 rc=0
 out=$(in_clone make down 2>&1) || rc=$?
 left=()

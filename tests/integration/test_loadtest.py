@@ -190,7 +190,7 @@ def test_exact_counts_default_routes():
         suite.check(f"summary shows '{text}'", text in out, out)
     suite.check("progress line once a second on stderr, plain text when not a tty",
                 "progress: 1/" in err and "\r" not in err and "\033" not in err, repr(err))
-    target.shutdown()
+    target.close()
     return r
 
 
@@ -609,6 +609,28 @@ def test_compare_skips_ceiling(ceiling_file):
                 proc.stdout + proc.stderr)
 
 
+def test_per_second():
+    """The run second by second (JSON per_second): whole from its first second, adding up to
+    the run's totals, failures in the seconds they happened."""
+    target = Target()
+    code, out, err, r, _ = run("-c", "4", "-t", "2", "-d", "3", "-R", "200", "--path", "/products",
+                               "--path", "/fail", f"http://127.0.0.1:{target.port}")
+    if not suite.check("per_second: JSON written", r is not None, show(out, err)):
+        return
+    seconds = r.get("per_second", [])
+    suite.check("per_second: one entry a second, at least the run's 3, numbered from 0",
+                len(seconds) >= 3 and [s["t"] for s in seconds] == list(range(len(seconds))), seconds)
+    suite.check("per_second: every one of the run's 3 seconds has answers (none missing at the start)",
+                len(seconds) >= 3 and all(s["requests"] > 0 for s in seconds[:3]), seconds)
+    suite.equal("per_second: the requests add up to the run's", sum(s["requests"] for s in seconds),
+                r["requests"])
+    suite.equal("per_second: the failures add up to the run's (the 503s of /fail)",
+                sum(s["failures"] for s in seconds), r["failures"])
+    suite.check("per_second: p50 <= p99 in every second with answers",
+                all(0 < s["p50_ms"] <= s["p99_ms"] for s in seconds if s["requests"]), seconds)
+    target.close()
+
+
 if __name__ == "__main__":
     if not os.access(LOADTEST, os.X_OK):
         suite.check(f"{LOADTEST} is built", False, "run make first")
@@ -634,4 +656,5 @@ if __name__ == "__main__":
     test_compare_skips_ceiling(ceiling_file)
     test_ceiling_generator_connections()
     test_ceiling_first_stage_broken()
+    test_per_second()
     suite.finish()

@@ -359,6 +359,66 @@ class PgDir(unittest.TestCase):
             self.assertEqual(settings.default_pg_dir(lab_dir), os.path.join(lab_dir, "pg"))
 
 
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+class Entry(unittest.TestCase):
+    """The lab's entry point and the Makefile around it, as a user meets them."""
+
+    def run_lab(self, *args):
+        """python3 -m lab ARGS with stdout a pipe whose reader has already gone (make status |
+        head, once head has its lines): every write fails with EPIPE."""
+        import subprocess
+        reader, writer = os.pipe()
+        os.close(reader)
+        try:
+            return subprocess.run([sys.executable, "-m", "lab"] + list(args), stdout=writer,
+                                  stderr=subprocess.PIPE, cwd=REPO, timeout=60)
+        finally:
+            os.close(writer)
+
+    def test_a_reader_that_stops_early_gets_no_traceback(self):
+        done = self.run_lab("help")
+        self.assertNotIn(b"Traceback", done.stderr)
+        self.assertNotIn(b"BrokenPipeError", done.stderr)
+        self.assertEqual(done.returncode, 0, done.stderr)
+
+    def test_budget_text_says_how_much_is_in_use(self):
+        from lab import cli
+        self.assertEqual(cli.budget_text(10, 3), "budget 10 (3 per server x 3 = 9 in use, 1 unused)")
+        self.assertEqual(cli.budget_text(10, 2), "budget 10 (5 per server x 2 = 10 in use)")
+        self.assertEqual(cli.budget_text(10, 1), "budget 10 (10 per server x 1 = 10 in use)")
+
+    def test_the_solutions_nginx_uses_the_labs_health_check_settings(self):
+        """SCENARIO asks the learner to compare solution/'s nginx with the lab's generated one."""
+        import re
+        from lab import configs
+        lab_conf = configs.nginx_conf(ports=[3101], listen="127.0.0.1:8080", prefix="/p", pid_file="/p/pid",
+                                      error_log="/p/err", workers="1", root=False, events_json="/p/e.json",
+                                      prom_port=9090, dashboard_dir="/p/d")
+        want = set(re.findall(r"server \S+ (max_fails=\S+ fail_timeout=\S+);", lab_conf))
+        self.assertEqual(len(want), 1, lab_conf)
+        for name in ("nginx.conf", "nginx.hand.conf"):
+            with open(os.path.join(REPO, "solution", name)) as f:
+                got = set(re.findall(r"^\s*server \S+ ([^;]*);", f.read(), re.M))
+            self.assertEqual(got, want, "solution/%s" % name)
+
+    def test_a_fresh_build_keeps_every_object(self):
+        """make deletes objects it made through a chain of pattern rules (intermediate files);
+        the next make (a second make up) then compiles them all again."""
+        import shutil
+        import subprocess
+        if not shutil.which("make"):
+            self.skipTest("no make")
+        with tempfile.TemporaryDirectory() as empty:
+            plan = subprocess.run(["make", "-n", "--no-print-directory", "BUILD=" + empty, "all"], cwd=REPO,
+                                  stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=60).stdout
+        removed = [w for line in plan.splitlines() if line.startswith("rm ") and not line.startswith("rm -f")
+                   for w in line.split()[1:] if w.endswith(".o")]
+        self.assertEqual(removed, [], "make would delete these after the build, and build them again next time")
+        self.assertIn("catalog-server", plan)
+
+
 if __name__ == "__main__":
     result = unittest.main(exit=False, verbosity=1, argv=[sys.argv[0]]).result
     failed = len({getattr(t, "test_case", t).id() for t, _ in result.failures + result.errors})

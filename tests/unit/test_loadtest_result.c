@@ -1,9 +1,11 @@
 /* test_loadtest_result.c: unit tests for loadtest/loadtest_result (verdict thresholds, SLO
- * thresholds, summary, JSON round trip, comparison), loadtest/loadtest_request (--path specs,
- * request bytes) and loadtest/ceiling (a stage's judgement, the search's next rate). */
+ * thresholds, summary, JSON round trip, comparison), loadtest/per_second (the run second by
+ * second, its JSON), loadtest/loadtest_request (--path specs, request bytes) and loadtest/ceiling
+ * (a stage's judgement, the search's next rate). */
 #include "ceiling.h"
 #include "loadtest_request.h"
 #include "loadtest_result.h"
+#include "per_second.h"
 #include "test.h"
 
 #include <stdio.h>
@@ -325,6 +327,102 @@ static void test_requests(void)
     CHECK_INT(loadtest_request_parse("", NULL, &q, err, sizeof(err)), -1);
 }
 
+#define NS_PER_MS 1000000ull
+#define NS_PER_S 1000000000ull
+
+/* Within 3.2% (the per-second histogram's resolution). */
+static int close_to(double got, double want)
+{
+    return got >= want * 0.968 && got <= want * 1.032;
+}
+
+static void test_per_second(void)
+{
+    /* The buckets tile the values: each starts where the previous ended, and a bucket's low
+     * end falls in that bucket. */
+    int tiled = 1;
+    for (uint32_t i = 0; i + 1 < PER_SECOND_BUCKETS; i++) {
+        if (per_second_bucket_low(i) + per_second_bucket_width(i) != per_second_bucket_low(i + 1))
+            tiled = 0;
+        if (per_second_bucket_index(per_second_bucket_low(i)) != i) tiled = 0;
+    }
+    CHECK(tiled);
+    CHECK_INT(per_second_bucket_index(UINT64_MAX), PER_SECOND_BUCKETS - 1);
+
+    /* Two workers.  Second 0: 1..100 ms, one of them a 5xx, and a timeout; second 1: nothing;
+     * second 2: 50 answers of 200 ms from the other worker, which also answered 100 times in
+     * 1 ms in second 0. */
+    per_second_t a = {0}, b = {0};
+    for (int ms = 1; ms <= 100; ms++)
+        per_second_response(&a, (uint64_t)ms * 9 * NS_PER_MS, (uint64_t)ms * NS_PER_MS, ms == 50);
+    per_second_failure(&a, 990 * NS_PER_MS);
+    for (int i = 0; i < 100; i++)
+        per_second_response(&b, 5 * NS_PER_MS, 1 * NS_PER_MS, 0);
+    for (int i = 0; i < 50; i++)
+        per_second_response(&b, 2 * NS_PER_S + 500 * NS_PER_MS, 200 * NS_PER_MS, 0);
+    CHECK_INT(a.count, 1);
+    CHECK_INT(b.count, 3);
+    per_second_t all = {0};
+    per_second_merge(&all, &a);
+    per_second_merge(&all, &b);
+
+    loadtest_second_t *seconds = NULL;
+    size_t count = per_second_summarise(&all, 5, &seconds); /* a 5 s run: 5 entries */
+    CHECK_INT(count, 5);
+    CHECK_INT(seconds[0].requests, 200);
+    CHECK_INT(seconds[0].failures, 2);
+    CHECK(close_to(seconds[0].p50_ms, 1.0));  /* half the answers took 1 ms */
+    CHECK(close_to(seconds[0].p99_ms, 98.0)); /* rank 198 of 200: the 98th of 1..100 ms */
+    CHECK_INT(seconds[1].requests, 0);
+    CHECK(seconds[1].p99_ms == 0);
+    CHECK_INT(seconds[2].requests, 50);
+    CHECK(close_to(seconds[2].p50_ms, 200.0) && close_to(seconds[2].p99_ms, 200.0));
+    CHECK_INT(seconds[3].requests + seconds[4].requests, 0);
+    free(seconds);
+    /* A run whose answers went on past its duration (the drain) keeps those seconds too. */
+    CHECK_INT(per_second_summarise(&all, 2, &seconds), 3);
+    free(seconds);
+    per_second_t none = {0};
+    CHECK_INT(per_second_summarise(&none, 0, &seconds), 0);
+    CHECK(seconds == NULL);
+
+    /* In the result's JSON and back. */
+    loadtest_result_t r = {0};
+    snprintf(r.label, sizeof(r.label), "per-second");
+    r.requests = 250;
+    r.rps = 50;
+    r.second_count = per_second_summarise(&all, 5, &r.per_second);
+    buf_t json = {0};
+    loadtest_result_write_json(&json, &r);
+    buf_append_char(&json, 0);
+    CHECK(strstr(json.data,
+                 "\"per_second\": [\n    {\"t\": 0, \"requests\": 200, \"failures\": 2, ") != NULL);
+    CHECK(strstr(json.data, "{\"t\": 1, \"requests\": 0, \"failures\": 0, \"p50_ms\": 0.000, "
+                            "\"p99_ms\": 0.000}") != NULL);
+    char path[] = "/tmp/test_loadtest_per_second.XXXXXX";
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK_INT(write(fd, json.data, json.len - 1), (long long)json.len - 1);
+    close(fd);
+    loadtest_result_t back = {0};
+    char err[256] = "";
+    CHECK_INT(loadtest_result_read_json(path, &back, err, sizeof(err)), 0);
+    unlink(path);
+    CHECK_INT(back.second_count, 5);
+    CHECK_INT(back.per_second[0].requests, 200);
+    CHECK_INT(back.per_second[0].failures, 2);
+    CHECK(back.per_second[2].p99_ms > 190 && back.per_second[2].p99_ms < 210);
+    CHECK_INT(back.per_second[4].requests, 0);
+
+    buf_free(&json);
+    loadtest_result_free(&r);
+    loadtest_result_free(&back);
+    per_second_free(&a);
+    per_second_free(&b);
+    per_second_free(&all);
+    per_second_free(NULL);
+}
+
 int main(void)
 {
     test_verdict();
@@ -333,5 +431,6 @@ int main(void)
     test_json_round_trip();
     test_summary();
     test_requests();
+    test_per_second();
     return test_report("loadtest_result");
 }
