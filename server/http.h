@@ -8,7 +8,7 @@
 #include "buf.h"
 
 enum http_method {
-    HTTP_METHOD_OTHER = 0, /* a valid token we do not know; the router answers 405/501 */
+    HTTP_METHOD_OTHER = 0, /* a valid token we do not know: the router answers 501 */
     HTTP_METHOD_GET,
     HTTP_METHOD_HEAD,
     HTTP_METHOD_POST,

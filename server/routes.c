@@ -713,6 +713,13 @@ void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body)
 {
     slice_t id = {0};
     c->route = routes_match(req->path, &id);
+    /* A method the server does not implement anywhere (RFC 9110 9.1, "FOO"): 501 on any path.
+     * The request's framing was understood (its body, if any, was read), so the connection
+     * stays.  A method it knows but the route does not take is 405 below. */
+    if (req->method == HTTP_METHOD_OTHER) {
+        conn_respond_error(c, 501, "Method not implemented", NULL);
+        return;
+    }
     if (c->route == ROUTE_UNMATCHED) {
         conn_respond_error(c, 404, "Not found", NULL);
         return;

@@ -100,4 +100,75 @@ with harness.Server(dict(env, SERVER_ID="seams-sigquit", WORKERS="2")) as server
                 code == 131 and elapsed < 2.5, f"exit {code} after {elapsed:.1f} s")
     suite.check("SIGQUIT: logged", "SIGQUIT: exiting at once" in log, log[-600:])
 
+
+# ---- 8: unknown methods and the statuses /metrics names ------------------------------------
+def exchange(port, data, timeout=5):
+    """Sends data on one connection; (statuses of the answers, closed by the server)."""
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(data)
+        answer, deadline = b"", time.monotonic() + timeout
+        closed = False
+        while time.monotonic() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except (socket.timeout, ConnectionResetError):
+                break
+            if not chunk:
+                closed = True
+                break
+            answer += chunk
+    return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)], closed
+
+
+def requests_total(port, method, route, code):
+    """http_requests_total for these labels (0 when absent)."""
+    _, _, body = harness.http(port, "GET", "/metrics")
+    m = re.search(rf'^http_requests_total{{method="{method}",route="{route}",'
+                  rf'status_code="{code}"}} (\d+)$'.encode(), body, re.M)
+    return int(m.group(1)) if m else 0
+
+
+with harness.Server(dict(env, SERVER_ID="seams-methods")) as server:
+    port = server.port
+    for method in ["FOO", "BREW", "TRACE", "get"]:
+        got, closed = exchange(port, f"{method} /health HTTP/1.1\r\nHost: t\r\n\r\n".encode() +
+                               b"GET /health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+        suite.equal(f"{method} /health, then GET /health/live on the same connection: 501, 200",
+                    got, [501, 200])
+    # with a body: its framing is known, so it is read and the next request follows
+    got, _ = exchange(port, b"FOO /products HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n\r\n"
+                      b"hello" + b"GET /health/live HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    suite.equal("FOO with a 5-byte body, then a GET: 501, 200", got, [501, 200])
+    got, _ = exchange(port, b"FOO /nope HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    suite.equal("FOO on an unknown path: 501", got, [501])
+    got, _ = exchange(port, b"PUT /health HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    suite.equal("PUT /health (a method the server knows): still 405", got, [405])
+    suite.equal("/metrics: the four unknown methods on /health counted as status_code 501",
+                requests_total(port, "OTHER", "/health", 501), 4)
+    # the idempotency outcomes get their own label, not "other"
+    order = {"product_id": 1, "quantity": 1}
+    harness.http(port, "POST", "/orders", order, {"Idempotency-Key": "seams-422"})
+    status, _, _ = harness.http(port, "POST", "/orders", {"product_id": 1, "quantity": 2},
+                                {"Idempotency-Key": "seams-422"})
+    suite.equal("same key, another quantity: 422", status, 422)
+    suite.equal("/metrics: the 422 counted as status_code 422",
+                requests_total(port, "POST", "/orders", 422), 1)
+    # 409: the key's first request still running (it waits on a lock on orders)
+    locker = lock_table(NAME, "orders", 1.5)
+    threads, results = harness.in_threads(
+        [lambda: harness.http(port, "POST", "/orders", order, {"Idempotency-Key": "seams-409"},
+                              timeout=15)])
+    harness.wait_for(lambda: harness.backends(
+        "catalog-server-seams-methods", "wait_event_type = 'Lock'") == 1, 5)
+    status, _, _ = harness.http(port, "POST", "/orders", order, {"Idempotency-Key": "seams-409"})
+    suite.equal("the same key while its first request waits on a lock: 409", status, 409)
+    threads[0].join()
+    locker.wait(timeout=30)
+    suite.equal("the first request is then answered 201", results[0][0], 201)
+    suite.equal("/metrics: the 409 counted as status_code 409",
+                requests_total(port, "POST", "/orders", 409), 1)
+    suite.equal("/metrics: nothing counted as status_code other",
+                sum(requests_total(port, m, r, "other") for m in ["GET", "POST", "OTHER"]
+                    for r in ["/health", "/orders", "unmatched", "/products"]), 0)
+
 suite.finish()
