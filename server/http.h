@@ -75,6 +75,10 @@ typedef struct http_request {
 int http_parse_request(const char *buf, size_t len, const http_limits_t *limits,
                        http_request_t *req);
 
+/* The bytes of the whole empty lines (CRLF) at the start of buf, which RFC 9112 2.2 says a server
+ * ignores before a request line (some clients send one after a body).  0 when there are none. */
+size_t http_empty_lines(const char *buf, size_t len);
+
 /* RFC 3986 uri-host [":" port] (an IP literal in brackets or a reg-name; port 0-5 digits), as a
  * Host field or the authority of an absolute-form target must be.  Empty is valid. */
 int http_host_valid(slice_t host);

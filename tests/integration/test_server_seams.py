@@ -101,6 +101,63 @@ with harness.Server(dict(env, SERVER_ID="seams-sigquit", WORKERS="2")) as server
     suite.check("SIGQUIT: logged", "SIGQUIT: exiting at once" in log, log[-600:])
 
 
+# ---- 7: a stray CRLF after a request -------------------------------------------------------
+def recv_for(sock, seconds):
+    """Bytes read for `seconds`; (data, closed by the server)."""
+    data, deadline = b"", time.monotonic() + seconds
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return data, False
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except socket.timeout:
+            return data, False
+        except ConnectionResetError:
+            return data, True
+        if not chunk:
+            return data, True
+        data += chunk
+
+
+def statuses(data):
+    return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", data)]
+
+
+LIVE = b"GET /health/live HTTP/1.1\r\nHost: t\r\n\r\n"
+ORDER_BODY = b'{"product_id":1,"quantity":1}'
+ORDER = (b"POST /orders HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+         b"Content-Length: %d\r\n\r\n%s" % (len(ORDER_BODY), ORDER_BODY))
+# HTTP_HEADER_TIMEOUT_MS 300: a connection left "reading a head" gets 408 after 0.3 s; an idle
+# one waits for its 5 s keep-alive.
+with harness.Server(dict(env, SERVER_ID="seams-crlf", HTTP_HEADER_TIMEOUT_MS="300",
+                         HTTP_KEEPALIVE_TIMEOUT_MS="5000")) as server:
+    for label, first, stray in [("a GET with a CRLF after it", LIVE + b"\r\n", b""),
+                                ("a POST with a CRLF after its body", ORDER + b"\r\n", b""),
+                                ("a GET, then a CRLF sent on its own", LIVE, b"\r\n"),
+                                ("a GET, then two CRLFs on their own", LIVE, b"\r\n\r\n")]:
+        with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+            sock.sendall(first)
+            answer, _ = recv_for(sock, 0.3)
+            if stray:
+                sock.sendall(stray)
+            later, closed = recv_for(sock, 1.2)
+            suite.check(f"{label}: answered, then nothing unasked for 1.2 s (header timeout "
+                        "0.3 s), connection open",
+                        len(statuses(answer)) == 1 and later == b"" and not closed,
+                        f"first {statuses(answer)}, then {later[:60]!r}, closed {closed}")
+            sock.sendall(LIVE)
+            answer, _ = recv_for(sock, 1)
+            suite.equal(f"{label}: the next request on the connection is answered",
+                        statuses(answer), [200])
+    # a head begun after the empty lines still has its deadline: 408
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(LIVE + b"\r\nGET /health/live HTTP/1.1\r\n")
+        answer, closed = recv_for(sock, 1.5)
+    suite.check("a CRLF, then a head left unfinished: 200, then 408 and the close",
+                statuses(answer) == [200, 408] and closed, f"{statuses(answer)}, closed {closed}")
+
 # ---- 8: unknown methods and the statuses /metrics names ------------------------------------
 def exchange(port, data, timeout=5):
     """Sends data on one connection; (statuses of the answers, closed by the server)."""
@@ -117,7 +174,7 @@ def exchange(port, data, timeout=5):
                 closed = True
                 break
             answer += chunk
-    return [int(m) for m in re.findall(rb"HTTP/1\.1 (\d{3}) ", answer)], closed
+    return statuses(answer), closed
 
 
 def requests_total(port, method, route, code):
