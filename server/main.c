@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "log.h"
+#include "schema.h"
 #include "server.h"
 
 /* Log lines waiting for stderr (twice: one buffer filling, one being written); beyond, lines are
@@ -300,6 +301,9 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
+    /* One line at start-up if the database lacks what `catalog-db migrate` adds. */
+    if (schema_check_start(&s->config) < 0)
+        log_warn("cannot start the schema check: %s", strerror(errno));
     s->worker_count = s->config.workers;
     s->workers = xcalloc(s->worker_count, sizeof *s->workers);
     for (unsigned i = 0; i < s->worker_count; i++) {

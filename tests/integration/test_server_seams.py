@@ -228,4 +228,57 @@ with harness.Server(dict(env, SERVER_ID="seams-methods")) as server:
                 sum(requests_total(port, m, r, "other") for m in ["GET", "POST", "OTHER"]
                     for r in ["/health", "/orders", "unmatched", "/products"]), 0)
 
+
+# ---- 9: a database `catalog-db migrate` has not touched ------------------------------------
+# An older schema: without what later versions of sql/schema.sql added (the keyed orders'
+# function and table, the live report's covering index).
+OLD = NAME + "_old"
+old_env = harness.make_db(OLD, products=100, orders=500)
+harness.psql("DROP FUNCTION place_order_with_key(integer, integer, varchar); "
+             "DROP TABLE order_idempotency_keys; DROP INDEX orders_product_id_total_cents_idx",
+             db=OLD)
+MIGRATE_LINE = "run catalog-db migrate"
+with harness.Server(dict(old_env, SERVER_ID="seams-old")) as server:
+    port = server.port
+    log_has(server, MIGRATE_LINE, 5)
+    lines = [x for x in server.stderr_text().splitlines() if MIGRATE_LINE in x]
+    suite.equal("unmigrated database: one log line says to run catalog-db migrate", len(lines), 1)
+    line = lines[0] if lines else ""
+    print(f"# {line}")
+    suite.check("... naming the function, the table and the index",
+                all(name in line for name in ["place_order_with_key", "order_idempotency_keys",
+                                              "orders_product_id_total_cents_idx"]), line)
+    status, _, ready = harness.http_json(port, "GET", "/health/ready")
+    suite.equal("unmigrated: /health/ready stays 200 (reads work)", status, 200)
+    suite.check("unmigrated: /health/ready says what is missing and to run catalog-db migrate",
+                MIGRATE_LINE in str(ready.get("schema")) and
+                "place_order_with_key" in str(ready.get("schema")), repr(ready))
+    status, _, answer = harness.http_json(port, "POST", "/orders", {"product_id": 1, "quantity": 1},
+                                          {"Idempotency-Key": "seams-old-1"})
+    suite.check("unmigrated: a keyed order is answered 503 saying to run catalog-db migrate",
+                status == 503 and MIGRATE_LINE in answer.get("error", ""), f"{status} {answer}")
+    status, _, _ = harness.http(port, "POST", "/orders", {"product_id": 1, "quantity": 1})
+    suite.equal("unmigrated: an order without a key is placed", status, 201)
+    status, _, _ = harness.http(port, "GET", "/report")
+    suite.equal("unmigrated: GET /report answers", status, 200)
+
+    migrate = harness.catalog_db("migrate", old_env)
+    suite.equal("catalog-db migrate on the old database: exit 0", migrate.returncode, 0)
+    # the server looks again every few seconds while something is missing
+    healed = harness.wait_for(
+        lambda: "schema" not in harness.http_json(port, "GET", "/health/ready")[2], 15)
+    suite.check("after the migrate: /health/ready no longer mentions the schema", healed)
+    suite.check("after the migrate: one line says everything is there",
+                log_has(server, "everything this server needs is in the database now", 3),
+                server.stderr_text()[-400:])
+    status, _, _ = harness.http(port, "POST", "/orders", {"product_id": 1, "quantity": 1},
+                                {"Idempotency-Key": "seams-old-2"})
+    suite.equal("after the migrate: a keyed order is placed (201)", status, 201)
+with harness.Server(dict(old_env, SERVER_ID="seams-migrated")) as server:
+    harness.http(server.port, "GET", "/health/ready")
+    time.sleep(0.5)
+    suite.check("a server started on the migrated database logs nothing about the schema",
+                "schema" not in server.stderr_text(), server.stderr_text()[-400:])
+harness.drop_db(OLD)
+
 suite.finish()
