@@ -10,6 +10,7 @@
 #include <time.h>
 
 #include "log.h"
+#include "pool.h"
 
 /* How often a database that lacks something is looked at again. */
 #define SCHEMA_RECHECK_MS 5000
@@ -114,6 +115,7 @@ static void *schema_thread(void *arg)
                 sleep_ms(SCHEMA_RETRY_MS);
                 continue;
             }
+            pool_log_notices(conn);
         }
         int rc = check_once(conn, &logged);
         if (rc == 1) break;
