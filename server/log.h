@@ -29,6 +29,10 @@ void log_write_lines(const char *lines, size_t len);
  * signals it must not take first.  Returns 0, or -1 when no thread can be started (then logging
  * stays synchronous). */
 int log_start_async(size_t capacity);
+/* Gives what is buffered up to a second to reach stderr, then stops the writer (lines logged
+ * afterwards are lost).  log_start_async registers it with atexit; a process that leaves with
+ * _exit calls it first.  Does nothing in the synchronous mode. */
+void log_finish(void);
 /* Lines dropped since the start (asynchronous mode only). */
 uint64_t log_lines_dropped(void);
 

@@ -204,11 +204,13 @@ static const char *signal_name(int sig)
 }
 
 /* SIGQUIT: the requests in flight are not answered; what is logged gets its second to reach
- * stderr (log_start_async's exit handler). */
+ * stderr.  _exit, not exit: the libraries' exit handlers (OpenSSL's, under libpq) would free
+ * what the worker threads, still running, may be using. */
 static void quit_now(void)
 {
     log_warn("SIGQUIT: exiting at once; requests in flight are not answered");
-    exit(128 + SIGQUIT);
+    log_finish();
+    _exit(128 + SIGQUIT);
 }
 
 /* Waits until *count reaches want, taking the signals of `set` meanwhile (polled every poll_ms):
