@@ -8,6 +8,7 @@
 
 #include "config.h"
 #include "error.h"
+#include "pgnotice.h"
 
 /* The database that always exists, used to check for and create DB_NAME. */
 #define MAINTENANCE_DATABASE "postgres"
@@ -21,6 +22,15 @@ static void copy_message(char *err, size_t err_size, const char *message)
         err[--len] = '\0';
     for (size_t i = 0; i < len; i++)
         if (err[i] == '\n' || err[i] == '\t') err[i] = ' ';
+}
+
+/* A notice (or an error PostgreSQL sends outside a query) as one line on stderr, instead of
+ * libpq's default raw lines. */
+static void print_notice(void *arg, const PGresult *res)
+{
+    (void)arg;
+    char line[1024];
+    fprintf(stderr, "catalog-db: database %s\n", pgnotice_format(res, line, sizeof line));
 }
 
 PGconn *dbtool_connect(const dbtool_config_t *config, const char *dbname, char *err,
@@ -50,6 +60,7 @@ PGconn *dbtool_connect(const dbtool_config_t *config, const char *dbname, char *
         PQfinish(conn);
         return NULL;
     }
+    PQsetNoticeReceiver(conn, print_notice, NULL);
     return conn;
 }
 

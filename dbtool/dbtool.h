@@ -36,7 +36,8 @@ extern const char dbtool_schema_sql[];
 extern const char dbtool_rollup_sql[];
 
 /* Opens a connection to database dbname with the config's server and credentials, session
- * options TimeZone=UTC and DateStyle=ISO.  Returns the connection, or NULL with a one-line
+ * options TimeZone=UTC and DateStyle=ISO; its notices are printed as one line each on stderr
+ * ("catalog-db: database WARNING 01000: ...").  Returns the connection, or NULL with a one-line
  * reason in err (never longer than err_size).  The caller PQfinish()es the connection. */
 PGconn *dbtool_connect(const dbtool_config_t *config, const char *dbname, char *err,
                        size_t err_size);

@@ -235,5 +235,7 @@ void server_config_usage(FILE *out)
     for (int i = 0; i < 4; i++)
         fprintf(out, "  %-26s %s [%lu]\n", LIMIT_SETTINGS[i].name, LIMIT_SETTINGS[i].help,
                 LIMIT_SETTINGS[i].default_value);
-    fprintf(out, "\nSIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0.\n");
+    fprintf(out,
+            "\nSIGTERM or SIGINT: stop accepting, finish in-flight requests, exit 0 (a second\n"
+            "one while stopping is logged and ignored).  SIGQUIT: exit at once, status 131.\n");
 }

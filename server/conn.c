@@ -356,6 +356,11 @@ static int conn_process(conn_t *c)
             backpressure = 1;
             break;
         }
+        /* Empty lines between requests (a CRLF some clients send after a body) are dropped
+         * here, so a connection that holds only those stays idle, on its keep-alive timer (not
+         * restarted by them), instead of reading a head that never comes (RFC 9112 2.2). */
+        if (!c->reading_body)
+            c->in_start += http_empty_lines(c->in.data + c->in_start, c->in.len - c->in_start);
         char *start = c->in.data + c->in_start;
         size_t avail = c->in.len - c->in_start;
         if (avail == 0) break;

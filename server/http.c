@@ -382,15 +382,21 @@ static int parse_headers(const char *p, const char *end, unsigned max_headers, h
     return 0;
 }
 
+size_t http_empty_lines(const char *buf, size_t len)
+{
+    size_t skip = 0;
+    while (len - skip >= 2 && buf[skip] == '\r' && buf[skip + 1] == '\n')
+        skip += 2;
+    return skip;
+}
+
 int http_parse_request(const char *buf, size_t len, const http_limits_t *limits,
                        http_request_t *req)
 {
     if (!limits) limits = &http_default_limits;
     /* RFC 9112 2.2: empty lines (CRLF) before a request line are ignored; they count towards
      * the head limit. */
-    size_t skip = 0;
-    while (len - skip >= 2 && buf[skip] == '\r' && buf[skip + 1] == '\n')
-        skip += 2;
+    size_t skip = http_empty_lines(buf, len);
     if (skip) {
         if (skip >= limits->max_header_bytes) return -431;
         if (len - skip == 1 && buf[skip] == '\r') return 0;

@@ -8,7 +8,7 @@
 #include "buf.h"
 
 enum http_method {
-    HTTP_METHOD_OTHER = 0, /* a valid token we do not know; the router answers 405/501 */
+    HTTP_METHOD_OTHER = 0, /* a valid token we do not know: the router answers 501 */
     HTTP_METHOD_GET,
     HTTP_METHOD_HEAD,
     HTTP_METHOD_POST,
@@ -74,6 +74,10 @@ typedef struct http_request {
  * unspecified. Bytes after head_len (a body, a pipelined request) are never looked at. */
 int http_parse_request(const char *buf, size_t len, const http_limits_t *limits,
                        http_request_t *req);
+
+/* The bytes of the whole empty lines (CRLF) at the start of buf, which RFC 9112 2.2 says a server
+ * ignores before a request line (some clients send one after a body).  0 when there are none. */
+size_t http_empty_lines(const char *buf, size_t len);
 
 /* RFC 3986 uri-host [":" port] (an IP literal in brackets or a reg-name; port 0-5 digits), as a
  * Host field or the authority of an absolute-form target must be.  Empty is valid. */

@@ -240,8 +240,9 @@ static void *log_writer(void *arg)
 }
 
 /* At exit: what is buffered gets up to a second to reach a slow reader, then is abandoned. */
-static void log_flush_at_exit(void)
+void log_finish(void)
 {
+    if (!async.started) return;
     pthread_mutex_lock(&async.lock);
     async.stopping = 1;
     pthread_cond_signal(&async.wake);
@@ -268,6 +269,6 @@ int log_start_async(size_t capacity)
     }
     pthread_detach(async.thread);
     async.started = 1;
-    atexit(log_flush_at_exit);
+    atexit(log_finish);
     return 0;
 }

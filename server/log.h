@@ -25,9 +25,14 @@ void log_write_lines(const char *lines, size_t len);
  * written) drained by a writer thread, so a caller never blocks on stderr, even when nobody
  * reads it: lines that do not fit are dropped and counted, and the writer reports them in one
  * line (at most one every 10 s) once stderr takes lines again.  At exit what is buffered gets up
- * to a second to be written.  Returns 0, or -1 when no thread can be started (then logging
+ * to a second to be written.  The writer thread inherits the caller's signal mask: block the
+ * signals it must not take first.  Returns 0, or -1 when no thread can be started (then logging
  * stays synchronous). */
 int log_start_async(size_t capacity);
+/* Gives what is buffered up to a second to reach stderr, then stops the writer (lines logged
+ * afterwards are lost).  log_start_async registers it with atexit; a process that leaves with
+ * _exit calls it first.  Does nothing in the synchronous mode. */
+void log_finish(void);
 /* Lines dropped since the start (asynchronous mode only). */
 uint64_t log_lines_dropped(void);
 

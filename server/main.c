@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "log.h"
+#include "schema.h"
 #include "server.h"
 
 /* Log lines waiting for stderr (twice: one buffer filling, one being written); beyond, lines are
@@ -23,6 +24,7 @@
 /* ---- worker threads ------------------------------------------------------------------------ */
 
 static atomic_uint listeners_released;
+static atomic_uint workers_exited;
 
 static void worker_on_wake(loop_io_t *io, uint32_t events)
 {
@@ -88,6 +90,7 @@ static void *worker_main(void *arg)
             }
         }
     }
+    atomic_fetch_add(&workers_exited, 1);
     return NULL;
 }
 
@@ -180,6 +183,53 @@ static int fit_fd_limit(server_config_t *config, char *err, size_t err_len)
     return 0;
 }
 
+/* ---- signals ------------------------------------------------------------------------------- */
+
+/* The signals the main thread takes with sigwait: SIGTERM and SIGINT start the drain, SIGQUIT
+ * ends the process at once.  Every thread blocks them (they are blocked before the first thread,
+ * the log writer, starts, and threads inherit the mask), so none is ever delivered to a thread
+ * whose default action would end the process in the middle of the drain. */
+static void block_signals(sigset_t *set)
+{
+    sigemptyset(set);
+    sigaddset(set, SIGTERM);
+    sigaddset(set, SIGINT);
+    sigaddset(set, SIGQUIT);
+    pthread_sigmask(SIG_BLOCK, set, NULL);
+}
+
+static const char *signal_name(int sig)
+{
+    return sig == SIGTERM ? "SIGTERM" : sig == SIGINT ? "SIGINT" : "SIGQUIT";
+}
+
+/* SIGQUIT: the requests in flight are not answered; what is logged gets its second to reach
+ * stderr.  _exit, not exit: the libraries' exit handlers (OpenSSL's, under libpq) would free
+ * what the worker threads, still running, may be using. */
+static void quit_now(void)
+{
+    log_warn("SIGQUIT: exiting at once; requests in flight are not answered");
+    log_finish();
+    _exit(128 + SIGQUIT);
+}
+
+/* Waits until *count reaches want, taking the signals of `set` meanwhile (polled every poll_ms):
+ * a further SIGTERM or SIGINT is logged and changes nothing (the drain is already bounded by
+ * SHUTDOWN_TIMEOUT_MS); SIGQUIT exits at once. */
+static void drain_wait(const sigset_t *set, atomic_uint *count, unsigned want, long poll_ms,
+                       unsigned shutdown_timeout_ms)
+{
+    const struct timespec poll = {.tv_sec = poll_ms / 1000, .tv_nsec = (poll_ms % 1000) * 1000000};
+    while (atomic_load(count) < want) {
+        int sig = sigtimedwait(set, NULL, &poll);
+        if (sig == SIGQUIT) quit_now();
+        if (sig > 0)
+            log_warn("%s while stopping: ignored; requests in flight are still being answered "
+                     "(at most SHUTDOWN_TIMEOUT_MS=%u ms); SIGQUIT exits at once",
+                     signal_name(sig), shutdown_timeout_ms);
+    }
+}
+
 int main(int argc, char **argv)
 {
     for (int i = 1; i < argc; i++) {
@@ -203,6 +253,10 @@ int main(int argc, char **argv)
     char name[128];
     snprintf(name, sizeof name, "catalog-server[%s]", s->config.server_id);
     log_set_name(name);
+    /* Before any thread starts, so that every thread inherits the mask. */
+    sigset_t stop_signals;
+    block_signals(&stop_signals);
+    signal(SIGPIPE, SIG_IGN);
     /* A slow or stuck reader of stderr must never stall an event loop. */
     if (log_start_async(LOG_BUFFER_BYTES) < 0)
         log_warn("logging synchronously: %s", strerror(errno));
@@ -216,14 +270,6 @@ int main(int argc, char **argv)
      * top of each heap, and serve blocks below 4 MiB from the heaps rather than from mmap. */
     mallopt(M_TRIM_THRESHOLD, 16 << 20);
     mallopt(M_MMAP_THRESHOLD, 4 << 20);
-
-    /* Signals are taken by sigwait in this thread; workers inherit the blocked mask. */
-    sigset_t stop_signals;
-    sigemptyset(&stop_signals);
-    sigaddset(&stop_signals, SIGTERM);
-    sigaddset(&stop_signals, SIGINT);
-    pthread_sigmask(SIG_BLOCK, &stop_signals, NULL);
-    signal(SIGPIPE, SIG_IGN);
 
     s->listen_fd = listen_on(s->config.host, s->config.port, err, sizeof err);
     if (s->listen_fd < 0) {
@@ -257,6 +303,9 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
+    /* One line at start-up if the database lacks what `catalog-db migrate` adds. */
+    if (schema_check_start(&s->config) < 0)
+        log_warn("cannot start the schema check: %s", strerror(errno));
     s->worker_count = s->config.workers;
     s->workers = xcalloc(s->worker_count, sizeof *s->workers);
     for (unsigned i = 0; i < s->worker_count; i++) {
@@ -278,8 +327,8 @@ int main(int argc, char **argv)
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
-    log_info("%s: stopping: no new connections, finishing requests in flight",
-             sig == SIGTERM ? "SIGTERM" : "SIGINT");
+    if (sig == SIGQUIT) quit_now();
+    log_info("%s: stopping: no new connections, finishing requests in flight", signal_name(sig));
     atomic_store(&s->stopping, 1);
     for (unsigned i = 0; i < s->worker_count; i++) {
         uint64_t one = 1;
@@ -287,9 +336,10 @@ int main(int argc, char **argv)
         (void)r;
     }
     /* Close the listener once no worker watches it, so new connections are refused at once. */
-    while (atomic_load(&listeners_released) < s->worker_count)
-        usleep(1000);
+    drain_wait(&stop_signals, &listeners_released, s->worker_count, 1,
+               s->config.shutdown_timeout_ms);
     close(s->listen_fd);
+    drain_wait(&stop_signals, &workers_exited, s->worker_count, 50, s->config.shutdown_timeout_ms);
     for (unsigned i = 0; i < s->worker_count; i++)
         pthread_join(s->workers[i].thread, NULL);
     for (unsigned i = 0; i < s->worker_count; i++) {

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "error.h"
 #include "log.h"
+#include "pgnotice.h"
 #include "resolver.h"
 
 const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {
@@ -1118,6 +1119,7 @@ static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q)
         values[p->addr_at] = hostaddr;
     }
     c->pg = known ? PQconnectStartParams(p->keywords, values, 0) : NULL;
+    if (c->pg) pool_log_notices(c->pg);
     active_add(w, c);
     if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || pgconn_watch(w, c, EPOLLOUT) < 0) {
         c->connect_for = NULL;
@@ -1742,6 +1744,18 @@ void pool_get_stats(pool_t *p, pool_stats_t *out)
     out->statements = __atomic_load_n(&p->statements, __ATOMIC_RELAXED);
     out->syncs = __atomic_load_n(&p->syncs, __ATOMIC_RELAXED);
     out->resent = __atomic_load_n(&p->resent, __ATOMIC_RELAXED);
+}
+
+static void notice_to_log(void *arg, const PGresult *res)
+{
+    (void)arg;
+    char line[1024];
+    log_write(pgnotice_level(res), "database %s", pgnotice_format(res, line, sizeof line));
+}
+
+void pool_log_notices(PGconn *conn)
+{
+    PQsetNoticeReceiver(conn, notice_to_log, NULL);
 }
 
 const char *pool_result_sqlstate(const PGresult *res)

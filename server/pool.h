@@ -196,6 +196,11 @@ int pool_submit(pool_worker_t *worker, pool_query_t *query);
 void pool_cancel(pool_query_t *query);
 
 void pool_get_stats(pool_t *pool, pool_stats_t *out);
+/* From now on conn's notices, and the errors PostgreSQL sends outside a query (a FATAL before
+ * a close), go to the server's log, one line each ("database WARNING 57P02: ..."), never
+ * blocking (log.h), instead of libpq's default: raw lines written to stderr, blocking on a
+ * slow reader.  The pool does it for each of its connections. */
+void pool_log_notices(PGconn *conn);
 /* The SQLSTATE of a failed result ("22003"...), or "" when none. */
 const char *pool_result_sqlstate(const PGresult *res);
 /* The text of a pool error for a person, the one place it is written: "database busy: no

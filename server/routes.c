@@ -10,6 +10,7 @@
 #include "log.h"
 #include "number.h"
 #include "order.h"
+#include "schema.h"
 #include "server.h"
 #include "sort.h"
 #include "url.h"
@@ -522,9 +523,30 @@ static void on_order(pool_query_t *q, PGresult *res, int error, const char *mess
     conn_end(c, &resp, 201);
 }
 
+/* POST /orders with an Idempotency-Key against a database `catalog-db migrate` has not
+ * brought up to date: 503 with what is missing (not a 500: nothing is broken in the server). */
+static void respond_schema_missing(conn_t *c)
+{
+    char message[768];
+    if (!schema_missing(message, sizeof message))
+        snprintf(message, sizeof message,
+                 "the database schema is older than this server: missing function "
+                 "place_order_with_key; run catalog-db migrate");
+    conn_respond_error(c, 503, message, NULL);
+}
+
 static void on_order_with_key(pool_query_t *q, PGresult *res, int error, const char *message)
 {
     conn_t *c = q->user;
+    if (error == POOL_ERR_QUERY) {
+        /* undefined_function, undefined_table: the check at start-up has not finished, or the
+         * schema changed under a running server */
+        const char *state = pool_result_sqlstate(res);
+        if (strcmp(state, "42883") == 0 || strcmp(state, "42P01") == 0) {
+            respond_schema_missing(c);
+            return;
+        }
+    }
     if (answered_order_failure(c, res, error, message)) return;
     const char *outcome = PQgetvalue(res, 0, 0);
     if (strcmp(outcome, "in_progress") == 0) {
@@ -568,6 +590,12 @@ static void on_health(pool_query_t *q, PGresult *res, int error, const char *mes
     json_write_cstr(out, id);
     buf_append_cstr(out, ",\"products\":");
     write_raw(out, res, 0, 0);
+    char missing[768];
+    if (c->route == ROUTE_HEALTH_READY && schema_missing(missing, sizeof missing)) {
+        /* still ready: reads work; the body says what the start-up check found */
+        buf_append_cstr(out, ",\"schema\":");
+        json_write_cstr(out, missing);
+    }
     buf_append_char(out, '}');
     conn_end(c, &resp, 200);
 }
@@ -649,6 +677,10 @@ static void handle_order(conn_t *c, const http_request_t *req, slice_t body)
     c->query.params[0] = c->param_id;
     c->query.params[1] = c->param_quantity;
     if (keyed) {
+        if (schema_keyed_orders_missing()) {
+            respond_schema_missing(c);
+            return;
+        }
         c->query.params[2] = c->param.data;
         submit(c, ST_INSERT_ORDER_WITH_KEY, 3, on_order_with_key);
         return;
@@ -714,6 +746,13 @@ void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body)
 {
     slice_t id = {0};
     c->route = routes_match(req->path, &id);
+    /* A method the server does not implement anywhere (RFC 9110 9.1, "FOO"): 501 on any path.
+     * The request's framing was understood (its body, if any, was read), so the connection
+     * stays.  A method it knows but the route does not take is 405 below. */
+    if (req->method == HTTP_METHOD_OTHER) {
+        conn_respond_error(c, 501, "Method not implemented", NULL);
+        return;
+    }
     if (c->route == ROUTE_UNMATCHED) {
         conn_respond_error(c, 404, "Not found", NULL);
         return;

@@ -74,7 +74,7 @@ typedef enum route {
 #define ROUTE_COUNT (ROUTE_UNMATCHED + 1)
 
 enum method_label { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_OTHER, METHOD_COUNT };
-#define STATUS_LABELS 16
+#define STATUS_LABELS 17 /* the statuses server/stats.c names, and "other" */
 #define DURATION_BUCKETS 8
 
 /* Per-worker request counters: written only by the owning thread, read by /metrics. */

@@ -16,15 +16,16 @@ static const char *const ROUTE_LABEL[ROUTE_COUNT] = {
 };
 /* clang-format on */
 static const char *const METHOD_LABEL[METHOD_COUNT] = {"GET", "HEAD", "POST", "OTHER"};
-/* Every status the server answers with; the last slot counts anything else. */
-static const int STATUS_LABEL[STATUS_LABELS] = {200, 201, 400, 404, 405, 408, 413, 414,
-                                                415, 431, 500, 501, 503, 505, 0,   0};
+/* Every status the server answers with (docs/api.md, HTTP API); the last slot, 0, counts
+ * anything else as "other". */
+static const int STATUS_LABEL[STATUS_LABELS] = {200, 201, 400, 404, 405, 408, 409, 413, 414,
+                                                415, 422, 431, 500, 501, 503, 505, 0};
 static const double DURATION_BOUNDS_MS[DURATION_BUCKETS] = {10,  50,   100,  200,
                                                             500, 1000, 2000, 5000};
 
 static int status_index(int status)
 {
-    for (int i = 0; i < STATUS_LABELS - 2; i++)
+    for (int i = 0; i < STATUS_LABELS - 1; i++)
         if (STATUS_LABEL[i] == status) return i;
     return STATUS_LABELS - 1;
 }

@@ -493,6 +493,15 @@ static void test_rfc9112(void)
     for (size_t i = 0; i < sizeof many; i += 2)
         memcpy(many + i, "\r\n", 2);
     CHECK_INT(http_parse_request(many, sizeof many, &limits, &req), -431);
+    /* the empty lines a connection drops between requests: whole CRLFs only */
+    CHECK_INT(http_empty_lines("", 0), 0);
+    CHECK_INT(http_empty_lines("\r\n", 2), 2);
+    CHECK_INT(http_empty_lines("\r\n\r\n", 4), 4);
+    CHECK_INT(http_empty_lines("\r\n\r", 3), 2);
+    CHECK_INT(http_empty_lines("\r\nGET", 5), 2);
+    CHECK_INT(http_empty_lines("\n\r\n", 3), 0);
+    CHECK_INT(http_empty_lines("GET /x", 6), 0);
+    CHECK_INT(http_empty_lines(many, sizeof many), sizeof many);
     /* Host */
     static const char *const good_hosts[] = {"a",
                                              "a:1",
