@@ -177,10 +177,13 @@ demo: all
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
 	@scripts/bench.sh
+	@scripts/figures.py rewrite
 	@if [ "$(BENCH_FIGURES)" != 0 ]; then scripts/figures.py bench; fi
 
+# bench: BENCHMARKS.md's figures go into README.md (figures.py rewrite), then a fresh recording of
+# the lab's figures is printed beside docs/figures/recorded.json.
 # The docs' measured figures (scripts/figures.py, CONTRIBUTING.md "Figures"): a throwaway lab on
-# free ports runs the scenario's steps and make demo (about 5 minutes, stops itself after 8),
+# free ports runs the scenario's steps and make demo (about 6 minutes, stops itself after 9),
 # writes docs/figures/recorded.json, then every marked figure in the docs is rewritten from it.
 figures: all
 	@scripts/figures.py record

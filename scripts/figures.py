@@ -16,7 +16,7 @@ Usage: scripts/figures.py COMMAND [options]
   record [--out FILE] [--rounds N] [--duration S]
           brings up a throwaway lab (its own folder, free ports below 32768, full seed), runs the
           scenario's steps and `make demo` in it, writes FILE (docs/figures/recorded.json), stops
-          the lab.  About 5 minutes with the defaults; stops by itself after --max-seconds (480).
+          the lab.  About 6 minutes with the defaults; stops by itself after --max-seconds (540).
   rewrite [--recorded FILE]
           puts each marked figure's recorded value into the docs (only the text between markers).
   check [--recorded FILE]
@@ -193,17 +193,124 @@ def machine_text(machine):
     return text
 
 
+def machine_short_text(machine):
+    """The machine in a few words, for a sentence: "2 cores, AMD EPYC, 2026-12-06"."""
+    text = "%d cores, %s, %s" % (machine["cores"], machine["cpu_model"], machine["date"][:10])
+    return text + (", provisional" if machine.get("provisional") else "")
+
+
 def settings_text(recording):
     return ("%d connections for %d s per step run; `make demo`: %s connections for %s"
             % (recording["connections"], recording["duration_s"], recording["demo_connections"],
                recording["demo_duration"]))
 
 
-def load_recorded(path):
+# ---------------------------------------------------------------------------------------------
+# make bench's figures: read from BENCHMARKS.md (which make bench writes) when the docs are checked
+# or rewritten, so README's "Measured" table follows the last run of record.  A table cell is
+# (section number, the row's leading cells, the column's header); its first number is the figure.
+BENCHMARKS = os.path.join(REPO, "BENCHMARKS.md")
+BENCH_CELLS = {
+    "bench_mix_pct": (1, ("scenario mix (category, product, report)",), "stack / pgbench"),
+    "bench_category_pct": (1, ("/products?category=electronics",), "stack / pgbench"),
+    "bench_product_pct": (1, ("/products/:id",), "stack / pgbench"),
+    "bench_goal_product_before": (0, ("`/products/1`, stack (100 connections, `DB_POOL_MAX=10`) / pgbench plain",), "before"),
+    "bench_goal_product": (0, ("`/products/1`, stack (100 connections, `DB_POOL_MAX=10`) / pgbench plain",), "new"),
+    "bench_goal_pool1_before": (0, ("`/products/1` with `DB_POOL_MAX=1` / with 10 (one connection carries the load)",),
+                                "before"),
+    "bench_goal_pool1": (0, ("`/products/1` with `DB_POOL_MAX=1` / with 10 (one connection carries the load)",), "new"),
+    "bench_goal_category_before": (0, ("`/products?category=electronics`, stack / pgbench with the reference's listing "
+                                       "(every column)",), "before"),
+    "bench_goal_category": (0, ("`/products?category=electronics`, stack / pgbench with the reference's listing "
+                                "(every column)",), "new"),
+    "bench_goal_report_before": (0, ("`/report` live (10 connections), stack / pgbench with the reference's SQL",),
+                                 "before"),
+    "bench_goal_report": (0, ("`/report` live (10 connections), stack / pgbench with the reference's SQL",), "new"),
+    "bench_goal_mix_before": (0, ("scenario mix, stack / pgbench with the reference's three statements",), "before"),
+    "bench_goal_mix": (0, ("scenario mix, stack / pgbench with the reference's three statements",), "new"),
+    "bench_goal_cpu_before": (0, ("server CPU per category request at 100 connections (user + system, PostgreSQL over "
+                                  "loopback TCP)",), "before"),
+    "bench_goal_cpu": (0, ("server CPU per category request at 100 connections (user + system, PostgreSQL over "
+                           "loopback TCP)",), "new"),
+    "bench_nginx_cpu": (0, ("nginx sending the same listing from a file (one worker, sendfile off), CPU per request: "
+                            "the cost of sending the bytes alone",), "new"),
+    "bench_cpu_category": (2, ("GET /products?category=electronics",), "server CPU ms/request"),
+    "bench_cpu_product": (2, ("GET /products/:id",), "server CPU ms/request"),
+    "bench_cpu_report": (2, ("GET /report (live)",), "server CPU ms/request"),
+    "bench_cpu_orders": (2, ("POST /orders",), "server CPU ms/request"),
+    "bench_cpu_health": (2, ("GET /health",), "server CPU ms/request"),
+    "bench_cpu_products": (2, ("GET /products (100 cheapest)",), "server CPU ms/request"),
+    "bench_rollup_rps": (3, ("REPORT_MODE=rollup", "one server, WORKERS=1"), "requests/s"),
+    "bench_rollup_p99": (3, ("REPORT_MODE=rollup", "one server, WORKERS=1"), "p99 ms"),
+    "bench_a_ratio": (3, ("REPORT_MODE=live", "one server, WORKERS=2"), "vs 1 worker"),
+    "bench_b_ratio": (3, ("REPORT_MODE=live", "B: 2 servers (WORKERS=1, one CPU each via taskset, DB_POOL_MAX=5 each) "
+                                              "behind nginx"), "vs 1 worker"),
+}
+# Figures from a sentence of BENCHMARKS.md: (section number, a regular expression; group 1 is it).
+BENCH_TEXT = {
+    "bench_c_ratio": (3, r"rollup / live on the mix: ([0-9.]+)x with WORKERS=1"),
+    "bench_rss_idle": (2, r"resident memory: ([0-9.]+) MiB started"),
+    "bench_rss_100": (2, r"([0-9.]+) MiB with 100 open idle connections"),
+    "bench_rss_10000": (2, r"([0-9.,]+) MiB with 10,000"),
+    "bench_rss_per_connection": (2, r"([0-9.]+) KiB per extra connection"),
+    "bench_loadtest_rps": (4, r"requests/s catalog-loadtest/wrk = ([0-9.]+)"),
+    "bench_loadtest_p50": (4, r"p50 catalog-loadtest/wrk\s+= ([0-9.]+)"),
+    "bench_loadtest_cpu": (4, r"CPU/request catalog-loadtest/wrk = ([0-9.]+)"),
+}
+
+
+def bench_sections(text):
+    """{section number: its text} of BENCHMARKS.md ("## N. ..." headings)."""
+    parts = re.split(r"^## (\d+)\. .*$", text, flags=re.M)
+    return {int(parts[i]): parts[i + 1] for i in range(1, len(parts) - 1, 2)}
+
+
+def bench_figures(path=BENCHMARKS):
+    """make bench's figures, {name: figure}, read from PATH; a figure it lacks is left out (the
+    check then names it as unknown) and so is everything when PATH is missing."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+    except OSError:
+        return {}
+    sections = bench_sections(text)
+    found = {}
+    for name, (number, keys, column) in BENCH_CELLS.items():
+        header = None
+        for line in sections.get(number, "").split("\n"):
+            cells = [c.strip() for c in line.strip().strip("|").split("|")] if line.startswith("|") else []
+            if not cells:
+                header = None
+                continue
+            if header is None:
+                header = cells
+                continue
+            if tuple(cells[:len(keys)]) == keys and column in header:
+                m = re.match(r"[0-9][0-9,]*(?:\.[0-9]+)?", cells[header.index(column)])
+                if m:
+                    found[name] = {"kind": "text", "values": [m.group(0)]}
+                break
+    for name, (number, pattern) in BENCH_TEXT.items():
+        m = re.search(pattern, sections.get(number, ""))
+        if m:
+            found[name] = {"kind": "text", "values": [m.group(1)]}
+    head = text.split("\n## ", 1)[0]
+    machine = re.search(r"^- machine: ([^,]+), (\d+) CPUs", head, re.M)
+    date = re.search(r"^- date: (\S+)", head, re.M)
+    busy = re.search(r"^- load on the machine: (\d+%) busy before the start", head, re.M)
+    if machine and date:
+        found["bench_machine"] = {"kind": "text", "values": ["%s cores, %s, %s%s" % (
+            machine.group(2), machine.group(1), date.group(1), ", %s busy before the start" % busy.group(1) if busy else "")]}
+    return found
+
+
+def load_recorded(path, bench_path=BENCHMARKS):
     with open(path, encoding="utf-8") as f:
         data = json.load(f)
     figures = dict(data["figures"])
+    figures.update(bench_figures(bench_path))
     figures["machine"] = {"kind": "text", "values": [machine_text(data["machine"])]}
+    figures["machine_short"] = {"kind": "text", "values": [machine_short_text(data["machine"])]}
     figures["recording"] = {"kind": "text", "values": [settings_text(data["recording"])]}
     return figures
 
@@ -250,8 +357,8 @@ def strict_lines(lines):
     return chosen
 
 
-def check(root, recorded_path):
-    figures = load_recorded(recorded_path)
+def check(root, recorded_path, bench_path=BENCHMARKS):
+    figures = load_recorded(recorded_path, bench_path)
     problems = []
     for path in doc_files(root):
         rel = os.path.relpath(path, root)
@@ -274,8 +381,8 @@ def check(root, recorded_path):
     return problems
 
 
-def rewrite(root, recorded_path):
-    figures = load_recorded(recorded_path)
+def rewrite(root, recorded_path, bench_path=BENCHMARKS):
+    figures = load_recorded(recorded_path, bench_path)
     changed = []
     for path in doc_files(root):
         with open(path, encoding="utf-8") as f:
@@ -643,7 +750,7 @@ def main(argv):
     p.add_argument("--rounds", type=int, default=1, help="rounds of the step runs (figures become ranges)")
     p.add_argument("--duration", type=int, default=10, help="seconds per step run (default 10)")
     p.add_argument("--connections", type=int, default=100, help="connections per step run (default 100)")
-    p.add_argument("--max-seconds", type=int, default=480, help="stop (and fail) after this long (480)")
+    p.add_argument("--max-seconds", type=int, default=540, help="stop (and fail) after this long (540)")
     for name, text in (("rewrite", "put the recorded figures into the docs"),
                        ("check", "fail when a doc's figure differs from the recording")):
         p = sub.add_parser(name, help=text)
@@ -658,14 +765,14 @@ def main(argv):
     if args.command == "record":
         return record(args.out, args.rounds, args.duration, args.connections, args.max_seconds)
     if args.command == "rewrite":
-        changed = rewrite(args.root, args.recorded)
+        changed = rewrite(args.root, args.recorded, os.path.join(args.root, "BENCHMARKS.md"))
         say("rewrote %s" % (", ".join(changed) if changed else "nothing (every figure already agrees)"))
-        problems = check(args.root, args.recorded)
+        problems = check(args.root, args.recorded, os.path.join(args.root, "BENCHMARKS.md"))
         for p in problems:
             print(p)
         return 1 if problems else 0
     if args.command == "check":
-        problems = check(args.root, args.recorded)
+        problems = check(args.root, args.recorded, os.path.join(args.root, "BENCHMARKS.md"))
         for p in problems:
             print(p)
         if not problems:
@@ -677,7 +784,7 @@ def main(argv):
         fd, fresh = tempfile.mkstemp(prefix="catalog-figures-fresh.", suffix=".json")
         os.close(fd)
         try:
-            rc = record(fresh, 1, 10, 100, 480)
+            rc = record(fresh, 1, 10, 100, 540)
             if rc == 0:
                 rc = compare(args.recorded, fresh)
         finally:
@@ -687,4 +794,8 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except BrokenPipeError:  # scripts/figures.py compare ... | head
+        sys.stderr.close()
+        sys.exit(0)

@@ -33,6 +33,11 @@ class TheRepository(unittest.TestCase):
             self.assertIn(key, data["machine"])
         self.assertEqual(set(data["figures"]), set(figures.FIGURES))
 
+    def test_benchmarks_md_has_every_bench_figure(self):
+        found = figures.bench_figures(os.path.join(REPO, "BENCHMARKS.md"))
+        missing = set(figures.BENCH_CELLS) | set(figures.BENCH_TEXT) | {"bench_machine"}
+        self.assertEqual(sorted(missing - set(found)), [], "BENCHMARKS.md no longer has these (scripts/figures.py)")
+
     def test_the_answer_key_uses_the_recording(self):
         with open(os.path.join(REPO, "solution", "ANSWERS.md"), encoding="utf-8") as f:
             text = f.read()
@@ -103,6 +108,37 @@ class TheChecker(unittest.TestCase):
         found = sorted(p.split("'")[1] for p in problems)
         self.assertEqual(found, ["1,751.8", "1.73", "637.6", "984"], problems)
         self.assertTrue(all("without a marker" in p for p in problems), problems)
+
+    def test_a_new_bench_run_is_a_drift_until_rewritten(self):
+        bench = os.path.join(self.root, "BENCHMARKS.md")
+        self.write("BENCHMARKS.md", "# Benchmarks\n\n- date: 2026-01-02 03:04 UTC\n- machine: Test CPU, 2 CPUs, 1 GiB\n\n"
+                   "## 1. The database's limit\n\n| work | pgbench statements/s | stack / pgbench |\n|---|---|---|\n"
+                   "| scenario mix (category, product, report) | 182 (183/182) | 97% |\n\n"
+                   "## 3. Options\n\nOption C, rollup / live on the mix: 13.3x with WORKERS=1, 9x\n")
+        self.write("README.md", "mix <!--fig:bench_mix_pct-->100<!--/fig-->%, C <!--fig:bench_c_ratio-->13.3<!--/fig-->x "
+                                "(<!--fig:bench_machine-->?<!--/fig-->)\n")
+        problems = figures.check(self.root, self.recorded, bench)
+        self.assertEqual(len(problems), 2, problems)
+        self.assertIn("'100', the recording says '97'", problems[0])
+        figures.rewrite(self.root, self.recorded, bench)
+        self.assertEqual(self.read("README.md"), "mix <!--fig:bench_mix_pct-->97<!--/fig-->%, C <!--fig:bench_c_ratio-->"
+                         "13.3<!--/fig-->x (<!--fig:bench_machine-->2 cores, Test CPU, 2026-01-02<!--/fig-->)\n")
+        self.assertEqual(figures.check(self.root, self.recorded, bench), [])
+
+    def test_compare_prints_each_figure_with_its_ratio(self):
+        fresh = os.path.join(self.root, "fresh.json")
+        with open(self.recorded, encoding="utf-8") as f:
+            data = json.load(f)
+        data["figures"]["s1_rps"]["values"] = [318.6]
+        with open(fresh, "w", encoding="utf-8") as f:
+            json.dump(data, f)
+        import contextlib
+        import io
+        out = io.StringIO()
+        with contextlib.redirect_stdout(out):
+            figures.compare(self.recorded, fresh)
+        line = [l for l in out.getvalue().splitlines() if l.startswith("s1_rps ")][0]
+        self.assertEqual(line.split(), ["s1_rps", "159.3", "318.6", "2.00"])
 
     def test_ranges_and_kinds_render(self):
         self.assertEqual(figures.render({"kind": "rps", "values": [1751.84, 1690.0]}), "1,690.0 to 1,751.8")
