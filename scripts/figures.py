@@ -546,11 +546,22 @@ class Lab:
 CPU_LINE = re.compile(r"API servers ([0-9.]+) cores.*PostgreSQL ([0-9.]+) cores")
 
 
-def read_run(results, name):
-    """The figures of one load test: NAME.json (catalog-loadtest) and NAME.cpu (the lab's CPU line)."""
-    with open(os.path.join(results, name + ".json"), encoding="utf-8") as f:
+def new_results(results, since):
+    """The load test results (*.json, not *.series.json) written in RESULTS since SINCE (a
+    time.time()), oldest first."""
+    import glob
+    files = [f for f in glob.glob(os.path.join(results, "*.json"))
+             if not f.endswith(".series.json") and os.path.getmtime(f) >= since - 1]
+    return sorted(files, key=os.path.getmtime)
+
+
+def read_run(path, cpu_text=""):
+    """The figures of one load test: PATH (catalog-loadtest --json) and the lab's CPU line, from
+    CPU_TEXT (what make loadtest printed) or else PATH's .cpu file beside it."""
+    with open(path, encoding="utf-8") as f:
         r = json.load(f)
     raw = {
+        "file": os.path.basename(path),
         "rps": r["rps"], "p99_ms": r["latency_ms"]["p99"], "failures": r["failures"], "requests": r["requests"],
         "duration_s": r["duration_s"], "verdict": (r.get("verdict") or {}).get("level", ""),
         "p50_by_route": {k: v["latency_ms"]["p50"] for k, v in r.get("by_route", {}).items()},
@@ -558,14 +569,33 @@ def read_run(results, name):
     }
     total = sum(v["requests"] for v in r.get("by_server", {}).values()) or 1
     raw["shares"] = {k: 100.0 * v["requests"] / total for k, v in r.get("by_server", {}).items()}
-    cpu = os.path.join(results, name + ".cpu")
-    raw["server_cores"] = raw["pg_cores"] = 0.0
-    if os.path.isfile(cpu):
-        with open(cpu, encoding="utf-8") as f:
-            m = CPU_LINE.search(f.read())
-        if m:
-            raw["server_cores"], raw["pg_cores"] = float(m.group(1)), float(m.group(2))
+    found = CPU_LINE.findall(cpu_text)
+    if not found and os.path.isfile(path[:-5] + ".cpu"):
+        with open(path[:-5] + ".cpu", encoding="utf-8") as f:
+            found = CPU_LINE.findall(f.read())
+    if not found:
+        raise RuntimeError("no CPU line (API servers ... PostgreSQL ...) for %s" % os.path.basename(path))
+    raw["server_cores"], raw["pg_cores"] = float(found[-1][0]), float(found[-1][1])
     return raw
+
+
+def demo_runs(results, since, out):
+    """{d_b1, d_s1, d_b2, d_s2: figures} of the results make demo wrote since SINCE: the server
+    count and the mix from each file's name (1-server..., 2-servers..., -browse), the CPU line from
+    its .cpu file or from the demo's output (OUT: "lab: NAME:" then its CPU line)."""
+    runs = {}
+    for path in new_results(results, since):
+        stem = os.path.basename(path)[:-5]
+        m = re.search(r"(\d+)-servers?", stem)
+        if not m or re.search(r"ceiling|sweep", stem):
+            continue
+        key = "d_%s%s" % ("b" if "browse" in stem else "s", m.group(1))
+        block = re.search(r"%s:\n(?:.*\n){0,3}?.*(CPU during the run:.*)" % re.escape(stem), out)
+        runs[key] = read_run(path, block.group(1) if block else "")
+    missing = sorted({"d_b1", "d_s1", "d_b2", "d_s2"} - set(runs))
+    if missing:
+        raise RuntimeError("make demo wrote no result for %s" % ", ".join(missing))
+    return runs
 
 
 def explain_ms(lab, sql):
@@ -591,7 +621,7 @@ def kill_run(lab, results):
     lab.run("scale", "2")
     st = lab.state()
     app2 = [r for r in st["servers"] if r["id"] == "app2"][0]["pid"]
-    out = os.path.join(results, "kill.json")
+    out = os.path.join(results, "fig-kill.json")
     url = "http://127.0.0.1:%d" % st["ports"]["nginx"]
     say("load through %s, app2 (pid %d) killed 2 s in" % (url, app2))
     load = subprocess.Popen([os.path.join(REPO, "build", "catalog-loadtest"), "-c", "20", "-d", "8s", "--json", out,
@@ -600,7 +630,9 @@ def kill_run(lab, results):
     os.kill(app2, signal.SIGKILL)
     load.wait(timeout=60)
     lab.run("up")
-    return read_run(results, "kill")
+    raw = read_run(out, "API servers 0 cores, PostgreSQL 0 cores")  # a bare catalog-loadtest: no CPU line
+    del raw["server_cores"], raw["pg_cores"]
+    return raw
 
 
 def record_round(lab, raw, duration, connections):
@@ -608,8 +640,12 @@ def record_round(lab, raw, duration, connections):
     step = {"LOAD_DURATION": "%ds" % duration, "LOAD_CONNECTIONS": str(connections)}
 
     def load(key, name, **extra):
-        lab.run("loadtest", extra=dict(step, LOAD_NAME=name, **extra))
-        raw[key] = read_run(res, name + ("-browse" if extra.get("MIX") == "browse" else ""))
+        since = time.time()
+        out = lab.run("loadtest", extra=dict(step, LOAD_NAME=name, **extra))
+        files = new_results(res, since)
+        if not files:
+            raise RuntimeError("make loadtest wrote no result for %s" % key)
+        raw[key] = read_run(files[-1], out)
         r = raw[key]
         say("%s: %.1f requests/s, p99 %.0f ms, %s; servers %.2f cores, PostgreSQL %.2f"
             % (key, r["rps"], r["p99_ms"], r["verdict"], r["server_cores"], r["pg_cores"]))
@@ -675,18 +711,19 @@ def record(out_path, rounds, duration, connections, max_seconds):
             raws.append(raw)
         demo_duration, demo_connections = "15s", "50"
         say("make demo (%s connections for %s per run)" % (demo_connections, demo_duration))
-        lab.run("demo", extra={"DEMO_DURATION": demo_duration, "DEMO_CONNECTIONS": demo_connections})
-        for key, name in (("d_b1", "1-server-0.25cpu-browse"), ("d_s1", "1-server-0.25cpu"),
-                          ("d_b2", "2-servers-0.25cpu-browse"), ("d_s2", "2-servers-0.25cpu")):
-            demo_raw = read_run(lab.results, name)
+        since = time.time()
+        out = lab.run("demo", extra={"DEMO_DURATION": demo_duration, "DEMO_CONNECTIONS": demo_connections})
+        for key, demo_raw in demo_runs(lab.results, since, out).items():
+            say("%s (%s): %.1f requests/s, servers %.2f cores, PostgreSQL %.2f"
+                % (key, demo_raw["file"], demo_raw["rps"], demo_raw["server_cores"], demo_raw["pg_cores"]))
             for raw in raws:
                 raw[key] = demo_raw
     except KeyboardInterrupt:
         say("interrupted; stopping the lab")
         lab.down()
         return 1
-    except (RuntimeError, TimeoutError, subprocess.TimeoutExpired) as e:
-        say("failed: %s (log: the lab's output above); stopping the lab" % e)
+    except Exception as e:  # whatever went wrong, the lab is stopped and its folder removed
+        say("failed: %s: %s; stopping the lab" % (type(e).__name__, e))
         lab.down()
         return 1
     lab.down()
