@@ -183,7 +183,7 @@ bench: all $(BENCH_BIN)
 # bench: BENCHMARKS.md's figures go into README.md (figures.py rewrite), then a fresh recording of
 # the lab's figures is printed beside docs/figures/recorded.json.
 # The docs' measured figures (scripts/figures.py, CONTRIBUTING.md "Figures"): a throwaway lab on
-# free ports runs the scenario's steps and make demo (about 6 minutes, stops itself after 9),
+# free ports runs the scenario's steps and make demo (6 to 7 minutes, stops itself after 10),
 # writes docs/figures/recorded.json, then every marked figure in the docs is rewritten from it.
 figures: all
 	@scripts/figures.py record
