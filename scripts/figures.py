@@ -815,6 +815,11 @@ def main(argv):
             print(p)
         if not problems:
             say("every marked figure agrees with %s" % os.path.relpath(args.recorded, args.root))
+        with open(args.recorded, encoding="utf-8") as f:
+            machine = json.load(f)["machine"]
+        if machine.get("provisional"):
+            say("note: the recording is provisional (%s); make figures on a quiet machine replaces it"
+                % machine_text(machine))
         return 1 if problems else 0
     if args.command == "compare":
         return compare(args.recorded, args.fresh)
