@@ -744,13 +744,28 @@ def record(out_path, rounds, duration, connections, max_seconds):
                       "demo_duration": "15s", "demo_connections": "50", "seconds": round(elapsed, 1)},
         "figures": figures,
     }
-    os.makedirs(os.path.dirname(os.path.abspath(out_path)), exist_ok=True)
-    with open(out_path + ".tmp", "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-        f.write("\n")
-    os.replace(out_path + ".tmp", out_path)
+    write_recorded(data, out_path)
     say("wrote %s (%d figures) in %.0f s" % (out_path, len(figures), elapsed))
     return 0
+
+
+def write_recorded(data, path):
+    """PATH, written whole and renamed into place: one line per figure, so that a new recording's
+    diff shows which figures moved."""
+    def one(value):
+        return json.dumps(value, sort_keys=True, ensure_ascii=False)
+    lines = ["{"]
+    for key in ("about", "machine", "recording"):
+        lines.append(" %s: %s," % (one(key), one(data[key])))
+    lines.append(' "figures": {')
+    names = sorted(data["figures"])
+    for i, name in enumerate(names):
+        lines.append("  %s: %s%s" % (one(name), one(data["figures"][name]), "," if i < len(names) - 1 else ""))
+    lines += [" }", "}", ""]
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path + ".tmp", "w", encoding="utf-8") as f:
+        f.write("\n".join(lines))
+    os.replace(path + ".tmp", path)
 
 
 # ---------------------------------------------------------------------------------------------
