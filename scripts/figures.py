@@ -327,8 +327,9 @@ def doc_files(root):
 
 
 # An unmarked number that looks measured: a decimal, a thousands separator, or a whole number
-# followed by ms, x, %, requests/s (whole seconds are left alone: "8 s" is a setting).
-FIGURE_LIKE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+|\d+(?=\s?(?:ms\b|x\b|×|%|"
+# followed by ms, %, requests/s (whole seconds and whole ratios are left alone: "8 s" is a
+# setting, "near 1x" a yardstick; a measured ratio has decimals).
+FIGURE_LIKE = re.compile(r"(?<![\w.])(\d{1,3}(?:,\d{3})+(?:\.\d+)?|\d+\.\d+|\d+(?=\s?(?:ms\b|%|"
                          r"requests/s|reports per second)))")
 
 
@@ -544,7 +545,9 @@ class Lab:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-CPU_LINE = re.compile(r"API servers ([0-9.]+) cores.*PostgreSQL ([0-9.]+) cores")
+# The lab's CPU line, "API servers 0.24 cores (limit ...), PostgreSQL 0.63 cores; ..." (or, once
+# it counts nginx and the load generator too, "PostgreSQL 0.63, nginx ...").
+CPU_LINE = re.compile(r"API servers ([0-9.]+) cores.*?PostgreSQL ([0-9.]+)")
 
 
 def new_results(results, since):
@@ -557,7 +560,8 @@ def new_results(results, since):
 
 
 def read_run(path, cpu_text=""):
-    """The figures of one load test: PATH (catalog-loadtest --json) and the lab's CPU line, from
+    """The figures of one load test: PATH (catalog-loadtest --json) and where the CPU went: the
+    result's own "cpu" (servers, postgres) when the lab wrote one, else the lab's CPU line, from
     CPU_TEXT (what make loadtest printed) or else PATH's .cpu file beside it."""
     with open(path, encoding="utf-8") as f:
         r = json.load(f)
@@ -570,6 +574,10 @@ def read_run(path, cpu_text=""):
     }
     total = sum(v["requests"] for v in r.get("by_server", {}).values()) or 1
     raw["shares"] = {k: 100.0 * v["requests"] / total for k, v in r.get("by_server", {}).items()}
+    cpu = r.get("cpu") or {}
+    if "servers" in cpu and "postgres" in cpu:
+        raw["server_cores"], raw["pg_cores"] = float(cpu["servers"]), float(cpu["postgres"])
+        return raw
     found = CPU_LINE.findall(cpu_text)
     if not found and os.path.isfile(path[:-5] + ".cpu"):
         with open(path[:-5] + ".cpu", encoding="utf-8") as f:

@@ -163,6 +163,12 @@ class TheChecker(unittest.TestCase):
         os.unlink(os.path.join(results, "2-servers-0.25cpu.cpu"))
         with self.assertRaises(RuntimeError):  # no CPU line anywhere for it
             figures.demo_runs(results, 0, out)
+        # The lab's later forms: a CPU line naming nginx and the load generator, the result's own "cpu".
+        line = "CPU during the run: API servers 0.04 cores (limit 0.5), PostgreSQL 1.70, nginx 0.05, load generator 0.1"
+        self.assertEqual(figures.read_run(os.path.join(results, "2-servers-0.25cpu.json"), line)["pg_cores"], 1.7)
+        with open(os.path.join(results, "2-servers-0.25cpu.json"), "w", encoding="utf-8") as f:
+            json.dump(dict(run, cpu={"servers": 0.05, "postgres": 1.8, "nginx": 0.05}), f)
+        self.assertEqual(figures.demo_runs(results, 0, out)["d_s2"]["pg_cores"], 1.8)
 
     def test_ranges_and_kinds_render(self):
         self.assertEqual(figures.render({"kind": "rps", "values": [1751.84, 1690.0]}), "1,690.0 to 1,751.8")
