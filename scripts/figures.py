@@ -780,24 +780,34 @@ def write_recorded(data, path):
 # compare (make bench)
 
 def compare(recorded_path, fresh_path):
+    """Prints each recorded figure beside FRESH's, with fresh/recorded, marking a figure that moved
+    by more than a quarter or a verdict that changed; a summary line at the end."""
     with open(recorded_path, encoding="utf-8") as f:
         old = json.load(f)
     with open(fresh_path, encoding="utf-8") as f:
         new = json.load(f)
-    print("figures: the recorded run (%s) against a fresh one (%s)"
+    print("figures: the recorded run (%s)\nfigures: against a fresh one (%s)"
           % (machine_text(old["machine"]), machine_text(new["machine"])))
     print("%-22s %-20s %-20s %s" % ("figure", "recorded", "fresh", "fresh/recorded"))
+    moved = []
     for name in sorted(old["figures"]):
         a, b = old["figures"][name], new["figures"].get(name)
         if b is None:
             print("%-22s %-20s %-20s" % (name, render(a), "(not recorded)"))
             continue
-        ratio_text = ""
-        if a["kind"] not in ("verdict",):
+        ratio_text, flag = "", ""
+        if a["kind"] == "verdict":
+            flag = "  <- changed" if render(a) != render(b) else ""
+        else:
             lo = sum(a["values"]) / len(a["values"])
             hi = sum(b["values"]) / len(b["values"])
             ratio_text = "%.2f" % (hi / lo) if lo else "-"
-        print("%-22s %-20s %-20s %s" % (name, render(a), render(b), ratio_text))
+            flag = "  <- moved" if lo and not 0.8 <= hi / lo <= 1.25 else ""
+        if flag:
+            moved.append(name)
+        print("%-22s %-20s %-20s %s%s" % (name, render(a), render(b), ratio_text, flag))
+    print("figures: %d of %d figures moved by more than a quarter (or changed verdict)%s"
+          % (len(moved), len(old["figures"]), "; make figures records them again" if moved else ""))
     return 0
 
 

@@ -138,7 +138,8 @@ class TheChecker(unittest.TestCase):
         with contextlib.redirect_stdout(out):
             figures.compare(self.recorded, fresh)
         line = [l for l in out.getvalue().splitlines() if l.startswith("s1_rps ")][0]
-        self.assertEqual(line.split(), ["s1_rps", "159.3", "318.6", "2.00"])
+        self.assertEqual(line.split(), ["s1_rps", "159.3", "318.6", "2.00", "<-", "moved"])
+        self.assertIn("1 of 3 figures moved", out.getvalue())
 
     def test_the_demo_results_are_found_by_layout_and_mix(self):
         results = os.path.join(self.root, "results")
