@@ -62,7 +62,7 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
 .PHONY: all programs clean test unit integration format lint help deps up down status scale \
 	restart loadtest compare demo bench fuzz fuzzers soak sanitize test-containers \
-	test-vm
+	test-vm figures
 all: $(PROGRAMS) $(UNIT_BIN)
 programs: $(PROGRAMS)
 
@@ -187,6 +187,17 @@ demo: all
 bench: all $(BENCH_BIN)
 	@for b in $(BENCH_BIN); do $$b || exit 1; done
 	@scripts/bench.sh
+	@scripts/figures.py rewrite
+	@if [ "$(BENCH_FIGURES)" != 0 ]; then scripts/figures.py bench; fi
+
+# bench: BENCHMARKS.md's figures go into README.md (figures.py rewrite), then a fresh recording of
+# the lab's figures is printed beside docs/figures/recorded.json.
+# The docs' measured figures (scripts/figures.py, CONTRIBUTING.md "Figures"): a throwaway lab on
+# free ports runs the scenario's steps and make demo (6 to 7 minutes, stops itself after 10),
+# writes docs/figures/recorded.json, then every marked figure in the docs is rewritten from it.
+figures: all
+	@scripts/figures.py record
+	@scripts/figures.py rewrite
 
 # The deploy layouts built and run for real under podman (tests/containers/run.sh): the image,
 # both Compose layouts, solution/'s, the Kubernetes pods.  As root; never part of make test.
@@ -212,7 +223,8 @@ help:
 	@echo "make test       every test (what .ci/run calls)"
 	@echo "make lint       shellcheck on every script, clang-format --dry-run on every C file"
 	@echo "make format     rewrite the C files to .clang-format"
-	@echo "make bench      benchmarks (never part of make test)"
+	@echo "make bench      benchmarks (never part of make test); BENCH_FIGURES=0 skips the docs' figures"
+	@echo "make figures    record the docs' figures in a throwaway lab, rewrite them in the docs"
 	@echo "make test-containers   the Docker image, Compose layouts and Kubernetes pods run under podman"
 	@echo "make test-vm    SERVER_CPUS on real cgroup v2 (systemd user scope, root, pinning, sudo) in a Debian 12 VM"
 	@echo "make fuzz       every libFuzzer driver for FUZZ_SECONDS (default 600) each, ASan+UBSan"
