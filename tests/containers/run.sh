@@ -128,7 +128,10 @@ start_engine() {
 	[[ -n $service_pid ]] && return 0
 	ip netns add "$netns"
 	in_ns ip link set lo up
-	in_ns podman system service --time=0 "unix://$cache/run/podman.sock" >"$work/service.log" 2>&1 &
+	# nsenter itself (it execs podman), not in_ns in a subshell: $! is then podman's own PID,
+	# which cleanup stops (killing a subshell left the service running after the script).
+	nsenter --net="/run/netns/$netns" podman system service --time=0 "unix://$cache/run/podman.sock" \
+		>"$work/service.log" 2>&1 &
 	service_pid=$!
 	export DOCKER_HOST=unix://$cache/run/podman.sock
 	local i
