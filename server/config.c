@@ -46,6 +46,11 @@ static const uint_setting_t UINT_SETTINGS[] = {
      "a request (head and body) must arrive within this, else 408"},
     {"MAX_CONNECTIONS", 10000, 1, 1000000, FIELD(max_connections),
      "open client connections; more are closed at once"},
+    {"OUTPUT_BUDGET_BYTES", 64u << 20, 1u << 20, 4294967295u, FIELD(output_budget_bytes),
+     "response bytes held for all clients together; past it, connections with unsent output "
+     "start no new request"},
+    {"HTTP_SEND_TIMEOUT_MS", 30000, 100, 3600000, FIELD(send_timeout_ms),
+     "a connection whose client takes no bytes of a response for this long is closed"},
     {"SHUTDOWN_TIMEOUT_MS", 10000, 0, 600000, FIELD(shutdown_timeout_ms),
      "on SIGTERM, longest wait for in-flight requests"},
 };

@@ -8,15 +8,26 @@
  *   READING_BODY  for head and body together, then 408
  *   WAITING_DB    a request waits on the database: no timer (the pool's acquire and statement
  *                 timeouts bound it), so nothing closes a connection mid-query
- *   WRITING       the client is slow to take a response: HTTP_KEEPALIVE_TIMEOUT_MS without
+ *   WRITING       the client is slow to take a response: HTTP_SEND_TIMEOUT_MS without
  *                 progress, then closed
  *   DRAINING      an error was answered with Connection: close while input may be unread: the
  *                 write side is shut (the client reads the answer) and what arrives is discarded,
  *                 for DRAIN_MS or DRAIN_MAX_BYTES, then closed (a close with unread input would
  *                 be a reset that can destroy the answer in flight)
- *   CLOSED        waiting to be freed at the end of the loop turn. */
+ *   CLOSED        waiting to be freed at the end of the loop turn.
+ *
+ * Output memory has two bounds.  Per connection, no new request is started while
+ * OUT_BACKPRESSURE_BYTES wait for the client.  For the process, OUTPUT_BUDGET_BYTES bounds the
+ * output buffers of all connections together: past it, a connection whose client has not taken
+ * everything it was sent starts no new request and is not read (its requests wait in the
+ * kernel) until it has; a client that reads its answers is still served.  The count
+ * (server.output_bytes) is the capacity of the output buffers larger than
+ * IDLE_BUFFER_KEEP_BYTES, updated with one atomic add when a buffer grows past that or is
+ * released, so small responses never touch it.  The budget can be passed by at most the
+ * responses being answered when it was reached (one per connection). */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stdlib.h>
@@ -40,6 +51,10 @@
 /* DRAINING: how long, and how many bytes, before the close. */
 #define DRAIN_MS 2000
 #define DRAIN_MAX_BYTES (1u << 20)
+/* One log line at most this often when the output budget is reached; freed output memory
+ * handed back to the system at most this often. */
+#define OUTPUT_LOG_INTERVAL_MS 60000
+#define OUTPUT_TRIM_INTERVAL_MS 1000
 
 static void conn_drive(conn_t *c);
 static void conn_settle(conn_t *c);
@@ -85,6 +100,70 @@ static void timer_set(conn_t *c, int list, uint64_t deadline_ms)
         w->timer_head[list] = c;
 }
 
+/* ---- the output budget ---------------------------------------------------------------------- */
+
+static void output_budget_reached(worker_t *w, size_t total)
+{
+    server_t *s = w->server;
+    uint64_t hits = atomic_fetch_add_explicit(&s->output_budget_hits, 1, memory_order_relaxed) + 1;
+    uint64_t last = atomic_load(&s->output_logged_ms);
+    if ((last == 0 || w->loop.now_ms >= last + OUTPUT_LOG_INTERVAL_MS) &&
+        atomic_compare_exchange_strong(&s->output_logged_ms, &last, w->loop.now_ms))
+        log_warn("output budget reached: %zu bytes of responses wait for clients "
+                 "(OUTPUT_BUDGET_BYTES=%u); connections with unsent output start no new request "
+                 "until their client takes it, and close after HTTP_SEND_TIMEOUT_MS=%u without "
+                 "progress (%llu times so far, at most one line a minute)",
+                 total, s->config.output_budget_bytes, s->config.send_timeout_ms,
+                 (unsigned long long)hits);
+}
+
+/* Brings server.output_bytes up to date with c's output buffer: its capacity when larger than
+ * IDLE_BUFFER_KEEP_BYTES, else nothing.  No atomic operation unless that changed. */
+static void output_account(conn_t *c)
+{
+    size_t want = c->out.cap > IDLE_BUFFER_KEEP_BYTES ? c->out.cap : 0;
+    if (want == c->out_charged) return;
+    server_t *s = c->worker->server;
+    if (want > c->out_charged) {
+        size_t add = want - c->out_charged;
+        size_t total = atomic_fetch_add_explicit(&s->output_bytes, add, memory_order_relaxed) + add;
+        size_t budget = s->config.output_budget_bytes;
+        if (total > budget && total - add <= budget) output_budget_reached(c->worker, total);
+        size_t peak = atomic_load_explicit(&s->output_peak, memory_order_relaxed);
+        while (total > peak && !atomic_compare_exchange_weak(&s->output_peak, &peak, total)) {
+        }
+    } else {
+        atomic_fetch_sub_explicit(&s->output_bytes, c->out_charged - want, memory_order_relaxed);
+    }
+    c->out_charged = want;
+}
+
+/* Over the budget, a connection whose client has not taken all it was sent waits. */
+static int output_over_budget(const conn_t *c)
+{
+    const server_t *s = c->worker->server;
+    return c->out_sent < c->out.len &&
+           atomic_load_explicit(&s->output_bytes, memory_order_relaxed) >
+               s->config.output_budget_bytes;
+}
+
+void conn_release_memory(worker_t *w)
+{
+    server_t *s = w->server;
+    size_t peak = atomic_load_explicit(&s->output_peak, memory_order_relaxed);
+    if (peak < s->config.output_budget_bytes / 2) return;
+    size_t now = atomic_load_explicit(&s->output_bytes, memory_order_relaxed);
+    if (now > peak / 4) return;
+    uint64_t last = atomic_load(&s->output_trimmed_ms);
+    if (w->loop.now_ms < last + OUTPUT_TRIM_INTERVAL_MS) return; /* workers' clocks differ */
+    /* One worker trims; the others see the new peak (or the time) and skip. */
+    if (!atomic_compare_exchange_strong(&s->output_peak, &peak, now)) return;
+    atomic_store(&s->output_trimmed_ms, w->loop.now_ms);
+    /* The large buffers came from the heaps (below M_MMAP_THRESHOLD): free() keeps their pages,
+     * malloc_trim hands back every whole free page of every arena. */
+    malloc_trim(0);
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
 void conn_close(conn_t *c)
@@ -116,6 +195,7 @@ void conn_free_closed(worker_t *w)
         w->closed = c->free_next;
         buf_free(&c->in);
         buf_free(&c->out);
+        output_account(c);
         buf_free(&c->param);
         free(c);
     }
@@ -263,6 +343,7 @@ void conn_reserve_output(conn_t *c, size_t bytes)
 void conn_end(conn_t *c, http_response_t *resp, int status)
 {
     http_response_end(&c->out, resp, c->head_only);
+    output_account(c);
     uint64_t duration_us = (loop_clock_ns() - c->start_ns) / 1000;
     stats_record(c->worker, c->route, c->method_label, status, duration_us);
     if (c->worker->server->config.access_log)
@@ -351,10 +432,21 @@ static int conn_process(conn_t *c)
 {
     const server_config_t *cfg = &c->worker->server->config;
     int backpressure = 0;
+    c->out_paused = 0;
     while (!c->busy && c->state != CONN_CLOSED && !c->close_after_write) {
         if (c->out.len - c->out_sent >= OUT_BACKPRESSURE_BYTES) {
             backpressure = 1;
             break;
+        }
+        if (output_over_budget(c)) {
+            backpressure = c->out_paused = 1;
+            break;
+        }
+        /* A client that keeps reading while it pipelines never empties the buffer: drop what
+         * it has taken once that is at least what is left (each byte moved at most once). */
+        if (c->out_sent && c->out_sent >= c->out.len - c->out_sent) {
+            buf_consume(&c->out, c->out_sent);
+            c->out_sent = 0;
         }
         /* Empty lines between requests (a CRLF some clients send after a body) are dropped
          * here, so a connection that holds only those stays idle, on its keep-alive timer (not
@@ -460,7 +552,7 @@ static void conn_settle(conn_t *c)
             timer_clear(c);
             break;
         case CONN_WRITING:
-            timer_set(c, TIMER_KEEPALIVE, now + cfg->keepalive_timeout_ms);
+            timer_set(c, TIMER_SEND, now + cfg->send_timeout_ms);
             break;
         case CONN_DRAINING:
             timer_set(c, TIMER_DRAIN, now + DRAIN_MS);
@@ -474,7 +566,8 @@ static void conn_settle(conn_t *c)
     if (state == CONN_DRAINING)
         events = EPOLLIN;
     else {
-        if (!c->read_closed && !c->close_after_write && c->in.len < in_cap) events |= EPOLLIN;
+        if (!c->read_closed && !c->close_after_write && !c->out_paused && c->in.len < in_cap)
+            events |= EPOLLIN;
         if (c->out_sent < c->out.len) events |= EPOLLOUT;
     }
     loop_io_modify(&w->loop, &c->io, events);
@@ -508,6 +601,7 @@ static int conn_write(conn_t *c)
         } else {
             buf_free(&c->out);
         }
+        output_account(c);
     }
     return 0;
 }
@@ -624,7 +718,10 @@ void conn_expire_timers(worker_t *w)
                 c->rearm = 1;
                 conn_drive(c);
             } else {
-                conn_close(c); /* idle, a client that does not read, or the drain is over */
+                /* idle, a client that does not read, or the drain is over */
+                if (c->state == CONN_WRITING)
+                    atomic_fetch_add_explicit(&w->server->send_timeouts, 1, memory_order_relaxed);
+                conn_close(c);
             }
         }
     }

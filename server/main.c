@@ -73,6 +73,7 @@ static void *worker_main(void *arg)
             buf_reset(&w->access_log);
         }
         conn_free_closed(w);
+        conn_release_memory(w);
         if (w->stopping) {
             /* A connection it drives may carry other workers' statements: answer them first. */
             if (w->conn_count == 0 && !pool_worker_busy(w->pool_worker)) break;

@@ -33,6 +33,8 @@ typedef struct server_config {
     unsigned header_timeout_ms;          /* HTTP_HEADER_TIMEOUT_MS: whole request must arrive */
     http_limits_t limits;                /* HTTP_MAX_* */
     unsigned max_connections;            /* MAX_CONNECTIONS: open client connections */
+    unsigned output_budget_bytes;        /* OUTPUT_BUDGET_BYTES: all connections' output */
+    unsigned send_timeout_ms;            /* HTTP_SEND_TIMEOUT_MS: a write without progress */
     unsigned shutdown_timeout_ms;        /* SHUTDOWN_TIMEOUT_MS */
 } server_config_t;
 
@@ -102,13 +104,14 @@ enum conn_state {
     CONN_DRAINING,
     CONN_CLOSED
 };
-/* The timer lists, one per timeout length (keep-alive, header, drain). */
+/* The timer lists, one per timeout length (keep-alive, header, drain, send). */
 enum timer_list {
     TIMER_NONE = -1,
     TIMER_KEEPALIVE = 0,
     TIMER_REQUEST = 1,
     TIMER_DRAIN = 2,
-    TIMER_LISTS = 3
+    TIMER_SEND = 3,
+    TIMER_LISTS = 4
 };
 
 struct conn {
@@ -118,6 +121,8 @@ struct conn {
     size_t in_start;  /* first byte of the next request in `in` */
     buf_t out;        /* response bytes; out_sent.. not yet written */
     size_t out_sent;
+    size_t out_charged;           /* out.cap as counted in server.output_bytes (0 when small) */
+    int out_paused;               /* over the output budget: no request read or started */
     int state;                    /* enum conn_state, set by conn_settle (and closing, draining) */
     int rearm;                    /* the state's period restarts: its timer is set again */
     int busy;                     /* a request is being answered asynchronously (WAITING_DB) */
@@ -182,6 +187,14 @@ struct server {
     atomic_uint connections;       /* open client connections, all workers */
     atomic_ulong accept_pauses;    /* accept failed for want of descriptors (or memory) */
     atomic_ulong accept_logged_ms; /* when the last accept failure was logged */
+    /* The output budget (OUTPUT_BUDGET_BYTES, server/conn.c): updated only when a connection's
+     * output buffer grows past or falls back under IDLE_BUFFER_KEEP_BYTES, never per request. */
+    atomic_size_t output_bytes;      /* capacity of the large output buffers, all connections */
+    atomic_size_t output_peak;       /* highest output_bytes since memory was last trimmed */
+    atomic_ulong output_budget_hits; /* times output_bytes went over the budget */
+    atomic_ulong output_logged_ms;   /* when the budget was last logged */
+    atomic_ulong output_trimmed_ms;  /* when freed memory was last handed back (malloc_trim) */
+    atomic_ulong send_timeouts;      /* connections closed after HTTP_SEND_TIMEOUT_MS */
     atomic_int stopping;
 };
 
@@ -213,6 +226,10 @@ void conn_close_idle(worker_t *w);
 /* Closes every connection, answered or not (the shutdown deadline passed). */
 void conn_close_all(worker_t *w);
 void conn_free_closed(worker_t *w);
+/* Hands freed output memory back to the system (malloc_trim) once the output held for slow
+ * clients has fallen to a quarter of a peak of at least half OUTPUT_BUDGET_BYTES; at most once
+ * a second for the whole process.  Called every loop turn; costs two relaxed loads otherwise. */
+void conn_release_memory(worker_t *w);
 
 /* ---- server/routes.c -------------------------------------------------------------------- */
 

@@ -149,6 +149,22 @@ void stats_render(server_t *s, buf_t *out)
 
     metrics_write_single_u64(out, "http_connections_open", "gauge", "Open client connections.",
                              atomic_load(&s->connections));
+    metrics_write_single_u64(out, "http_output_buffered_bytes", "gauge",
+                             "Bytes of response buffers held for clients, all connections "
+                             "(buffers over 4 KiB; OUTPUT_BUDGET_BYTES bounds it).",
+                             atomic_load(&s->output_bytes));
+    metrics_write_single_u64(out, "http_output_budget_bytes", "gauge",
+                             "OUTPUT_BUDGET_BYTES: past it, connections with unsent output start "
+                             "no new request.",
+                             s->config.output_budget_bytes);
+    metrics_write_single_u64(out, "http_output_budget_exceeded_total", "counter",
+                             "Times the response bytes held for clients went over "
+                             "OUTPUT_BUDGET_BYTES.",
+                             atomic_load(&s->output_budget_hits));
+    metrics_write_single_u64(out, "http_send_timeouts_total", "counter",
+                             "Connections closed because their client took no bytes of a response "
+                             "for HTTP_SEND_TIMEOUT_MS.",
+                             atomic_load(&s->send_timeouts));
     metrics_write_single_u64(out, "log_lines_dropped_total", "counter",
                              "Log lines dropped because stderr was not read fast enough.",
                              log_lines_dropped());

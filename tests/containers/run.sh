@@ -128,7 +128,10 @@ start_engine() {
 	[[ -n $service_pid ]] && return 0
 	ip netns add "$netns"
 	in_ns ip link set lo up
-	in_ns podman system service --time=0 "unix://$cache/run/podman.sock" >"$work/service.log" 2>&1 &
+	# nsenter itself (it execs podman), not in_ns in a subshell: $! is then podman's own PID,
+	# which cleanup stops (killing a subshell left the service running after the script).
+	nsenter --net="/run/netns/$netns" podman system service --time=0 "unix://$cache/run/podman.sock" \
+		>"$work/service.log" 2>&1 &
 	service_pid=$!
 	export DOCKER_HOST=unix://$cache/run/podman.sock
 	local i
@@ -167,6 +170,11 @@ check() {
 }
 
 http() { in_ns curl -fsS --max-time 10 "$@"; }
+
+# The layouts refuse to run without Grafana's admin password (GRAFANA_ADMIN_PASSWORD), and
+# publish on CATALOG_BIND, 127.0.0.1 when unset: the test's own password, the default binding.
+export GRAFANA_ADMIN_PASSWORD=containers-test-password
+unset CATALOG_BIND
 
 # compose FILE ARGS...: docker-compose on FILE, as a user types it (project name: the folder's).
 compose() {
@@ -274,6 +282,31 @@ compose_logs() {
 	done
 }
 
+# binding_check NAME PROJECT SERVICE:PORT...: each published PORT is on 127.0.0.1 only
+# (podman port), and reaching it on the namespace's other address (the compose network's
+# gateway, as another machine would reach the host's) is refused while localhost answers.
+binding_check() {
+	local name=$1 project=$2 sp c port mapped addr
+	shift 2
+	addr=$(in_ns ip -4 -o addr show scope global | awk '{ sub(/\/.*/, "", $4); print $4; exit }') || true
+	for sp in "$@"; do
+		c=$(container "$project" "${sp%%:*}") port=${sp#*:}
+		mapped=$(podman port "$c" 2>&1) || true
+		[[ $mapped == *"-> 127.0.0.1:$port"* && $mapped != *0.0.0.0* && $mapped != *"[::]"* ]] &&
+			ok "$name: ${sp%%:*} publishes $port on 127.0.0.1 only (podman port: ${mapped//$'\n'/, })" ||
+			fail "$name: ${sp%%:*} publishes $port on 127.0.0.1 only" "$mapped"
+		if [[ -z $addr ]]; then
+			fail "$name: no non-loopback address in the namespace to try port $port on"
+		elif in_ns curl -s -o /dev/null --max-time 3 "http://$addr:$port/"; then
+			fail "$name: port $port answers on $addr, a non-loopback address"
+		elif in_ns curl -s -o /dev/null --max-time 3 "http://127.0.0.1:$port/"; then
+			ok "$name: port $port answers on 127.0.0.1 and is refused on $addr"
+		else
+			fail "$name: port $port does not answer on 127.0.0.1 either"
+		fi
+	done
+}
+
 # common_checks NAME PROJECT PROMETHEUS_URL SERVER...: what both layouts must show.
 common_checks() {
 	local name=$1 project=$2 prom=$3 seed pg
@@ -327,6 +360,7 @@ section_compose_single() {
 		[[ $body == *'"server":"app"'* ]] && ok "$name: GET localhost:3000/health answers ($body)" ||
 			fail "$name: GET localhost:3000/health" "$body"
 		common_checks "$name" "$project" http://localhost:9090 app
+		binding_check "$name" "$project" app:3000 prometheus:9090
 		# SIGTERM with a request in flight (/report, the expensive route): it is answered, then
 		# the server exits 0.
 		local app report rc=0 code
@@ -369,6 +403,7 @@ scaled_layout() {
 		[[ $code == 404 ]] && ok "$name: nginx answers /metrics 404 on the public port" ||
 			fail "$name: nginx answers /metrics 404 on 8080 (got $code)"
 		common_checks "$name" "$project" http://localhost:9090 app app2
+		binding_check "$name" "$project" nginx:8080 prometheus:9090
 		budget_check "$name" "$project"
 		stop_one_check "$name" "$project"
 	fi

@@ -10,6 +10,8 @@ Usage (each prints one line per problem and exits 1 if there is any):
       deploy/k8s/kustomization.yaml.
   docker-compose -f FILE config | deploy_check.py compose single|scaled COMPOSE_DIR [PANELS]
       the layout the scenario needs (ports, pools, CPU limits, seed, Prometheus, Grafana),
+      every published port bound to CATALOG_BIND (default 127.0.0.1), Grafana's admin
+      password the GRAFANA_ADMIN_PASSWORD of the environment `config` ran in,
       Prometheus and nginx configs consistent with the services; the exporters (pinned
       images, DATA_SOURCE_NAME = the app's database, process-exporter seeing and grouping the
       postgres service's processes) and every job the dashboard's queries need (PANELS,
@@ -383,16 +385,36 @@ def run_k8s():
 
 
 # --- compose layouts ---------------------------------------------------------------------
-def published(service):
-    """{published port: target port} of a service in `docker-compose config` output."""
-    ports = {}
+def port_entries(service):
+    """[(host address, published port, target port)] of a service in `docker-compose config`
+    output; the host address is "" when the entry names none (every interface)."""
+    entries = []
     for entry in service.get("ports") or []:
         if isinstance(entry, dict):
-            ports[int(entry.get("published", 0))] = int(entry.get("target", 0))
+            entries.append((str(entry.get("host_ip") or ""), int(entry.get("published", 0)),
+                            int(entry.get("target", 0))))
         else:
-            host, _, target = str(entry).rpartition(":")
-            ports[int(host.rpartition(":")[2])] = int(target)
-    return ports
+            fields = str(entry).split("/")[0].rsplit(":", 2)
+            host = fields[0] if len(fields) == 3 else ""
+            entries.append((host.strip("[]"), int(fields[-2]) if len(fields) > 1 else 0,
+                            int(fields[-1])))
+    return entries
+
+
+def published(service):
+    """{published port: target port} of a service in `docker-compose config` output."""
+    return {port: target for _, port, target in port_entries(service)}
+
+
+def check_bindings(where, services, bind):
+    """Every published port of every service listens on BIND only (CATALOG_BIND, default
+    127.0.0.1): never on every interface unless the operator asked for it."""
+    for name, service in sorted(services.items()):
+        for host, port, _ in port_entries(service):
+            if host != bind:
+                shown = f"on {host}" if host else "on every interface (no host address)"
+                problem(where, f"{name} publishes {port} {shown}, expected {bind} "
+                        "(\"${CATALOG_BIND:-127.0.0.1}:PORT:PORT\")")
 
 
 def mount_source(service, target):
@@ -506,12 +528,18 @@ def check_compose(layout, compose_dir, panels_path):
             problem(where, f"{prometheus_file}: job catalog targets {labelled}, expected {expected}")
         check_exporters(where, services, prometheus_file, prometheus, panels_path)
 
+    check_bindings(where, services, os.environ.get("CATALOG_BIND") or "127.0.0.1")
+
     grafana = services["grafana"]
     if published(grafana).get(3002) != 3000:
         problem(where, "grafana must publish 3002 -> 3000")
     env = grafana.get("environment") or {}
-    if (env.get("GF_SECURITY_ADMIN_USER"), env.get("GF_SECURITY_ADMIN_PASSWORD")) != ("admin", "admin"):
-        problem(where, "grafana login must be admin/admin")
+    password = os.environ.get("GRAFANA_ADMIN_PASSWORD")
+    if env.get("GF_SECURITY_ADMIN_USER") != "admin":
+        problem(where, "grafana's admin user must be admin")
+    if not password or env.get("GF_SECURITY_ADMIN_PASSWORD") != password:
+        problem(where, "grafana's admin password must come from GRAFANA_ADMIN_PASSWORD "
+                f"(config has {env.get('GF_SECURITY_ADMIN_PASSWORD')!r})")
     provisioning = mount_source(grafana, "/etc/grafana/provisioning")
     dashboards = mount_source(grafana, "/var/lib/grafana/dashboards")
     if not provisioning or not dashboards:

@@ -83,6 +83,11 @@ need python3-yaml python3-yaml "$python" -c 'import yaml'
 need readelf binutils readelf --version
 
 # --- Compose -------------------------------------------------------------------------------
+# The layouts need Grafana's admin password from the environment and bind to CATALOG_BIND
+# (default 127.0.0.1): `config` runs with a password of the test's and without CATALOG_BIND
+# unless a check sets them.
+export GRAFANA_ADMIN_PASSWORD=deploy-check-password
+unset CATALOG_BIND
 # compose_check LAYOUT FILE [PANELS]: `docker-compose config` validates, then the layout facts,
 # the exporters, and the jobs the dashboard's queries (PANELS, dashboard/panels.json) need.
 compose_check() {
@@ -97,6 +102,22 @@ expect_ok "compose config deploy/compose/docker-compose.yml" \
 	compose_check single deploy/compose/docker-compose.yml
 expect_ok "compose config deploy/compose/docker-compose.scaled.yml" \
 	compose_check scaled deploy/compose/docker-compose.scaled.yml
+expect_ok "compose config solution/docker-compose.scaled.yml" \
+	compose_check scaled solution/docker-compose.scaled.yml
+# CATALOG_BIND=0.0.0.0 opens every published port of every layout, and only that does.
+compose_check_open() { CATALOG_BIND=0.0.0.0 compose_check "$@"; }
+for layout in single:deploy/compose/docker-compose.yml scaled:deploy/compose/docker-compose.scaled.yml \
+	scaled:solution/docker-compose.scaled.yml; do
+	expect_ok "compose config ${layout#*:} with CATALOG_BIND=0.0.0.0 publishes on 0.0.0.0" \
+		compose_check_open "${layout%%:*}" "${layout#*:}"
+done
+# No Grafana password, no layout: Compose refuses before starting anything.
+compose_without_password() { env -u GRAFANA_ADMIN_PASSWORD docker-compose -f "$1" config -q; }
+for file in deploy/compose/docker-compose.yml deploy/compose/docker-compose.scaled.yml \
+	solution/docker-compose.scaled.yml; do
+	expect_fail "compose config $file refuses to run without GRAFANA_ADMIN_PASSWORD" \
+		"set GRAFANA_ADMIN_PASSWORD" compose_without_password "$file"
+done
 for file in deploy/compose/docker-compose*.yml; do
 	case $file in */docker-compose.yml | */docker-compose.scaled.yml) ;;
 	*) expect_ok "compose config $file" compose_validate "$file" ;;
@@ -137,6 +158,12 @@ compose_broken() {
 	ln -sfn "$repo/deploy/grafana" "$copy/grafana"
 	expect_fail "$name" "$pattern" compose_check "$layout" "$copy/compose/$compose" "$copy/panels.json"
 }
+compose_broken "binding check rejects Grafana published on every interface" \
+	"grafana publishes 3002 on every interface" scaled docker-compose.scaled.yml 's/"[$]{CATALOG_BIND:-127.0.0.1}:3002:3000"/"3002:3000"/'
+compose_broken "binding check rejects the entry point published on 0.0.0.0 by default" \
+	"app publishes 3000 on 0.0.0.0, expected 127.0.0.1" single docker-compose.yml 's/CATALOG_BIND:-127.0.0.1}:3000/CATALOG_BIND:-0.0.0.0}:3000/'
+compose_broken "grafana check rejects the admin/admin login" \
+	"admin password must come from GRAFANA_ADMIN_PASSWORD" single docker-compose.yml 's/GF_SECURITY_ADMIN_PASSWORD: .*/GF_SECURITY_ADMIN_PASSWORD: admin/'
 compose_broken "exporter check rejects a Prometheus config without job postgres" \
 	"dashboard needs job postgres \(pg_stat" scaled prometheus.scaled.yml 's/job_name: postgres$/job_name: database/'
 compose_broken "exporter check rejects a dashboard query on a job nobody scrapes" \
