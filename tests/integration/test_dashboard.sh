@@ -100,11 +100,11 @@ count=$(python3 -c 'import json,sys; e=json.loads(sys.argv[1])["events"]; print(
 	fail "scale 2: the layout change is recorded for the page" "$events"
 
 load_out=$(LOAD_DURATION=10s LOAD_CONNECTIONS=20 LOAD_THREADS=2 "$lab" loadtest 2>&1) || true
-requests=$(json_field "$LAB_DIR/results/2-servers.json" 'r["requests"]' 2>/dev/null || echo 0)
+requests=$(json_field "$LAB_DIR/results/2-servers-scenario-round_robin.json" 'r["requests"]' 2>/dev/null || echo 0)
 ((requests > 0)) && ok "a 10 s load through nginx ($requests requests)" || fail "a 10 s load through nginx" "$load_out"
 
 # ---- the run's picture --------------------------------------------------------------------------
-picture=$LAB_DIR/results/2-servers.html
+picture=$LAB_DIR/results/2-servers-scenario-round_robin.html
 read -r -d '' check_picture <<'PYTHON' || true
 import json, re, sys
 run = json.load(open(sys.argv[1]))
@@ -118,7 +118,7 @@ assert p99, "no p99 in the series"
 assert page.count("<svg") >= 2 and "<polyline" in page, "no chart drawn"
 assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page, "not self-contained"
 PYTHON
-if [[ -f $picture ]] && python3 -c "$check_picture" "$LAB_DIR/results/2-servers.series.json" "$picture"; then
+if [[ -f $picture ]] && python3 -c "$check_picture" "$LAB_DIR/results/2-servers-scenario-round_robin.series.json" "$picture"; then
 	ok "the run's picture: requests/s (both servers) and p99 over time, self-contained HTML"
 else
 	fail "the run's picture: requests/s and p99 over time, self-contained HTML" "$load_out"
