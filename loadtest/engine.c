@@ -32,6 +32,10 @@
 #define CONNECT_RETRY_NS (50 * 1000000ull)
 /* How often timeouts and the stop flag are checked (rate mode also wakes for each send). */
 #define HOUSEKEEPING_NS (10 * 1000000ull)
+/* -R: a send made this much after its intended time waited for a busy connection ("late"), and
+ * one due this much before the end but never made is "missed" (the timer's own granularity,
+ * about 1 ms, is not lateness). */
+#define LATE_SLACK_NS HOUSEKEEPING_NS
 
 typedef struct engine_worker engine_worker_t;
 
@@ -51,6 +55,7 @@ typedef struct connection {
     unsigned route;           /* index of the request in flight, or of the next one */
     size_t written;           /* bytes of the request written so far */
     uint64_t start_ns;        /* latency origin: send time, or the intended send time with -R */
+    uint64_t sent_ns;         /* when the request actually went out */
     uint64_t deadline_ns;     /* connect or request timeout; 0 when nothing is pending */
     uint64_t next_send_ns;    /* -R: when the next request is due */
     uint64_t reconnect_at_ns; /* CLOSED: when to connect again */
@@ -59,7 +64,7 @@ typedef struct connection {
 
 /* Counts for one route or one server within a worker. */
 typedef struct tally {
-    uint64_t requests, errors, timeouts, non2xx, status_5xx;
+    uint64_t requests, errors, timeouts, non2xx, status_5xx, unfinished;
     histogram_t *latency_ns; /* allocated on first use */
 } tally_t;
 
@@ -67,6 +72,7 @@ typedef struct server_tally {
     char id[HTTP_CLIENT_SERVER_ID_MAX + 1]; /* NUL-terminated X-Server-Id, "(none)" */
     size_t id_len;
     tally_t tally;
+    tally_t *routes; /* this server's answers by route: request_count entries */
 } server_tally_t;
 
 struct engine_worker {
@@ -88,7 +94,11 @@ struct engine_worker {
      * thread for the progress line, so they are written with relaxed atomic stores. */
     uint64_t responses, failures;
     uint64_t connect_errors, read_errors, write_errors, protocol_errors, timeouts, unfinished;
-    tally_t *routes; /* one per request */
+    uint64_t unfinished_max_ns;               /* the longest-outstanding unfinished request */
+    uint64_t sends, late_sends, missed_sends; /* -R: see LATE_SLACK_NS */
+    uint64_t window_responses;                /* responses complete before the duration ended */
+    histogram_t *sent_latency_ns;             /* every response, from its actual send */
+    tally_t *routes;                          /* one per request */
     server_tally_t servers[SERVERS_MAX];
     unsigned server_count;
     unsigned last_server; /* cache: responses tend to come from the same server */
@@ -131,7 +141,15 @@ static void note_error(engine_worker_t *w, uint64_t now_ns, const char *kind, co
     w->first_error_ns = now_ns;
 }
 
-/* An error on c's current route: counted once, by kind, then the connection is closed. */
+/* After any outcome (answer, error, timeout) a connection moves on to the next route, so a
+ * failing route cannot take over a connection's share of the mix. */
+static void connection_next_route(connection_t *c)
+{
+    c->route = (c->route + 1) % (unsigned)c->worker->engine->config->request_count;
+}
+
+/* An error on c's current route: counted once, by kind, then the connection is closed and
+ * moves on to the next route. */
 static void connection_fail(connection_t *c, uint64_t *kind_counter, const char *kind,
                             const char *detail, uint64_t retry_after_ns)
 {
@@ -139,6 +157,7 @@ static void connection_fail(connection_t *c, uint64_t *kind_counter, const char 
     uint64_t now_ns = loop_clock_ns();
     (*kind_counter)++;
     w->routes[c->route].errors++;
+    connection_next_route(c);
     counter_add(&w->failures, 1);
     note_error(w, now_ns, kind, detail);
     connection_close(c, retry_after_ns == 0);
@@ -162,6 +181,7 @@ static server_tally_t *server_for(engine_worker_t *w, slice_t id)
     if (w->server_count == SERVERS_MAX - 1) id = SLICE_LIT("(other)");
     s = &w->servers[w->server_count];
     memset(s, 0, sizeof(*s));
+    s->routes = xcalloc(w->engine->config->request_count, sizeof(*s->routes));
     memcpy(s->id, id.base, id.len);
     s->id[id.len] = 0;
     s->id_len = id.len;
@@ -175,12 +195,17 @@ static void response_complete(connection_t *c, uint64_t now_ns)
     engine_worker_t *w = c->worker;
     uint64_t latency_ns = now_ns > c->start_ns ? now_ns - c->start_ns : 0;
     int status = c->response.status;
+    const engine_t *e = w->engine;
     tally_record(&w->routes[c->route], latency_ns, status);
-    tally_record(&server_for(w, http_client_server_id(&c->response))->tally, latency_ns, status);
+    server_tally_t *server = server_for(w, http_client_server_id(&c->response));
+    tally_record(&server->tally, latency_ns, status);
+    tally_record(&server->routes[c->route], latency_ns, status);
+    histogram_record(w->sent_latency_ns, now_ns > c->sent_ns ? now_ns - c->sent_ns : 0);
+    if (now_ns - e->start_ns < e->config->duration_ns) w->window_responses++;
     counter_add(&w->responses, 1);
     if (status >= 500 && status <= 599) counter_add(&w->failures, 1);
     c->deadline_ns = 0;
-    c->route = (c->route + 1) % (unsigned)w->engine->config->request_count;
+    connection_next_route(c);
     if (!c->response.keep_alive || !w->engine->config->keep_alive) {
         connection_close(c, 1);
         return;
@@ -228,7 +253,10 @@ static void connection_ready(connection_t *c)
     }
     const loadtest_request_t *request = &w->engine->config->requests[c->route];
     http_client_init(&c->response, request->is_head);
+    w->sends++;
+    if (origin_ns + LATE_SLACK_NS < now_ns) w->late_sends++;
     c->start_ns = origin_ns;
+    c->sent_ns = now_ns;
     c->deadline_ns = now_ns + w->engine->config->timeout_ns;
     c->written = 0;
     c->state = CONNECTION_WRITING;
@@ -387,8 +415,14 @@ static uint64_t housekeeping(engine_worker_t *w, uint64_t now_ns)
         w->draining = 1;
         w->drain_deadline_ns = now_ns + e->config->drain_ns;
         w->pending_count = 0;
+        /* -R: sends that fell due before the end but were never made (their connection was
+         * still busy, or reconnecting). */
+        uint64_t end_ns = e->start_ns + e->config->duration_ns;
+        if (now_ns < end_ns) end_ns = now_ns; /* stopped early */
         for (unsigned i = 0; i < w->connection_count; i++) {
             connection_t *c = &w->connections[i];
+            if (w->send_interval_ns && c->next_send_ns + LATE_SLACK_NS <= end_ns)
+                w->missed_sends += (end_ns - c->next_send_ns) / w->send_interval_ns + 1;
             if (c->state != CONNECTION_WRITING && c->state != CONNECTION_READING)
                 connection_close(c, 0);
         }
@@ -403,6 +437,7 @@ static uint64_t housekeeping(engine_worker_t *w, uint64_t now_ns)
             } else {
                 w->timeouts++;
                 w->routes[c->route].timeouts++;
+                connection_next_route(c);
                 counter_add(&w->failures, 1);
                 connection_close(c, 1);
             }
@@ -438,8 +473,10 @@ static void *worker_main(void *arg)
     engine_worker_t *w = arg;
     engine_t *e = w->engine;
     const engine_config_t *config = e->config;
+    /* main bounds the rate and the connections, so the interval fits in a uint64_t. */
     double per_connection_rate = config->rate_rps / config->connections;
     w->send_interval_ns = config->rate_rps > 0 ? (uint64_t)(1e9 / per_connection_rate) : 0;
+    if (config->rate_rps > 0 && w->send_interval_ns == 0) w->send_interval_ns = 1;
     for (unsigned i = 0; i < w->connection_count; i++) {
         connection_t *c = &w->connections[i];
         unsigned global = w->first_global_index + i;
@@ -476,9 +513,20 @@ static void *worker_main(void *arg)
             break;
         }
     }
+    /* Requests still unanswered count as unfinished, in their route's latency with the time
+     * they have been outstanding (a hung server must not look fast), not in any server's. */
+    uint64_t end_ns = loop_clock_ns();
     for (unsigned i = 0; i < w->connection_count; i++) {
         connection_t *c = &w->connections[i];
-        if (c->state == CONNECTION_WRITING || c->state == CONNECTION_READING) w->unfinished++;
+        if (c->state == CONNECTION_WRITING || c->state == CONNECTION_READING) {
+            uint64_t elapsed_ns = end_ns > c->start_ns ? end_ns - c->start_ns : 0;
+            tally_t *t = &w->routes[c->route];
+            w->unfinished++;
+            t->unfinished++;
+            if (!t->latency_ns) t->latency_ns = histogram_new();
+            histogram_record(t->latency_ns, elapsed_ns);
+            if (elapsed_ns > w->unfinished_max_ns) w->unfinished_max_ns = elapsed_ns;
+        }
         connection_close(c, 0);
     }
     w->finished_ns = loop_clock_ns();
@@ -504,6 +552,7 @@ engine_t *engine_new(const engine_config_t *config)
         w->connections = xcalloc(w->connection_count, sizeof(*w->connections));
         w->pending = xcalloc(w->connection_count, sizeof(*w->pending));
         w->routes = xcalloc(config->request_count, sizeof(*w->routes));
+        w->sent_latency_ns = histogram_new();
     }
     return e;
 }
@@ -521,10 +570,15 @@ int engine_start(engine_t *e, char *err, size_t err_len)
         engine_worker_t *w = &e->workers[i];
         int rc = pthread_create(&w->thread, NULL, worker_main, w);
         if (rc != 0) {
-            return error_set(err, err_len, "cannot start worker thread %u: %s", i, strerror(rc));
+            /* The threads already running use the engine: stop and join them before the
+             * caller may free it. */
             engine_stop(e);
-            for (unsigned j = 0; j < i; j++)
+            for (unsigned j = 0; j < i; j++) {
                 pthread_join(e->workers[j].thread, NULL);
+                e->workers[j].thread_started = 0;
+            }
+            return error_set(err, err_len, "cannot start worker thread %u of %u: %s", i + 1,
+                             e->worker_count, strerror(rc));
         }
         w->thread_started = 1;
     }
@@ -559,12 +613,18 @@ static void tally_merge(loadtest_tally_t *into, histogram_t *into_latency, const
     into->timeouts += from->timeouts;
     into->non2xx += from->non2xx;
     into->status_5xx += from->status_5xx;
+    into->unfinished += from->unfinished;
     if (from->latency_ns) histogram_merge(into_latency, from->latency_ns);
 }
 
-static int compare_servers(const void *a, const void *b)
+/* Servers are listed most requests first; qsort_r is not in C11, so the order is sorted
+ * through this pointer (engine_join runs on one thread). */
+static const loadtest_tally_t *sorting_servers;
+
+static int compare_server_order(const void *a, const void *b)
 {
-    const loadtest_tally_t *x = a, *y = b;
+    const loadtest_tally_t *x = &sorting_servers[*(const size_t *)a];
+    const loadtest_tally_t *y = &sorting_servers[*(const size_t *)b];
     if (x->requests != y->requests) return x->requests > y->requests ? -1 : 1;
     return strcmp(x->name, y->name);
 }
@@ -600,12 +660,15 @@ void engine_join(engine_t *e, loadtest_result_t *out)
     }
     loadtest_latency_from_histogram(&out->latency, total);
 
-    /* Servers: merge the per-worker tables by id. */
+    /* Servers: merge the per-worker tables by id (server_index maps each worker's slot to
+     * its row), then sort the rows, most requests first. */
     size_t server_cap = 0;
     for (unsigned i = 0; i < e->worker_count; i++)
         server_cap += e->workers[i].server_count;
-    out->servers = server_cap ? xcalloc(server_cap, sizeof(*out->servers)) : NULL;
-    histogram_t **server_latency = server_cap ? xcalloc(server_cap, sizeof(*server_latency)) : NULL;
+    loadtest_tally_t *servers = server_cap ? xcalloc(server_cap, sizeof(*servers)) : NULL;
+    size_t *server_index = xcalloc(server_cap + 1, sizeof(*server_index));
+    size_t server_count = 0, slot = 0;
+    histogram_t *sent = histogram_new();
     for (unsigned i = 0; i < e->worker_count; i++) {
         engine_worker_t *w = &e->workers[i];
         out->connect_errors += w->connect_errors;
@@ -614,30 +677,72 @@ void engine_join(engine_t *e, loadtest_result_t *out)
         out->protocol_errors += w->protocol_errors;
         out->timeouts += w->timeouts;
         out->unfinished += w->unfinished;
+        if (w->unfinished_max_ns / 1e6 > out->unfinished_max_ms)
+            out->unfinished_max_ms = (double)w->unfinished_max_ns / 1e6;
+        out->sends += w->sends;
+        out->late_sends += w->late_sends;
+        out->missed_sends += w->missed_sends;
+        out->window_responses += w->window_responses;
+        histogram_merge(sent, w->sent_latency_ns);
         if (w->first_error[0] && w->first_error_ns < first_error_ns) {
             first_error_ns = w->first_error_ns;
             snprintf(out->first_error, sizeof(out->first_error), "%s", w->first_error);
         }
-        for (unsigned s = 0; s < w->server_count; s++) {
+        for (unsigned s = 0; s < w->server_count; s++, slot++) {
             size_t j = 0;
-            while (j < out->server_count && strcmp(out->servers[j].name, w->servers[s].id) != 0)
+            while (j < server_count && strcmp(servers[j].name, w->servers[s].id) != 0)
                 j++;
-            if (j == out->server_count) {
-                snprintf(out->servers[j].name, sizeof(out->servers[j].name), "%s",
-                         w->servers[s].id);
-                server_latency[j] = histogram_new();
-                out->server_count++;
+            if (j == server_count) {
+                snprintf(servers[j].name, sizeof(servers[j].name), "%s", w->servers[s].id);
+                server_count++;
             }
-            tally_merge(&out->servers[j], server_latency[j], &w->servers[s].tally);
+            server_index[slot] = j;
         }
     }
-    for (size_t j = 0; j < out->server_count; j++) {
-        loadtest_latency_from_histogram(&out->servers[j].latency, server_latency[j]);
-        histogram_free(server_latency[j]);
+    loadtest_latency_from_histogram(&out->sent_latency, sent);
+    histogram_free(sent);
+    out->window_s = (double)config->duration_ns / 1e9;
+    size_t *order = xcalloc(server_count + 1, sizeof(*order));
+    for (size_t j = 0; j < server_count; j++)
+        order[j] = j;
+    /* Each row and each (route, row) cell: merge the slots mapped to it. */
+    size_t routes = config->request_count;
+    out->servers = server_count ? xcalloc(server_count, sizeof(*out->servers)) : NULL;
+    out->route_servers =
+        server_count ? xcalloc(server_count * routes, sizeof(*out->route_servers)) : NULL;
+    for (size_t j = 0; j < server_count; j++) {
+        for (size_t r = 0; r <= routes; r++) { /* r == routes: the server's total */
+            loadtest_tally_t *into =
+                r == routes ? &servers[j] : &out->route_servers[j * routes + r];
+            histogram_reset(scratch);
+            slot = 0;
+            for (unsigned i = 0; i < e->worker_count; i++) {
+                engine_worker_t *w = &e->workers[i];
+                for (unsigned s = 0; s < w->server_count; s++, slot++) {
+                    if (server_index[slot] != j) continue;
+                    tally_merge(into, scratch,
+                                r == routes ? &w->servers[s].tally : &w->servers[s].routes[r]);
+                }
+            }
+            loadtest_latency_from_histogram(&into->latency, scratch);
+            if (r < routes) snprintf(into->name, sizeof(into->name), "%s", servers[j].name);
+        }
     }
-    free(server_latency);
-    if (out->server_count > 1)
-        qsort(out->servers, out->server_count, sizeof(*out->servers), compare_servers);
+    sorting_servers = servers;
+    if (server_count > 1) qsort(order, server_count, sizeof(*order), compare_server_order);
+    /* out->route_servers is [row][route] in merge order; lay it out as [route][sorted row]. */
+    loadtest_tally_t *cells = server_count ? xcalloc(server_count * routes, sizeof(*cells)) : NULL;
+    for (size_t k = 0; k < server_count; k++) {
+        out->servers[k] = servers[order[k]];
+        for (size_t r = 0; r < routes; r++)
+            cells[r * server_count + k] = out->route_servers[order[k] * routes + r];
+    }
+    free(out->route_servers);
+    out->route_servers = cells;
+    out->server_count = server_count;
+    free(servers);
+    free(server_index);
+    free(order);
 
     for (size_t r = 0; r < out->route_count; r++) {
         out->requests += out->routes[r].requests;
@@ -658,8 +763,13 @@ void engine_free(engine_t *e)
         if (w->loop.epoll_fd >= 0) loop_close(&w->loop);
         for (size_t r = 0; w->routes && r < e->config->request_count; r++)
             histogram_free(w->routes[r].latency_ns);
-        for (unsigned s = 0; s < w->server_count; s++)
+        for (unsigned s = 0; s < w->server_count; s++) {
             histogram_free(w->servers[s].tally.latency_ns);
+            for (size_t r = 0; r < e->config->request_count; r++)
+                histogram_free(w->servers[s].routes[r].latency_ns);
+            free(w->servers[s].routes);
+        }
+        histogram_free(w->sent_latency_ns);
         free(w->routes);
         free(w->connections);
         free(w->pending);

@@ -27,12 +27,23 @@ void loadtest_result_free(loadtest_result_t *r)
     if (!r) return;
     free(r->routes);
     free(r->servers);
+    free(r->route_servers);
     memset(r, 0, sizeof(*r));
 }
 
 uint64_t loadtest_failures(const loadtest_result_t *r)
 {
-    return r->errors + r->timeouts + r->status_5xx;
+    return r->errors + r->timeouts + r->status_5xx + r->unfinished;
+}
+
+int loadtest_slo_check(const loadtest_result_t *r, int *p99_held, int *failures_held)
+{
+    int p99_ok =
+        !r->slo_p99_set || (r->requests + r->unfinished > 0 && r->latency.p99_ms <= r->slo_p99_ms);
+    int failures_ok = !r->slo_failures_set || loadtest_failures(r) <= r->slo_failures;
+    if (p99_held) *p99_held = p99_ok;
+    if (failures_held) *failures_held = failures_ok;
+    return p99_ok && failures_ok;
 }
 
 loadtest_verdict_t loadtest_verdict_of(const loadtest_result_t *r)
@@ -52,33 +63,30 @@ loadtest_verdict_t loadtest_verdict_of(const loadtest_result_t *r)
         if (failures > LOADTEST_RED_FAILURES && n >= 0 && (size_t)n < sizeof(v.reason))
             snprintf(v.reason + n, sizeof(v.reason) - (size_t)n,
                      "%s%" PRIu64 " failures > %d (errors %" PRIu64 ", timeouts %" PRIu64
-                     ", 5xx %" PRIu64 ")",
+                     ", 5xx %" PRIu64 ", unfinished %" PRIu64 ")",
                      n ? "; " : "", failures, LOADTEST_RED_FAILURES, r->errors, r->timeouts,
-                     r->status_5xx);
+                     r->status_5xx, r->unfinished);
     } else if (p99 > LOADTEST_YELLOW_P99_MS) {
         v.level = LOADTEST_YELLOW;
         snprintf(v.reason, sizeof(v.reason), "p99 %.1f ms > %.0f ms", p99, LOADTEST_YELLOW_P99_MS);
+    } else if (r->unfinished && r->unfinished_max_ms > LOADTEST_YELLOW_P99_MS) {
+        /* A hung request is no green light, however few they are. */
+        v.level = LOADTEST_YELLOW;
+        snprintf(v.reason, sizeof(v.reason),
+                 "%" PRIu64 " unfinished, one outstanding for %.1f ms > %.0f ms", r->unfinished,
+                 r->unfinished_max_ms, LOADTEST_YELLOW_P99_MS);
     } else {
         v.level = LOADTEST_GREEN;
         snprintf(v.reason, sizeof(v.reason), "p99 %.1f ms <= %.0f ms, %" PRIu64 " failures <= %d",
                  p99, LOADTEST_YELLOW_P99_MS, failures, LOADTEST_RED_FAILURES);
     }
     static const char *const names[] = {"green", "yellow", "red"};
-    /* The reference's words for one server; with several behind a load balancer (X-Server-Id
-     * names more than one) it is all of them together. */
-    static const char *const headlines[] = {"the server has headroom at this load",
-                                            "getting close to the ceiling",
-                                            "the single server is at its limit"};
-    static const char *const headlines_many[] = {"the servers have headroom at this load",
-                                                 "getting close to the ceiling",
-                                                 "the servers are at their limit"};
-    size_t servers = 0;
-    for (size_t i = 0; i < r->server_count; i++)
-        if (strcmp(r->servers[i].name, "(none)") != 0) servers++;
+    /* The thresholds only: the load generator sees no CPU, so it cannot say which side ran
+     * out or how much room is left (the lab's CPU line after each run does). */
+    static const char *const headlines[] = {"p99 and failures within the thresholds",
+                                            "past the yellow threshold", "past the red threshold"};
     v.name = names[v.level];
-    v.headline = !r->requests  ? "no answer: the target is down or unreachable"
-                 : servers > 1 ? headlines_many[v.level]
-                               : headlines[v.level];
+    v.headline = r->requests ? headlines[v.level] : "no answer: the target is down or unreachable";
     return v;
 }
 
@@ -93,18 +101,47 @@ static void write_tally_table(buf_t *out, const char *title, const loadtest_tall
         if (len > width) width = len;
     }
     if (width > 60) width = 60;
-    buf_printf(out, "\n%-*s %10s %s %9s %9s %8s %8s %8s\n", (int)width + 2, title, "requests",
-               with_share ? "  share" : "", "p50 ms", "p99 ms", "errors", "timeouts", "5xx");
+    buf_printf(out, "\n%-*s %10s %s %9s %9s %8s %8s %8s%s\n", (int)width + 2, title, "requests",
+               with_share ? "  share" : "", "p50 ms", "p99 ms", "errors", "timeouts", "5xx",
+               with_share ? "" : " unfinished");
     for (size_t i = 0; i < count; i++) {
         const loadtest_tally_t *t = &tallies[i];
-        char share[16] = "";
+        char share[16] = "", unfinished[24] = "";
         if (with_share)
             snprintf(share, sizeof(share), "%6.1f%%",
                      total_requests ? 100.0 * (double)t->requests / (double)total_requests : 0.0);
-        buf_printf(out,
-                   "  %-*.*s %10" PRIu64 " %s %9.2f %9.2f %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "\n",
-                   (int)width, (int)width, t->name, t->requests, share, t->latency.p50_ms,
-                   t->latency.p99_ms, t->errors, t->timeouts, t->status_5xx);
+        else
+            snprintf(unfinished, sizeof(unfinished), " %10" PRIu64, t->unfinished);
+        buf_printf(
+            out, "  %-*.*s %10" PRIu64 " %s %9.2f %9.2f %8" PRIu64 " %8" PRIu64 " %8" PRIu64 "%s\n",
+            (int)width, (int)width, t->name, t->requests, share, t->latency.p50_ms,
+            t->latency.p99_ms, t->errors, t->timeouts, t->status_5xx, unfinished);
+    }
+}
+
+/* Each route's answers by server: where a route's latency comes from behind a balancer. */
+static void write_route_server_table(buf_t *out, const loadtest_result_t *r)
+{
+    size_t route_width = strlen("By route and server"), server_width = strlen("server");
+    for (size_t i = 0; i < r->route_count; i++)
+        if (strlen(r->routes[i].name) > route_width) route_width = strlen(r->routes[i].name);
+    for (size_t j = 0; j < r->server_count; j++)
+        if (strlen(r->servers[j].name) > server_width) server_width = strlen(r->servers[j].name);
+    if (route_width > 50) route_width = 50;
+    if (server_width > 24) server_width = 24;
+    buf_printf(out, "\n%-*s %-*s %10s %7s %9s %9s %8s\n", (int)route_width + 2,
+               "By route and server", (int)server_width, "server", "requests", "share", "p50 ms",
+               "p99 ms", "5xx");
+    for (size_t i = 0; i < r->route_count; i++) {
+        for (size_t j = 0; j < r->server_count; j++) {
+            const loadtest_tally_t *t = &r->route_servers[i * r->server_count + j];
+            uint64_t answered = r->routes[i].requests;
+            buf_printf(out, "  %-*.*s %-*.*s %10" PRIu64 " %6.1f%% %9.2f %9.2f %8" PRIu64 "\n",
+                       (int)route_width, (int)route_width, j ? "" : r->routes[i].name,
+                       (int)server_width, (int)server_width, t->name, t->requests,
+                       answered ? 100.0 * (double)t->requests / (double)answered : 0.0,
+                       t->latency.p50_ms, t->latency.p99_ms, t->status_5xx);
+        }
     }
 }
 
@@ -121,8 +158,16 @@ void loadtest_summary_write(buf_t *out, const loadtest_result_t *r, int color)
     buf_printf(out, "5xx         %" PRIu64 "%s\n", r->status_5xx,
                r->status_5xx ? " (server errors: counted as failures in the verdict)" : "");
     if (r->unfinished)
-        buf_printf(out, "Unfinished  %" PRIu64 " (still in flight when the run ended)\n",
-                   r->unfinished);
+        buf_printf(out,
+                   "Unfinished  %" PRIu64 " (unanswered when the run ended, the oldest after "
+                   "%.1f ms: failures, and in the latency at their elapsed time)\n",
+                   r->unfinished, r->unfinished_max_ms);
+    if (r->rate_rps > 0)
+        buf_printf(out,
+                   "Sends       %" PRIu64 " of %.0f due, %" PRIu64 " late (over 10 ms), %" PRIu64
+                   " missed (due, never sent)%s\n",
+                   r->sends, r->rate_rps * r->window_s, r->late_sends, r->missed_sends,
+                   r->missed_sends ? ": the connections could not keep the rate" : "");
     const loadtest_latency_t *l = &r->latency;
     buf_printf(out,
                "Latency     avg %.2f ms, p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, p99.9 %.2f ms, "
@@ -134,9 +179,11 @@ void loadtest_summary_write(buf_t *out, const loadtest_result_t *r, int color)
     int has_server_ids = 0;
     for (size_t i = 0; i < r->server_count; i++)
         if (strcmp(r->servers[i].name, "(none)") != 0) has_server_ids = 1;
-    if (has_server_ids)
+    if (has_server_ids) {
         write_tally_table(out, "By server (X-Server-Id)", r->servers, r->server_count, r->requests,
                           1);
+        if (r->route_servers) write_route_server_table(out, r);
+    }
     loadtest_verdict_t v = loadtest_verdict_of(r);
     static const char *const colors[] = {"\033[32m", "\033[33m", "\033[31m"};
     buf_printf(out, "\nVerdict: %s%s%s: %s (%s)\n", color ? colors[v.level] : "",
@@ -146,8 +193,20 @@ void loadtest_summary_write(buf_t *out, const loadtest_result_t *r, int color)
                color ? "\033[0m" : "", v.headline, v.reason);
     buf_printf(out,
                "         thresholds: red when p99 > %.0f ms or more than %d failures "
-               "(errors + timeouts + 5xx); yellow when p99 > %.0f ms\n",
+               "(errors + timeouts + 5xx + unfinished); yellow when p99 > %.0f ms\n",
                LOADTEST_RED_P99_MS, LOADTEST_RED_FAILURES, LOADTEST_YELLOW_P99_MS);
+    if (r->slo_p99_set || r->slo_failures_set) {
+        int p99_held, failures_held;
+        loadtest_slo_check(r, &p99_held, &failures_held);
+        buf_append_cstr(out, "SLO:    ");
+        if (r->slo_p99_set)
+            buf_printf(out, " p99 %.1f ms <= %.1f ms: %s%s", r->latency.p99_ms, r->slo_p99_ms,
+                       p99_held ? "held" : "BROKEN", r->slo_failures_set ? ";" : "");
+        if (r->slo_failures_set)
+            buf_printf(out, " failures %" PRIu64 " <= %" PRIu64 ": %s", loadtest_failures(r),
+                       r->slo_failures, failures_held ? "held" : "BROKEN");
+        buf_append_char(out, '\n');
+    }
 }
 
 /* ---- JSON ------------------------------------------------------------------------------ */
@@ -169,18 +228,43 @@ static void write_tallies_json(buf_t *out, const loadtest_tally_t *tallies, size
         json_write_cstr(out, t->name);
         buf_printf(out,
                    ": {\"requests\": %" PRIu64 ", \"errors\": %" PRIu64 ", \"timeouts\": %" PRIu64
-                   ", \"non2xx\": %" PRIu64 ", \"status_5xx\": %" PRIu64 ", \"latency_ms\": ",
-                   t->requests, t->errors, t->timeouts, t->non2xx, t->status_5xx);
+                   ", \"non2xx\": %" PRIu64 ", \"status_5xx\": %" PRIu64
+                   ", \"unfinished\": %" PRIu64 ", \"latency_ms\": ",
+                   t->requests, t->errors, t->timeouts, t->non2xx, t->status_5xx, t->unfinished);
         write_latency_json(out, &t->latency);
         buf_append_char(out, '}');
     }
     buf_append_cstr(out, count ? "\n  }" : "}");
 }
 
+/* {"route": {"server": {tally}, ...}, ...}: each route's answers by server. */
+static void write_route_servers_json(buf_t *out, const loadtest_result_t *r)
+{
+    buf_append_char(out, '{');
+    for (size_t i = 0; r->route_servers && i < r->route_count; i++) {
+        buf_append_cstr(out, i ? ",\n    " : "\n    ");
+        json_write_cstr(out, r->routes[i].name);
+        buf_append_cstr(out, ": {");
+        for (size_t j = 0; j < r->server_count; j++) {
+            const loadtest_tally_t *t = &r->route_servers[i * r->server_count + j];
+            buf_append_cstr(out, j ? ",\n      " : "\n      ");
+            json_write_cstr(out, t->name);
+            buf_printf(out,
+                       ": {\"requests\": %" PRIu64 ", \"non2xx\": %" PRIu64
+                       ", \"status_5xx\": %" PRIu64 ", \"latency_ms\": ",
+                       t->requests, t->non2xx, t->status_5xx);
+            write_latency_json(out, &t->latency);
+            buf_append_char(out, '}');
+        }
+        buf_append_cstr(out, "}");
+    }
+    buf_append_cstr(out, r->route_servers && r->route_count ? "\n  }" : "}");
+}
+
 void loadtest_result_write_json(buf_t *out, const loadtest_result_t *r)
 {
     loadtest_verdict_t v = loadtest_verdict_of(r);
-    buf_append_cstr(out, "{\n  \"label\": ");
+    buf_append_cstr(out, "{\n  \"kind\": \"run\",\n  \"label\": ");
     json_write_cstr(out, r->label);
     buf_append_cstr(out, ",\n  \"target\": ");
     json_write_cstr(out, r->target);
@@ -200,10 +284,30 @@ void loadtest_result_write_json(buf_t *out, const loadtest_result_t *r)
                r->protocol_errors, r->timeouts, r->non2xx, r->status_5xx, loadtest_failures(r),
                r->unfinished);
     write_latency_json(out, &r->latency);
+    buf_printf(out,
+               ",\n  \"unfinished_max_ms\": %.3f,\n  \"sends\": %" PRIu64
+               ",\n  \"late_sends\": %" PRIu64 ",\n  \"missed_sends\": %" PRIu64
+               ",\n  \"latency_from_send_ms\": ",
+               r->unfinished_max_ms, r->sends, r->late_sends, r->missed_sends);
+    write_latency_json(out, &r->sent_latency);
     buf_append_cstr(out, ",\n  \"by_route\": ");
     write_tallies_json(out, r->routes, r->route_count);
     buf_append_cstr(out, ",\n  \"by_server\": ");
     write_tallies_json(out, r->servers, r->server_count);
+    buf_append_cstr(out, ",\n  \"by_route_server\": ");
+    write_route_servers_json(out, r);
+    if (r->slo_p99_set || r->slo_failures_set) {
+        int p99_held, failures_held;
+        int held = loadtest_slo_check(r, &p99_held, &failures_held);
+        buf_append_cstr(out, ",\n  \"slo\": {");
+        if (r->slo_p99_set)
+            buf_printf(out, "\"p99_ms\": %.3f, \"p99_held\": %s, ", r->slo_p99_ms,
+                       p99_held ? "true" : "false");
+        if (r->slo_failures_set)
+            buf_printf(out, "\"failures\": %" PRIu64 ", \"failures_held\": %s, ", r->slo_failures,
+                       failures_held ? "true" : "false");
+        buf_printf(out, "\"held\": %s}", held ? "true" : "false");
+    }
     buf_printf(out, ",\n  \"verdict\": {\"level\": \"%s\", \"message\": ", v.name);
     json_write_cstr(out, v.headline);
     buf_append_cstr(out, ", \"reason\": ");
@@ -261,6 +365,7 @@ static loadtest_tally_t *read_tallies(json_t *object, size_t *count)
         t->timeouts = get_u64(value, "timeouts");
         t->non2xx = get_u64(value, "non2xx");
         t->status_5xx = get_u64(value, "status_5xx");
+        t->unfinished = get_u64(value, "unfinished");
         read_latency(json_object_get(value, "latency_ms"), &t->latency);
     }
     return tallies;
@@ -302,6 +407,8 @@ int loadtest_result_read_json(const char *path, loadtest_result_t *out, char *er
     out->non2xx = get_u64(root, "non2xx");
     out->status_5xx = get_u64(root, "status_5xx");
     out->unfinished = get_u64(root, "unfinished");
+    out->unfinished_max_ms = get_double(root, "unfinished_max_ms");
+    out->missed_sends = get_u64(root, "missed_sends");
     read_latency(json_object_get(root, "latency_ms"), &out->latency);
     out->routes = read_tallies(json_object_get(root, "by_route"), &out->route_count);
     out->servers = read_tallies(json_object_get(root, "by_server"), &out->server_count);

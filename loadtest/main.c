@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "buf.h"
+#include "ceiling.h"
 #include "engine.h"
 #include "loadtest_request.h"
 #include "loadtest_result.h"
@@ -31,9 +32,19 @@
 
 #define EXIT_NOTHING_SUCCEEDED 1
 #define EXIT_USAGE 2
+#define EXIT_SLO_BROKEN 3
+
+/* Option bounds: every duration and rate stays far inside what a uint64_t of nanoseconds and
+ * the -R schedule can hold. */
+#define NS_PER_S 1000000000.0
+#define DURATION_MAX_S (7 * 24 * 3600.0) /* -d, --max-duration */
+#define TIMEOUT_MAX_S 3600.0             /* --timeout, --slo-p99, --stage */
+#define RATE_MIN_RPS 0.01
+#define RATE_MAX_RPS 10000000.0
 
 static const char usage_text[] =
     "Usage: catalog-loadtest [options] [URL]\n"
+    "       catalog-loadtest ceiling [options] [URL]\n"
     "       catalog-loadtest compare RESULT.json RESULT.json...\n"
     "\n"
     "The scenario's load test: URL (default $BASE_URL, else " DEFAULT_URL "), 100 connections\n"
@@ -49,13 +60,33 @@ static const char usage_text[] =
     "  -R, --rate N          fixed rate in requests/s over all connections; latency counts\n"
     "                        from each request's intended send time (coordinated omission)\n"
     "      --no-keepalive    one request per connection (\"Connection: close\")\n"
+    "      --slo-p99 T       threshold: p99 at most T (500ms, 2s); exit 3 when it broke\n"
+    "      --slo-failures N  threshold: at most N failures (errors + timeouts + 5xx +\n"
+    "                        unfinished); exit 3 when it broke\n"
     "      --json FILE       also write the figures as JSON (\"-\" for stdout)\n"
     "      --label NAME      name of this run in the JSON and in comparisons\n"
     "  -h, --help            this text\n"
     "\n"
-    "Verdict: red when p99 > 2000 ms or more than 10 failures (errors + timeouts + 5xx);\n"
-    "yellow when p99 > 500 ms; green otherwise.  Exit status 1 when no request got a 2xx\n"
-    "answer, 2 on bad usage.  compare prints saved results side by side with ratios.\n";
+    "Failures are errors + timeouts + 5xx + unfinished (requests still unanswered when the run\n"
+    "ended, counted in the latency at their elapsed time).  Verdict, on the thresholds only:\n"
+    "red when p99 > 2000 ms or more than 10 failures; yellow when p99 > 500 ms or a request\n"
+    "was unanswered for more than 500 ms at the end; green otherwise.\n"
+    "Exit status: 0; 1 when no request got a 2xx answer; 2 on bad usage; 3 when an --slo-*\n"
+    "threshold broke (1 wins over 3).  compare prints saved results side by side.\n"
+    "\n"
+    "ceiling: the highest arrival rate the target sustains within the SLO (open model, like\n"
+    "-R).  Stages of --stage each at a fixed rate: 10 requests/s first (--start-rate), doubled\n"
+    "while stages pass, then bisected between the last good and the first bad rate until they\n"
+    "are within 3%.  A stage passes when it achieved >= 98% of its rate, left no due send\n"
+    "unsent, and kept p99 (from intended send times) and failures within the SLO.\n"
+    "      --stage T         each stage's length (default 5s)\n"
+    "      --start-rate N    the first stage's rate (default 10 requests/s)\n"
+    "      --max-duration T  no stage starts that would end later (default 2m)\n"
+    "      --slo-p99 T       default 500ms;  --slo-failures N: default 0\n"
+    "  -c, -t, --timeout, --path, --no-keepalive, --json, --label as above (not -d, -R).\n"
+    "It prints each stage, which side was the limit (the target, or the generator's own CPU or\n"
+    "connections), and last \"Ceiling: N requests/s (p99 X ms, F failures)\".  Exit 3 when\n"
+    "even the first stage broke the SLO, 1 when it got no 2xx answer.\n";
 
 static volatile sig_atomic_t interrupted;
 
@@ -66,13 +97,14 @@ static void on_sigint(int signo)
     signal(SIGINT, SIG_DFL); /* a second Ctrl-C ends the process at once */
 }
 
-/* Parses "30", "1.5", "30s", "500ms", "2m" into nanoseconds; returns 0 or -1. */
-static int parse_duration(const char *text, uint64_t *out_ns)
+/* Parses "30", "1.5", "30s", "500ms", "2m" into nanoseconds, at least 1 ms and at most max_s
+ * seconds; returns 0 or -1 (other text, or out of range). */
+static int parse_duration(const char *text, double max_s, uint64_t *out_ns)
 {
     char *end;
     errno = 0;
     double value = strtod(text, &end);
-    if (errno || end == text || !(value >= 0) || value > 1e7) return -1;
+    if (errno || end == text || !(value >= 0) || value > 1e9) return -1;
     double scale = 1e9;
     if (strcmp(end, "ms") == 0)
         scale = 1e6;
@@ -82,7 +114,21 @@ static int parse_duration(const char *text, uint64_t *out_ns)
         scale = 3600e9;
     else if (*end && strcmp(end, "s") != 0)
         return -1;
-    *out_ns = (uint64_t)(value * scale);
+    double ns = value * scale;
+    if (!(ns >= 1e6) || ns > max_s * NS_PER_S) return -1; /* also keeps the cast defined */
+    *out_ns = (uint64_t)ns;
+    return 0;
+}
+
+/* Parses a rate in requests/s within [RATE_MIN_RPS, RATE_MAX_RPS]; returns 0 or -1. */
+static int parse_rate(const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double value = strtod(text, &end);
+    if (errno || end == text || *end || !(value >= RATE_MIN_RPS) || !(value <= RATE_MAX_RPS))
+        return -1;
+    *out = value;
     return 0;
 }
 
@@ -250,10 +296,73 @@ static int explain_failure(const loadtest_result_t *r, const char *url_text)
     return EXIT_NOTHING_SUCCEEDED;
 }
 
+/* ceiling: runs the search and prints/writes its result; returns the exit status. */
+static int run_ceiling(const engine_config_t *config, const ceiling_options_t *options,
+                       const char *json_path, const char *label, const char *url_text)
+{
+    printf("catalog-loadtest ceiling: %s (%s), %u connections, %u threads, timeout %.1f s, %s\n"
+           "  stages of %.1f s from %.1f requests/s, at most %.0f s; SLO p99 <= %.1f ms, "
+           "failures <= %" PRIu64 "\n  routes, walked in turn by each connection:",
+           url_text, config->address_text, config->connections, config->threads,
+           (double)config->timeout_ns / 1e9, config->keep_alive ? "keep-alive" : "no keep-alive",
+           (double)options->stage_ns / 1e9, options->start_rps,
+           (double)options->max_duration_ns / 1e9, options->slo_p99_ms, options->slo_failures);
+    for (size_t i = 0; i < config->request_count; i++)
+        printf("%s %s", i ? "," : "", config->requests[i].name);
+    printf("\n\n");
+    fflush(stdout);
+    ceiling_result_t result;
+    char err[512];
+    if (ceiling_run(config, options, &result, &interrupted, stdout, err, sizeof(err)) < 0) {
+        fprintf(stderr, "catalog-loadtest: %s\n", err);
+        ceiling_result_free(&result);
+        return EXIT_NOTHING_SUCCEEDED;
+    }
+    buf_t out = {0};
+    ceiling_summary_write(&out, &result, options, config->connections);
+    fwrite(out.data, 1, out.len, stdout);
+    fflush(stdout);
+    int status = 0;
+    if (json_path) {
+        buf_reset(&out);
+        ceiling_write_json(&out, &result, options, config, label, url_text);
+        if (write_file(json_path, &out) < 0) {
+            fprintf(stderr, "catalog-loadtest: cannot write %s: %s\n", json_path, strerror(errno));
+            status = EXIT_NOTHING_SUCCEEDED;
+        }
+    }
+    buf_free(&out);
+    if (result.stage_count == 0 || result.stages[0].ok_responses == 0) {
+        fprintf(stderr, "catalog-loadtest: error: no 2xx answer from %s in the first stage%s\n",
+                url_text, result.stage_count ? "" : " (none ran)");
+        status = EXIT_NOTHING_SUCCEEDED;
+    } else if (status == 0 && result.best < 0) {
+        status = EXIT_SLO_BROKEN;
+    }
+    ceiling_result_free(&result);
+    return status;
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 2 && (strcmp(argv[1], "compare") == 0 || strcmp(argv[1], "--compare") == 0))
         return run_compare(argc - 2, argv + 2);
+    int ceiling = argc >= 2 && strcmp(argv[1], "ceiling") == 0;
+    if (ceiling) {
+        argv[1] = argv[0];
+        argv++;
+        argc--;
+    }
+    ceiling_options_t ceiling_options = {
+        .start_rps = CEILING_DEFAULT_START_RPS,
+        .stage_ns = CEILING_DEFAULT_STAGE_NS,
+        .max_duration_ns = CEILING_DEFAULT_MAX_DURATION_NS,
+        .slo_p99_ms = CEILING_DEFAULT_SLO_P99_MS,
+        .slo_failures = 0,
+    };
+    int slo_p99_set = 0, slo_failures_set = 0;
+    uint64_t slo_p99_ns = 0;
+    unsigned long slo_failures = 0;
 
     unsigned long connections = DEFAULT_CONNECTIONS, threads = 0;
     uint64_t duration_ns = DEFAULT_DURATION_S * 1000000000ull;
@@ -264,7 +373,18 @@ int main(int argc, char **argv)
     const char *path_specs[PATHS_MAX];
     size_t path_count = 0;
 
-    enum { OPT_TIMEOUT = 256, OPT_PATH, OPT_NO_KEEPALIVE, OPT_JSON, OPT_LABEL };
+    enum {
+        OPT_TIMEOUT = 256,
+        OPT_PATH,
+        OPT_NO_KEEPALIVE,
+        OPT_JSON,
+        OPT_LABEL,
+        OPT_SLO_P99,
+        OPT_SLO_FAILURES,
+        OPT_STAGE,
+        OPT_START_RATE,
+        OPT_MAX_DURATION,
+    };
     static const struct option options[] = {
         {"connections", required_argument, NULL, 'c'},
         {"duration", required_argument, NULL, 'd'},
@@ -275,6 +395,11 @@ int main(int argc, char **argv)
         {"no-keepalive", no_argument, NULL, OPT_NO_KEEPALIVE},
         {"json", required_argument, NULL, OPT_JSON},
         {"label", required_argument, NULL, OPT_LABEL},
+        {"slo-p99", required_argument, NULL, OPT_SLO_P99},
+        {"slo-failures", required_argument, NULL, OPT_SLO_FAILURES},
+        {"stage", required_argument, NULL, OPT_STAGE},
+        {"start-rate", required_argument, NULL, OPT_START_RATE},
+        {"max-duration", required_argument, NULL, OPT_MAX_DURATION},
         {"help", no_argument, NULL, 'h'},
         {NULL, 0, NULL, 0},
     };
@@ -286,24 +411,61 @@ int main(int argc, char **argv)
                 return usage_error("bad -c '%s': connections must be 1..1000000", optarg);
             break;
         case 'd':
-            if (parse_duration(optarg, &duration_ns) < 0 || duration_ns == 0)
-                return usage_error("bad -d '%s': a duration like 30, 30s, 500ms or 2m", optarg);
+            if (ceiling) return usage_error("ceiling sets its own durations: use --stage");
+            if (parse_duration(optarg, DURATION_MAX_S, &duration_ns) < 0)
+                return usage_error("bad -d '%s': a duration like 30, 30s, 500ms or 2m, from 1ms "
+                                   "to 7 days",
+                                   optarg);
             break;
         case 't':
             if (parse_count(optarg, 1, 1024, &threads) < 0)
                 return usage_error("bad -t '%s': threads must be 1..1024", optarg);
             break;
-        case 'R': {
-            char *end;
-            rate_rps = strtod(optarg, &end);
-            if (end == optarg || *end || !(rate_rps > 0) || !isfinite(rate_rps))
-                return usage_error("bad -R '%s': a rate in requests/s above 0", optarg);
-            break;
-        }
-        case OPT_TIMEOUT:
-            if (parse_duration(optarg, &timeout_ns) < 0 || timeout_ns < 1000000)
-                return usage_error("bad --timeout '%s': a duration of at least 1ms, like 10s",
+        case 'R':
+            if (ceiling) return usage_error("ceiling sets its own rates: use --start-rate");
+            if (parse_rate(optarg, &rate_rps) < 0)
+                return usage_error("bad -R '%s': a rate in requests/s from 0.01 to 10000000",
                                    optarg);
+            break;
+        case OPT_TIMEOUT:
+            if (parse_duration(optarg, TIMEOUT_MAX_S, &timeout_ns) < 0)
+                return usage_error("bad --timeout '%s': a duration from 1ms to 1h, like 10s",
+                                   optarg);
+            break;
+        case OPT_SLO_P99:
+            if (parse_duration(optarg, TIMEOUT_MAX_S, &slo_p99_ns) < 0)
+                return usage_error("bad --slo-p99 '%s': a duration with its unit from 1ms to 1h, "
+                                   "like 500ms or 2s",
+                                   optarg);
+            slo_p99_set = 1;
+            break;
+        case OPT_SLO_FAILURES:
+            if (parse_count(optarg, 0, 1000000000000ul, &slo_failures) < 0)
+                return usage_error(
+                    "bad --slo-failures '%s': a count of failures allowed, 0 or more", optarg);
+            slo_failures_set = 1;
+            break;
+        case OPT_STAGE:
+        case OPT_MAX_DURATION:
+        case OPT_START_RATE:
+            if (!ceiling)
+                return usage_error("--stage, --start-rate and --max-duration are for "
+                                   "'catalog-loadtest ceiling'");
+            if (option == OPT_START_RATE) {
+                if (parse_rate(optarg, &ceiling_options.start_rps) < 0)
+                    return usage_error("bad --start-rate '%s': requests/s from 0.01 to 10000000",
+                                       optarg);
+            } else if (option == OPT_STAGE) {
+                if (parse_duration(optarg, TIMEOUT_MAX_S, &ceiling_options.stage_ns) < 0 ||
+                    ceiling_options.stage_ns < 100000000ull)
+                    return usage_error("bad --stage '%s': a duration from 100ms to 1h, like 5s",
+                                       optarg);
+            } else if (parse_duration(optarg, DURATION_MAX_S, &ceiling_options.max_duration_ns) <
+                       0) {
+                return usage_error("bad --max-duration '%s': a duration from 1ms to 7 days, "
+                                   "like 2m",
+                                   optarg);
+            }
             break;
         case OPT_PATH:
             if (path_count == PATHS_MAX)
@@ -376,6 +538,21 @@ int main(int argc, char **argv)
     config.requests = requests;
     config.request_count = path_count;
 
+    if (ceiling) {
+        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+        ceiling_options.cpus =
+            cpus > 0 && (unsigned long)cpus < threads ? (unsigned)cpus : (unsigned)threads;
+        if (slo_p99_set) ceiling_options.slo_p99_ms = (double)slo_p99_ns / 1e6;
+        if (slo_failures_set) ceiling_options.slo_failures = slo_failures;
+        signal(SIGPIPE, SIG_IGN);
+        signal(SIGINT, on_sigint);
+        int ceiling_status = run_ceiling(&config, &ceiling_options, json_path, label, url_text);
+        for (size_t i = 0; i < path_count; i++)
+            loadtest_request_free(&requests[i]);
+        free(requests);
+        return ceiling_status;
+    }
+
     printf("catalog-loadtest: %s (%s) for %.1f s, %lu connections, %lu threads, timeout %.1f s, "
            "%s",
            url_text, config.address_text, (double)duration_ns / 1e9, connections, threads,
@@ -401,6 +578,10 @@ int main(int argc, char **argv)
     engine_free(engine);
     snprintf(result.label, sizeof(result.label), "%s", label);
     snprintf(result.target, sizeof(result.target), "%s", url_text);
+    result.slo_p99_set = slo_p99_set;
+    result.slo_p99_ms = (double)slo_p99_ns / 1e6;
+    result.slo_failures_set = slo_failures_set;
+    result.slo_failures = slo_failures;
 
     buf_t out = {0};
     loadtest_summary_write(&out, &result, isatty(STDOUT_FILENO));
@@ -416,7 +597,10 @@ int main(int argc, char **argv)
         }
     }
     buf_free(&out);
-    if (result.requests == result.non2xx) status = explain_failure(&result, url_text);
+    if (result.requests == result.non2xx)
+        status = explain_failure(&result, url_text);
+    else if (status == 0 && !loadtest_slo_check(&result, NULL, NULL))
+        status = EXIT_SLO_BROKEN;
     loadtest_result_free(&result);
     for (size_t i = 0; i < path_count; i++)
         loadtest_request_free(&requests[i]);

@@ -1,5 +1,7 @@
-/* test_loadtest_result.c: unit tests for loadtest/loadtest_result (verdict thresholds, summary,
- * JSON round trip, comparison) and loadtest/loadtest_request (--path specs, request bytes). */
+/* test_loadtest_result.c: unit tests for loadtest/loadtest_result (verdict thresholds, SLO
+ * thresholds, summary, JSON round trip, comparison), loadtest/loadtest_request (--path specs,
+ * request bytes) and loadtest/ceiling (a stage's judgement, the search's next rate). */
+#include "ceiling.h"
 #include "loadtest_request.h"
 #include "loadtest_result.h"
 #include "test.h"
@@ -28,21 +30,26 @@ static void test_verdict(void)
     CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_GREEN); /* 500 is not over 500 */
     r = make_result(500.1, 0, 0, 0);
     CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_YELLOW);
-    CHECK_STR(loadtest_verdict_of(&r).headline, "getting close to the ceiling");
+    CHECK_STR(loadtest_verdict_of(&r).headline, "past the yellow threshold");
     r = make_result(2000, 10, 0, 0);
     CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_YELLOW); /* 10 errors is not over 10 */
     r = make_result(2000.1, 0, 0, 0);
     CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_RED);
-    CHECK_STR(loadtest_verdict_of(&r).headline, "the single server is at its limit");
-    /* Two servers behind a load balancer: the verdict speaks of the servers. */
-    loadtest_tally_t two[2] = {{.name = "app"}, {.name = "app2"}};
-    r.servers = two;
-    r.server_count = 2;
-    CHECK_STR(loadtest_verdict_of(&r).headline, "the servers are at their limit");
-    r.server_count = 1;
-    CHECK_STR(loadtest_verdict_of(&r).headline, "the single server is at its limit");
-    r.servers = NULL;
-    r.server_count = 0;
+    CHECK_STR(loadtest_verdict_of(&r).headline, "past the red threshold");
+    /* The load generator sees no CPU: the verdict claims no headroom, only its thresholds. */
+    r = make_result(10, 0, 0, 0);
+    CHECK_STR(loadtest_verdict_of(&r).headline, "p99 and failures within the thresholds");
+    /* A request still unanswered after more than 500 ms at the end is never green, even when
+     * it is too rare to move p99; unfinished requests are failures. */
+    r.unfinished = 1;
+    r.unfinished_max_ms = 501;
+    CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_YELLOW);
+    CHECK(strstr(loadtest_verdict_of(&r).reason, "1 unfinished") != NULL);
+    r.unfinished_max_ms = 400;
+    CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_GREEN);
+    CHECK_INT(loadtest_failures(&r), 1);
+    r.unfinished = 11;
+    CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_RED);
     r = make_result(10, 11, 0, 0);
     CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_RED);
     /* The reference missed these: 5xx answers and timeouts are failures too. */
@@ -57,6 +64,77 @@ static void test_verdict(void)
     CHECK_INT(loadtest_verdict_of(&r).level, LOADTEST_RED);
     CHECK_STR(loadtest_verdict_of(&r).name, "red");
     CHECK_STR(loadtest_verdict_of(&r).headline, "no answer: the target is down or unreachable");
+}
+
+static void test_slo(void)
+{
+    loadtest_result_t r = make_result(400, 1, 1, 1);
+    int p99_held = -1, failures_held = -1;
+    CHECK_INT(loadtest_slo_check(&r, &p99_held, &failures_held), 1); /* none given */
+    CHECK_INT(p99_held, 1);
+    CHECK_INT(failures_held, 1);
+    r.slo_p99_set = 1;
+    r.slo_p99_ms = 400; /* 400 is not over 400 */
+    CHECK_INT(loadtest_slo_check(&r, &p99_held, &failures_held), 1);
+    r.slo_p99_ms = 399.9;
+    CHECK_INT(loadtest_slo_check(&r, &p99_held, &failures_held), 0);
+    CHECK_INT(p99_held, 0);
+    CHECK_INT(failures_held, 1);
+    r.slo_p99_set = 0;
+    r.slo_failures_set = 1;
+    r.slo_failures = 3; /* errors + timeouts + 5xx = 3 */
+    CHECK_INT(loadtest_slo_check(&r, &p99_held, &failures_held), 1);
+    r.unfinished = 1; /* and unfinished ones */
+    CHECK_INT(loadtest_slo_check(&r, &p99_held, &failures_held), 0);
+    CHECK_INT(failures_held, 0);
+    buf_t out = {0};
+    loadtest_summary_write(&out, &r, 0);
+    buf_append_char(&out, 0);
+    CHECK(strstr(out.data, "SLO:     failures 4 <= 3: BROKEN\n") != NULL);
+    buf_reset(&out);
+    loadtest_result_write_json(&out, &r);
+    buf_append_char(&out, 0);
+    CHECK(strstr(out.data, "\"slo\": {\"failures\": 3, \"failures_held\": false, \"held\": false}") !=
+          NULL);
+    buf_free(&out);
+}
+
+static void test_ceiling_judge(void)
+{
+    ceiling_options_t o = {.slo_p99_ms = 500, .slo_failures = 0, .cpus = 2};
+    ceiling_stage_t s = {.rate_rps = 100, .achieved_rps = 98, .p99_ms = 500};
+    ceiling_stage_judge(&s, 5, &o);
+    CHECK_INT(s.passed, 1);
+    CHECK_STR(s.why, "");
+    /* Just above capacity: the queue is still short (p99 fine) but the rate was not met. */
+    s = (ceiling_stage_t){.rate_rps = 100, .achieved_rps = 97.5, .p99_ms = 20};
+    ceiling_stage_judge(&s, 5, &o);
+    CHECK_INT(s.passed, 0);
+    CHECK(strstr(s.why, "achieved 97.5/s < 98% of 100.0/s") != NULL);
+    /* One request short in a short stage is rounding: 49 of 50. */
+    s = (ceiling_stage_t){.rate_rps = 10, .achieved_rps = 9.8 - 0.19, .p99_ms = 20};
+    ceiling_stage_judge(&s, 5, &o);
+    CHECK_INT(s.passed, 1);
+    s = (ceiling_stage_t){.rate_rps = 100, .achieved_rps = 100, .p99_ms = 20, .missed_sends = 1};
+    ceiling_stage_judge(&s, 5, &o);
+    CHECK_INT(s.passed, 0);
+    CHECK(strstr(s.why, "backlog") != NULL);
+    s = (ceiling_stage_t){.rate_rps = 100, .achieved_rps = 100, .p99_ms = 500.5, .failures = 1};
+    ceiling_stage_judge(&s, 5, &o);
+    CHECK_INT(s.passed, 0);
+    CHECK_STR(s.why, "p99 500.5 ms > 500.0 ms; 1 failures > 0");
+    o.slo_failures = 1;
+    s.p99_ms = 10;
+    ceiling_stage_judge(&s, 5, &o);
+    CHECK_INT(s.passed, 1);
+
+    /* Doubling while nothing failed, then bisection, then stop within 3%. */
+    CHECK(ceiling_next_rate(0, 0, 10) == 20);
+    CHECK(ceiling_next_rate(640, 0, 640) == 1280);
+    CHECK(ceiling_next_rate(640, 1280, 1280) == 960);
+    CHECK(ceiling_next_rate(1000, 1020, 1020) == 0);
+    CHECK(ceiling_next_rate(10, 10.9, 10.9) == 0); /* within 1 request/s */
+    CHECK(ceiling_next_rate(0, 10, 10) == 0);      /* the first stage broke */
 }
 
 static void fill_sample(loadtest_result_t *r)
@@ -86,6 +164,15 @@ static void fill_sample(loadtest_result_t *r)
     r->servers[0].requests = 500;
     snprintf(r->servers[1].name, sizeof(r->servers[1].name), "server-2");
     r->servers[1].requests = 500;
+    /* [route][server]: the first route mostly on server-1, the second mostly on server-2. */
+    r->route_servers = calloc(4, sizeof(*r->route_servers));
+    static const uint64_t cells[4] = {450, 150, 50, 350};
+    for (int i = 0; i < 4; i++) {
+        snprintf(r->route_servers[i].name, sizeof(r->route_servers[i].name), "%s",
+                 r->servers[i % 2].name);
+        r->route_servers[i].requests = cells[i];
+        r->route_servers[i].latency.p99_ms = 10.0 * (i + 1);
+    }
 }
 
 static void test_json_round_trip(void)
@@ -101,6 +188,10 @@ static void test_json_round_trip(void)
                             "\"p99\": 12.500, \"p999\": 20.000, \"max\": 31.750}") != NULL);
     CHECK(strstr(json.data, "\"failures\": 6,") != NULL);
     CHECK(strstr(json.data, "\"verdict\": {\"level\": \"green\"") != NULL);
+    CHECK(strstr(json.data, "\"kind\": \"run\",") != NULL);
+    CHECK(strstr(json.data, "\"by_route_server\": {\n    \"GET /products?category=electronics\": "
+                            "{\n      \"server-1\": {\"requests\": 450,") != NULL);
+    CHECK(strstr(json.data, "\"GET /report\": {\n      \"server-1\": {\"requests\": 50,") != NULL);
 
     char path[] = "/tmp/test_loadtest_result.XXXXXX";
     int fd = mkstemp(path);
@@ -176,9 +267,12 @@ static void test_summary(void)
     CHECK(strstr(out.data, "By route") != NULL);
     CHECK(strstr(out.data, "By server (X-Server-Id)") != NULL);
     CHECK(strstr(out.data, "  50.0%") != NULL);
-    /* The sample was answered by two servers: the verdict speaks of both. */
-    CHECK(strstr(out.data, "Verdict: RED: the servers are at their limit (p99 2500.0 ms > "
-                           "2000 ms)") != NULL);
+    /* Each route by server, with the server's share of that route and its own p99. */
+    CHECK(strstr(out.data, "By route and server") != NULL);
+    CHECK(strstr(out.data, "server-2        150   25.0%") != NULL);
+    CHECK(strstr(out.data, "server-1         50   12.5%") != NULL);
+    CHECK(strstr(out.data, "Verdict: RED: past the red threshold (p99 2500.0 ms > 2000 ms)") !=
+          NULL);
     CHECK(strstr(out.data, "\033") == NULL);
     buf_reset(&out);
     loadtest_summary_write(&out, &r, 1);
@@ -234,6 +328,8 @@ static void test_requests(void)
 int main(void)
 {
     test_verdict();
+    test_slo();
+    test_ceiling_judge();
     test_json_round_trip();
     test_summary();
     test_requests();
