@@ -62,7 +62,7 @@ def find_ceiling(lab, url, mix, path):
             hold_argv += ["--path", p]
         hold_argv.append(url)
         say("held at the ceiling, %.0f requests/s for %s, to see where the CPU went" % (rate, hold))
-        hold_rc, cpu = split.meter_run(lab, hold_argv)
+        _, cpu = split.meter_run(lab, hold_argv, quiet=True)
         held_result = read_json(held) or {}
         try:
             os.unlink(held)
