@@ -147,7 +147,9 @@ def table(rows, fit):
         peak = fit["peak_servers"]
         out.append("USL fit: lambda %.1f requests/s per server, sigma %.4f (contention), kappa %.5f "
                    "(coherency), R^2 %.3f" % (fit["lambda"], fit["sigma"], fit["kappa"], fit["r2"]))
-        if peak is None:
+        if fit["sigma"] >= 1:
+            out.append("predicted peak: one server (sigma >= 1: every added server lowers the rate)")
+        elif peak is None:
             out.append("predicted peak: no peak in sight (kappa about 0: the curve flattens "
                        "towards %.0f requests/s but never turns down)" % (fit["lambda"] / fit["sigma"])
                        if fit["sigma"] > 0 else "predicted peak: no peak in sight (kappa and sigma "
@@ -188,7 +190,10 @@ def svg_page(title, rows, fit, subtitle):
     n_max += 1
     one = next((r["ceiling_rps"] / r["speedup"] for r in rows if r["speedup"]), 0)
     ys = [r["ceiling_rps"] for r in rows] + ([usl.value(fit, n / 10) for n in range(10, 10 * n_max + 1)] if fit else [])
-    y_max = max(ys + [1]) * 1.15
+    top_value = max(ys + [1]) * 1.1
+    step = 10 ** math.floor(math.log10(top_value / 5))
+    step = next(m * step for m in (1, 2, 5, 10) if top_value / (m * step) <= 6)
+    y_max = step * math.ceil(top_value / step)
 
     def x_of(n):
         return left + (n / n_max) * (w - left - right)
@@ -197,9 +202,10 @@ def svg_page(title, rows, fit, subtitle):
         return top + (1 - v / y_max) * (h - top - bottom)
 
     parts = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
-             'font-size="12">' % (w, h)]
-    for i in range(6):
-        v = y_max * i / 5
+             'font-size="12"><defs><clipPath id="plot"><rect x="%d" y="%d" width="%d" height="%d"/></clipPath>'
+             '</defs>' % (w, h, left, top, w - left - right, h - top - bottom)]
+    for i in range(int(round(y_max / step)) + 1):
+        v = step * i
         parts.append('<line x1="%d" x2="%d" y1="%.1f" y2="%.1f" stroke="#ddd"/><text x="%d" y="%.1f" '
                      'text-anchor="end">%.0f</text>' % (left, w - right, y_of(v), y_of(v), left - 6, y_of(v) + 4, v))
     for n in range(0, n_max + 1):
@@ -208,11 +214,12 @@ def svg_page(title, rows, fit, subtitle):
     parts.append('<text x="14" y="%d" transform="rotate(-90 14 %d)" text-anchor="middle">ceiling, '
                  'requests/s</text>' % ((top + h - bottom) // 2, (top + h - bottom) // 2))
     if one:
-        parts.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#999" stroke-dasharray="4 4"/>'
-                     % (x_of(0), y_of(0), x_of(min(n_max, y_max / one)), y_of(min(n_max * one, y_max))))
-    if fit:
-        pts = " ".join("%.1f,%.1f" % (x_of(n / 10), y_of(usl.value(fit, n / 10))) for n in range(0, 10 * n_max + 1))
-        parts.append('<polyline fill="none" stroke="#1f77b4" stroke-width="2" points="%s"/>' % pts)
+        parts.append('<line x1="%.1f" y1="%.1f" x2="%.1f" y2="%.1f" stroke="#999" stroke-dasharray="4 4" '
+                     'clip-path="url(#plot)"/>' % (x_of(0), y_of(0), x_of(n_max), y_of(n_max * one)))
+    if fit:  # the law is for one server and more
+        pts = " ".join("%.1f,%.1f" % (x_of(n / 10), y_of(usl.value(fit, n / 10))) for n in range(10, 10 * n_max + 1))
+        parts.append('<polyline fill="none" stroke="#1f77b4" stroke-width="2" clip-path="url(#plot)" '
+                     'points="%s"/>' % pts)
     for r in rows:
         parts.append('<circle cx="%.1f" cy="%.1f" r="5" fill="#d62728"><title>%d servers: %.0f '
                      'requests/s</title></circle>' % (x_of(r["servers"]), y_of(r["ceiling_rps"]),
@@ -221,7 +228,7 @@ def svg_page(title, rows, fit, subtitle):
     legend = ("<p>red dots: the ceiling measured at each count; blue line: the USL fit; grey dashes: "
               "linear scaling from one server.</p>")
     return ("<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>%s</title><style>body{font-family:"
-            "sans-serif;margin:2em}pre{font-size:13px}</style></head><body><h1>%s</h1><p>%s</p>%s%s"
+            "sans-serif;margin:2em}pre{font-size:13px;white-space:pre-wrap}</style></head><body><h1>%s</h1><p>%s</p>%s%s"
             "<pre>%s</pre></body></html>\n" % (title, title, subtitle, "".join(parts), legend,
                                                "\n".join(table(rows, fit)).replace("&", "&amp;").replace("<", "&lt;")))
 
