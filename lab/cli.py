@@ -34,9 +34,9 @@ environment: LAB_DIR ({lab_dir}) LAB_PG_PORT LAB_APP_PORT LAB_LB_PORT LAB_PROM_P
   BALANCE (round_robin|least_conn|p2c: nginx's choice of server; kept until changed)
   REPORT_MODE (live|rollup: part of each server's settings; a change restarts the servers)
   LOAD_CONNECTIONS (100) LOAD_DURATION (30s) LOAD_THREADS (2) BASE_URL
-  CEILING_STAGE (5s) CEILING_MAX (2m) SLO_P99 (500ms) SLO_FAILURES (0): ceiling and sweep
+  CEILING_STAGE (5s) CEILING_MAX (2m) CEILING_START (10) SLO_P99 (500ms) SLO_FAILURES (0)
   DEMO_DURATION (10s) DEMO_CONNECTIONS (50) DEMO_SERVER_CPUS (0.25)
-  DEMO_CEILING_STAGE (2s) DEMO_CEILING_MAX (12s)
+  DEMO_CEILING_STAGE (1s) DEMO_CEILING_MAX (10s)
   SEED_PRODUCTS SEED_ORDERS (passed to catalog-db)"""
 
 

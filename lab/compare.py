@@ -45,7 +45,9 @@ def read_result(path):
         lat = r.get("latency_ms") or {}
         by_server = r.get("by_server") or {}
         total = sum(v.get("requests", 0) for v in by_server.values()) or 1
+        size = r.get("size") or {}
         out.update(connections=r.get("connections"), duration_s=round(float(r.get("duration_s") or 0)),
+                   asked=size.get("duration"),
                    rps=float(r.get("rps") or 0), p99=float(lat.get("p99") or 0),
                    failures=r.get("failures", (r.get("errors") or 0) + (r.get("timeouts") or 0) + (r.get("status_5xx") or 0)),
                    shares=[(k, v.get("requests", 0) / total, (v.get("latency_ms") or {}).get("p99"))
@@ -77,6 +79,44 @@ def ratio_line(a, b, what, va, vb, extra=""):
     return clip("  %s / %s: %.2fx %s%s" % (b["name"], a["name"], vb / va if va else 0.0, what, extra))
 
 
+def sizes_of(runs):
+    """RUNS grouped by size: {(connections, label): [runs]}.  The duration asked for when the
+    lab kept it, else the measured one, the same size within 15% (a run lasts a little longer
+    than asked while the last answers come in)."""
+    groups = {}
+    for r in sorted(runs, key=lambda r: (r["connections"] or 0, r["duration_s"])):
+        conns = r["connections"] or 0
+        if r.get("asked"):
+            groups.setdefault((conns, r["asked"]), []).append(r)
+            continue
+        for (c, label), members in groups.items():
+            base = members[0]["duration_s"]
+            if c == conns and not members[0].get("asked") and abs(r["duration_s"] - base) <= 0.15 * max(base, 1):
+                members.append(r)
+                break
+        else:
+            groups.setdefault((conns, "%d s" % r["duration_s"]), []).append(r)
+    return groups
+
+
+def pair_lines(group, label, what, value, extra=lambda a, b: ""):
+    """Each pair's ratio, layout against layout: by name when it fits, else by the rows'
+    letters (LABEL gives a run's letter)."""
+    out = []
+    for i, a in enumerate(group):
+        for b in group[i + 1:]:
+            ratio = value(b) / value(a) if value(a) else 0.0
+            line = "  %s / %s: %.2fx %s%s" % (b["name"], a["name"], ratio, what, extra(a, b))
+            if len(line) > WIDTH:
+                line = "  %s / %s: %.2fx %s%s" % (label(b), label(a), ratio, what, extra(a, b))
+            out.append(clip(line))
+    return out
+
+
+def slo_text(slo):
+    return "p99 <= %s ms, %s failures" % (slo.get("p99_ms", "?"), slo.get("failures", "?")) if slo else "SLO ?"
+
+
 def report(results):
     """The lines of make compare for RESULTS (read_result's dicts)."""
     lines = []
@@ -84,49 +124,47 @@ def report(results):
     ceilings = [r for r in results if r["kind"] == "ceiling"]
     sweeps = [r for r in results if r["kind"] == "sweep"]
     for mix in sorted({r["mix"] for r in runs + ceilings}):
-        mix_runs = [r for r in runs if r["mix"] == mix]
         mix_ceilings = sorted((c for c in ceilings if c["mix"] == mix), key=lambda c: (c["servers"], c["name"]))
         ceiling_of = {}
         for c in mix_ceilings:
             ceiling_of.setdefault(layout_key(c), c)
-        sizes = sorted({(r["connections"] or 0, r["duration_s"]) for r in mix_runs})
-        for conns, secs in sizes:
-            group = sorted((r for r in mix_runs if (r["connections"] or 0, r["duration_s"]) == (conns, secs)),
-                           key=lambda r: (r["servers"], r["name"]))
+        sizes = sizes_of([r for r in runs if r["mix"] == mix])
+        for (conns, secs), group in sizes.items():
+            group.sort(key=lambda r: (r["servers"], r["name"]))
+            letter = {id(r): chr(ord("a") + i) for i, r in enumerate(group)}
             lines.append("")
-            lines.append("%s mix, %d connections for %d s:" % (mix, conns, secs))
-            lines.append("  %-44s %8s %8s %4s %9s  %s" % ("run", "req/s", "p99 ms", "fail", "ceiling/s",
+            lines.append("%s mix, %d connections for %s:" % (mix, conns, secs))
+            lines.append("    %-42s %8s %8s %4s %9s  %s" % ("run", "req/s", "p99 ms", "fail", "ceiling/s",
                                                            "CPU: srv pg ngx gen"))
             for r in group:
                 c = ceiling_of.get(layout_key(r))
-                lines.append(clip("  %-44s %8.1f %8.1f %4d %9s  %s" % (
-                    r["name"][:44], r["rps"], r["p99"], r["failures"] or 0,
+                lines.append(clip("  %s %-42s %8.1f %8.1f %4d %9s  %s" % (
+                    letter[id(r)], r["name"][:42], r["rps"], r["p99"], r["failures"] or 0,
                     "%.0f" % c["ceiling_rps"] if c else "-", cpu_text(r["cpu"]))))
                 if len(r["shares"]) > 1:
                     lines.append(clip("    per server: %s" % (", ".join(
                         "%s %.0f%% (p99 %s ms)" % (k, 100 * share, "%.0f" % p99 if p99 is not None else "?")
                         for k, share, p99 in r["shares"]))))
-            for i, a in enumerate(group):
-                for b in group[i + 1:]:
-                    lines.append(ratio_line(a, b, "requests/s", a["rps"], b["rps"],
-                                            ", p99 %.2fx" % (b["p99"] / a["p99"]) if a["p99"] else ""))
+            lines += pair_lines(group, lambda r: letter[id(r)], "requests/s", lambda r: r["rps"],
+                                lambda a, b: ", p99 %.2fx" % (b["p99"] / a["p99"]) if a["p99"] else "")
         if len(sizes) > 1:
             lines.append("  not paired across sizes: the %s mix's runs differ in connections or duration:" % mix)
-            lines.append(clip("    %s" % "; ".join("%d connections for %d s" % s for s in sizes)))
-        if mix_ceilings:
+            lines.append(clip("    %s" % "; ".join("%d connections for %s" % s for s in sizes)))
+        by_slo = {}
+        for c in mix_ceilings:
+            by_slo.setdefault((json.dumps(c["slo"], sort_keys=True), c.get("connections")), []).append(c)
+        for (_, conns), group in by_slo.items():
+            letter = {id(c): chr(ord("a") + i) for i, c in enumerate(group)}
             lines.append("")
-            lines.append("%s mix, ceilings (the highest arrival rate within the SLO):" % mix)
-            for c in mix_ceilings:
-                slo = c["slo"]
-                lines.append(clip("  %-40s %9.0f requests/s  CPU at it: %s%s" % (
-                    c["name"][:40], c["ceiling_rps"], cpu_text(c["cpu"]),
-                    "  (SLO p99 %s ms, %s failures)" % (slo.get("p99_ms", "?"), slo.get("failures", "?")) if slo else "")))
-            for i, a in enumerate(mix_ceilings):
-                for b in mix_ceilings[i + 1:]:
-                    if a["slo"] != b["slo"] or a.get("connections") != b.get("connections"):
-                        lines.append(clip("  not paired: %s and %s differ in SLO or connections" % (a["name"], b["name"])))
-                        continue
-                    lines.append(ratio_line(a, b, "ceiling", a["ceiling_rps"], b["ceiling_rps"]))
+            lines.append(clip("%s mix, ceilings (the highest arrival rate within %s; %s connections):"
+                              % (mix, slo_text(group[0]["slo"]), conns if conns is not None else "?")))
+            lines.append("    %-42s %12s  %s" % ("ceiling", "requests/s", "CPU at it: srv pg ngx gen"))
+            for c in group:
+                lines.append(clip("  %s %-42s %12.0f  %s" % (letter[id(c)], c["name"][:42], c["ceiling_rps"],
+                                                            cpu_text(c["cpu"]))))
+            lines += pair_lines(group, lambda c: letter[id(c)], "ceiling", lambda c: c["ceiling_rps"])
+        if len(by_slo) > 1:
+            lines.append("  not paired across these groups: the %s mix's ceilings differ in SLO or connections" % mix)
     for s in sorted(sweeps, key=lambda s: s["name"]):
         lines.append("")
         points = ", ".join("%d: %.0f" % (p.get("servers", 0), p.get("ceiling_rps", 0)) for p in s["points"])

@@ -107,6 +107,8 @@ def cmd_loadtest(lab, args, prefix=""):
     with open(os.path.join(s.results, name + ".cpu"), "w") as f:
         f.write(line + "\n")
     fields = lab_fields(lab, mix, "run")
+    fields["size"] = {"connections": int(connections) if connections.isdigit() else connections,
+                      "duration": duration}  # as asked: make compare pairs runs by it
     fields["cpu"] = {k: round(v, 3) for k, v in cpu.items()}
     run = annotate(result, fields) or {}
     key, sentence = split.limit_of(cpu, int(threads) if threads.isdigit() else 2,
@@ -169,12 +171,18 @@ def cmd_demo(lab, args):
             if cmd_loadtest(lab, [], prefix="demo-") == 1:
                 warn("the %s load test on %d server(s) had no successful request" % (mix, servers))
             files.append(os.path.join(lab.settings.results, "demo-" + lab.result_name(mix) + ".json"))
-        # The ceiling with short stages: the demo stays under two minutes.
+        # The ceiling with short stages, starting at half the rate the browse run just had: the
+        # demo stays under two minutes.
         env = dict(os.environ)
-        os.environ.update(CEILING_STAGE=os.environ.get("DEMO_CEILING_STAGE") or "2s",
-                          CEILING_MAX=os.environ.get("DEMO_CEILING_MAX") or "12s")
+        os.environ.update(CEILING_STAGE=os.environ.get("DEMO_CEILING_STAGE") or "1s",
+                          CEILING_MAX=os.environ.get("DEMO_CEILING_MAX") or "10s")
         path = os.path.join(lab.settings.results, "demo-" + lab.result_name("browse", "ceiling") + ".json")
-        _, result = scaling.find_ceiling(lab, lab.entry_point(), "browse", path)
+        try:
+            with open(files[-2]) as f:
+                closed_loop = float(json.load(f).get("rps") or 0)
+        except (OSError, ValueError):
+            closed_loop = 0.0
+        _, result = scaling.find_ceiling(lab, lab.entry_point(), "browse", path, closed_loop / 2 or None)
         os.environ.clear()
         os.environ.update(env)
         ceilings.append(float((result or {}).get("ceiling_rps") or 0))

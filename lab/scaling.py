@@ -17,6 +17,7 @@ def ceiling_options():
     e = os.environ
     out = ["-c", e.get("LOAD_CONNECTIONS") or "100", "-t", e.get("LOAD_THREADS") or "2"]
     for setting, option in (("CEILING_STAGE", "--stage"), ("CEILING_MAX", "--max-duration"),
+                            ("CEILING_START", "--start-rate"),
                             ("SLO_P99", "--slo-p99"), ("SLO_FAILURES", "--slo-failures")):
         if e.get(setting):
             out += [option, e[setting]]
@@ -31,12 +32,16 @@ def read_json(path):
         return None
 
 
-def find_ceiling(lab, url, mix, path):
+def find_ceiling(lab, url, mix, path, start_rps=None):
     """The ceiling of whatever answers URL on MIX, written to PATH (the load generator's
     JSON plus the lab's fields and, under "cpu", where the CPU went during a run held at the
-    ceiling for one stage).  Returns (exit status, the result or None)."""
+    ceiling for one stage).  START_RPS: the first stage's rate unless CEILING_START says
+    (a rate known to hold saves the doubling stages up to it).  Returns (exit status, the
+    result or None)."""
     s = lab.settings
     argv = [s.binary("catalog-loadtest"), "ceiling"] + ceiling_options() + ["--json", path]
+    if start_rps and not os.environ.get("CEILING_START"):
+        argv += ["--start-rate", "%.0f" % max(start_rps, 1)]
     for p in MIXES[mix]:
         argv += ["--path", p]
     argv += (os.environ.get("LOADTEST_ARGS") or "").split() + [url]
@@ -272,7 +277,9 @@ def cmd_sweep(lab, args):
                 lab.apply_layout(planner.Request(n, wanted.budget, wanted.cpus, wanted.report_mode, wanted.balance))
                 url = "http://127.0.0.1:%d" % lab.port("nginx")  # one server too: the same path
                 path = os.path.join(folder, lab.result_name(mix, "ceiling") + ".json")
-                rc, result = find_ceiling(lab, url, mix, path)
+                # The next count starts at half the last ceiling: fewer stages, same answer.
+                previous = max([p["ceiling_rps"] for p in points] + [0]) / 2
+                rc, result = find_ceiling(lab, url, mix, path, previous or None)
                 if result is None:
                     warn("no ceiling for %d server(s) (exit %d); the sweep goes on without it" % (n, rc))
                     continue

@@ -366,6 +366,23 @@ class Compare(unittest.TestCase):
         self.assertIn("sweep-browse (a sweep, browse mix): ceilings by servers 1: 950, 2: 1805, 3: 2500", text)
         self.assertIn("peak 30.8 servers", text)
 
+    def test_long_names_pair_by_letter_and_a_run_a_little_longer_is_the_same_size(self):
+        results = self.results([
+            ("demo-1-server-0.25cpu-scenario-rollup", run_result(1, "scenario", 800, duration=10.4,
+                                                                 connections=50)),
+            ("demo-2-servers-0.25cpu-scenario-least_conn-rollup", run_result(2, "scenario", 1200, duration=11.3,
+                                                                             connections=50)),
+            ("demo-3-servers-0.25cpu-scenario-least_conn-rollup", run_result(3, "scenario", 1300, duration=10.0,
+                                                                             connections=50, size={"duration": "10s"})),
+        ])
+        lines = compare.report(results)
+        text = "\n".join(lines)
+        self.assertTrue(all(len(line) <= 100 for line in lines), max(lines, key=len))
+        self.assertIn("  b / a: 1.50x requests/s", text)
+        self.assertIn("scenario mix, 50 connections for 10 s:", text)  # 10.4 s and 11.3 s: one size
+        self.assertIn("scenario mix, 50 connections for 10s:", text)  # the lab's own record of the size
+        self.assertIn("differ in connections or duration", text)
+
     def test_a_file_that_is_no_result_is_left_out(self):
         path = write_json(self.folder, "notes", {"hello": 1})
         self.assertIsNone(compare.read_result(path))
