@@ -61,7 +61,9 @@ def read_result(path):
 
 
 def layout_key(r):
-    return (r["servers"], r["server_cpus"], r["balance"] if r["servers"] > 1 else "", r["report_mode"])
+    """What makes two results the same layout (make demo's apart from the learner's own)."""
+    return (r["name"].startswith("demo-"), r["servers"], r["server_cpus"],
+            r["balance"] if r["servers"] > 1 else "", r["report_mode"])
 
 
 def cpu_text(cpu):
@@ -105,6 +107,8 @@ def pair_lines(group, label, what, value, extra=lambda a, b: ""):
     out = []
     for i, a in enumerate(group):
         for b in group[i + 1:]:
+            if layout_key(a)[1:] == layout_key(b)[1:]:
+                continue  # the same layout twice (the demo's and yours): no pair to learn from
             ratio = value(b) / value(a) if value(a) else 0.0
             line = "  %s / %s: %.2fx %s%s" % (b["name"], a["name"], ratio, what, extra(a, b))
             if len(line) > WIDTH:
@@ -138,8 +142,12 @@ def report(results):
                                                            "CPU: srv pg ngx gen"))
             for r in group:
                 c = ceiling_of.get(layout_key(r))
+                name = r["name"]
+                if len(name) > 42:  # a name of its own line, the figures under it
+                    lines.append("  %s %s" % (letter[id(r)], name))
+                    name = ""
                 lines.append(clip("  %s %-42s %8.1f %8.1f %4d %9s  %s" % (
-                    letter[id(r)], r["name"][:42], r["rps"], r["p99"], r["failures"] or 0,
+                    letter[id(r)] if name else " ", name, r["rps"], r["p99"], r["failures"] or 0,
                     "%.0f" % c["ceiling_rps"] if c else "-", cpu_text(r["cpu"]))))
                 if len(r["shares"]) > 1:
                     lines.append(clip("    per server: %s" % (", ".join(
@@ -158,10 +166,15 @@ def report(results):
             lines.append("")
             lines.append(clip("%s mix, ceilings (the highest arrival rate within %s; %s connections):"
                               % (mix, slo_text(group[0]["slo"]), conns if conns is not None else "?")))
-            lines.append("    %-42s %12s  %s" % ("ceiling", "requests/s", "CPU at it: srv pg ngx gen"))
+            lines.append("    %-42s %12s  %s" % ("layout (results ...-ceiling.json)", "requests/s",
+                                                 "CPU at it: srv pg ngx gen"))
             for c in group:
-                lines.append(clip("  %s %-42s %12.0f  %s" % (letter[id(c)], c["name"][:42], c["ceiling_rps"],
-                                                            cpu_text(c["cpu"]))))
+                name = c["name"][:-len("-ceiling")] if c["name"].endswith("-ceiling") else c["name"]
+                if len(name) > 42:
+                    lines.append("  %s %s" % (letter[id(c)], name))
+                    name = ""
+                lines.append(clip("  %s %-42s %12.0f  %s" % (letter[id(c)] if name else " ", name,
+                                                            c["ceiling_rps"], cpu_text(c["cpu"]))))
             lines += pair_lines(group, lambda c: letter[id(c)], "ceiling", lambda c: c["ceiling_rps"])
         if len(by_slo) > 1:
             lines.append("  not paired across these groups: the %s mix's ceilings differ in SLO or connections" % mix)

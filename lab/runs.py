@@ -175,7 +175,7 @@ def cmd_demo(lab, args):
         # demo stays under two minutes.
         env = dict(os.environ)
         os.environ.update(CEILING_STAGE=os.environ.get("DEMO_CEILING_STAGE") or "1s",
-                          CEILING_MAX=os.environ.get("DEMO_CEILING_MAX") or "10s")
+                          CEILING_MAX=os.environ.get("DEMO_CEILING_MAX") or "8s")
         path = os.path.join(lab.settings.results, "demo-" + lab.result_name("browse", "ceiling") + ".json")
         try:
             with open(files[-2]) as f:
