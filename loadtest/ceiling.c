@@ -25,6 +25,10 @@
 #define SETTLE_NS (1000000000ull)
 /* The generator's own CPU is "the limit" at this share of the cores it can use. */
 #define GENERATOR_CPU_SHARE 0.85
+/* Its connections are "the limit" when this share of them was busy on average (not all of
+ * them: a stage just past the limit is short, and time from send includes the generator's own
+ * turn-around). */
+#define GENERATOR_BUSY_SHARE 0.75
 
 void ceiling_stage_judge(ceiling_stage_t *s, double stage_s, const ceiling_options_t *o)
 {
@@ -113,6 +117,7 @@ static int run_stage(const engine_config_t *base, const ceiling_options_t *o, do
     s->cpu_cores = s->seconds > 0 ? s->cpu_s / s->seconds : 0;
     s->achieved_rps = r.window_s > 0 ? (double)r.window_responses / r.window_s : 0;
     s->p99_ms = r.latency.p99_ms;
+    s->sent_avg_ms = r.sent_latency.avg_ms;
     s->sent_p50_ms = r.sent_latency.p50_ms;
     s->sent_p99_ms = r.sent_latency.p99_ms;
     s->responses = r.requests;
@@ -135,17 +140,17 @@ static void print_stage(FILE *out, size_t index, const ceiling_stage_t *s, unsig
     fflush(out);
 }
 
-/* Which side was the limit at the lowest failing rate. */
-static const char *limit_of(const ceiling_result_t *r, const ceiling_options_t *o)
+/* Which side was the limit at the lowest failing rate.  Just above the target's capacity its
+ * queue is still short, so few connections are busy at a time; when the connections are the
+ * limit they are all busy (Little's law: answers/s x time from send = requests in flight). */
+static const char *limit_of(const ceiling_result_t *r, const ceiling_options_t *o,
+                            unsigned connections)
 {
     if (r->first_bad < 0) return "max_duration";
     const ceiling_stage_t *bad = &r->stages[r->first_bad];
     if (bad->cpu_cores >= GENERATOR_CPU_SHARE * o->cpus) return "generator_cpu";
-    /* Connections all busy (one send in ten waited for one) while the target's own answer
-     * time did not grow: the connections, not the target, held the rate back. */
-    if (r->best >= 0 && bad->sends && bad->late_sends * 10 >= bad->sends &&
-        bad->failures <= o->slo_failures &&
-        bad->sent_p50_ms <= 2 * r->stages[r->best].sent_p50_ms + 1.0)
+    double in_flight = bad->achieved_rps * bad->sent_avg_ms / 1000.0;
+    if (bad->late_sends && in_flight >= GENERATOR_BUSY_SHARE * connections)
         return "generator_connections";
     return "target";
 }
@@ -197,13 +202,14 @@ int ceiling_run(const engine_config_t *base, const ceiling_options_t *o, ceiling
     }
     result->ceiling_rps = good;
     result->duration_s = (double)(loop_clock_ns() - start_ns) / 1e9;
-    result->limited_by = *interrupted ? "interrupted" : limit_of(result, o);
+    result->limited_by = *interrupted ? "interrupted" : limit_of(result, o, base->connections);
     return status;
 }
 
+/* The last line's N: whole requests/s, rounded down (a rate below 1 keeps two decimals). */
 static void format_rate(char *out, size_t len, double rps)
 {
-    if (rps >= 10 || rps == 0)
+    if (rps >= 1 || rps == 0)
         snprintf(out, len, "%.0f", floor(rps));
     else
         snprintf(out, len, "%.2f", rps);
@@ -227,9 +233,9 @@ void ceiling_summary_write(buf_t *out, const ceiling_result_t *r, const ceiling_
     } else if (strcmp(r->limited_by, "generator_connections") == 0) {
         buf_printf(out,
                    "Limit: the generator's connections: all %u were busy at %.1f requests/s "
-                   "while the target answered as fast as before (p50 from send %.1f ms), so "
-                   "the target may sustain more (rerun with more -c)\n",
-                   connections, bad->rate_rps, bad->sent_p50_ms);
+                   "(%.1f answers/s x %.1f ms each from send), so the target may sustain more "
+                   "(rerun with more -c)\n",
+                   connections, bad->rate_rps, bad->achieved_rps, bad->sent_avg_ms);
     } else if (strcmp(r->limited_by, "target") == 0) {
         buf_printf(out, "Limit: the target, at %.1f requests/s: %s\n", bad->rate_rps, bad->why);
     } else if (strcmp(r->limited_by, "max_duration") == 0 && r->stage_count) {
@@ -291,10 +297,11 @@ void ceiling_write_json(buf_t *out, const ceiling_result_t *r, const ceiling_opt
         buf_printf(out,
                    ",\n     \"sends\": %" PRIu64 ", \"late_sends\": %" PRIu64
                    ", \"missed_sends\": %" PRIu64 ", \"responses\": %" PRIu64
-                   ", \"sent_p50_ms\": %.3f, \"sent_p99_ms\": %.3f, \"seconds\": %.3f"
+                   ", \"sent_avg_ms\": %.3f, \"sent_p50_ms\": %.3f, \"sent_p99_ms\": %.3f"
+                   ", \"seconds\": %.3f"
                    ", \"cpu_s\": %.3f, \"cpu_cores\": %.3f}",
-                   s->sends, s->late_sends, s->missed_sends, s->responses, s->sent_p50_ms,
-                   s->sent_p99_ms, s->seconds, s->cpu_s, s->cpu_cores);
+                   s->sends, s->late_sends, s->missed_sends, s->responses, s->sent_avg_ms,
+                   s->sent_p50_ms, s->sent_p99_ms, s->seconds, s->cpu_s, s->cpu_cores);
     }
     buf_append_cstr(out, r->stage_count ? "\n  ]\n}\n" : "]\n}\n");
 }

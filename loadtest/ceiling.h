@@ -35,7 +35,8 @@ typedef struct ceiling_stage {
     double rate_rps;       /* target */
     double achieved_rps;   /* responses complete within the stage / its duration */
     double p99_ms;         /* from each request's intended send time, unfinished included */
-    double sent_p50_ms;    /* answers only, from the actual send: the target's own time */
+    double sent_avg_ms;    /* answers only, from the actual send: the target's own time */
+    double sent_p50_ms;    /* same, p50 */
     double sent_p99_ms;    /* same, p99 */
     uint64_t responses;    /* all responses, the drain included */
     uint64_t ok_responses; /* 2xx responses */

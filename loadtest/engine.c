@@ -617,16 +617,11 @@ static void tally_merge(loadtest_tally_t *into, histogram_t *into_latency, const
     if (from->latency_ns) histogram_merge(into_latency, from->latency_ns);
 }
 
-/* Servers are listed most requests first; qsort_r is not in C11, so the order is sorted
- * through this pointer (engine_join runs on one thread). */
-static const loadtest_tally_t *sorting_servers;
-
-static int compare_server_order(const void *a, const void *b)
+/* Nonzero when server x is listed before y: most requests first, then by name. */
+static int server_before(const loadtest_tally_t *x, const loadtest_tally_t *y)
 {
-    const loadtest_tally_t *x = &sorting_servers[*(const size_t *)a];
-    const loadtest_tally_t *y = &sorting_servers[*(const size_t *)b];
-    if (x->requests != y->requests) return x->requests > y->requests ? -1 : 1;
-    return strcmp(x->name, y->name);
+    if (x->requests != y->requests) return x->requests > y->requests;
+    return strcmp(x->name, y->name) < 0;
 }
 
 void engine_join(engine_t *e, loadtest_result_t *out)
@@ -728,8 +723,13 @@ void engine_join(engine_t *e, loadtest_result_t *out)
             if (r < routes) snprintf(into->name, sizeof(into->name), "%s", servers[j].name);
         }
     }
-    sorting_servers = servers;
-    if (server_count > 1) qsort(order, server_count, sizeof(*order), compare_server_order);
+    /* Sort the rows' order (at most a few hundred: insertion sort). */
+    for (size_t k = 1; k < server_count; k++) {
+        size_t moving = order[k], at = k;
+        for (; at > 0 && server_before(&servers[moving], &servers[order[at - 1]]); at--)
+            order[at] = order[at - 1];
+        order[at] = moving;
+    }
     /* out->route_servers is [row][route] in merge order; lay it out as [route][sorted row]. */
     loadtest_tally_t *cells = server_count ? xcalloc(server_count * routes, sizeof(*cells)) : NULL;
     for (size_t k = 0; k < server_count; k++) {

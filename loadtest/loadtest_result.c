@@ -378,6 +378,14 @@ int loadtest_result_read_json(const char *path, loadtest_result_t *out, char *er
     if (!root) {
         return error_set(err, err_len, "%s: %s (line %d)", path, error.text, error.line);
     }
+    const char *kind = json_string_value(json_object_get(root, "kind"));
+    if (kind && strcmp(kind, "run") != 0) {
+        error_set(err, err_len,
+                  "%s: a \"%s\" result, not a run (compare reads the files of load-test runs)",
+                  path, kind);
+        json_decref(root);
+        return -1;
+    }
     if (!json_is_object(root) || !json_is_integer(json_object_get(root, "requests")) ||
         !json_is_number(json_object_get(root, "rps")) ||
         !json_is_object(json_object_get(root, "latency_ms"))) {

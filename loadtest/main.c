@@ -570,6 +570,9 @@ int main(int argc, char **argv)
     if (engine_start(engine, err, sizeof(err)) < 0) {
         fprintf(stderr, "catalog-loadtest: %s\n", err);
         engine_free(engine);
+        for (size_t i = 0; i < path_count; i++)
+            loadtest_request_free(&requests[i]);
+        free(requests);
         return EXIT_NOTHING_SUCCEEDED;
     }
     show_progress(engine, duration_ns);

@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # bench.sh: what `make bench` runs: the goals table (section 0), pgbench vs the full stack,
-# server CPU per request and memory, the scenario's options A/B/C and catalog-loadtest vs wrk,
-# in one bounded run (about 11 minutes with the defaults) against a throwaway PostgreSQL on
-# loopback; prints ratios and writes BENCHMARKS.md.  Never part of `make test`.  Settings: see
-# scripts/bench/bench.py (BENCH_DURATION, BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PRODUCTS,
-# BENCH_ORDERS, BENCH_OUTPUT, BENCH_KEEP, BENCH_BASELINE, BENCH_ONLY, BENCH_DB_TRANSPORT,
-# BENCH_CALLGRIND).
+# server CPU per request and memory, the scenario's options A/B/C, catalog-loadtest vs wrk and
+# the accuracy of catalog-loadtest ceiling, in one bounded run (about 11 minutes with the
+# defaults, and up to 2 more for the ceiling's section) against a throwaway PostgreSQL on
+# loopback; prints ratios and writes BENCHMARKS.md.
+# Never part of `make test`.  Settings: see scripts/bench/bench.py (BENCH_DURATION,
+# BENCH_ROUNDS, BENCH_CONNECTIONS, BENCH_PRODUCTS, BENCH_ORDERS, BENCH_OUTPUT, BENCH_KEEP,
+# BENCH_BASELINE, BENCH_ONLY, BENCH_DB_TRANSPORT, BENCH_CALLGRIND, BENCH_CEILING_SERVICE_MS,
+# BENCH_CEILING_NICE; BENCH_ONLY=ceiling: the ceiling's section alone, no database).
 # Usage: scripts/bench.sh [BUILD_DIR]
 set -euo pipefail
 cd "$(dirname "$0")/.."

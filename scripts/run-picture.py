@@ -106,7 +106,8 @@ def cmd_fetch(args):
                 result = json.load(f)
             run["result"] = {key: result.get(key) for key in
                              ("label", "target", "requests", "rps", "errors", "timeouts", "non2xx",
-                              "latency_ms", "connections", "duration_s")}
+                              "latency_ms", "connections", "duration_s", "unfinished", "by_route",
+                              "by_server", "by_route_server")}
             run["label"] = run["label"] or result.get("label")
         except (OSError, ValueError) as error:
             print("run-picture: cannot read %s: %s" % (args.result, error), file=sys.stderr)
@@ -248,6 +249,31 @@ def fmt(value, digits=1):
     return str(value)
 
 
+def route_server_table(result):
+    """The load generator's requests and p50/p99 by route and server (its by_route_server,
+    from each answer's X-Server-Id), as an HTML table; "" when the run has none."""
+    cells = result.get("by_route_server") or {}
+    if not any(cells.values()):
+        return ""
+    routes = result.get("by_route") or {}
+    rows = ["<table><tr><th>route</th><th>server</th><th>requests</th><th>share of the route</th>"
+            "<th>p50 ms</th><th>p99 ms</th><th>5xx</th></tr>"]
+    for route, servers in cells.items():
+        answered = (routes.get(route) or {}).get("requests") or sum(
+            (s.get("requests") or 0) for s in servers.values())
+        for k, (server, tally) in enumerate(servers.items()):
+            latency = tally.get("latency_ms") or {}
+            share = 100.0 * (tally.get("requests") or 0) / answered if answered else 0.0
+            rows.append("<tr><td>%s</td><td>%s</td><td>%s</td><td>%.1f%%</td><td>%s</td><td>%s</td>"
+                        "<td>%s</td></tr>" % (html.escape(route) if k == 0 else "",
+                                              html.escape(server), fmt(tally.get("requests")), share,
+                                              fmt(latency.get("p50")), fmt(latency.get("p99")),
+                                              fmt(tally.get("status_5xx"))))
+    rows.append("</table>")
+    return ("<p>By route and server, from the load generator (each answer's X-Server-Id): "
+            "requests, each server's share of the route, and latency.</p>" + "".join(rows))
+
+
 def cmd_render(args):
     runs = []
     for path in args.series:
@@ -313,6 +339,7 @@ def cmd_render(args):
         body.append(svg_chart("Requests per second", "req/s", lines, x_min, x_max, rps_max, [0, run["end"] - run["start"]]))
         body.append(svg_chart("p99 latency", "ms", [("all servers", colour(i), False, run["series"].get("p99_ms", []))],
                               x_min, x_max, p99_max, [0, run["end"] - run["start"]]))
+        body.append(route_server_table(run.get("result") or {}))
         body.append("</section>")
     page = """<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>%s</title>

@@ -13,7 +13,11 @@ seeded full size, on loopback only, each load run bounded in time.  The pieces:
      its resident memory with 100 and with 10,000 open idle connections;
   3. the scenario's options: A (1 vs 2 worker threads), B (2 one-core servers behind nginx),
      C (REPORT_MODE=rollup vs live);
-  4. catalog-loadtest against wrk (scripts/bench-loadtest.sh, when present).
+  4. catalog-loadtest against wrk (scripts/bench-loadtest.sh, when present);
+  5. the accuracy of `catalog-loadtest ceiling`: against a target of known capacity
+     (tests/integration/capacity_server.py: one request at a time, a fixed service time), the
+     ceiling found divided by the saturation rate measured closed-loop in the same run (goal
+     0.9-1.0).  BENCH_ONLY=ceiling runs this section alone (no database), printed, not written.
 
 Environment: BENCH_DURATION (10, seconds per load run), BENCH_ROUNDS (2, alternating rounds of
 the runs that are compared), BENCH_CONNECTIONS (100),
@@ -27,7 +31,10 @@ BENCH_DB_TRANSPORT (tcp, the default: the servers and
 pgbench reach PostgreSQL through 127.0.0.1, as the lab's servers do; unix: both through its
 Unix-domain socket; section 0 measures the listing's server CPU over the other one too),
 BENCH_CALLGRIND (1, the default when valgrind is installed: section 0 also counts
-the server's instructions per category listing under callgrind; 0: skip).
+the server's instructions per category listing under callgrind; 0: skip),
+BENCH_CEILING_SERVICE_MS (2: section 5's target serves one request per 2 ms at most),
+BENCH_CEILING_NICE (-10 when root: section 5 runs its target and the load generator at this
+nice level, so the neighbours' bursts stall them less; an open-model p99 sees every stall).
 """
 
 import datetime
@@ -60,8 +67,11 @@ BUILD = os.environ.get("CATALOG_BUILD") or os.path.join(REPO_ROOT, "build")
 OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(REPO_ROOT, "BENCHMARKS.md"))
 BASELINE = os.environ.get("BENCH_BASELINE", "")
 BASELINE_NAME = os.environ.get("BENCH_BASELINE_NAME", "")  # e.g. "main at 8095eb7"
+ONLY_CEILING = os.environ.get("BENCH_ONLY", "") == "ceiling"  # section 5 only
 ONLY_GOALS = os.environ.get("BENCH_ONLY", "") != ""  # set: section 0 only
 ONLY_RUNS = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w and w != "goals"]
+CEILING_SERVICE_MS = float(os.environ.get("BENCH_CEILING_SERVICE_MS", "2"))
+CEILING_NICE = int(os.environ.get("BENCH_CEILING_NICE", "-10" if os.geteuid() == 0 else "0"))
 TRANSPORT = os.environ.get("BENCH_DB_TRANSPORT", "tcp")
 if TRANSPORT not in ("unix", "tcp"):
     sys.exit("bench: BENCH_DB_TRANSPORT must be unix or tcp")
@@ -677,8 +687,65 @@ def goals_section(cluster, folder, script):
     return "0. The goals, side by side", body, values
 
 
+def ceiling_section(folder):
+    """Section 5: ceiling found / saturation measured closed-loop, against a target of known
+    capacity.  Returns (title, text)."""
+    sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+    from capacity_server import CapacityServer  # noqa: E402
+    say(f"\n== 5. catalog-loadtest ceiling against a target of known capacity "
+        f"(one request at a time, {CEILING_SERVICE_MS:g} ms each), nice {CEILING_NICE}")
+    nice_before = os.getpriority(os.PRIO_PROCESS, 0)
+    os.setpriority(os.PRIO_PROCESS, 0, CEILING_NICE)  # this process (the target's thread) and
+    server = CapacityServer(CEILING_SERVICE_MS / 1000.0, port=free_port())  # the load generator
+    try:
+        # Closed loop before and after the search: the target's saturation rate in this run
+        # (its Python loop's own cost and the machine's load included).
+        saturation = []
+        ceiling_json = os.path.join(folder, "ceiling.json")
+        command = [os.path.join(BUILD, "catalog-loadtest"), "ceiling", "-c", "50", "--stage",
+                   "3s", "--start-rate", "50", "--max-duration", "90s", "--path", "/x",
+                   "--json", ceiling_json, f"http://127.0.0.1:{server.port}"]
+        saturation.append(load(folder, server.port, ["/x"], "saturation before", connections=20,
+                               duration_s=5)["rps"])
+        began = time.monotonic()
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=200)
+        search_s = time.monotonic() - began
+        saturation.append(load(folder, server.port, ["/x"], "saturation after", connections=20,
+                               duration_s=5)["rps"])
+    finally:
+        server.close()
+        os.setpriority(os.PRIO_PROCESS, 0, nice_before)
+    for line in proc.stdout.splitlines():
+        say("  " + line)
+    if not os.path.exists(ceiling_json):
+        raise RuntimeError(f"catalog-loadtest ceiling failed: {proc.stderr[-2000:]}")
+    with open(ceiling_json, encoding="utf-8") as f:
+        found = json.load(f)
+    sat = statistics.mean(saturation)
+    accuracy = ratio(found["ceiling_rps"], sat)
+    line = (f"Ceiling accuracy: {found['ceiling_rps']:,.0f} requests/s found / {sat:,.0f} "
+            f"saturation closed-loop ({rates(saturation)} before/after) = {accuracy:.2f} "
+            f"(goal 0.9-1.0): " + verdict(0.9 <= accuracy <= 1.0))
+    say("  " + line)
+    return ("5. The ceiling finder's accuracy",
+            f"tests/integration/capacity_server.py serves one request at a time, each due "
+            f"{CEILING_SERVICE_MS:g} ms after the previous one (so at most "
+            f"{1000 / CEILING_SERVICE_MS:,.0f} requests/s, less its own Python cost). Its "
+            "saturation rate is measured closed-loop (catalog-loadtest -c 20 for 5 s) before "
+            "and after `catalog-loadtest ceiling -c 50 --stage 3s --start-rate 50 "
+            f"--max-duration 90s` (nice {CEILING_NICE}; exit {proc.returncode}, {search_s:.0f} s, "
+            f"{len(found['stages'])} stages, limit: {found['limited_by']}).\n\n{line}.")
+
+
 def main():
     folder = tempfile.mkdtemp(prefix="catalog-bench.")
+    if ONLY_CEILING:
+        say(f"bench: {machine()}; machine busy {cpu_busy_fraction():.0%} before the start")
+        try:
+            ceiling_section(folder)
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
+        return
     os.chmod(folder, 0o755)  # pg.sh runs PostgreSQL as the postgres user when we are root
     started = datetime.datetime.now(datetime.timezone.utc)
     sections = []
@@ -917,6 +984,9 @@ def main():
                 say("\n== 4. skipped: scripts/bench-loadtest.sh is not there yet")
                 sections.append(("4. catalog-loadtest against wrk",
                                  "Skipped: scripts/bench-loadtest.sh was not there at the time."))
+
+            # ---- 5. the ceiling finder's accuracy ---------------------------------------------
+            sections.append(ceiling_section(folder))
     finally:
         if nginx is not None:
             nginx.terminate()

@@ -94,8 +94,8 @@ static void test_slo(void)
     buf_reset(&out);
     loadtest_result_write_json(&out, &r);
     buf_append_char(&out, 0);
-    CHECK(strstr(out.data, "\"slo\": {\"failures\": 3, \"failures_held\": false, \"held\": false}") !=
-          NULL);
+    CHECK(strstr(out.data,
+                 "\"slo\": {\"failures\": 3, \"failures_held\": false, \"held\": false}") != NULL);
     buf_free(&out);
 }
 
