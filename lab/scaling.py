@@ -47,6 +47,11 @@ def find_ceiling(lab, url, mix, path, start_rps=None):
     argv += (os.environ.get("LOADTEST_ARGS") or "").split() + [url]
     say("ceiling: %s, mix %s (%s); result in %s" % (url, mix, " ".join(MIXES[mix]), path))
     rc, search_cpu = split.meter_run(lab, argv)
+    if rc == 3 and start_rps and not os.environ.get("CEILING_START"):
+        # The first stage broke at the rate guessed from before: search again from the bottom.
+        say("the first stage, at %.0f requests/s, broke the SLO: searching again from the default start" % start_rps)
+        argv = [a for i, a in enumerate(argv) if a != "--start-rate" and (i == 0 or argv[i - 1] != "--start-rate")]
+        rc, search_cpu = split.meter_run(lab, argv)
     if rc != 0:
         say("the ceiling search exited %d: %s" % (rc, explain_exit(rc) if rc != 3 else
                                                  "even the first stage broke the SLO"))
@@ -163,8 +168,9 @@ def table(rows, fit):
             out.append("predicted peak: N* = sqrt((1 - sigma) / kappa) = %.1f servers (%.0f requests/s); "
                        "past it each added server lowers the rate" % (peak, usl.value(fit, peak)))
     else:
-        out.append("the USL fit needs three server counts or more (it has %d); speedups: %s" % (
-            len(rows), ", ".join("%d: %.2fx" % (r["servers"], r["speedup"]) for r in rows)))
+        found = sum(1 for r in rows if r["ceiling_rps"] > 0)
+        out.append("the USL fit needs three server counts or more with a ceiling (it has %d); speedups: %s" % (
+            found, ", ".join("%d: %.2fx" % (r["servers"], r["speedup"]) for r in rows)))
     return out
 
 
