@@ -380,11 +380,9 @@ int loadtest_result_read_json(const char *path, loadtest_result_t *out, char *er
     }
     const char *kind = json_string_value(json_object_get(root, "kind"));
     if (kind && strcmp(kind, "run") != 0) {
-        error_set(err, err_len,
-                  "%s: a \"%s\" result, not a run (compare reads the files of load-test runs)",
-                  path, kind);
+        error_set(err, err_len, "%s: a \"%s\" result, not a run", path, kind);
         json_decref(root);
-        return -1;
+        return LOADTEST_OTHER_KIND;
     }
     if (!json_is_object(root) || !json_is_integer(json_object_get(root, "requests")) ||
         !json_is_number(json_object_get(root, "rps")) ||

@@ -111,8 +111,11 @@ void loadtest_summary_write(buf_t *out, const loadtest_result_t *r, int color);
 void loadtest_result_write_json(buf_t *out, const loadtest_result_t *r);
 
 /* Reads a file written by loadtest_result_write_json into *out (zero it first).  Returns 0, or
- * -1 with a sentence in err (file unreadable, not JSON, a required field missing).  On 0
- * the caller frees with loadtest_result_free; on -1 nothing is left to free. */
+ * -1 with a sentence in err (file unreadable, not JSON, a required field missing), or
+ * LOADTEST_OTHER_KIND with a sentence in err when the file is another kind of result (a
+ * "ceiling").  On 0 the caller frees with loadtest_result_free; otherwise nothing is left to
+ * free. */
+#define LOADTEST_OTHER_KIND (-2)
 int loadtest_result_read_json(const char *path, loadtest_result_t *out, char *err, size_t err_len);
 
 /* Appends runs[0..count) side by side, one column each, then for every run after the first

@@ -171,10 +171,20 @@ static int run_compare(int count, char **paths)
         return EXIT_USAGE;
     }
     loadtest_result_t *runs = xcalloc((size_t)count, sizeof(*runs));
-    int status = 0;
+    int status = 0, skipped = 0;
     for (int i = 0; i < count && status == 0; i++) {
         char err[512];
-        if (loadtest_result_read_json(paths[i], &runs[i], err, sizeof(err)) < 0) {
+        int rc = loadtest_result_read_json(paths[i], &runs[i], err, sizeof(err));
+        if (rc == LOADTEST_OTHER_KIND) {
+            /* A ceiling beside runs (a lab's results folder): not a column of this table. */
+            fprintf(stderr, "catalog-loadtest: compare: skipping %s\n", err);
+            memmove(&paths[i], &paths[i + 1], (size_t)(count - i - 1) * sizeof(*paths));
+            count--;
+            i--;
+            skipped++;
+            continue;
+        }
+        if (rc < 0) {
             fprintf(stderr, "catalog-loadtest: %s\n", err);
             status = EXIT_USAGE;
             break;
@@ -188,6 +198,13 @@ static int run_compare(int count, char **paths)
             memcpy(runs[i].label, base, len);
             runs[i].label[len] = 0;
         }
+    }
+    if (status == 0 && count < 2) {
+        fprintf(stderr,
+                "catalog-loadtest: compare needs two or more runs (%d other result%s "
+                "skipped)\n",
+                skipped, skipped == 1 ? "" : "s");
+        status = EXIT_USAGE;
     }
     if (status == 0) {
         buf_t out = {0};

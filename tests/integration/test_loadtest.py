@@ -552,8 +552,10 @@ def test_ceiling_known_capacity():
                 "cpu" in out and out.count(" ok") >= 3, out)
     proc = subprocess.run([LOADTEST, "compare", json_path, json_path], capture_output=True,
                           text=True, timeout=10)
-    suite.check("compare with a ceiling file: exit 2, says it is not a run",
-                proc.returncode == 2 and '"ceiling" result, not a run' in proc.stderr, proc.stderr)
+    suite.check("compare with only ceiling files: skips them, exit 2 (no two runs)",
+                proc.returncode == 2 and '"ceiling" result, not a run' in proc.stderr
+                and "needs two or more runs" in proc.stderr, proc.stderr)
+    return json_path
 
 
 def test_ceiling_generator_connections():
@@ -591,6 +593,22 @@ def test_ceiling_first_stage_broken():
     suite.equal("ceiling: nothing listening: exit 1", proc.returncode, 1)
 
 
+def test_compare_skips_ceiling(ceiling_file):
+    """A lab's results folder holds runs and ceilings side by side: compare skips a ceiling
+    with a note and compares the runs (before: 'not a catalog-loadtest result', exit 2)."""
+    a = os.path.join(TMP, "one-server.json")
+    b = os.path.join(TMP, "two-servers.json")
+    if not (ceiling_file and os.path.exists(a) and os.path.exists(b)):
+        suite.check("compare beside a ceiling: the files are there", False,
+                    (ceiling_file, a, b))
+        return
+    proc = subprocess.run([LOADTEST, "compare", a, ceiling_file, b], capture_output=True,
+                          text=True, timeout=10)
+    suite.check("compare beside a ceiling: exit 0, the two runs compared, the ceiling skipped",
+                proc.returncode == 0 and "2.00x" in proc.stdout and "skipping" in proc.stderr,
+                proc.stdout + proc.stderr)
+
+
 if __name__ == "__main__":
     if not os.access(LOADTEST, os.X_OK):
         suite.check(f"{LOADTEST} is built", False, "run make first")
@@ -612,7 +630,8 @@ if __name__ == "__main__":
     test_exit_codes()
     test_out_of_range_options()
     test_thread_start_failure()
-    test_ceiling_known_capacity()
+    ceiling_file = test_ceiling_known_capacity()
+    test_compare_skips_ceiling(ceiling_file)
     test_ceiling_generator_connections()
     test_ceiling_first_stage_broken()
     suite.finish()
