@@ -61,7 +61,7 @@ FUZZ_SRC := $(wildcard fuzz/fuzz_*.c)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=build-fuzz/%)
 
 .PHONY: all programs clean test unit integration format lint help deps up down status scale \
-	restart loadtest compare demo bench fuzz fuzzers soak sanitize test-containers \
+	restart loadtest ceiling sweep compare demo bench fuzz fuzzers soak sanitize test-containers \
 	test-vm figures
 all: $(PROGRAMS) $(UNIT_BIN)
 programs: $(PROGRAMS)
@@ -180,6 +180,10 @@ restart: all
 	@scripts/lab.sh restart
 loadtest: all
 	@scripts/lab.sh loadtest
+ceiling: all
+	@scripts/lab.sh ceiling
+sweep: all
+	@scripts/lab.sh sweep $(SERVERS)
 compare:
 	@scripts/lab.sh compare
 demo: all
@@ -218,6 +222,11 @@ help:
 	@echo "make status     processes, ports, pools, orders in the database"
 	@echo "make loadtest   the scenario's load test against BASE_URL (default: the running entry point)"
 	@echo "make scale SERVERS=N   N servers behind nginx on 8080, pools split from the budget"
+	@echo "                BALANCE=round_robin|least_conn|p2c: how nginx picks a server (kept until changed)"
+	@echo "make ceiling    the highest request rate the current layout sustains within the SLO"
+	@echo "make sweep SERVERS=\"1 2 3 4\"   the ceiling at each count, where the CPU went, the USL fit"
+	@echo "make compare    saved results side by side: runs paired by mix and size, ratios, ceilings"
+	@echo "make demo       one server then two, both mixes, each layout's ceiling (under two minutes)"
 	@echo "make restart    rolling restart of every server, one at a time (no failed GET behind nginx)"
 	@echo "make down       stop everything (PURGE=1 also deletes the data)"
 	@echo "make test       every test (what .ci/run calls)"

@@ -6,7 +6,7 @@ import subprocess
 import sys
 import time
 
-from lab import cgroups, exporters, planner, procs, runs
+from lab import cgroups, compare, exporters, planner, procs, runs, scaling
 from lab.procs import die, say, warn
 from lab.services import Lab
 from lab.settings import BUDGET_DEFAULT, Settings
@@ -17,21 +17,29 @@ SCRAPE_INTERVAL_S = 5  # deploy/prometheus/prometheus.yml.template
 USAGE = """usage: scripts/lab.sh COMMAND
   up              install what is missing, start PostgreSQL (seeded), the servers, Prometheus
   scale N         N servers (app, app2, ...) behind nginx on {lb}; N=1: one server on {app}
-  status          processes, ports, pool sizes, CPU limits, orders in the database, /health
+  status          processes, ports, pool sizes, CPU limits, balancing, orders, /health
   restart         rolling restart: each server in turn stopped (SIGTERM) and started again on
                   its port with its settings; behind nginx no GET fails (nginx retries them)
-  loadtest        load the entry point (or BASE_URL); result saved in LAB_DIR/results, with a
-                  picture of requests/s and p99 over time (results/NAME.html)
-  compare         saved load test results side by side (and results/runs.html: them over time)
-  demo            up, load one server, scale to 2, load again, compare
+  loadtest        load the entry point (or BASE_URL): results/<layout>-<mix>[-<balance>].json,
+                  a picture of requests/s and p99 over time (.html), where the CPU went, the limit
+  ceiling         the highest arrival rate the current layout sustains within the SLO
+                  (catalog-loadtest ceiling): results/<layout>-<mix>[-<balance>]-ceiling.json
+  sweep N...      the ceiling at each server count behind nginx, the CPU split, the USL fit:
+                  results/sweep-<mix>.json and .html; the lab returns to its layout afterwards
+  compare         saved results side by side: runs paired by mix and size, ratios layout
+                  against layout, ceilings beside their runs, sweeps (and results/runs.html)
+  demo            up, load one server, scale to 2, load again, each layout's ceiling, compare
   down [--purge]  stop everything the lab started; --purge also deletes LAB_DIR
 environment: LAB_DIR ({lab_dir}) LAB_PG_PORT LAB_APP_PORT LAB_LB_PORT LAB_PROM_PORT
   LAB_PG_EXPORTER_PORT LAB_PROCESS_EXPORTER_PORT LAB_NODE_EXPORTER_PORT (a busy port: the next
   free one, said so) LAB_BIND ({bind}) LAB_CGROUP ({cgroup})
   DB_BUDGET (10) SERVER_CPUS (no limit; e.g. 0.5) MIX (scenario|browse)
+  BALANCE (round_robin|least_conn|p2c: nginx's choice of server; kept until changed)
   REPORT_MODE (live|rollup: part of each server's settings; a change restarts the servers)
   LOAD_CONNECTIONS (100) LOAD_DURATION (30s) LOAD_THREADS (2) BASE_URL
-  DEMO_DURATION (15s) DEMO_CONNECTIONS (50) DEMO_SERVER_CPUS (0.25)
+  CEILING_STAGE (5s) CEILING_MAX (2m) CEILING_START (10) SLO_P99 (500ms) SLO_FAILURES (0)
+  DEMO_DURATION (10s) DEMO_CONNECTIONS (50) DEMO_SERVER_CPUS (0.25)
+  DEMO_CEILING_STAGE (1s) DEMO_CEILING_MAX (8s)
   SEED_PRODUCTS SEED_ORDERS (passed to catalog-db)"""
 
 
@@ -48,11 +56,14 @@ def need_build(lab):
             die("%s is missing after the build" % s.binary(n))
 
 
-def request_from_env(servers, budget=None, cpus=None):
+def request_from_env(servers, budget=None, cpus=None, balance=None):
+    """The layout asked for.  BALANCE from the environment, else BALANCE (the layout's, kept
+    in the state like SERVERS), else round robin."""
     try:
         return planner.parse_request(servers, budget if budget is not None else os.environ.get("DB_BUDGET") or BUDGET_DEFAULT,
                                      os.environ.get("SERVER_CPUS", "") if cpus is None else cpus,
-                                     os.environ.get("REPORT_MODE") or "live")
+                                     os.environ.get("REPORT_MODE") or "live",
+                                     os.environ.get("BALANCE") or balance or planner.BALANCE_DEFAULT)
     except planner.Refused as e:
         die(str(e))
 
@@ -62,8 +73,8 @@ def print_where(lab):
     entry = lab.entry_point()
     say("entry point:  %s   (try: curl %s/health)" % (entry, entry))
     if servers > 1:
-        say("servers:      %d behind nginx on %d, DB_POOL_MAX=%d each (budget %d)"
-            % (servers, lab.port("nginx"), budget // servers, budget))
+        say("servers:      %d behind nginx on %d, DB_POOL_MAX=%d each (budget %d), balancing %s"
+            % (servers, lab.port("nginx"), budget // servers, budget, lab.balance()))
     else:
         say("server:       app on %d, DB_POOL_MAX=%d" % (lab.port("app"), budget))
     limits = sorted({"%s %s" % (r["id"], r.get("limit_detail") or "") for r in lab.state["servers"] if r.get("cpus")})
@@ -94,7 +105,7 @@ def cmd_up(lab, args):
         # processes that died.
         if lab.state["layout"]:
             servers, budget, cpus = lab.layout()
-            request = request_from_env(servers, budget, cpus)
+            request = request_from_env(servers, budget, cpus, lab.balance())
         else:
             request = request_from_env(1)
         before = lab.changed
@@ -108,11 +119,11 @@ def cmd_up(lab, args):
 def cmd_scale(lab, args):
     if not args or not args[0]:
         die("usage: make scale SERVERS=N (N servers behind nginx; 1 returns to one server on %d)" % lab.port("app"))
-    request = request_from_env(args[0])
     need_build(lab)
     lab.settings.mkdirs()
     with Lock(lab.settings.lock_file):
         lab.state = type(lab.state)(lab.settings.state_file)
+        request = request_from_env(args[0], balance=lab.balance())
         if not lab.pg_running():
             die("the lab is not up (PostgreSQL is not running); run make up first")
         lab.load_pg_env()
@@ -174,7 +185,8 @@ def cmd_status(lab, args):
     s.mkdirs()
     problems = 0
     servers, budget, _ = lab.layout()
-    say("lab in %s: layout %s, entry point %s" % (s.lab_dir, lab.layout_name(), lab.entry_point()))
+    say("lab in %s: layout %s, balancing %s, entry point %s"
+        % (s.lab_dir, lab.layout_name(), lab.balance(), lab.entry_point()))
     if lab.pg_running() and lab.load_pg_env():
         rc, orders = lab.seed_status()
         problems |= rc != 0
@@ -216,7 +228,8 @@ def cmd_status(lab, args):
                 upstreams = " ".join(w.split()[1] for w in f if w.strip().startswith("server 127.0.0.1:"))
         except OSError:
             upstreams = "?"
-        print(row("nginx", "pid %d" % lab.nginx_pid(), lab.port("nginx"), "up  -> %s " % upstreams))
+        print(row("nginx", "pid %d" % lab.nginx_pid(), lab.port("nginx"), "up  -> %s (BALANCE=%s)"
+                  % (upstreams, lab.balance())))
     elif servers > 1:
         print(row("nginx", "-", lab.port("nginx"), "DOWN"))
         problems = 1
@@ -315,8 +328,8 @@ def cmd_down(lab, args):
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "scale": cmd_scale,
-            "restart": cmd_restart, "loadtest": runs.cmd_loadtest, "compare": runs.cmd_compare,
-            "demo": runs.cmd_demo}
+            "restart": cmd_restart, "loadtest": runs.cmd_loadtest, "compare": compare.cmd_compare,
+            "demo": runs.cmd_demo, "ceiling": scaling.cmd_ceiling, "sweep": scaling.cmd_sweep}
 
 
 def usage(settings):

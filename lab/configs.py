@@ -49,12 +49,23 @@ def dashboard_locations(events_json, prom_port, dashboard_dir):
         }""" % (events_json, prom_port, dashboard_dir)
 
 
+def balance_line(balance):
+    """The upstream block's line for BALANCE (planner.BALANCES): a directive, or for round
+    robin, nginx's default, a comment saying so."""
+    from lab.planner import BALANCES
+    directive = BALANCES[balance]
+    if not directive:
+        return "        # BALANCE=round_robin: nginx's default, no directive (each server in turn)."
+    return "        %s  # BALANCE=%s" % (directive, balance)
+
+
 def nginx_conf(*, ports, listen, prefix, pid_file, error_log, workers, root, events_json,
-               prom_port, dashboard_dir):
-    """nginx in front of the servers on PORTS.  ROOT: the lab runs as root (workers as root
-    too: they read the lab's files); a normal account needs no user line."""
+               prom_port, dashboard_dir, balance="round_robin"):
+    """nginx in front of the servers on PORTS, choosing by BALANCE.  ROOT: the lab runs as
+    root (workers as root too: they read the lab's files); a normal account needs no user line."""
     upstreams = "\n".join("        server 127.0.0.1:%d max_fails=2 fail_timeout=5s;" % p for p in ports)
     return render(NGINX_TEMPLATE, {
+        "BALANCE_LINE": balance_line(balance),
         "USER_LINE": "user root;" if root else "# (not root: the workers run as this user)",
         "WORKER_PROCESSES": workers, "PID_FILE": pid_file, "ERROR_LOG": error_log,
         "PREFIX": prefix, "UPSTREAM_SERVERS": upstreams, "LISTEN": listen,

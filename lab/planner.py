@@ -20,6 +20,13 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 MAX_SERVERS = 100
+# BALANCE: nginx's method of choosing a server for each request (docs/lab.md, "Balancing").
+BALANCES = {
+    "round_robin": "",  # nginx's default: no directive
+    "least_conn": "least_conn;",
+    "p2c": "random two least_conn;",  # the power of two choices
+}
+BALANCE_DEFAULT = "round_robin"
 
 
 class Refused(Exception):
@@ -47,6 +54,7 @@ class Request:
     budget: int
     cpus: str = ""
     report_mode: str = "live"
+    balance: str = BALANCE_DEFAULT
 
     @property
     def pool(self):
@@ -72,9 +80,11 @@ class Stop:
 
 @dataclass(frozen=True)
 class Point:
-    """nginx and Prometheus now send to / scrape exactly these (id, port) pairs."""
+    """nginx and Prometheus now send to / scrape exactly these (id, port) pairs; nginx
+    chooses among them by BALANCE."""
     servers: tuple
     layout_servers: int
+    balance: str = BALANCE_DEFAULT
 
 
 @dataclass(frozen=True)
@@ -107,7 +117,7 @@ def number_of(server_id):
     return int(rest) if rest.isdigit() else 1
 
 
-def parse_request(servers, budget, cpus, report_mode="live"):
+def parse_request(servers, budget, cpus, report_mode="live", balance=BALANCE_DEFAULT):
     """Checks the user's settings (strings from the environment); returns a Request."""
     if not re.fullmatch(r"[0-9]{1,3}", str(servers)) or not 1 <= int(servers) <= MAX_SERVERS:
         raise Refused("SERVERS must be a whole number from 1 to %d, got '%s'" % (MAX_SERVERS, servers))
@@ -123,7 +133,9 @@ def parse_request(servers, budget, cpus, report_mode="live"):
             raise Refused("SERVER_CPUS must be a number of CPUs such as 0.5 or 1 (at least 0.01), got '%s'" % cpus)
     if report_mode not in ("live", "rollup"):
         raise Refused("REPORT_MODE must be live or rollup, got '%s'" % report_mode)
-    return Request(int(servers), int(budget), cpus, report_mode)
+    if balance not in BALANCES:
+        raise Refused("BALANCE must be %s, got '%s'" % ("|".join(BALANCES), balance))
+    return Request(int(servers), int(budget), cpus, report_mode, balance)
 
 
 def validate(request, db_limit):
@@ -181,7 +193,7 @@ def plan(running, request, app_port, busy=(), reserved=()):
         steps.append(Start(want, port, request.pool, request.cpus, request.report_mode))
         started.append((want, port))
     final = sorted([(s.id, s.port) for s in keep] + started, key=lambda e: number_of(e[0]))
-    steps.append(Point(tuple(final), request.servers))
+    steps.append(Point(tuple(final), request.servers, request.balance))
     for s in old:
         steps.append(Stop(s.id, s.port, s.pid, "old"))
     steps.append(Record(request))
@@ -195,9 +207,24 @@ def plan_restart(running, layout_servers, nginx_up):
 
 
 def layout_name(servers, cpus):
-    """1-server, 2-servers, 2-servers-0.5cpu: the name of a layout (and of its results)."""
+    """1-server, 2-servers, 2-servers-0.5cpu: the name of a layout."""
     name = "%d-server%s" % (servers, "s" if servers > 1 else "")
     return name + ("-%scpu" % cpus if cpus else "")
+
+
+def result_name(servers, cpus, mix, balance=BALANCE_DEFAULT, report_mode="live", kind="run"):
+    """The name of a result: every setting that changes its outcome, so that no two kinds of
+    run share one.  The layout, the mix, the balancing method when nginx has a choice (two
+    servers or more), "rollup" for that report mode, and the kind: 2-servers-0.25cpu-browse,
+    2-servers-scenario-least_conn-ceiling, 1-server-scenario-rollup."""
+    name = "%s-%s" % (layout_name(servers, cpus), mix)
+    if servers > 1:
+        name += "-" + balance
+    if report_mode != "live":
+        name += "-" + report_mode
+    if kind != "run":
+        name += "-" + kind
+    return name
 
 
 def simulate(running, steps):

@@ -1,12 +1,11 @@
 """Load tests against the lab, their comparison, and the unattended demo."""
-import glob
 import json
 import os
 import subprocess
 import sys
 import time
 
-from lab import procs
+from lab import procs, split
 from lab.procs import die, say, warn
 
 MIXES = {
@@ -33,52 +32,90 @@ def cpu_limit_text(lab):
     return "%s = %d x %s%s" % (total, servers, cpus, how)
 
 
-def cmd_loadtest(lab, args):
-    s = lab.settings
-    s.mkdirs()
+def mix_from_env():
     mix = os.environ.get("MIX") or "scenario"
     if mix not in MIXES:
         die("MIX must be scenario or browse, got '%s'" % mix)
+    return mix
+
+
+def lab_fields(lab, mix, kind):
+    """What a result's JSON says of the lab that produced it (make compare reads it)."""
+    servers, budget, cpus = lab.layout()
+    return {"kind": kind, "layout": lab.layout_name(), "servers": servers, "mix": mix,
+            "balance": lab.balance(), "report_mode": lab.report_mode(), "server_cpus": cpus,
+            "db_budget": budget}
+
+
+def annotate(path, fields):
+    """Adds FIELDS to the JSON result at PATH (kept whole: written aside, renamed over it)."""
+    try:
+        with open(path) as f:
+            result = json.load(f)
+    except (OSError, ValueError):
+        return None
+    result.update(fields)
+    with open(path + ".tmp", "w") as f:
+        json.dump(result, f, indent=2)
+        f.write("\n")
+    os.replace(path + ".tmp", path)
+    return result
+
+
+# The load generator's exit status (docs/loadtest.md): what each means to the lab.
+EXIT_MEANINGS = {0: "", 1: "no request was answered 2xx", 2: "bad usage (see its message above)",
+                 3: "a threshold (--slo-p99, --slo-failures) broke: the run itself completed"}
+
+
+def explain_exit(rc):
+    """A line for the load generator's exit status RC, or "" for 0."""
+    if rc in EXIT_MEANINGS:
+        return EXIT_MEANINGS[rc]
+    if rc < 0:
+        return "the load generator was killed by signal %d" % -rc
+    return "the load generator failed (exit %d)" % rc
+
+
+def cmd_loadtest(lab, args, prefix=""):
+    s = lab.settings
+    s.mkdirs()
+    mix = mix_from_env()
     paths = MIXES[mix]
     base = os.environ.get("BASE_URL") or lab.entry_point()
-    name = os.environ.get("LOAD_NAME") or lab.layout_name()
-    if mix != "scenario":
-        name += "-" + mix
+    name = os.environ.get("LOAD_NAME") or prefix + lab.result_name(mix)
     result = os.path.join(s.results, name + ".json")
     connections = os.environ.get("LOAD_CONNECTIONS") or "100"
     duration = os.environ.get("LOAD_DURATION") or "30s"
+    threads = os.environ.get("LOAD_THREADS") or "2"
     say("load test: %s, mix %s (%s), %s connections, %s; result in %s"
         % (base, mix, " ".join(paths), connections, duration, result))
     argv = [s.binary("catalog-loadtest"), "-c", connections, "-d", duration,
-            "-t", os.environ.get("LOAD_THREADS") or "2", "--json", result, "--label", name]
+            "-t", threads, "--json", result, "--label", name]
     for path in paths:
         argv += ["--path", path]
     argv += (os.environ.get("LOADTEST_ARGS") or "").split() + [base]
-    servers_before = procs.cpu_ticks(server_pids(lab))
-    pg_before = procs.cpu_ticks(lab.postgres_pids())
     start = time.time()
-    sys.stdout.flush()
-    rc = subprocess.run(argv).returncode
+    rc, cpu = split.meter_run(lab, argv)
     end = time.time()
-    # Where the CPU went during the run: the servers' or PostgreSQL's, the scenario's question.
-    hz = os.sysconf("SC_CLK_TCK")
-    elapsed = max(end - start, 1e-9)
-    server_cores = (procs.cpu_ticks(server_pids(lab)) - servers_before) / hz / elapsed
-    pg_cores = (procs.cpu_ticks(lab.postgres_pids()) - pg_before) / hz / elapsed
-    line = ("CPU during the run: API servers %.2f cores (limit %s), PostgreSQL %.2f cores; this machine has %d"
-            % (server_cores, cpu_limit_text(lab), pg_cores, os.cpu_count()))
+    if rc != 0:
+        say("the load generator exited %d: %s" % (rc, explain_exit(rc)))
+    if rc not in (0, 1, 3) or cpu is None:
+        return rc
+    # Where the CPU went during the run, and which part was the limit: the scenario's question.
+    line = "CPU during the run: " + split.split_text(cpu, cpu_limit_text(lab))
     print(line)
     with open(os.path.join(s.results, name + ".cpu"), "w") as f:
         f.write(line + "\n")
-    verdict = ""
-    try:
-        with open(result) as f:
-            verdict = (json.load(f).get("verdict") or {}).get("level", "")
-    except (OSError, ValueError):
-        pass
-    if verdict in ("red", "yellow") and pg_cores > 1.5 * server_cores:
-        say("the limit in this run is the database's, not the servers': PostgreSQL used %.2f cores, "
-            "the API servers %.2f" % (pg_cores, server_cores))
+    fields = lab_fields(lab, mix, "run")
+    fields["size"] = {"connections": int(connections) if connections.isdigit() else connections,
+                      "duration": duration}  # as asked: make compare pairs runs by it
+    fields["cpu"] = {k: round(v, 3) for k, v in cpu.items()}
+    run = annotate(result, fields) or {}
+    key, sentence = split.limit_of(cpu, int(threads) if threads.isdigit() else 2,
+                                   (run.get("latency_ms") or {}).get("avg"))
+    run["limit"] = {"part": key, "text": sentence}
+    annotate(result, {"limit": run["limit"]})
+    say("the limit in this run: " + sentence)
     run_picture(lab, name, result, start, end)
     return rc
 
@@ -110,34 +147,6 @@ def run_picture(lab, name, result, start, end):
         warn("no picture of this run (see above)")
 
 
-def pictures_of(lab, files):
-    series = [f[:-5] + ".series.json" for f in files if os.path.isfile(f[:-5] + ".series.json")]
-    if not series:
-        return
-    out = os.path.join(lab.settings.results, "runs.html")
-    if subprocess.run([sys.executable, os.path.join(lab.settings.repo, "scripts", "run-picture.py"), "render",
-                       out] + series).returncode == 0:
-        say("the runs side by side, over time: %s" % out)
-
-
-def cmd_compare(lab, args):
-    s = lab.settings
-    s.mkdirs()
-    files = list(args)
-    if not files:
-        files = sorted((f for f in glob.glob(os.path.join(s.results, "*.json")) if not f.endswith(".series.json")),
-                       key=os.path.getmtime)
-    if not files:
-        die("no saved load test results in %s; run make loadtest first" % s.results)
-    if len(files) == 1:
-        die("only one saved run (%s); compare needs two: make loadtest again in another layout "
-            "(make scale SERVERS=2) or with MIX=browse" % os.path.basename(files[0]))
-    sys.stdout.flush()
-    rc = subprocess.run([s.binary("catalog-loadtest"), "compare"] + files).returncode
-    pictures_of(lab, files)
-    return rc
-
-
 def split_line(path):
     """The share of requests each server answered (from X-Server-Id)."""
     with open(path) as f:
@@ -150,37 +159,49 @@ def split_line(path):
 
 
 def cmd_demo(lab, args):
-    from lab import cli
-    duration = os.environ.get("DEMO_DURATION") or "15s"
+    from lab import cli, compare, scaling
+    duration = os.environ.get("DEMO_DURATION") or "10s"
     connections = os.environ.get("DEMO_CONNECTIONS") or "50"
     cpus = os.environ["DEMO_SERVER_CPUS"] if "DEMO_SERVER_CPUS" in os.environ else "0.25"
     budget = os.environ.get("DB_BUDGET") or "10"
     os.environ.update(LOAD_DURATION=duration, LOAD_CONNECTIONS=connections, DB_BUDGET=budget, SERVER_CPUS=cpus)
-    say("demo: one server, then two, each %s CPU(s); %s connections for %s per run"
-        % (cpus or "unlimited", connections, duration))
+    say("demo: one server, then two, each %s CPU(s); %s connections for %s per run, then each layout's "
+        "ceiling on the browse mix; results named demo-*" % (cpus or "unlimited", connections, duration))
     cli.cmd_up(lab, [])
-    files = []
+    files, ceilings = [], []
     for servers in (1, 2):
         cli.cmd_scale(lab, [str(servers)])
-        # Under names of its own (demo-...), so that the demo's short runs never replace the
-        # learner's runs of the same layout (SCENARIO.md's Step 5), nor mix with them in make compare.
-        os.environ["LOAD_NAME"] = "demo-" + lab.layout_name()
         for mix in ("browse", "scenario"):
             os.environ["MIX"] = mix
-            if cmd_loadtest(lab, []) != 0:
+            if cmd_loadtest(lab, [], prefix="demo-") == 1:
                 warn("the %s load test on %d server(s) had no successful request" % (mix, servers))
-            name = os.environ["LOAD_NAME"] + ("" if mix == "scenario" else "-" + mix)
-            files.append(os.path.join(lab.settings.results, name + ".json"))
+            files.append(os.path.join(lab.settings.results, "demo-" + lab.result_name(mix) + ".json"))
+        # The ceiling with short stages, starting at half the rate the browse run just had: the
+        # demo stays under two minutes.
+        env = dict(os.environ)
+        os.environ.update(CEILING_STAGE=os.environ.get("DEMO_CEILING_STAGE") or "1s",
+                          CEILING_MAX=os.environ.get("DEMO_CEILING_MAX") or "8s")
+        path = os.path.join(lab.settings.results, "demo-" + lab.result_name("browse", "ceiling") + ".json")
+        try:
+            with open(files[-2]) as f:
+                closed_loop = float(json.load(f).get("rps") or 0)
+        except (OSError, ValueError):
+            closed_loop = 0.0
+        _, result = scaling.find_ceiling(lab, lab.entry_point(), "browse", path, closed_loop / 2 or None)
+        os.environ.clear()
+        os.environ.update(env)
+        ceilings.append(float((result or {}).get("ceiling_rps") or 0))
+        files.append(path)
     os.environ.pop("MIX", None)
-    os.environ.pop("LOAD_NAME", None)
     print()
-    say("comparison: #1 #2 one server, #3 #4 two servers; browse = listing + product page, scenario = + /report")
-    cmd_compare(lab, files)
+    say("comparison: one server, then two; browse = listing + product page, scenario = + /report")
+    compare.cmd_compare(lab, files)
     print()
     b = int(budget)
     say("connection budget %d: one server had DB_POOL_MAX=%d; two servers have %d each = %d; PostgreSQL allows %s"
         % (b, b, b // 2, b // 2 * 2, lab.db_connection_limit()))
-    for path in files:
+    runs = [f for f in files if not f.endswith("-ceiling.json")]
+    for path in runs:
         if not os.path.isfile(path):
             continue
         say("%s:" % os.path.basename(path)[:-5])
@@ -190,7 +211,7 @@ def cmd_demo(lab, args):
             with open(cpu) as f:
                 say("    %s" % f.read().strip())
     rps = []
-    for path in files:
+    for path in runs:
         try:
             with open(path) as f:
                 rps.append(json.load(f)["rps"])
@@ -207,4 +228,6 @@ def cmd_demo(lab, args):
         say("instead of %s CPU: one server had more room, and the gain from the second is smaller." % cpus)
     say("the lab is still running (%d servers behind nginx on %d); make down stops it."
         % (lab.layout()[0], lab.port("nginx")))
+    print("lab: ceilings on the browse mix (the highest rate within the SLO): one server %.0f requests/s, "
+          "two servers %.0f (%.2fx)" % (ceilings[0], ceilings[1], ceilings[1] / ceilings[0] if ceilings[0] else 0.0))
     return 0

@@ -252,24 +252,25 @@ class Lab:
         s = self.settings
         return [s.program("nginx"), "-e", os.path.join(s.logs, "nginx-error.log"), "-p", s.nginx_prefix] + list(args)
 
-    def write_nginx_conf(self, path, server_ports, listen_port):
+    def write_nginx_conf(self, path, server_ports, listen_port, balance):
         s = self.settings
         text = configs.nginx_conf(
-            ports=server_ports, listen="%s:%d" % (s.bind, listen_port), prefix=s.nginx_prefix,
+            ports=server_ports, balance=balance, listen="%s:%d" % (s.bind, listen_port), prefix=s.nginx_prefix,
             pid_file=s.nginx_pid_file, error_log=os.path.join(s.logs, "nginx-error.log"),
             workers=s.nginx_workers, root=os.getuid() == 0, events_json=s.events_json,
             prom_port=self.port("prometheus"), dashboard_dir=s.dashboard_dir)
         with open(path, "w") as f:
             f.write(text)
 
-    def apply_nginx(self, server_ports):
-        """nginx in front of the servers on SERVER_PORTS: the new config checked with nginx -t,
-        then nginx started, or reloaded and its old workers waited for."""
+    def apply_nginx(self, server_ports, balance):
+        """nginx in front of the servers on SERVER_PORTS, choosing among them by BALANCE: the
+        new config checked with nginx -t, then nginx started, or reloaded and its old workers
+        waited for."""
         s = self.settings
         running = self.nginx_running()
         listen_port = self.port("nginx") if running else self.pick_port("nginx")
         candidate = s.nginx_conf + ".new"
-        self.write_nginx_conf(candidate, server_ports, listen_port)
+        self.write_nginx_conf(candidate, server_ports, listen_port, balance)
         rc, out, err = procs.run(self.nginx_cmd("-t", "-q", "-c", candidate))
         if rc != 0:
             print(out + err, end="")
@@ -285,7 +286,7 @@ class Lab:
             deadline = time.monotonic() + 15
             while any(procs.pid_is(w, "nginx") for w in old_workers) and time.monotonic() < deadline:
                 time.sleep(0.05)
-            say("nginx reloaded: 127.0.0.1:%d -> %s " % (listen_port, addresses))
+            say("nginx reloaded: 127.0.0.1:%d -> %s (%s)" % (listen_port, addresses, balance))
         else:
             os.replace(candidate, s.nginx_conf)
             rc, out, err = procs.run(self.nginx_cmd("-c", s.nginx_conf))
@@ -296,7 +297,7 @@ class Lab:
                 print(out + err, end="")
                 die("nginx did not start (log: %s)" % os.path.join(s.logs, "nginx-error.log"))
             self.state.save()
-            say("nginx started on %s:%d -> %s " % (s.bind, listen_port, addresses))
+            say("nginx started on %s:%d -> %s (%s)" % (s.bind, listen_port, addresses, balance))
         self.changed = True
 
     def stop_nginx(self):
@@ -413,6 +414,18 @@ class Lab:
         l = self.state["layout"] or {}
         return l.get("servers", 1), l.get("budget", BUDGET_DEFAULT), l.get("cpus") or ""
 
+    def balance(self):
+        """The balancing method of the last applied layout (round_robin when none yet)."""
+        return (self.state["layout"] or {}).get("balance") or planner.BALANCE_DEFAULT
+
+    def report_mode(self):
+        return (self.state["layout"] or {}).get("report_mode") or "live"
+
+    def result_name(self, mix, kind="run"):
+        """The name of a result of the current layout with MIX (planner.result_name)."""
+        servers, _, cpus = self.layout()
+        return planner.result_name(servers, cpus, mix, self.balance(), self.report_mode(), kind)
+
     def entry_point(self):
         servers = self.layout()[0]
         if servers > 1:
@@ -480,11 +493,11 @@ class Lab:
                 started_ids.append(step.id)
             elif isinstance(step, planner.Point):
                 self.apply_prometheus(list(step.servers))
-                self.point_nginx(step.layout_servers, [p for _, p in step.servers])
+                self.point_nginx(step.layout_servers, [p for _, p in step.servers], step.balance)
             elif isinstance(step, planner.Record):
                 r = step.request
                 self.state["layout"] = {"servers": r.servers, "budget": r.budget, "cpus": r.cpus,
-                                        "report_mode": r.report_mode}
+                                        "report_mode": r.report_mode, "balance": r.balance}
                 self.state.save()
                 if plan.changes or not self.state["events"]:
                     self.record_event(r)
@@ -497,10 +510,10 @@ class Lab:
                 if not self.nginx_routes_to(sid, 15):
                     warn("nginx does not route to %s 15 s after its start" % sid)
 
-    def point_nginx(self, layout_servers, server_ports):
+    def point_nginx(self, layout_servers, server_ports, balance):
         """nginx in front of the servers.  With one server it still runs: it serves the
         dashboard at /dashboard/ and forwards the rest to the server."""
-        self.apply_nginx(server_ports)
+        self.apply_nginx(server_ports, balance)
 
     def nginx_routes_to(self, sid, timeout_s):
         """True once a /health through nginx is answered by server SID."""

@@ -102,7 +102,7 @@ count=$(python3 -c 'import json,sys; e=json.loads(sys.argv[1])["events"]; print(
 load_start=$(date +%s)
 load_out=$(LOAD_DURATION=10s LOAD_CONNECTIONS=20 LOAD_THREADS=2 "$lab" loadtest 2>&1) || true
 load_end=$(date +%s)
-requests=$(json_field "$LAB_DIR/results/2-servers.json" 'r["requests"]' 2>/dev/null || echo 0)
+requests=$(json_field "$LAB_DIR/results/2-servers-scenario-round_robin.json" 'r["requests"]' 2>/dev/null || echo 0)
 ((requests > 0)) && ok "a 10 s load through nginx ($requests requests)" || fail "a 10 s load through nginx" "$load_out"
 
 # ---- what the panels show of that run (their own expressions, from panels.json) ----------------
@@ -134,14 +134,14 @@ for problem in problems:
     print(problem)
 sys.exit(1 if problems else 0)
 PYTHON
-if out=$(python3 -c "$check_panels" "$prom" dashboard/panels.json "$LAB_DIR/results/2-servers.json" "$load_start" "$load_end" 2>&1); then
+if out=$(python3 -c "$check_panels" "$prom" dashboard/panels.json "$LAB_DIR/results/2-servers-scenario-round_robin.json" "$load_start" "$load_end" 2>&1); then
 	ok "the panels show the run: a plateau at its rate, acquire-wait p99 within the slowest request ($out)"
 else
 	fail "the panels show the run: a plateau at its rate, acquire-wait p99 within the slowest request" "$out"
 fi
 
 # ---- the run's picture --------------------------------------------------------------------------
-picture=$LAB_DIR/results/2-servers.html
+picture=$LAB_DIR/results/2-servers-scenario-round_robin.html
 read -r -d '' check_picture <<'PYTHON' || true
 import json, re, sys
 run = json.load(open(sys.argv[1]))
@@ -158,7 +158,7 @@ assert len(p99) >= 10, "no p99 each second"
 assert page.count("<svg") >= 2 and "<polyline" in page, "no chart drawn"
 assert not re.search(r'(src|href)="(https?:)?//', page) and "<script" not in page, "not self-contained"
 PYTHON
-if [[ -f $picture ]] && python3 -c "$check_picture" "$LAB_DIR/results/2-servers.series.json" "$picture"; then
+if [[ -f $picture ]] && python3 -c "$check_picture" "$LAB_DIR/results/2-servers-scenario-round_robin.series.json" "$picture"; then
 	ok "the run's picture: every second of the run from the load generator (right after scale 2), CPU of app, app2 and PostgreSQL, self-contained HTML"
 else
 	fail "the run's picture: every second of the run, CPU of both servers and PostgreSQL, self-contained HTML" "$load_out"

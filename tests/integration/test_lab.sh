@@ -112,6 +112,35 @@ if [[ $servers == "app app2 app app2" || $servers == "app2 app app2 app" ]]; the
 else
 	fail "scale 2: /health through nginx alternates app and app2" "got: $servers" "$out"
 fi
+# ---- BALANCE: nginx's method, in the generated config, kept in the state ---------------------
+pids_before=$(server_records | cut -d' ' -f5 | tr '\n' ' ')
+declare -A balance_line=([least_conn]="least_conn;" [p2c]="random two least_conn;"
+	[round_robin]="BALANCE=round_robin: nginx's default")
+for balance in least_conn p2c round_robin; do
+	out=$(BALANCE=$balance "$lab" scale 2 2>&1) || fail "BALANCE=$balance scale 2 succeeds" "$out"
+	upstream=$(sed -n '/upstream catalog_app {/,/}/p' "$LAB_DIR/run/nginx/nginx.conf")
+	status=$("$lab" status 2>&1 || true)
+	[[ $upstream == *"${balance_line[$balance]}"* && $(lab_state 's["layout"]["balance"]') == "$balance" &&
+		$status == *"balancing $balance"* && $status == *"BALANCE=$balance"* ]] &&
+		ok "BALANCE=$balance: in the generated nginx config, the state and make status" ||
+		fail "BALANCE=$balance: in the generated nginx config, the state and make status" "$upstream" "$status"
+	configs_valid "BALANCE=$balance"
+done
+[[ $(server_records | cut -d' ' -f5 | tr '\n' ' ') == "$pids_before" ]] &&
+	ok "BALANCE: a new method reloads nginx, no server restarted" ||
+	fail "BALANCE: a new method reloads nginx, no server restarted" "$pids_before -> $(server_records)"
+BALANCE=least_conn "$lab" scale 2 >/dev/null 2>&1 || true
+out=$("$lab" up 2>&1) || true
+[[ $(lab_state 's["layout"]["balance"]') == least_conn ]] && grep -q "least_conn;" "$LAB_DIR/run/nginx/nginx.conf" &&
+	ok "BALANCE: kept like SERVERS (make up without BALANCE keeps least_conn)" ||
+	fail "BALANCE: kept like SERVERS" "$(lab_state 's["layout"]')" "$out"
+rc=0
+out=$(BALANCE=random "$lab" scale 2 2>&1) || rc=$?
+((rc != 0)) && [[ $out == *"BALANCE must be round_robin|least_conn|p2c"* ]] && grep -q "least_conn;" "$LAB_DIR/run/nginx/nginx.conf" &&
+	ok "BALANCE=random: refused, naming the three methods; the config unchanged" ||
+	fail "BALANCE=random: refused, naming the three methods" "exit $rc: $out"
+BALANCE=round_robin "$lab" scale 2 >/dev/null 2>&1 || true
+
 [[ $(server_field app 3) == 5 && $(server_field app2 3) == 5 ]] &&
 	ok "scale 2: budget 10 split as DB_POOL_MAX=5 each" ||
 	fail "scale 2: budget 10 split as DB_POOL_MAX=5 each" "$(server_records)"
@@ -248,19 +277,35 @@ rc=0
 out=$("$lab" compare 2>&1) || rc=$?
 ((rc != 0)) && [[ $out == *"no saved load test results"* ]] &&
 	ok "compare: without saved runs says so" || fail "compare: without saved runs says so" "exit $rc: $out"
-LOAD_DURATION=1s LOAD_CONNECTIONS=4 "$lab" loadtest >/dev/null 2>&1 || true
+out=$(LOAD_DURATION=1s LOAD_CONNECTIONS=4 "$lab" loadtest 2>&1) || true
+[[ $out == *"CPU during the run: API servers"*"PostgreSQL"*"nginx"*"load generator"* && $out == *"the limit in this run: "* ]] &&
+	ok "loadtest: the CPU line counts the servers, PostgreSQL, nginx and the load generator; the limit is named" ||
+	fail "loadtest: the CPU line counts nginx and the load generator; the limit is named" "$out"
 out=$(LOAD_DURATION=1s LOAD_CONNECTIONS=4 MIX=browse "$lab" loadtest 2>&1) || true
-[[ -f $LAB_DIR/results/1-server.json && -f $LAB_DIR/results/1-server-browse.json ]] &&
-	ok "loadtest: results kept as results/1-server.json and 1-server-browse.json" ||
-	fail "loadtest: results kept as results/1-server.json and 1-server-browse.json" "$out"
+[[ -f $LAB_DIR/results/1-server-scenario.json && -f $LAB_DIR/results/1-server-browse.json ]] &&
+	ok "loadtest: results kept as results/1-server-scenario.json and 1-server-browse.json" ||
+	fail "loadtest: results kept as results/1-server-scenario.json and 1-server-browse.json" "$out"
+fields=$(json_field "$LAB_DIR/results/1-server-browse.json" '"%s %s %s %s %s %s" % (r["kind"], r["layout"], r["mix"], r["balance"], r["report_mode"], r["server_cpus"] or "-")' 2>/dev/null || true)
+[[ $fields == "run 1-server browse round_robin live -" ]] &&
+	ok "loadtest: the result says its kind, layout, mix, balance, report mode and CPUs ($fields)" ||
+	fail "loadtest: the result says its kind, layout, mix, balance, report mode and CPUs" "$fields"
 paths=$(json_field "$LAB_DIR/results/1-server-browse.json" '" ".join(sorted(r["by_route"]))' 2>/dev/null || true)
 [[ $paths == "GET /products/1 GET /products?category=electronics" ]] &&
 	ok "loadtest MIX=browse: the listing and product routes only" || fail "loadtest MIX=browse: the listing and product routes only" "routes: $paths"
 target=$(json_field "$LAB_DIR/results/1-server-browse.json" 'r["target"]' 2>/dev/null || true)
 [[ $target == "http://127.0.0.1:$LAB_APP_PORT" ]] && ok "loadtest: targets the current entry point" ||
 	fail "loadtest: targets the current entry point" "target $target"
-out=$("$lab" compare 2>&1) && [[ $out == *1-server-browse* && $out == *1-server* ]] &&
-	ok "compare: prints the saved runs" || fail "compare: prints the saved runs" "$out"
+out=$(SERVER_CPUS=0.5 "$lab" scale 2 2>&1) || fail "scale 2 with SERVER_CPUS=0.5 succeeds" "$out"
+record_pids
+LOAD_DURATION=1s LOAD_CONNECTIONS=4 MIX=browse "$lab" loadtest >/dev/null 2>&1 || true
+"$lab" scale 1 >/dev/null 2>&1 || true
+out=$("$lab" compare 2>&1) && [[ $out == *1-server-browse* && $out == *1-server-scenario* &&
+	$out == *"2-servers-0.5cpu-browse-round_robin / 1-server-browse: "*"x requests/s"* &&
+	$out != *" / 1-server-scenario"* ]] &&
+	ok "compare: the runs side by side, two servers against one on the same mix, never across mixes" ||
+	fail "compare: the runs side by side, two servers against one on the same mix" "$out"
+wide=$(awk 'length > 100' <<<"$out")
+[[ -z $wide ]] && ok "compare: every line fits 100 columns" || fail "compare: every line fits 100 columns" "$wide"
 
 # ---- down -----------------------------------------------------------------------------------
 record_pids

@@ -196,12 +196,11 @@ remember_pids
 ((rc == 0)) && [[ $out == *"two servers / one server, requests per second"* && $out == *"make down"* ]] &&
 	ok "make demo as $user: both layouts loaded and compared; says the lab is left running and make down" ||
 	fail "make demo as $user" "exit $rc" "$(tail -n 40 <<<"$out")"
-demo_runs=""
-for file in "$results"/demo-*.json; do
-	[[ -f $file && $file != *.series.json ]] && demo_runs+="$(basename "$file") "
-done
-[[ $(cat "$results/1-server-0.25cpu-browse.json") == '{"mine": true}' &&
-	$demo_runs == "demo-1-server-0.25cpu-browse.json demo-1-server-0.25cpu.json demo-2-servers-0.25cpu-browse.json demo-2-servers-0.25cpu.json " ]] &&
+demo_runs=$(cd "$results" && find . -maxdepth 1 -name 'demo-*.json' ! -name '*.series.json' -printf '%f\n' | LC_ALL=C sort | tr '\n' ' ')
+want_runs="demo-1-server-0.25cpu-browse-ceiling.json demo-1-server-0.25cpu-browse.json demo-1-server-0.25cpu-scenario.json "
+want_runs+="demo-2-servers-0.25cpu-browse-round_robin-ceiling.json demo-2-servers-0.25cpu-browse-round_robin.json "
+want_runs+="demo-2-servers-0.25cpu-scenario-round_robin.json "
+[[ $(cat "$results/1-server-0.25cpu-browse.json") == '{"mine": true}' && $demo_runs == "$want_runs" ]] &&
 	ok "make demo keeps its runs under names of its own (demo-...), the learner's 1-server-0.25cpu-browse.json untouched" ||
 	fail "make demo keeps its runs under names of its own" "demo runs: $demo_runs" "$(ls "$results")"
 rm -f "$results/1-server-0.25cpu-browse.json"

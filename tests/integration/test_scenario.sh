@@ -130,7 +130,7 @@ nginx_check() {
 
 lab_env_setup scenario 3
 hand1_port=$lab_extra_port hand2_port=$((lab_extra_port + 1)) hand_lb_port=$((lab_extra_port + 2))
-export LOAD_DURATION=1s LOAD_CONNECTIONS=8 LOAD_THREADS=2
+export LOAD_DURATION=1s LOAD_CONNECTIONS=8 LOAD_THREADS=2 CEILING_STAGE=1s CEILING_MAX=4s
 
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
@@ -151,6 +151,27 @@ trap cleanup EXIT
 sed -E "s/server app:3000/server 127.0.0.1:$hand1_port/; s/server app2:3000/server 127.0.0.1:$hand2_port/; s/listen 80;/listen 127.0.0.1:$hand_lb_port;/" \
 	solution/nginx.conf >"$work/solution-nginx.conf"
 nginx_check "nginx -t solution/nginx.conf (service names on loopback)" "$work/solution-nginx.conf"
+sed -E 's/^([[:space:]]*)# least_conn;/\1least_conn;/' "$work/solution-nginx.conf" >"$work/solution-least-conn.conf"
+if ! cmp -s "$work/solution-nginx.conf" "$work/solution-least-conn.conf"; then
+	nginx_check "nginx -t solution/nginx.conf with its one-line change to least_conn" "$work/solution-least-conn.conf"
+else
+	fail "solution/nginx.conf shows the one-line change to least_conn" "no '# least_conn;' line"
+fi
+# The Compose scaled layout's nginx: BALANCE rendered at start by nginx-balance.sh into the
+# file its nginx.conf includes; each method passes nginx -t, any other value stops it.
+for balance in round_robin least_conn p2c; do
+	BALANCE=$balance NGINX_BALANCE_FILE="$work/balance-$balance.conf" deploy/compose/nginx-balance.sh >/dev/null
+	sed -E "s/server app:3000/server 127.0.0.1:$hand1_port/; s/server app2:3000/server 127.0.0.1:$hand2_port/; s/listen 80;/listen 127.0.0.1:$hand_lb_port;/; s|include /etc/nginx/balance.conf;|include $work/balance-$balance.conf;|" \
+		deploy/compose/nginx.conf >"$work/compose-$balance.conf"
+	nginx_check "nginx -t deploy/compose/nginx.conf with BALANCE=$balance (nginx-balance.sh's line included)" \
+		"$work/compose-$balance.conf"
+done
+if ! BALANCE=random NGINX_BALANCE_FILE="$work/balance-random.conf" deploy/compose/nginx-balance.sh >/dev/null 2>&1 &&
+	[[ ! -e $work/balance-random.conf ]]; then
+	ok "deploy/compose/nginx-balance.sh: BALANCE=random stops nginx's start"
+else
+	fail "deploy/compose/nginx-balance.sh: BALANCE=random stops nginx's start"
+fi
 
 # metrics_hidden NAME CONF PORT: nginx started on a copy of CONF answers /metrics 404 on PORT
 # (Prometheus scrapes each server directly; the public port does not hand the metrics out).

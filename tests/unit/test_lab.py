@@ -1,6 +1,8 @@
 """Unit tests of the lab's pure parts (lab/): the planner (every transition between layouts, a
-refused request, a command that died half-way), the choice of CPU limit against fake cgroup
-trees (v2 as root, v2 delegated, systemd, v1, none), and port choice.  No process is started.
+refused request, a command that died half-way, the balancing method), the choice of CPU limit
+against fake cgroup trees (v2 as root, v2 delegated, systemd, v1, none), port choice, result
+names, the USL fit against synthetic points, the limit named from a CPU split, and make
+compare's pairing of synthetic result files.  No process is started.
 Run: python3 tests/unit/test_lab.py  (tests/run.sh runs it with the unit tests)."""
 import itertools
 import os
@@ -10,7 +12,7 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from lab import cgroups, planner, ports, settings  # noqa: E402
+from lab import cgroups, compare, configs, planner, ports, settings, split, usl  # noqa: E402
 from lab.planner import Point, Record, Request, Server, Start, Stop  # noqa: E402
 
 APP = 3000
@@ -172,6 +174,220 @@ class Refusals(unittest.TestCase):
         self.assertEqual([s.server.id for s in plan.steps], ["app", "app2", "app3"])
         self.assertTrue(all(s.behind_nginx for s in plan.steps))
         self.assertFalse(planner.plan_restart(layout(1), 1, True).steps[0].behind_nginx)
+
+
+class Balance(unittest.TestCase):
+    def test_balance_is_checked_and_kept_in_the_request(self):
+        for balance in planner.BALANCES:
+            self.assertEqual(planner.parse_request(2, 10, "", "live", balance).balance, balance)
+        self.assertEqual(planner.parse_request(2, 10, "").balance, "round_robin")
+        with self.assertRaises(planner.Refused) as caught:
+            planner.parse_request(2, 10, "", "live", "random")
+        self.assertIn("BALANCE must be round_robin|least_conn|p2c", str(caught.exception))
+
+    def test_a_new_balance_points_nginx_again_without_restarting_a_server(self):
+        before = layout(2)
+        plan = planner.plan(before, Request(2, 10, "", "live", "least_conn"), APP, reserved=RESERVED)
+        self.assertFalse(plan.changes, plan.steps)  # no server started or stopped
+        points = [s for s in plan.steps if isinstance(s, Point)]
+        self.assertEqual([p.balance for p in points], ["least_conn"])
+        self.assertEqual(plan.steps[-1].request.balance, "least_conn")  # what the state keeps
+
+    def test_every_method_in_the_generated_nginx_config(self):
+        lines = {"round_robin": "BALANCE=round_robin: nginx's default", "least_conn": "least_conn;",
+                 "p2c": "random two least_conn;"}
+        for balance, line in lines.items():
+            text = configs.nginx_conf(ports=[3001, 3002], balance=balance, listen="127.0.0.1:8080",
+                                      prefix="/tmp/p", pid_file="/tmp/p/pid", error_log="/tmp/p/e", workers="1",
+                                      root=False, events_json="/tmp/e.json", prom_port=9090, dashboard_dir="/tmp/d")
+            upstream = text[text.index("upstream catalog_app {"):text.index("keepalive 64;")]
+            self.assertIn(line, upstream, balance)
+            self.assertNotIn("@BALANCE_LINE@", text)
+            others = [v for k, v in planner.BALANCES.items() if v and k != balance]
+            self.assertFalse(any(o in upstream.replace(line, "") for o in others), upstream)
+
+
+class ResultNames(unittest.TestCase):
+    def test_every_setting_that_changes_the_outcome_is_in_the_name(self):
+        self.assertEqual(planner.result_name(1, "", "scenario"), "1-server-scenario")
+        self.assertEqual(planner.result_name(2, "0.25", "browse"), "2-servers-0.25cpu-browse-round_robin")
+        self.assertEqual(planner.result_name(2, "", "scenario", "p2c", "rollup", "ceiling"),
+                         "2-servers-scenario-p2c-rollup-ceiling")
+        names = set()
+        for servers, cpus, mix, balance, mode, kind in itertools.product(
+                (1, 2, 3), ("", "0.25", "0.5"), ("scenario", "browse"), planner.BALANCES, ("live", "rollup"),
+                ("run", "ceiling")):
+            name = planner.result_name(servers, cpus, mix, balance, mode, kind)
+            key = (servers, cpus, mix, balance if servers > 1 else "", mode, kind)
+            names.add((name, key))
+        # One name per outcome-changing setting set (balance means nothing with one server).
+        self.assertEqual(len({n for n, _ in names}), len({k for _, k in names}))
+        self.assertFalse(any(n.startswith("sweep-") for n, _ in names))
+
+
+def usl_points(lam, sigma, kappa, counts):
+    return [(n, lam * n / (1 + sigma * (n - 1) + kappa * n * (n - 1))) for n in counts]
+
+
+class UslFit(unittest.TestCase):
+    def test_known_sigma_and_kappa_recovered_within_5_percent(self):
+        for lam, sigma, kappa, counts in ((1000, 0.05, 0.002, range(1, 9)), (160, 0.3, 0.05, (1, 2, 3, 4)),
+                                          (800, 0.02, 0.0005, (1, 2, 3, 4)), (500, 0.2, 0.01, (1, 2, 4, 6))):
+            with self.subTest(sigma=sigma, kappa=kappa):
+                fit = usl.fit(usl_points(lam, sigma, kappa, counts))
+                self.assertAlmostEqual(fit["sigma"], sigma, delta=0.05 * sigma)
+                self.assertAlmostEqual(fit["kappa"], kappa, delta=0.05 * kappa)
+                self.assertAlmostEqual(fit["lambda"], lam, delta=0.05 * lam)
+                self.assertGreater(fit["r2"], 0.999)
+                self.assertAlmostEqual(fit["peak_servers"], ((1 - sigma) / kappa) ** 0.5,
+                                       delta=0.05 * ((1 - sigma) / kappa) ** 0.5)
+
+    def test_noisy_points_stay_close(self):
+        noise = (1.01, 0.99, 1.0, 1.015, 0.985, 1.0, 0.995, 1.005)
+        points = [(n, x * e) for (n, x), e in zip(usl_points(1000, 0.1, 0.01, range(1, 9)), noise)]
+        fit = usl.fit(points)
+        self.assertAlmostEqual(fit["sigma"], 0.1, delta=0.05)
+        self.assertAlmostEqual(fit["kappa"], 0.01, delta=0.005)
+        self.assertGreater(fit["r2"], 0.98)
+
+    def test_bounds_and_no_peak(self):
+        linear = usl.fit(usl_points(300, 0, 0, (1, 2, 3)))
+        self.assertIsNone(linear["peak_servers"])
+        self.assertLess(linear["kappa"], usl.KAPPA_ZERO)
+        # Falling rates would fit negative sigma: the bounds hold it at 0 and kappa takes it.
+        fit = usl.fit([(1, 100), (2, 210), (3, 330), (4, 300)])
+        self.assertGreaterEqual(fit["sigma"], 0)
+        self.assertGreaterEqual(fit["kappa"], 0)
+        self.assertGreater(fit["lambda"], 0)
+        with self.assertRaises(ValueError):
+            usl.fit([(1, 100), (2, 190), (2, 185)])
+
+
+class Limit(unittest.TestCase):
+    def split(self, **cores):
+        base = {"servers": 0.1, "postgres": 0.1, "nginx": 0.05, "loadgen": 0.1, "machine": 2,
+                "server_quota": 0.0, "pool_wait_s": 0.0, "pool_acquires": 0}
+        base.update(cores)
+        return base
+
+    def test_each_part_named(self):
+        cases = ((dict(servers=0.49, server_quota=0.5), "servers"),
+                 (dict(servers=0.4, postgres=1.5), "postgres"),
+                 (dict(servers=0.5, nginx=1.2, loadgen=0.3), "nginx"),
+                 (dict(loadgen=1.9), "loadgen"),
+                 (dict(pool_wait_s=40.0, pool_acquires=1000), "pool"),
+                 # Other work filled the machine: the lab's biggest user is named, not the pool.
+                 (dict(postgres=1.2, machine_busy=0.97, pool_wait_s=40.0, pool_acquires=1000), "postgres"),
+                 (dict(postgres=0.25, servers=0.14, machine_busy=1.0), "others"),
+                 ({}, "none"))
+        for cores, part in cases:
+            with self.subTest(part=part):
+                key, text = split.limit_of(self.split(**cores), loadgen_threads=2, mean_latency_ms=50)
+                self.assertEqual(key, part, text)
+        self.assertIn("PostgreSQL", split.limit_of(self.split(servers=0.4, postgres=1.5))[1])
+        line = split.split_text(self.split(nginx=0.3, loadgen=0.7))
+        self.assertIn("nginx 0.30", line)
+        self.assertIn("load generator 0.70", line)
+
+
+def write_json(folder, name, data):
+    path = os.path.join(folder, name + ".json")
+    with open(path, "w") as f:
+        import json
+        json.dump(data, f)
+    return path
+
+
+def run_result(servers, mix, rps, connections=100, duration=30.0, p99=100.0, lab=True, **extra):
+    """A load test result as the lab keeps it (LAB: with the lab's fields, else as before)."""
+    routes = {"GET /products/1": {}, "GET /products?category=electronics": {}}
+    if mix == "scenario":
+        routes["GET /report"] = {}
+    by_server = {("app" if i == 1 else "app%d" % i): {"requests": 100 * i, "latency_ms": {"p99": 10.0 * i}}
+                 for i in range(1, servers + 1)}
+    r = {"connections": connections, "duration_s": duration, "rps": rps, "requests": int(rps * duration),
+         "latency_ms": {"avg": 50, "p99": p99}, "by_route": routes, "by_server": by_server, "failures": 0}
+    if lab:
+        r.update(kind="run", servers=servers, mix=mix)
+    r.update(extra)
+    return r
+
+
+class Compare(unittest.TestCase):
+    def setUp(self):
+        self.folder = tempfile.mkdtemp()
+
+    def tearDown(self):
+        import shutil
+        shutil.rmtree(self.folder)
+
+    def results(self, files):
+        return [compare.read_result(write_json(self.folder, name, data)) for name, data in files]
+
+    def test_pairs_by_mix_and_size_never_against_the_first_run(self):
+        results = self.results([
+            ("1-server-0.25cpu-scenario", run_result(1, "scenario", 150, server_cpus="0.25")),
+            ("1-server-0.25cpu-browse", run_result(1, "browse", 1000, server_cpus="0.25")),
+            ("2-servers-0.25cpu-browse-round_robin", run_result(2, "browse", 1900, server_cpus="0.25")),
+            ("2-servers-0.25cpu-scenario-round_robin", run_result(2, "scenario", 156, server_cpus="0.25")),
+            ("demo-1-server-0.25cpu-browse", run_result(1, "browse", 900, connections=50, duration=10.0,
+                                                        server_cpus="0.25")),
+        ])
+        lines = compare.report(results)
+        text = "\n".join(lines)
+        self.assertTrue(all(len(line) <= 100 for line in lines), max(lines, key=len))
+        self.assertIn("2-servers-0.25cpu-browse-round_robin / 1-server-0.25cpu-browse: 1.90x requests/s", text)
+        self.assertIn("2-servers-0.25cpu-scenario-round_robin / 1-server-0.25cpu-scenario: 1.04x requests/s", text)
+        # No ratio across mixes, nor across sizes; the size difference is said.
+        self.assertNotIn("browse-round_robin / 1-server-0.25cpu-scenario", text)
+        self.assertNotIn("/ demo-1-server", text)
+        self.assertNotIn("demo-1-server-0.25cpu-browse:", text.replace("demo-1-server-0.25cpu-browse ", ""))
+        self.assertIn("differ in connections or duration", text)
+        self.assertIn("app 33% (p99 10 ms), app2 67% (p99 20 ms)", text)
+
+    def test_ceilings_beside_their_runs_and_a_sweep_breaks_nothing(self):
+        slo = {"p99_ms": 500, "failures": 0}
+        results = self.results([
+            ("1-server-browse", run_result(1, "browse", 1000)),
+            ("2-servers-browse-round_robin", run_result(2, "browse", 1800)),
+            ("1-server-browse-ceiling", {"kind": "ceiling", "ceiling_rps": 950, "slo": slo, "servers": 1,
+                                         "mix": "browse", "stages": [], "cpu": {"servers": 0.5, "postgres": 0.3}}),
+            ("2-servers-browse-round_robin-ceiling", {"kind": "ceiling", "ceiling_rps": 1805, "slo": slo,
+                                                      "servers": 2, "mix": "browse", "stages": []}),
+            ("sweep-browse", {"kind": "sweep", "mix": "browse", "points": [
+                {"servers": 1, "ceiling_rps": 950}, {"servers": 2, "ceiling_rps": 1805},
+                {"servers": 3, "ceiling_rps": 2500}],
+                "usl": {"lambda": 960, "sigma": 0.05, "kappa": 0.001, "r2": 0.99, "peak_servers": 30.8}}),
+        ])
+        text = "\n".join(compare.report(results))
+        self.assertRegex(text, r"1-server-browse +1000.0 +100.0 +0 +950 ")
+        self.assertRegex(text, r"2-servers-browse-round_robin +1800.0 +100.0 +0 +1805 ")
+        self.assertIn("2-servers-browse-round_robin-ceiling / 1-server-browse-ceiling: 1.90x ceiling", text)
+        self.assertIn("sweep-browse (a sweep, browse mix): ceilings by servers 1: 950, 2: 1805, 3: 2500", text)
+        self.assertIn("peak 30.8 servers", text)
+
+    def test_long_names_pair_by_letter_and_a_run_a_little_longer_is_the_same_size(self):
+        results = self.results([
+            ("demo-1-server-0.25cpu-scenario-rollup", run_result(1, "scenario", 800, duration=10.4,
+                                                                 connections=50)),
+            ("demo-2-servers-0.25cpu-scenario-least_conn-rollup", run_result(2, "scenario", 1200, duration=11.3,
+                                                                             connections=50)),
+            ("demo-3-servers-0.25cpu-scenario-least_conn-rollup", run_result(3, "scenario", 1300, duration=10.0,
+                                                                             connections=50, size={"duration": "10s"})),
+        ])
+        lines = compare.report(results)
+        text = "\n".join(lines)
+        self.assertTrue(all(len(line) <= 100 for line in lines), max(lines, key=len))
+        self.assertIn("  b / a: 1.50x requests/s", text)
+        self.assertIn("scenario mix, 50 connections for 10 s:", text)  # 10.4 s and 11.3 s: one size
+        self.assertIn("scenario mix, 50 connections for 10s:", text)  # the lab's own record of the size
+        self.assertIn("differ in connections or duration", text)
+
+    def test_a_file_that_is_no_result_is_left_out(self):
+        path = write_json(self.folder, "notes", {"hello": 1})
+        self.assertIsNone(compare.read_result(path))
+        old = compare.read_result(write_json(self.folder, "2-servers", run_result(2, "scenario", 150, lab=False)))
+        self.assertEqual((old["kind"], old["mix"], old["servers"]), ("run", "scenario", 2))
 
 
 def fake_tree(root, kind, cpu_delegated=True, uid=1000):
