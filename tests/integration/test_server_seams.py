@@ -151,6 +151,21 @@ with harness.Server(dict(env, SERVER_ID="seams-crlf", HTTP_HEADER_TIMEOUT_MS="30
             answer, _ = recv_for(sock, 1)
             suite.equal(f"{label}: the next request on the connection is answered",
                         statuses(answer), [200])
+    # a CRLF split in two (its CR read alone, as a partial head): a head sent well after it
+    # gets a deadline of its own, not the one its CR set (that one passed long ago)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
+        sock.sendall(LIVE)
+        answer, _ = recv_for(sock, 0.2)
+        sock.sendall(b"\r")
+        time.sleep(0.1)
+        sock.sendall(b"\n")
+        later, _ = recv_for(sock, 0.6)
+        sock.sendall(b"GET /health/live HTTP/1.1\r\n")
+        time.sleep(0.1)
+        sock.sendall(b"Host: t\r\n\r\n")
+        later += recv_for(sock, 0.5)[0]
+    suite.check("a CR and its LF sent apart, then a head in two parts 0.6 s later: both 200",
+                statuses(answer + later) == [200, 200], f"{statuses(answer + later)}")
     # a head begun after the empty lines still has its deadline: 408
     with socket.create_connection(("127.0.0.1", server.port), timeout=5) as sock:
         sock.sendall(LIVE + b"\r\nGET /health/live HTTP/1.1\r\n")
