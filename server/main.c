@@ -21,6 +21,10 @@
  * dropped and counted (log_lines_dropped_total). */
 #define LOG_BUFFER_BYTES (1u << 20)
 
+/* How long the shutdown waits for the schema check's thread (only a name lookup of DB_HOST that
+ * does not answer keeps it longer: then the process leaves without it). */
+#define SCHEMA_STOP_WAIT_MS 1000
+
 /* ---- worker threads ------------------------------------------------------------------------ */
 
 static atomic_uint listeners_released;
@@ -355,6 +359,9 @@ int main(int argc, char **argv)
     }
     pool_free(s->pool);
     free(s->workers);
+    /* The exit handlers below main (OpenSSL's, under libpq) must not run under the schema
+     * check's thread while it is inside libpq. */
+    schema_check_stop(SCHEMA_STOP_WAIT_MS);
     log_info("stopped");
     return 0;
 }
