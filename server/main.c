@@ -316,12 +316,14 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < s->worker_count; i++) {
         if (worker_init(s, &s->workers[i], i) < 0) {
             log_error("cannot start worker %u: %s", i, strerror(errno));
+            schema_check_stop(SCHEMA_STOP_WAIT_MS);
             return 1;
         }
     }
     for (unsigned i = 0; i < s->worker_count; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
             log_error("cannot start worker thread %u", i);
+            schema_check_stop(SCHEMA_STOP_WAIT_MS);
             return 1;
         }
     }
