@@ -214,6 +214,7 @@ static const char *signal_name(int sig)
 static void quit_now(void)
 {
     log_warn("SIGQUIT: exiting at once; requests in flight are not answered");
+    schema_check_stop(0); /* joined if it has ended (no wait): no thread is left unjoined */
     log_finish();
     _exit(128 + SIGQUIT);
 }

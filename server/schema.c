@@ -242,7 +242,9 @@ int schema_check_start(const server_config_t *config)
 
 void schema_check_stop(unsigned wait_ms)
 {
-    if (check.wake_fd < 0) return;
+    static int stopped;
+    if (check.wake_fd < 0 || stopped) return;
+    stopped = 1;
     atomic_store(&check.stop_requested, 1);
     uint64_t one = 1;
     ssize_t w = write(check.wake_fd, &one, sizeof one);

@@ -19,7 +19,8 @@ int schema_check_start(const server_config_t *config);
 /* Asks the check's thread to end and waits up to wait_ms until it has (it leaves any wait on
  * the database at once; a name lookup inside libpq is not interrupted).  Called before the
  * process exits: the exit handlers (OpenSSL's, under libpq) must not run while the thread is
- * inside libpq.  Does nothing when no thread was started. */
+ * inside libpq.  wait_ms 0: joined only when it has already ended.  Does nothing when no thread
+ * was started, or the second time.  Main thread only. */
 void schema_check_stop(unsigned wait_ms);
 
 /* Writes what the last check found missing ("the database schema is older than this server:
