@@ -455,7 +455,12 @@ static int conn_process(conn_t *c)
             c->in_start += http_empty_lines(c->in.data + c->in_start, c->in.len - c->in_start);
         char *start = c->in.data + c->in_start;
         size_t avail = c->in.len - c->in_start;
-        if (avail == 0) break;
+        if (avail == 0) {
+            /* Nothing of a request is here (a lone CR, then its LF, is an empty line): a head
+             * that starts later gets a deadline of its own, not the one set at that CR. */
+            c->request_deadline_ms = 0;
+            break;
+        }
         /* the whole request must arrive before the deadline set at its first byte */
         if (!c->request_deadline_ms)
             c->request_deadline_ms = c->worker->loop.now_ms + cfg->header_timeout_ms;

@@ -21,6 +21,10 @@
  * dropped and counted (log_lines_dropped_total). */
 #define LOG_BUFFER_BYTES (1u << 20)
 
+/* How long the shutdown waits for the schema check's thread (only a name lookup of DB_HOST that
+ * does not answer keeps it longer: then the process leaves without it). */
+#define SCHEMA_STOP_WAIT_MS 1000
+
 /* ---- worker threads ------------------------------------------------------------------------ */
 
 static atomic_uint listeners_released;
@@ -210,6 +214,7 @@ static const char *signal_name(int sig)
 static void quit_now(void)
 {
     log_warn("SIGQUIT: exiting at once; requests in flight are not answered");
+    schema_check_stop(0); /* joined if it has ended (no wait): no thread is left unjoined */
     log_finish();
     _exit(128 + SIGQUIT);
 }
@@ -312,12 +317,14 @@ int main(int argc, char **argv)
     for (unsigned i = 0; i < s->worker_count; i++) {
         if (worker_init(s, &s->workers[i], i) < 0) {
             log_error("cannot start worker %u: %s", i, strerror(errno));
+            schema_check_stop(SCHEMA_STOP_WAIT_MS);
             return 1;
         }
     }
     for (unsigned i = 0; i < s->worker_count; i++) {
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
             log_error("cannot start worker thread %u", i);
+            schema_check_stop(SCHEMA_STOP_WAIT_MS);
             return 1;
         }
     }
@@ -355,6 +362,9 @@ int main(int argc, char **argv)
     }
     pool_free(s->pool);
     free(s->workers);
+    /* The exit handlers below main (OpenSSL's, under libpq) must not run under the schema
+     * check's thread while it is inside libpq. */
+    schema_check_stop(SCHEMA_STOP_WAIT_MS);
     log_info("stopped");
     return 0;
 }

@@ -58,15 +58,18 @@ static int next_entry(const char **at, char entry[RESOLVER_ENTRY_MAX])
 }
 
 /* Appends one host,hostaddr pair to the two lists (first: they are empty).  Returns 0, or -1
- * when they are full. */
+ * when they are full (both left as they were: a cut entry would leave libpq lists of different
+ * lengths, which it refuses). */
 static int append_pair(char *host, char *hostaddr, size_t len, int first, const char *name,
                        const char *addr)
 {
     size_t hn = strlen(host), an = strlen(hostaddr);
     int hw = snprintf(host + hn, len - hn, "%s%s", first ? "" : ",", name);
-    if (hw < 0 || (size_t)hw >= len - hn) return -1;
     int aw = snprintf(hostaddr + an, len - an, "%s%s", first ? "" : ",", addr);
-    if (aw < 0 || (size_t)aw >= len - an) return -1;
+    if (hw < 0 || (size_t)hw >= len - hn || aw < 0 || (size_t)aw >= len - an) {
+        host[hn] = hostaddr[an] = '\0';
+        return -1;
+    }
     return 0;
 }
 

@@ -2,12 +2,17 @@
  * on a thread of its own with its own connection, so no event loop ever waits for it. */
 #include "schema.h"
 
+#include <errno.h>
 #include <libpq-fe.h>
+#include <poll.h>
 #include <pthread.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "pool.h"
@@ -41,10 +46,14 @@ static struct {
     pthread_mutex_t lock;
     char missing[768]; /* the message; empty when nothing is missing (guarded by lock) */
     atomic_int any_missing, keyed_missing;
+    pthread_t thread;
+    atomic_int stop_requested;
+    int wake_fd; /* eventfd: written once to wake the thread from any wait; -1: no thread */
     /* read only by the thread */
     const char *keywords[8], *values[8];
     char application_name[96], connect_timeout[16];
-} check = {.lock = PTHREAD_MUTEX_INITIALIZER};
+    unsigned connect_timeout_ms;
+} check = {.lock = PTHREAD_MUTEX_INITIALIZER, .wake_fd = -1};
 
 int schema_missing(char *out, size_t out_len)
 {
@@ -60,19 +69,88 @@ int schema_keyed_orders_missing(void)
     return atomic_load_explicit(&check.keyed_missing, memory_order_relaxed);
 }
 
-static void sleep_ms(unsigned ms)
+static uint64_t now_ms(void)
 {
-    struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000};
-    while (nanosleep(&ts, &ts) != 0) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Waits until fd (-1: none) is ready for events, or until deadline_ms (0: none).  Returns 1 when
+ * it is ready, 0 when the thread is asked to stop, -1 when the deadline passed. */
+static int wait_for(int fd, short events, uint64_t deadline_ms)
+{
+    for (;;) {
+        if (atomic_load(&check.stop_requested)) return 0;
+        int timeout = -1;
+        if (deadline_ms) {
+            uint64_t now = now_ms();
+            if (now >= deadline_ms) return -1;
+            timeout = (int)(deadline_ms - now);
+        }
+        struct pollfd fds[2] = {{.fd = check.wake_fd, .events = POLLIN},
+                                {.fd = fd, .events = events}};
+        int n = poll(fds, fd >= 0 ? 2 : 1, timeout);
+        if (n < 0 && errno != EINTR) return -1;
+        if (atomic_load(&check.stop_requested)) return 0;
+        if (n > 0 && fd >= 0 && fds[1].revents) return 1;
+    }
+}
+
+/* Sleeps ms; returns 0 when the thread is asked to stop meanwhile. */
+static int sleep_ms(unsigned ms)
+{
+    return wait_for(-1, 0, now_ms() + ms) != 0;
+}
+
+/* Opens the connection without blocking in libpq (its waits are here, where a stop request ends
+ * them), within the connect timeout.  Returns it, or NULL (failed, or asked to stop). */
+static PGconn *connect_db(void)
+{
+    PGconn *conn = PQconnectStartParams(check.keywords, check.values, 0);
+    uint64_t deadline_ms = now_ms() + check.connect_timeout_ms;
+    PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+    while (conn && PQstatus(conn) != CONNECTION_BAD) {
+        if (st == PGRES_POLLING_OK) return conn;
+        if (st == PGRES_POLLING_FAILED) break;
+        if (wait_for(PQsocket(conn), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline_ms) !=
+            1)
+            break;
+        st = PQconnectPoll(conn);
+    }
+    PQfinish(conn);
+    return NULL;
+}
+
+/* PQexec, with its waits here.  Returns the last result, or NULL (asked to stop, or the
+ * connection failed). */
+static PGresult *exec_query(PGconn *conn, const char *sql)
+{
+    if (PQsetnonblocking(conn, 1) != 0 || !PQsendQuery(conn, sql)) return NULL;
+    int flushed;
+    while ((flushed = PQflush(conn)) == 1)
+        if (wait_for(PQsocket(conn), POLLOUT, 0) != 1) return NULL;
+    if (flushed < 0) return NULL;
+    PGresult *last = NULL, *res;
+    for (;;) {
+        while (PQisBusy(conn)) {
+            if (wait_for(PQsocket(conn), POLLIN, 0) != 1 || !PQconsumeInput(conn)) {
+                PQclear(last);
+                return NULL;
+            }
+        }
+        if (!(res = PQgetResult(conn))) return last;
+        PQclear(last);
+        last = res;
     }
 }
 
 /* Runs the check on conn.  Returns 1 when everything is there, 0 when something is missing
  * (recorded, and logged when it changed), -1 when the query failed (the connection is
- * dropped and made again). */
+ * dropped and made again) or the thread is asked to stop. */
 static int check_once(PGconn *conn, int *logged)
 {
-    PGresult *res = PQexec(conn, CHECK_SQL);
+    PGresult *res = exec_query(conn, CHECK_SQL);
     if (PQresultStatus(res) != PGRES_TUPLES_OK || PQntuples(res) != 1) {
         PQclear(res);
         return -1;
@@ -106,12 +184,10 @@ static void *schema_thread(void *arg)
     (void)arg;
     int logged = 0;
     PGconn *conn = NULL;
-    for (;;) {
+    while (!atomic_load(&check.stop_requested)) {
         if (!conn) {
-            conn = PQconnectdbParams(check.keywords, check.values, 0);
-            if (PQstatus(conn) != CONNECTION_OK) {
-                PQfinish(conn);
-                conn = NULL;
+            conn = connect_db();
+            if (!conn) {
                 sleep_ms(SCHEMA_RETRY_MS);
                 continue;
             }
@@ -151,8 +227,36 @@ int schema_check_start(const server_config_t *config)
         check.values[k++] = values[i];
     }
     check.keywords[k] = check.values[k] = NULL;
-    pthread_t thread;
-    if (pthread_create(&thread, NULL, schema_thread, NULL) != 0) return -1;
-    pthread_detach(thread);
+    check.connect_timeout_ms = (timeout_s < 2 ? 2 : timeout_s) * 1000;
+    check.wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (check.wake_fd < 0) return -1;
+    int rc = pthread_create(&check.thread, NULL, schema_thread, NULL);
+    if (rc != 0) {
+        close(check.wake_fd);
+        check.wake_fd = -1;
+        errno = rc;
+        return -1;
+    }
     return 0;
+}
+
+void schema_check_stop(unsigned wait_ms)
+{
+    static int stopped;
+    if (check.wake_fd < 0 || stopped) return;
+    stopped = 1;
+    atomic_store(&check.stop_requested, 1);
+    uint64_t one = 1;
+    ssize_t w = write(check.wake_fd, &one, sizeof one);
+    (void)w;
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += wait_ms / 1000;
+    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    /* Joined, not merely seen to return: OpenSSL's thread-exit handler must be done too. */
+    if (pthread_timedjoin_np(check.thread, NULL, &until) != 0) pthread_detach(check.thread);
 }

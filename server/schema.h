@@ -16,6 +16,13 @@
  * mask.  Returns 0, or -1 when no thread can be started (then nothing is checked). */
 int schema_check_start(const server_config_t *config);
 
+/* Asks the check's thread to end and waits up to wait_ms until it has (it leaves any wait on
+ * the database at once; a name lookup inside libpq is not interrupted).  Called before the
+ * process exits: the exit handlers (OpenSSL's, under libpq) must not run while the thread is
+ * inside libpq.  wait_ms 0: joined only when it has already ended.  Does nothing when no thread
+ * was started, or the second time.  Main thread only. */
+void schema_check_stop(unsigned wait_ms);
+
 /* Writes what the last check found missing ("the database schema is older than this server:
  * missing ...; run catalog-db migrate") into out and returns 1; returns 0 (out untouched) when
  * nothing is missing or no check has finished yet.  Any thread. */
