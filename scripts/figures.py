@@ -74,7 +74,7 @@ RUNS = {
     "b2": ("SERVER_CPUS=0.25 make scale SERVERS=2; MIX=browse make loadtest",
            "Step 5: browse mix, two servers of 0.25 CPU"),
     "kill": ("make scale SERVERS=2; build/catalog-loadtest -c 20 -d 8s (entry point); kill app2 2 s in",
-             "Q17: a server killed under load"),
+             "Q18: a server killed under load"),
     "d_b1": ("make demo", "make demo: browse mix, one server of 0.25 CPU"),
     "d_s1": ("make demo", "make demo: scenario mix, one server of 0.25 CPU"),
     "d_b2": ("make demo", "make demo: browse mix, two servers of 0.25 CPU"),
@@ -626,7 +626,7 @@ def explain_ms(lab, sql):
 
 
 def kill_run(lab, results):
-    """Q17: 8 s of load through nginx with two servers; app2 is killed 2 s in."""
+    """Q18: 8 s of load through nginx with two servers; app2 is killed 2 s in."""
     lab.run("scale", "2")
     st = lab.state()
     app2 = [r for r in st["servers"] if r["id"] == "app2"][0]["pid"]

@@ -189,12 +189,16 @@ nginx_test() {
 	dir=$(mktemp -d "$work/nginx.XXXXXX")
 	mkdir -p "$dir/logs"
 	port=$(free_port)
-	awk -v port="$port" '
+	# The line docker-compose.scaled.yml's nginx includes, written as the container writes it
+	# at start (nginx-balance.sh, BALANCE's default).
+	NGINX_BALANCE_FILE=$dir/balance.conf sh deploy/compose/nginx-balance.sh >/dev/null
+	awk -v port="$port" -v balance="$dir/balance.conf" '
 		/^[[:space:]]*upstream[[:space:]]/ { in_upstream = 1 }
 		in_upstream && /^[[:space:]]*server[[:space:]]+[A-Za-z][A-Za-z0-9_-]*:/ {
 			n++; sub(/server[[:space:]]+[A-Za-z][A-Za-z0-9_-]*:/, "server 127.0.0." n ":")
 		}
 		in_upstream && /}/ { in_upstream = 0 }
+		{ sub(/include[[:space:]]+\/etc\/nginx\/balance\.conf;/, "include " balance ";") }
 		{ sub(/listen[[:space:]]+80;/, "listen 127.0.0.1:" port ";"); print }
 	' "$conf" >"$dir/nginx.conf"
 	if grep -Eq '^[[:space:]]*server[[:space:]]+[A-Za-z]' "$dir/nginx.conf" &&
