@@ -20,12 +20,14 @@ import json
 import os
 import signal
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -452,3 +454,41 @@ class TableLock:
     def wait(self, timeout=30):
         """Waits for the lock to end by itself (hold_s after it was taken)."""
         self.proc.wait(timeout=timeout)
+
+
+def start_nginx(conf_dir, http_body, probe_path, port=None):
+    """Starts nginx (one worker, in the foreground) with conf_dir as its prefix and http_body
+    inside its http block, the text "{port}" in it replaced by port (default: free_port()); waits
+    until probe_path answers there.  Returns (process, port).  Raises RuntimeError (see
+    conf_dir/error.log) when nginx exits or does not answer within 10 s.  scripts/bench uses it
+    too."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = port or free_port()
+    os.makedirs(os.path.join(conf_dir, "tmp"), exist_ok=True)
+    user = "user root;\n" if os.getuid() == 0 else ""
+    conf = f"""{user}worker_processes 1;
+daemon off;
+pid {conf_dir}/nginx.pid;
+error_log {conf_dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {conf_dir}/tmp; proxy_temp_path {conf_dir}/tmp;
+    fastcgi_temp_path {conf_dir}/tmp; uwsgi_temp_path {conf_dir}/tmp; scgi_temp_path {conf_dir}/tmp;
+{http_body.replace("{port}", str(port))}}}
+"""
+    with open(os.path.join(conf_dir, "nginx.conf"), "w", encoding="utf-8") as f:
+        f.write(conf)
+    proc = subprocess.Popen([nginx, "-p", conf_dir, "-c", os.path.join(conf_dir, "nginx.conf")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(conf_dir, "stderr.log"), "wb"))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe_path}", timeout=2):
+                return proc, port
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"nginx did not start (see {conf_dir}/error.log)")
+            time.sleep(0.05)

@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -39,50 +38,20 @@ def requests_by_route(port):
 def start_nginx(folder, ports):
     """nginx round-robining a free loopback port over ports, in the foreground; returns
     (process, port) once it answers."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = harness.free_port()
-    user = "user root;\n" if os.getuid() == 0 else ""
     upstreams = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
-    conf = f"""{user}worker_processes 1;
-daemon off;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {folder}; proxy_temp_path {folder};
-    fastcgi_temp_path {folder}; uwsgi_temp_path {folder}; scgi_temp_path {folder};
-    upstream catalog {{
+    return harness.start_nginx(folder, f"""    upstream catalog {{
 {upstreams}
         keepalive 32;
     }}
     server {{
-        listen 127.0.0.1:{port};
+        listen 127.0.0.1:{{port}};
         location / {{
             proxy_pass http://catalog;
             proxy_http_version 1.1;
             proxy_set_header Connection "";
         }}
     }}
-}}
-"""
-    with open(os.path.join(folder, "nginx.conf"), "w") as f:
-        f.write(conf)
-    proc = subprocess.Popen([nginx, "-p", folder, "-c", os.path.join(folder, "nginx.conf")],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if harness.http(port, "GET", "/health/live", timeout=1)[0] == 200:
-                return proc, port
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"nginx did not start (see {folder}/error.log)")
+""", "/health/live")
 
 
 def main():
