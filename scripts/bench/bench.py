@@ -300,22 +300,9 @@ def start_nginx(conf_dir, http_body, probe_path):
 
 
 def nginx_in_front(folder, ports):
-    """Starts nginx round-robining a free loopback port over ports.  Returns (process, port)."""
-    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
-    return start_nginx(os.path.join(folder, "nginx"), f"""    upstream catalog {{
-{servers}
-        keepalive 64;
-    }}
-    server {{
-        listen 127.0.0.1:{{port}};
-        location / {{
-            proxy_pass http://catalog;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffers 16 64k;
-        }}
-    }}
-""", "/health")
+    """harness.nginx_in_front in folder/nginx on a port the kernel picks.  Returns (process,
+    port)."""
+    return harness.nginx_in_front(os.path.join(folder, "nginx"), ports, port=free_port())
 
 
 def static_listing_cpu(cluster, folder, path):

@@ -492,3 +492,23 @@ http {{
                 proc.kill()
                 raise RuntimeError(f"nginx did not start (see {conf_dir}/error.log)")
             time.sleep(0.05)
+
+
+def nginx_in_front(conf_dir, ports, probe_path="/health", port=None):
+    """start_nginx round-robining port (default: free_port()) over the catalog-servers on ports,
+    with keep-alive connections to them.  Returns (process, port)."""
+    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
+    return start_nginx(conf_dir, f"""    upstream catalog {{
+{servers}
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{
+            proxy_pass http://catalog;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffers 16 64k;
+        }}
+    }}
+""", probe_path, port)

@@ -35,25 +35,6 @@ def requests_by_route(port):
     return counts
 
 
-def start_nginx(folder, ports):
-    """nginx round-robining a free loopback port over ports, in the foreground; returns
-    (process, port) once it answers."""
-    upstreams = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
-    return harness.start_nginx(folder, f"""    upstream catalog {{
-{upstreams}
-        keepalive 32;
-    }}
-    server {{
-        listen 127.0.0.1:{{port}};
-        location / {{
-            proxy_pass http://catalog;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }}
-    }}
-""", "/health/live")
-
-
 def main():
     folder = tempfile.mkdtemp(prefix="catalog-loadtest-servers.")
     os.chmod(folder, 0o755)
@@ -62,7 +43,7 @@ def main():
                for sid in ("one", "two")]
     nginx = None
     try:
-        nginx, port = start_nginx(folder, [s.port for s in servers])
+        nginx, port = harness.nginx_in_front(folder, [s.port for s in servers], "/health/live")
         before = {sid: requests_by_route(s.port) for sid, s in zip(("one", "two"), servers)}
         out = os.path.join(folder, "run.json")
         proc = subprocess.run([harness.binary("catalog-loadtest"), "-c", "8", "-t", "2", "-d", "2",
