@@ -56,6 +56,8 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+import harness  # noqa: E402
 import server_sql  # noqa: E402
 
 DURATION_S = int(os.environ.get("BENCH_DURATION", "10"))
@@ -293,58 +295,14 @@ def stack_run(server, folder, paths, label, cluster=None, **kwargs):
 
 
 def start_nginx(conf_dir, http_body, probe_path):
-    """Starts nginx (one worker, in the foreground) with conf_dir as its prefix and http_body
-    inside its http block, the text "{port}" in it replaced by a free loopback port; waits
-    until probe_path answers there.  Returns (process, port)."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = free_port()
-    os.makedirs(os.path.join(conf_dir, "tmp"), exist_ok=True)
-    user = "user root;\n" if os.getuid() == 0 else ""
-    conf = f"""{user}worker_processes 1;
-daemon off;
-pid {conf_dir}/nginx.pid;
-error_log {conf_dir}/error.log warn;
-events {{ worker_connections 4096; }}
-http {{
-    access_log off;
-    client_body_temp_path {conf_dir}/tmp; proxy_temp_path {conf_dir}/tmp;
-    fastcgi_temp_path {conf_dir}/tmp; uwsgi_temp_path {conf_dir}/tmp; scgi_temp_path {conf_dir}/tmp;
-{http_body.replace("{port}", str(port))}}}
-"""
-    with open(os.path.join(conf_dir, "nginx.conf"), "w", encoding="utf-8") as f:
-        f.write(conf)
-    proc = subprocess.Popen([nginx, "-p", conf_dir, "-c", os.path.join(conf_dir, "nginx.conf")],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=open(os.path.join(conf_dir, "stderr.log"), "wb"))
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe_path}", timeout=2):
-                return proc, port
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"nginx did not start (see {conf_dir}/error.log)")
-            time.sleep(0.05)
+    """harness.start_nginx (tests/integration/harness.py) on a port the kernel picks."""
+    return harness.start_nginx(conf_dir, http_body, probe_path, port=free_port())
 
 
 def nginx_in_front(folder, ports):
-    """Starts nginx round-robining a free loopback port over ports.  Returns (process, port)."""
-    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
-    return start_nginx(os.path.join(folder, "nginx"), f"""    upstream catalog {{
-{servers}
-        keepalive 64;
-    }}
-    server {{
-        listen 127.0.0.1:{{port}};
-        location / {{
-            proxy_pass http://catalog;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-            proxy_buffers 16 64k;
-        }}
-    }}
-""", "/health")
+    """harness.nginx_in_front in folder/nginx on a port the kernel picks.  Returns (process,
+    port)."""
+    return harness.nginx_in_front(os.path.join(folder, "nginx"), ports, port=free_port())
 
 
 def static_listing_cpu(cluster, folder, path):

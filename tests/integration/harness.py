@@ -20,12 +20,14 @@ import json
 import os
 import signal
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
 import threading
 import time
+import urllib.request
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -308,28 +310,96 @@ def http_json(port, method, path, body=None, headers=None, timeout=10):
 def raw(port, data, timeout=5):
     """Sends data (bytes) on a fresh connection and returns every byte read until the server
     closes the connection or timeout seconds pass without the connection closing."""
-    chunks = []
     deadline = time.monotonic() + timeout
     with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
         try:
             sock.sendall(data)
         except (BrokenPipeError, ConnectionResetError):
             pass
-        while True:
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                break
-            sock.settimeout(remaining)
-            try:
-                chunk = sock.recv(65536)
-            except socket.timeout:
-                break
-            except ConnectionResetError:
-                break
+        return read_until_closed(sock, deadline)[0]
+
+
+def read_until_closed(sock, deadline):
+    """Bytes read from sock until the server closes it (or resets it) or time.monotonic()
+    passes deadline: (data, closed), closed False when the deadline came first."""
+    data = b""
+    while True:
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return data, False
+        sock.settimeout(remaining)
+        try:
+            chunk = sock.recv(65536)
+        except ConnectionResetError:
+            return data, True
+        except socket.timeout:
+            return data, False
+        if not chunk:
+            return data, True
+        data += chunk
+
+
+def read_response(sock):
+    """One Content-Length framed response read from sock: (status, {lower-case header: value},
+    body); ("closed", headers so far, bytes so far) when the server closes first, or
+    (error text, {}, b"") on a socket error (e.g. a timeout)."""
+    data = b""
+    try:
+        while b"\r\n\r\n" not in data:
+            chunk = sock.recv(65536)
             if not chunk:
-                break
-            chunks.append(chunk)
-    return b"".join(chunks)
+                return "closed", {}, data
+            data += chunk
+        head, _, body = data.partition(b"\r\n\r\n")
+        lines = head.decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        while len(body) < length:
+            chunk = sock.recv(65536)
+            if not chunk:
+                return "closed", headers, body
+            body += chunk
+        return int(lines[0].split(" ")[1]), headers, body
+    except OSError as error:
+        return f"error {error!r}", {}, b""
+
+
+def request_bytes(path, body=None):
+    """The bytes of one HTTP/1.1 request for raw sockets: GET path, or POST path with body (a
+    str) as application/json when body is given."""
+    if body is None:
+        return f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+    return (f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+
+
+def spread_clients(port, n, busy_threads=6, settle_s=0.1, gap_s=0.01, timeout=20):
+    """n keep-alive connections to the server on port, spread over its workers.  The listening
+    socket wakes one idle worker, the same one each time, so they are opened (gap_s apart, after
+    settle_s) while busy_threads clients keep the workers busy with /health/live (which needs no
+    database).  timeout is the new sockets' timeout in seconds."""
+    stop = threading.Event()
+
+    def busy():
+        while not stop.is_set():
+            timed(port, "GET", "/health/live")
+    threads = [threading.Thread(target=busy) for _ in range(busy_threads)]
+    for t in threads:
+        t.start()
+    socks = []
+    try:
+        time.sleep(settle_s)
+        for _ in range(n):
+            socks.append(socket.create_connection(("127.0.0.1", port), timeout=timeout))
+            time.sleep(gap_s)
+    finally:
+        stop.set()
+        for t in threads:
+            t.join()
+    return socks
 
 
 def wait_for(predicate, timeout_s=5):
@@ -347,3 +417,98 @@ def backends(application_name, where="true"):
     for which the SQL condition where holds, from pg_stat_activity."""
     return int(psql("SELECT count(*) FROM pg_stat_activity WHERE application_name ="
                     f" '{application_name}' AND {where}"))
+
+
+def metrics(port):
+    """Every sample on the server's /metrics: {name with its labels: value}."""
+    _, _, text, _ = timed(port, "GET", "/metrics")
+    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
+            for line in text.decode().split("\n") if line and not line.startswith("#")}
+
+
+class TableLock:
+    """ACCESS EXCLUSIVE on table of database db, held by a psql session for hold_s seconds, so
+    every statement on that table waits: a way to keep a server's connections busy on demand.
+    Returns once the lock is granted (raises RuntimeError if not within grant_timeout_s)."""
+
+    def __init__(self, db, table="products", hold_s=60, grant_timeout_s=5):
+        self.db = db
+        self.hold_s = hold_s
+        self.proc = subprocess.Popen(
+            ["psql", "-XAtq", "-d", db, "-c",
+             f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({hold_s});"
+             " COMMIT;"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        if not wait_for(lambda: psql(
+                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE"
+                f" c.relname = '{table}' AND l.mode = 'AccessExclusiveLock' AND l.granted",
+                db=db) == "1", grant_timeout_s):
+            raise RuntimeError(f"the {table} lock was not taken within {grant_timeout_s} s")
+
+    def release(self):
+        """Ends the lock now (the session's backend is terminated) and waits for psql."""
+        psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
+             f" '{self.db}' AND application_name = 'psql' AND pid <> pg_backend_pid()"
+             f" AND query LIKE '%pg_sleep({self.hold_s})%'", check=False)
+        self.proc.wait(timeout=10)
+
+    def wait(self, timeout=30):
+        """Waits for the lock to end by itself (hold_s after it was taken)."""
+        self.proc.wait(timeout=timeout)
+
+
+def start_nginx(conf_dir, http_body, probe_path, port=None):
+    """Starts nginx (one worker, in the foreground) with conf_dir as its prefix and http_body
+    inside its http block, the text "{port}" in it replaced by port (default: free_port()); waits
+    until probe_path answers there.  Returns (process, port).  Raises RuntimeError (see
+    conf_dir/error.log) when nginx exits or does not answer within 10 s.  scripts/bench uses it
+    too."""
+    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+    port = port or free_port()
+    os.makedirs(os.path.join(conf_dir, "tmp"), exist_ok=True)
+    user = "user root;\n" if os.getuid() == 0 else ""
+    conf = f"""{user}worker_processes 1;
+daemon off;
+pid {conf_dir}/nginx.pid;
+error_log {conf_dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {conf_dir}/tmp; proxy_temp_path {conf_dir}/tmp;
+    fastcgi_temp_path {conf_dir}/tmp; uwsgi_temp_path {conf_dir}/tmp; scgi_temp_path {conf_dir}/tmp;
+{http_body.replace("{port}", str(port))}}}
+"""
+    with open(os.path.join(conf_dir, "nginx.conf"), "w", encoding="utf-8") as f:
+        f.write(conf)
+    proc = subprocess.Popen([nginx, "-p", conf_dir, "-c", os.path.join(conf_dir, "nginx.conf")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                            stderr=open(os.path.join(conf_dir, "stderr.log"), "wb"))
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe_path}", timeout=2):
+                return proc, port
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                raise RuntimeError(f"nginx did not start (see {conf_dir}/error.log)")
+            time.sleep(0.05)
+
+
+def nginx_in_front(conf_dir, ports, probe_path="/health", port=None):
+    """start_nginx round-robining port (default: free_port()) over the catalog-servers on ports,
+    with keep-alive connections to them.  Returns (process, port)."""
+    servers = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
+    return start_nginx(conf_dir, f"""    upstream catalog {{
+{servers}
+        keepalive 64;
+    }}
+    server {{
+        listen 127.0.0.1:{{port}};
+        location / {{
+            proxy_pass http://catalog;
+            proxy_http_version 1.1;
+            proxy_set_header Connection "";
+            proxy_buffers 16 64k;
+        }}
+    }}
+""", probe_path, port)

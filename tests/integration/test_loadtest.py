@@ -140,6 +140,12 @@ def run(*args, env_extra=None, timeout_s=30):
     return proc.returncode, proc.stdout, proc.stderr, result, elapsed
 
 
+def ceiling(*args, timeout_s=60):
+    """Runs `catalog-loadtest ceiling ARGS`; returns the subprocess.CompletedProcess."""
+    return subprocess.run([LOADTEST, "ceiling", *args], capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
 def show(proc_out, proc_err):
     return f"\n--- stdout\n{proc_out}\n--- stderr\n{proc_err}"
 
@@ -482,8 +488,7 @@ def test_out_of_range_options():
                     code == 2 and flag in err, (code, err))
     for args in (["-R", "5"], ["-d", "5s"], ["--stage", "10ms"], ["--start-rate", "0"],
                  ["--max-duration", "1e300"]):
-        proc = subprocess.run([LOADTEST, "ceiling", *args, f"http://127.0.0.1:{port}"],
-                              capture_output=True, text=True, timeout=10)
+        proc = ceiling(*args, f"http://127.0.0.1:{port}", timeout_s=10)
         suite.check(f"ceiling {' '.join(args)}: exit 2", proc.returncode == 2, proc.stderr)
 
 
@@ -518,10 +523,9 @@ def test_ceiling_known_capacity():
     found is at most that (5% for the rounding of short stages) and at least half of it."""
     server = CapacityServer(0.025, port=harness.free_port())
     json_path = os.path.join(TMP, "ceiling.json")
-    proc = subprocess.run([LOADTEST, "ceiling", "-c", "20", "-t", "1", "--stage", "1s",
-                           "--start-rate", "5", "--max-duration", "16s", "--path", "/x",
-                           "--json", json_path, f"http://127.0.0.1:{server.port}"],
-                          capture_output=True, text=True, timeout=60)
+    proc = ceiling("-c", "20", "-t", "1", "--stage", "1s",
+                   "--start-rate", "5", "--max-duration", "16s", "--path", "/x",
+                   "--json", json_path, f"http://127.0.0.1:{server.port}")
     server.close()
     out = proc.stdout
     suite.equal("ceiling: exit 0", proc.returncode, 0)
@@ -564,10 +568,9 @@ def test_ceiling_generator_connections():
     not the target, were the limit."""
     target = Target()
     json_path = os.path.join(TMP, "ceiling-connections.json")
-    proc = subprocess.run([LOADTEST, "ceiling", "-c", "2", "-t", "1", "--stage", "2s",
-                           "--start-rate", "5", "--max-duration", "20s", "--path", "/delay",
-                           "--json", json_path, f"http://127.0.0.1:{target.port}"],
-                          capture_output=True, text=True, timeout=60)
+    proc = ceiling("-c", "2", "-t", "1", "--stage", "2s",
+                   "--start-rate", "5", "--max-duration", "20s", "--path", "/delay",
+                   "--json", json_path, f"http://127.0.0.1:{target.port}")
     target.close()
     with open(json_path) as f:
         r = json.load(f)
@@ -580,16 +583,14 @@ def test_ceiling_generator_connections():
 
 def test_ceiling_first_stage_broken():
     server = CapacityServer(0.025, port=harness.free_port())
-    proc = subprocess.run([LOADTEST, "ceiling", "-c", "20", "-t", "1", "--stage", "1s",
-                           "--start-rate", "200", "--max-duration", "10s", "--path", "/x",
-                           f"http://127.0.0.1:{server.port}"],
-                          capture_output=True, text=True, timeout=60)
+    proc = ceiling("-c", "20", "-t", "1", "--stage", "1s",
+                   "--start-rate", "200", "--max-duration", "10s", "--path", "/x",
+                   f"http://127.0.0.1:{server.port}")
     server.close()
     suite.equal("ceiling: the first stage (5x capacity) broke: exit 3", proc.returncode, 3)
     suite.check("ceiling: says none", "Ceiling: none: the first stage" in proc.stdout, proc.stdout)
     port = harness.free_port()
-    proc = subprocess.run([LOADTEST, "ceiling", "--stage", "200ms", "--max-duration", "5s",
-                           f"http://127.0.0.1:{port}"], capture_output=True, text=True, timeout=60)
+    proc = ceiling("--stage", "200ms", "--max-duration", "5s", f"http://127.0.0.1:{port}")
     suite.equal("ceiling: nothing listening: exit 1", proc.returncode, 1)
 
 

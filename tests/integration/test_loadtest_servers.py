@@ -14,7 +14,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -36,55 +35,6 @@ def requests_by_route(port):
     return counts
 
 
-def start_nginx(folder, ports):
-    """nginx round-robining a free loopback port over ports, in the foreground; returns
-    (process, port) once it answers."""
-    nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-    port = harness.free_port()
-    user = "user root;\n" if os.getuid() == 0 else ""
-    upstreams = "\n".join(f"        server 127.0.0.1:{p};" for p in ports)
-    conf = f"""{user}worker_processes 1;
-daemon off;
-pid {folder}/nginx.pid;
-error_log {folder}/error.log warn;
-events {{ worker_connections 1024; }}
-http {{
-    access_log off;
-    client_body_temp_path {folder}; proxy_temp_path {folder};
-    fastcgi_temp_path {folder}; uwsgi_temp_path {folder}; scgi_temp_path {folder};
-    upstream catalog {{
-{upstreams}
-        keepalive 32;
-    }}
-    server {{
-        listen 127.0.0.1:{port};
-        location / {{
-            proxy_pass http://catalog;
-            proxy_http_version 1.1;
-            proxy_set_header Connection "";
-        }}
-    }}
-}}
-"""
-    with open(os.path.join(folder, "nginx.conf"), "w") as f:
-        f.write(conf)
-    proc = subprocess.Popen([nginx, "-p", folder, "-c", os.path.join(folder, "nginx.conf")],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            if harness.http(port, "GET", "/health/live", timeout=1)[0] == 200:
-                return proc, port
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            break
-        time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError(f"nginx did not start (see {folder}/error.log)")
-
-
 def main():
     folder = tempfile.mkdtemp(prefix="catalog-loadtest-servers.")
     os.chmod(folder, 0o755)
@@ -93,7 +43,7 @@ def main():
                for sid in ("one", "two")]
     nginx = None
     try:
-        nginx, port = start_nginx(folder, [s.port for s in servers])
+        nginx, port = harness.nginx_in_front(folder, [s.port for s in servers], "/health/live")
         before = {sid: requests_by_route(s.port) for sid, s in zip(("one", "two"), servers)}
         out = os.path.join(folder, "run.json")
         proc = subprocess.run([harness.binary("catalog-loadtest"), "-c", "8", "-t", "2", "-d", "2",

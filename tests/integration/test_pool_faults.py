@@ -10,7 +10,6 @@ import os
 import signal
 import socket
 import struct
-import subprocess
 import sys
 import threading
 import time
@@ -26,35 +25,7 @@ timed = harness.timed
 in_threads = harness.in_threads
 
 
-def metrics(port):
-    _, _, text, _ = timed(port, "GET", "/metrics")
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.decode().split("\n") if line and not line.startswith("#")}
-
-
-class TableLock:
-    """ACCESS EXCLUSIVE on one table from a psql session until release()."""
-
-    def __init__(self, table):
-        self.table = table
-        self.proc = subprocess.Popen(
-            ["psql", "-XAtq", "-d", NAME, "-c",
-             f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            if harness.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation"
-                            f" WHERE c.relname = '{table}' AND l.mode = 'AccessExclusiveLock'"
-                            " AND l.granted", db=NAME) == "1":
-                return
-            time.sleep(0.02)
-        raise RuntimeError(f"the {table} lock was not taken within 5 s")
-
-    def release(self):
-        harness.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-                     f" '{NAME}' AND application_name = 'psql' AND query LIKE '%pg_sleep(60)%'"
-                     " AND pid <> pg_backend_pid()", check=False)
-        self.proc.wait(timeout=10)
+metrics = harness.metrics
 
 
 def backends(server_id, where="true"):
@@ -77,7 +48,7 @@ def reset(sock):
 env = harness.make_db(NAME, products=300, orders=5000)
 
 # ---- item 3: a lock on orders at cold start: the product routes answer ------------------------
-lock = TableLock("orders")
+lock = harness.TableLock(NAME, "orders")
 try:
     with harness.Server(dict(env, SERVER_ID="lock-cold", DB_POOL_MAX="4", WORKERS="2",
                              DB_CONNECT_TIMEOUT_MS="1000")) as server:
@@ -113,7 +84,7 @@ with harness.Server(dict(env, SERVER_ID="lock-warm", DB_POOL_MAX="6", WORKERS="2
         timed(server.port, "GET", path)
     status, _, _, _ = timed(server.port, "POST", "/orders", {"product_id": 1, "quantity": 1})
     suite.equal("lock warm: an order before the lock", status, 201)
-    lock = TableLock("orders")
+    lock = harness.TableLock(NAME, "orders")
     try:
         threads, orders = in_threads([lambda: timed(server.port, "POST", "/orders",
                                                     {"product_id": 2, "quantity": 1})])
@@ -134,7 +105,7 @@ with harness.Server(dict(env, SERVER_ID="cancel", DB_POOL_MAX="1", WORKERS="1",
                          DB_POOL_ACQUIRE_TIMEOUT_MS="2000")) as server:
     timed(server.port, "GET", "/products/1")
     before = int(harness.psql("SELECT count(*) FROM orders", db=NAME))
-    lock = TableLock("orders")
+    lock = harness.TableLock(NAME, "orders")
     try:
         sock = reset_after_send(server.port, b"GET /report HTTP/1.1\r\nHost: t\r\n\r\n")
         waiting = harness.wait_for(lambda: backends("cancel", "wait_event_type = 'Lock'") == 1)
@@ -187,7 +158,7 @@ with harness.Server(dict(env, SERVER_ID="resend", DB_POOL_MAX="1", WORKERS="1"))
                                        {"product_id": 4, "quantity": 1})
         else:
             # killed while the INSERT waits on a lock: it was sent and did not commit
-            lock = TableLock("orders")
+            lock = harness.TableLock(NAME, "orders")
             threads, res = in_threads([lambda: timed(server.port, "POST", "/orders",
                                                      {"product_id": 4, "quantity": 1})])
             harness.wait_for(lambda: backends("resend", "wait_event_type = 'Lock'") == 1)
@@ -212,7 +183,7 @@ server = harness.Server(dict(env, SERVER_ID="forced", DB_POOL_MAX="1", WORKERS="
                              SHUTDOWN_TIMEOUT_MS="800")).start()
 try:
     timed(server.port, "GET", "/products/1")
-    lock = TableLock("orders")
+    lock = harness.TableLock(NAME, "orders")
     try:
         threads, res = in_threads([lambda: timed(server.port, "GET", "/report"),
                                    lambda: (time.sleep(0.3), timed(server.port, "GET",
@@ -278,7 +249,7 @@ with harness.Server(dict(env, SERVER_ID="pipe", DB_POOL_MAX="1", WORKERS="2")) a
 # A long statement never has a cheap one queued behind it.
 with harness.Server(dict(env, SERVER_ID="pipe-long", DB_POOL_MAX="2", WORKERS="1")) as server:
     timed(server.port, "GET", "/products/1")
-    lock = TableLock("orders")
+    lock = harness.TableLock(NAME, "orders")
     try:
         threads, report = in_threads([lambda: timed(server.port, "GET", "/report")])
         harness.wait_for(lambda: backends("pipe-long", "wait_event_type = 'Lock'") == 1)

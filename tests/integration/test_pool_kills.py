@@ -16,7 +16,6 @@ import random
 import socket
 import subprocess
 import sys
-import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -26,12 +25,7 @@ NAME = "test_pool_kills"
 APP = "catalog-server-kills"
 ROUNDS = int(os.environ.get("KILL_ROUNDS", "120"))
 suite = harness.Suite(NAME)
-
-
-def metrics(port):
-    _, _, text, _ = harness.timed(port, "GET", "/metrics")
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.decode().split("\n") if line and not line.startswith("#")}
+request = harness.request_bytes
 
 
 class Controller:
@@ -73,62 +67,17 @@ class Controller:
         self.proc.wait(timeout=10)
 
 
-def request(path, body=None):
-    if body is None:
-        return f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
-    return (f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
-
-
 def read_status(sock):
     """The status of one response (Content-Length framed), or an error text; "busy" for a 503
     "database busy" (no connection came free within the acquire timeout)."""
-    data = b""
-    try:
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return "closed"
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return "closed"
-            body += chunk
-        status = int(head.split(b" ")[1])
-        return "busy" if status == 503 and b"database busy" in body else status
-    except OSError as error:
-        return f"error {error!r}"
+    status, _, body = harness.read_response(sock)
+    return "busy" if status == 503 and b"database busy" in body else status
 
 
 def spread_clients(port, n):
-    """n keep-alive connections spread over both workers: opened while other clients keep the
-    workers busy with /health/live (the listening socket wakes an idle worker)."""
-    stop = threading.Event()
-
-    def busy():
-        while not stop.is_set():
-            harness.timed(port, "GET", "/health/live")
-    threads = [threading.Thread(target=busy) for _ in range(4)]
-    for t in threads:
-        t.start()
-    socks = []
-    try:
-        time.sleep(0.05)
-        for _ in range(n):
-            socks.append(socket.create_connection(("127.0.0.1", port), timeout=15))
-            time.sleep(0.005)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    return socks
+    """n keep-alive connections spread over both workers (harness.spread_clients)."""
+    return harness.spread_clients(port, n, busy_threads=4, settle_s=0.05, gap_s=0.005,
+                                  timeout=15)
 
 
 def one_round(port, ctl, rng, clients):
@@ -215,9 +164,9 @@ with harness.Server(settings) as server:
     elapsed = time.monotonic() - started
     print(f"# {n + 1} rounds in {elapsed:.0f} s, {left} clients left mid-statement, answers"
           f" {sorted(statuses.items(), key=str)}", flush=True)
-    settled = harness.wait_for(lambda: metrics(port).get(
+    settled = harness.wait_for(lambda: harness.metrics(port).get(
         'db_pool_connections{state="busy"}') == 0.0, timeout_s=10)
-    final = metrics(port)
+    final = harness.metrics(port)
     # The last kill may have left the idle connection dead: the first read on it can be lost
     # (503); the pool then opens a new one.
     harness.wait_for(lambda: harness.timed(port, "GET", "/products/1", timeout=10)[0] == 200,

@@ -9,9 +9,7 @@ runs several rounds (on the old code about one round in two gave a 500)."""
 
 import os
 import socket
-import subprocess
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
@@ -22,60 +20,8 @@ ROUNDS = int(os.environ.get("TERMINATE_ROUNDS", "8"))
 suite = harness.Suite(NAME)
 
 
-def metric(port, name):
-    _, _, text, _ = harness.timed(port, "GET", "/metrics")
-    for line in text.decode().split("\n"):
-        if line.startswith(name + " "):
-            return float(line.rsplit(" ", 1)[1])
-    return 0.0
-
-
-class ProductsLock:
-    """ACCESS EXCLUSIVE on products from a psql session until release()."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen(
-            ["psql", "-XAtq", "-d", NAME, "-c",
-             "BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not harness.wait_for(lambda: harness.psql(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE"
-                " c.relname = 'products' AND l.mode = 'AccessExclusiveLock' AND l.granted",
-                db=NAME) == "1"):
-            raise RuntimeError("the products lock was not taken within 5 s")
-
-    def release(self):
-        harness.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-                     f" '{NAME}' AND application_name = 'psql' AND query LIKE '%pg_sleep(60)%'"
-                     " AND pid <> pg_backend_pid()", check=False)
-        self.proc.wait(timeout=10)
-
-
-def read_response(sock):
-    """(status, {lower-case header: value}, body) of one Content-Length framed response, or
-    (error text, {}, b"")."""
-    data = b""
-    try:
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return "closed", {}, data
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        lines = head.decode("latin-1").split("\r\n")
-        headers = {}
-        for line in lines[1:]:
-            name, _, value = line.partition(":")
-            headers[name.strip().lower()] = value.strip()
-        length = int(headers.get("content-length", "0"))
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return "closed", headers, body
-            body += chunk
-        return int(lines[0].split(" ")[1]), headers, body
-    except OSError as error:
-        return f"error {error!r}", {}, b""
+def in_flight(port):
+    return harness.metrics(port).get("db_pool_statements_in_flight", 0.0)
 
 
 env = harness.make_db(NAME, products=50, orders=0)
@@ -86,19 +32,19 @@ with harness.Server(dict(env, SERVER_ID="terminate", WORKERS="1", DB_POOL_MAX="1
     answers, shared = [], 0
     for attempt in range(ROUNDS):
         socks = [socket.create_connection(("127.0.0.1", port), timeout=20) for _ in range(3)]
-        lock = ProductsLock()
+        lock = harness.TableLock(NAME)
         try:
             for i, sock in enumerate(socks):
-                sock.sendall(f"GET /products/{i + 2} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
-            harness.wait_for(lambda: metric(port, "db_pool_statements_in_flight") >= 3)
-            if metric(port, "db_pool_statements_in_flight") == 3:
+                sock.sendall(harness.request_bytes(f"/products/{i + 2}"))
+            harness.wait_for(lambda: in_flight(port) >= 3)
+            if in_flight(port) == 3:
                 shared += 1
             harness.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE"
                          f" application_name = '{APP}'")
         finally:
             lock.release()
         for sock in socks:
-            answers.append(read_response(sock))
+            answers.append(harness.read_response(sock))
             sock.close()
         # The pool is back before the next round (a fresh connection).
         harness.wait_for(lambda: harness.timed(port, "GET", "/products/1")[0] == 200)

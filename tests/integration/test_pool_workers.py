@@ -5,8 +5,6 @@ answers come back to the right clients, and when that backend is killed mid-pipe
 request is answered and no order is lost or doubled."""
 
 import os
-import socket
-import subprocess
 import sys
 import threading
 import time
@@ -21,62 +19,11 @@ in_threads = harness.in_threads
 APP = "catalog-server-workers"
 
 
-def metrics(port):
-    _, _, text, _ = timed(port, "GET", "/metrics")
-    return {line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1])
-            for line in text.decode().split("\n") if line and not line.startswith("#")}
+metrics = harness.metrics
 
 
 def backends(where="true"):
     return harness.backends(APP, where)
-
-
-
-class ProductsLock:
-    """ACCESS EXCLUSIVE on products from a psql session until release(): every product read
-    and every order insert (its foreign key) waits on it."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen(
-            ["psql", "-XAtq", "-d", NAME, "-c",
-             "BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;"],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        if not harness.wait_for(lambda: harness.psql(
-                "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE"
-                " c.relname = 'products' AND l.mode = 'AccessExclusiveLock' AND l.granted",
-                db=NAME) == "1"):
-            raise RuntimeError("the products lock was not taken within 5 s")
-
-    def release(self):
-        harness.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-                     f" '{NAME}' AND application_name = 'psql' AND query LIKE '%pg_sleep(60)%'"
-                     " AND pid <> pg_backend_pid()", check=False)
-        self.proc.wait(timeout=10)
-
-
-def open_clients(port, n):
-    """n keep-alive client connections, spread over both workers: the listening socket wakes
-    one idle worker, the same one each time, so they are opened while other clients keep the
-    workers busy (with /health/live, which needs no database)."""
-    stop = threading.Event()
-
-    def busy():
-        while not stop.is_set():
-            timed(port, "GET", "/health/live")
-    threads = [threading.Thread(target=busy) for _ in range(6)]
-    for t in threads:
-        t.start()
-    socks = []
-    try:
-        time.sleep(0.1)
-        for _ in range(n):
-            socks.append(socket.create_connection(("127.0.0.1", port), timeout=20))
-            time.sleep(0.01)
-    finally:
-        stop.set()
-        for t in threads:
-            t.join()
-    return socks
 
 
 def send_all(socks, requests):
@@ -88,37 +35,12 @@ def send_all(socks, requests):
 
 def read_answer(sock):
     """The status and body of one response (Content-Length framed), or an error text."""
-    data = b""
-    try:
-        while b"\r\n\r\n" not in data:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return "closed", data
-            data += chunk
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = 0
-        for line in head.split(b"\r\n")[1:]:
-            name, _, value = line.partition(b":")
-            if name.strip().lower() == b"content-length":
-                length = int(value)
-        while len(body) < length:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return "closed", body
-            body += chunk
-        return int(head.split(b" ")[1]), body
-    except OSError as error:
-        return f"error {error!r}", b""
-
-
-def get(path):
-    return f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
+    status, _, body = harness.read_response(sock)
+    return status, body
 
 
 def post_order(product_id, quantity):
-    body = f'{{"product_id":{product_id},"quantity":{quantity}}}'
-    return (f"POST /orders HTTP/1.1\r\nHost: t\r\nContent-Type: application/json\r\n"
-            f"Content-Length: {len(body)}\r\n\r\n{body}").encode()
+    return harness.request_bytes("/orders", f'{{"product_id":{product_id},"quantity":{quantity}}}')
 
 
 env = harness.make_db(NAME, products=300, orders=2000)
@@ -131,11 +53,11 @@ with harness.Server(dict(env, SERVER_ID="workers", DB_POOL_MAX="1", WORKERS="2")
     # ---- one backend, statements of both workers in flight on it at once -------------------
     spread = None
     for attempt in range(5):
-        socks = open_clients(port, N)
+        socks = harness.spread_clients(port, N)
         before = metrics(port)
-        lock = ProductsLock()
+        lock = harness.TableLock(NAME)
         try:
-            send_all(socks, [get(f"/products/{i + 1}") for i in range(N)])
+            send_all(socks, [harness.request_bytes(f"/products/{i + 1}") for i in range(N)])
             harness.wait_for(lambda: metrics(port).get("db_pool_statements_in_flight", 0)
                      + metrics(port).get("db_pool_waiting_requests", 0) >= N)
             during = metrics(port)
@@ -212,13 +134,13 @@ with harness.Server(dict(env, SERVER_ID="workers", DB_POOL_MAX="1", WORKERS="2")
     for attempt in range(12):
         if attempt >= 4 and rounds_with_both:
             break
-        socks = open_clients(port, N)
+        socks = harness.spread_clients(port, N)
         before = metrics(port)
         base_q = 1000 + 100 * attempt  # a quantity of its own per order: rows are traceable
         # Reads, and orders (nothing is queued behind an order, so one per pipeline at most).
         requests = [post_order(1, base_q + i) if i in (N // 2, N - 1) else
-                    get(f"/products/{i + 1}") for i in range(N)]
-        lock = ProductsLock()
+                    harness.request_bytes(f"/products/{i + 1}") for i in range(N)]
+        lock = harness.TableLock(NAME)
         try:
             send_all(socks, requests)
             harness.wait_for(lambda: metrics(port).get("db_pool_statements_in_flight", 0)

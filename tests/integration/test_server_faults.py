@@ -273,28 +273,13 @@ def small_window_client(port):
     return sock
 
 
-def lock_orders(seconds):
-    """A second session holding ACCESS EXCLUSIVE on orders for `seconds` (returns the psql
-    process once the lock is granted)."""
-    proc = subprocess.Popen(
-        ["psql", "-XAtq", "-d", NAME, "-c",
-         f"BEGIN; LOCK TABLE orders IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({seconds}); COMMIT"],
-        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    for _ in range(100):
-        if harness.psql("SELECT count(*) FROM pg_locks WHERE granted AND mode = "
-                        "'AccessExclusiveLock' AND relation = 'orders'::regclass", db=NAME) == "1":
-            break
-        time.sleep(0.05)
-    return proc
-
-
 LISTINGS = 150  # ~4.6 MB of answers: more than loopback's socket buffers hold
 with harness.Server(dict(env, SERVER_ID="faults-timers", HTTP_KEEPALIVE_TIMEOUT_MS="1000",
                          HTTP_HEADER_TIMEOUT_MS="1000")) as server:
     harness.http(server.port, "GET", "/report")  # prepared and warm
     # A partial write (the client reads late), then a query that waits 2.5 s on a lock: the
     # keep-alive timer of the write must not close the connection while the query runs.
-    locker = lock_orders(2.5)
+    locker = harness.TableLock(NAME, "orders", 2.5)
     sock = small_window_client(server.port)
     sock.sendall(get("/products") * LISTINGS + get("/report", "Connection: close\r\n"))
     time.sleep(0.2)

@@ -33,28 +33,8 @@ if soft < wanted:
                                                 else 30000, hard))
 
 
-def get(path):
-    return f"GET {path} HTTP/1.1\r\nHost: t\r\n\r\n".encode()
-
-
-def read_until_closed(sock, deadline):
-    """Bytes read until the server closes sock; (data, closed) with closed False when the
-    deadline passes first."""
-    data = b""
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return data, False
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(65536)
-        except ConnectionResetError:
-            return data, True
-        except socket.timeout:
-            return data, False
-        if not chunk:
-            return data, True
-        data += chunk
+get = harness.request_bytes
+read_until_closed = harness.read_until_closed
 
 
 def read_response(sock, timeout):

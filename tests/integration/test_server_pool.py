@@ -33,39 +33,6 @@ def server_backends(server_id):
                             f"'{NAME}' AND application_name = 'catalog-server-{server_id}'"))
 
 
-class TableLock:
-    """Holds ACCESS EXCLUSIVE on products from a psql session for hold_s seconds, so every query
-    on products waits: a way to keep the server's connections busy on demand."""
-
-    def __init__(self, hold_s):
-        env = dict(os.environ)
-        env.update({"PGHOST": env.get("PGHOST", env.get("DB_HOST", "127.0.0.1")),
-                    "PGPORT": env.get("PGPORT", env.get("DB_PORT", "5432"))})
-        self.proc = subprocess.Popen(
-            ["psql", "-XAtq", "-d", NAME, "-c",
-             f"BEGIN; LOCK TABLE products IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({hold_s});"
-             " COMMIT;"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            held = harness.psql("SELECT count(*) FROM pg_locks l JOIN pg_class c ON"
-                                " c.oid = l.relation WHERE c.relname = 'products' AND"
-                                " l.mode = 'AccessExclusiveLock' AND l.granted", db=NAME)
-            if held == "1":
-                return
-            time.sleep(0.02)
-        raise RuntimeError("the products lock was not taken within 5 s")
-
-    def release(self):
-        """Ends the lock now (the session's backend is terminated) and waits for psql."""
-        harness.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname ="
-                     f" '{NAME}' AND application_name = 'psql' AND pid <> pg_backend_pid()"
-                     " AND query LIKE '%pg_sleep%'", check=False)
-        self.proc.wait(timeout=10)
-
-    def wait(self):
-        self.proc.wait(timeout=30)
-
-
 def waiting_on_lock(server_id, count, timeout_s=5):
     """Waits until count of the server's backends wait on a lock; returns True if so."""
     deadline = time.monotonic() + timeout_s
@@ -167,7 +134,7 @@ with harness.Server(dict(env, SERVER_ID="pool-b", DB_POOL_MAX="1", WORKERS="1",
                          DB_POOL_ACQUIRE_TIMEOUT_MS="500")) as server:
     port = server.port
     timed("GET", "/health")  # the one connection is open and idle
-    table_lock = TableLock(3)
+    table_lock = harness.TableLock(NAME, hold_s=3)
     threads, results = in_threads([lambda: timed("GET", "/products/1")])
     suite.check("acquire timeout: the first request holds the only connection (waits on the lock)",
                 waiting_on_lock("pool-b", 1), "no backend waits on the lock")
@@ -204,7 +171,7 @@ server = harness.Server(dict(env, SERVER_ID="pool-c", DB_POOL_MAX="4", WORKERS="
 port = server.port
 try:
     timed("GET", "/health")
-    table_lock = TableLock(2)
+    table_lock = harness.TableLock(NAME, hold_s=2)
     threads, results = in_threads([lambda i=i: timed("GET", f"/products/{i + 1}")
                                    for i in range(3)])
     suite.check("shutdown: 3 requests in flight (waiting on the lock)",
@@ -247,7 +214,7 @@ server = harness.Server(dict(env, SERVER_ID="pool-d", DB_POOL_MAX="2", WORKERS="
 port = server.port
 try:
     timed("GET", "/health")
-    table_lock = TableLock(6)
+    table_lock = harness.TableLock(NAME, hold_s=6)
     threads, results = in_threads([lambda: timed("GET", "/products/1")])
     waiting_on_lock("pool-d", 1)
     signal_time = time.monotonic()
@@ -323,7 +290,7 @@ with harness.Server(dict(env, SERVER_ID="pool-f", DB_POOL_MAX="1", WORKERS="1"))
                                       ("POST", "POST", "/orders",
                                        {"product_id": 5, "quantity": 1})]:
         orders_before = int(harness.psql("SELECT count(*) FROM orders", db=NAME))
-        table_lock = TableLock(3)
+        table_lock = harness.TableLock(NAME, hold_s=3)
         threads, results = in_threads([lambda: timed(method, path, body)])
         suite.check(f"terminate {label}: the query waits on the lock",
                     waiting_on_lock("pool-f", 1), "not waiting")

@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import socket
-import subprocess
 import sys
 import time
 
@@ -18,18 +17,36 @@ NAME = "test_server_seams"
 suite = harness.Suite(NAME)
 
 
-def lock_table(db, table, seconds):
-    """A second session holding ACCESS EXCLUSIVE on table for `seconds` (returns the psql
-    process once the lock is granted)."""
-    proc = subprocess.Popen(
-        ["psql", "-XAtq", "-d", db, "-c",
-         f"BEGIN; LOCK TABLE {table} IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep({seconds}); "
-         "COMMIT"],
-        env=dict(os.environ), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    harness.wait_for(lambda: harness.psql(
-        "SELECT count(*) FROM pg_locks WHERE granted AND mode = 'AccessExclusiveLock' AND "
-        f"relation = '{table}'::regclass", db=db) == "1", 10)
-    return proc
+def on_lock(server_id, table, seconds, call):
+    """Takes ACCESS EXCLUSIVE on table for `seconds` (a second session), starts call in a
+    thread and waits until the server's backend waits on that lock: (lock, threads, results)
+    as harness.in_threads returns them; join with joined()."""
+    locker = harness.TableLock(NAME, table, seconds, grant_timeout_s=10)
+    threads, results = harness.in_threads([call])
+    harness.wait_for(lambda: harness.backends(
+        f"catalog-server-{server_id}", "wait_event_type = 'Lock'") == 1, 5)
+    return locker, threads, results
+
+
+def joined(locker, threads):
+    """Waits for the threads of on_lock and for its lock to end."""
+    for t in threads:
+        t.join()
+    locker.wait(timeout=30)
+
+
+def two_signals(server, first, second, lock_s, path):
+    """A GET of path waits on a lock on products held lock_s seconds; the server is sent first,
+    then second 0.3 s later.  Returns (the GET's status, the server's exit status)."""
+    locker, threads, results = on_lock(
+        server.env["SERVER_ID"], "products", lock_s,
+        lambda: harness.timed(server.port, "GET", path, timeout=15))
+    server.proc.send_signal(first)
+    time.sleep(0.3)
+    server.proc.send_signal(second)
+    code = server.stop(timeout_s=15)
+    joined(locker, threads)
+    return results[0][0], code
 
 
 def log_has(server, text, timeout_s=3):
@@ -44,19 +61,7 @@ env = harness.make_db(NAME, products=100, orders=500)
 # nothing, the request is answered, the server says "stopped" and exits 0.
 with harness.Server(dict(env, SERVER_ID="seams-signals", WORKERS="2")) as server:
     harness.http(server.port, "GET", "/products/1")  # the pool's connection is open
-    locker = lock_table(NAME, "products", 1.5)
-    threads, results = harness.in_threads(
-        [lambda: harness.timed(server.port, "GET", "/products/2", timeout=15)])
-    harness.wait_for(lambda: harness.backends(
-        "catalog-server-seams-signals", "wait_event_type = 'Lock'") == 1, 5)
-    server.proc.send_signal(signal.SIGTERM)
-    time.sleep(0.3)
-    server.proc.send_signal(signal.SIGTERM)
-    code = server.stop(timeout_s=15)
-    for t in threads:
-        t.join()
-    locker.wait(timeout=30)
-    status = results[0][0]
+    status, code = two_signals(server, signal.SIGTERM, signal.SIGTERM, 1.5, "/products/2")
     log = server.stderr_text()
     suite.equal("SIGTERM twice 0.3 s apart: the request waiting on a lock is answered", status,
                 200)
@@ -68,33 +73,18 @@ with harness.Server(dict(env, SERVER_ID="seams-signals", WORKERS="2")) as server
 
 # SIGINT then SIGTERM: the same (Ctrl-C, then an impatient kill).
 with harness.Server(dict(env, SERVER_ID="seams-sigint", WORKERS="1")) as server:
-    locker = lock_table(NAME, "products", 1.0)
-    threads, results = harness.in_threads(
-        [lambda: harness.timed(server.port, "GET", "/products/3", timeout=15)])
-    harness.wait_for(lambda: harness.backends(
-        "catalog-server-seams-sigint", "wait_event_type = 'Lock'") == 1, 5)
-    server.proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
-    server.proc.send_signal(signal.SIGTERM)
-    code = server.stop(timeout_s=15)
-    for t in threads:
-        t.join()
-    locker.wait(timeout=30)
-    suite.equal("SIGINT then SIGTERM: answered, exit 0", (results[0][0], code), (200, 0))
+    suite.equal("SIGINT then SIGTERM: answered, exit 0",
+                two_signals(server, signal.SIGINT, signal.SIGTERM, 1.0, "/products/3"), (200, 0))
 
 # SIGQUIT: exits at once (128 + 3), saying so, without waiting for the request in flight.
 with harness.Server(dict(env, SERVER_ID="seams-sigquit", WORKERS="2")) as server:
-    locker = lock_table(NAME, "products", 3)
-    threads, results = harness.in_threads(
-        [lambda: harness.timed(server.port, "GET", "/products/4", timeout=15)])
-    harness.wait_for(lambda: harness.backends(
-        "catalog-server-seams-sigquit", "wait_event_type = 'Lock'") == 1, 5)
+    locker, threads, results = on_lock(
+        "seams-sigquit", "products", 3,
+        lambda: harness.timed(server.port, "GET", "/products/4", timeout=15))
     start = time.monotonic()
     code = server.stop(sig=signal.SIGQUIT, timeout_s=15)
     elapsed = time.monotonic() - start
-    for t in threads:
-        t.join()
-    locker.wait(timeout=30)
+    joined(locker, threads)
     log = server.stderr_text()
     suite.check("SIGQUIT with a request waiting 3 s on a lock: exits 131 before the lock ends",
                 code == 131 and elapsed < 2.5, f"exit {code} after {elapsed:.1f} s")
@@ -114,21 +104,7 @@ suite.check("SIGTERM at once after start-up, 20 times: every exit 0",
 # ---- 7: a stray CRLF after a request -------------------------------------------------------
 def recv_for(sock, seconds):
     """Bytes read for `seconds`; (data, closed by the server)."""
-    data, deadline = b"", time.monotonic() + seconds
-    while True:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            return data, False
-        sock.settimeout(remaining)
-        try:
-            chunk = sock.recv(65536)
-        except socket.timeout:
-            return data, False
-        except ConnectionResetError:
-            return data, True
-        if not chunk:
-            return data, True
-        data += chunk
+    return harness.read_until_closed(sock, time.monotonic() + seconds)
 
 
 def statuses(data):
@@ -236,16 +212,13 @@ with harness.Server(dict(env, SERVER_ID="seams-methods")) as server:
     suite.equal("/metrics: the 422 counted as status_code 422",
                 requests_total(port, "POST", "/orders", 422), 1)
     # 409: the key's first request still running (it waits on a lock on orders)
-    locker = lock_table(NAME, "orders", 1.5)
-    threads, results = harness.in_threads(
-        [lambda: harness.http(port, "POST", "/orders", order, {"Idempotency-Key": "seams-409"},
-                              timeout=15)])
-    harness.wait_for(lambda: harness.backends(
-        "catalog-server-seams-methods", "wait_event_type = 'Lock'") == 1, 5)
+    locker, threads, results = on_lock(
+        "seams-methods", "orders", 1.5,
+        lambda: harness.http(port, "POST", "/orders", order, {"Idempotency-Key": "seams-409"},
+                             timeout=15))
     status, _, _ = harness.http(port, "POST", "/orders", order, {"Idempotency-Key": "seams-409"})
     suite.equal("the same key while its first request waits on a lock: 409", status, 409)
-    threads[0].join()
-    locker.wait(timeout=30)
+    joined(locker, threads)
     suite.equal("the first request is then answered 201", results[0][0], 201)
     suite.equal("/metrics: the 409 counted as status_code 409",
                 requests_total(port, "POST", "/orders", 409), 1)

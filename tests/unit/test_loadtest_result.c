@@ -177,6 +177,19 @@ static void fill_sample(loadtest_result_t *r)
     }
 }
 
+/* Writes json (NUL-terminated; the NUL is not written) to a new file made from the template path
+ * (mkstemp, which leaves the file's name in path), then reads it back into *back: the return
+ * value of loadtest_result_read_json. */
+static int write_and_read_back(const buf_t *json, char *path, loadtest_result_t *back, char *err,
+                               size_t err_size)
+{
+    int fd = mkstemp(path);
+    CHECK(fd >= 0);
+    CHECK_INT(write(fd, json->data, json->len - 1), (long long)json->len - 1);
+    close(fd);
+    return loadtest_result_read_json(path, back, err, err_size);
+}
+
 static void test_json_round_trip(void)
 {
     loadtest_result_t r;
@@ -196,13 +209,9 @@ static void test_json_round_trip(void)
     CHECK(strstr(json.data, "\"GET /report\": {\n      \"server-1\": {\"requests\": 50,") != NULL);
 
     char path[] = "/tmp/test_loadtest_result.XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    CHECK_INT(write(fd, json.data, json.len - 1), (long long)json.len - 1);
-    close(fd);
     loadtest_result_t back = {0};
     char err[256] = "";
-    CHECK_INT(loadtest_result_read_json(path, &back, err, sizeof(err)), 0);
+    CHECK_INT(write_and_read_back(&json, path, &back, err, sizeof(err)), 0);
     CHECK_STR(back.label, "one \"server\"");
     CHECK_STR(back.target, "http://127.0.0.1:3000");
     CHECK_INT(back.requests, 1000);
@@ -400,13 +409,9 @@ static void test_per_second(void)
     CHECK(strstr(json.data, "{\"t\": 1, \"requests\": 0, \"failures\": 0, \"p50_ms\": 0.000, "
                             "\"p99_ms\": 0.000}") != NULL);
     char path[] = "/tmp/test_loadtest_per_second.XXXXXX";
-    int fd = mkstemp(path);
-    CHECK(fd >= 0);
-    CHECK_INT(write(fd, json.data, json.len - 1), (long long)json.len - 1);
-    close(fd);
     loadtest_result_t back = {0};
     char err[256] = "";
-    CHECK_INT(loadtest_result_read_json(path, &back, err, sizeof(err)), 0);
+    CHECK_INT(write_and_read_back(&json, path, &back, err, sizeof(err)), 0);
     unlink(path);
     CHECK_INT(back.second_count, 5);
     CHECK_INT(back.per_second[0].requests, 200);
