@@ -73,6 +73,10 @@ RUNS = {
     "s2": ("make scale SERVERS=2; make loadtest", "Step 5: scenario mix, two servers"),
     "b2": ("SERVER_CPUS=0.25 make scale SERVERS=2; MIX=browse make loadtest",
            "Step 5: browse mix, two servers of 0.25 CPU"),
+    "b2_lc": ("SERVER_CPUS=0.25 BALANCE=least_conn make scale SERVERS=2; MIX=browse make loadtest",
+              "Step 5b: browse mix, two servers of 0.25 CPU, least_conn"),
+    "s2_lc": ("BALANCE=least_conn make scale SERVERS=2; make loadtest",
+              "Step 5b: scenario mix, two servers, least_conn"),
     "kill": ("make scale SERVERS=2; build/catalog-loadtest -c 20 -d 8s (entry point); kill app2 2 s in",
              "Q18: a server killed under load"),
     "d_b1": ("make demo", "make demo: browse mix, one server of 0.25 CPU"),
@@ -91,6 +95,11 @@ def run_field(field):
 
 def share(server):
     return lambda raw, run: raw[run]["shares"].get(server, 0.0)
+
+
+def server_latency(server, field):
+    """A server's p50 or p99 of a two-server run (the load generator's by_server)."""
+    return lambda raw, run: raw[run]["latency_by_server"][server][field]
 
 
 def ratio(top, bottom):
@@ -120,8 +129,14 @@ def _run_figures(run, *fields):
         FIGURES["%s_%s" % (run, field.replace("_ms", ""))] = (run, kinds[field], run_field(field))
 
 
-for _run in ("s1", "b1", "s2", "b2", "r", "p20", "w1", "w2", "a_b", "d_b1", "d_s1", "d_b2", "d_s2"):
+for _run in ("s1", "b1", "s2", "b2", "r", "p20", "w1", "w2", "a_b", "d_b1", "d_s1", "d_b2", "d_s2", "b2_lc",
+             "s2_lc"):
     _run_figures(_run, "rps", "p99_ms", "server_cores", "pg_cores", "verdict", "failures")
+# Step 5b: each server's p50 and p99 under round robin (s2, b2) and least_conn (s2_lc, b2_lc).
+for _run in ("s2", "b2", "s2_lc", "b2_lc"):
+    for _server in ("app", "app2"):
+        for _field in ("p50", "p99"):
+            FIGURES["%s_%s_%s" % (_run, _server, _field)] = (_run, "ms", server_latency(_server, _field))
 FIGURES.update({
     "s1_report_p50": ("s1", "ms", route_p50("GET /report")),
     "s1_listing_p50": ("s1", "ms", route_p50("GET /products?category=electronics")),
@@ -136,6 +151,8 @@ FIGURES.update({
     "s2_share_app2": ("s2", "pct", share("app2")),
     "b2_share_app": ("b2", "pct", share("app")),
     "b2_share_app2": ("b2", "pct", share("app2")),
+    "b2_lc_ratio": ("b2_lc", "ratio", ratio("b2_lc", "b2")),
+    "s2_lc_ratio": ("s2_lc", "ratio", ratio("s2_lc", "s2")),
     "d_browse_ratio": ("d_b2", "ratio", ratio("d_b2", "d_b1")),
     "d_scenario_ratio": ("d_s2", "ratio", ratio("d_s2", "d_s1")),
     "d_b1_server_ms": ("d_b1", "ms_fine", server_ms_per_request),
@@ -574,6 +591,8 @@ def read_run(path, cpu_text=""):
     }
     total = sum(v["requests"] for v in r.get("by_server", {}).values()) or 1
     raw["shares"] = {k: 100.0 * v["requests"] / total for k, v in r.get("by_server", {}).items()}
+    raw["latency_by_server"] = {k: {"p50": v["latency_ms"]["p50"], "p99": v["latency_ms"]["p99"]}
+                                for k, v in r.get("by_server", {}).items()}
     cpu = r.get("cpu") or {}
     if "servers" in cpu and "postgres" in cpu:
         raw["server_cores"], raw["pg_cores"] = float(cpu["servers"]), float(cpu["postgres"])
@@ -681,6 +700,11 @@ def record_round(lab, raw, duration, connections):
     load("s2", "fig-s2")
     lab.run("scale", "2", extra={"SERVER_CPUS": "0.25"})
     load("b2", "fig-b2", MIX="browse")
+    lab.run("scale", "2", extra={"SERVER_CPUS": "0.25", "BALANCE": "least_conn"})
+    load("b2_lc", "fig-b2-lc", MIX="browse")
+    lab.run("scale", "2", extra={"BALANCE": "least_conn"})
+    load("s2_lc", "fig-s2-lc")
+    lab.run("scale", "2", extra={"BALANCE": "round_robin"})
     raw["kill"] = kill_run(lab, res)
 
 
