@@ -592,7 +592,7 @@ def read_run(path, cpu_text=""):
     total = sum(v["requests"] for v in r.get("by_server", {}).values()) or 1
     raw["shares"] = {k: 100.0 * v["requests"] / total for k, v in r.get("by_server", {}).items()}
     raw["latency_by_server"] = {k: {"p50": v["latency_ms"]["p50"], "p99": v["latency_ms"]["p99"]}
-                                for k, v in r.get("by_server", {}).items()}
+                                for k, v in r.get("by_server", {}).items() if "latency_ms" in v}
     cpu = r.get("cpu") or {}
     if "servers" in cpu and "postgres" in cpu:
         raw["server_cores"], raw["pg_cores"] = float(cpu["servers"]), float(cpu["postgres"])
