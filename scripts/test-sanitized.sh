@@ -9,8 +9,9 @@
 # Usage: scripts/test-sanitized.sh [BUILD_DIR [TSAN_BUILD_DIR]]    (default build-san and
 #        build-tsan; `make sanitize` builds both, which `make test` does)
 # SANITIZE_SKIP: integration tests left out of this pass, space-separated names without the
-#   extension.  Default "test_deploy test_lab test_lab_user test_dashboard test_scenario
-#   test_faults_lab": deployment files, the lab's scripts (as root and as a normal account),
+#   extension.  Default "test_deploy test_lab test_lab_user test_lab_sweep test_dashboard
+#   test_scenario test_faults_lab": deployment files, the lab's scripts (as root and as a normal
+#   account; make ceiling and make sweep),
 #   the dashboard page, the walkthrough and the lab's faults, whose C code paths the other
 #   tests already drive (a server's SIGTERM under load with connections open is
 #   test_sanitizers', here and under ThreadSanitizer; the graceful shutdown test_server_pool's).
@@ -29,7 +30,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build-san}
 tsan_build=${2:-build-tsan}
 tsan_tests=${TSAN_TESTS-test_sanitizers test_server_orders test_server_routes test_pool_workers test_pool_kills}
-skip=" ${SANITIZE_SKIP-test_deploy test_lab test_lab_user test_dashboard test_scenario test_faults_lab} "
+skip=" ${SANITIZE_SKIP-test_deploy test_lab test_lab_user test_lab_sweep test_dashboard test_scenario test_faults_lab} "
 
 if [[ ! -x $build/catalog-server ]] || ! grep -q __asan_init "$build/catalog-server"; then
 	echo "test-sanitized.sh: $build/catalog-server is not an ASan build; run make SANITIZER=address,undefined all" >&2
