@@ -19,6 +19,19 @@ uint64_t loop_clock_ms(void)
     return loop_clock_ns() / 1000000u;
 }
 
+struct timespec loop_deadline_after(clockid_t clock, uint64_t ms)
+{
+    struct timespec until;
+    clock_gettime(clock, &until);
+    until.tv_sec += (time_t)(ms / 1000);
+    until.tv_nsec += (long)(ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    return until;
+}
+
 int loop_init(loop_t *loop)
 {
     loop->epoll_fd = epoll_create1(EPOLL_CLOEXEC);

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 #include <sys/epoll.h>
+#include <time.h>
 
 typedef struct loop loop_t;
 typedef struct loop_io loop_io_t;
@@ -45,5 +46,9 @@ int loop_run_once(loop_t *loop, int timeout_ms);
 /* CLOCK_MONOTONIC now, in milliseconds and in nanoseconds. */
 uint64_t loop_clock_ms(void);
 uint64_t loop_clock_ns(void);
+
+/* The time ms milliseconds from now on clock, as the absolute deadline that
+ * pthread_cond_timedwait and pthread_timedjoin_np take.  Cannot fail. */
+struct timespec loop_deadline_after(clockid_t clock, uint64_t ms);
 
 #endif

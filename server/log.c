@@ -15,6 +15,7 @@
 
 #include "alloc.h"
 #include "format.h"
+#include "loop.h"
 
 /* The asynchronous mode: callers append whole lines to `fill` under `lock`; the writer thread
  * swaps it with its own buffer and writes that with no lock held.  A line that does not fit is
@@ -186,13 +187,7 @@ static void *log_writer(void *arg)
         if (async.fill_len == 0 && !async.dropped_unreported && !async.stopping) {
             /* Stay awake a little first: lines logged meanwhile need no wake-up, so a busy
              * server's callers never make a syscall to log. */
-            struct timespec until;
-            clock_gettime(CLOCK_REALTIME, &until);
-            until.tv_nsec += LOG_LINGER_MS * 1000000L;
-            if (until.tv_nsec >= 1000000000L) {
-                until.tv_sec++;
-                until.tv_nsec -= 1000000000L;
-            }
+            struct timespec until = loop_deadline_after(CLOCK_REALTIME, LOG_LINGER_MS);
             pthread_cond_timedwait(&async.wake, &async.lock, &until);
             async.writer_asleep = 1;
             while (async.fill_len == 0 && !async.dropped_unreported && !async.stopping)

@@ -14,6 +14,7 @@
 
 #include "alloc.h"
 #include "error.h"
+#include "loop.h"
 
 /* Addresses kept per name: libpq tries them in order. */
 #define RESOLVER_ADDRS_PER_NAME 8
@@ -216,14 +217,7 @@ void resolver_free(resolver_t *r)
 
 int resolver_wait_first(resolver_t *r, unsigned wait_ms)
 {
-    struct timespec until;
-    clock_gettime(CLOCK_MONOTONIC, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = loop_deadline_after(CLOCK_MONOTONIC, wait_ms);
     pthread_mutex_lock(&r->lock);
     while (r->lookups == 0)
         if (pthread_cond_timedwait(&r->cond, &r->lock, &until) != 0) break;

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "log.h"
+#include "loop.h"
 #include "pool.h"
 
 /* How often a database that lacks something is looked at again. */
@@ -249,14 +250,7 @@ void schema_check_stop(unsigned wait_ms)
     uint64_t one = 1;
     ssize_t w = write(check.wake_fd, &one, sizeof one);
     (void)w;
-    struct timespec until;
-    clock_gettime(CLOCK_REALTIME, &until);
-    until.tv_sec += wait_ms / 1000;
-    until.tv_nsec += (long)(wait_ms % 1000) * 1000000L;
-    if (until.tv_nsec >= 1000000000L) {
-        until.tv_sec++;
-        until.tv_nsec -= 1000000000L;
-    }
+    struct timespec until = loop_deadline_after(CLOCK_REALTIME, wait_ms);
     /* Joined, not merely seen to return: OpenSSL's thread-exit handler must be done too. */
     if (pthread_timedjoin_np(check.thread, NULL, &until) != 0) pthread_detach(check.thread);
 }
