@@ -22,11 +22,11 @@ const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {
     1, 5, 10, 25, 50, 100, 250, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000};
 
 /* Where a query is.  Other threads change q->state only under the pool lock and only while the
- * query is in the FIFO (WAITING -> HANDED, or WAITING -> REMOTE when another worker sends it
- * on a connection it drives) or on another worker's connection (REMOTE -> HANDED with its
+ * query is in the FIFO (WAITING -> HANDED, or WAITING -> FOREIGN when another worker sends it
+ * on a connection it drives) or on another worker's connection (FOREIGN -> HANDED with its
  * answer); every read of a state another thread may change takes the lock too. */
-enum query_state { Q_NEW, Q_WAITING, Q_HANDED, Q_CONNECTING, Q_RUNNING, Q_REMOTE, Q_DONE };
-enum conn_state { C_CONNECTING, C_IDLE, C_BUSY };
+enum query_state { Q_NEW, Q_WAITING, Q_HANDED, Q_CONNECTING, Q_RUNNING, Q_FOREIGN, Q_DONE };
+enum pool_conn_state { POOL_CONN_CONNECTING, POOL_CONN_IDLE, POOL_CONN_BUSY };
 enum cancel_state { K_NONE, K_CONNECTING, K_SENT };
 
 /* Connections idle for longer than this are checked for a pending error or EOF before use. */
@@ -39,8 +39,8 @@ enum cancel_state { K_NONE, K_CONNECTING, K_SENT };
 
 /* A statement sent on a connection, in the order the answers will come. */
 typedef struct entry {
-    pool_query_t *q; /* NULL once the caller cancelled it; under the pool lock when remote */
-    int remote;      /* q is another worker's: its answer goes to that worker's inbox */
+    pool_query_t *q; /* NULL once the caller cancelled it; under the pool lock when foreign */
+    int foreign;     /* q is another worker's: its answer goes to that worker's inbox */
     unsigned statement;
     int prepare;        /* its Prepare went out with it (first use on this connection) */
     int prepare_failed; /* that Prepare failed: prepare again next time */
@@ -53,10 +53,10 @@ typedef struct entry {
 
 struct pool_conn {
     pool_t *pool;
-    PGconn *pg;
+    PGconn *libpq;
     loop_io_t io;          /* registered in the using worker's loop while connecting or busy */
     pool_worker_t *worker; /* the worker using it (while connecting or busy) */
-    enum conn_state state;
+    enum pool_conn_state state;
     entry_t slot[POOL_MAX_PIPELINE_DEPTH]; /* ring of statements in flight */
     unsigned head, depth;
     unsigned handed;           /* queries handed over with it and not yet sent */
@@ -114,7 +114,7 @@ struct pool_worker {
     loop_io_t event_io;
     pool_query_t *inbox_head, *inbox_tail; /* handed-over queries; under pool->lock */
     pool_query_t *local_head, *local_tail; /* this worker's waiting queries, oldest first */
-    pool_query_t *remote_head;  /* its queries in flight on other workers' connections; under
+    pool_query_t *foreign_head; /* its queries in flight on other workers' connections; under
                                  * pool->lock */
     int take_wanted;            /* a cheap query waits: send it on a connection this worker
                                  * drives, if one can take it; under pool->lock */
@@ -129,10 +129,10 @@ struct pool_worker {
     uint64_t next_reap_ms;
 };
 
-static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q);
-static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q);
-static int pgconn_release(pool_worker_t *w, pool_conn_t *c);
-static int pgconn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events);
+static void pool_conn_start_connect(pool_worker_t *w, pool_query_t *q);
+static int pool_conn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q);
+static int pool_conn_release(pool_worker_t *w, pool_conn_t *c);
+static int pool_conn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events);
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
@@ -227,21 +227,21 @@ static pool_worker_t *inbox_push_locked(pool_query_t *q, pool_worker_t *current)
 
 /* The list of a worker's queries in flight on other workers' connections (links prev/next,
  * free once a query left the FIFO). */
-static void remote_add_locked(pool_query_t *q)
+static void foreign_add_locked(pool_query_t *q)
 {
     pool_worker_t *w = q->worker;
     q->prev = NULL;
-    q->next = w->remote_head;
-    if (w->remote_head) w->remote_head->prev = q;
-    w->remote_head = q;
+    q->next = w->foreign_head;
+    if (w->foreign_head) w->foreign_head->prev = q;
+    w->foreign_head = q;
 }
 
-static void remote_remove_locked(pool_query_t *q)
+static void foreign_remove_locked(pool_query_t *q)
 {
     if (q->prev)
         q->prev->next = q->next;
     else
-        q->worker->remote_head = q->next;
+        q->worker->foreign_head = q->next;
     if (q->next) q->next->prev = q->prev;
     q->prev = q->next = NULL;
 }
@@ -269,12 +269,12 @@ static void handoff_locked(pool_t *p, pool_query_t *q, pool_conn_t *conn, int er
 }
 
 /* q ran on a connection another worker drives: its answer (res, owned by q from now on, or
- * NULL) goes to q's worker, which calls back.  q leaves the list of its remote queries.
+ * NULL) goes to q's worker, which calls back.  q leaves the list of its foreign queries.
  * Returns the worker to wake (wake_worker, best after unlocking), or NULL. */
 static pool_worker_t *handoff_answer_locked(pool_query_t *q, PGresult *res, int error,
                                             pool_worker_t *current)
 {
-    remote_remove_locked(q);
+    foreign_remove_locked(q);
     q->entry = NULL;
     q->state = Q_HANDED;
     q->conn = NULL;
@@ -291,7 +291,7 @@ static void handoff_conn_locked(pool_t *p, pool_conn_t *c, pool_worker_t *curren
     pool_query_t *first = p->wait_head;
     pool_worker_t *to = first->worker;
     int cheap = p->config.pipeline_depth > 1 && !is_exclusive(p, first);
-    c->state = C_BUSY;
+    c->state = POOL_CONN_BUSY;
     c->handed = 1;
     handoff_locked(p, first, c, 0, current);
     unsigned scanned = 0;
@@ -420,27 +420,27 @@ static void flush_unlink(pool_conn_t *c)
  * epoll (the number may already belong to another descriptor of this loop).  Returns 1 when
  * libpq found the connection lost (CONNECTION_BAD): nothing more will arrive on it.  No system
  * call. */
-static int pgconn_check_lost(pool_conn_t *c)
+static int pool_conn_check_lost(pool_conn_t *c)
 {
-    if (c->io.fd >= 0 && (!c->pg || PQsocket(c->pg) != c->io.fd)) {
+    if (c->io.fd >= 0 && (!c->libpq || PQsocket(c->libpq) != c->io.fd)) {
         c->io.fd = -1;
         c->io.events = 0;
     }
-    return !c->pg || PQstatus(c->pg) == CONNECTION_BAD;
+    return !c->libpq || PQstatus(c->libpq) == CONNECTION_BAD;
 }
 
-static void pgconn_destroy(pool_worker_t *w, pool_conn_t *c)
+static void pool_conn_destroy(pool_worker_t *w, pool_conn_t *c)
 {
     flush_unlink(c);
-    pgconn_check_lost(c);
+    pool_conn_check_lost(c);
     if (w) loop_io_stop(w->loop, &c->io);
     active_remove(c);
     cancel_close(w, c);
     for (unsigned i = 0; i < c->depth; i++)
         if (entry_at(c, i)->result) PQclear(entry_at(c, i)->result);
     if (c->depth) in_flight_add(c->pool, -(int)c->depth);
-    if (c->pg) PQfinish(c->pg);
-    c->pg = NULL;
+    if (c->libpq) PQfinish(c->libpq);
+    c->libpq = NULL;
     if (w) {
         c->next = w->dead;
         w->dead = c;
@@ -459,10 +459,10 @@ static void worker_free_dead(pool_worker_t *w)
 }
 
 /* Closes c and gives its slot to the oldest waiter (who connects anew). */
-static void pgconn_close_slot(pool_worker_t *w, pool_conn_t *c)
+static void pool_conn_close_slot(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
-    pgconn_destroy(w, c);
+    pool_conn_destroy(w, c);
     pthread_mutex_lock(&p->lock);
     p->open--;
     give_slot_locked(p, w);
@@ -471,19 +471,19 @@ static void pgconn_close_slot(pool_worker_t *w, pool_conn_t *c)
 
 /* The database cannot be reached: every waiter fails fast, and new queries fail fast until
  * the back-off passes. */
-static void pgconn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *why)
+static void pool_conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *why)
 {
     pool_t *p = w->pool;
     pool_query_t *q = c->connect_for;
     char message[256];
-    const char *detail = c->pg ? PQerrorMessage(c->pg) : "";
+    const char *detail = c->libpq ? PQerrorMessage(c->libpq) : "";
     snprintf(message, sizeof message, "database unavailable: %s%s%.*s", why, *detail ? ": " : "",
              (int)strcspn(detail, "\n"), detail);
     log_warn("%s", message);
     /* The address may have changed (a failover, a container started again): look it up anew,
      * off the loops.  A lookup that has not finished is not asked twice. */
-    if (p->resolver && c->pg) resolver_refresh(p->resolver);
-    pgconn_destroy(w, c);
+    if (p->resolver && c->libpq) resolver_refresh(p->resolver);
+    pool_conn_destroy(w, c);
     pthread_mutex_lock(&p->lock);
     p->open--;
     p->connect_errors++;
@@ -497,12 +497,12 @@ static void pgconn_connect_failed(pool_worker_t *w, pool_conn_t *c, const char *
 
 /* Every statement of other workers in flight on c fails with error, answered in its own
  * worker's thread. */
-static void pgconn_fail_foreign(pool_worker_t *w, pool_conn_t *c, int error)
+static void pool_conn_fail_foreign(pool_worker_t *w, pool_conn_t *c, int error)
 {
     pthread_mutex_lock(&w->pool->lock);
     for (unsigned i = 0; i < c->depth; i++) {
         entry_t *e = entry_at(c, i);
-        pool_query_t *q = e->remote ? e->q : NULL;
+        pool_query_t *q = e->foreign ? e->q : NULL;
         if (!q) continue;
         e->q = NULL;
         pool_worker_t *wake = handoff_answer_locked(q, NULL, error, w);
@@ -513,17 +513,17 @@ static void pgconn_fail_foreign(pool_worker_t *w, pool_conn_t *c, int error)
 
 /* The connection broke with statements in flight: each fails with POOL_ERR_CONNECTION (it was
  * sent, so it may have run); the connection closes and its slot goes to the oldest waiter. */
-static void pgconn_broken(pool_worker_t *w, pool_conn_t *c)
+static void pool_conn_broken(pool_worker_t *w, pool_conn_t *c)
 {
     char message[256];
     snprintf(message, sizeof message, "database connection lost: %.*s",
-             (int)strcspn(PQerrorMessage(c->pg), "\n"), PQerrorMessage(c->pg));
+             (int)strcspn(PQerrorMessage(c->libpq), "\n"), PQerrorMessage(c->libpq));
     pool_query_t *lost[POOL_MAX_PIPELINE_DEPTH];
     unsigned n = 0;
     for (unsigned i = 0; i < c->depth; i++)
-        if (!entry_at(c, i)->remote && entry_at(c, i)->q) lost[n++] = entry_at(c, i)->q;
-    pgconn_fail_foreign(w, c, POOL_ERR_CONNECTION);
-    pgconn_close_slot(w, c);
+        if (!entry_at(c, i)->foreign && entry_at(c, i)->q) lost[n++] = entry_at(c, i)->q;
+    pool_conn_fail_foreign(w, c, POOL_ERR_CONNECTION);
+    pool_conn_close_slot(w, c);
     for (unsigned i = 0; i < n; i++)
         deliver(lost[i], NULL, POOL_ERR_CONNECTION, message);
 }
@@ -532,16 +532,16 @@ static void pgconn_broken(pool_worker_t *w, pool_conn_t *c)
  * newest statement is still in flight then: nothing of a segment leaves libpq's buffer before
  * its sync point (a segment is far below libpq's 64 kB flush threshold), so nothing of it can
  * have been answered. */
-static int pgconn_segment_open(const pool_t *p, pool_conn_t *c)
+static int pool_conn_segment_open(const pool_t *p, pool_conn_t *c)
 {
     return p->config.pipeline_depth > 0 && c->depth > 0 && !entry_at(c, c->depth - 1)->sync;
 }
 
 /* Sends a sync point (libpq 15 writes out what is buffered here: its PQpipelineSync flushes).
  * Returns 0, or -1 with c marked broken. */
-static int pgconn_put_sync(pool_t *p, pool_conn_t *c)
+static int pool_conn_put_sync(pool_t *p, pool_conn_t *c)
 {
-    if (!PQpipelineSync(c->pg)) {
+    if (!PQpipelineSync(c->libpq)) {
         c->broken = 1;
         return -1;
     }
@@ -552,15 +552,15 @@ static int pgconn_put_sync(pool_t *p, pool_conn_t *c)
 /* Ends c's open segment with a sync point: the statements queued since the last one run in one
  * implicit transaction and are answered in one write.  Returns 0, or -1 with c marked broken
  * (the read path reports it to the statements in flight). */
-static int pgconn_sync(pool_t *p, pool_conn_t *c)
+static int pool_conn_sync(pool_t *p, pool_conn_t *c)
 {
-    if (!pgconn_segment_open(p, c)) return 0;
-    if (pgconn_put_sync(p, c) < 0) return -1;
+    if (!pool_conn_segment_open(p, c)) return 0;
+    if (pool_conn_put_sync(p, c) < 0) return -1;
     entry_at(c, c->depth - 1)->sync = 1;
     return 0;
 }
 
-/* Queues q's statement on c (driven by w) behind whatever is in flight; pgconn_flush writes
+/* Queues q's statement on c (driven by w) behind whatever is in flight; pool_conn_flush writes
  * it out.  In pipeline mode a cheap statement (POOL_SHARED) joins the open segment, which the
  * worker ends with one sync point when it flushes (worker_flush); any other, and one sent again
  * (own_sync), has a segment of its own, so no statement that may wait on a lock or write shares
@@ -569,7 +569,7 @@ static int pgconn_sync(pool_t *p, pool_conn_t *c)
  * that worker.  Returns 0, or the error for q (POOL_ERR_NOT_SENT: nothing of it left the
  * process; POOL_ERR_CONNECTION: it may have); on error c is marked broken.  Never calls
  * back. */
-static int pgconn_queue(pool_worker_t *w, pool_conn_t *c, pool_query_t *q, int own_sync)
+static int pool_conn_queue(pool_worker_t *w, pool_conn_t *c, pool_query_t *q, int own_sync)
 {
     pool_t *p = w->pool;
     const pool_statement_t *st = &p->config.statements[q->statement];
@@ -577,26 +577,26 @@ static int pgconn_queue(pool_worker_t *w, pool_conn_t *c, pool_query_t *q, int o
     int prepare = !p->config.unnamed && !(c->prepared & bit);
     int pipeline = p->config.pipeline_depth > 0;
     int alone = pipeline && (own_sync || st->sharing != POOL_SHARED);
-    if (c->broken || PQstatus(c->pg) != CONNECTION_OK) {
+    if (c->broken || PQstatus(c->libpq) != CONNECTION_OK) {
         c->broken = 1;
         return POOL_ERR_NOT_SENT;
     }
-    if (alone && pgconn_sync(p, c) < 0) return POOL_ERR_NOT_SENT;
+    if (alone && pool_conn_sync(p, c) < 0) return POOL_ERR_NOT_SENT;
     if (p->config.unnamed) {
         /* Parse, Bind, Execute of the unnamed statement: nothing outlives the transaction. */
-        if (!PQsendQueryParams(c->pg, st->sql, q->param_count, NULL, q->params, NULL, NULL,
+        if (!PQsendQueryParams(c->libpq, st->sql, q->param_count, NULL, q->params, NULL, NULL,
                                q->binary_results ? 1 : 0))
             goto not_sent;
     } else {
         /* Protocol-level prepares: they also work behind PgBouncer 1.21+ in transaction
          * pooling (max_prepared_statements), where SQL PREPARE would not. */
-        if (prepare && !PQsendPrepare(c->pg, st->name, st->sql, 0, NULL)) goto not_sent;
+        if (prepare && !PQsendPrepare(c->libpq, st->name, st->sql, 0, NULL)) goto not_sent;
         if ((pipeline || !prepare) &&
-            !PQsendQueryPrepared(c->pg, st->name, q->param_count, q->params, NULL, NULL,
+            !PQsendQueryPrepared(c->libpq, st->name, q->param_count, q->params, NULL, NULL,
                                  q->binary_results ? 1 : 0))
             goto not_sent;
     }
-    if (alone && pgconn_put_sync(p, c) < 0) return POOL_ERR_CONNECTION;
+    if (alone && pool_conn_put_sync(p, c) < 0) return POOL_ERR_CONNECTION;
     if (prepare) c->prepared |= bit;
     entry_t *e = entry_at(c, c->depth);
     memset(e, 0, sizeof *e);
@@ -607,16 +607,16 @@ static int pgconn_queue(pool_worker_t *w, pool_conn_t *c, pool_query_t *q, int o
     e->prepare = prepare;
     e->step = prepare ? 0 : 1;
     e->sent_ms = w->loop->now_ms;
-    e->remote = q->worker != w;
+    e->foreign = q->worker != w;
     if (c->depth++) __atomic_add_fetch(&p->pipelined, 1, __ATOMIC_RELAXED);
     in_flight_add(p, 1);
     if (st->sharing == POOL_ALONE) c->exclusive = 1;
     c->closed_tail = st->sharing != POOL_SHARED;
     q->conn = c;
-    if (e->remote) {
-        q->state = Q_REMOTE;
+    if (e->foreign) {
+        q->state = Q_FOREIGN;
         q->entry = e;
-        remote_add_locked(q);
+        foreign_add_locked(q);
         __atomic_add_fetch(&p->foreign, 1, __ATOMIC_RELAXED);
     } else {
         q->state = Q_RUNNING;
@@ -631,10 +631,10 @@ not_sent:
 /* A write to c failed: c takes nothing more.  The read path, woken by the error, reports it to
  * the statements in flight; when no event can wake it (libpq closed the socket, or it cannot be
  * watched), c is lost and the worker's next tick reports it (pool_worker_tick). */
-static void pgconn_write_failed(pool_worker_t *w, pool_conn_t *c)
+static void pool_conn_write_failed(pool_worker_t *w, pool_conn_t *c)
 {
     c->broken = 1;
-    if (!pgconn_check_lost(c)) {
+    if (!pool_conn_check_lost(c)) {
         if (c->io.fd >= 0 && loop_io_modify(w->loop, &c->io, EPOLLIN | EPOLLOUT) == 0) return;
         log_warn("pool: cannot watch a database socket");
     }
@@ -643,20 +643,21 @@ static void pgconn_write_failed(pool_worker_t *w, pool_conn_t *c)
 }
 
 /* Writes out what is queued on c and watches it for the answers (and for writing, when the
- * socket is full).  On failure: pgconn_write_failed. */
-static void pgconn_write(pool_worker_t *w, pool_conn_t *c)
+ * socket is full).  On failure: pool_conn_write_failed. */
+static void pool_conn_write(pool_worker_t *w, pool_conn_t *c)
 {
-    int f = PQflush(c->pg);
-    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) pgconn_write_failed(w, c);
+    int f = PQflush(c->libpq);
+    if (f < 0 || pool_conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0)
+        pool_conn_write_failed(w, c);
 }
 
 /* What is queued on c goes out: in pipeline mode at the end of the worker's loop turn
  * (worker_flush), so the statements of every request that arrived in the same turn share one
  * segment, one sync point and one write; without, now. */
-static void pgconn_flush(pool_worker_t *w, pool_conn_t *c)
+static void pool_conn_flush(pool_worker_t *w, pool_conn_t *c)
 {
     if (w->pool->config.pipeline_depth == 0) {
-        pgconn_write(w, c);
+        pool_conn_write(w, c);
         return;
     }
     if (c->flush_in) return;
@@ -674,56 +675,56 @@ static void worker_flush(pool_worker_t *w)
         w->flush_head = c->flush_next;
         c->flush_next = NULL;
         c->flush_in = NULL;
-        if (pgconn_sync(w->pool, c) < 0) {
-            pgconn_write_failed(w, c);
+        if (pool_conn_sync(w->pool, c) < 0) {
+            pool_conn_write_failed(w, c);
             continue;
         }
-        pgconn_write(w, c);
+        pool_conn_write(w, c);
     }
 }
 
-/* Sends q (this worker's) on c, behind whatever is in flight: pgconn_queue, then
- * pgconn_flush. */
-static int pgconn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+/* Sends q (this worker's) on c, behind whatever is in flight: pool_conn_queue, then
+ * pool_conn_flush. */
+static int pool_conn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 {
-    int e = pgconn_queue(w, c, q, 0);
-    if (!e) pgconn_flush(w, c);
+    int e = pool_conn_queue(w, c, q, 0);
+    if (!e) pool_conn_flush(w, c);
     return e;
 }
 
 /* Can c take one more cheap statement now? */
-static int pgconn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
+static int pool_conn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
 {
-    return p->config.pipeline_depth > 1 && c->state == C_BUSY && !c->exclusive && !c->closed_tail &&
-           !c->broken && c->cancel_state == K_NONE && c->handed == 0 && c->depth > 0 &&
-           c->depth < p->config.pipeline_depth &&
+    return p->config.pipeline_depth > 1 && c->state == POOL_CONN_BUSY && !c->exclusive &&
+           !c->closed_tail && !c->broken && c->cancel_state == K_NONE && c->handed == 0 &&
+           c->depth > 0 && c->depth < p->config.pipeline_depth &&
            pool_elapsed_ms(now_ms, entry_at(c, 0)->sent_ms) < POOL_STALL_MS;
 }
 
 /* Runs q on c, which this worker holds.  On failure q is answered later (not sent: on a fresh
  * connection when c carries nothing else).  Returns 1 when q runs on c (c still held). */
-static int pgconn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
+static int pool_conn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 {
     c->worker = w;
-    c->state = C_BUSY;
+    c->state = POOL_CONN_BUSY;
     active_add(w, c);
-    int e = pgconn_send(w, c, q);
+    int e = pool_conn_send(w, c, q);
     if (!e) return 1;
     if (c->depth == 0 && c->handed == 0 && e == POOL_ERR_NOT_SENT) {
         /* Nothing reached the server: a fresh connection may run it.  Keep the slot. */
-        pgconn_destroy(w, c);
-        pgconn_start_connect(w, q);
+        pool_conn_destroy(w, c);
+        pool_conn_start_connect(w, q);
         return 0;
     }
     defer_error(w, q, e);
-    if (c->depth == 0 && c->handed == 0) pgconn_release(w, c);
+    if (c->depth == 0 && c->handed == 0) pool_conn_release(w, c);
     return 0;
 }
 
 /* Sends on c, which w drives, the oldest waiters of the FIFO while they are cheap and c has
  * room, whichever worker submitted them (another worker's answer goes back to its thread), in
  * FIFO order.  Returns how many were sent. */
-static unsigned pgconn_take_waiters(pool_worker_t *w, pool_conn_t *c)
+static unsigned pool_conn_take_waiters(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
     pool_query_t *own[POOL_MAX_PIPELINE_DEPTH];
@@ -738,7 +739,7 @@ static unsigned pgconn_take_waiters(pool_worker_t *w, pool_conn_t *c)
         q->state = Q_HANDED;
         if (q->worker == w) own[n_own++] = q;
         int last = is_last(p, q);
-        int e = pgconn_queue(w, c, q, 0);
+        int e = pool_conn_queue(w, c, q, 0);
         if (e) {
             handoff_locked(p, q, NULL, e, w); /* answered in its worker's next tick */
             break;
@@ -752,19 +753,19 @@ static unsigned pgconn_take_waiters(pool_worker_t *w, pool_conn_t *c)
     if (sent) {
         c->worker = w;
         active_add(w, c);
-        pgconn_flush(w, c);
+        pool_conn_flush(w, c);
     }
     return sent;
 }
 
 /* Sends waiters on c behind the statements in flight, when c may take more. */
-static void pgconn_top_up(pool_worker_t *w, pool_conn_t *c)
+static void pool_conn_top_up(pool_worker_t *w, pool_conn_t *c)
 {
     /* The count is a hint read without the lock: a waiter it misses wakes this worker
      * (take_wanted) or is taken at the next answer. */
     if (__atomic_load_n(&w->pool->waiting, __ATOMIC_RELAXED) &&
-        pgconn_can_join(w->pool, c, w->loop->now_ms))
-        pgconn_take_waiters(w, c);
+        pool_conn_can_join(w->pool, c, w->loop->now_ms))
+        pool_conn_take_waiters(w, c);
 }
 
 /* Returns a connection that carries nothing: it stays with w when the oldest waiter is cheap
@@ -772,18 +773,18 @@ static void pgconn_top_up(pool_worker_t *w, pool_conn_t *c)
  * connection to another thread would leave it idle until that thread wakes), else it goes
  * to the oldest waiter, to the idle stack, or (broken) closed.  Returns 1 when w still drives
  * c. */
-static int pgconn_release(pool_worker_t *w, pool_conn_t *c)
+static int pool_conn_release(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
     c->exclusive = 0;
     c->closed_tail = 0;
-    if (c->broken || PQstatus(c->pg) != CONNECTION_OK ||
-        PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
-        pgconn_close_slot(w, c);
+    if (c->broken || PQstatus(c->libpq) != CONNECTION_OK ||
+        PQtransactionStatus(c->libpq) != PQTRANS_IDLE) {
+        pool_conn_close_slot(w, c);
         return 0;
     }
     if (p->config.pipeline_depth > 0 && c->cancel_state == K_NONE && c->handed == 0 &&
-        __atomic_load_n(&p->waiting, __ATOMIC_RELAXED) && pgconn_take_waiters(w, c))
+        __atomic_load_n(&p->waiting, __ATOMIC_RELAXED) && pool_conn_take_waiters(w, c))
         return 1;
     /* A statement with a sync point of its own went out at once (libpq 15's PQpipelineSync
      * flushes) and may be answered within the turn that queued it: c can still be on w's list
@@ -796,7 +797,7 @@ static int pgconn_release(pool_worker_t *w, pool_conn_t *c)
     if (p->wait_head && !p->shutting_down) {
         handoff_conn_locked(p, c, w);
     } else {
-        c->state = C_IDLE;
+        c->state = POOL_CONN_IDLE;
         c->worker = NULL;
         c->idle_since_ms = w->loop->now_ms;
         c->next = p->idle;
@@ -826,24 +827,24 @@ static void keep_result(entry_t *e, PGresult *r)
  * now, 57P04 database dropped, 57P05 idle session timeout), any other FATAL or PANIC, a
  * connection exception (class 08), or an error of libpq's own (no SQLSTATE) on a connection it
  * found broken.  57014 (statement timeout, cancel) is an ERROR: the session goes on. */
-static int pgconn_error_ends_session(const pool_conn_t *c, const PGresult *res)
+static int pool_conn_error_ends_session(const pool_conn_t *c, const PGresult *res)
 {
     const char *state = pool_result_sqlstate(res);
     const char *severity = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
     if (severity && (strcmp(severity, "FATAL") == 0 || strcmp(severity, "PANIC") == 0)) return 1;
     if (strncmp(state, "08", 2) == 0) return 1;
     if (strncmp(state, "57P0", 4) == 0 && state[4] >= '1' && state[4] <= '5') return 1;
-    return *state == '\0' && PQstatus(c->pg) == CONNECTION_BAD;
+    return *state == '\0' && PQstatus(c->libpq) == CONNECTION_BAD;
 }
 
 /* The oldest statement on c was answered: take it off, decide c's fate, then call back (the
  * callback may submit again, possibly onto c).  A statement that an earlier one's error in its
  * segment aborted never ran: it is sent again, in a segment of its own, and answered then.
- * An error that ends the session (pgconn_error_ends_session) is a lost connection: the
+ * An error that ends the session (pool_conn_error_ends_session) is a lost connection: the
  * statement fails with POOL_ERR_CONNECTION, and c takes nothing more (nothing is resent onto
  * it: the statements aborted behind it fail with POOL_ERR_NOT_SENT).  Returns 0 while c stays
  * with this worker. */
-static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
+static int pool_conn_finish_head(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
     entry_t *head = entry_at(c, 0);
@@ -855,7 +856,7 @@ static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
     char lost[256];
     lost[0] = '\0';
     if (error == POOL_ERR_QUERY && s != PGRES_PIPELINE_ABORTED &&
-        pgconn_error_ends_session(c, result)) {
+        pool_conn_error_ends_session(c, result)) {
         const char *why = PQresultErrorMessage(result);
         snprintf(lost, sizeof lost, "%s: %.*s", pool_strerror(POOL_ERR_CONNECTION),
                  (int)strcspn(why, "\n"), why);
@@ -866,30 +867,30 @@ static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
     }
     if (head->prepare && (head->prepare_failed || !result))
         c->prepared &= ~((uint64_t)1 << head->statement);
-    int remote = head->remote;
+    int foreign = head->foreign;
     /* Another worker's query is read (and detached) under the lock: its worker cancels under
      * it. */
-    if (remote) pthread_mutex_lock(&p->lock);
+    if (foreign) pthread_mutex_lock(&p->lock);
     pool_query_t *q = head->q;
     head->q = NULL;
     c->head = (c->head + 1) % POOL_MAX_PIPELINE_DEPTH;
     c->depth--;
     in_flight_add(p, -1);
     if (q && s == PGRES_PIPELINE_ABORTED) {
-        if (remote) remote_remove_locked(q); /* pgconn_queue lists it again */
-        int e = pgconn_queue(w, c, q, 1);
+        if (foreign) foreign_remove_locked(q); /* pool_conn_queue lists it again */
+        int e = pool_conn_queue(w, c, q, 1);
         if (!e) {
             __atomic_add_fetch(&p->resent, 1, __ATOMIC_RELAXED);
-            pgconn_flush(w, c);
+            pool_conn_flush(w, c);
             q = NULL; /* answered once it has run */
         } else {
-            if (remote) remote_add_locked(q);
+            if (foreign) foreign_add_locked(q);
             error = e;
             PQclear(result);
             result = NULL;
         }
     }
-    if (remote) {
+    if (foreign) {
         /* Its answer goes to its worker's thread. */
         pool_worker_t *wake = NULL;
         if (q) {
@@ -906,11 +907,11 @@ static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
         c->closed_tail = 0;
         /* With a cancel on its way, c is released once PostgreSQL took it (cancel_done); a
          * cancel for a backend that is gone is pointless: c is released (closed) now. */
-        if (c->cancel_state != K_NONE && (c->broken || pgconn_check_lost(c))) cancel_close(w, c);
-        gone = c->cancel_state == K_NONE && !pgconn_release(w, c);
+        if (c->cancel_state != K_NONE && (c->broken || pool_conn_check_lost(c))) cancel_close(w, c);
+        gone = c->cancel_state == K_NONE && !pool_conn_release(w, c);
     }
     /* Room freed behind statements still in flight is filled once the read is done
-     * (pgconn_read), so the waiters go out in one write. */
+     * (pool_conn_read), so the waiters go out in one write. */
     if (q) {
         const char *msg = ok       ? ""
                           : result ? PQresultErrorMessage(result)
@@ -923,18 +924,18 @@ static int pgconn_finish_head(pool_worker_t *w, pool_conn_t *c)
 }
 
 /* Reads what arrived and answers every statement whose results are complete. */
-static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
+static void pool_conn_read(pool_worker_t *w, pool_conn_t *c)
 {
     int pipeline = w->pool->config.pipeline_depth > 0;
     __atomic_store_n(&w->last_answer_ms, w->loop->now_ms, __ATOMIC_RELAXED);
-    if (!PQconsumeInput(c->pg)) {
-        pgconn_broken(w, c);
+    if (!PQconsumeInput(c->libpq)) {
+        pool_conn_broken(w, c);
         return;
     }
     int nulls = 0;
-    while (c->depth > 0 && !PQisBusy(c->pg)) {
+    while (c->depth > 0 && !PQisBusy(c->libpq)) {
         entry_t *e = entry_at(c, 0);
-        PGresult *r = PQgetResult(c->pg);
+        PGresult *r = PQgetResult(c->libpq);
         if (!pipeline) {
             if (r) {
                 keep_result(e, r);
@@ -949,20 +950,20 @@ static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
                     e->result = NULL;
                     e->step = 1;
                     const pool_statement_t *st = &w->pool->config.statements[e->statement];
-                    if (!PQsendQueryPrepared(c->pg, st->name, e->q->param_count, e->q->params, NULL,
-                                             NULL, e->q->binary_results ? 1 : 0)) {
+                    if (!PQsendQueryPrepared(c->libpq, st->name, e->q->param_count, e->q->params,
+                                             NULL, NULL, e->q->binary_results ? 1 : 0)) {
                         /* Not sent: the connection closes (it was the only statement). */
                         pool_query_t *q = e->q;
                         e->q = NULL;
                         e->prepare = 0;
                         c->broken = 1;
-                        pgconn_finish_head(w, c);
+                        pool_conn_finish_head(w, c);
                         deliver(q, NULL, POOL_ERR_NOT_SENT, pool_strerror(POOL_ERR_NOT_SENT));
                         return;
                     }
-                    int f = PQflush(c->pg);
-                    if (f < 0 || pgconn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
-                        pgconn_broken(w, c);
+                    int f = PQflush(c->libpq);
+                    if (f < 0 || pool_conn_watch(w, c, EPOLLIN | (f ? EPOLLOUT : 0)) < 0) {
+                        pool_conn_broken(w, c);
                         return;
                     }
                     continue;
@@ -975,7 +976,7 @@ static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
                     e->prepare = 0;
                 }
             }
-            if (pgconn_finish_head(w, c)) return;
+            if (pool_conn_finish_head(w, c)) return;
             continue;
         }
         if (!r) {
@@ -983,7 +984,7 @@ static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
              * that ends it, at the sync point. */
             if (++e->commands_done >= (e->prepare ? 2 : 1) && !e->sync) {
                 nulls = 0;
-                if (pgconn_finish_head(w, c)) return;
+                if (pool_conn_finish_head(w, c)) return;
                 continue;
             }
             if (++nulls > 2) break; /* defensive: libpq said not busy but has nothing */
@@ -993,7 +994,7 @@ static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
         ExecStatusType s = PQresultStatus(r);
         if (s == PGRES_PIPELINE_SYNC) {
             PQclear(r);
-            if (pgconn_finish_head(w, c)) return;
+            if (pool_conn_finish_head(w, c)) return;
             continue;
         }
         if (e->prepare && e->commands_done == 0) {
@@ -1008,25 +1009,25 @@ static void pgconn_read(pool_worker_t *w, pool_conn_t *c)
         }
         keep_result(e, r);
     }
-    if (pgconn_check_lost(c)) {
+    if (pool_conn_check_lost(c)) {
         /* Nothing more will come: the statements in flight fail, a pending cancel is dropped,
          * the slot is freed.  (A connection handed over with queries belongs to their worker,
          * which finds it broken and replaces it.) */
         if (c->depth || c->handed == 0)
-            pgconn_broken(w, c);
+            pool_conn_broken(w, c);
         else
             c->broken = 1;
         return;
     }
-    if (c->depth > 0) pgconn_top_up(w, c); /* the room the answers freed, in one write */
+    if (c->depth > 0) pool_conn_top_up(w, c); /* the room the answers freed, in one write */
 }
 
-static void pgconn_connected(pool_worker_t *w, pool_conn_t *c)
+static void pool_conn_connected(pool_worker_t *w, pool_conn_t *c)
 {
     pool_t *p = w->pool;
-    PQsetnonblocking(c->pg, 1);
-    if (p->config.pipeline_depth > 0 && !PQenterPipelineMode(c->pg)) {
-        pgconn_connect_failed(w, c, "cannot enter pipeline mode");
+    PQsetnonblocking(c->libpq, 1);
+    if (p->config.pipeline_depth > 0 && !PQenterPipelineMode(c->libpq)) {
+        pool_conn_connect_failed(w, c, "cannot enter pipeline mode");
         return;
     }
     pthread_mutex_lock(&p->lock);
@@ -1035,58 +1036,58 @@ static void pgconn_connected(pool_worker_t *w, pool_conn_t *c)
     pthread_mutex_unlock(&p->lock);
     pool_query_t *q = c->connect_for;
     c->connect_for = NULL;
-    if (pgconn_watch(w, c, EPOLLIN) < 0) {
-        pgconn_connect_failed(w, c, "cannot watch socket");
+    if (pool_conn_watch(w, c, EPOLLIN) < 0) {
+        pool_conn_connect_failed(w, c, "cannot watch socket");
         return;
     }
-    c->state = C_BUSY;
+    c->state = POOL_CONN_BUSY;
     if (q) {
-        if (pgconn_run(w, c, q)) pgconn_top_up(w, c);
+        if (pool_conn_run(w, c, q)) pool_conn_top_up(w, c);
     } else {
-        pgconn_release(w, c); /* the query was cancelled while connecting */
+        pool_conn_release(w, c); /* the query was cancelled while connecting */
     }
 }
 
-static void pgconn_on_io(loop_io_t *io, uint32_t events)
+static void pool_conn_on_io(loop_io_t *io, uint32_t events)
 {
     pool_conn_t *c = io->user;
     pool_worker_t *w = c->worker;
-    if (c->state == C_CONNECTING) {
-        PostgresPollingStatusType st = PQconnectPoll(c->pg);
+    if (c->state == POOL_CONN_CONNECTING) {
+        PostgresPollingStatusType st = PQconnectPoll(c->libpq);
         if (st == PGRES_POLLING_FAILED) {
-            pgconn_connect_failed(w, c, "connect failed");
+            pool_conn_connect_failed(w, c, "connect failed");
             return;
         }
         if (st == PGRES_POLLING_OK) {
-            pgconn_connected(w, c);
+            pool_conn_connected(w, c);
             return;
         }
         /* The socket may change between attempts (several addresses), so watch afresh. */
         loop_io_stop(w->loop, &c->io);
-        if (pgconn_watch(w, c, st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT) < 0)
-            pgconn_connect_failed(w, c, "cannot watch socket");
+        if (pool_conn_watch(w, c, st == PGRES_POLLING_READING ? EPOLLIN : EPOLLOUT) < 0)
+            pool_conn_connect_failed(w, c, "cannot watch socket");
         return;
     }
     if (events & EPOLLOUT) {
-        int f = PQflush(c->pg);
+        int f = PQflush(c->libpq);
         if (f < 0) {
-            pgconn_read(w, c); /* reports the broken connection */
+            pool_conn_read(w, c); /* reports the broken connection */
             return;
         }
         if (f == 0) loop_io_modify(w->loop, &c->io, EPOLLIN);
     }
-    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) pgconn_read(w, c);
+    if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) pool_conn_read(w, c);
 }
 
-static int pgconn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events)
+static int pool_conn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events)
 {
-    int fd = PQsocket(c->pg);
+    int fd = PQsocket(c->libpq);
     if (fd < 0) return -1;
     if (c->io.fd >= 0) return loop_io_modify(w->loop, &c->io, events);
-    return loop_io_start(w->loop, &c->io, fd, events, pgconn_on_io, c);
+    return loop_io_start(w->loop, &c->io, fd, events, pool_conn_on_io, c);
 }
 
-static pool_conn_t *pgconn_new(pool_t *p)
+static pool_conn_t *pool_conn_new(pool_t *p)
 {
     pool_conn_t *c = xcalloc(1, sizeof *c);
     c->pool = p;
@@ -1099,12 +1100,12 @@ static pool_conn_t *pgconn_new(pool_t *p)
  * addresses of DB_HOST the resolver found (as hostaddr, beside host), so it never looks a name
  * up on this thread; while the resolver has none, the attempt fails at once (the database is
  * unavailable, with the reason). */
-static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q)
+static void pool_conn_start_connect(pool_worker_t *w, pool_query_t *q)
 {
     pool_t *p = w->pool;
-    pool_conn_t *c = pgconn_new(p);
+    pool_conn_t *c = pool_conn_new(p);
     c->worker = w;
-    c->state = C_CONNECTING;
+    c->state = POOL_CONN_CONNECTING;
     c->connect_for = q;
     c->deadline_ms = w->loop->now_ms + p->config.connect_timeout_ms;
     q->state = Q_CONNECTING;
@@ -1118,26 +1119,26 @@ static void pgconn_start_connect(pool_worker_t *w, pool_query_t *q)
         values[p->host_at] = host;
         values[p->addr_at] = hostaddr;
     }
-    c->pg = known ? PQconnectStartParams(p->keywords, values, 0) : NULL;
-    if (c->pg) pool_log_notices(c->pg);
+    c->libpq = known ? PQconnectStartParams(p->keywords, values, 0) : NULL;
+    if (c->libpq) pool_log_notices(c->libpq);
     active_add(w, c);
-    if (!c->pg || PQstatus(c->pg) == CONNECTION_BAD || pgconn_watch(w, c, EPOLLOUT) < 0) {
+    if (!c->libpq || PQstatus(c->libpq) == CONNECTION_BAD || pool_conn_watch(w, c, EPOLLOUT) < 0) {
         c->connect_for = NULL;
-        pgconn_connect_failed(w, c, why);
+        pool_conn_connect_failed(w, c, why);
         q->state = Q_NEW;
         defer_error(w, q, POOL_ERR_UNAVAILABLE);
     }
 }
 
 /* A connection idle for a while may have been closed by the server (restart, idle kill). */
-static int pgconn_is_stale(pool_conn_t *c, uint64_t now_ms)
+static int pool_conn_is_stale(pool_conn_t *c, uint64_t now_ms)
 {
     if (pool_elapsed_ms(now_ms, c->idle_since_ms) < POOL_STALE_CHECK_MS) return 0;
-    if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK) return 1;
+    if (!PQconsumeInput(c->libpq) || PQstatus(c->libpq) != CONNECTION_OK) return 1;
     /* A message on an idle connection is an error notice before a close. */
     char byte;
-    ssize_t n = recv(PQsocket(c->pg), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
-    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || PQisBusy(c->pg);
+    ssize_t n = recv(PQsocket(c->libpq), &byte, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) || PQisBusy(c->libpq);
 }
 
 /* ---- cancel requests -------------------------------------------------------------------- */
@@ -1158,7 +1159,7 @@ struct libpq_cancel_head {
 static void cancel_done(pool_worker_t *w, pool_conn_t *c)
 {
     cancel_close(w, c);
-    if (c->state == C_BUSY && c->depth == 0 && c->handed == 0) pgconn_release(w, c);
+    if (c->state == POOL_CONN_BUSY && c->depth == 0 && c->handed == 0) pool_conn_release(w, c);
 }
 
 static void cancel_on_io(loop_io_t *io, uint32_t events)
@@ -1172,7 +1173,7 @@ static void cancel_on_io(loop_io_t *io, uint32_t events)
             cancel_done(w, c);
             return;
         }
-        PGcancel *pc = PQgetCancel(c->pg);
+        PGcancel *pc = PQgetCancel(c->libpq);
         struct libpq_cancel_head h;
         if (!pc) {
             cancel_done(w, c);
@@ -1202,12 +1203,12 @@ static int cancel_start(pool_worker_t *w, pool_conn_t *c)
 {
     int version = PQlibVersion();
     if (version < 120000 || version >= 180000) return -1;
-    PGcancel *pc = PQgetCancel(c->pg);
+    PGcancel *pc = PQgetCancel(c->libpq);
     if (!pc) return -1;
     struct libpq_cancel_head h;
     memcpy(&h, pc, sizeof h);
     PQfreeCancel(pc);
-    if (h.be_pid == 0 || h.be_pid != PQbackendPID(c->pg) || h.raddr.addr_len == 0 ||
+    if (h.be_pid == 0 || h.be_pid != PQbackendPID(c->libpq) || h.raddr.addr_len == 0 ||
         h.raddr.addr_len > sizeof h.raddr.addr)
         return -1;
     int fd = socket(h.raddr.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -1296,7 +1297,7 @@ void pool_free(pool_t *p)
     while (p->idle) {
         pool_conn_t *c = p->idle;
         p->idle = c->next;
-        pgconn_destroy(NULL, c);
+        pool_conn_destroy(NULL, c);
     }
     for (int i = 0; i < 6; i++)
         free(p->strings[i]);
@@ -1338,14 +1339,14 @@ void pool_worker_free(pool_worker_t *w)
      * still run is cancelled first (blocking is fine on the way out). */
     while (w->active) {
         pool_conn_t *c = w->active;
-        if (c->state == C_BUSY && c->depth > 0) {
-            PGcancel *pc = PQgetCancel(c->pg);
+        if (c->state == POOL_CONN_BUSY && c->depth > 0) {
+            PGcancel *pc = PQgetCancel(c->libpq);
             char err[128];
             if (pc) PQcancel(pc, err, sizeof err);
             PQfreeCancel(pc);
         }
-        pgconn_fail_foreign(w, c, POOL_ERR_CONNECTION);
-        pgconn_destroy(w, c);
+        pool_conn_fail_foreign(w, c, POOL_ERR_CONNECTION);
+        pool_conn_destroy(w, c);
         pthread_mutex_lock(&w->pool->lock);
         w->pool->open--;
         pthread_mutex_unlock(&w->pool->lock);
@@ -1378,7 +1379,7 @@ static void worker_drain_inbox(pool_worker_t *w)
     /* Another worker queued a cheap query: the connections this worker drives may take it. */
     for (pool_conn_t *c = take ? w->active : NULL, *next; c; c = next) {
         next = c->active_next;
-        if (c->state == C_BUSY) pgconn_top_up(w, c);
+        if (c->state == POOL_CONN_BUSY) pool_conn_top_up(w, c);
     }
     while (q) {
         pool_query_t *next = q->inbox_next;
@@ -1400,9 +1401,9 @@ static void worker_drain_inbox(pool_worker_t *w)
         } else if (q->conn) {
             pool_conn_t *c = q->conn;
             c->handed--;
-            pgconn_run(w, c, q);
+            pool_conn_run(w, c, q);
         } else {
-            pgconn_start_connect(w, q);
+            pool_conn_start_connect(w, q);
         }
         q = next;
     }
@@ -1416,8 +1417,8 @@ static void worker_fail_running(pool_worker_t *w)
 {
     /* Its statements on other workers' connections. */
     pthread_mutex_lock(&w->pool->lock);
-    pool_query_t *remote = w->remote_head;
-    for (pool_query_t *q = remote; q; q = q->next) {
+    pool_query_t *foreign = w->foreign_head;
+    for (pool_query_t *q = foreign; q; q = q->next) {
         ((entry_t *)q->entry)->q = NULL;
         q->entry = NULL;
         q->conn = NULL;
@@ -1425,9 +1426,9 @@ static void worker_fail_running(pool_worker_t *w)
         q->handed_done = 1; /* answered below: a pool_cancel meanwhile has nothing to undo */
         q->handed_error = POOL_ERR_CONNECTION;
     }
-    w->remote_head = NULL;
+    w->foreign_head = NULL;
     pthread_mutex_unlock(&w->pool->lock);
-    for (pool_query_t *q = remote, *next; q; q = next) {
+    for (pool_query_t *q = foreign, *next; q; q = next) {
         next = q->next;
         q->prev = q->next = NULL;
         q->handed_done = 0;
@@ -1440,9 +1441,9 @@ static void worker_fail_running(pool_worker_t *w)
         pool_query_t *q = c->connect_for;
         c->connect_for = NULL;
         if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
-        pgconn_fail_foreign(w, c, POOL_ERR_CONNECTION);
+        pool_conn_fail_foreign(w, c, POOL_ERR_CONNECTION);
         for (unsigned i = 0; i < c->depth; i++) {
-            if (entry_at(c, i)->remote) continue;
+            if (entry_at(c, i)->foreign) continue;
             q = entry_at(c, i)->q;
             entry_at(c, i)->q = NULL;
             if (q)
@@ -1477,12 +1478,12 @@ int pool_worker_tick(pool_worker_t *w)
         local_remove(w, q);
         if (waiting) deliver(q, NULL, POOL_ERR_TIMEOUT, "timed out waiting for a connection");
     }
-    /* Connections lost where no event reports it (pgconn_check_lost): reported here.  Each
+    /* Connections lost where no event reports it (pool_conn_check_lost): reported here.  Each
      * report calls back, which may change the list: the scan starts again after one. */
     w->lost_pending = 0;
     for (pool_conn_t *c = w->active; c;) {
-        if (c->state == C_BUSY && c->handed == 0 && (c->lost || pgconn_check_lost(c))) {
-            pgconn_broken(w, c);
+        if (c->state == POOL_CONN_BUSY && c->handed == 0 && (c->lost || pool_conn_check_lost(c))) {
+            pool_conn_broken(w, c);
             c = w->active;
             continue;
         }
@@ -1491,8 +1492,8 @@ int pool_worker_tick(pool_worker_t *w)
     /* Connect and cancel deadlines. */
     for (pool_conn_t *c = w->active, *next; c; c = next) {
         next = c->active_next;
-        if (c->state == C_CONNECTING && now >= c->deadline_ms) {
-            pgconn_connect_failed(w, c, "connect timed out");
+        if (c->state == POOL_CONN_CONNECTING && now >= c->deadline_ms) {
+            pool_conn_connect_failed(w, c, "connect timed out");
             continue;
         }
         if (c->cancel_state != K_NONE && now >= c->cancel_deadline_ms) cancel_done(w, c);
@@ -1524,7 +1525,7 @@ int pool_worker_tick(pool_worker_t *w)
         while (expired) {
             pool_conn_t *c = expired;
             expired = c->next;
-            pgconn_destroy(NULL, c);
+            pool_conn_destroy(NULL, c);
         }
     }
     worker_flush(w); /* last: everything this turn queued goes out */
@@ -1547,8 +1548,8 @@ static pool_conn_t *worker_pick_pipeline(pool_worker_t *w, pool_query_t *q, int 
     if (open_only && !shares) return NULL;
     pool_conn_t *best = NULL;
     for (pool_conn_t *c = w->active; c; c = c->active_next) {
-        if (!pgconn_can_join(p, c, w->loop->now_ms)) continue;
-        if (shares && pgconn_segment_open(p, c)) return c;
+        if (!pool_conn_can_join(p, c, w->loop->now_ms)) continue;
+        if (shares && pool_conn_segment_open(p, c)) return c;
         if (!open_only && (!best || c->depth < best->depth)) best = c;
     }
     return best;
@@ -1560,7 +1561,7 @@ static void run_joined_locked(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 {
     record_wait_locked(w->pool, 0);
     pthread_mutex_unlock(&w->pool->lock);
-    pgconn_run(w, c, q);
+    pool_conn_run(w, c, q);
 }
 
 int pool_submit(pool_worker_t *w, pool_query_t *q)
@@ -1593,15 +1594,15 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
         pool_conn_t *c = p->idle;
         p->idle = c->next;
         p->idle_count--;
-        c->state = C_BUSY;
+        c->state = POOL_CONN_BUSY;
         record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
-        if (!pgconn_is_stale(c, now)) {
-            pgconn_run(w, c, q);
+        if (!pool_conn_is_stale(c, now)) {
+            pool_conn_run(w, c, q);
             return 0;
         }
-        pgconn_destroy(NULL, c); /* the slot stays counted: reconnect with it */
-        pgconn_start_connect(w, q);
+        pool_conn_destroy(NULL, c); /* the slot stays counted: reconnect with it */
+        pool_conn_start_connect(w, q);
         return 0;
     }
     int may_open = p->open < p->config.max_connections;
@@ -1610,7 +1611,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
         p->open++;
         record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
-        pgconn_start_connect(w, q);
+        pool_conn_start_connect(w, q);
         return 0;
     }
     /* Behind the statements in flight on a connection this worker uses, unless others wait
@@ -1671,11 +1672,11 @@ void pool_cancel(pool_query_t *q)
     int state = q->state;
     if (state == Q_WAITING) {
         fifo_remove_locked(p, q);
-    } else if (state == Q_REMOTE) {
+    } else if (state == Q_FOREIGN) {
         /* On another worker's connection, among others' statements: detached only. */
         ((entry_t *)q->entry)->q = NULL;
         q->entry = NULL;
-        remote_remove_locked(q);
+        foreign_remove_locked(q);
     } else if (state == Q_HANDED) {
         /* Take it out of the inbox and give back what it was handed. */
         pool_query_t **pp = &w->inbox_head, *prev = NULL;
@@ -1700,20 +1701,20 @@ void pool_cancel(pool_query_t *q)
     }
     pthread_mutex_unlock(&p->lock);
     if (answer) PQclear(answer);
-    if (state == Q_WAITING || state == Q_HANDED || state == Q_REMOTE) local_remove(w, q);
+    if (state == Q_WAITING || state == Q_HANDED || state == Q_FOREIGN) local_remove(w, q);
     if (give_back) {
         give_back->worker = w;
-        pgconn_release(w, give_back);
+        pool_conn_release(w, give_back);
     }
     pool_conn_t *c = q->conn;
     if (state == Q_CONNECTING && c) c->connect_for = NULL; /* it goes to the pool once open */
     if (state == Q_RUNNING && c) {
         for (unsigned i = 0; i < c->depth; i++)
-            if (!entry_at(c, i)->remote && entry_at(c, i)->q == q) entry_at(c, i)->q = NULL;
+            if (!entry_at(c, i)->foreign && entry_at(c, i)->q == q) entry_at(c, i)->q = NULL;
         /* Alone on its connection, the statement is the backend's only work: cancel it there.
          * Behind or before others, a cancel could hit another request's statement. */
         if (c->depth == 1 && c->cancel_state == K_NONE && !c->broken &&
-            PQstatus(c->pg) == CONNECTION_OK && cancel_start(w, c) < 0)
+            PQstatus(c->libpq) == CONNECTION_OK && cancel_start(w, c) < 0)
             log_warn("cannot send a cancel request; the abandoned statement runs to its end");
     }
     q->state = Q_DONE;
