@@ -1,7 +1,6 @@
 /* pool.c: a PostgreSQL connection pool on libpq's asynchronous API, shared by worker threads. */
 #include "pool.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -16,6 +15,7 @@
 #include "error.h"
 #include "log.h"
 #include "pgnotice.h"
+#include "pool_cancel.h"
 #include "resolver.h"
 
 const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {
@@ -27,7 +27,6 @@ const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {
  * answer); every read of a state another thread may change takes the lock too. */
 enum query_state { Q_NEW, Q_WAITING, Q_HANDED, Q_CONNECTING, Q_RUNNING, Q_FOREIGN, Q_DONE };
 enum pool_conn_state { POOL_CONN_CONNECTING, POOL_CONN_IDLE, POOL_CONN_BUSY };
-enum cancel_state { K_NONE, K_CONNECTING, K_SENT };
 
 /* Connections idle for longer than this are checked for a pending error or EOF before use. */
 #define POOL_STALE_CHECK_MS 250
@@ -73,10 +72,7 @@ struct pool_conn {
     pool_conn_t *next;         /* idle stack link */
     pool_worker_t *listed_in;  /* the worker whose active list holds it, or NULL */
     pool_conn_t *active_prev, *active_next; /* that list: connecting or busy */
-    /* a cancel request for a statement whose client left */
-    enum cancel_state cancel_state;
-    loop_io_t cancel_io;
-    uint64_t cancel_deadline_ms;
+    pool_cancel_req_t cancel;               /* for a statement whose client left */
 };
 
 struct pool {
@@ -133,18 +129,13 @@ static void pool_conn_start_connect(pool_worker_t *w, pool_query_t *q);
 static int pool_conn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q);
 static int pool_conn_release(pool_worker_t *w, pool_conn_t *c);
 static int pool_conn_watch(pool_worker_t *w, pool_conn_t *c, uint32_t events);
+static void cancel_on_done(pool_cancel_req_t *req);
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
 uint64_t pool_elapsed_ms(uint64_t now_ms, uint64_t then_ms)
 {
     return now_ms > then_ms ? now_ms - then_ms : 0;
-}
-
-void pool_cancel_packet(unsigned char out[16], uint32_t backend_pid, uint32_t cancel_key)
-{
-    uint32_t words[4] = {htonl(16), htonl(80877102), htonl(backend_pid), htonl(cancel_key)};
-    memcpy(out, words, sizeof words);
 }
 
 static char *dup_or_null(const char *s)
@@ -391,13 +382,7 @@ static void active_remove(pool_conn_t *c)
 
 static void cancel_close(pool_worker_t *w, pool_conn_t *c)
 {
-    if (c->cancel_io.fd >= 0) {
-        int fd = c->cancel_io.fd;
-        if (w) loop_io_stop(w->loop, &c->cancel_io);
-        close(fd);
-        c->cancel_io.fd = -1;
-    }
-    c->cancel_state = K_NONE;
+    pool_cancel_req_close(&c->cancel, w ? w->loop : NULL);
 }
 
 /* Takes c off its worker's list of connections to flush. */
@@ -696,7 +681,7 @@ static int pool_conn_send(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 static int pool_conn_can_join(const pool_t *p, pool_conn_t *c, uint64_t now_ms)
 {
     return p->config.pipeline_depth > 1 && c->state == POOL_CONN_BUSY && !c->exclusive &&
-           !c->closed_tail && !c->broken && c->cancel_state == K_NONE && c->handed == 0 &&
+           !c->closed_tail && !c->broken && c->cancel.state == POOL_CANCEL_NONE && c->handed == 0 &&
            c->depth > 0 && c->depth < p->config.pipeline_depth &&
            pool_elapsed_ms(now_ms, entry_at(c, 0)->sent_ms) < POOL_STALL_MS;
 }
@@ -783,7 +768,7 @@ static int pool_conn_release(pool_worker_t *w, pool_conn_t *c)
         pool_conn_close_slot(w, c);
         return 0;
     }
-    if (p->config.pipeline_depth > 0 && c->cancel_state == K_NONE && c->handed == 0 &&
+    if (p->config.pipeline_depth > 0 && c->cancel.state == POOL_CANCEL_NONE && c->handed == 0 &&
         __atomic_load_n(&p->waiting, __ATOMIC_RELAXED) && pool_conn_take_waiters(w, c))
         return 1;
     /* A statement with a sync point of its own went out at once (libpq 15's PQpipelineSync
@@ -907,8 +892,9 @@ static int pool_conn_finish_head(pool_worker_t *w, pool_conn_t *c)
         c->closed_tail = 0;
         /* With a cancel on its way, c is released once PostgreSQL took it (cancel_done); a
          * cancel for a backend that is gone is pointless: c is released (closed) now. */
-        if (c->cancel_state != K_NONE && (c->broken || pool_conn_check_lost(c))) cancel_close(w, c);
-        gone = c->cancel_state == K_NONE && !pool_conn_release(w, c);
+        if (c->cancel.state != POOL_CANCEL_NONE && (c->broken || pool_conn_check_lost(c)))
+            cancel_close(w, c);
+        gone = c->cancel.state == POOL_CANCEL_NONE && !pool_conn_release(w, c);
     }
     /* Room freed behind statements still in flight is filled once the read is done
      * (pool_conn_read), so the waiters go out in one write. */
@@ -1092,7 +1078,7 @@ static pool_conn_t *pool_conn_new(pool_t *p)
     pool_conn_t *c = xcalloc(1, sizeof *c);
     c->pool = p;
     c->io.fd = -1;
-    c->cancel_io.fd = -1;
+    pool_cancel_req_init(&c->cancel, cancel_on_done, c);
     return c;
 }
 
@@ -1143,87 +1129,25 @@ static int pool_conn_is_stale(pool_conn_t *c, uint64_t now_ms)
 
 /* ---- cancel requests -------------------------------------------------------------------- */
 
-/* The start of libpq's PGcancel (struct pg_cancel in libpq-int.h, the same from PostgreSQL 12
- * to 17): the server address and the backend's key.  libpq 15 offers only PQcancel, which
- * blocks, so the request is written here on a non-blocking socket; the layout is trusted only
- * when the pid in it is the connection's own. */
-struct libpq_cancel_head {
-    struct {
-        struct sockaddr_storage addr;
-        socklen_t addr_len;
-    } raddr; /* libpq's SockAddr, padded as a struct of its own */
-    int be_pid;
-    int be_key;
-};
-
+/* The cancel request is over: c is released once nothing else holds it. */
 static void cancel_done(pool_worker_t *w, pool_conn_t *c)
 {
     cancel_close(w, c);
     if (c->state == POOL_CONN_BUSY && c->depth == 0 && c->handed == 0) pool_conn_release(w, c);
 }
 
-static void cancel_on_io(loop_io_t *io, uint32_t events)
+static void cancel_on_done(pool_cancel_req_t *req)
 {
-    pool_conn_t *c = io->user;
-    pool_worker_t *w = c->worker;
-    if (c->cancel_state == K_CONNECTING) {
-        int err = 0;
-        socklen_t len = sizeof err;
-        if (getsockopt(io->fd, SOL_SOCKET, SO_ERROR, &err, &len) < 0 || err) {
-            cancel_done(w, c);
-            return;
-        }
-        PGcancel *pc = PQgetCancel(c->libpq);
-        struct libpq_cancel_head h;
-        if (!pc) {
-            cancel_done(w, c);
-            return;
-        }
-        memcpy(&h, pc, sizeof h);
-        PQfreeCancel(pc);
-        unsigned char packet[16];
-        pool_cancel_packet(packet, (uint32_t)h.be_pid, (uint32_t)h.be_key);
-        if (send(io->fd, packet, sizeof packet, MSG_NOSIGNAL) != (ssize_t)sizeof packet) {
-            cancel_done(w, c);
-            return;
-        }
-        c->cancel_state = K_SENT;
-        loop_io_modify(w->loop, io, EPOLLIN);
-        return;
-    }
-    /* PostgreSQL closes the request's connection once the backend has been signalled. */
-    char byte[64];
-    ssize_t n = recv(io->fd, byte, sizeof byte, 0);
-    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR))) return;
-    cancel_done(w, c);
+    pool_conn_t *c = req->user;
+    cancel_done(c->worker, c);
 }
 
 /* Asks PostgreSQL to cancel what c's backend runs.  Returns 0 when the request is on its way. */
 static int cancel_start(pool_worker_t *w, pool_conn_t *c)
 {
-    int version = PQlibVersion();
-    if (version < 120000 || version >= 180000) return -1;
-    PGcancel *pc = PQgetCancel(c->libpq);
-    if (!pc) return -1;
-    struct libpq_cancel_head h;
-    memcpy(&h, pc, sizeof h);
-    PQfreeCancel(pc);
-    if (h.be_pid == 0 || h.be_pid != PQbackendPID(c->libpq) || h.raddr.addr_len == 0 ||
-        h.raddr.addr_len > sizeof h.raddr.addr)
+    if (pool_cancel_req_start(&c->cancel, w->loop, c->libpq, w->pool->config.connect_timeout_ms) <
+        0)
         return -1;
-    int fd = socket(h.raddr.addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) return -1;
-    if (connect(fd, (const struct sockaddr *)&h.raddr.addr, h.raddr.addr_len) < 0 &&
-        errno != EINPROGRESS) {
-        close(fd);
-        return -1;
-    }
-    if (loop_io_start(w->loop, &c->cancel_io, fd, EPOLLOUT, cancel_on_io, c) < 0) {
-        close(fd);
-        return -1;
-    }
-    c->cancel_state = K_CONNECTING;
-    c->cancel_deadline_ms = w->loop->now_ms + w->pool->config.connect_timeout_ms;
     __atomic_add_fetch(&w->pool->cancels, 1, __ATOMIC_RELAXED);
     return 0;
 }
@@ -1496,7 +1420,7 @@ int pool_worker_tick(pool_worker_t *w)
             pool_conn_connect_failed(w, c, "connect timed out");
             continue;
         }
-        if (c->cancel_state != K_NONE && now >= c->cancel_deadline_ms) cancel_done(w, c);
+        if (c->cancel.state != POOL_CANCEL_NONE && now >= c->cancel.deadline_ms) cancel_done(w, c);
     }
     pthread_mutex_lock(&p->lock);
     int shutting_down = p->shutting_down;
@@ -1713,7 +1637,7 @@ void pool_cancel(pool_query_t *q)
             if (!entry_at(c, i)->foreign && entry_at(c, i)->q == q) entry_at(c, i)->q = NULL;
         /* Alone on its connection, the statement is the backend's only work: cancel it there.
          * Behind or before others, a cancel could hit another request's statement. */
-        if (c->depth == 1 && c->cancel_state == K_NONE && !c->broken &&
+        if (c->depth == 1 && c->cancel.state == POOL_CANCEL_NONE && !c->broken &&
             PQstatus(c->libpq) == CONNECTION_OK && cancel_start(w, c) < 0)
             log_warn("cannot send a cancel request; the abandoned statement runs to its end");
     }
