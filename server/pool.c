@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -16,16 +15,12 @@
 #include "log.h"
 #include "pgnotice.h"
 #include "pool_cancel.h"
+#include "pool_queue.h"
 #include "resolver.h"
 
 const double POOL_WAIT_BUCKETS_MS[POOL_WAIT_BUCKETS] = {
     1, 5, 10, 25, 50, 100, 250, 500, 1000, 1500, 2000, 2500, 3000, 4000, 5000};
 
-/* Where a query is.  Other threads change q->state only under the pool lock and only while the
- * query is in the FIFO (WAITING -> HANDED, or WAITING -> FOREIGN when another worker sends it
- * on a connection it drives) or on another worker's connection (FOREIGN -> HANDED with its
- * answer); every read of a state another thread may change takes the lock too. */
-enum query_state { Q_NEW, Q_WAITING, Q_HANDED, Q_CONNECTING, Q_RUNNING, Q_FOREIGN, Q_DONE };
 enum pool_conn_state { POOL_CONN_CONNECTING, POOL_CONN_IDLE, POOL_CONN_BUSY };
 
 /* Connections idle for longer than this are checked for a pending error or EOF before use. */
@@ -75,56 +70,6 @@ struct pool_conn {
     pool_cancel_req_t cancel;               /* for a statement whose client left */
 };
 
-struct pool {
-    pthread_mutex_t lock;
-    pool_config_t config; /* numbers; strings below are owned copies */
-    char *strings[6];     /* host, port, dbname, user, password, application_name */
-    const char *keywords[10];
-    const char *values[10];
-    resolver_t *resolver; /* DB_HOST's addresses, or NULL when libpq needs no lookup */
-    int host_at, addr_at; /* where the host and hostaddr values go in values */
-    char options[128];    /* libpq "options": session settings every connection starts with */
-    /* below: under lock */
-    pool_conn_t *idle; /* stack of idle connections, most recently used on top */
-    unsigned idle_count;
-    unsigned open;                       /* connections open or being opened */
-    pool_query_t *wait_head, *wait_tail; /* FIFO of queries waiting for a connection */
-    unsigned waiting;         /* written under the lock, also read without it (atomic) as a hint */
-    int failing;              /* the last connect attempt failed */
-    uint64_t last_failure_ms; /* when */
-    int shutting_down;
-    pool_worker_t *workers; /* every worker, to ask the others to take a new waiter */
-    uint64_t acquire_timeouts, connect_errors, connections_opened;
-    uint64_t wait_bucket[POOL_WAIT_BUCKETS + 1];
-    uint64_t wait_count;
-    double wait_sum_ms;
-    /* atomics (relaxed), written by the workers without the lock */
-    unsigned in_flight;
-    uint64_t pipelined, cancels, foreign, statements, syncs, resent;
-};
-
-struct pool_worker {
-    pool_t *pool;
-    loop_t *loop;
-    int event_fd; /* other threads wake this worker through it */
-    loop_io_t event_io;
-    pool_query_t *inbox_head, *inbox_tail; /* handed-over queries; under pool->lock */
-    pool_query_t *local_head, *local_tail; /* this worker's waiting queries, oldest first */
-    pool_query_t *foreign_head; /* its queries in flight on other workers' connections; under
-                                 * pool->lock */
-    int take_wanted;            /* a cheap query waits: send it on a connection this worker
-                                 * drives, if one can take it; under pool->lock */
-    pool_worker_t *next_worker; /* in pool->workers; under pool->lock */
-    uint64_t last_answer_ms;    /* when it last read answers (atomic: others read it) */
-    int inbox_pending;   /* the inbox or take_wanted may hold work (atomic; set under the lock) */
-    pool_conn_t *active; /* connections this worker is using (connecting or busy) */
-    pool_conn_t *dead;   /* closed during this loop turn; freed by the next tick (an event for
-                          * them may still be in the loop's batch) */
-    pool_conn_t *flush_head; /* connections with statements queued this loop turn */
-    int lost_pending;        /* a connection was found lost: the next tick comes at once */
-    uint64_t next_reap_ms;
-};
-
 static void pool_conn_start_connect(pool_worker_t *w, pool_query_t *q);
 static int pool_conn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q);
 static int pool_conn_release(pool_worker_t *w, pool_conn_t *c);
@@ -141,185 +86,6 @@ uint64_t pool_elapsed_ms(uint64_t now_ms, uint64_t then_ms)
 static char *dup_or_null(const char *s)
 {
     return s ? xstrdup(s) : NULL;
-}
-
-static int is_exclusive(const pool_t *p, const pool_query_t *q)
-{
-    return p->config.statements[q->statement].sharing == POOL_ALONE;
-}
-
-/* Nothing may be queued behind q's statement. */
-static int is_last(const pool_t *p, const pool_query_t *q)
-{
-    return p->config.statements[q->statement].sharing != POOL_SHARED;
-}
-
-static void record_wait_locked(pool_t *p, uint64_t wait_ms)
-{
-    for (int i = 0; i < POOL_WAIT_BUCKETS; i++)
-        if ((double)wait_ms <= POOL_WAIT_BUCKETS_MS[i]) p->wait_bucket[i]++;
-    p->wait_bucket[POOL_WAIT_BUCKETS]++;
-    p->wait_count++;
-    p->wait_sum_ms += (double)wait_ms;
-}
-
-static void fifo_remove_locked(pool_t *p, pool_query_t *q)
-{
-    if (q->prev)
-        q->prev->next = q->next;
-    else
-        p->wait_head = q->next;
-    if (q->next)
-        q->next->prev = q->prev;
-    else
-        p->wait_tail = q->prev;
-    q->prev = q->next = NULL;
-    __atomic_store_n(&p->waiting, p->waiting - 1, __ATOMIC_RELAXED);
-}
-
-static void local_remove(pool_worker_t *w, pool_query_t *q)
-{
-    if (q->local_prev)
-        q->local_prev->local_next = q->local_next;
-    else if (w->local_head == q)
-        w->local_head = q->local_next;
-    else
-        return; /* not in the list */
-    if (q->local_next)
-        q->local_next->local_prev = q->local_prev;
-    else
-        w->local_tail = q->local_prev;
-    q->local_prev = q->local_next = NULL;
-}
-
-static void wake_worker(pool_worker_t *w)
-{
-    uint64_t one = 1;
-    ssize_t n = write(w->event_fd, &one, sizeof one);
-    (void)n; /* EAGAIN means the counter is already non-zero: the worker will wake anyway */
-}
-
-/* Puts q in its worker's inbox; the worker takes it in pool_worker_tick.  Only the first
- * query into an empty inbox needs to wake the worker (it drains the whole inbox at once):
- * returns the worker to wake, or NULL. */
-static pool_worker_t *inbox_push_locked(pool_query_t *q, pool_worker_t *current)
-{
-    pool_worker_t *w = q->worker;
-    int was_empty = w->inbox_head == NULL;
-    q->inbox_next = NULL;
-    if (w->inbox_tail)
-        w->inbox_tail->inbox_next = q;
-    else
-        w->inbox_head = q;
-    w->inbox_tail = q;
-    __atomic_store_n(&w->inbox_pending, 1, __ATOMIC_RELEASE);
-    return w != current && was_empty ? w : NULL;
-}
-
-/* The list of a worker's queries in flight on other workers' connections (links prev/next,
- * free once a query left the FIFO). */
-static void foreign_add_locked(pool_query_t *q)
-{
-    pool_worker_t *w = q->worker;
-    q->prev = NULL;
-    q->next = w->foreign_head;
-    if (w->foreign_head) w->foreign_head->prev = q;
-    w->foreign_head = q;
-}
-
-static void foreign_remove_locked(pool_query_t *q)
-{
-    if (q->prev)
-        q->prev->next = q->next;
-    else
-        q->worker->foreign_head = q->next;
-    if (q->next) q->next->prev = q->prev;
-    q->prev = q->next = NULL;
-}
-
-/* Hands q over to its worker with a connection (conn), a reserved slot to connect with
- * (conn NULL, error 0), or an error.  The worker finishes the job in pool_worker_tick. */
-static void handoff_locked(pool_t *p, pool_query_t *q, pool_conn_t *conn, int error,
-                           pool_worker_t *current)
-{
-    if (q->state == Q_WAITING) {
-        fifo_remove_locked(p, q);
-        if (!error) {
-            /* Loops refresh their clocks at different moments: never count a negative wait. */
-            uint64_t now = current ? current->loop->now_ms : loop_clock_ms();
-            record_wait_locked(p, pool_elapsed_ms(now, q->submit_ms));
-        }
-    }
-    q->state = Q_HANDED;
-    q->conn = conn;
-    q->handed_error = error;
-    q->handed_done = 0;
-    q->handed_result = NULL;
-    pool_worker_t *wake = inbox_push_locked(q, current);
-    if (wake) wake_worker(wake);
-}
-
-/* q ran on a connection another worker drives: its answer (res, owned by q from now on, or
- * NULL) goes to q's worker, which calls back.  q leaves the list of its foreign queries.
- * Returns the worker to wake (wake_worker, best after unlocking), or NULL. */
-static pool_worker_t *handoff_answer_locked(pool_query_t *q, PGresult *res, int error,
-                                            pool_worker_t *current)
-{
-    foreign_remove_locked(q);
-    q->entry = NULL;
-    q->state = Q_HANDED;
-    q->conn = NULL;
-    q->handed_error = error;
-    q->handed_result = res;
-    q->handed_done = 1;
-    return inbox_push_locked(q, current);
-}
-
-/* Gives connection c to the oldest waiter, with up to depth - 1 further cheap waiters of the
- * same worker when the oldest is cheap too (they could not use c before it drains anyway). */
-static void handoff_conn_locked(pool_t *p, pool_conn_t *c, pool_worker_t *current)
-{
-    pool_query_t *first = p->wait_head;
-    pool_worker_t *to = first->worker;
-    int cheap = p->config.pipeline_depth > 1 && !is_exclusive(p, first);
-    c->state = POOL_CONN_BUSY;
-    c->handed = 1;
-    handoff_locked(p, first, c, 0, current);
-    unsigned scanned = 0;
-    for (pool_query_t *q = p->wait_head, *next;
-         cheap && q && c->handed < p->config.pipeline_depth &&
-         scanned < 4 * p->config.pipeline_depth;
-         q = next, scanned++) {
-        next = q->next;
-        if (q->worker == to && !is_exclusive(p, q)) {
-            c->handed++;
-            handoff_locked(p, q, c, 0, current);
-        }
-    }
-}
-
-/* A connection slot came free (a connection closed): the oldest waiter may open a new one. */
-static void give_slot_locked(pool_t *p, pool_worker_t *current)
-{
-    if (p->wait_head && !p->shutting_down) {
-        p->open++;
-        handoff_locked(p, p->wait_head, NULL, 0, current);
-    }
-}
-
-static void deliver(pool_query_t *q, PGresult *res, int error, const char *message)
-{
-    q->state = Q_DONE;
-    q->conn = NULL;
-    if (q->fn) q->fn(q, res, error, message);
-}
-
-/* Fails q later, from the worker's tick, so a submit never calls back synchronously. */
-static void defer_error(pool_worker_t *w, pool_query_t *q, int error)
-{
-    pthread_mutex_lock(&w->pool->lock);
-    handoff_locked(w->pool, q, NULL, error, w);
-    pthread_mutex_unlock(&w->pool->lock);
 }
 
 const char *pool_strerror(enum pool_error error)
@@ -450,7 +216,7 @@ static void pool_conn_close_slot(pool_worker_t *w, pool_conn_t *c)
     pool_conn_destroy(w, c);
     pthread_mutex_lock(&p->lock);
     p->open--;
-    give_slot_locked(p, w);
+    pool_queue_give_slot_locked(p, w);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -475,9 +241,9 @@ static void pool_conn_connect_failed(pool_worker_t *w, pool_conn_t *c, const cha
     p->failing = 1;
     p->last_failure_ms = w->loop->now_ms;
     while (p->wait_head)
-        handoff_locked(p, p->wait_head, NULL, POOL_ERR_UNAVAILABLE, w);
+        pool_queue_hand_locked(p, p->wait_head, NULL, POOL_ERR_UNAVAILABLE, w);
     pthread_mutex_unlock(&p->lock);
-    if (q) deliver(q, NULL, POOL_ERR_UNAVAILABLE, message);
+    if (q) pool_queue_deliver(q, NULL, POOL_ERR_UNAVAILABLE, message);
 }
 
 /* Every statement of other workers in flight on c fails with error, answered in its own
@@ -490,8 +256,8 @@ static void pool_conn_fail_foreign(pool_worker_t *w, pool_conn_t *c, int error)
         pool_query_t *q = e->foreign ? e->q : NULL;
         if (!q) continue;
         e->q = NULL;
-        pool_worker_t *wake = handoff_answer_locked(q, NULL, error, w);
-        if (wake) wake_worker(wake);
+        pool_worker_t *wake = pool_queue_hand_answer_locked(q, NULL, error, w);
+        if (wake) pool_queue_wake(wake);
     }
     pthread_mutex_unlock(&w->pool->lock);
 }
@@ -510,7 +276,7 @@ static void pool_conn_broken(pool_worker_t *w, pool_conn_t *c)
     pool_conn_fail_foreign(w, c, POOL_ERR_CONNECTION);
     pool_conn_close_slot(w, c);
     for (unsigned i = 0; i < n; i++)
-        deliver(lost[i], NULL, POOL_ERR_CONNECTION, message);
+        pool_queue_deliver(lost[i], NULL, POOL_ERR_CONNECTION, message);
 }
 
 /* Pipeline mode: c has an open segment, statements queued since its last sync point.  Its
@@ -599,12 +365,12 @@ static int pool_conn_queue(pool_worker_t *w, pool_conn_t *c, pool_query_t *q, in
     c->closed_tail = st->sharing != POOL_SHARED;
     q->conn = c;
     if (e->foreign) {
-        q->state = Q_FOREIGN;
+        q->state = POOL_QUERY_FOREIGN;
         q->entry = e;
-        foreign_add_locked(q);
+        pool_queue_foreign_add_locked(q);
         __atomic_add_fetch(&p->foreign, 1, __ATOMIC_RELAXED);
     } else {
-        q->state = Q_RUNNING;
+        q->state = POOL_QUERY_RUNNING;
     }
     return 0;
 not_sent:
@@ -701,7 +467,7 @@ static int pool_conn_run(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
         pool_conn_start_connect(w, q);
         return 0;
     }
-    defer_error(w, q, e);
+    pool_queue_defer_error(w, q, e);
     if (c->depth == 0 && c->handed == 0) pool_conn_release(w, c);
     return 0;
 }
@@ -716,17 +482,17 @@ static unsigned pool_conn_take_waiters(pool_worker_t *w, pool_conn_t *c)
     unsigned n_own = 0, sent = 0;
     /* p->wait_head is read under the lock only: other workers change it (ThreadSanitizer). */
     pthread_mutex_lock(&p->lock);
-    while (p->wait_head && !is_exclusive(p, p->wait_head) && !c->broken &&
+    while (p->wait_head && !pool_queue_is_alone(p, p->wait_head) && !c->broken &&
            c->depth < p->config.pipeline_depth && !p->shutting_down) {
         pool_query_t *q = p->wait_head;
-        fifo_remove_locked(p, q);
-        record_wait_locked(p, pool_elapsed_ms(w->loop->now_ms, q->submit_ms));
-        q->state = Q_HANDED;
+        pool_queue_remove_locked(p, q);
+        pool_queue_record_wait_locked(p, pool_elapsed_ms(w->loop->now_ms, q->submit_ms));
+        q->state = POOL_QUERY_HANDED;
         if (q->worker == w) own[n_own++] = q;
-        int last = is_last(p, q);
+        int last = pool_queue_is_last(p, q);
         int e = pool_conn_queue(w, c, q, 0);
         if (e) {
-            handoff_locked(p, q, NULL, e, w); /* answered in its worker's next tick */
+            pool_queue_hand_locked(p, q, NULL, e, w); /* answered in its worker's next tick */
             break;
         }
         sent++;
@@ -734,7 +500,7 @@ static unsigned pool_conn_take_waiters(pool_worker_t *w, pool_conn_t *c)
     }
     pthread_mutex_unlock(&p->lock);
     for (unsigned i = 0; i < n_own; i++)
-        local_remove(w, own[i]);
+        pool_queue_local_remove(w, own[i]);
     if (sent) {
         c->worker = w;
         active_add(w, c);
@@ -780,7 +546,8 @@ static int pool_conn_release(pool_worker_t *w, pool_conn_t *c)
     active_remove(c);
     pthread_mutex_lock(&p->lock);
     if (p->wait_head && !p->shutting_down) {
-        handoff_conn_locked(p, c, w);
+        c->state = POOL_CONN_BUSY;
+        c->handed = pool_queue_hand_conn_locked(p, c, w);
     } else {
         c->state = POOL_CONN_IDLE;
         c->worker = NULL;
@@ -862,14 +629,14 @@ static int pool_conn_finish_head(pool_worker_t *w, pool_conn_t *c)
     c->depth--;
     in_flight_add(p, -1);
     if (q && s == PGRES_PIPELINE_ABORTED) {
-        if (foreign) foreign_remove_locked(q); /* pool_conn_queue lists it again */
+        if (foreign) pool_queue_foreign_remove_locked(q); /* pool_conn_queue lists it again */
         int e = pool_conn_queue(w, c, q, 1);
         if (!e) {
             __atomic_add_fetch(&p->resent, 1, __ATOMIC_RELAXED);
             pool_conn_flush(w, c);
             q = NULL; /* answered once it has run */
         } else {
-            if (foreign) foreign_add_locked(q);
+            if (foreign) pool_queue_foreign_add_locked(q);
             error = e;
             PQclear(result);
             result = NULL;
@@ -879,12 +646,12 @@ static int pool_conn_finish_head(pool_worker_t *w, pool_conn_t *c)
         /* Its answer goes to its worker's thread. */
         pool_worker_t *wake = NULL;
         if (q) {
-            wake = handoff_answer_locked(q, result, error, w);
+            wake = pool_queue_hand_answer_locked(q, result, error, w);
             result = NULL;
             q = NULL;
         }
         pthread_mutex_unlock(&p->lock);
-        if (wake) wake_worker(wake); /* no system call under the lock */
+        if (wake) pool_queue_wake(wake); /* no system call under the lock */
     }
     int gone = 0;
     if (c->depth == 0) {
@@ -903,7 +670,7 @@ static int pool_conn_finish_head(pool_worker_t *w, pool_conn_t *c)
                           : result ? PQresultErrorMessage(result)
                           : *lost  ? lost
                                    : pool_strerror(error);
-        deliver(q, result, error, msg);
+        pool_queue_deliver(q, result, error, msg);
     }
     if (result) PQclear(result);
     return gone;
@@ -944,7 +711,8 @@ static void pool_conn_read(pool_worker_t *w, pool_conn_t *c)
                         e->prepare = 0;
                         c->broken = 1;
                         pool_conn_finish_head(w, c);
-                        deliver(q, NULL, POOL_ERR_NOT_SENT, pool_strerror(POOL_ERR_NOT_SENT));
+                        pool_queue_deliver(q, NULL, POOL_ERR_NOT_SENT,
+                                           pool_strerror(POOL_ERR_NOT_SENT));
                         return;
                     }
                     int f = PQflush(c->libpq);
@@ -1094,7 +862,7 @@ static void pool_conn_start_connect(pool_worker_t *w, pool_query_t *q)
     c->state = POOL_CONN_CONNECTING;
     c->connect_for = q;
     c->deadline_ms = w->loop->now_ms + p->config.connect_timeout_ms;
-    q->state = Q_CONNECTING;
+    q->state = POOL_QUERY_CONNECTING;
     q->conn = c;
     const char *values[10];
     char host[RESOLVER_LIST_MAX], hostaddr[RESOLVER_LIST_MAX], why[256] = "connect failed";
@@ -1111,8 +879,8 @@ static void pool_conn_start_connect(pool_worker_t *w, pool_query_t *q)
     if (!c->libpq || PQstatus(c->libpq) == CONNECTION_BAD || pool_conn_watch(w, c, EPOLLOUT) < 0) {
         c->connect_for = NULL;
         pool_conn_connect_failed(w, c, why);
-        q->state = Q_NEW;
-        defer_error(w, q, POOL_ERR_UNAVAILABLE);
+        q->state = POOL_QUERY_NEW;
+        pool_queue_defer_error(w, q, POOL_ERR_UNAVAILABLE);
     }
 }
 
@@ -1210,7 +978,7 @@ void pool_shutdown(pool_t *p)
     pthread_mutex_lock(&p->lock);
     p->shutting_down = 1;
     while (p->wait_head)
-        handoff_locked(p, p->wait_head, NULL, POOL_ERR_SHUTDOWN, NULL);
+        pool_queue_hand_locked(p, p->wait_head, NULL, POOL_ERR_SHUTDOWN, NULL);
     pthread_mutex_unlock(&p->lock);
 }
 
@@ -1229,30 +997,15 @@ void pool_free(pool_t *p)
     free(p);
 }
 
-static void worker_on_event(loop_io_t *io, uint32_t events)
-{
-    uint64_t count;
-    ssize_t n = read(io->fd, &count, sizeof count);
-    (void)n; /* the inbox itself is drained by pool_worker_tick */
-}
-
 pool_worker_t *pool_worker_new(pool_t *p, loop_t *loop)
 {
     pool_worker_t *w = xcalloc(1, sizeof *w);
     w->pool = p;
     w->loop = loop;
-    w->event_io.fd = -1;
-    w->event_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-    if (w->event_fd < 0 ||
-        loop_io_start(loop, &w->event_io, w->event_fd, EPOLLIN, worker_on_event, w) < 0) {
-        if (w->event_fd >= 0) close(w->event_fd);
+    if (pool_queue_worker_start(w) < 0) {
         free(w);
         return NULL;
     }
-    pthread_mutex_lock(&p->lock);
-    w->next_worker = p->workers;
-    p->workers = w;
-    pthread_mutex_unlock(&p->lock);
     return w;
 }
 
@@ -1276,30 +1029,14 @@ void pool_worker_free(pool_worker_t *w)
         pthread_mutex_unlock(&w->pool->lock);
     }
     worker_free_dead(w);
-    pthread_mutex_lock(&w->pool->lock);
-    for (pool_worker_t **pp = &w->pool->workers; *pp; pp = &(*pp)->next_worker)
-        if (*pp == w) {
-            *pp = w->next_worker;
-            break;
-        }
-    pthread_mutex_unlock(&w->pool->lock);
-    loop_io_stop(w->loop, &w->event_io);
-    close(w->event_fd);
+    pool_queue_worker_stop(w);
     free(w);
 }
 
 static void worker_drain_inbox(pool_worker_t *w)
 {
-    pool_t *p = w->pool;
-    /* Set under the lock before the pusher's wake-up: nothing to do when clear (no lock). */
-    if (!__atomic_load_n(&w->inbox_pending, __ATOMIC_ACQUIRE)) return;
-    pthread_mutex_lock(&p->lock);
-    __atomic_store_n(&w->inbox_pending, 0, __ATOMIC_RELAXED);
-    pool_query_t *q = w->inbox_head;
-    w->inbox_head = w->inbox_tail = NULL;
-    int take = w->take_wanted;
-    w->take_wanted = 0;
-    pthread_mutex_unlock(&p->lock);
+    int take;
+    pool_query_t *q = pool_queue_take_inbox(w, &take);
     /* Another worker queued a cheap query: the connections this worker drives may take it. */
     for (pool_conn_t *c = take ? w->active : NULL, *next; c; c = next) {
         next = c->active_next;
@@ -1308,7 +1045,7 @@ static void worker_drain_inbox(pool_worker_t *w)
     while (q) {
         pool_query_t *next = q->inbox_next;
         q->inbox_next = NULL;
-        local_remove(w, q);
+        pool_queue_local_remove(w, q);
         if (q->handed_done) {
             /* Answered on another worker's connection. */
             PGresult *res = q->handed_result;
@@ -1316,12 +1053,13 @@ static void worker_drain_inbox(pool_worker_t *w)
             q->handed_result = NULL;
             q->handed_done = 0;
             q->handed_error = 0;
-            deliver(q, res, e, e == POOL_ERR_QUERY ? PQresultErrorMessage(res) : pool_strerror(e));
+            pool_queue_deliver(q, res, e,
+                               e == POOL_ERR_QUERY ? PQresultErrorMessage(res) : pool_strerror(e));
             if (res) PQclear(res);
         } else if (q->handed_error) {
             int e = q->handed_error;
             q->handed_error = 0;
-            deliver(q, NULL, e, pool_strerror(e));
+            pool_queue_deliver(q, NULL, e, pool_strerror(e));
         } else if (q->conn) {
             pool_conn_t *c = q->conn;
             c->handed--;
@@ -1346,7 +1084,7 @@ static void worker_fail_running(pool_worker_t *w)
         ((entry_t *)q->entry)->q = NULL;
         q->entry = NULL;
         q->conn = NULL;
-        q->state = Q_HANDED;
+        q->state = POOL_QUERY_HANDED;
         q->handed_done = 1; /* answered below: a pool_cancel meanwhile has nothing to undo */
         q->handed_error = POOL_ERR_CONNECTION;
     }
@@ -1357,22 +1095,23 @@ static void worker_fail_running(pool_worker_t *w)
         q->prev = q->next = NULL;
         q->handed_done = 0;
         q->handed_error = 0;
-        local_remove(w, q);
-        deliver(q, NULL, POOL_ERR_CONNECTION,
-                "server shutting down with the statement in flight: outcome unknown");
+        pool_queue_local_remove(w, q);
+        pool_queue_deliver(q, NULL, POOL_ERR_CONNECTION,
+                           "server shutting down with the statement in flight: outcome unknown");
     }
     for (pool_conn_t *c = w->active; c; c = c->active_next) {
         pool_query_t *q = c->connect_for;
         c->connect_for = NULL;
-        if (q) deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
+        if (q) pool_queue_deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
         pool_conn_fail_foreign(w, c, POOL_ERR_CONNECTION);
         for (unsigned i = 0; i < c->depth; i++) {
             if (entry_at(c, i)->foreign) continue;
             q = entry_at(c, i)->q;
             entry_at(c, i)->q = NULL;
             if (q)
-                deliver(q, NULL, POOL_ERR_CONNECTION,
-                        "server shutting down with the statement in flight: outcome unknown");
+                pool_queue_deliver(
+                    q, NULL, POOL_ERR_CONNECTION,
+                    "server shutting down with the statement in flight: outcome unknown");
         }
     }
 }
@@ -1388,20 +1127,7 @@ int pool_worker_tick(pool_worker_t *w)
     uint64_t now = w->loop->now_ms;
     worker_free_dead(w);
     worker_drain_inbox(w);
-    /* Acquire timeouts: the local list is in submit order, so stop at the first young one. */
-    while (w->local_head &&
-           pool_elapsed_ms(now, w->local_head->submit_ms) >= p->config.acquire_timeout_ms) {
-        pool_query_t *q = w->local_head;
-        pthread_mutex_lock(&p->lock);
-        int waiting = q->state == Q_WAITING;
-        if (waiting) {
-            fifo_remove_locked(p, q);
-            p->acquire_timeouts++;
-        }
-        pthread_mutex_unlock(&p->lock);
-        local_remove(w, q);
-        if (waiting) deliver(q, NULL, POOL_ERR_TIMEOUT, "timed out waiting for a connection");
-    }
+    pool_queue_expire(w, now);
     /* Connections lost where no event reports it (pool_conn_check_lost): reported here.  Each
      * report calls back, which may change the list: the scan starts again after one. */
     w->lost_pending = 0;
@@ -1467,8 +1193,8 @@ int pool_worker_tick(pool_worker_t *w)
 static pool_conn_t *worker_pick_pipeline(pool_worker_t *w, pool_query_t *q, int open_only)
 {
     pool_t *p = w->pool;
-    if (p->config.pipeline_depth < 2 || is_exclusive(p, q)) return NULL;
-    int shares = !is_last(p, q); /* a write has a segment of its own */
+    if (p->config.pipeline_depth < 2 || pool_queue_is_alone(p, q)) return NULL;
+    int shares = !pool_queue_is_last(p, q); /* a write has a segment of its own */
     if (open_only && !shares) return NULL;
     pool_conn_t *best = NULL;
     for (pool_conn_t *c = w->active; c; c = c->active_next) {
@@ -1483,7 +1209,7 @@ static pool_conn_t *worker_pick_pipeline(pool_worker_t *w, pool_query_t *q, int 
  * which this releases. */
 static void run_joined_locked(pool_worker_t *w, pool_conn_t *c, pool_query_t *q)
 {
-    record_wait_locked(w->pool, 0);
+    pool_queue_record_wait_locked(w->pool, 0);
     pthread_mutex_unlock(&w->pool->lock);
     pool_conn_run(w, c, q);
 }
@@ -1495,7 +1221,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
     q->worker = w;
     q->submit_ms = now;
     q->conn = NULL;
-    q->state = Q_NEW;
+    q->state = POOL_QUERY_NEW;
     q->handed_error = 0;
     q->handed_done = 0;
     q->handed_result = NULL;
@@ -1519,7 +1245,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
         p->idle = c->next;
         p->idle_count--;
         c->state = POOL_CONN_BUSY;
-        record_wait_locked(p, 0);
+        pool_queue_record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
         if (!pool_conn_is_stale(c, now)) {
             pool_conn_run(w, c, q);
@@ -1533,7 +1259,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
     int backing_off = p->failing && now - p->last_failure_ms < p->config.retry_backoff_ms;
     if (may_open && !backing_off) {
         p->open++;
-        record_wait_locked(p, 0);
+        pool_queue_record_wait_locked(p, 0);
         pthread_mutex_unlock(&p->lock);
         pool_conn_start_connect(w, q);
         return 0;
@@ -1549,39 +1275,7 @@ int pool_submit(pool_worker_t *w, pool_query_t *q)
         pthread_mutex_unlock(&p->lock);
         return POOL_ERR_UNAVAILABLE;
     }
-    q->state = Q_WAITING;
-    q->prev = p->wait_tail;
-    if (p->wait_tail)
-        p->wait_tail->next = q;
-    else
-        p->wait_head = q;
-    p->wait_tail = q;
-    __atomic_store_n(&p->waiting, p->waiting + 1, __ATOMIC_RELAXED);
-    /* The first cheap waiter: the other workers' connections may take it now rather than at
-     * their next answer, which a worker that read answers within the last millisecond will
-     * soon have (one wake per worker until it has looked). */
-    pool_worker_t *wake[8];
-    unsigned n_wake = 0;
-    if (p->wait_head == q && p->config.pipeline_depth > 1 && !is_exclusive(p, q))
-        for (pool_worker_t *o = p->workers; o; o = o->next_worker)
-            if (o != w && !o->take_wanted &&
-                pool_elapsed_ms(now, __atomic_load_n(&o->last_answer_ms, __ATOMIC_RELAXED)) >= 1) {
-                o->take_wanted = 1;
-                __atomic_store_n(&o->inbox_pending, 1, __ATOMIC_RELEASE);
-                if (n_wake < sizeof wake / sizeof wake[0])
-                    wake[n_wake++] = o;
-                else
-                    wake_worker(o);
-            }
-    pthread_mutex_unlock(&p->lock);
-    for (unsigned i = 0; i < n_wake; i++)
-        wake_worker(wake[i]); /* workers are freed only once all have stopped */
-    q->local_prev = w->local_tail;
-    if (w->local_tail)
-        w->local_tail->local_next = q;
-    else
-        w->local_head = q;
-    w->local_tail = q;
+    pool_queue_wait_unlock(w, q, now);
     return 0;
 }
 
@@ -1594,45 +1288,39 @@ void pool_cancel(pool_query_t *q)
     PGresult *answer = NULL;
     pthread_mutex_lock(&p->lock);
     int state = q->state;
-    if (state == Q_WAITING) {
-        fifo_remove_locked(p, q);
-    } else if (state == Q_FOREIGN) {
+    if (state == POOL_QUERY_WAITING) {
+        pool_queue_remove_locked(p, q);
+    } else if (state == POOL_QUERY_FOREIGN) {
         /* On another worker's connection, among others' statements: detached only. */
         ((entry_t *)q->entry)->q = NULL;
         q->entry = NULL;
-        foreign_remove_locked(q);
-    } else if (state == Q_HANDED) {
+        pool_queue_foreign_remove_locked(q);
+    } else if (state == POOL_QUERY_HANDED) {
         /* Take it out of the inbox and give back what it was handed. */
-        pool_query_t **pp = &w->inbox_head, *prev = NULL;
-        while (*pp && *pp != q) {
-            prev = *pp;
-            pp = &(*pp)->inbox_next;
-        }
-        if (*pp) {
-            *pp = q->inbox_next;
-            if (w->inbox_tail == q) w->inbox_tail = prev;
-        }
+        pool_queue_inbox_remove_locked(w, q);
         if (q->handed_done) {
             answer = q->handed_result;
             q->handed_result = NULL;
             q->handed_done = 0;
         } else if (!q->handed_error && !q->conn) {
             p->open--;
-            give_slot_locked(p, w);
+            pool_queue_give_slot_locked(p, w);
         } else if (!q->handed_error && q->conn && --q->conn->handed == 0 && q->conn->depth == 0) {
             give_back = q->conn;
         }
     }
     pthread_mutex_unlock(&p->lock);
     if (answer) PQclear(answer);
-    if (state == Q_WAITING || state == Q_HANDED || state == Q_FOREIGN) local_remove(w, q);
+    if (state == POOL_QUERY_WAITING || state == POOL_QUERY_HANDED || state == POOL_QUERY_FOREIGN)
+        pool_queue_local_remove(w, q);
     if (give_back) {
         give_back->worker = w;
         pool_conn_release(w, give_back);
     }
     pool_conn_t *c = q->conn;
-    if (state == Q_CONNECTING && c) c->connect_for = NULL; /* it goes to the pool once open */
-    if (state == Q_RUNNING && c) {
+    if (state == POOL_QUERY_CONNECTING && c)
+        c->connect_for = NULL; /* it goes to the pool once open */
+    if (state == POOL_QUERY_RUNNING && c) {
         for (unsigned i = 0; i < c->depth; i++)
             if (!entry_at(c, i)->foreign && entry_at(c, i)->q == q) entry_at(c, i)->q = NULL;
         /* Alone on its connection, the statement is the backend's only work: cancel it there.
@@ -1641,7 +1329,7 @@ void pool_cancel(pool_query_t *q)
             PQstatus(c->libpq) == CONNECTION_OK && cancel_start(w, c) < 0)
             log_warn("cannot send a cancel request; the abandoned statement runs to its end");
     }
-    q->state = Q_DONE;
+    q->state = POOL_QUERY_DONE;
     q->conn = NULL;
     q->fn = NULL;
 }
