@@ -148,22 +148,7 @@ pool_worker_t *pool_worker_new(pool_t *p, loop_t *loop)
 void pool_worker_free(pool_worker_t *w)
 {
     if (!w) return;
-    /* Connections still in use (the shutdown deadline passed) are closed; what their backends
-     * still run is cancelled first (blocking is fine on the way out). */
-    while (w->active) {
-        pool_conn_t *c = w->active;
-        if (c->state == POOL_CONN_BUSY && c->depth > 0) {
-            PGcancel *pc = PQgetCancel(c->libpq);
-            char err[128];
-            if (pc) PQcancel(pc, err, sizeof err);
-            PQfreeCancel(pc);
-        }
-        pool_conn_fail_foreign(w, c, POOL_ERR_CONNECTION);
-        pool_conn_destroy(w, c);
-        pthread_mutex_lock(&w->pool->lock);
-        w->pool->open--;
-        pthread_mutex_unlock(&w->pool->lock);
-    }
+    pool_conn_close_all(w);
     pool_conn_free_dead(w);
     pool_queue_worker_stop(w);
     free(w);
@@ -235,21 +220,7 @@ static void worker_fail_running(pool_worker_t *w)
         pool_queue_deliver(q, NULL, POOL_ERR_CONNECTION,
                            "server shutting down with the statement in flight: outcome unknown");
     }
-    for (pool_conn_t *c = w->active; c; c = c->active_next) {
-        pool_query_t *q = c->connect_for;
-        c->connect_for = NULL;
-        if (q) pool_queue_deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
-        pool_conn_fail_foreign(w, c, POOL_ERR_CONNECTION);
-        for (unsigned i = 0; i < c->depth; i++) {
-            if (pool_conn_entry(c, i)->foreign) continue;
-            q = pool_conn_entry(c, i)->q;
-            pool_conn_entry(c, i)->q = NULL;
-            if (q)
-                pool_queue_deliver(
-                    q, NULL, POOL_ERR_CONNECTION,
-                    "server shutting down with the statement in flight: outcome unknown");
-        }
-    }
+    pool_conn_fail_running(w);
 }
 
 int pool_worker_busy(pool_worker_t *w)
@@ -264,57 +235,12 @@ int pool_worker_tick(pool_worker_t *w)
     pool_conn_free_dead(w);
     worker_drain_inbox(w);
     pool_queue_expire(w, now);
-    /* Connections lost where no event reports it (pool_conn_check_lost): reported here.  Each
-     * report calls back, which may change the list: the scan starts again after one. */
-    w->lost_pending = 0;
-    for (pool_conn_t *c = w->active; c;) {
-        if (c->state == POOL_CONN_BUSY && c->handed == 0 && (c->lost || pool_conn_check_lost(c))) {
-            pool_conn_broken(w, c);
-            c = w->active;
-            continue;
-        }
-        c = c->active_next;
-    }
-    /* Connect and cancel deadlines. */
-    for (pool_conn_t *c = w->active, *next; c; c = next) {
-        next = c->active_next;
-        if (c->state == POOL_CONN_CONNECTING && now >= c->deadline_ms) {
-            pool_conn_connect_failed(w, c, "connect timed out");
-            continue;
-        }
-        if (c->cancel.state != POOL_CANCEL_NONE && now >= c->cancel.deadline_ms)
-            pool_conn_cancel_done(w, c);
-    }
+    pool_conn_check_worker(w, now);
     pthread_mutex_lock(&p->lock);
     int shutting_down = p->shutting_down;
     pthread_mutex_unlock(&p->lock);
     if (shutting_down) worker_fail_running(w);
-    /* Idle connections past their time, checked about once a second.  The idle stack holds
-     * connections returned by every worker, each stamped by its own loop's clock, so an age
-     * is never computed as negative (that would wrap and close a fresh connection). */
-    if (now >= w->next_reap_ms) {
-        w->next_reap_ms = now + 1000;
-        pool_conn_t *expired = NULL;
-        pthread_mutex_lock(&p->lock);
-        for (pool_conn_t **pp = &p->idle; *pp;) {
-            pool_conn_t *c = *pp;
-            if (pool_elapsed_ms(now, c->idle_since_ms) >= p->config.idle_timeout_ms) {
-                *pp = c->next;
-                c->next = expired;
-                expired = c;
-                p->idle_count--;
-                p->open--;
-            } else {
-                pp = &c->next;
-            }
-        }
-        pthread_mutex_unlock(&p->lock);
-        while (expired) {
-            pool_conn_t *c = expired;
-            expired = c->next;
-            pool_conn_destroy(NULL, c);
-        }
-    }
+    pool_conn_reap_idle(w, now);
     pool_conn_flush_worker(w); /* last: everything this turn queued goes out */
     int due = w->lost_pending ? 0 : 100;
     if (w->local_head && due) {

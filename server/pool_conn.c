@@ -413,3 +413,99 @@ int pool_conn_cancel_start(pool_worker_t *w, pool_conn_t *c)
     __atomic_add_fetch(&w->pool->cancels, 1, __ATOMIC_RELAXED);
     return 0;
 }
+
+/* ---- a worker's connections -------------------------------------------------------------- */
+
+void pool_conn_close_all(pool_worker_t *w)
+{
+    /* Connections still in use (the shutdown deadline passed) are closed; what their backends
+     * still run is cancelled first (blocking is fine on the way out). */
+    while (w->active) {
+        pool_conn_t *c = w->active;
+        if (c->state == POOL_CONN_BUSY && c->depth > 0) {
+            PGcancel *pc = PQgetCancel(c->libpq);
+            char err[128];
+            if (pc) PQcancel(pc, err, sizeof err);
+            PQfreeCancel(pc);
+        }
+        pool_conn_fail_foreign(w, c, POOL_ERR_CONNECTION);
+        pool_conn_destroy(w, c);
+        pthread_mutex_lock(&w->pool->lock);
+        w->pool->open--;
+        pthread_mutex_unlock(&w->pool->lock);
+    }
+}
+
+void pool_conn_check_worker(pool_worker_t *w, uint64_t now_ms)
+{
+    /* Connections lost where no event reports it (pool_conn_check_lost): reported here.  Each
+     * report calls back, which may change the list: the scan starts again after one. */
+    w->lost_pending = 0;
+    for (pool_conn_t *c = w->active; c;) {
+        if (c->state == POOL_CONN_BUSY && c->handed == 0 && (c->lost || pool_conn_check_lost(c))) {
+            pool_conn_broken(w, c);
+            c = w->active;
+            continue;
+        }
+        c = c->active_next;
+    }
+    /* Connect and cancel deadlines. */
+    for (pool_conn_t *c = w->active, *next; c; c = next) {
+        next = c->active_next;
+        if (c->state == POOL_CONN_CONNECTING && now_ms >= c->deadline_ms) {
+            pool_conn_connect_failed(w, c, "connect timed out");
+            continue;
+        }
+        if (c->cancel.state != POOL_CANCEL_NONE && now_ms >= c->cancel.deadline_ms)
+            pool_conn_cancel_done(w, c);
+    }
+}
+
+void pool_conn_fail_running(pool_worker_t *w)
+{
+    for (pool_conn_t *c = w->active; c; c = c->active_next) {
+        pool_query_t *q = c->connect_for;
+        c->connect_for = NULL;
+        if (q) pool_queue_deliver(q, NULL, POOL_ERR_SHUTDOWN, pool_strerror(POOL_ERR_SHUTDOWN));
+        pool_conn_fail_foreign(w, c, POOL_ERR_CONNECTION);
+        for (unsigned i = 0; i < c->depth; i++) {
+            if (pool_conn_entry(c, i)->foreign) continue;
+            q = pool_conn_entry(c, i)->q;
+            pool_conn_entry(c, i)->q = NULL;
+            if (q)
+                pool_queue_deliver(
+                    q, NULL, POOL_ERR_CONNECTION,
+                    "server shutting down with the statement in flight: outcome unknown");
+        }
+    }
+}
+
+void pool_conn_reap_idle(pool_worker_t *w, uint64_t now_ms)
+{
+    pool_t *p = w->pool;
+    /* Idle connections past their time, checked about once a second.  The idle stack holds
+     * connections returned by every worker, each stamped by its own loop's clock, so an age
+     * is never computed as negative (that would wrap and close a fresh connection). */
+    if (now_ms < w->next_reap_ms) return;
+    w->next_reap_ms = now_ms + 1000;
+    pool_conn_t *expired = NULL;
+    pthread_mutex_lock(&p->lock);
+    for (pool_conn_t **pp = &p->idle; *pp;) {
+        pool_conn_t *c = *pp;
+        if (pool_elapsed_ms(now_ms, c->idle_since_ms) >= p->config.idle_timeout_ms) {
+            *pp = c->next;
+            c->next = expired;
+            expired = c;
+            p->idle_count--;
+            p->open--;
+        } else {
+            pp = &c->next;
+        }
+    }
+    pthread_mutex_unlock(&p->lock);
+    while (expired) {
+        pool_conn_t *c = expired;
+        expired = c->next;
+        pool_conn_destroy(NULL, c);
+    }
+}

@@ -129,6 +129,26 @@ void pool_conn_cancel_done(pool_worker_t *w, pool_conn_t *c);
 /* Asks PostgreSQL to cancel what c's backend runs.  Returns 0 when the request is on its way. */
 int pool_conn_cancel_start(pool_worker_t *w, pool_conn_t *c);
 
+/* Closes every connection w still uses (a worker on its way out, its shutdown deadline
+ * passed): what their backends still run is cancelled first, with libpq's blocking PQcancel;
+ * other workers' statements on them fail with POOL_ERR_CONNECTION; their slots are given
+ * back. */
+void pool_conn_close_all(pool_worker_t *w);
+
+/* The tick's checks of w's connections at now_ms: those libpq found lost where no event reports
+ * it (pool_conn_check_lost) fail their statements; a connect past its deadline fails
+ * (pool_conn_connect_failed), a cancel request past its deadline is dropped. */
+void pool_conn_check_worker(pool_worker_t *w, uint64_t now_ms);
+
+/* After pool_shutdown: the queries running on w's connections are answered now: one still
+ * connecting with POOL_ERR_SHUTDOWN, a statement in flight with POOL_ERR_CONNECTION (outcome
+ * unknown), other workers' through their inboxes. */
+void pool_conn_fail_running(pool_worker_t *w);
+
+/* Closes the idle connections (any worker's) idle for idle_timeout_ms at now_ms; at most about
+ * once a second per worker. */
+void pool_conn_reap_idle(pool_worker_t *w, uint64_t now_ms);
+
 /* ---- the pipeline: sending and reading (pool_conn_pipeline.c) ----------------------------- */
 
 /* The i-th statement in flight on c, oldest first. */
