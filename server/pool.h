@@ -119,7 +119,7 @@ struct pool_query {
     /* private to the pool */
     pool_worker_t *worker;     /* the submitting worker */
     pool_conn_t *conn;         /* the connection handed over, connecting or running it */
-    int state;                 /* where the query is (waiting, handed over, running...) */
+    int state;                 /* where the query is: enum pool_query_state (pool_queue.h) */
     int handed_error;          /* error handed over with the query from another thread */
     uint64_t submit_ms;        /* when it was submitted (monotonic) */
     pool_query_t *prev, *next; /* in the pool's FIFO of waiters, or in the submitting worker's
