@@ -8,7 +8,8 @@
 #include <stdio.h>
 
 #include "buf.h"
-#include "http.h"
+#include "http_parse.h"
+#include "http_write.h"
 #include "loop.h"
 #include "pool.h"
 
