@@ -1,9 +1,10 @@
-/* fuzz_http_request.c: libFuzzer driver for server/http (request heads and chunked bodies from
- * untrusted clients).
+/* fuzz_http_request.c: libFuzzer driver for server/http_parse (request heads and chunked bodies
+ * from untrusted clients), and for server/http_write's Content-Length on the same bytes.
  * Built by `make fuzzers` (clang, ASan, UBSan); scripts/fuzz.sh runs it, or by hand:
  *   build-fuzz/fuzz_http_request -dict=fuzz/http.dict -max_total_time=30 \
  *       fuzz/corpus/http_request */
-#include "http.h"
+#include "http_parse.h"
+#include "http_write.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,7 +1,8 @@
-/* loop.c: a thin epoll event loop. */
+/* loop.c: a thin epoll event loop and its deadline timers. */
 #include "loop.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -36,6 +37,7 @@ int loop_init(loop_t *loop)
 {
     loop->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
     loop->now_ms = loop_clock_ms();
+    loop->timer_lists = NULL;
     return loop->epoll_fd < 0 ? -errno : 0;
 }
 
@@ -91,4 +93,89 @@ int loop_run_once(loop_t *loop, int timeout_ms)
         io->fn(io, events[i].events);
     }
     return n;
+}
+
+/* ---- timers: one sorted list per period length ---------------------------------------------- */
+
+void loop_timer_list_init(loop_t *loop, loop_timer_list_t *list)
+{
+    list->head = list->tail = NULL;
+    list->next = NULL;
+    loop_timer_list_t **last = &loop->timer_lists;
+    while (*last)
+        last = &(*last)->next;
+    *last = list;
+}
+
+void loop_timer_init(loop_timer_t *timer, loop_timer_fn fn, void *user)
+{
+    timer->deadline_ms = 0;
+    timer->fn = fn;
+    timer->user = user;
+    timer->list = NULL;
+    timer->prev = timer->next = NULL;
+}
+
+void loop_timer_stop(loop_timer_t *timer)
+{
+    loop_timer_list_t *list = timer->list;
+    if (!list) return;
+    if (timer->prev)
+        timer->prev->next = timer->next;
+    else
+        list->head = timer->next;
+    if (timer->next)
+        timer->next->prev = timer->prev;
+    else
+        list->tail = timer->prev;
+    timer->prev = timer->next = NULL;
+    timer->list = NULL;
+}
+
+/* Inserts from the tail: after the last timer whose deadline is not later (equal deadlines keep
+ * the order they were armed in). */
+void loop_timer_start(loop_timer_list_t *list, loop_timer_t *timer, uint64_t deadline_ms)
+{
+    loop_timer_stop(timer);
+    timer->list = list;
+    timer->deadline_ms = deadline_ms;
+    loop_timer_t *after = list->tail;
+    while (after && after->deadline_ms > deadline_ms)
+        after = after->prev;
+    timer->prev = after;
+    timer->next = after ? after->next : list->head;
+    if (timer->next)
+        timer->next->prev = timer;
+    else
+        list->tail = timer;
+    if (after)
+        after->next = timer;
+    else
+        list->head = timer;
+}
+
+int loop_timers_due_ms(const loop_t *loop, int cap_ms)
+{
+    int due = cap_ms;
+    for (const loop_timer_list_t *list = loop->timer_lists; list; list = list->next) {
+        if (!list->head) continue;
+        int64_t in = (int64_t)list->head->deadline_ms - (int64_t)loop->now_ms;
+        if (in < 0) in = 0;
+        if (due < 0 || in < due) due = in > INT_MAX ? INT_MAX : (int)in;
+    }
+    return due;
+}
+
+unsigned loop_timers_run(loop_t *loop)
+{
+    unsigned fired = 0;
+    for (loop_timer_list_t *list = loop->timer_lists; list; list = list->next) {
+        while (list->head && list->head->deadline_ms <= loop->now_ms) {
+            loop_timer_t *timer = list->head;
+            loop_timer_stop(timer);
+            timer->fn(timer);
+            fired++;
+        }
+    }
+    return fired;
 }

@@ -59,45 +59,26 @@
 static void conn_drive(conn_t *c);
 static void conn_settle(conn_t *c);
 
-/* ---- timers: one list per kind, each kept sorted by deadline ------------------------------- */
+/* ---- timers: the worker's lists in its loop (lib/loop.h), one per kind -------------------- */
+
+static void conn_on_timer(loop_timer_t *timer);
+static void accept_on_timer(loop_timer_t *timer);
+
+void conn_timers_init(worker_t *w)
+{
+    for (int l = 0; l < TIMER_LISTS; l++)
+        loop_timer_list_init(&w->loop, &w->timers[l]);
+    loop_timer_init(&w->accept_timer, accept_on_timer, w);
+}
 
 static void timer_clear(conn_t *c)
 {
-    worker_t *w = c->worker;
-    if (c->timer_list == TIMER_NONE) return;
-    int l = c->timer_list;
-    if (c->timer_prev)
-        c->timer_prev->timer_next = c->timer_next;
-    else
-        w->timer_head[l] = c->timer_next;
-    if (c->timer_next)
-        c->timer_next->timer_prev = c->timer_prev;
-    else
-        w->timer_tail[l] = c->timer_prev;
-    c->timer_prev = c->timer_next = NULL;
-    c->timer_list = TIMER_NONE;
+    loop_timer_stop(&c->timer);
 }
 
-/* Inserts from the tail: deadlines of one list almost always arrive in order, so this is O(1). */
-static void timer_set(conn_t *c, int list, uint64_t deadline_ms)
+static void timer_set(conn_t *c, enum timer_list list, uint64_t deadline_ms)
 {
-    worker_t *w = c->worker;
-    timer_clear(c);
-    c->timer_list = list;
-    c->deadline_ms = deadline_ms;
-    conn_t *after = w->timer_tail[list];
-    while (after && after->deadline_ms > deadline_ms)
-        after = after->timer_prev;
-    c->timer_prev = after;
-    c->timer_next = after ? after->timer_next : w->timer_head[list];
-    if (c->timer_next)
-        c->timer_next->timer_prev = c;
-    else
-        w->timer_tail[list] = c;
-    if (after)
-        after->timer_next = c;
-    else
-        w->timer_head[list] = c;
+    loop_timer_start(&c->worker->timers[list], &c->timer, deadline_ms);
 }
 
 /* ---- the output budget ---------------------------------------------------------------------- */
@@ -185,7 +166,8 @@ void conn_close(conn_t *c)
     w->closed = c;
     w->conn_count--;
     atomic_fetch_sub(&w->server->connections, 1);
-    if (w->accept_paused) w->accept_resume_ms = w->loop.now_ms; /* a descriptor is free */
+    if (w->accept_paused) /* a descriptor is free */
+        loop_timer_start(&w->timers[TIMER_ACCEPT], &w->accept_timer, w->loop.now_ms);
 }
 
 void conn_free_closed(worker_t *w)
@@ -209,7 +191,7 @@ static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
     conn_t *c = xcalloc(1, sizeof *c);
     c->worker = w;
     c->state = CONN_IDLE;
-    c->timer_list = TIMER_NONE;
+    loop_timer_init(&c->timer, conn_on_timer, c);
     c->io.fd = -1;
     if (s->config.access_log) {
         if (addr->ss_family == AF_INET)
@@ -260,7 +242,7 @@ static void accept_pause(worker_t *w, int error)
     server_t *s = w->server;
     loop_io_stop(&w->loop, &w->listen_io);
     w->accept_paused = 1;
-    w->accept_resume_ms = w->loop.now_ms + ACCEPT_PAUSE_MS;
+    loop_timer_start(&w->timers[TIMER_ACCEPT], &w->accept_timer, w->loop.now_ms + ACCEPT_PAUSE_MS);
     uint64_t pauses = atomic_fetch_add(&s->accept_pauses, 1) + 1;
     uint64_t last = atomic_load(&s->accept_logged_ms);
     if ((last == 0 || w->loop.now_ms - last >= ACCEPT_LOG_INTERVAL_MS) &&
@@ -271,10 +253,11 @@ static void accept_pause(worker_t *w, int error)
                   strerror(error), ACCEPT_PAUSE_MS, (unsigned long long)pauses);
 }
 
-void conn_accept_resume(worker_t *w)
+/* The pause is over (or one of the worker's connections closed): watch the listener again. */
+static void accept_on_timer(loop_timer_t *timer)
 {
-    if (w->accept_paused && !w->stopping && w->loop.now_ms >= w->accept_resume_ms)
-        conn_listen_start(w);
+    worker_t *w = timer->user;
+    if (w->accept_paused && !w->stopping) conn_listen_start(w);
 }
 
 void conn_accept(worker_t *w)
@@ -384,7 +367,7 @@ static void conn_reject(conn_t *c, int status)
     c->close_after_write = 1;
     c->linger = 1;           /* the client may still be sending: drain before the close */
     c->in_start = c->in.len; /* ignore the rest */
-    c->request_deadline_ms = 0;
+    c->header_deadline_ms = 0;
     c->reading_body = 0;
 }
 
@@ -458,12 +441,12 @@ static int conn_process(conn_t *c)
         if (avail == 0) {
             /* Nothing of a request is here (a lone CR, then its LF, is an empty line): a head
              * that starts later gets a deadline of its own, not the one set at that CR. */
-            c->request_deadline_ms = 0;
+            c->header_deadline_ms = 0;
             break;
         }
         /* the whole request must arrive before the deadline set at its first byte */
-        if (!c->request_deadline_ms)
-            c->request_deadline_ms = c->worker->loop.now_ms + cfg->header_timeout_ms;
+        if (!c->header_deadline_ms)
+            c->header_deadline_ms = c->worker->loop.now_ms + cfg->header_timeout_ms;
         http_request_t req;
         int r = http_parse_request(start, avail, &cfg->limits, &req);
         if (r == 0) break;
@@ -495,7 +478,7 @@ static int conn_process(conn_t *c)
             break; /* the body is still coming */
         }
         c->in_start += (size_t)r + framed_len;
-        c->request_deadline_ms = 0;
+        c->header_deadline_ms = 0;
         c->reading_body = 0;
         c->continue_sent = 0;
         c->requests++;
@@ -547,11 +530,11 @@ static void conn_settle(conn_t *c)
             if (c->requests)
                 timer_set(c, TIMER_KEEPALIVE, now + cfg->keepalive_timeout_ms);
             else
-                timer_set(c, TIMER_REQUEST, now + cfg->header_timeout_ms);
+                timer_set(c, TIMER_HEADER, now + cfg->header_timeout_ms);
             break;
         case CONN_READING_HEAD:
         case CONN_READING_BODY:
-            timer_set(c, TIMER_REQUEST, c->request_deadline_ms);
+            timer_set(c, TIMER_HEADER, c->header_deadline_ms);
             break;
         case CONN_WAITING_DB:
             timer_clear(c);
@@ -711,24 +694,19 @@ static void conn_on_io(loop_io_t *io, uint32_t events)
 
 /* ---- timers and shutdown -------------------------------------------------------------------- */
 
-void conn_expire_timers(worker_t *w)
+/* The state's timer ran out (loop_timers_run, from the worker loop). */
+static void conn_on_timer(loop_timer_t *timer)
 {
-    uint64_t now = w->loop.now_ms;
-    for (int l = 0; l < TIMER_LISTS; l++) {
-        while (w->timer_head[l] && w->timer_head[l]->deadline_ms <= now) {
-            conn_t *c = w->timer_head[l];
-            timer_clear(c);
-            if (c->state == CONN_READING_HEAD || c->state == CONN_READING_BODY) {
-                conn_reject(c, 408); /* then written, drained and closed */
-                c->rearm = 1;
-                conn_drive(c);
-            } else {
-                /* idle, a client that does not read, or the drain is over */
-                if (c->state == CONN_WRITING)
-                    atomic_fetch_add_explicit(&w->server->send_timeouts, 1, memory_order_relaxed);
-                conn_close(c);
-            }
-        }
+    conn_t *c = timer->user;
+    if (c->state == CONN_READING_HEAD || c->state == CONN_READING_BODY) {
+        conn_reject(c, 408); /* then written, drained and closed */
+        c->rearm = 1;
+        conn_drive(c);
+    } else {
+        /* idle, a client that does not read, or the drain is over */
+        if (c->state == CONN_WRITING)
+            atomic_fetch_add_explicit(&c->worker->server->send_timeouts, 1, memory_order_relaxed);
+        conn_close(c);
     }
 }
 

@@ -47,20 +47,7 @@ static void worker_on_wake(loop_io_t *io, uint32_t events)
 
 static int worker_next_timeout(worker_t *w, int pool_due_ms)
 {
-    int timeout = pool_due_ms < 1000 ? pool_due_ms : 1000;
-    for (int l = 0; l < TIMER_LISTS; l++) {
-        conn_t *c = w->timer_head[l];
-        if (!c) continue;
-        int64_t in = (int64_t)c->deadline_ms - (int64_t)w->loop.now_ms;
-        if (in < 0) in = 0;
-        if (in < timeout) timeout = (int)in;
-    }
-    if (w->accept_paused) {
-        int64_t in = (int64_t)w->accept_resume_ms - (int64_t)w->loop.now_ms;
-        if (in < 0) in = 0;
-        if (in < timeout) timeout = (int)in;
-    }
-    return timeout;
+    return loop_timers_due_ms(&w->loop, pool_due_ms < 1000 ? pool_due_ms : 1000);
 }
 
 static void *worker_main(void *arg)
@@ -70,8 +57,7 @@ static void *worker_main(void *arg)
     for (;;) {
         loop_run_once(&w->loop, worker_next_timeout(w, pool_due));
         pool_due = pool_worker_tick(w->pool_worker);
-        conn_expire_timers(w);
-        conn_accept_resume(w);
+        loop_timers_run(&w->loop); /* connections' timeouts, then the listener's pause */
         if (w->access_log.len) {
             log_write_lines(w->access_log.data, w->access_log.len); /* never blocks */
             buf_reset(&w->access_log);
@@ -106,6 +92,7 @@ static int worker_init(server_t *s, worker_t *w, unsigned index)
     w->index = index;
     w->listen_io.fd = w->wake_io.fd = -1;
     if (loop_init(&w->loop) < 0) return -1;
+    conn_timers_init(w);
     w->read_buffer = xmalloc(65536);
     w->pool_worker = pool_worker_new(s->pool, &w->loop);
     if (!w->pool_worker) return -1;

@@ -8,7 +8,8 @@
 #include <stdio.h>
 
 #include "buf.h"
-#include "http.h"
+#include "http_parse.h"
+#include "http_write.h"
 #include "loop.h"
 #include "pool.h"
 
@@ -104,14 +105,15 @@ enum conn_state {
     CONN_DRAINING,
     CONN_CLOSED
 };
-/* The timer lists, one per timeout length (keep-alive, header, drain, send). */
+/* A worker's timer lists (lib/loop.h), one per timeout length: keep-alive, header
+ * (HTTP_HEADER_TIMEOUT_MS), drain, send, and the listener's pause after EMFILE. */
 enum timer_list {
-    TIMER_NONE = -1,
-    TIMER_KEEPALIVE = 0,
-    TIMER_REQUEST = 1,
-    TIMER_DRAIN = 2,
-    TIMER_SEND = 3,
-    TIMER_LISTS = 4
+    TIMER_KEEPALIVE,
+    TIMER_HEADER,
+    TIMER_DRAIN,
+    TIMER_SEND,
+    TIMER_ACCEPT,
+    TIMER_LISTS
 };
 
 struct conn {
@@ -121,20 +123,20 @@ struct conn {
     size_t in_start;  /* first byte of the next request in `in` */
     buf_t out;        /* response bytes; out_sent.. not yet written */
     size_t out_sent;
-    size_t out_charged;           /* out.cap as counted in server.output_bytes (0 when small) */
-    int out_paused;               /* over the output budget: no request read or started */
-    int state;                    /* enum conn_state, set by conn_settle (and closing, draining) */
-    int rearm;                    /* the state's period restarts: its timer is set again */
-    int busy;                     /* a request is being answered asynchronously (WAITING_DB) */
-    int close_after_write;        /* the answer being written is the last one */
-    int linger;                   /* ... after an error: drain the input before the close */
-    int read_closed;              /* the client sent EOF (or half-closed) */
-    int reading_body;             /* the head of the request being read is complete */
-    int continue_sent;            /* "100 Continue" already sent for the request being read */
-    uint64_t request_deadline_ms; /* of the request being read (0: none started) */
-    http_chunked_t chunked;       /* its chunked body, decoded in place as it arrives */
-    uint64_t requests;            /* requests handled on this connection */
-    size_t drained;               /* bytes discarded while DRAINING */
+    size_t out_charged;          /* out.cap as counted in server.output_bytes (0 when small) */
+    int out_paused;              /* over the output budget: no request read or started */
+    int state;                   /* enum conn_state, set by conn_settle (and closing, draining) */
+    int rearm;                   /* the state's period restarts: its timer is set again */
+    int busy;                    /* a request is being answered asynchronously (WAITING_DB) */
+    int close_after_write;       /* the answer being written is the last one */
+    int linger;                  /* ... after an error: drain the input before the close */
+    int read_closed;             /* the client sent EOF (or half-closed) */
+    int reading_body;            /* the head of the request being read is complete */
+    int continue_sent;           /* "100 Continue" already sent for the request being read */
+    uint64_t header_deadline_ms; /* of the request being read (0: none started) */
+    http_chunked_t chunked;      /* its chunked body, decoded in place as it arrives */
+    uint64_t requests;           /* requests handled on this connection */
+    size_t drained;              /* bytes discarded while DRAINING */
     /* the request being answered */
     route_t route;
     enum method_label method_label;
@@ -148,9 +150,7 @@ struct conn {
     char log_line[192]; /* "METHOD target" for the access log */
     char peer[48];      /* client address for the access log */
     /* timers */
-    enum timer_list timer_list;
-    uint64_t deadline_ms;
-    conn_t *timer_prev, *timer_next;
+    loop_timer_t timer;            /* the state's one timer, in one of the worker's lists */
     conn_t *free_next;             /* in the worker's list of closed connections */
     conn_t *open_prev, *open_next; /* in the worker's list of open connections */
 };
@@ -165,15 +165,16 @@ struct worker {
     int wake_fd; /* eventfd: the main thread asks the worker to stop */
     loop_io_t wake_io;
     request_stats_t stats;
-    conn_t *timer_head[TIMER_LISTS], *timer_tail[TIMER_LISTS];
+    /* the timer lists, added to the loop in the order of enum timer_list */
+    loop_timer_list_t timers[TIMER_LISTS];
     conn_t *closed; /* freed at the end of each loop turn */
     conn_t *open;   /* every open connection (for a forced shutdown) */
     unsigned conn_count;
     buf_t access_log;  /* lines written with one write(2) per loop turn */
     char *read_buffer; /* scratch for recv(2); bytes are then kept per connection */
     buf_t spare_out;   /* a large output buffer parked between responses */
-    int accept_paused; /* listener unwatched after EMFILE, until accept_resume_ms */
-    uint64_t accept_resume_ms;
+    int accept_paused; /* listener unwatched after EMFILE, until accept_timer fires */
+    loop_timer_t accept_timer;
     int stopping;
     uint64_t stop_deadline_ms;
 };
@@ -200,12 +201,13 @@ struct server {
 
 /* ---- server/conn.c ---------------------------------------------------------------------- */
 
+/* Adds the worker's timer lists to its loop (loop_timers_run fires them); once, before
+ * conn_listen_start.  Cannot fail. */
+void conn_timers_init(worker_t *w);
 /* Starts watching the listener.  Returns 0, or -errno. */
 int conn_listen_start(worker_t *w);
 /* Accepts waiting connections on the listener (called by the worker's listen handle). */
 void conn_accept(worker_t *w);
-/* Watches the listener again once a pause after EMFILE is over (called every loop turn). */
-void conn_accept_resume(worker_t *w);
 /* Starts a response of the current request: writes the head into c->out and returns the
  * buffer to append the body to.  Finish with conn_end. */
 buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers);
@@ -220,8 +222,7 @@ void conn_end(conn_t *c, http_response_t *resp, int status);
 void conn_respond_error(conn_t *c, int status, const char *message, const char *extra_headers);
 /* Closes a connection (cancelling its query); freed at the end of the loop turn. */
 void conn_close(conn_t *c);
-/* Timer expiry and shutdown handling, called from the worker loop. */
-void conn_expire_timers(worker_t *w);
+/* Shutdown handling, called from the worker loop. */
 void conn_close_idle(worker_t *w);
 /* Closes every connection, answered or not (the shutdown deadline passed). */
 void conn_close_all(worker_t *w);

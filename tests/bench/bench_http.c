@@ -5,7 +5,7 @@
 #include <string.h>
 #include <time.h>
 
-#include "http.h"
+#include "http_parse.h"
 
 static double now_ns(void)
 {

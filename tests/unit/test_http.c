@@ -1,5 +1,7 @@
-/* test_http.c: unit tests for server/http: request head parsing, limits, response writing. */
-#include "http.h"
+/* test_http.c: unit tests for server/http_parse (request head parsing, limits, chunked bodies)
+ * and server/http_write (response heads). */
+#include "http_parse.h"
+#include "http_write.h"
 #include "test.h"
 
 #include <stdlib.h>

@@ -1,7 +1,7 @@
 /* test_regressions.c: every input that once crashed a fuzz driver or tripped a sanitizer, replayed
  * through the same function; built with the rest of the unit tests, so the sanitized tree
  * (build-san/) catches a return of the bug, and the plain tree checks the answer. */
-#include "http.h"
+#include "http_parse.h"
 #include "number.h"
 #include "order.h"
 #include "test.h"
