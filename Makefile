@@ -204,7 +204,7 @@ figures: all
 	@scripts/figures.py rewrite
 
 # The deploy layouts built and run for real under podman (tests/containers/run.sh): the image,
-# both Compose layouts, solution/'s, the Kubernetes pods.  As root; never part of make test.
+# both Compose layouts, the Kubernetes pods.  As root; never part of make test.
 # .ci/run runs it after make test.  CONTAINER_TESTS="image compose" runs only those sections.
 test-containers:
 	@tests/containers/run.sh $(CONTAINER_TESTS)
