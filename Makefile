@@ -164,7 +164,7 @@ format:
 clean:
 	rm -rf build build-san build-tsan build-fuzz
 
-# The lab (docs/api.md, Commands).  Thin aliases over scripts/lab.sh.
+# The lab (docs/lab.md, the table of commands).  Thin aliases over scripts/lab.sh.
 # up installs the packages before the first build: a fresh machine has no libpq-dev yet.
 up:
 	@scripts/install-deps.sh lab
