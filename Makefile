@@ -164,7 +164,7 @@ format:
 clean:
 	rm -rf build build-san build-tsan build-fuzz
 
-# The lab (docs/api.md, Commands).  Thin aliases over scripts/lab.sh.
+# The lab (docs/lab.md, the table of commands).  Thin aliases over scripts/lab.sh.
 # up installs the packages before the first build: a fresh machine has no libpq-dev yet.
 up:
 	@scripts/install-deps.sh lab
@@ -204,7 +204,7 @@ figures: all
 	@scripts/figures.py rewrite
 
 # The deploy layouts built and run for real under podman (tests/containers/run.sh): the image,
-# both Compose layouts, solution/'s, the Kubernetes pods.  As root; never part of make test.
+# both Compose layouts, the Kubernetes pods.  As root; never part of make test.
 # .ci/run runs it after make test.  CONTAINER_TESTS="image compose" runs only those sections.
 test-containers:
 	@tests/containers/run.sh $(CONTAINER_TESTS)

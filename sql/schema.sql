@@ -40,7 +40,7 @@ CREATE INDEX IF NOT EXISTS products_price_id_idx ON products (price_cents, id);
 -- (an index-only scan; see the report statement in server/routes.c).
 CREATE INDEX IF NOT EXISTS orders_product_id_total_cents_idx ON orders (product_id) INCLUDE (total_cents);
 
--- POST /orders with an Idempotency-Key header (README, "Retries"): the key and the answer it
+-- POST /orders with an Idempotency-Key header (docs/api.md, "Retries"): the key and the answer it
 -- got are written in the same transaction as the order, so a retry on any server finds them,
 -- and a key is never stored without its order or an order without its key.  The answer's
 -- fields are kept as they were (the retry gets the first answer, whatever happens to the order

@@ -5,7 +5,7 @@
 #   compose   compose-single (deploy/compose/docker-compose.yml), then compose-scaled
 #             (docker-compose.scaled.yml): `up -d --build` and `down -v` through docker-compose,
 #             as a user runs them
-#   solution  solution/docker-compose.scaled.yml, the same way
+#   solution  deploy/compose/docker-compose.scaled.yml, the same way
 #   kube      `podman kube play` of the Kubernetes manifests' PostgreSQL, seed and catalog pods
 #   devcontainer  .devcontainer/ with the devcontainers CLI (npm) driving podman: devcontainer
 #             up, make up and curl /health through devcontainer exec
@@ -459,7 +459,7 @@ stop_one_check() {
 }
 
 section_solution() {
-	scaled_layout solution solution/docker-compose.scaled.yml compose
+	scaled_layout solution deploy/compose/docker-compose.scaled.yml compose
 }
 
 # --- kube ------------------------------------------------------------------------------------

@@ -102,19 +102,15 @@ expect_ok "compose config deploy/compose/docker-compose.yml" \
 	compose_check single deploy/compose/docker-compose.yml
 expect_ok "compose config deploy/compose/docker-compose.scaled.yml" \
 	compose_check scaled deploy/compose/docker-compose.scaled.yml
-expect_ok "compose config solution/docker-compose.scaled.yml" \
-	compose_check scaled solution/docker-compose.scaled.yml
 # CATALOG_BIND=0.0.0.0 opens every published port of every layout, and only that does.
 compose_check_open() { CATALOG_BIND=0.0.0.0 compose_check "$@"; }
-for layout in single:deploy/compose/docker-compose.yml scaled:deploy/compose/docker-compose.scaled.yml \
-	scaled:solution/docker-compose.scaled.yml; do
+for layout in single:deploy/compose/docker-compose.yml scaled:deploy/compose/docker-compose.scaled.yml; do
 	expect_ok "compose config ${layout#*:} with CATALOG_BIND=0.0.0.0 publishes on 0.0.0.0" \
 		compose_check_open "${layout%%:*}" "${layout#*:}"
 done
 # No Grafana password, no layout: Compose refuses before starting anything.
 compose_without_password() { env -u GRAFANA_ADMIN_PASSWORD docker-compose -f "$1" config -q; }
-for file in deploy/compose/docker-compose.yml deploy/compose/docker-compose.scaled.yml \
-	solution/docker-compose.scaled.yml; do
+for file in deploy/compose/docker-compose.yml deploy/compose/docker-compose.scaled.yml; do
 	expect_fail "compose config $file refuses to run without GRAFANA_ADMIN_PASSWORD" \
 		"set GRAFANA_ADMIN_PASSWORD" compose_without_password "$file"
 done

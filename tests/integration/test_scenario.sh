@@ -15,7 +15,8 @@
 # Load runs are short (LOAD_DURATION=1s, LOAD_CONNECTIONS=8); the seed is 200 products and
 # 2,000 orders.  It also checks that every `make` target named in SCENARIO.md and solution/
 # exists in the Makefile, that every question has an answer in solution/ANSWERS.md, and the
-# solution's configs (nginx -t, docker-compose config).  Prints "scenario: N passed, N failed".
+# configs the scenario points to (nginx -t, docker-compose config).
+# Prints "scenario: N passed, N failed".
 # Everything it starts is stopped on exit (scripts/lab.sh down with the same environment, and
 # the hand-built servers and nginx by their PID files).
 # ok never fails, so "CONDITION && ok ... || fail ..." is an if/else here.
@@ -146,19 +147,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# The solution's configs: the Docker layout's nginx with its hosts on loopback and its listen
-# port free; the hand-built one with the same port rules as the blocks.
-sed -E "s/server app:3000/server 127.0.0.1:$hand1_port/; s/server app2:3000/server 127.0.0.1:$hand2_port/; s/listen 80;/listen 127.0.0.1:$hand_lb_port;/" \
-	solution/nginx.conf >"$work/solution-nginx.conf"
-nginx_check "nginx -t solution/nginx.conf (service names on loopback)" "$work/solution-nginx.conf"
-sed -E 's/^([[:space:]]*)# least_conn;/\1least_conn;/' "$work/solution-nginx.conf" >"$work/solution-least-conn.conf"
-if ! cmp -s "$work/solution-nginx.conf" "$work/solution-least-conn.conf"; then
-	nginx_check "nginx -t solution/nginx.conf with its one-line change to least_conn" "$work/solution-least-conn.conf"
-else
-	fail "solution/nginx.conf shows the one-line change to least_conn" "no '# least_conn;' line"
-fi
+# The configs the scenario points to: the Docker layout's nginx with its hosts on loopback and
+# its listen port free; the hand-built one with the same port rules as the blocks.
 # The Compose scaled layout's nginx: BALANCE rendered at start by nginx-balance.sh into the
-# file its nginx.conf includes; each method passes nginx -t, any other value stops it.
+# file its nginx.conf includes (the one-line change of Step 5b); each method passes nginx -t,
+# any other value stops it.
 for balance in round_robin least_conn p2c; do
 	BALANCE=$balance NGINX_BALANCE_FILE="$work/balance-$balance.conf" deploy/compose/nginx-balance.sh >/dev/null
 	sed -E "s/server app:3000/server 127.0.0.1:$hand1_port/; s/server app2:3000/server 127.0.0.1:$hand2_port/; s/listen 80;/listen 127.0.0.1:$hand_lb_port;/; s|include /etc/nginx/balance.conf;|include $work/balance-$balance.conf;|" \
@@ -182,7 +175,7 @@ metrics_hidden() {
 	cp "$conf" "$dir/nginx.conf"
 	local -a pid_option=(-g "pid $dir/nginx.pid;")
 	grep -qE '^[[:space:]]*pid[[:space:]]' "$dir/nginx.conf" && pid_option=()
-	# Its stdout a file of this account's: solution/nginx.conf logs to /dev/stdout, which nginx
+	# Its stdout a file of this account's: deploy/compose/nginx.conf logs to /dev/stdout, which nginx
 	# reopens (a pipe of another account's cannot be reopened).
 	if ! "$nginx" -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" >"$dir/stdout.log" 2>"$dir/start.err"; then
 		fail "$name" "nginx did not start: $(cat "$dir/start.err")"
@@ -192,7 +185,7 @@ metrics_hidden() {
 	"$nginx" -q -e stderr -p "$dir" -c "$dir/nginx.conf" "${pid_option[@]}" -s quit 2>/dev/null || true
 	[[ $code == 404 ]] && ok "$name" || fail "$name" "GET /metrics answered $code"
 }
-metrics_hidden "solution/nginx.conf: /metrics answers 404 on the public port" "$work/solution-nginx.conf" "$hand_lb_port"
+metrics_hidden "deploy/compose/nginx.conf: /metrics answers 404 on the public port" "$work/compose-round_robin.conf" "$hand_lb_port"
 
 # rewrite FILE: applies the two rules of the header to FILE in place.
 rewrite() {
@@ -212,7 +205,7 @@ metrics_hidden "solution/nginx.hand.conf: /metrics answers 404 on the public por
 if command -v docker-compose >/dev/null; then
 	# The layout needs Grafana's admin password (docs/deploy.md); its bindings and password are
 	# deploy_check.sh's.
-	if out=$(GRAFANA_ADMIN_PASSWORD=scenario-check docker-compose -f solution/docker-compose.scaled.yml config 2>&1); then
+	if out=$(GRAFANA_ADMIN_PASSWORD=scenario-check docker-compose -f deploy/compose/docker-compose.scaled.yml config 2>&1); then
 		facts=$(python3 -c '
 import sys, yaml
 c = yaml.safe_load(sys.stdin)["services"]
@@ -222,13 +215,13 @@ print("ok" if "ports" not in c["app"] and "ports" not in c["app2"] and sum(pools
               else str(p).split("/")[0].rsplit(":", 2)[-2] == "8080"
               for p in c["nginx"]["ports"]) else "bad: pools %s, nginx ports %s" % (pools, c["nginx"].get("ports")))' <<<"$out" 2>&1)
 		[[ $facts == ok ]] &&
-			ok "solution/docker-compose.scaled.yml: valid; app and app2 unpublished, pools within 10, nginx on 8080" ||
-			fail "solution/docker-compose.scaled.yml: the scaled layout's facts" "$facts"
+			ok "deploy/compose/docker-compose.scaled.yml: valid; app and app2 unpublished, pools within 10, nginx on 8080" ||
+			fail "deploy/compose/docker-compose.scaled.yml: the scaled layout's facts" "$facts"
 	else
-		fail "solution/docker-compose.scaled.yml: docker-compose config" "$out"
+		fail "deploy/compose/docker-compose.scaled.yml: docker-compose config" "$out"
 	fi
 else
-	fail "docker-compose is installed (Debian package docker-compose) to check solution/docker-compose.scaled.yml"
+	fail "docker-compose is installed (Debian package docker-compose) to check deploy/compose/docker-compose.scaled.yml"
 fi
 
 # ---- the walkthrough's tested blocks --------------------------------------------------------

@@ -2,7 +2,10 @@
 are well-formed SVG with a size, a viewBox and a title, load nothing from elsewhere, and are
 shown in README.md or SCENARIO.md (every drawing those two show exists; test_dashboard.sh renders
 them in Chromium); the README's quick start ends on a result that teaches (what two servers at
-the rate of one mean, and the commands that show the other outcome, each one a make target).
+the rate of one mean, and the commands that show the other outcome, each one a make target);
+every relative link of every Markdown file, and every repository path it quotes as code
+(`docs/lab.md`, `deploy/compose/nginx.conf`), leads to a file that exists, and a link's
+#anchor to a heading of that file (each topic has one page, the others link to it).
 Run: python3 tests/unit/test_docs.py  (tests/run.sh runs it with the unit tests)."""
 import glob
 import os
@@ -49,6 +52,76 @@ class Drawings(unittest.TestCase):
         for path in shown:
             self.assertTrue(os.path.isfile(os.path.join(REPO, path)), path)
 
+
+# [text](target) and ![alt](target); a target with a scheme (https:, mailto:) is not checked.
+LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)\)")
+# A repository path quoted as code: `docs/lab.md`, `deploy/compose/nginx.conf`.
+QUOTED_PATH = re.compile(r"`((?:docs|solution|deploy|scripts|tests|lab|server|lib|loadtest|dbtool|sql|dashboard"
+                         r"|fuzz)/[\w./-]*\w)`")
+SKIPPED_DIRS = {"node_modules", "var", ".git"}
+
+
+def markdown_files(root):
+    for folder, dirs, files in os.walk(root):
+        dirs[:] = sorted(d for d in dirs if d not in SKIPPED_DIRS and not d.startswith(("build", ".")))
+        for name in sorted(files):
+            if name.endswith(".md"):
+                yield os.path.join(folder, name)
+
+
+def heading_anchors(path):
+    """The anchors a renderer such as GitHub's gives the file's headings."""
+    with open(path, encoding="utf-8") as f:
+        titles = re.findall(r"^#+\s+(.*?)\s*$", re.sub(r"```.*?```", "", f.read(), flags=re.S), re.M)
+    return {re.sub(r"[^\w\- ]", "", t.lower()).replace(" ", "-") for t in titles}
+
+
+def broken_links(root):
+    """Each broken link as 'FILE: TARGET (why)', FILE relative to root."""
+    broken = []
+    for path in markdown_files(root):
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        name = os.path.relpath(path, root)
+        for target in LINK.findall(re.sub(r"```.*?```", "", text, flags=re.S)):
+            if re.match(r"[a-z][a-z0-9+.-]*:", target):
+                continue
+            file_part, _, anchor = target.partition("#")
+            dest = os.path.normpath(os.path.join(os.path.dirname(path), file_part)) if file_part else path
+            if not os.path.exists(dest):
+                broken.append("%s: %s (no such file)" % (name, target))
+            elif anchor and dest.endswith(".md") and anchor not in heading_anchors(dest):
+                broken.append("%s: %s (no such heading)" % (name, target))
+        for quoted in QUOTED_PATH.findall(text):
+            if not os.path.exists(os.path.join(root, quoted)):
+                broken.append("%s: `%s` (no such path)" % (name, quoted))
+    return broken
+
+
+class Links(unittest.TestCase):
+    def test_every_relative_link_and_quoted_path_resolves(self):
+        broken = broken_links(REPO)
+        self.assertEqual(broken, [], "\n".join(broken))
+
+    def test_the_check_finds_a_broken_link_a_missing_heading_and_a_moved_file(self):
+        import shutil
+        import tempfile
+        root = tempfile.mkdtemp(prefix="catalog-docs-test.")
+        try:
+            os.makedirs(os.path.join(root, "docs"))
+            with open(os.path.join(root, "docs", "lab.md"), "w") as f:
+                f.write("# The lab\n\n## How to scale\n")
+            with open(os.path.join(root, "README.md"), "w") as f:
+                f.write("[ok](docs/lab.md#how-to-scale) [web](https://example.org/x) `docs/lab.md`\n"
+                        "[gone](docs/api.md) [no heading](docs/lab.md#scaling) `solution/nginx.conf`\n"
+                        "```\n[in a code block](not/checked.md)\n```\n")
+            self.assertEqual(broken_links(root), [
+                "README.md: docs/api.md (no such file)",
+                "README.md: docs/lab.md#scaling (no such heading)",
+                "README.md: `solution/nginx.conf` (no such path)",
+            ])
+        finally:
+            shutil.rmtree(root)
 
 
 class QuickStart(unittest.TestCase):
