@@ -45,7 +45,6 @@ import os
 import platform
 import re
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -57,8 +56,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
 sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+sys.path.insert(0, REPO_ROOT)
 import harness  # noqa: E402
 import server_sql  # noqa: E402
+from pytools import procfs, procs  # noqa: E402
+from pytools.pg import psql  # noqa: E402
+from pytools.ports import free_port  # noqa: E402
 
 DURATION_S = int(os.environ.get("BENCH_DURATION", "10"))
 CONNECTIONS = int(os.environ.get("BENCH_CONNECTIONS", "100"))
@@ -91,25 +94,6 @@ def say(text=""):
     log_lines.append(text)
 
 
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def cpu_busy_fraction(seconds=1.0):
-    """The whole machine's busy CPU fraction over `seconds` (from /proc/stat)."""
-    def sample():
-        with open("/proc/stat", encoding="ascii") as stat:
-            fields = [int(v) for v in stat.readline().split()[1:]]
-        idle = fields[3] + fields[4]
-        return sum(fields), idle
-    total_1, idle_1 = sample()
-    time.sleep(seconds)
-    total_2, idle_2 = sample()
-    return 1 - (idle_2 - idle_1) / max(1, total_2 - total_1)
-
-
 class Cluster:
     """A throwaway PostgreSQL (scripts/pg.sh, PG_FAST=1) in folder/pg."""
 
@@ -131,9 +115,7 @@ class Cluster:
             self.env = self.unix_env
 
     def psql(self, sql):
-        return subprocess.run(["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", "catalogdb",
-                               "-c", sql], env=dict(os.environ, **self.env), capture_output=True,
-                              text=True, check=True).stdout.strip()
+        return psql(sql, db="catalogdb", env=dict(os.environ, **self.env), timeout=None)
 
     def cpu_seconds(self):
         """CPU seconds (user + system) of the whole cluster so far: the postmaster with the
@@ -141,20 +123,7 @@ class Cluster:
         from /proc."""
         with open(os.path.join(self.folder, "data", "postmaster.pid"), encoding="ascii") as f:
             postmaster = int(f.readline())
-        ticks, total = os.sysconf("SC_CLK_TCK"), 0
-        for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            try:
-                with open(f"/proc/{entry}/stat", encoding="ascii") as stat:
-                    fields = stat.read().rpartition(")")[2].split()
-            except OSError:
-                continue  # gone meanwhile
-            if int(entry) == postmaster:
-                total += sum(int(v) for v in fields[11:15])
-            elif int(fields[1]) == postmaster:
-                total += int(fields[11]) + int(fields[12])
-        return total / ticks
+        return procfs.tree_cpu_s(postmaster)
 
     def stop(self):
         subprocess.run([os.path.join(REPO_ROOT, "scripts", "pg.sh"), "stop", self.folder],
@@ -175,17 +144,11 @@ class Server:
         if cpus is not None:
             command = ["taskset", "-c", cpus] + command
         self.log = open(os.path.join(folder, f"server-{name}-{self.port}.log"), "wb")
-        self.proc = subprocess.Popen(command, env=env, stdin=subprocess.DEVNULL,
-                                     stdout=self.log, stderr=self.log)
-        deadline = time.monotonic() + (60 if wrapper else 10)
-        while True:
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{self.port}/health", timeout=2):
-                    break
-            except OSError:
-                if self.proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"catalog-server {name} did not start (see {self.log.name})")
-                time.sleep(0.05)
+        self.proc = procs.start(command, self.log, env=env)
+        if not procs.wait_http(f"http://127.0.0.1:{self.port}/health", 60 if wrapper else 10,
+                               alive=lambda: self.proc.poll() is None, interval_s=0.05,
+                               try_timeout_s=2):
+            raise RuntimeError(f"catalog-server {name} did not start (see {self.log.name})")
 
     @property
     def pid(self):
@@ -207,19 +170,10 @@ class Server:
 
     def cpu_split(self):
         """(user, system) CPU seconds of the server process so far, from /proc/PID/stat."""
-        with open(f"/proc/{self.pid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-        ticks = os.sysconf("SC_CLK_TCK")
-        return int(fields[11]) / ticks, int(fields[12]) / ticks
+        return procfs.cpu_split_s([self.pid])
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        procs.stop(self.proc, timeout_s=15)
         self.log.close()
 
 
@@ -294,15 +248,10 @@ def stack_run(server, folder, paths, label, cluster=None, **kwargs):
     }
 
 
-def start_nginx(conf_dir, http_body, probe_path):
-    """harness.start_nginx (tests/integration/harness.py) on a port the kernel picks."""
-    return harness.start_nginx(conf_dir, http_body, probe_path, port=free_port())
-
-
 def nginx_in_front(folder, ports):
-    """harness.nginx_in_front in folder/nginx on a port the kernel picks.  Returns (process,
-    port)."""
-    return harness.nginx_in_front(os.path.join(folder, "nginx"), ports, port=free_port())
+    """harness.nginx_in_front (tests/integration/harness.py) in folder/nginx.  Returns
+    (process, port)."""
+    return harness.nginx_in_front(os.path.join(folder, "nginx"), ports)
 
 
 def static_listing_cpu(cluster, folder, path):
@@ -319,7 +268,7 @@ def static_listing_cpu(cluster, folder, path):
     os.makedirs(conf_dir, exist_ok=True)
     with open(os.path.join(conf_dir, "listing.json"), "wb") as f:
         f.write(body)
-    proc, port = start_nginx(conf_dir, f"""    sendfile off;
+    proc, port = harness.start_nginx(conf_dir, f"""    sendfile off;
     keepalive_requests 1000000;
     server {{
         listen 127.0.0.1:{{port}};
@@ -328,15 +277,7 @@ def static_listing_cpu(cluster, folder, path):
 """, "/")
     try:
         def cpu():  # nginx's master and its worker, (user, system) seconds
-            ticks, user_s, sys_s = os.sysconf("SC_CLK_TCK"), 0.0, 0.0
-            pids = [proc.pid] + [int(p) for p in subprocess.run(
-                ["pgrep", "-P", str(proc.pid)], capture_output=True, text=True).stdout.split()]
-            for pid in pids:
-                with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                    fields = stat.read().rpartition(")")[2].split()
-                user_s += int(fields[11]) / ticks
-                sys_s += int(fields[12]) / ticks
-            return user_s, sys_s
+            return procfs.cpu_split_s([proc.pid] + procfs.child_pids(proc.pid))
 
         load(folder, port, ["/"], "static warm-up", duration_s=1)
         before = cpu()
@@ -701,7 +642,7 @@ def ceiling_section(folder):
 def main():
     folder = tempfile.mkdtemp(prefix="catalog-bench.")
     if ONLY_CEILING:
-        say(f"bench: {machine()}; machine busy {cpu_busy_fraction():.0%} before the start")
+        say(f"bench: {machine()}; machine busy {procfs.busy_fraction():.0%} before the start")
         try:
             ceiling_section(folder)
         finally:
@@ -710,7 +651,7 @@ def main():
     os.chmod(folder, 0o755)  # pg.sh runs PostgreSQL as the postgres user when we are root
     started = datetime.datetime.now(datetime.timezone.utc)
     sections = []
-    busy_before = cpu_busy_fraction()
+    busy_before = procfs.busy_fraction()
     load_before = os.getloadavg()
     commit = subprocess.run(["git", "-C", REPO_ROOT, "rev-parse", "--short", "HEAD"],
                             capture_output=True, text=True).stdout.strip()
@@ -958,7 +899,7 @@ def main():
             shutil.rmtree(folder, ignore_errors=True)
 
     finished = datetime.datetime.now(datetime.timezone.utc)
-    busy_after = cpu_busy_fraction()
+    busy_after = procfs.busy_fraction()
     load_after = os.getloadavg()
     say(f"\nbench: done in {(finished - started).total_seconds():.0f} s; machine busy "
         f"{busy_after:.0%} right after (load average {load_after[0]:.2f})")
