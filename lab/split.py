@@ -10,7 +10,7 @@ import time
 from lab import procs
 from pytools.procfs import busy_between, busy_fraction, machine_sample
 
-BUSY_SHARE = 0.2  # make bench's line: above it the machine counts as busy (scripts/bench/bench.py)
+BUSY_SHARE = 0.2  # make bench's line: above it the machine counts as busy (scripts/bench/report.py)
 FULL = 0.85  # a part using this share of what it may use is at its limit
 
 
