@@ -6,7 +6,7 @@ Modules, each with one job (docs/lab.md has the tour):
   ports      port choice (pure)
   cgroups    how SERVER_CPUS is enforced: cgroup v2, systemd, cgroup v1, or pinning
   planner    (what runs, what is asked) -> ordered steps (pure)
-  procs      starting and stopping processes, waiting for them
+  procs      starting and stopping processes, waiting for them (over pytools/)
   configs    the generated nginx, Prometheus and process-exporter configs
   exporters  the Prometheus exporters the dashboard reads
   services   PostgreSQL, servers, nginx, Prometheus: the steps carried out

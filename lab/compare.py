@@ -197,7 +197,7 @@ def pictures_of(lab, files):
     if not series:
         return
     out = os.path.join(lab.settings.results, "runs.html")
-    if subprocess.run([sys.executable, os.path.join(lab.settings.repo, "scripts", "run-picture.py"), "render",
+    if subprocess.run([sys.executable, os.path.join(lab.settings.repo, "lab", "picture.py"), "render",
                        out] + series).returncode == 0:
         say("the runs side by side, over time: %s" % out)
 

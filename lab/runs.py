@@ -136,7 +136,7 @@ def run_picture(lab, name, result, start, end):
     else:
         say("the picture of this run has no CPU: Prometheus is not running (make up starts it)")
     series = os.path.join(s.results, name + ".series.json")
-    picture = os.path.join(s.repo, "scripts", "run-picture.py")
+    picture = os.path.join(s.repo, "lab", "picture.py")
     ok = subprocess.run([sys.executable, picture, "fetch"] + prometheus +
                         ["--start", "%.3f" % start, "--end", "%.3f" % end, "--result", result,
                          "--label", name, "--out", series]).returncode == 0 and \

@@ -8,33 +8,16 @@ import sys
 import time
 
 from lab import procs
+from pytools.procfs import busy_between, busy_fraction, machine_sample
 
-BUSY_SHARE = 0.2  # make bench's line: above it the machine counts as busy (scripts/bench/bench.py)
+BUSY_SHARE = 0.2  # make bench's line: above it the machine counts as busy (scripts/bench/report.py)
 FULL = 0.85  # a part using this share of what it may use is at its limit
-
-
-def cpu_sample():
-    """(all, idle) clock ticks of the machine's CPUs so far (/proc/stat)."""
-    with open("/proc/stat", encoding="ascii") as stat:
-        fields = [int(v) for v in stat.readline().split()[1:]]
-    return sum(fields), fields[3] + fields[4]
-
-
-def busy_between(first, second):
-    return 1 - (second[1] - first[1]) / max(1, second[0] - first[0])
-
-
-def cpu_busy_fraction(seconds=1.0):
-    """The whole machine's busy CPU share over SECONDS (from /proc/stat): make bench's check."""
-    first = cpu_sample()
-    time.sleep(seconds)
-    return busy_between(first, cpu_sample())
 
 
 def say_if_busy(command):
     """Says, as make bench does, when other work kept the machine's CPUs busy before COMMAND
     started (its figures are then lower and noisier).  Returns the busy share."""
-    busy = cpu_busy_fraction()
+    busy = busy_fraction()
     if busy > BUSY_SHARE:
         procs.say("the machine was %.0f%% busy before %s started (other work on its CPUs): the figures "
                   "will be lower, and noisier, than on a quiet machine" % (100 * busy, command))
@@ -75,7 +58,7 @@ def meter_run(lab, argv, quiet=False):
     pg, ngx = lab.postgres_pids(), nginx_pids(lab)
     before = [procs.cpu_ticks(servers), procs.cpu_ticks(pg), procs.cpu_ticks(ngx)]
     wait_before = pool_wait(lab)
-    machine_before = cpu_sample()
+    machine_before = machine_sample()
     start = time.time()
     sys.stdout.flush()
     try:
@@ -90,7 +73,7 @@ def meter_run(lab, argv, quiet=False):
         raise
     child.returncode = os.waitstatus_to_exitcode(status)
     elapsed = max(time.time() - start, 1e-9)
-    machine_busy = busy_between(machine_before, cpu_sample())
+    machine_busy = busy_between(machine_before, machine_sample())
     hz = os.sysconf("SC_CLK_TCK")
     # The processes again: backends and nginx workers started during the run count from 0,
     # and those that ended are in their parent's reaped-children time.

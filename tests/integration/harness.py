@@ -19,7 +19,6 @@ import http.client as http_client  # bound apart: http() below is this module's 
 import json
 import os
 import signal
-import random
 import shutil
 import socket
 import subprocess
@@ -27,9 +26,11 @@ import sys
 import tempfile
 import threading
 import time
-import urllib.request
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, REPO_ROOT)
+from pytools import pg, procs  # noqa: E402 (the toolkit the benchmarks and the lab share)
+from pytools.ports import free_port  # noqa: E402,F401 (harness.free_port for the tests)
 
 
 class Suite:
@@ -58,20 +59,6 @@ class Suite:
         """Prints the closing line and exits: 1 when any check failed, else 0."""
         print(f"{self.name}: {self.passed} passed, {self.failed} failed", flush=True)
         sys.exit(1 if self.failed else 0)
-
-
-def free_port():
-    """A loopback TCP port nothing uses right now, below the kernel's ephemeral range (32768
-    and up), so an outgoing connection cannot take it before the server binds it."""
-    for _ in range(200):
-        port = random.randint(20000, 32767)
-        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-            try:
-                sock.bind(("127.0.0.1", port))
-            except OSError:
-                continue
-            return port
-    raise RuntimeError("no free TCP port between 20000 and 32767")
 
 
 def build_dir():
@@ -104,13 +91,7 @@ def psql(sql, db="postgres", check=True):
     env.setdefault("PGPORT", env.get("DB_PORT", "5432"))
     env.setdefault("PGUSER", env.get("DB_USER", "postgres"))
     env.setdefault("PGPASSWORD", env.get("DB_PASSWORD", "postgres"))
-    proc = subprocess.run(
-        ["psql", "-XAtq", "-v", "ON_ERROR_STOP=1", "-d", db, "-c", sql],
-        env=env, capture_output=True, text=True, timeout=120)
-    if check and proc.returncode != 0:
-        raise RuntimeError(f"psql on {db} failed ({proc.returncode}): {proc.stderr.strip()}\n"
-                           f"SQL: {sql}")
-    return proc.stdout.rstrip("\n")
+    return pg.psql(sql, db=db, env=env, check=check)
 
 
 def drop_db(name):
@@ -193,26 +174,24 @@ class Server:
 
     def start(self):
         self._stderr_file = tempfile.TemporaryFile()
-        self.proc = subprocess.Popen([binary("catalog-server")] + self.args, env=self.env,
-                                     stdin=subprocess.DEVNULL, stdout=self._stderr_file,
-                                     stderr=self._stderr_file)
+        self.proc = procs.start([binary("catalog-server")] + self.args, self._stderr_file,
+                                env=self.env)
         if self.wait_live:
             self._wait_live()
         return self
 
     def _wait_live(self):
-        deadline = time.monotonic() + self.start_timeout_s
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"catalog-server exited with {self.proc.returncode} at "
-                                   f"start-up:\n{self.stderr_text()}")
+        def live():
             try:
-                status, _, _ = http(self.port, "GET", "/health/live", timeout=1)
-                if status == 200:
-                    return
+                return http(self.port, "GET", "/health/live", timeout=1)[0] == 200
             except OSError:
-                pass
-            time.sleep(0.05)
+                return False
+        if procs.wait_until(live, self.start_timeout_s, alive=lambda: self.proc.poll() is None,
+                            interval_s=0.05):
+            return
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"catalog-server exited with {self.proc.returncode} at "
+                               f"start-up:\n{self.stderr_text()}")
         self.stop()
         raise RuntimeError(f"catalog-server did not answer GET /health/live on port {self.port}"
                            f" within {self.start_timeout_s} s:\n{self.stderr_text()}")
@@ -228,13 +207,7 @@ class Server:
         """Sends sig and waits for the exit (SIGKILL after timeout_s).  Returns the exit status
         (negative: killed by that signal).  Safe to call twice."""
         if self.proc and self.returncode is None:
-            if self.proc.poll() is None:
-                self.proc.send_signal(sig)
-            try:
-                self.returncode = self.proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.returncode = self.proc.wait()
+            self.returncode = procs.stop(self.proc, sig, timeout_s)
         return self.returncode
 
     def __enter__(self):
@@ -482,16 +455,11 @@ http {{
     proc = subprocess.Popen([nginx, "-p", conf_dir, "-c", os.path.join(conf_dir, "nginx.conf")],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=open(os.path.join(conf_dir, "stderr.log"), "wb"))
-    deadline = time.monotonic() + 10
-    while True:
-        try:
-            with urllib.request.urlopen(f"http://127.0.0.1:{port}{probe_path}", timeout=2):
-                return proc, port
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                raise RuntimeError(f"nginx did not start (see {conf_dir}/error.log)")
-            time.sleep(0.05)
+    if not procs.wait_http(f"http://127.0.0.1:{port}{probe_path}", 10,
+                           alive=lambda: proc.poll() is None, interval_s=0.05, try_timeout_s=2):
+        proc.kill()
+        raise RuntimeError(f"nginx did not start (see {conf_dir}/error.log)")
+    return proc, port
 
 
 def nginx_in_front(conf_dir, ports, probe_path="/health", port=None):

@@ -201,14 +201,14 @@ def test_exact_counts_default_routes():
 
 
 def picture_check(result):
-    """scripts/run-picture.py render draws the run's route-by-server table (a series file with
+    """lab/picture.py render draws the run's route-by-server table (a series file with
     no Prometheus series, as fetch writes when Prometheus had nothing)."""
     series = os.path.join(TMP, "run.series.json")
     page = os.path.join(TMP, "run.html")
     with open(series, "w") as f:
         json.dump({"label": "t", "start": 0, "end": 2, "series": {}, "result": result}, f)
-    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "scripts",
-                          "run-picture.py")
+    script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "lab",
+                          "picture.py")
     proc = subprocess.run([sys.executable, script, "render", page, series], capture_output=True,
                           text=True, timeout=30)
     text = open(page).read() if os.path.exists(page) else ""

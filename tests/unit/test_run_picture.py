@@ -1,4 +1,4 @@
-"""Unit tests of scripts/run-picture.py: a run's picture is drawn from the load generator's own
+"""Unit tests of lab/picture.py: a run's picture is drawn from the load generator's own
 per_second series (whole from its first second, nothing before it), with Prometheus only for
 the CPU (its counters turned into per-interval rates over the run), and render still draws the
 series files of older versions.  No Prometheus, no lab: synthetic files in a temporary folder.
@@ -13,7 +13,7 @@ import tempfile
 import unittest
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SCRIPT = os.path.join(REPO, "scripts", "run-picture.py")
+SCRIPT = os.path.join(REPO, "lab", "picture.py")
 spec = importlib.util.spec_from_file_location("run_picture", SCRIPT)
 picture = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(picture)

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-# run-picture.py: pictures of load test runs: requests/s and p99 over time, as self-contained HTML.
+# picture.py: pictures of load test runs: requests/s and p99 over time, as self-contained HTML.
 """Usage:
-  scripts/run-picture.py fetch --result RUN.json --start EPOCH --end EPOCH --out RUN.series.json
-                         [--prometheus URL] [--label NAME]
-  scripts/run-picture.py render OUT.html RUN.series.json...
+  lab/picture.py fetch --result RUN.json --start EPOCH --end EPOCH --out RUN.series.json
+                 [--prometheus URL] [--label NAME]
+  lab/picture.py render OUT.html RUN.series.json...
 
 fetch keeps a run's series in RUN.series.json.  Requests, failures, p50 and p99 come from the
 load generator itself: its --json file's per_second array (catalog-loadtest records each
@@ -120,7 +120,7 @@ def cmd_fetch(args):
         try:
             run["series"].update(cpu_series(args.prometheus, args.start, args.end))
         except (OSError, RuntimeError, ValueError) as error:
-            print("run-picture: no CPU from Prometheus: %s" % error, file=sys.stderr)
+            print("lab/picture.py: no CPU from Prometheus: %s" % error, file=sys.stderr)
     with open(args.out, "w") as f:
         json.dump(run, f, indent=1)
         f.write("\n")
@@ -245,7 +245,7 @@ def cmd_render(args):
         run["path"] = path
         runs.append(run)
     if not runs:
-        print("run-picture: no runs to draw", file=sys.stderr)
+        print("lab/picture.py: no runs to draw", file=sys.stderr)
         return 2
     def duration(run):
         return run.get("duration_s") or (run["end"] - run["start"])
@@ -347,7 +347,7 @@ td:first-child, th:first-child { text-align: left; }
 
 
 def main(argv):
-    parser = argparse.ArgumentParser(prog="run-picture.py", description=__doc__,
+    parser = argparse.ArgumentParser(prog="lab/picture.py", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True)
     fetch = commands.add_parser("fetch", help="keep a run's series (the load generator's, CPU from Prometheus)")
@@ -364,7 +364,7 @@ def main(argv):
     try:
         return cmd_fetch(args) if args.command == "fetch" else cmd_render(args)
     except (OSError, RuntimeError, ValueError) as error:
-        print("run-picture: %s" % error, file=sys.stderr)
+        print("lab/picture.py: %s" % error, file=sys.stderr)
         return 1
 
 
