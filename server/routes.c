@@ -97,13 +97,13 @@ const pool_statement_t *routes_statements(const server_config_t *config, unsigne
 
 /* ---- errors: every database failure maps to one status here ------------------------------ */
 
-static void respond_db_error(conn_t *c, int error, const PGresult *res, const char *message)
+static void respond_db_error(req_t *req, int error, const PGresult *res, const char *message)
 {
     switch (error) {
     case POOL_ERR_TIMEOUT:
     case POOL_ERR_UNAVAILABLE:
     case POOL_ERR_SHUTDOWN:
-        conn_respond_error(c, 503, pool_strerror(error), "Retry-After: 1\r\n");
+        req_error(req, 503, pool_strerror(error), "Retry-After: 1\r\n");
         return;
     /* A read (the order routes answer a lost connection themselves), or a statement that did
      * not run: trying again is safe.  A backend terminated under the statement (57P01-57P05,
@@ -111,42 +111,31 @@ static void respond_db_error(conn_t *c, int error, const PGresult *res, const ch
     case POOL_ERR_CONNECTION:
     case POOL_ERR_NOT_SENT:
         /* The forced shutdown cut the statement short (pool_shutdown, pool.h). */
-        if (c->worker->stopping) {
-            conn_respond_error(c, 503, pool_strerror(POOL_ERR_SHUTDOWN), "Retry-After: 1\r\n");
+        if (req_stopping(req)) {
+            req_error(req, 503, pool_strerror(POOL_ERR_SHUTDOWN), "Retry-After: 1\r\n");
             return;
         }
-        log_error("%s: %s", c->log_line, message);
-        conn_respond_error(c, 503, pool_strerror(POOL_ERR_CONNECTION), "Retry-After: 1\r\n");
+        log_error("%s: %s", req->log_line, message);
+        req_error(req, 503, pool_strerror(POOL_ERR_CONNECTION), "Retry-After: 1\r\n");
         return;
     default:
         if (strcmp(pool_result_sqlstate(res), "57014") == 0) { /* statement_timeout */
-            log_error("%s: query cancelled after DB_STATEMENT_TIMEOUT_MS", c->log_line);
-            conn_respond_error(c, 503, "database query timed out", "Retry-After: 1\r\n");
+            log_error("%s: query cancelled after DB_STATEMENT_TIMEOUT_MS", req->log_line);
+            req_error(req, 503, "database query timed out", "Retry-After: 1\r\n");
             return;
         }
-        log_error("%s: query failed: SQLSTATE %s: %.*s", c->log_line, pool_result_sqlstate(res),
+        log_error("%s: query failed: SQLSTATE %s: %.*s", req->log_line, pool_result_sqlstate(res),
                   (int)strcspn(message, "\n"), message);
-        conn_respond_error(c, 500, "internal error", NULL);
+        req_error(req, 500, "internal error", NULL);
     }
 }
 
-/* Runs statement st for the connection's request; fn answers it.  Always answers. */
-static void submit(conn_t *c, int st, int param_count, pool_result_fn fn)
+/* Runs statement st for the request; fn answers it.  Always answers. */
+static void submit(req_t *req, int st, int param_count, pool_result_fn fn)
 {
-    c->query.statement = (unsigned)st;
-    c->query.param_count = param_count;
     /* The product rows are read in binary (write_product); the rest as text. */
-    c->query.binary_results = st == ST_LIST_CHEAPEST || st == ST_LIST_CATEGORY || st == ST_PRODUCT;
-    c->query.fn = fn;
-    c->query.user = c;
-    c->busy = 1;
-    int e = pool_submit(c->worker->pool_worker, &c->query);
-    if (e) {
-        /* Refused at once (database down, shutting down): the route's handler answers, in
-         * its own shape, as it would a later failure. */
-        c->busy = 0;
-        fn(&c->query, NULL, e, "");
-    }
+    int binary = st == ST_LIST_CHEAPEST || st == ST_LIST_CATEGORY || st == ST_PRODUCT;
+    req_submit(req, (unsigned)st, param_count, binary, fn);
 }
 
 /* ---- JSON from results ------------------------------------------------------------------- */
@@ -352,23 +341,23 @@ static void write_product(buf_t *out, const PGresult *res, int row, const char *
 
 static void on_products(pool_query_t *q, PGresult *res, int error, const char *message)
 {
-    conn_t *c = q->user;
+    req_t *req = q->user;
     if (error) {
-        respond_db_error(c, error, res, message);
+        respond_db_error(req, error, res, message);
         return;
     }
-    /* A category listing (LISTING_COLUMNS) has the category in c->param (with its NUL). */
+    /* A category listing (LISTING_COLUMNS) has the category in req->category (with its NUL). */
     int listing = q->statement == ST_LIST_CATEGORY;
     if (!product_result_ok(res, !listing)) {
-        log_error("%s: products result not in the expected binary shape", c->log_line);
-        conn_respond_error(c, 500, "internal error", NULL);
+        log_error("%s: products result not in the expected binary shape", req->log_line);
+        req_error(req, 500, "internal error", NULL);
         return;
     }
     buf_t category = {0};
     int rows = PQntuples(res);
     sort_item_t *order = NULL;
     if (listing) {
-        json_write_string(&category, c->param.data, c->param.len - 1);
+        json_write_string(&category, req->category.data, req->category.len - 1);
         /* PostgreSQL sent the rows in no order: by price, then id (LISTING_COLUMNS). */
         order = xmalloc(2 * (size_t)(rows ? rows : 1) * sizeof *order);
         for (int i = 0; i < rows; i++) {
@@ -379,29 +368,29 @@ static void on_products(pool_query_t *q, PGresult *res, int error, const char *m
         sort_items(order, order + rows, (size_t)rows);
     }
     http_response_t resp;
-    conn_reserve_output(c, (size_t)rows * 400 + 512);
-    buf_t *out = conn_begin(c, &resp, 200, NULL);
+    req_reserve_output(req, (size_t)rows * 400 + 512);
+    buf_t *out = req_begin(req, &resp, 200, NULL);
     buf_append_char(out, '[');
     for (int i = 0; i < rows; i++) {
         if (i) buf_append_char(out, ',');
         write_product(out, res, order ? (int)order[i].row : i, category.data, category.len);
     }
     buf_append_char(out, ']');
-    conn_end(c, &resp, 200);
+    req_end(req, &resp, 200);
     free(order);
     buf_free(&category);
 }
 
 /* For the routes about one product: answers a failure or an empty result (404) and returns 1,
  * or returns 0 when the row is there to be written. */
-static int answered_without_row(conn_t *c, const PGresult *res, int error, const char *message)
+static int answered_without_row(req_t *req, const PGresult *res, int error, const char *message)
 {
     if (error) {
-        respond_db_error(c, error, res, message);
+        respond_db_error(req, error, res, message);
         return 1;
     }
     if (PQntuples(res) == 0) {
-        conn_respond_error(c, 404, "Product not found", NULL);
+        req_error(req, 404, "Product not found", NULL);
         return 1;
     }
     return 0;
@@ -409,17 +398,17 @@ static int answered_without_row(conn_t *c, const PGresult *res, int error, const
 
 static void on_product(pool_query_t *q, PGresult *res, int error, const char *message)
 {
-    conn_t *c = q->user;
-    if (answered_without_row(c, res, error, message)) return;
+    req_t *req = q->user;
+    if (answered_without_row(req, res, error, message)) return;
     if (!product_result_ok(res, 1)) {
-        log_error("%s: product result not in the expected binary shape", c->log_line);
-        conn_respond_error(c, 500, "internal error", NULL);
+        log_error("%s: product result not in the expected binary shape", req->log_line);
+        req_error(req, 500, "internal error", NULL);
         return;
     }
     http_response_t resp;
-    buf_t *out = conn_begin(c, &resp, 200, NULL);
+    buf_t *out = req_begin(req, &resp, 200, NULL);
     write_product(out, res, 0, NULL, 0);
-    conn_end(c, &resp, 200);
+    req_end(req, &resp, 200);
 }
 
 static int64_t column_i64(const PGresult *res, int row, int col)
@@ -434,9 +423,9 @@ static int64_t column_i64(const PGresult *res, int row, int col)
 
 static void on_report(pool_query_t *q, PGresult *res, int error, const char *message)
 {
-    conn_t *c = q->user;
+    req_t *req = q->user;
     if (error) {
-        respond_db_error(c, error, res, message);
+        respond_db_error(req, error, res, message);
         return;
     }
     int rows = PQntuples(res);
@@ -446,7 +435,7 @@ static void on_report(pool_query_t *q, PGresult *res, int error, const char *mes
     struct timespec now;
     clock_gettime(CLOCK_REALTIME, &now);
     http_response_t resp;
-    buf_t *out = conn_begin(c, &resp, 200, NULL);
+    buf_t *out = req_begin(req, &resp, 200, NULL);
     buf_append_cstr(out, "{\"generated_at\":\"");
     format_iso8601_ms(out, (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000);
     buf_append_cstr(out, "\",\"total_orders\":");
@@ -465,7 +454,7 @@ static void on_report(pool_query_t *q, PGresult *res, int error, const char *mes
         buf_append_cstr(out, "\"}");
     }
     buf_append_cstr(out, "]}");
-    conn_end(c, &resp, 200);
+    req_end(req, &resp, 200);
 }
 
 /* Writes the order object from columns first.. of row 0 (id, product_id, quantity,
@@ -488,17 +477,17 @@ static void write_order(buf_t *out, const PGresult *res, int first)
 }
 
 /* The failures the two order statements share.  Returns 1 when it answered. */
-static int answered_order_failure(conn_t *c, const PGresult *res, int error, const char *message)
+static int answered_order_failure(req_t *req, const PGresult *res, int error, const char *message)
 {
     if (error == POOL_ERR_QUERY) {
         const char *state = pool_result_sqlstate(res);
         if (strcmp(state, "22003") == 0) {
-            conn_respond_error(
-                c, 400, "quantity too large: price_cents * quantity overflows total_cents", NULL);
+            req_error(req, 400, "quantity too large: price_cents * quantity overflows total_cents",
+                      NULL);
             return 1;
         }
         if (strcmp(state, "23503") == 0) { /* the product was deleted meanwhile */
-            conn_respond_error(c, 404, "Product not found", NULL);
+            req_error(req, 404, "Product not found", NULL);
             return 1;
         }
     }
@@ -507,115 +496,115 @@ static int answered_order_failure(conn_t *c, const PGresult *res, int error, con
          * committed.  A 503 with Retry-After would invite a second order; say what is known.
          * With an Idempotency-Key the client can find out safely by sending it again. */
         log_error("%s: database connection lost during the INSERT; outcome unknown: %.*s",
-                  c->log_line, (int)strcspn(message, "\n"), message);
-        conn_respond_error(c, 500, "outcome unknown", NULL);
+                  req->log_line, (int)strcspn(message, "\n"), message);
+        req_error(req, 500, "outcome unknown", NULL);
         return 1;
     }
-    return answered_without_row(c, res, error, message);
+    return answered_without_row(req, res, error, message);
 }
 
 static void on_order(pool_query_t *q, PGresult *res, int error, const char *message)
 {
-    conn_t *c = q->user;
-    if (answered_order_failure(c, res, error, message)) return;
+    req_t *req = q->user;
+    if (answered_order_failure(req, res, error, message)) return;
     http_response_t resp;
-    write_order(conn_begin(c, &resp, 201, NULL), res, 0);
-    conn_end(c, &resp, 201);
+    write_order(req_begin(req, &resp, 201, NULL), res, 0);
+    req_end(req, &resp, 201);
 }
 
 /* POST /orders with an Idempotency-Key against a database `catalog-db migrate` has not
  * brought up to date: 503 with what is missing (not a 500: nothing is broken in the server). */
-static void respond_schema_missing(conn_t *c)
+static void respond_schema_missing(req_t *req)
 {
     char message[768];
     if (!schema_missing(message, sizeof message))
         snprintf(message, sizeof message,
                  "the database schema is older than this server: missing function "
                  "place_order_with_key; run catalog-db migrate");
-    conn_respond_error(c, 503, message, NULL);
+    req_error(req, 503, message, NULL);
 }
 
 static void on_order_with_key(pool_query_t *q, PGresult *res, int error, const char *message)
 {
-    conn_t *c = q->user;
+    req_t *req = q->user;
     if (error == POOL_ERR_QUERY) {
         /* undefined_function, undefined_table: the check at start-up has not finished, or the
          * schema changed under a running server */
         const char *state = pool_result_sqlstate(res);
         if (strcmp(state, "42883") == 0 || strcmp(state, "42P01") == 0) {
-            respond_schema_missing(c);
+            respond_schema_missing(req);
             return;
         }
     }
-    if (answered_order_failure(c, res, error, message)) return;
+    if (answered_order_failure(req, res, error, message)) return;
     const char *outcome = PQgetvalue(res, 0, 0);
     if (strcmp(outcome, "in_progress") == 0) {
-        conn_respond_error(c, 409, "a request with this Idempotency-Key is still being processed",
-                           "Retry-After: 1\r\n");
+        req_error(req, 409, "a request with this Idempotency-Key is still being processed",
+                  "Retry-After: 1\r\n");
         return;
     }
     if (strcmp(outcome, "mismatch") == 0) {
-        conn_respond_error(c, 422, "Idempotency-Key reused with a different body", NULL);
+        req_error(req, 422, "Idempotency-Key reused with a different body", NULL);
         return;
     }
     /* created, or replayed: the first answer again, marked as such (as Stripe does). */
     int replayed = strcmp(outcome, "replayed") == 0;
     http_response_t resp;
-    write_order(conn_begin(c, &resp, 201, replayed ? "Idempotent-Replayed: true\r\n" : NULL), res,
+    write_order(req_begin(req, &resp, 201, replayed ? "Idempotent-Replayed: true\r\n" : NULL), res,
                 1);
-    conn_end(c, &resp, 201);
+    req_end(req, &resp, 201);
 }
 
 static void on_health(pool_query_t *q, PGresult *res, int error, const char *message)
 {
-    conn_t *c = q->user;
-    const char *id = c->worker->server->config.server_id;
+    req_t *req = q->user;
+    const char *id = req->server_id;
     http_response_t resp;
     if (error) {
         const char *reason =
             pool_strerror(error == POOL_ERR_NOT_SENT ? POOL_ERR_CONNECTION : error);
         if (error == POOL_ERR_QUERY)
             log_error("health: %.*s", (int)strcspn(message, "\n"), message);
-        int status = c->route == ROUTE_HEALTH_READY ? 503 : 500;
-        buf_t *out = conn_begin(c, &resp, status, NULL);
+        int status = req->route == ROUTE_HEALTH_READY ? 503 : 500;
+        buf_t *out = req_begin(req, &resp, status, NULL);
         buf_append_cstr(out, "{\"status\":\"error\",\"message\":");
         json_write_cstr(out, reason);
         buf_append_char(out, '}');
-        conn_end(c, &resp, status);
+        req_end(req, &resp, status);
         return;
     }
-    buf_t *out = conn_begin(c, &resp, 200, NULL);
-    buf_append_cstr(out, c->route == ROUTE_HEALTH_READY ? "{\"status\":\"ready\",\"server\":"
-                                                        : "{\"status\":\"ok\",\"server\":");
+    buf_t *out = req_begin(req, &resp, 200, NULL);
+    buf_append_cstr(out, req->route == ROUTE_HEALTH_READY ? "{\"status\":\"ready\",\"server\":"
+                                                          : "{\"status\":\"ok\",\"server\":");
     json_write_cstr(out, id);
     buf_append_cstr(out, ",\"products\":");
     write_raw(out, res, 0, 0);
     char missing[768];
-    if (c->route == ROUTE_HEALTH_READY && schema_missing(missing, sizeof missing)) {
+    if (req->route == ROUTE_HEALTH_READY && schema_missing(missing, sizeof missing)) {
         /* still ready: reads work; the body says what the start-up check found */
         buf_append_cstr(out, ",\"schema\":");
         json_write_cstr(out, missing);
     }
     buf_append_char(out, '}');
-    conn_end(c, &resp, 200);
+    req_end(req, &resp, 200);
 }
 
-static void respond_live(conn_t *c)
+static void respond_live(req_t *req)
 {
     http_response_t resp;
-    buf_t *out = conn_begin(c, &resp, 200, NULL);
+    buf_t *out = req_begin(req, &resp, 200, NULL);
     buf_append_cstr(out, "{\"status\":\"ok\",\"server\":");
-    json_write_cstr(out, c->worker->server->config.server_id);
+    json_write_cstr(out, req->server_id);
     buf_append_char(out, '}');
-    conn_end(c, &resp, 200);
+    req_end(req, &resp, 200);
 }
 
-static void respond_metrics(conn_t *c)
+static void respond_metrics(req_t *req)
 {
     http_response_t resp;
-    buf_t *out = conn_begin_as(c, &resp, 200, "text/plain; version=0.0.4; charset=utf-8", NULL);
-    stats_render(c->worker->server, out);
-    conn_end(c, &resp, 200);
+    buf_t *out = req_begin_as(req, &resp, 200, "text/plain; version=0.0.4; charset=utf-8", NULL);
+    req_render_metrics(req, out);
+    req_end(req, &resp, 200);
 }
 
 /* Content-Type must be application/json, parameters (charset) allowed. */
@@ -628,19 +617,19 @@ static int is_json_content_type(slice_t ct)
 }
 
 /* Idempotency-Key (IETF httpapi draft; docs/api.md, POST /orders: 1 to 255 printable ASCII
- * characters): copies the key into c->param as a C string.  Returns 1 with a key, 0 without
- * one, or -1 after answering a 400. */
-static int take_idempotency_key(conn_t *c, const http_request_t *req)
+ * characters): copies the key into req->idempotency_key as a C string.  Returns 1 with a key, 0
+ * without one, or -1 after answering a 400. */
+static int take_idempotency_key(req_t *req, const http_request_t *http)
 {
     static const char name[] = "Idempotency-Key";
     const http_header_t *found = NULL;
-    for (unsigned i = 0; i < req->header_count; i++) {
-        if (!slice_eq_nocase(req->headers[i].name, slice_make(name, sizeof name - 1))) continue;
+    for (unsigned i = 0; i < http->header_count; i++) {
+        if (!slice_eq_nocase(http->headers[i].name, slice_make(name, sizeof name - 1))) continue;
         if (found) {
-            conn_respond_error(c, 400, "more than one Idempotency-Key header", NULL);
+            req_error(req, 400, "more than one Idempotency-Key header", NULL);
             return -1;
         }
-        found = &req->headers[i];
+        found = &http->headers[i];
     }
     if (!found) return 0;
     slice_t key = found->value;
@@ -648,72 +637,71 @@ static int take_idempotency_key(conn_t *c, const http_request_t *req)
     for (size_t i = 0; valid && i < key.len; i++)
         valid = key.base[i] >= 0x20 && key.base[i] <= 0x7e;
     if (!valid) {
-        conn_respond_error(c, 400, "Idempotency-Key must be 1 to 255 printable ASCII characters",
-                           NULL);
+        req_error(req, 400, "Idempotency-Key must be 1 to 255 printable ASCII characters", NULL);
         return -1;
     }
-    buf_reset(&c->param);
-    buf_append(&c->param, key.base, key.len);
-    buf_append_char(&c->param, 0);
+    buf_reset(&req->idempotency_key);
+    buf_append(&req->idempotency_key, key.base, key.len);
+    buf_append_char(&req->idempotency_key, 0);
     return 1;
 }
 
-static void handle_order(conn_t *c, const http_request_t *req, slice_t body)
+static void handle_order(req_t *req, const http_request_t *http, slice_t body)
 {
-    if (!is_json_content_type(req->content_type)) {
-        conn_respond_error(c, 415, "Content-Type must be application/json", NULL);
+    if (!is_json_content_type(http->content_type)) {
+        req_error(req, 415, "Content-Type must be application/json", NULL);
         return;
     }
     order_request_t order;
     char err[256];
     if (order_parse_request(body.base, body.len, &order, err, sizeof err) < 0) {
-        conn_respond_error(c, 400, err, NULL);
+        req_error(req, 400, err, NULL);
         return;
     }
-    int keyed = take_idempotency_key(c, req);
+    int keyed = take_idempotency_key(req, http);
     if (keyed < 0) return;
-    snprintf(c->param_id, sizeof c->param_id, "%d", (int)order.product_id);
-    snprintf(c->param_quantity, sizeof c->param_quantity, "%d", (int)order.quantity);
-    c->query.params[0] = c->param_id;
-    c->query.params[1] = c->param_quantity;
+    req_set_product_id(req, order.product_id);
+    req_set_quantity(req, order.quantity);
+    req->query.params[0] = req->product_id_text;
+    req->query.params[1] = req->quantity_text;
     if (keyed) {
         if (schema_keyed_orders_missing()) {
-            respond_schema_missing(c);
+            respond_schema_missing(req);
             return;
         }
-        c->query.params[2] = c->param.data;
-        submit(c, ST_INSERT_ORDER_WITH_KEY, 3, on_order_with_key);
+        req->query.params[2] = req->idempotency_key.data;
+        submit(req, ST_INSERT_ORDER_WITH_KEY, 3, on_order_with_key);
         return;
     }
-    submit(c, ST_INSERT_ORDER, 2, on_order);
+    submit(req, ST_INSERT_ORDER, 2, on_order);
 }
 
-static void handle_products(conn_t *c, const http_request_t *req)
+static void handle_products(req_t *req, const http_request_t *http)
 {
-    if (req->query.len) {
-        int found = url_query_get(req->query, "category", &c->param);
+    if (http->query.len) {
+        int found = url_query_get(http->query, "category", &req->category);
         if (found < 0) {
-            conn_respond_error(c, 400, "invalid percent-encoding in the query string", NULL);
+            req_error(req, 400, "invalid percent-encoding in the query string", NULL);
             return;
         }
         if (found) {
             /* PostgreSQL refuses both in a text parameter (SQLSTATE 22021), after a round
              * trip and as a server error: they are the client's mistake, answered here. */
-            if (memchr(c->param.data, 0, c->param.len)) {
-                conn_respond_error(c, 400, "category must not contain NUL bytes", NULL);
+            if (memchr(req->category.data, 0, req->category.len)) {
+                req_error(req, 400, "category must not contain NUL bytes", NULL);
                 return;
             }
-            if (!json_utf8_valid(c->param.data, c->param.len)) {
-                conn_respond_error(c, 400, "category must be UTF-8 (after percent-decoding)", NULL);
+            if (!json_utf8_valid(req->category.data, req->category.len)) {
+                req_error(req, 400, "category must be UTF-8 (after percent-decoding)", NULL);
                 return;
             }
-            buf_append_char(&c->param, 0); /* libpq wants a C string */
-            c->query.params[0] = c->param.data;
-            submit(c, ST_LIST_CATEGORY, 1, on_products);
+            buf_append_char(&req->category, 0); /* libpq wants a C string */
+            req->query.params[0] = req->category.data;
+            submit(req, ST_LIST_CATEGORY, 1, on_products);
             return;
         }
     }
-    submit(c, ST_LIST_CHEAPEST, 0, on_products);
+    submit(req, ST_LIST_CHEAPEST, 0, on_products);
 }
 
 /* ---- routing ------------------------------------------------------------------------------ */
@@ -742,61 +730,61 @@ route_t routes_match(slice_t path, slice_t *id)
     return ROUTE_UNMATCHED;
 }
 
-void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body)
+void routes_dispatch(req_t *req, const http_request_t *http, slice_t body)
 {
     slice_t id = {0};
-    c->route = routes_match(req->path, &id);
+    req->route = routes_match(http->path, &id);
     /* A method the server does not implement anywhere (RFC 9110 9.1, "FOO"): 501 on any path.
      * The request's framing was understood (its body, if any, was read), so the connection
      * stays.  A method it knows but the route does not take is 405 below. */
-    if (req->method == HTTP_METHOD_OTHER) {
-        conn_respond_error(c, 501, "Method not implemented", NULL);
+    if (http->method == HTTP_METHOD_OTHER) {
+        req_error(req, 501, "Method not implemented", NULL);
         return;
     }
-    if (c->route == ROUTE_UNMATCHED) {
-        conn_respond_error(c, 404, "Not found", NULL);
+    if (req->route == ROUTE_UNMATCHED) {
+        req_error(req, 404, "Not found", NULL);
         return;
     }
-    int is_get = req->method == HTTP_METHOD_GET || req->method == HTTP_METHOD_HEAD;
-    if (c->route == ROUTE_ORDERS) {
-        if (req->method != HTTP_METHOD_POST) {
-            conn_respond_error(c, 405, "Method not allowed", "Allow: POST\r\n");
+    int is_get = http->method == HTTP_METHOD_GET || http->method == HTTP_METHOD_HEAD;
+    if (req->route == ROUTE_ORDERS) {
+        if (http->method != HTTP_METHOD_POST) {
+            req_error(req, 405, "Method not allowed", "Allow: POST\r\n");
             return;
         }
-        handle_order(c, req, body);
+        handle_order(req, http, body);
         return;
     }
     if (!is_get) {
-        conn_respond_error(c, 405, "Method not allowed", "Allow: GET, HEAD\r\n");
+        req_error(req, 405, "Method not allowed", "Allow: GET, HEAD\r\n");
         return;
     }
-    switch (c->route) {
+    switch (req->route) {
     case ROUTE_HEALTH:
     case ROUTE_HEALTH_READY:
-        submit(c, ST_COUNT_PRODUCTS, 0, on_health);
+        submit(req, ST_COUNT_PRODUCTS, 0, on_health);
         return;
     case ROUTE_HEALTH_LIVE:
-        respond_live(c);
+        respond_live(req);
         return;
     case ROUTE_PRODUCTS:
-        handle_products(c, req);
+        handle_products(req, http);
         return;
     case ROUTE_PRODUCT: {
         int32_t value;
         if (number_parse_i32(id.base, id.len, &value) < 0) {
-            conn_respond_error(c, 400, "Invalid product ID", NULL);
+            req_error(req, 400, "Invalid product ID", NULL);
             return;
         }
-        snprintf(c->param_id, sizeof c->param_id, "%d", (int)value);
-        c->query.params[0] = c->param_id;
-        submit(c, ST_PRODUCT, 1, on_product);
+        req_set_product_id(req, value);
+        req->query.params[0] = req->product_id_text;
+        submit(req, ST_PRODUCT, 1, on_product);
         return;
     }
     case ROUTE_REPORT:
-        submit(c, ST_REPORT, 0, on_report);
+        submit(req, ST_REPORT, 0, on_report);
         return;
     case ROUTE_METRICS:
-        respond_metrics(c);
+        respond_metrics(req);
         return;
     case ROUTE_ORDERS:    /* answered above */
     case ROUTE_UNMATCHED: /* answered above */

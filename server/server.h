@@ -11,6 +11,8 @@
 #include "http.h"
 #include "loop.h"
 #include "pool.h"
+#include "request.h"
+#include "route_table.h"
 
 /* ---- configuration (server/config.c) ---------------------------------------------------- */
 
@@ -49,33 +51,8 @@ void server_config_usage(FILE *out);
  * whole CPUs; 0 when there is no quota or nothing can be read.  WORKERS defaults to it. */
 unsigned server_cgroup_cpu_quota(const char *cgroup_file, const char *mount_root);
 
-/* ---- routes and metrics labels ---------------------------------------------------------- */
+/* ---- metrics ----------------------------------------------------------------------------- */
 
-/* The routes, written once.  ROUTE_MAP(X) calls X(NAME, path, param) for each route in the
- * order /metrics lists them.  A route without a param matches its path exactly; one with a
- * param (":id") matches path followed by one segment without '/'.  path param (the two strings
- * joined) is the route's label in /metrics.  routes_match tries the routes in this order. */
-#define ROUTE_MAP(X)                                                                               \
-    X(HEALTH, "/health", "")                                                                       \
-    X(HEALTH_LIVE, "/health/live", "")                                                             \
-    X(HEALTH_READY, "/health/ready", "")                                                           \
-    X(PRODUCTS, "/products", "")                                                                   \
-    X(PRODUCT, "/products/", ":id")                                                                \
-    X(REPORT, "/report", "")                                                                       \
-    X(ORDERS, "/orders", "")                                                                       \
-    X(METRICS, "/metrics", "")
-
-/* clang-format off */
-typedef enum route {
-#define ROUTE_ENUM(name, path, param) ROUTE_##name,
-    ROUTE_MAP(ROUTE_ENUM)
-#undef ROUTE_ENUM
-    ROUTE_UNMATCHED, /* no route matched, or the request could not be parsed */
-} route_t;
-/* clang-format on */
-#define ROUTE_COUNT (ROUTE_UNMATCHED + 1)
-
-enum method_label { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_OTHER, METHOD_COUNT };
 #define STATUS_LABELS 17 /* the statuses server/stats.c names, and "other" */
 #define DURATION_BUCKETS 8
 
@@ -135,18 +112,8 @@ struct conn {
     http_chunked_t chunked;       /* its chunked body, decoded in place as it arrives */
     uint64_t requests;            /* requests handled on this connection */
     size_t drained;               /* bytes discarded while DRAINING */
-    /* the request being answered */
-    route_t route;
-    enum method_label method_label;
-    int head_only;      /* HEAD: send the head of the GET response */
-    int keep_alive;     /* keep the connection after this response */
-    uint64_t start_ns;  /* when its head was complete */
-    pool_query_t query; /* its database query, if any */
-    buf_t param;        /* decoded query parameter (category), or the Idempotency-Key */
-    char param_id[16];  /* decimal text parameters */
-    char param_quantity[16];
-    char log_line[192]; /* "METHOD target" for the access log */
-    char peer[48];      /* client address for the access log */
+    req_t req;                    /* the request being answered */
+    char peer[48];                /* client address for the access log */
     /* timers */
     enum timer_list timer_list;
     uint64_t deadline_ms;
@@ -206,18 +173,6 @@ int conn_listen_start(worker_t *w);
 void conn_accept(worker_t *w);
 /* Watches the listener again once a pause after EMFILE is over (called every loop turn). */
 void conn_accept_resume(worker_t *w);
-/* Starts a response of the current request: writes the head into c->out and returns the
- * buffer to append the body to.  Finish with conn_end. */
-buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers);
-/* The same with another Content-Type than JSON (/metrics). */
-buf_t *conn_begin_as(conn_t *c, http_response_t *resp, int status, const char *content_type,
-                     const char *extra_headers);
-/* Makes room for a large response before conn_begin, reusing the worker's parked buffer. */
-void conn_reserve_output(conn_t *c, size_t bytes);
-/* Finishes the response, counts it, and goes on with the connection's next request. */
-void conn_end(conn_t *c, http_response_t *resp, int status);
-/* A whole response with a {"error": message} body. */
-void conn_respond_error(conn_t *c, int status, const char *message, const char *extra_headers);
 /* Closes a connection (cancelling its query); freed at the end of the loop turn. */
 void conn_close(conn_t *c);
 /* Timer expiry and shutdown handling, called from the worker loop. */
@@ -238,8 +193,8 @@ const pool_statement_t *routes_statements(const server_config_t *config, unsigne
 /* The route of a request path (ROUTE_UNMATCHED when none); for ROUTE_PRODUCT, *id is set to
  * the segment after "/products/" (possibly empty), pointing into path. */
 route_t routes_match(slice_t path, slice_t *id);
-/* Answers one request: at once, or later from a database callback.  Sets c->route. */
-void routes_dispatch(conn_t *c, const http_request_t *req, slice_t body);
+/* Answers one request: at once, or later from a database callback.  Sets req->route. */
+void routes_dispatch(req_t *req, const http_request_t *http, slice_t body);
 
 /* ---- server/stats.c --------------------------------------------------------------------- */
 
