@@ -40,6 +40,7 @@
 
 #include "alloc.h"
 #include "format.h"
+#include "handlers.h"
 #include "log.h"
 #include "server.h"
 
@@ -488,7 +489,7 @@ static int conn_process(conn_t *c)
         c->requests++;
         c->rearm = 1; /* a new IDLE (or other) period starts after this request */
         req_start(&c->req, &req);
-        routes_dispatch(&c->req, &req, slice_make(start + r, body_len));
+        handlers_dispatch(&c->req, &req, slice_make(start + r, body_len));
     }
     /* Compact: drop handled bytes once nothing points into them. */
     if (!c->busy && c->in_start > 0) {

@@ -32,4 +32,8 @@ typedef enum route {
 /* A request's method as /metrics labels it. */
 enum method_label { METHOD_GET, METHOD_HEAD, METHOD_POST, METHOD_OTHER, METHOD_COUNT };
 
+/* The route of a request path (ROUTE_UNMATCHED when none); for ROUTE_PRODUCT, *id is set to
+ * the segment after "/products/" (possibly empty), pointing into path. */
+route_t route_match(slice_t path, slice_t *id);
+
 #endif

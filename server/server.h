@@ -186,16 +186,6 @@ void conn_free_closed(worker_t *w);
  * a second for the whole process.  Called every loop turn; costs two relaxed loads otherwise. */
 void conn_release_memory(worker_t *w);
 
-/* ---- server/routes.c -------------------------------------------------------------------- */
-
-/* The prepared statements for the configured report mode. */
-const pool_statement_t *routes_statements(const server_config_t *config, unsigned *count);
-/* The route of a request path (ROUTE_UNMATCHED when none); for ROUTE_PRODUCT, *id is set to
- * the segment after "/products/" (possibly empty), pointing into path. */
-route_t routes_match(slice_t path, slice_t *id);
-/* Answers one request: at once, or later from a database callback.  Sets req->route. */
-void routes_dispatch(req_t *req, const http_request_t *http, slice_t body);
-
 /* ---- server/stats.c --------------------------------------------------------------------- */
 
 void stats_record(worker_t *w, route_t route, enum method_label method, int status,
