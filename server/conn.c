@@ -1,6 +1,6 @@
 /* conn.c: client connections: accept, read, parse, dispatch, write, timers, close.
  *
- * Each connection is in one state (enum conn_state), decided in one place, conn_settle, after
+ * Each connection is in one phase (enum conn_phase), decided in one place, conn_settle, after
  * every event; the state alone picks the connection's one timer:
  *   IDLE          between requests: HTTP_KEEPALIVE_TIMEOUT_MS (before the first request:
  *                 HTTP_HEADER_TIMEOUT_MS), then closed
@@ -39,10 +39,12 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "conn.h"
 #include "format.h"
 #include "handlers.h"
 #include "log.h"
 #include "server.h"
+#include "stats.h"
 
 #define READ_CHUNK 65536
 /* Buffers larger than this are released once empty, so idle connections stay small. */
@@ -408,7 +410,7 @@ static void conn_reject(conn_t *c, int status)
     c->close_after_write = 1;
     c->linger = 1;           /* the client may still be sending: drain before the close */
     c->in_start = c->in.len; /* ignore the rest */
-    c->request_deadline_ms = 0;
+    c->header_deadline_ms = 0;
     c->reading_body = 0;
 }
 
@@ -446,12 +448,12 @@ static int conn_process(conn_t *c)
         if (avail == 0) {
             /* Nothing of a request is here (a lone CR, then its LF, is an empty line): a head
              * that starts later gets a deadline of its own, not the one set at that CR. */
-            c->request_deadline_ms = 0;
+            c->header_deadline_ms = 0;
             break;
         }
         /* the whole request must arrive before the deadline set at its first byte */
-        if (!c->request_deadline_ms)
-            c->request_deadline_ms = c->worker->loop.now_ms + cfg->header_timeout_ms;
+        if (!c->header_deadline_ms)
+            c->header_deadline_ms = c->worker->loop.now_ms + cfg->header_timeout_ms;
         http_request_t req;
         int r = http_parse_request(start, avail, &cfg->limits, &req);
         if (r == 0) break;
@@ -483,7 +485,7 @@ static int conn_process(conn_t *c)
             break; /* the body is still coming */
         }
         c->in_start += (size_t)r + framed_len;
-        c->request_deadline_ms = 0;
+        c->header_deadline_ms = 0;
         c->reading_body = 0;
         c->continue_sent = 0;
         c->requests++;
@@ -531,11 +533,11 @@ static void conn_settle(conn_t *c)
             if (c->requests)
                 timer_set(c, TIMER_KEEPALIVE, now + cfg->keepalive_timeout_ms);
             else
-                timer_set(c, TIMER_REQUEST, now + cfg->header_timeout_ms);
+                timer_set(c, TIMER_HEADER, now + cfg->header_timeout_ms);
             break;
         case CONN_READING_HEAD:
         case CONN_READING_BODY:
-            timer_set(c, TIMER_REQUEST, c->request_deadline_ms);
+            timer_set(c, TIMER_HEADER, c->header_deadline_ms);
             break;
         case CONN_WAITING_DB:
             timer_clear(c);

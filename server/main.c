@@ -14,6 +14,7 @@
 #include "alloc.h"
 #include "error.h"
 #include "log.h"
+#include "conn.h"
 #include "schema.h"
 #include "server.h"
 #include "statements.h"
