@@ -91,8 +91,10 @@ $(BUILD)/catalog-loadtest: $(BUILD)/loadtest/main.o $(LOADTEST_A) $(LIB_A)
 $(BUILD)/catalog-db: $(BUILD)/dbtool/main.o $(DBTOOL_A) $(LIB_A)
 $(PROGRAMS):
 	$(CC) $(ALL_CFLAGS) $(LDFLAGS) -o $@ $^ $(LDLIBS)
-# dbtool/sql_files.c embeds sql/*.sql with .incbin, which -MMD does not see.
+# dbtool/sql_files.c and server/statements.c embed sql/*.sql with .incbin, which -MMD does not
+# see.
 $(BUILD)/dbtool/sql_files.o: sql/schema.sql sql/rollup.sql
+$(BUILD)/server/statements.o: sql/statements.sql
 # A unit test, a micro-benchmark or a fuzz driver (below) links the archives: only the modules it
 # calls (and what they call) come in.
 TEST_LINK := $(SERVER_A) $(LOADTEST_A) $(DBTOOL_A) $(LIB_A)

@@ -7,7 +7,8 @@
 
 #include "config.h"
 #include "error.h"
-#include "server.h"
+#include "pool.h"
+#include "server_config.h"
 
 /* One row per numeric setting: the table drives both validation and --help. */
 typedef struct uint_setting {

@@ -1,6 +1,6 @@
 /* conn.c: client connections: accept, read, parse, dispatch, write, timers, close.
  *
- * Each connection is in one state (enum conn_state), decided in one place, conn_settle, after
+ * Each connection is in one phase (enum conn_phase), decided in one place, conn_settle, after
  * every event; the state alone picks the connection's one timer:
  *   IDLE          between requests: HTTP_KEEPALIVE_TIMEOUT_MS (before the first request:
  *                 HTTP_HEADER_TIMEOUT_MS), then closed
@@ -30,6 +30,7 @@
 #include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -38,10 +39,12 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "conn.h"
 #include "format.h"
-#include "json.h"
+#include "handlers.h"
 #include "log.h"
 #include "server.h"
+#include "stats.h"
 
 #define READ_CHUNK 65536
 /* Buffers larger than this are released once empty, so idle connections stay small. */
@@ -152,7 +155,7 @@ void conn_close(conn_t *c)
     if (c->state == CONN_CLOSED) return;
     worker_t *w = c->worker;
     c->state = CONN_CLOSED;
-    if (c->busy) pool_cancel(&c->query);
+    if (c->busy) pool_cancel(&c->req.query);
     timer_clear(c);
     int fd = c->io.fd;
     loop_io_stop(&w->loop, &c->io);
@@ -178,12 +181,13 @@ void conn_free_closed(worker_t *w)
         buf_free(&c->in);
         buf_free(&c->out);
         output_account(c);
-        buf_free(&c->param);
+        req_free(&c->req);
         free(c);
     }
 }
 
 static void conn_on_io(loop_io_t *io, uint32_t events);
+static const req_host_t conn_req_host;
 
 static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
 {
@@ -193,6 +197,9 @@ static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
     c->state = CONN_IDLE;
     loop_timer_init(&c->timer, conn_on_timer, c);
     c->io.fd = -1;
+    c->req.host = &conn_req_host;
+    c->req.server_id = s->config.server_id;
+    c->req.route = ROUTE_UNMATCHED;
     if (s->config.access_log) {
         if (addr->ss_family == AF_INET)
             inet_ntop(AF_INET, &((const struct sockaddr_in *)addr)->sin_addr, c->peer,
@@ -281,23 +288,25 @@ void conn_accept(worker_t *w)
     }
 }
 
-/* ---- responses ---------------------------------------------------------------------------- */
+/* ---- responses: the connection's side of a request (req_host_t) ---------------------------- */
 
-buf_t *conn_begin_as(conn_t *c, http_response_t *resp, int status, const char *content_type,
-                     const char *extra_headers)
+/* The connection that carries req. */
+static conn_t *conn_of(req_t *req)
 {
-    server_t *s = c->worker->server;
-
-    if (c->worker->stopping) c->keep_alive = 0;
-    http_response_begin(&c->out, resp, status, content_type,
-                        slice_make(s->config.server_id, strlen(s->config.server_id)), c->keep_alive,
-                        extra_headers);
-    return &c->out;
+    return (conn_t *)((char *)req - offsetof(conn_t, req));
 }
 
-buf_t *conn_begin(conn_t *c, http_response_t *resp, int status, const char *extra_headers)
+static buf_t *conn_begin(req_t *req, http_response_t *resp, int status, const char *content_type,
+                         const char *extra_headers)
 {
-    return conn_begin_as(c, resp, status, "application/json; charset=utf-8", extra_headers);
+    conn_t *c = conn_of(req);
+    server_t *s = c->worker->server;
+
+    if (c->worker->stopping) req->keep_alive = 0;
+    http_response_begin(&c->out, resp, status, content_type,
+                        slice_make(s->config.server_id, strlen(s->config.server_id)),
+                        req->keep_alive, extra_headers);
+    return &c->out;
 }
 
 static void access_log_line(conn_t *c, int status, size_t bytes, uint64_t duration_us)
@@ -308,12 +317,13 @@ static void access_log_line(conn_t *c, int status, size_t bytes, uint64_t durati
     clock_gettime(CLOCK_REALTIME, &ts);
     size_t n = format_iso8601_text(when, (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000);
     buf_printf(log, "%.*s %s access %s \"%s\" %d %zu %.3fms\n", (int)n, when,
-               c->worker->server->config.server_id, c->peer[0] ? c->peer : "-", c->log_line, status,
-               bytes, (double)duration_us / 1000.0);
+               c->worker->server->config.server_id, c->peer[0] ? c->peer : "-", c->req.log_line,
+               status, bytes, (double)duration_us / 1000.0);
 }
 
-void conn_reserve_output(conn_t *c, size_t bytes)
+static void conn_reserve_output(req_t *req, size_t bytes)
 {
+    conn_t *c = conn_of(req);
     buf_t *spare = &c->worker->spare_out;
     if (c->out.len == 0 && c->out.cap < bytes && spare->cap >= bytes) {
         buf_free(&c->out);
@@ -323,15 +333,16 @@ void conn_reserve_output(conn_t *c, size_t bytes)
     buf_reserve(&c->out, bytes);
 }
 
-void conn_end(conn_t *c, http_response_t *resp, int status)
+static void conn_end(req_t *req, http_response_t *resp, int status)
 {
-    http_response_end(&c->out, resp, c->head_only);
+    conn_t *c = conn_of(req);
+    http_response_end(&c->out, resp, req->head_only);
     output_account(c);
-    uint64_t duration_us = (loop_clock_ns() - c->start_ns) / 1000;
-    stats_record(c->worker, c->route, c->method_label, status, duration_us);
+    uint64_t duration_us = (loop_clock_ns() - req->start_ns) / 1000;
+    stats_record(c->worker, req->route, req->method_label, status, duration_us);
     if (c->worker->server->config.access_log)
         access_log_line(c, status, c->out.len - resp->body_start, duration_us);
-    if (!c->keep_alive) c->close_after_write = 1;
+    if (!req->keep_alive) c->close_after_write = 1;
     if (c->busy) {
         /* Answered from a database callback: go on with the connection. */
         c->busy = 0;
@@ -339,13 +350,33 @@ void conn_end(conn_t *c, http_response_t *resp, int status)
     }
 }
 
-void conn_respond_error(conn_t *c, int status, const char *message, const char *extra_headers)
+static int conn_submit(req_t *req)
 {
-    http_response_t resp;
-    buf_t *out = conn_begin(c, &resp, status, extra_headers);
-    json_write_error(out, message);
-    conn_end(c, &resp, status);
+    conn_t *c = conn_of(req);
+    c->busy = 1;
+    int e = pool_submit(c->worker->pool_worker, &req->query);
+    if (e) c->busy = 0;
+    return e;
 }
+
+static int conn_stopping(req_t *req)
+{
+    return conn_of(req)->worker->stopping;
+}
+
+static void conn_render_metrics(req_t *req, buf_t *out)
+{
+    stats_render(conn_of(req)->worker->server, out);
+}
+
+static const req_host_t conn_req_host = {
+    .begin = conn_begin,
+    .reserve = conn_reserve_output,
+    .end = conn_end,
+    .submit = conn_submit,
+    .stopping = conn_stopping,
+    .render_metrics = conn_render_metrics,
+};
 
 /* A request that cannot be parsed: answer and close (the stream can no longer be trusted). */
 static void conn_reject(conn_t *c, int status)
@@ -357,13 +388,8 @@ static void conn_reject(conn_t *c, int status)
                           : status == 505 ? "HTTP version not supported"
                           : status == 408 ? "request timed out"
                                           : "malformed request";
-    c->keep_alive = 0;
-    c->route = ROUTE_UNMATCHED;
-    c->method_label = METHOD_OTHER;
-    c->head_only = 0;
-    c->start_ns = loop_clock_ns();
-    snprintf(c->log_line, sizeof c->log_line, "-");
-    conn_respond_error(c, status, message, NULL);
+    req_start_rejected(&c->req);
+    req_error(&c->req, status, message, NULL);
     c->close_after_write = 1;
     c->linger = 1;           /* the client may still be sending: drain before the close */
     c->in_start = c->in.len; /* ignore the rest */
@@ -372,42 +398,6 @@ static void conn_reject(conn_t *c, int status)
 }
 
 /* ---- reading and parsing ------------------------------------------------------------------ */
-
-static int method_label_of(int method)
-{
-    switch (method) {
-    case HTTP_METHOD_GET:
-        return METHOD_GET;
-    case HTTP_METHOD_HEAD:
-        return METHOD_HEAD;
-    case HTTP_METHOD_POST:
-        return METHOD_POST;
-    default:
-        return METHOD_OTHER;
-    }
-}
-
-/* Keeps "METHOD target" for the access and error logs: the request's own bytes may be gone by
- * the time a database callback logs.  The access log writes it between double quotes, so a '"'
- * or '\\' in the target is escaped with a backslash (the parser admits no other byte that needs
- * it: targets are 0x21-0x7E); a long target is cut (the line ends in "..."). */
-static void remember_request_line(conn_t *c, const http_request_t *req)
-{
-    size_t m = req->method_name.len < 32 ? req->method_name.len : 32;
-    memcpy(c->log_line, req->method_name.base, m);
-    char *out = c->log_line + m, *end = c->log_line + sizeof c->log_line - 4;
-    *out++ = ' ';
-    const char *t = req->target.base, *t_end = t + req->target.len;
-    for (; t < t_end && out < end - 1; t++) {
-        if (*t == '"' || *t == '\\') *out++ = '\\';
-        *out++ = *t;
-    }
-    if (t < t_end) {
-        memcpy(out, "...", 3);
-        out += 3;
-    }
-    *out = 0;
-}
 
 /* Handles every complete request in the input buffer, in order, until one goes asynchronous.
  * Returns 1 when it stopped only because too much output is waiting (go on once it is sent). */
@@ -483,12 +473,8 @@ static int conn_process(conn_t *c)
         c->continue_sent = 0;
         c->requests++;
         c->rearm = 1; /* a new IDLE (or other) period starts after this request */
-        c->start_ns = loop_clock_ns();
-        c->keep_alive = req.keep_alive;
-        c->head_only = req.method == HTTP_METHOD_HEAD;
-        c->method_label = method_label_of(req.method);
-        remember_request_line(c, &req);
-        routes_dispatch(c, &req, slice_make(start + r, body_len));
+        req_start(&c->req, &req);
+        handlers_dispatch(&c->req, &req, slice_make(start + r, body_len));
     }
     /* Compact: drop handled bytes once nothing points into them. */
     if (!c->busy && c->in_start > 0) {

@@ -14,8 +14,10 @@
 #include "alloc.h"
 #include "error.h"
 #include "log.h"
+#include "conn.h"
 #include "schema.h"
 #include "server.h"
+#include "statements.h"
 
 /* Log lines waiting for stderr (twice: one buffer filling, one being written); beyond, lines are
  * dropped and counted (log_lines_dropped_total). */
@@ -270,7 +272,12 @@ int main(int argc, char **argv)
         return 1;
     }
     unsigned statement_count;
-    const pool_statement_t *statements = routes_statements(&s->config, &statement_count);
+    const pool_statement_t *statements =
+        statements_load(s->config.report_rollup, &statement_count, err, sizeof err);
+    if (!statements) {
+        log_error("%s", err);
+        return 1;
+    }
     char application_name[96];
     snprintf(application_name, sizeof application_name, "catalog-server-%s", s->config.server_id);
     pool_config_t pc = {

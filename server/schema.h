@@ -5,7 +5,7 @@
 
 #include <stddef.h>
 
-#include "server.h"
+#include "server_config.h"
 
 /* Starts a thread that connects to the database (one connection of its own, outside the pool,
  * application_name catalog-server-SERVER_ID-schema) and looks for every object the server

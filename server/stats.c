@@ -1,4 +1,6 @@
 /* stats.c: request counters per worker, and the /metrics page for the whole process. */
+#include "stats.h"
+
 #include <stdio.h>
 #include <string.h>
 

@@ -26,7 +26,7 @@ CREATE INDEX IF NOT EXISTS orders_product_id_idx ON orders (product_id);
 CREATE INDEX IF NOT EXISTS orders_created_at_idx ON orders (created_at);
 
 -- GET /products?category=C runs `WHERE category = $1` through products_category_idx and the
--- server orders the rows by price, then id (server/routes.c).  An index on (category,
+-- server orders the rows by price, then id (server/rows.c).  An index on (category,
 -- price_cents, id) that earlier versions made for an ordered scan was never chosen over a
 -- bitmap scan and a sort, and nothing reads it now: it goes.
 DROP INDEX IF EXISTS products_category_price_id_idx;
@@ -37,7 +37,7 @@ CREATE INDEX IF NOT EXISTS products_price_id_idx ON products (price_cents, id);
 
 -- GET /report sums every order's total_cents per product: with total_cents in the index, each
 -- product's orders are one short range of this index, read without visiting the table
--- (an index-only scan; see the report statement in server/routes.c).
+-- (an index-only scan; see the report statement in sql/statements.sql).
 CREATE INDEX IF NOT EXISTS orders_product_id_total_cents_idx ON orders (product_id) INCLUDE (total_cents);
 
 -- POST /orders with an Idempotency-Key header (docs/api.md, "Retries"): the key and the answer it

@@ -1,7 +1,7 @@
-"""server_sql.py: the server's SQL statements, read from server/routes.c, as pgbench scripts.
+"""server_sql.py: the server's SQL statements, read from sql/statements.sql, as pgbench scripts.
 
-pgbench then runs exactly the text the server prepares (adjacent C string literals joined,
-$1 replaced by a pgbench variable), so the two can never drift apart.
+pgbench then runs exactly the text the server prepares (the file is embedded into the server,
+which joins each statement's lines the same way), so the two can never drift apart.
 
     python3 scripts/bench/server_sql.py OUT_DIR   writes mix.sql, category.sql, product.sql,
                                                    report.sql, report_rollup.sql, mix_rollup.sql,
@@ -14,39 +14,33 @@ import re
 import sys
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-ROUTES_C = os.path.join(REPO_ROOT, "server", "routes.c")
+STATEMENTS_SQL = os.path.join(REPO_ROOT, "sql", "statements.sql")
 
 
-def _c_literals(text):
-    """Joins the C string literals of text (adjacent literals concatenate), expanding macros
-    named in MACROS below."""
-    return "".join(bytes(m, "utf-8").decode("unicode_escape")
-                   for m in re.findall(r'"((?:[^"\\]|\\.)*)"', text))
+def statements(path=STATEMENTS_SQL):
+    """{name: sql} for every statement of sql/statements.sql, read as server/statements.c reads
+    it: the lines after `-- name: NAME`, comment lines left out, each stripped, joined with one
+    space, the closing ';' dropped.  Raises ValueError when a statement the benchmarks run is
+    missing."""
+    found, name, lines = {}, None, []
 
+    def close():
+        if name is not None:
+            found[name] = " ".join(lines).rstrip(";").rstrip()
 
-def statements(path=ROUTES_C):
-    """{name: sql} for every {"name", "sql..."} entry of STATEMENTS_LIVE, plus report_rollup.
-    Raises ValueError when routes.c no longer has the expected shape."""
-    source = open(path, encoding="utf-8").read()
-    macros = dict(re.findall(r'#define\s+(\w+)\s+("(?:[^"\\]|\\.)*")', source))
-
-    def expand(text):
-        for name, literal in macros.items():
-            text = re.sub(rf"\b{name}\b", literal, text)
-        return text
-
-    table = re.search(r"STATEMENTS_LIVE\[ST_COUNT\]\s*=\s*\{(.*?)\n\};", source, re.S)
-    rollup = re.search(r"REPORT_ROLLUP_SQL\[\]\s*=\s*(.*?);", source, re.S)
-    if not table or not rollup:
-        raise ValueError(f"{path}: STATEMENTS_LIVE or REPORT_ROLLUP_SQL not found")
-    found = {}
-    body = re.sub(r"/\*.*?\*/", "", table.group(1), flags=re.S)
-    for entry in re.findall(r"\{\s*(\"\w+\")\s*,(.*?)\}", body, re.S):
-        found[_c_literals(entry[0])] = _c_literals(expand(entry[1]))
-    found["report_rollup"] = _c_literals(expand(rollup.group(1)))
-    for name in ("list_category", "product", "report", "report_rollup"):
-        if name not in found:
-            raise ValueError(f"{path}: statement {name} not found")
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.strip()
+            named = re.match(r"--\s*name:\s*(\w+)$", line)
+            if named:
+                close()
+                name, lines = named.group(1), []
+            elif line and not line.startswith("--") and name is not None:
+                lines.append(line)
+    close()
+    for wanted in ("list_category", "product", "report", "report_rollup"):
+        if wanted not in found:
+            raise ValueError(f"{path}: statement {wanted} not found")
     return found
 
 

@@ -20,7 +20,7 @@ import harness  # noqa: E402
 
 NAME = "test_loadtest_servers"
 suite = harness.Suite("loadtest_servers")
-# The load generator's route names and the servers' route labels (server/routes.c's table).
+# The load generator's route names and the servers' route labels (server/route_table.h's table).
 ROUTES = {"GET /products?category=electronics": "/products", "GET /products/1": "/products/:id",
           "GET /report": "/report"}
 

@@ -4,7 +4,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "server.h"
+#include "server_config.h"
 #include "test.h"
 
 static char root[64];

@@ -1,13 +1,13 @@
-/* test_routes.c: unit tests for server/routes (routes_match: the path of a request to its
- * route, from the one route table in server/server.h). */
-#include "server.h"
+/* test_routes.c: unit tests for server/route_table (route_match: the path of a request to its
+ * route, from the one route table ROUTE_MAP in server/route_table.h). */
+#include "route_table.h"
 #include "test.h"
 
 /* Matches path; checks the route and, for ROUTE_PRODUCT, the id segment. */
 static void check_match(const char *path, route_t want, const char *want_id, int line)
 {
     slice_t id = slice_cstr("untouched");
-    route_t got = routes_match(slice_cstr(path), &id);
+    route_t got = route_match(slice_cstr(path), &id);
     if (got != want)
         fprintf(stderr, "line %d: \"%s\" matched %d, want %d\n", line, path, got, want);
     CHECK_INT(got, want);
@@ -48,6 +48,6 @@ int main(void)
     /* A path with a NUL byte inside does not match the route it starts with. */
     static const char nul_path[] = "/health\0x";
     slice_t id = {0};
-    CHECK_INT(routes_match(slice_make(nul_path, sizeof nul_path - 1), &id), ROUTE_UNMATCHED);
+    CHECK_INT(route_match(slice_make(nul_path, sizeof nul_path - 1), &id), ROUTE_UNMATCHED);
     return test_report("routes");
 }
