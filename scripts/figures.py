@@ -84,7 +84,7 @@ RUNS = {
     "d_b2": ("make demo", "make demo: browse mix, two servers of 0.25 CPU"),
     "d_s2": ("make demo", "make demo: scenario mix, two servers of 0.25 CPU"),
     "seed": ("make up (on an empty database)", "the full seed, 5,000 products and 500,000 orders"),
-    "explain": ("EXPLAIN (ANALYZE) of the report statements (server/routes.c) in psql",
+    "explain": ("EXPLAIN (ANALYZE) of the report statements (sql/statements.sql) in psql",
                 "the report statements alone"),
 }
 

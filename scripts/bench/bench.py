@@ -8,7 +8,7 @@ seeded full size, on loopback only, each load run bounded in time.  The pieces:
      report and the scenario mix against pgbench running the reference's statements, failed
      requests; with BENCH_BASELINE, an older build measured beside this one in the same run;
   1. the database's limit: pgbench running the server's own statements (read from
-     server/routes.c) at the pool's concurrency vs the full stack on the same work;
+     sql/statements.sql) at the pool's concurrency vs the full stack on the same work;
   2. the server's CPU per request per route (process_cpu_seconds_total before and after) and
      its resident memory with 100 and with 10,000 open idle connections;
   3. the scenario's options: A (1 vs 2 worker threads), B (2 one-core servers behind nginx),

@@ -36,7 +36,7 @@ def section(cluster, folder, main_server, script):
             f"{ratio(run['rps'], pg_rate):.0%}, failures {run['failures']}")
     return (
         "1. The database's limit: pgbench vs the full stack",
-        "pgbench runs the server's own statements (read from server/routes.c at bench time) "
+        "pgbench runs the server's own statements (read from sql/statements.sql at bench time) "
         f"with -M prepared, -c {POOL} -j 2; the stack is catalog-loadtest -c {CONNECTIONS} "
         f"-> catalog-server (DB_POOL_MAX={POOL}, default WORKERS) -> the same PostgreSQL. "
         "pgbench draws product ids at random in 1..5000; the stack asks for /products/1 "

@@ -236,7 +236,7 @@ def goals_section(cluster, folder, script):
         f"-c {POOL} -j 2`, the statement named) and then the stack (catalog-loadtest -> one "
         "catalog-server, default WORKERS, fresh for each run after a 1 s warm-up) take turns, "
         f"{ROUNDS} rounds of {DURATION_S} s; medians. 'pgbench plain' runs the server's own "
-        "lookup statement, read from server/routes.c (the stack may ask for "
+        "lookup statement, read from sql/statements.sql (the stack may ask for "
         "binary columns; pgbench gets text). The reference's report joins every order row to "
         "its product and groups by category (scripts/bench/server_sql.py REFERENCE_REPORT); "
         "the reference's category listing selects every column (the server's leaves out the "
