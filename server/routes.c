@@ -140,7 +140,12 @@ static void submit(conn_t *c, int st, int param_count, pool_result_fn fn)
     c->query.fn = fn;
     c->query.user = c;
     c->busy = 1;
-    int e = pool_submit(c->worker->pool_worker, &c->query);
+    /* Reads go to a replica or the primary (replicas.h); writes, and /health, to the primary. */
+    int read =
+        st == ST_LIST_CHEAPEST || st == ST_LIST_CATEGORY || st == ST_PRODUCT || st == ST_REPORT;
+    int e = read ? replicas_submit_read(c->worker->server->replicas, c->worker->index, &c->read,
+                                        &c->query)
+                 : pool_submit(c->worker->pool_worker, &c->query);
     if (e) {
         /* Refused at once (database down, shutting down): the route's handler answers, in
          * its own shape, as it would a later failure. */
@@ -590,6 +595,7 @@ static void on_health(pool_query_t *q, PGresult *res, int error, const char *mes
     json_write_cstr(out, id);
     buf_append_cstr(out, ",\"products\":");
     write_raw(out, res, 0, 0);
+    replicas_write_health(c->worker->server->replicas, out); /* with DB_READ_HOSTS only */
     char missing[768];
     if (c->route == ROUTE_HEALTH_READY && schema_missing(missing, sizeof missing)) {
         /* still ready: reads work; the body says what the start-up check found */

@@ -11,6 +11,7 @@
 #include "http.h"
 #include "loop.h"
 #include "pool.h"
+#include "replicas.h"
 
 /* ---- configuration (server/config.c) ---------------------------------------------------- */
 
@@ -19,13 +20,16 @@ typedef struct server_config {
     unsigned port;      /* PORT */
     char server_id[64]; /* SERVER_ID, shown in X-Server-Id and /health */
     const char *db_host, *db_port, *db_name, *db_user, *db_password;
-    unsigned db_pool_max;                /* DB_POOL_MAX: connections in total, all workers */
+    unsigned db_pool_max; /* DB_POOL_MAX: connections on each instance, all workers */
     unsigned db_pool_acquire_timeout_ms; /* DB_POOL_ACQUIRE_TIMEOUT_MS */
     unsigned db_pool_idle_timeout_ms;    /* DB_POOL_IDLE_TIMEOUT_MS */
     unsigned db_connect_timeout_ms;      /* DB_CONNECT_TIMEOUT_MS */
     unsigned db_statement_timeout_ms;    /* DB_STATEMENT_TIMEOUT_MS */
     unsigned db_pipeline;                /* DB_PIPELINE: statements in flight per connection */
     unsigned db_prepare;                 /* DB_PREPARE: 0 = unnamed statements only */
+    const char *db_read_hosts;           /* DB_READ_HOSTS: replicas for reads ("" none) */
+    int db_read_primary;                 /* DB_READ_PRIMARY: the primary takes reads too */
+    unsigned db_read_max_lag_ms;         /* DB_READ_MAX_LAG_MS: a replica lagging more: no reads */
     unsigned workers;                    /* WORKERS: threads, each its own event loop */
     int report_rollup;                   /* REPORT_MODE=rollup */
     int access_log;                      /* ACCESS_LOG */
@@ -138,12 +142,13 @@ struct conn {
     /* the request being answered */
     route_t route;
     enum method_label method_label;
-    int head_only;      /* HEAD: send the head of the GET response */
-    int keep_alive;     /* keep the connection after this response */
-    uint64_t start_ns;  /* when its head was complete */
-    pool_query_t query; /* its database query, if any */
-    buf_t param;        /* decoded query parameter (category), or the Idempotency-Key */
-    char param_id[16];  /* decimal text parameters */
+    int head_only;        /* HEAD: send the head of the GET response */
+    int keep_alive;       /* keep the connection after this response */
+    uint64_t start_ns;    /* when its head was complete */
+    pool_query_t query;   /* its database query, if any */
+    replicas_read_t read; /* where query runs when it is a read (replicas.h) */
+    buf_t param;          /* decoded query parameter (category), or the Idempotency-Key */
+    char param_id[16];    /* decimal text parameters */
     char param_quantity[16];
     char log_line[192]; /* "METHOD target" for the access log */
     char peer[48];      /* client address for the access log */
@@ -180,7 +185,8 @@ struct worker {
 
 struct server {
     server_config_t config;
-    pool_t *pool;
+    pool_t *pool;         /* the primary's */
+    replicas_t *replicas; /* the read replicas' pools (DB_READ_HOSTS), and the primary's */
     int listen_fd;
     worker_t *workers;
     unsigned worker_count;
