@@ -584,6 +584,15 @@ int replicas_submit_read(replicas_t *set, unsigned index, replicas_read_t *read,
     return e;
 }
 
+int replicas_lag(replicas_t *set, unsigned i, int64_t *lag_ms, int64_t *lag_bytes)
+{
+    pthread_mutex_lock(&set->lock);
+    *lag_ms = set->inst[i].lag_ms;
+    *lag_bytes = set->inst[i].lag_bytes;
+    pthread_mutex_unlock(&set->lock);
+    return atomic_load(&set->inst[i].usable);
+}
+
 /* ---- /health ------------------------------------------------------------------------------ */
 
 void replicas_write_health(replicas_t *set, buf_t *out)

@@ -89,6 +89,10 @@ unsigned replicas_count(const replicas_t *set);
 /* Instance i's pool (0: the primary) and its name: "primary", "replica1"... */
 pool_t *replicas_pool(const replicas_t *set, unsigned i);
 const char *replicas_name(unsigned i);
+/* Replica i's (1..count) lag as the monitor last measured it: *lag_ms and *lag_bytes, -1 when
+ * unknown (down, not checked yet, or the primary could not be sampled).  Returns 1 when it takes
+ * reads now, else 0.  Any thread. */
+int replicas_lag(replicas_t *set, unsigned i, int64_t *lag_ms, int64_t *lag_bytes);
 /* Appends /health's fields about the instances, after a comma: "reads" (the instances taking
  * reads now) and "replicas" (each one's address, state, and lag when known). */
 void replicas_write_health(replicas_t *set, buf_t *out);

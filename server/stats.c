@@ -142,6 +142,41 @@ static void render_pools(server_t *s, buf_t *out)
     }
 }
 
+/* Each read replica's lag and whether it takes reads (DB_READ_HOSTS only). */
+static void render_replicas(server_t *s, buf_t *out)
+{
+    unsigned n = replicas_count(s->replicas);
+    if (!n) return;
+    int64_t lag_ms[REPLICAS_MAX + 1], lag_bytes[REPLICAS_MAX + 1];
+    int reads[REPLICAS_MAX + 1];
+    char labels[32];
+    for (unsigned i = 1; i <= n; i++)
+        reads[i] = replicas_lag(s->replicas, i, &lag_ms[i], &lag_bytes[i]);
+    metrics_write_header(out, "db_replica_reads", "gauge",
+                         "1 while the read replica takes reads (up, lag within "
+                         "DB_READ_MAX_LAG_MS), else 0.");
+    for (unsigned i = 1; i <= n; i++) {
+        snprintf(labels, sizeof labels, "db=\"%s\"", replicas_name(i));
+        metrics_write_u64(out, "db_replica_reads", labels, (uint64_t)reads[i]);
+    }
+    metrics_write_header(out, "db_replica_lag_seconds", "gauge",
+                         "The read replica's replay lag behind the primary, by WAL position, as "
+                         "last measured (absent while unknown).");
+    for (unsigned i = 1; i <= n; i++) {
+        snprintf(labels, sizeof labels, "db=\"%s\"", replicas_name(i));
+        if (lag_ms[i] >= 0)
+            metrics_write_double(out, "db_replica_lag_seconds", labels, (double)lag_ms[i] / 1000.0);
+    }
+    metrics_write_header(out, "db_replica_lag_bytes", "gauge",
+                         "WAL bytes the primary wrote that the read replica has not replayed, as "
+                         "last measured (absent while unknown).");
+    for (unsigned i = 1; i <= n; i++) {
+        snprintf(labels, sizeof labels, "db=\"%s\"", replicas_name(i));
+        if (lag_bytes[i] >= 0)
+            metrics_write_u64(out, "db_replica_lag_bytes", labels, (uint64_t)lag_bytes[i]);
+    }
+}
+
 void stats_render(server_t *s, buf_t *out)
 {
     /* Sum the workers' counters. */
@@ -194,6 +229,7 @@ void stats_render(server_t *s, buf_t *out)
         }
 
     render_pools(s, out);
+    render_replicas(s, out);
 
     metrics_write_single_u64(out, "http_connections_open", "gauge", "Open client connections.",
                              atomic_load(&s->connections));
