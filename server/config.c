@@ -8,6 +8,7 @@
 #include "config.h"
 #include "error.h"
 #include "pool.h"
+#include "replicas.h"
 #include "server_config.h"
 
 /* One row per numeric setting: the table drives both validation and --help. */
@@ -22,7 +23,10 @@ typedef struct uint_setting {
 static const uint_setting_t UINT_SETTINGS[] = {
     {"PORT", 3000, 1, 65535, FIELD(port), "TCP port to listen on"},
     {"DB_POOL_MAX", 10, 1, 1000, FIELD(db_pool_max),
-     "database connections in total, shared by all worker threads"},
+     "database connections on each instance (the primary, each DB_READ_HOSTS replica), shared "
+     "by all worker threads"},
+    {"DB_READ_MAX_LAG_MS", 1000, 1, 60000, FIELD(db_read_max_lag_ms),
+     "a replica whose replay lags the primary by more takes no reads until it has caught up"},
     {"DB_POOL_ACQUIRE_TIMEOUT_MS", 5000, 1, 600000, FIELD(db_pool_acquire_timeout_ms),
      "longest wait for a free connection before answering 503"},
     {"DB_POOL_IDLE_TIMEOUT_MS", 30000, 100, 86400000, FIELD(db_pool_idle_timeout_ms),
@@ -207,6 +211,15 @@ int server_config_load(server_config_t *c, char *err, size_t err_len)
         return error_set(err, err_len, "DB_HOST, DB_NAME and DB_USER must not be empty");
     }
 
+    /* Checked here, used by replicas_new: a bad list stops the start-up as a setting. */
+    c->db_read_hosts = config_env_str("DB_READ_HOSTS", "");
+    char hosts[REPLICAS_MAX][256], ports[REPLICAS_MAX][8];
+    unsigned replicas;
+    if (replicas_parse_hosts(c->db_read_hosts, c->db_port, hosts, ports, &replicas, err, err_len) <
+        0)
+        return -1;
+    if (config_env_bool("DB_READ_PRIMARY", 1, &c->db_read_primary, err, err_len) < 0) return -1;
+
     const char *mode = config_env_str("REPORT_MODE", "live");
     if (strcmp(mode, "live") == 0) {
         c->report_rollup = 0;
@@ -233,6 +246,9 @@ void server_config_usage(FILE *out)
             ", " CONFIG_DB_PORT_DEFAULT ", " CONFIG_DB_NAME_DEFAULT "]\n"
             "  DB_USER, DB_PASSWORD       PostgreSQL login [" CONFIG_DB_USER_DEFAULT
             ", " CONFIG_DB_PASSWORD_DEFAULT "]\n"
+            "  DB_READ_HOSTS              hot standbys for reads, host:port,... (the report,\n"
+            "                             the listings, the product page) []\n"
+            "  DB_READ_PRIMARY            the primary takes reads too, 1 or 0 [1]\n"
             "  REPORT_MODE                live (aggregate all orders) or rollup [live]\n"
             "  ACCESS_LOG                 one line per request on stderr, 1 or 0 [1]\n");
     for (size_t i = 0; i < sizeof UINT_SETTINGS / sizeof UINT_SETTINGS[0]; i++)

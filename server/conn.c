@@ -354,9 +354,17 @@ static int conn_submit(req_t *req)
 {
     conn_t *c = conn_of(req);
     c->busy = 1;
-    int e = pool_submit(c->worker->pool_worker, &req->query);
+    worker_t *w = c->worker;
+    int e = req->read
+                ? replicas_submit_read(w->server->replicas, w->index, &req->replica, &req->query)
+                : pool_submit(w->pool_worker, &req->query);
     if (e) c->busy = 0;
     return e;
+}
+
+static void conn_write_instances(req_t *req, buf_t *out)
+{
+    replicas_write_health(conn_of(req)->worker->server->replicas, out);
 }
 
 static int conn_stopping(req_t *req)
@@ -373,6 +381,7 @@ static const req_host_t conn_req_host = {
     .begin = conn_begin,
     .reserve = conn_reserve_output,
     .end = conn_end,
+    .write_instances = conn_write_instances,
     .submit = conn_submit,
     .stopping = conn_stopping,
     .render_metrics = conn_render_metrics,

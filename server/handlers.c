@@ -21,7 +21,7 @@
 /* Runs statement st for the request; fn answers it.  Always answers. */
 static void submit(req_t *req, enum statement st, int param_count, pool_result_fn fn)
 {
-    req_submit(req, (unsigned)st, param_count, statements_binary(st), fn);
+    req_submit(req, (unsigned)st, param_count, statements_binary(st), statements_read(st), fn);
 }
 
 /* ---- database callbacks: the answer of each route ------------------------------------------ */
@@ -144,8 +144,10 @@ static void on_health(pool_query_t *q, PGresult *res, int error, const char *mes
     char missing[768];
     /* still ready with a schema missing: reads work; the body says what the check found */
     int schema_note = ready && schema_missing(missing, sizeof missing);
-    rows_write_health(req_begin(req, &resp, 200, NULL), ready, req->server_id, res,
-                      schema_note ? missing : NULL);
+    buf_t *out = req_begin(req, &resp, 200, NULL);
+    rows_write_health_open(out, ready, req->server_id, res);
+    req_write_instances(req, out); /* with DB_READ_HOSTS only */
+    rows_write_health_close(out, schema_note ? missing : NULL);
     req_end(req, &resp, 200);
 }
 

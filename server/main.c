@@ -58,7 +58,7 @@ static void *worker_main(void *arg)
     int pool_due = 100;
     for (;;) {
         loop_run_once(&w->loop, worker_next_timeout(w, pool_due));
-        pool_due = pool_worker_tick(w->pool_worker);
+        pool_due = replicas_tick(w->server->replicas, w->index); /* every pool, the primary's too */
         loop_timers_run(&w->loop); /* connections' timeouts, then the listener's pause */
         if (w->access_log.len) {
             log_write_lines(w->access_log.data, w->access_log.len); /* never blocks */
@@ -68,16 +68,17 @@ static void *worker_main(void *arg)
         conn_release_memory(w);
         if (w->stopping) {
             /* A connection it drives may carry other workers' statements: answer them first. */
-            if (w->conn_count == 0 && !pool_worker_busy(w->pool_worker)) break;
+            if (w->conn_count == 0 && !replicas_busy(w->server->replicas, w->index)) break;
             if (w->loop.now_ms >= w->stop_deadline_ms) {
                 log_warn("worker %u: %u connections still open after SHUTDOWN_TIMEOUT_MS; closing",
                          w->index, w->conn_count);
                 /* Queries still waiting or running are answered before the close (503; an
                  * order whose INSERT was sent: 500 outcome unknown). */
                 pool_shutdown(w->server->pool);
-                pool_worker_tick(w->pool_worker);
+                replicas_shutdown(w->server->replicas);
+                replicas_tick(w->server->replicas, w->index);
                 conn_close_all(w);
-                pool_worker_tick(w->pool_worker); /* deliver nothing more: all were cancelled */
+                replicas_tick(w->server->replicas, w->index); /* nothing more: all cancelled */
                 conn_free_closed(w);
                 break;
             }
@@ -98,6 +99,7 @@ static int worker_init(server_t *s, worker_t *w, unsigned index)
     w->read_buffer = xmalloc(65536);
     w->pool_worker = pool_worker_new(s->pool, &w->loop);
     if (!w->pool_worker) return -1;
+    if (replicas_worker_attach(s->replicas, index, &w->loop, w->pool_worker) < 0) return -1;
     w->wake_fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     if (w->wake_fd < 0) return -1;
     if (loop_io_start(&w->loop, &w->wake_io, w->wake_fd, EPOLLIN, worker_on_wake, w) < 0) return -1;
@@ -138,10 +140,16 @@ static int listen_on(const char *host, unsigned port, char *err, size_t err_len)
 }
 
 /* Descriptors the server needs besides its client connections: stdio, the listener, each
- * worker's epoll and eventfd, the pool's connections (and a cancel request for each). */
+ * worker's epoll and eventfd (one more per replica pool), the pools' connections (and a cancel
+ * request for each), the replicas' monitor's. */
 static rlim_t reserved_descriptors(const server_config_t *config)
 {
-    return 16 + 3 * (rlim_t)config->workers + 2 * (rlim_t)config->db_pool_max;
+    char hosts[REPLICAS_MAX][256], ports[REPLICAS_MAX][8];
+    unsigned replicas = 0;
+    replicas_parse_hosts(config->db_read_hosts, config->db_port, hosts, ports, &replicas, NULL, 0);
+    rlim_t instances = 1 + (rlim_t)replicas;
+    return 16 + (2 + instances) * (rlim_t)config->workers +
+           instances * (2 * (rlim_t)config->db_pool_max + 1);
 }
 
 /* Raises the soft open-files limit to the hard one, then lowers MAX_CONNECTIONS to what that
@@ -303,6 +311,15 @@ int main(int argc, char **argv)
         log_error("%s", err);
         return 1;
     }
+    char monitor_name[96];
+    snprintf(monitor_name, sizeof monitor_name, "catalog-server-%s-replicas", s->config.server_id);
+    s->replicas = replicas_new(s->config.db_read_hosts, s->config.db_read_primary,
+                               s->config.db_read_max_lag_ms, s->pool, &pc, monitor_name,
+                               s->config.workers, err, sizeof err);
+    if (!s->replicas) {
+        log_error("%s", err);
+        return 1;
+    }
     /* One line at start-up if the database lacks what `catalog-db migrate` adds. */
     if (schema_check_start(&s->config) < 0)
         log_warn("cannot start the schema check: %s", strerror(errno));
@@ -312,6 +329,7 @@ int main(int argc, char **argv)
         if (worker_init(s, &s->workers[i], i) < 0) {
             log_error("cannot start worker %u: %s", i, strerror(errno));
             schema_check_stop(SCHEMA_STOP_WAIT_MS);
+            replicas_free(s->replicas, SCHEMA_STOP_WAIT_MS);
             return 1;
         }
     }
@@ -319,6 +337,7 @@ int main(int argc, char **argv)
         if (pthread_create(&s->workers[i].thread, NULL, worker_main, &s->workers[i]) != 0) {
             log_error("cannot start worker thread %u", i);
             schema_check_stop(SCHEMA_STOP_WAIT_MS);
+            replicas_free(s->replicas, SCHEMA_STOP_WAIT_MS);
             return 1;
         }
     }
@@ -326,6 +345,12 @@ int main(int argc, char **argv)
              s->config.host, s->config.port, s->worker_count, s->worker_count == 1 ? "" : "s",
              s->config.db_pool_max, s->config.db_host, s->config.db_port, s->config.db_name,
              s->config.report_rollup ? "rollup" : "live");
+    if (replicas_count(s->replicas))
+        log_info("reads spread over %u replica%s (DB_READ_HOSTS=%s)%s, %u connections at most on "
+                 "each, none while down or lagging more than DB_READ_MAX_LAG_MS=%u",
+                 replicas_count(s->replicas), replicas_count(s->replicas) == 1 ? "" : "s",
+                 s->config.db_read_hosts, s->config.db_read_primary ? " and the primary" : "",
+                 s->config.db_pool_max, s->config.db_read_max_lag_ms);
 
     int sig = 0;
     sigwait(&stop_signals, &sig);
@@ -346,6 +371,7 @@ int main(int argc, char **argv)
         pthread_join(s->workers[i].thread, NULL);
     for (unsigned i = 0; i < s->worker_count; i++) {
         worker_t *w = &s->workers[i];
+        replicas_worker_free(s->replicas, i);
         pool_worker_free(w->pool_worker);
         loop_io_stop(&w->loop, &w->wake_io);
         close(w->wake_fd);
@@ -354,6 +380,7 @@ int main(int argc, char **argv)
         free(w->read_buffer);
         buf_free(&w->spare_out);
     }
+    replicas_free(s->replicas, SCHEMA_STOP_WAIT_MS); /* its monitor thread too */
     pool_free(s->pool);
     free(s->workers);
     /* The exit handlers below main (OpenSSL's, under libpq) must not run under the schema

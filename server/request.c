@@ -109,8 +109,15 @@ void req_render_metrics(req_t *req, buf_t *out)
     req->host->render_metrics(req, out);
 }
 
-void req_submit(req_t *req, unsigned statement, int param_count, int binary, pool_result_fn fn)
+void req_write_instances(req_t *req, buf_t *out)
 {
+    req->host->write_instances(req, out);
+}
+
+void req_submit(req_t *req, unsigned statement, int param_count, int binary, int read,
+                pool_result_fn fn)
+{
+    req->read = read;
     req->query.statement = statement;
     req->query.param_count = param_count;
     req->query.binary_results = binary;

@@ -9,6 +9,7 @@
 #include "http_parse.h"
 #include "http_write.h"
 #include "pool.h"
+#include "replicas.h"
 #include "route_table.h"
 
 typedef struct req req_t;
@@ -25,9 +26,14 @@ typedef struct req_host {
     void (*reserve)(req_t *req, size_t bytes);
     /* Finishes the response, counts it, and goes on with the connection's next request. */
     void (*end)(req_t *req, http_response_t *resp, int status);
-    /* Submits req->query from the connection's worker and marks the connection as waiting on
-     * the database.  Returns 0, or the pool_error that refused it (then nothing waits). */
+    /* Submits req->query from the connection's worker (a read, req->read, over the read
+     * replicas and the primary; anything else on the primary) and marks the connection as
+     * waiting on the database.  Returns 0, or the pool_error that refused it (then nothing
+     * waits). */
     int (*submit)(req_t *req);
+    /* Appends the database instances this server uses to /health's body (DB_READ_HOSTS only;
+     * nothing without replicas). */
+    void (*write_instances)(req_t *req, buf_t *out);
     /* 1 while the connection's worker shuts down. */
     int (*stopping)(req_t *req);
     /* Renders /metrics for the whole process into out. */
@@ -50,6 +56,8 @@ struct req {
     buf_t category;           /* GET /products?category=, decoded, with a NUL after it */
     buf_t idempotency_key;    /* POST /orders' Idempotency-Key, with a NUL after it */
     pool_query_t query;       /* its database query, if any */
+    int read;                 /* the query only reads: a replica may answer it */
+    replicas_read_t replica;  /* where a read runs (server/replicas.h) */
     char product_id_text[12]; /* the decimal text libpq sends for product_id */
     char quantity_text[12];   /* ... and for quantity */
 };
@@ -82,10 +90,14 @@ int req_stopping(req_t *req);
 void req_render_metrics(req_t *req, buf_t *out);
 
 /* Runs prepared statement `statement` with req->query.params[0..param_count) (binary: the
- * result columns in binary format); fn answers the request.  When the pool refuses it at once
+ * result columns in binary format; read: it only reads, so a read replica may run it); fn
+ * answers the request.  When the pool refuses it at once
  * fn is called before this returns, with res NULL and the pool error, as a later failure
  * would be.  Always answers. */
-void req_submit(req_t *req, unsigned statement, int param_count, int binary, pool_result_fn fn);
+void req_submit(req_t *req, unsigned statement, int param_count, int binary, int read,
+                pool_result_fn fn);
+/* Appends the database instances this server uses to /health's body (with DB_READ_HOSTS). */
+void req_write_instances(req_t *req, buf_t *out);
 
 /* Sets product_id and its text (req->product_id_text). */
 void req_set_product_id(req_t *req, int32_t product_id);

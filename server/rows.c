@@ -294,11 +294,21 @@ void rows_write_order(buf_t *out, const PGresult *res, int first)
 void rows_write_health(buf_t *out, int ready, const char *server_id, const PGresult *res,
                        const char *schema_note)
 {
+    rows_write_health_open(out, ready, server_id, res);
+    rows_write_health_close(out, schema_note);
+}
+
+void rows_write_health_open(buf_t *out, int ready, const char *server_id, const PGresult *res)
+{
     buf_append_cstr(out,
                     ready ? "{\"status\":\"ready\",\"server\":" : "{\"status\":\"ok\",\"server\":");
     json_write_cstr(out, server_id);
     buf_append_cstr(out, ",\"products\":");
     write_raw(out, res, 0, 0);
+}
+
+void rows_write_health_close(buf_t *out, const char *schema_note)
+{
     if (schema_note) {
         buf_append_cstr(out, ",\"schema\":");
         json_write_cstr(out, schema_note);

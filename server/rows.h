@@ -38,5 +38,9 @@ void rows_write_order(buf_t *out, const PGresult *res, int first);
  * count in row 0 of res, and "schema" when schema_note is not NULL. */
 void rows_write_health(buf_t *out, int ready, const char *server_id, const PGresult *res,
                        const char *schema_note);
+/* The same in two halves, for a caller that adds fields between them (the database instances
+ * of /health): the opening, up to "products", then the closing with "schema" and '}'. */
+void rows_write_health_open(buf_t *out, int ready, const char *server_id, const PGresult *res);
+void rows_write_health_close(buf_t *out, const char *schema_note);
 
 #endif

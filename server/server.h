@@ -10,6 +10,7 @@
 #include "conn.h"
 #include "loop.h"
 #include "pool.h"
+#include "replicas.h"
 #include "server_config.h"
 #include "stats.h"
 
@@ -42,7 +43,8 @@ struct worker {
 
 struct server {
     server_config_t config;
-    pool_t *pool;
+    pool_t *pool;         /* the primary's */
+    replicas_t *replicas; /* the read replicas' pools (DB_READ_HOSTS), and the primary's */
     int listen_fd;
     worker_t *workers;
     unsigned worker_count;

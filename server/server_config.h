@@ -11,13 +11,16 @@ typedef struct server_config {
     unsigned port;      /* PORT */
     char server_id[64]; /* SERVER_ID, shown in X-Server-Id and /health */
     const char *db_host, *db_port, *db_name, *db_user, *db_password;
-    unsigned db_pool_max;                /* DB_POOL_MAX: connections in total, all workers */
+    unsigned db_pool_max; /* DB_POOL_MAX: connections on each instance, all workers */
     unsigned db_pool_acquire_timeout_ms; /* DB_POOL_ACQUIRE_TIMEOUT_MS */
     unsigned db_pool_idle_timeout_ms;    /* DB_POOL_IDLE_TIMEOUT_MS */
     unsigned db_connect_timeout_ms;      /* DB_CONNECT_TIMEOUT_MS */
     unsigned db_statement_timeout_ms;    /* DB_STATEMENT_TIMEOUT_MS */
     unsigned db_pipeline;                /* DB_PIPELINE: statements in flight per connection */
     unsigned db_prepare;                 /* DB_PREPARE: 0 = unnamed statements only */
+    const char *db_read_hosts;           /* DB_READ_HOSTS: replicas for reads ("" none) */
+    int db_read_primary;                 /* DB_READ_PRIMARY: the primary takes reads too */
+    unsigned db_read_max_lag_ms;         /* DB_READ_MAX_LAG_MS: a replica lagging more: no reads */
     unsigned workers;                    /* WORKERS: threads, each its own event loop */
     int report_rollup;                   /* REPORT_MODE=rollup */
     int access_log;                      /* ACCESS_LOG */

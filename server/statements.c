@@ -16,17 +16,19 @@ static const struct {
     const char *name;
     enum pool_sharing sharing;
     int binary; /* result columns in binary: the product rows (server/rows.c) */
+    int read;   /* may run on a read replica (server/replicas.h) */
 } STATEMENTS[ST_COUNT] = {
-    [ST_COUNT_PRODUCTS] = {"count_products", POOL_SHARED, 0},
-    [ST_LIST_CHEAPEST] = {"list_cheapest", POOL_SHARED, 1},
+    /* /health's: it checks the primary, where the orders go. */
+    [ST_COUNT_PRODUCTS] = {"count_products", POOL_SHARED, 0, 0},
+    [ST_LIST_CHEAPEST] = {"list_cheapest", POOL_SHARED, 1, 1},
     /* About 1,000 rows: alone on its connection, so no cheap statement waits behind it. */
-    [ST_LIST_CATEGORY] = {"list_category", POOL_ALONE, 1},
-    [ST_PRODUCT] = {"product", POOL_SHARED, 1},
+    [ST_LIST_CATEGORY] = {"list_category", POOL_ALONE, 1, 1},
+    [ST_PRODUCT] = {"product", POOL_SHARED, 1, 1},
     /* Reads every order (or every product's totals): long, never shares its connection. */
-    [ST_REPORT] = {"report", POOL_ALONE, 0},
+    [ST_REPORT] = {"report", POOL_ALONE, 0, 1},
     /* A write may wait on a lock: nothing is queued behind it. */
-    [ST_INSERT_ORDER] = {"insert_order", POOL_LAST, 0},
-    [ST_INSERT_ORDER_WITH_KEY] = {"insert_order_with_key", POOL_LAST, 0},
+    [ST_INSERT_ORDER] = {"insert_order", POOL_LAST, 0, 0},
+    [ST_INSERT_ORDER_WITH_KEY] = {"insert_order_with_key", POOL_LAST, 0, 0},
 };
 
 /* The statement named name in text (sql/statements.sql's layout: its lines after "-- name:
@@ -90,4 +92,9 @@ const pool_statement_t *statements_load(int report_rollup, unsigned *count, char
 int statements_binary(enum statement st)
 {
     return STATEMENTS[st].binary;
+}
+
+int statements_read(enum statement st)
+{
+    return STATEMENTS[st].read;
 }

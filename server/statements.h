@@ -29,5 +29,8 @@ const pool_statement_t *statements_load(int report_rollup, unsigned *count, char
 /* 1 when statement st's result columns are read in binary (the product rows: server/rows.h),
  * 0 for text. */
 int statements_binary(enum statement st);
+/* 1 when statement st only reads and may run on a read replica (DB_READ_HOSTS: the listings,
+ * the product page, the report); 0 for writes and what must see its own writes. */
+int statements_read(enum statement st);
 
 #endif

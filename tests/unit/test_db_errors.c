@@ -38,8 +38,17 @@ static int host_stopping(req_t *req)
 
 static void host_render_metrics(req_t *req, buf_t *out) {}
 
-static const req_host_t HOST = {host_begin,  host_reserve,  host_end,
-                                host_submit, host_stopping, host_render_metrics};
+static void host_write_instances(req_t *req, buf_t *out) {}
+
+static const req_host_t HOST = {
+    .begin = host_begin,
+    .reserve = host_reserve,
+    .end = host_end,
+    .submit = host_submit,
+    .write_instances = host_write_instances,
+    .stopping = host_stopping,
+    .render_metrics = host_render_metrics,
+};
 
 /* The answer for (kind, error) while the worker stops (stopping) or not. */
 static void check_answer(enum db_route_kind kind, int error, int stopping, int want_status,
