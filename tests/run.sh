@@ -101,19 +101,24 @@ if [[ $which == integration || $which == all ]]; then
 	((ephemeral > 21000)) || ephemeral=32768
 	beside=" ${BESIDE_TESTS-test_lab_user} "
 	beside_names=() beside_logs=() beside_starts=()
-	for t in tests/integration/test_*; do
+	# The tests, in folders by area (server, pool, tools, lab, deploy, docs; common/ holds what
+	# they share), named integration/AREA/FILE; the name filter matches the bare name as well.
+	shopt -s nullglob
+	tests=(tests/integration/*/test_* tests/integration/test_*)
+	shopt -u nullglob
+	for t in "${tests[@]}"; do
 		base=$(basename "$t")
-		if [[ $beside != *" ${base%.*} "* ]] || ! wanted "integration/$base"; then continue; fi
+		if [[ $beside != *" ${base%.*} "* ]] || ! wanted "integration/${t#tests/integration/}"; then continue; fi
 		log=$(mktemp /tmp/catalog-test-beside.XXXXXX)
 		CATALOG_TEST_PORTS=10000-19999 timeout --kill-after=10 600 "$(test_command "$t")" "$t" >"$log" 2>&1 &
-		beside_names+=("integration/$base") beside_pids+=($!) beside_logs+=("$log") beside_starts+=("$SECONDS")
+		beside_names+=("integration/${t#tests/integration/}") beside_pids+=($!) beside_logs+=("$log") beside_starts+=("$SECONDS")
 	done
 	export CATALOG_TEST_PORTS=20000-$((ephemeral - 1))
-	for t in tests/integration/test_*; do
+	for t in "${tests[@]}"; do
 		base=$(basename "$t")
 		[[ $beside == *" ${base%.*} "* ]] && continue
 		command=$(test_command "$t")
-		[[ -n $command ]] && run_one "integration/$base" "${TEST_TIMEOUT_S:-600}" "$command" "$t"
+		[[ -n $command ]] && run_one "integration/${t#tests/integration/}" "${TEST_TIMEOUT_S:-600}" "$command" "$t"
 	done
 	for i in "${!beside_pids[@]}"; do
 		rc=0

@@ -15,7 +15,7 @@ seeded full size, on loopback only, each load run bounded in time.  The pieces:
      C (REPORT_MODE=rollup vs live);
   4. catalog-loadtest against wrk (scripts/bench-loadtest.sh, when present);
   5. the accuracy of `catalog-loadtest ceiling`: against a target of known capacity
-     (tests/integration/capacity_server.py: one request at a time, a fixed service time), the
+     (tests/integration/common/capacity_server.py: one request at a time, a fixed service time), the
      ceiling found divided by the saturation rate measured closed-loop in the same run (goal
      0.9-1.0).  BENCH_ONLY=ceiling runs this section alone (no database), printed, not written.
 
@@ -56,7 +56,7 @@ import urllib.request
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, HERE)
-sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration", "common"))
 import harness  # noqa: E402
 import server_sql  # noqa: E402
 
@@ -295,7 +295,7 @@ def stack_run(server, folder, paths, label, cluster=None, **kwargs):
 
 
 def start_nginx(conf_dir, http_body, probe_path):
-    """harness.start_nginx (tests/integration/harness.py) on a port the kernel picks."""
+    """harness.start_nginx (tests/integration/common/harness.py) on a port the kernel picks."""
     return harness.start_nginx(conf_dir, http_body, probe_path, port=free_port())
 
 
@@ -648,7 +648,7 @@ def goals_section(cluster, folder, script):
 def ceiling_section(folder):
     """Section 5: ceiling found / saturation measured closed-loop, against a target of known
     capacity.  Returns (title, text)."""
-    sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+    sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration", "common"))
     from capacity_server import CapacityServer  # noqa: E402
     say(f"\n== 5. catalog-loadtest ceiling against a target of known capacity "
         f"(one request at a time, {CEILING_SERVICE_MS:g} ms each), nice {CEILING_NICE}")
@@ -689,7 +689,7 @@ def ceiling_section(folder):
             f"(goal 0.9-1.0): " + verdict(0.9 <= round(accuracy, 2) <= 1.0))
     say("  " + line)
     return ("5. The ceiling finder's accuracy",
-            f"tests/integration/capacity_server.py serves one request at a time, each due "
+            f"tests/integration/common/capacity_server.py serves one request at a time, each due "
             f"{CEILING_SERVICE_MS:g} ms after the previous one (so at most "
             f"{1000 / CEILING_SERVICE_MS:,.0f} requests/s, less its own Python cost). Its "
             "saturation rate is measured closed-loop (catalog-loadtest -c 20 for 5 s) before "

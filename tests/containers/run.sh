@@ -28,8 +28,8 @@ cd "$(dirname "$0")/../.."
 repo=$PWD
 # shellcheck source=tests/containers/env.sh
 source "$repo/tests/containers/env.sh"
-# shellcheck source=tests/integration/report.sh
-source "$repo/tests/integration/report.sh"
+# shellcheck source=tests/integration/common/report.sh
+source "$repo/tests/integration/common/report.sh"
 report_start containers
 
 sections=("$@")

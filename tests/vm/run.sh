@@ -30,8 +30,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 repo=$PWD
-# shellcheck source=tests/integration/report.sh
-source "$repo/tests/integration/report.sh"
+# shellcheck source=tests/integration/common/report.sh
+source "$repo/tests/integration/common/report.sh"
 # shellcheck source=tests/apt.sh
 source "$repo/tests/apt.sh"
 report_start vm
