@@ -1,5 +1,6 @@
-# compose.sh: sourced by tests/containers/run.sh after its setup and helpers (never run on its own): the
-# functions of the sections image, compose (compose-single, compose-scaled) and solution; they read run.sh's settings ($repo, $cache, $work, $netns, ...).
+# compose.sh: the sections image, compose (compose-single, compose-scaled) and solution of
+# tests/containers/run.sh, which sources this file after its setup and helpers (never run on
+# its own); the functions read run.sh's settings ($repo, $cache, $work, $netns, ...).
 # "COND && ok ... || fail ..." is an if/else here: ok never fails (report.sh).
 # shellcheck shell=bash disable=SC2015,SC2154
 

@@ -1,5 +1,6 @@
-# devcontainer.sh: sourced by tests/containers/run.sh after its setup and helpers (never run on its own): the
-# functions of the section devcontainer; they read run.sh's settings ($repo, $cache, $work, $netns, ...).
+# devcontainer.sh: the section devcontainer of tests/containers/run.sh, which sources this
+# file after its setup and helpers (never run on its own); the functions read run.sh's
+# settings ($repo, $cache, $work, $netns, ...).
 # "COND && ok ... || fail ..." is an if/else here: ok never fails (report.sh).
 # shellcheck shell=bash disable=SC2015,SC2154
 

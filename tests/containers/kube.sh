@@ -1,5 +1,6 @@
-# kube.sh: sourced by tests/containers/run.sh after its setup and helpers (never run on its own): the
-# functions of the section kube; they read run.sh's settings ($repo, $cache, $work, $netns, ...).
+# kube.sh: the section kube of tests/containers/run.sh, which sources this file after its
+# setup and helpers (never run on its own); the functions read run.sh's settings ($repo,
+# $cache, $work, $netns, ...).
 # "COND && ok ... || fail ..." is an if/else here: ok never fails (report.sh).
 # shellcheck shell=bash disable=SC2015,SC2154
 

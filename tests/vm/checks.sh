@@ -1,5 +1,6 @@
-# checks.sh: sourced by tests/vm/run.sh (never run on its own): the checks and the sections (sudo, scope, root, pinning); they read run.sh's
-# settings ($repo, $cache, $work, $suite, $mirror, ...).
+# checks.sh: the checks and the sections (sudo, scope, root, pinning) of tests/vm/run.sh,
+# which sources this file (never run on its own); the functions read run.sh's settings
+# ($repo, $cache, $work, $suite, $mirror, ...).
 # "COND && ok ... || fail ..." is an if/else here: ok never fails (report.sh).
 # shellcheck shell=bash disable=SC2015,SC2154
 

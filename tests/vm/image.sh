@@ -1,5 +1,6 @@
-# image.sh: sourced by tests/vm/run.sh (never run on its own): the guest disk (build_image: debootstrap, once, cached in var/vm); they read run.sh's
-# settings ($repo, $cache, $work, $suite, $mirror, ...).
+# image.sh: the guest disk of tests/vm/run.sh (build_image: debootstrap, once, cached in
+# var/vm), sourced by run.sh (never run on its own); the functions read run.sh's settings
+# ($repo, $cache, $work, $suite, $mirror, ...).
 # "COND && ok ... || fail ..." is an if/else here: ok never fails (report.sh).
 # shellcheck shell=bash disable=SC2015,SC2154
 
