@@ -60,7 +60,7 @@ tally "$out" "$status"
 # serves them all as in the plain pass (run.sh goes on after a failing test).  Each is named
 # "/NAME." in the filter: only that file matches.
 names=()
-for t in tests/integration/test_*.py tests/integration/test_*.sh; do
+for t in tests/integration/{*/,}test_*.py tests/integration/{*/,}test_*.sh; do
 	[[ -f $t ]] || continue
 	name=$(basename "$t")
 	name=${name%.*}

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # all.sh: everything `make test` runs, each part even when an earlier one failed, then one
-# closing line "total: N passed, N failed" over the parts' own closing lines.
+# closing line "total: N passed, N failed" over the parts' own closing lines.  Two lanes, one
+# per core: the lab's longest tests one after another in the background, and in the
+# foreground the lint, the other tests, the sanitized pass and the fuzzing.
 # Usage: tests/all.sh [BUILD_DIR]   (the sanitized tree is build-san/)
 set -uo pipefail
 cd "$(dirname "$0")/.." || exit 2
@@ -23,10 +25,27 @@ part() {
 	echo "== $name: $((SECONDS - started)) s"
 }
 
+# The lab's longest tests (tests/run.sh's BESIDE_TESTS, each on a lab of its own, on ports
+# 10000-19999) run one after another in the background from the start, beside the lint, the
+# plain tests (which leave them out), the sanitized pass and the fuzzing, which share nothing
+# with them and pick their ports from 20000 up; their part is printed when it ends, last.
+beside_log=$(mktemp)
+beside_started=$SECONDS
+tests/run.sh "$build" beside >"$beside_log" 2>&1 &
+beside_pid=$!
+trap 'kill -TERM "$beside_pid" 2>/dev/null; rm -f "$beside_log"' EXIT
+
 part "lint" scripts/lint.sh
-part "tests ($build)" tests/run.sh "$build"
+BESIDE_ELSEWHERE=1 part "tests ($build)" tests/run.sh "$build"
 part "tests under ASan+UBSan (build-san)" scripts/test-sanitized.sh build-san
 part "fuzzing" scripts/fuzz.sh --seconds 15
+
+echo "== tests beside the others ($build, tests/run.sh $build beside)"
+rc=0
+wait "$beside_pid" || rc=$?
+cat "$beside_log"
+tally "$(<"$beside_log")" "$rc"
+echo "== tests beside the others: $((SECONDS - beside_started)) s"
 echo "make test took $((SECONDS - start)) s"
 echo "total: $passed passed, $failed failed"
 ((failed == 0))

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh: runs the unit tests, then the integration tests, each in its own process with a
 # time limit, and prints one closing line "tests: N passed, N failed".
-# Usage: tests/run.sh BUILD_DIR [unit|integration|all] [name-filter]
+# Usage: tests/run.sh BUILD_DIR [unit|integration|all|beside] [name-filter]
+# beside: only the tests of BESIDE_TESTS (below), one after another.
 # name-filter: runs only the tests whose name contains one of its space-separated words.
 # TEST_TIMEOUT_S: the time limit of each integration test (default 600; make soak raises it).
 # Integration tests share one throwaway PostgreSQL cluster started here (scripts/pg.sh) and
@@ -74,12 +75,11 @@ if [[ $which == unit || $which == all ]]; then
 	done
 fi
 
-if [[ $which == integration || $which == all ]]; then
+if [[ $which == integration || $which == all || $which == beside ]]; then
 	pgdir=$(mktemp -d /tmp/catalog-test-pg.XXXXXX)
-	beside_pids=()
+	beside_pid=""
 	cleanup() {
-		local pid
-		for pid in "${beside_pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+		if [[ -n $beside_pid ]]; then kill -TERM "$beside_pid" 2>/dev/null || true; fi
 		scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true
 		rm -rf "$pgdir"
 	}
@@ -91,36 +91,75 @@ if [[ $which == integration || $which == all ]]; then
 	}
 	eval "$pg_exports"
 	export CATALOG_TEST_PGDIR=$pgdir # tests that stop and restart the database use it
-	# BESIDE_TESTS (default test_lab_user: the lab's tests as a throwaway account, mostly waiting
-	# on servers, nginx and Chromium, and sharing nothing with the others: its own account, clone,
-	# PostgreSQL and ports) run in the background while the others run one after another, and
-	# are reported at the end.  Ports: below the ephemeral range, 10000-19999 for those beside,
-	# 20000 and up for the rest (harness.py and scripts/pg.sh pick from there too), so that two
-	# tests running at once never pick the same port.
+	# BESIDE_TESTS (default: the lab's tests that take longest; each starts a lab of its own
+	# with its own PostgreSQL, nginx and ports, test_lab_user as a throwaway account with its
+	# own clone; they share nothing with the others) run one after another in a lane of their
+	# own, in the background while the others run one after another, and are reported at the
+	# end.  Ports: below the ephemeral range, 10000-19999 for the lane (lab_env.sh honours
+	# CATALOG_TEST_PORTS), 20000 and up for the rest (harness.py and scripts/pg.sh pick from
+	# there too), so that two tests running at once never pick the same port.
+	# `tests/run.sh BUILD beside` runs only the lane, in the foreground: tests/all.sh starts it
+	# so, beside the plain tests, the sanitized pass and the fuzzing, and sets BESIDE_ELSEWHERE=1
+	# for its plain pass, which then leaves the lane's tests out.
 	read -r ephemeral _ </proc/sys/net/ipv4/ip_local_port_range
 	((ephemeral > 21000)) || ephemeral=32768
-	beside=" ${BESIDE_TESTS-test_lab_user} "
-	beside_names=() beside_logs=() beside_starts=()
-	for t in tests/integration/test_*; do
+	beside=" ${BESIDE_TESTS-test_lab_user test_scenario test_lab test_faults_lab test_lab_sweep} "
+	# The tests, in folders by area (server, pool, tools, lab, deploy, docs; common/ holds what
+	# they share), named integration/AREA/FILE; the name filter matches the bare name as well.
+	shopt -s nullglob
+	tests=(tests/integration/*/test_* tests/integration/test_*)
+	shopt -u nullglob
+	lane=()
+	for t in "${tests[@]}"; do
 		base=$(basename "$t")
-		if [[ $beside != *" ${base%.*} "* ]] || ! wanted "integration/$base"; then continue; fi
-		log=$(mktemp /tmp/catalog-test-beside.XXXXXX)
-		CATALOG_TEST_PORTS=10000-19999 timeout --kill-after=10 600 "$(test_command "$t")" "$t" >"$log" 2>&1 &
-		beside_names+=("integration/$base") beside_pids+=($!) beside_logs+=("$log") beside_starts+=("$SECONDS")
+		[[ $beside == *" ${base%.*} "* ]] && wanted "integration/${t#tests/integration/}" && lane+=("$t")
 	done
+	# lane_run: the lane's tests one after another, each reported as it ends, then the closing
+	# line.  A TERM stops the test running (timeout passes it on), then the lane.
+	lane_run() {
+		passed=0 failed=0 failures=()
+		local t rc start child="" out
+		out=$(mktemp /tmp/catalog-test-beside.XXXXXX)
+		trap '[[ -n $child ]] && kill -TERM "$child" 2>/dev/null; rm -f "$out"; exit 143' TERM
+		export CATALOG_TEST_PORTS=10000-19999
+		for t in "${lane[@]}"; do
+			start=$SECONDS rc=0
+			timeout --kill-after=10 600 "$(test_command "$t")" "$t" >"$out" 2>&1 &
+			child=$!
+			wait "$child" || rc=$?
+			report "integration/${t#tests/integration/}" "$start" "$(<"$out")" "$rc" 600
+		done
+		rm -f "$out"
+		if ((${#failures[@]})); then echo "failed: ${failures[*]}"; fi
+		echo "tests: $passed passed, $failed failed"
+	}
+	if [[ $which == beside ]]; then
+		lane_run
+		exit $((failed > 0))
+	fi
+	lane_log=$(mktemp /tmp/catalog-test-lane.XXXXXX)
+	if ((${#lane[@]})) && [[ -z ${BESIDE_ELSEWHERE:-} ]]; then
+		lane_run >"$lane_log" 2>&1 &
+		beside_pid=$!
+	fi
 	export CATALOG_TEST_PORTS=20000-$((ephemeral - 1))
-	for t in tests/integration/test_*; do
+	for t in "${tests[@]}"; do
 		base=$(basename "$t")
 		[[ $beside == *" ${base%.*} "* ]] && continue
 		command=$(test_command "$t")
-		[[ -n $command ]] && run_one "integration/$base" "${TEST_TIMEOUT_S:-600}" "$command" "$t"
+		[[ -n $command ]] && run_one "integration/${t#tests/integration/}" "${TEST_TIMEOUT_S:-600}" "$command" "$t"
 	done
-	for i in "${!beside_pids[@]}"; do
+	if [[ -n $beside_pid ]]; then
 		rc=0
-		wait "${beside_pids[$i]}" || rc=$?
-		report "${beside_names[$i]}" "${beside_starts[$i]}" "$(<"${beside_logs[$i]}")" "$rc" 600
-		rm -f "${beside_logs[$i]}"
-	done
+		wait "$beside_pid" || rc=$?
+		beside_pid=""
+		out=$(<"$lane_log")
+		grep -Ev '^(tests|failed): ' <<<"$out" || true
+		grep -E '^FAIL ' <<<"$out" | while read -r _ name _; do echo "$name"; done >"$lane_log"
+		mapfile -t -O "${#failures[@]}" failures <"$lane_log"
+		tally "$out" "$rc"
+	fi
+	rm -f "$lane_log"
 fi
 
 if ((${#failures[@]})); then

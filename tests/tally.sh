@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # tally.sh: the one reader of the closing line every test prints, "NAME: N passed, N failed"
-# (written by tests/unit/test.h, tests/integration/harness.py and tests/integration/report.sh).
+# (written by tests/unit/test.h, tests/integration/common/harness.py and
+# tests/integration/common/report.sh).
 # Sourced by tests/run.sh, tests/all.sh and scripts/test-sanitized.sh, never run:
 #
 #   # shellcheck source=tests/tally.sh

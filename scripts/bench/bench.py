@@ -15,7 +15,7 @@ seeded full size, on loopback only, each load run bounded in time.  The pieces:
      C (REPORT_MODE=rollup vs live);
   4. catalog-loadtest against wrk (scripts/bench-loadtest.sh, when present);
   5. the accuracy of `catalog-loadtest ceiling`: against a target of known capacity
-     (tests/integration/capacity_server.py: one request at a time, a fixed service time), the
+     (tests/integration/common/capacity_server.py: one request at a time, a fixed service time), the
      ceiling found divided by the saturation rate measured closed-loop in the same run (goal
      0.9-1.0).  BENCH_ONLY=ceiling runs this section alone (no database), printed, not written.
 
@@ -50,7 +50,7 @@ import subprocess
 import tempfile
 import time
 
-import settings  # noqa: F401 (first: it puts tests/integration and the repository's root on sys.path)
+import settings  # noqa: F401 (first: it puts tests/integration/common and the repository's root on sys.path)
 import cost  # noqa: E402
 import database_limit  # noqa: E402
 import loadtest_vs_wrk  # noqa: E402

@@ -1,5 +1,5 @@
 """ceiling.py: section 5, the accuracy of `catalog-loadtest ceiling` against a target of known
-capacity (tests/integration/capacity_server.py).  BENCH_ONLY=ceiling runs it alone."""
+capacity (tests/integration/common/capacity_server.py).  BENCH_ONLY=ceiling runs it alone."""
 import json
 import os
 import statistics
@@ -16,7 +16,7 @@ from stack import load
 def ceiling_section(folder):
     """Section 5: ceiling found / saturation measured closed-loop, against a target of known
     capacity.  Returns (title, text)."""
-    sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+    sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration", "common"))
     from capacity_server import CapacityServer  # noqa: E402
     say(f"\n== 5. catalog-loadtest ceiling against a target of known capacity "
         f"(one request at a time, {CEILING_SERVICE_MS:g} ms each), nice {CEILING_NICE}")
@@ -57,7 +57,7 @@ def ceiling_section(folder):
             f"(goal 0.9-1.0): " + verdict(0.9 <= round(accuracy, 2) <= 1.0))
     say("  " + line)
     return ("5. The ceiling finder's accuracy",
-            f"tests/integration/capacity_server.py serves one request at a time, each due "
+            f"tests/integration/common/capacity_server.py serves one request at a time, each due "
             f"{CEILING_SERVICE_MS:g} ms after the previous one (so at most "
             f"{1000 / CEILING_SERVICE_MS:,.0f} requests/s, less its own Python cost). Its "
             "saturation rate is measured closed-loop (catalog-loadtest -c 20 for 5 s) before "

@@ -9,7 +9,7 @@ from instructions import instructions_per_listing
 from report import failures_text, rate_text, rates, ratio, say, table, verdict
 from settings import (BASELINE, BASELINE_NAME, BUILD, CALLGRIND, CATEGORY, CONNECTIONS, DURATION_S,
                       MIX, ONLY_RUNS, OTHER_TRANSPORT, POOL, ROUNDS, TRANSPORT)
-import harness  # noqa: E402 (tests/integration, on sys.path through settings)
+import harness  # noqa: E402 (tests/integration/common, on sys.path through settings)
 from pytools import procfs  # noqa: E402
 from stack import Server, combine, load, pgbench, stack_run
 

@@ -1,5 +1,5 @@
 """settings.py: where make bench finds things, and the BENCH_* environment it reads
-(bench.py's docstring says what each setting does).  Importing it puts tests/integration
+(bench.py's docstring says what each setting does).  Importing it puts tests/integration/common
 (harness.py, capacity_server.py) and the repository's root (pytools/) on sys.path."""
 import glob
 import os
@@ -8,7 +8,7 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 REPO_ROOT = os.path.dirname(os.path.dirname(HERE))
-sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration"))
+sys.path.insert(0, os.path.join(REPO_ROOT, "tests", "integration", "common"))
 sys.path.insert(0, REPO_ROOT)
 
 DURATION_S = int(os.environ.get("BENCH_DURATION", "10"))

@@ -9,7 +9,7 @@ import subprocess
 import urllib.request
 
 from settings import BUILD, CONNECTIONS, DURATION_S, PGBENCH, POOL, PRODUCTS, REPO_ROOT, TRANSPORT
-import harness  # noqa: E402 (tests/integration, on sys.path through settings)
+import harness  # noqa: E402 (tests/integration/common, on sys.path through settings)
 from pytools import procfs, procs  # noqa: E402
 from pytools.pg import psql  # noqa: E402
 from pytools.ports import free_port  # noqa: E402
@@ -160,7 +160,7 @@ def stack_run(server, folder, paths, label, cluster=None, **kwargs):
 
 
 def nginx_in_front(folder, ports):
-    """harness.nginx_in_front (tests/integration/harness.py) in folder/nginx.  Returns
+    """harness.nginx_in_front (tests/integration/common/harness.py) in folder/nginx.  Returns
     (process, port)."""
     return harness.nginx_in_front(os.path.join(folder, "nginx"), ports)
 

@@ -1,6 +1,6 @@
 /* test_pool.c: unit tests for lib/pool: the clock arithmetic and the cancel message always;
  * with a PostgreSQL to talk to (PGHOST/PGPORT set, as tests/run.sh does for the integration
- * phase, where tests/integration/test_pool_clock.sh runs this binary again) the idle reaper
+ * phase, where tests/integration/pool/test_pool_clock.sh runs this binary again) the idle reaper
  * under two workers whose clocks disagree, a pipeline of statements on one connection:
  * answered in order, a failing one failing alone, and a connection whose backend is gone found
  * lost by a write (libpq closes its socket there): its statements answered, its slot freed; and
