@@ -8,7 +8,7 @@ and reading /proc.
   pg       psql(): one statement or several through `psql -XAtq`
 
 Nothing to install: a program puts the repository's root on sys.path and imports it
-(tests/integration/harness.py and scripts/bench/settings.py do; the lab runs from the root,
+(tests/integration/common/harness.py and scripts/bench/settings.py do; the lab runs from the root,
 scripts/lab.sh sets PYTHONPATH):
 
     sys.path.insert(0, REPO_ROOT)
