@@ -114,8 +114,53 @@ for file in deploy/compose/docker-compose.yml deploy/compose/docker-compose.scal
 	expect_fail "compose config $file refuses to run without GRAFANA_ADMIN_PASSWORD" \
 		"set GRAFANA_ADMIN_PASSWORD" compose_without_password "$file"
 done
+# The replica overlay, over the scaled layout as docs/deploy.md runs it: the standby made from
+# the primary by its entrypoint script, the primary allowing the replication login, both servers
+# reading from it, and each instance's connections within its max_connections.
+replica_check() {
+	docker-compose -f deploy/compose/docker-compose.scaled.yml -f deploy/compose/docker-compose.replica.yml \
+		config >"$work/replica.out" || return 1
+	python3 - "$work/replica.out" <<'PY'
+import re, sys, yaml
+c = yaml.safe_load(open(sys.argv[1]))
+s = c["services"]
+r, p = s["postgres-replica"], s["postgres"]
+problems = []
+if r.get("image") != p.get("image"):
+    problems.append("the replica runs %s, the primary %s" % (r.get("image"), p.get("image")))
+if "postgres-standby.sh" not in " ".join(r.get("entrypoint") or []):
+    problems.append("the replica's entrypoint is not postgres-standby.sh")
+mounts = " ".join(str(v) for v in r.get("volumes", []))
+if "postgres-standby.sh" not in mounts or "pgdata-replica1" not in mounts:
+    problems.append("the replica mounts its script and its own volume: %s" % mounts)
+if "hba_file=/etc/catalog/pg_hba.conf" not in " ".join(p.get("command") or []):
+    problems.append("the primary does not use pg_hba.conf (no replication login)")
+def max_conn(service):
+    m = re.search(r"max_connections=(\d+)", " ".join(service.get("command") or []))
+    return int(m.group(1)) if m else 100
+pools = 0
+for name in ("app", "app2"):
+    env = s[name]["environment"]
+    if env.get("DB_READ_HOSTS") != "postgres-replica:5432":
+        problems.append("%s reads from %r" % (name, env.get("DB_READ_HOSTS")))
+    pools += int(env["DB_POOL_MAX"])
+for name, service in (("postgres", p), ("postgres-replica", r)):
+    if pools > max_conn(service):
+        problems.append("%d connections on %s, max_connections %d" % (pools, name, max_conn(service)))
+if max_conn(r) < max_conn(p):
+    problems.append("a standby needs max_connections >= the primary's")
+print("\n".join(problems))
+sys.exit(1 if problems else 0)
+PY
+}
+expect_ok "compose config docker-compose.scaled.yml + docker-compose.replica.yml: the standby, its login, the servers' reads, the budget per instance" \
+	replica_check
+standby_script() { grep -q 'pg_basebackup' deploy/compose/postgres-standby.sh && bash -n deploy/compose/postgres-standby.sh; }
+expect_ok "postgres-standby.sh makes the standby with pg_basebackup (and parses)" standby_script
+expect_ok "deploy/compose/pg_hba.conf allows the replication login" \
+	grep -Eq '^host[[:space:]]+replication[[:space:]]' deploy/compose/pg_hba.conf
 for file in deploy/compose/docker-compose*.yml; do
-	case $file in */docker-compose.yml | */docker-compose.scaled.yml) ;;
+	case $file in */docker-compose.yml | */docker-compose.scaled.yml | */docker-compose.replica.yml) ;;
 	*) expect_ok "compose config $file" compose_validate "$file" ;;
 	esac
 done
