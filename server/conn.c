@@ -27,7 +27,6 @@
  * responses being answered when it was reached (one per connection). */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <stddef.h>
@@ -43,21 +42,16 @@
 #include "format.h"
 #include "handlers.h"
 #include "log.h"
+#include "output_budget.h"
 #include "server.h"
 #include "stats.h"
 
 #define READ_CHUNK 65536
-/* Buffers larger than this are released once empty, so idle connections stay small. */
-#define IDLE_BUFFER_KEEP_BYTES 4096
 /* Stop parsing pipelined requests while this much output waits for the client. */
 #define OUT_BACKPRESSURE_BYTES (1u << 20)
 /* DRAINING: how long, and how many bytes, before the close. */
 #define DRAIN_MS 2000
 #define DRAIN_MAX_BYTES (1u << 20)
-/* One log line at most this often when the output budget is reached; freed output memory
- * handed back to the system at most this often. */
-#define OUTPUT_LOG_INTERVAL_MS 60000
-#define OUTPUT_TRIM_INTERVAL_MS 1000
 
 static void conn_drive(conn_t *c);
 static void conn_settle(conn_t *c);
@@ -82,70 +76,6 @@ static void timer_clear(conn_t *c)
 static void timer_set(conn_t *c, enum timer_list list, uint64_t deadline_ms)
 {
     loop_timer_start(&c->worker->timers[list], &c->timer, deadline_ms);
-}
-
-/* ---- the output budget ---------------------------------------------------------------------- */
-
-static void output_budget_reached(worker_t *w, size_t total)
-{
-    server_t *s = w->server;
-    uint64_t hits = atomic_fetch_add_explicit(&s->output_budget_hits, 1, memory_order_relaxed) + 1;
-    uint64_t last = atomic_load(&s->output_logged_ms);
-    if ((last == 0 || w->loop.now_ms >= last + OUTPUT_LOG_INTERVAL_MS) &&
-        atomic_compare_exchange_strong(&s->output_logged_ms, &last, w->loop.now_ms))
-        log_warn("output budget reached: %zu bytes of responses wait for clients "
-                 "(OUTPUT_BUDGET_BYTES=%u); connections with unsent output start no new request "
-                 "until their client takes it, and close after HTTP_SEND_TIMEOUT_MS=%u without "
-                 "progress (%llu times so far, at most one line a minute)",
-                 total, s->config.output_budget_bytes, s->config.send_timeout_ms,
-                 (unsigned long long)hits);
-}
-
-/* Brings server.output_bytes up to date with c's output buffer: its capacity when larger than
- * IDLE_BUFFER_KEEP_BYTES, else nothing.  No atomic operation unless that changed. */
-static void output_account(conn_t *c)
-{
-    size_t want = c->out.cap > IDLE_BUFFER_KEEP_BYTES ? c->out.cap : 0;
-    if (want == c->out_charged) return;
-    server_t *s = c->worker->server;
-    if (want > c->out_charged) {
-        size_t add = want - c->out_charged;
-        size_t total = atomic_fetch_add_explicit(&s->output_bytes, add, memory_order_relaxed) + add;
-        size_t budget = s->config.output_budget_bytes;
-        if (total > budget && total - add <= budget) output_budget_reached(c->worker, total);
-        size_t peak = atomic_load_explicit(&s->output_peak, memory_order_relaxed);
-        while (total > peak && !atomic_compare_exchange_weak(&s->output_peak, &peak, total)) {
-        }
-    } else {
-        atomic_fetch_sub_explicit(&s->output_bytes, c->out_charged - want, memory_order_relaxed);
-    }
-    c->out_charged = want;
-}
-
-/* Over the budget, a connection whose client has not taken all it was sent waits. */
-static int output_over_budget(const conn_t *c)
-{
-    const server_t *s = c->worker->server;
-    return c->out_sent < c->out.len &&
-           atomic_load_explicit(&s->output_bytes, memory_order_relaxed) >
-               s->config.output_budget_bytes;
-}
-
-void conn_release_memory(worker_t *w)
-{
-    server_t *s = w->server;
-    size_t peak = atomic_load_explicit(&s->output_peak, memory_order_relaxed);
-    if (peak < s->config.output_budget_bytes / 2) return;
-    size_t now = atomic_load_explicit(&s->output_bytes, memory_order_relaxed);
-    if (now > peak / 4) return;
-    uint64_t last = atomic_load(&s->output_trimmed_ms);
-    if (w->loop.now_ms < last + OUTPUT_TRIM_INTERVAL_MS) return; /* workers' clocks differ */
-    /* One worker trims; the others see the new peak (or the time) and skip. */
-    if (!atomic_compare_exchange_strong(&s->output_peak, &peak, now)) return;
-    atomic_store(&s->output_trimmed_ms, w->loop.now_ms);
-    /* The large buffers came from the heaps (below M_MMAP_THRESHOLD): free() keeps their pages,
-     * malloc_trim hands back every whole free page of every arena. */
-    malloc_trim(0);
 }
 
 /* ---- lifecycle ---------------------------------------------------------------------------- */
@@ -180,7 +110,8 @@ void conn_free_closed(worker_t *w)
         w->closed = c->free_next;
         buf_free(&c->in);
         buf_free(&c->out);
-        output_account(c);
+        output_budget_account(c->worker->server, &c->out_charged, c->out.cap,
+                              c->worker->loop.now_ms);
         req_free(&c->req);
         free(c);
     }
@@ -337,7 +268,7 @@ static void conn_end(req_t *req, http_response_t *resp, int status)
 {
     conn_t *c = conn_of(req);
     http_response_end(&c->out, resp, req->head_only);
-    output_account(c);
+    output_budget_account(c->worker->server, &c->out_charged, c->out.cap, c->worker->loop.now_ms);
     uint64_t duration_us = (loop_clock_ns() - req->start_ns) / 1000;
     stats_record(c->worker, req->route, req->method_label, status, duration_us);
     if (c->worker->server->config.access_log)
@@ -420,7 +351,7 @@ static int conn_process(conn_t *c)
             backpressure = 1;
             break;
         }
-        if (output_over_budget(c)) {
+        if (c->out_sent < c->out.len && output_budget_over(c->worker->server)) {
             backpressure = c->out_paused = 1;
             break;
         }
@@ -584,7 +515,8 @@ static int conn_write(conn_t *c)
         } else {
             buf_free(&c->out);
         }
-        output_account(c);
+        output_budget_account(c->worker->server, &c->out_charged, c->out.cap,
+                              c->worker->loop.now_ms);
     }
     return 0;
 }

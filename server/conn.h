@@ -79,9 +79,5 @@ void conn_close_idle(worker_t *w);
 /* Closes every connection, answered or not (the shutdown deadline passed). */
 void conn_close_all(worker_t *w);
 void conn_free_closed(worker_t *w);
-/* Hands freed output memory back to the system (malloc_trim) once the output held for slow
- * clients has fallen to a quarter of a peak of at least half OUTPUT_BUDGET_BYTES; at most once
- * a second for the whole process.  Called every loop turn; costs two relaxed loads otherwise. */
-void conn_release_memory(worker_t *w);
 
 #endif

@@ -12,9 +12,10 @@
 #include <unistd.h>
 
 #include "alloc.h"
+#include "conn.h"
 #include "error.h"
 #include "log.h"
-#include "conn.h"
+#include "output_budget.h"
 #include "schema.h"
 #include "server.h"
 #include "statements.h"
@@ -65,7 +66,7 @@ static void *worker_main(void *arg)
             buf_reset(&w->access_log);
         }
         conn_free_closed(w);
-        conn_release_memory(w);
+        output_budget_trim(w->server, w->loop.now_ms);
         if (w->stopping) {
             /* A connection it drives may carry other workers' statements: answer them first. */
             if (w->conn_count == 0 && !replicas_busy(w->server->replicas, w->index)) break;
