@@ -1,15 +1,18 @@
 """The lab's parts carried out: PostgreSQL (scripts/pg.sh), the seed (catalog-db), the API
 servers, nginx, Prometheus, the dashboard files; and a plan's steps (planner) applied to them,
 the state file written after each step."""
+import contextlib
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
 
 from lab import cgroups, configs, exporters, planner, ports, procs
-from lab.procs import die, say, warn
-from lab.state import State
+from lab.errors import Failed
+from lab.procs import say, warn
+from lab.state import Lock, State
 
 SERVER_STOP_TIMEOUT_S = 15
 SERVER_START_TIMEOUT_S = 20
@@ -33,6 +36,155 @@ class Lab:
         self.settings = settings
         self.state = State(settings.state_file)
         self.changed = False
+
+    # ---- the commands' work (lab/cli.py parses what is asked and calls these) ---------------
+    @contextlib.contextmanager
+    def locked(self):
+        """The lab's lock held, and the state read again under it: another command may have
+        changed it since this one started."""
+        with Lock(self.settings.lock_file):
+            self.state = State(self.settings.state_file)
+            yield
+
+    def install_deps(self):
+        if subprocess.run([os.path.join(self.settings.repo, "scripts", "install-deps.sh"), "lab"]).returncode:
+            raise Failed("missing packages (see above)")
+
+    def ensure_built(self):
+        s = self.settings
+        names = ("catalog-server", "catalog-db", "catalog-loadtest")
+        missing = [n for n in names if not os.access(s.binary(n), os.X_OK)]
+        if missing:
+            say("building (%s is missing)" % s.binary(missing[0]))
+            if subprocess.run(["make", "-C", s.repo, "--no-print-directory", "all"], stdout=subprocess.DEVNULL).returncode:
+                raise Failed("the build failed; run make to see why")
+        for n in names:
+            if not os.access(s.binary(n), os.X_OK):
+                raise Failed("%s is missing after the build" % s.binary(n))
+
+    def require_up(self, prometheus=True):
+        """Failed unless PostgreSQL (and PROMETHEUS) run; loads PostgreSQL's exports."""
+        if not self.pg_running():
+            raise Failed("the lab is not up (PostgreSQL is not running); run make up first")
+        self.load_pg_env()
+        if prometheus and not self.prom_running():
+            raise Failed("the lab is not up (Prometheus is not running); run make up first")
+
+    def up(self, wishes):
+        """PostgreSQL (seeded), the exporters, the dashboard and the layout last applied (one
+        server on a fresh lab, with WISHES), restarting any of its processes that died."""
+        s = self.settings
+        s.mkdirs()
+        with self.locked():
+            self.ensure_pg()
+            self.ensure_seed()
+            exporters.ensure(self)
+            self.ensure_dashboard()
+            if self.state["layout"]:
+                servers, budget, cpus = self.layout()
+                request = wishes.request(servers, budget, cpus, self.balance())
+            else:
+                request = wishes.request(1)
+            before = self.changed
+            self.apply_layout(request)
+            self.say_where()
+            if not self.changed and not before:
+                say("nothing changed: everything was already up")
+
+    def scale(self, wishes, servers):
+        """SERVERS servers with WISHES; the running layout unchanged when refused."""
+        self.settings.mkdirs()
+        with self.locked():
+            request = wishes.request(servers, balance=self.balance())
+            self.require_up()
+            self.apply_layout(request)
+            if not self.changed:
+                say("nothing changed: already %d server(s) with these settings" % request.servers)
+            self.say_where()
+
+    def say_where(self):
+        """Where everything is: the entry point, the servers, Prometheus, PostgreSQL, the state."""
+        servers, budget, _ = self.layout()
+        entry = self.entry_point()
+        say("entry point:  %s   (try: curl %s/health)" % (entry, entry))
+        if servers > 1:
+            say("servers:      %d behind nginx on %d, DB_POOL_MAX=%d each (budget %d), balancing %s"
+                % (servers, self.port("nginx"), budget // servers, budget, self.balance()))
+        else:
+            say("server:       app on %d, DB_POOL_MAX=%d" % (self.port("app"), budget))
+        limits = sorted({"%s %s" % (r["id"], r.get("limit_detail") or "") for r in self.state["servers"] if r.get("cpus")})
+        for line in limits:
+            say("CPU limit:    %s" % line)
+        say("Prometheus:   http://127.0.0.1:%d" % self.port("prometheus"))
+        if self.nginx_running():
+            say("dashboard:    http://127.0.0.1:%d/dashboard/ (docs/dashboard.md)" % self.port("nginx"))
+        say("PostgreSQL:   127.0.0.1:%s, database %s (psql -h 127.0.0.1 -p %s -U postgres %s; password postgres)"
+            % (os.environ.get("PGPORT"), self.settings.db_name, os.environ.get("PGPORT"), self.settings.db_name))
+        say("state:        %s (logs in %s)" % (self.settings.lab_dir, self.settings.logs))
+
+    def restart(self):
+        """A rolling restart of every server (new processes, same ids, ports and settings): each
+        in turn gets SIGTERM and is waited for (it finishes the requests in flight; nginx sends
+        the GETs it cannot place there to the others), is started again on the same port, and
+        the next goes only once nginx routes to it again.  Same ports: no nginx reload (a reload
+        closes clients' idle keep-alive connections, docs/lab.md).  With one server requests
+        pause while it restarts."""
+        self.settings.mkdirs()
+        with self.locked():
+            self.require_up(prometheus=False)
+            servers = self.servers()
+            if not servers:
+                raise Failed("no server is running; run make up first")
+            plan = planner.plan_restart(servers, self.layout()[0], self.nginx_running())
+            if not plan.steps[0].behind_nginx:
+                warn("one server without nginx in front: requests to it pause while it restarts")
+            count = 0
+            for step in plan.steps:
+                srv = step.server
+                if srv.alive:
+                    procs.stop_pid(srv.pid, "catalog-server", 15)
+                    say("stopped %s (pid %d) on port %d" % (srv.id, srv.pid, srv.port))
+                self.state.remove_server(srv.port)
+                if not self.start_server(srv.id, srv.port, srv.pool, srv.cpus, srv.report_mode):
+                    raise Failed("restart stopped: %s did not start again on port %d (the servers after it "
+                                 "were not touched)" % (srv.id, srv.port))
+                if step.behind_nginx and not self.nginx_routes_to(srv.id, 15):
+                    warn("nginx does not route to %s 15 s after its restart" % srv.id)
+                count += 1
+            say("restarted %d server(s)" % count)
+
+    def down(self, purge=False):
+        """Stops everything the lab started; PURGE also deletes LAB_DIR (and the database)."""
+        s = self.settings
+        if os.path.isdir(s.run):
+            with self.locked():
+                for r in list(self.state["servers"]):
+                    self.stop_server(r["port"])
+                    say("stopped %s (port %d)" % (r["id"], r["port"]))
+                self.stop_nginx()
+                self.stop_prometheus()
+                exporters.stop_all(self)
+                if s.cgroup:
+                    cgroups.remove_group(s.cgroup)
+                self.state["layout"] = None
+                self.state.save()
+        if os.path.isdir(os.path.join(s.pg_dir, "data")) and self.pg_running():
+            os.makedirs(s.logs, exist_ok=True)
+            log = os.path.join(s.logs, "pg.log")
+            with open(log, "a") as err:
+                if subprocess.run([os.path.join(s.repo, "scripts", "pg.sh"), "stop", s.pg_dir],
+                                  stderr=err, stdout=subprocess.DEVNULL).returncode:
+                    raise Failed("PostgreSQL did not stop (log: %s)" % log)
+            say("PostgreSQL stopped")
+        if purge:
+            if s.lab_dir in ("/", "", os.path.expanduser("~"), s.repo):
+                raise Failed("refusing to delete LAB_DIR=%s" % s.lab_dir)
+            shutil.rmtree(s.lab_dir, ignore_errors=True)
+            say("deleted %s (data, logs, results)" % s.lab_dir)
+            if not os.path.abspath(s.pg_dir).startswith(os.path.abspath(s.lab_dir) + os.sep):
+                shutil.rmtree(s.pg_dir, ignore_errors=True)
+                say("deleted %s (the database)" % s.pg_dir)
+        say("down: nothing of the lab is running")
 
     @staticmethod
     def now():
@@ -120,7 +272,7 @@ class Lab:
                                   stdout=subprocess.PIPE, stderr=err, text=True)
         if done.returncode != 0:
             print(procs.tail(log, 20), end="")
-            die("PostgreSQL did not start (log: %s)" % log)
+            raise Failed("PostgreSQL did not start (log: %s)" % log)
         self.apply_exports(done.stdout)
         self.state.save()
         say("PostgreSQL started on 127.0.0.1:%s (data %s)" % (os.environ["PGPORT"], s.pg_dir))
@@ -130,14 +282,14 @@ class Lab:
         return procs.run([self.settings.binary("catalog-db")] + list(args))
 
     def catalog_db_logged(self, command, failure):
-        """catalog-db COMMAND with its output in the seed log; dies saying FAILURE if it fails."""
+        """catalog-db COMMAND with its output in the seed log; raises Failed saying FAILURE if it fails."""
         log = os.path.join(self.settings.logs, "seed.log")
         rc, out, err = self.catalog_db(command)
         with open(log, "a") as f:
             f.write(out + err)
         if rc != 0:
             print(procs.tail(log, 20), end="")
-            die("%s (log: %s)" % (failure, log))
+            raise Failed("%s (log: %s)" % (failure, log))
 
     def seed_status(self):
         """(exit status, last line) of catalog-db status: "Orders in DB: N ..." when seeded."""
@@ -274,7 +426,7 @@ class Lab:
         rc, out, err = procs.run(self.nginx_cmd("-t", "-q", "-c", candidate))
         if rc != 0:
             print(out + err, end="")
-            die("the generated nginx config does not pass nginx -t (%s)" % candidate)
+            raise Failed("the generated nginx config does not pass nginx -t (%s)" % candidate)
         addresses = " ".join("127.0.0.1:%d" % p for p in server_ports)
         if running:
             if unchanged(candidate, s.nginx_conf):
@@ -295,7 +447,7 @@ class Lab:
                 time.sleep(0.05)
             if not self.nginx_running():
                 print(out + err, end="")
-                die("nginx did not start (log: %s)" % os.path.join(s.logs, "nginx-error.log"))
+                raise Failed("nginx did not start (log: %s)" % os.path.join(s.logs, "nginx-error.log"))
             self.state.save()
             say("nginx started on %s:%d -> %s (%s)" % (s.bind, listen_port, addresses, balance))
         self.changed = True
@@ -331,7 +483,7 @@ class Lab:
         rc, out, err = procs.run([s.program("promtool"), "check", "config", candidate])
         if rc != 0:
             print(out + err, end="")
-            die("the generated Prometheus config does not pass promtool check config (%s)" % candidate)
+            raise Failed("the generated Prometheus config does not pass promtool check config (%s)" % candidate)
         if self.prom_running():
             if unchanged(candidate, s.prom_conf):
                 return
@@ -351,7 +503,7 @@ class Lab:
             self.state.save()
             if not procs.wait_http("http://127.0.0.1:%d/-/ready" % port, 30, pid=pid):
                 print(procs.tail(log, 10), end="")
-                die("Prometheus did not become ready (log: %s)" % log)
+                raise Failed("Prometheus did not become ready (log: %s)" % log)
             say("Prometheus started on %s:%d, scraping %d server(s) every 5 s" % (s.bind, port, len(servers)))
         self.changed = True
 
@@ -455,11 +607,11 @@ class Lab:
         planner's steps carried out one by one, the state saved after each."""
         limit = self.db_connection_limit()
         if limit is None:
-            die("refused: cannot read max_connections from PostgreSQL. The running layout is unchanged.")
+            raise Failed("refused: cannot read max_connections from PostgreSQL. The running layout is unchanged.")
         try:
             planner.validate(request, limit)
         except planner.Refused as e:
-            die(str(e))
+            raise Failed(str(e)) from e
         app_port = self.app_port()
         own = {r["port"] for r in self.state["servers"]}
         busy = ports.listening_ports() - own
@@ -487,8 +639,8 @@ class Lab:
                 if not self.start_server(step.id, step.port, step.pool, step.cpus, step.report_mode):
                     for port in started:
                         self.stop_server(port)
-                    die("scale failed: %s did not start; the servers started for the new layout were stopped again"
-                        % step.id)
+                    raise Failed("scale failed: %s did not start; the servers started for the new layout "
+                                 "were stopped again" % step.id)
                 started.append(step.port)
                 started_ids.append(step.id)
             elif isinstance(step, planner.Point):

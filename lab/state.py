@@ -16,6 +16,8 @@ import fcntl
 import json
 import os
 
+from lab.errors import Failed
+
 EMPTY = {"layout": None, "servers": [], "ports": {}, "pids": {}, "exporter_pgport": {},
          "events": []}
 
@@ -87,7 +89,7 @@ class Lock:
                 return self
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise SystemExit("lab: another lab command holds %s" % self.path)
+                    raise Failed("another lab command holds %s" % self.path)
                 time.sleep(0.2)
 
     def __exit__(self, *exc):
