@@ -4,7 +4,7 @@ import os
 import sys
 import time
 
-from lab import compare, demo, exporters, planner, procs, runs, scaling
+from lab import compare, demo, exporters, planner, procs, replicas, runs, scaling
 from lab.errors import Failed
 from lab.options import Wishes
 from lab.procs import say
@@ -15,8 +15,11 @@ SCRAPE_INTERVAL_S = 5  # deploy/prometheus/prometheus.yml.template
 
 USAGE = """usage: scripts/lab.sh COMMAND
   up              install what is missing, start PostgreSQL (seeded), the servers, Prometheus
-  scale N         N servers (app, app2, ...) behind nginx on {lb}; N=1: one server on {app}
-  status          processes, ports, pool sizes, CPU limits, balancing, orders, /health
+  scale N         N servers (app, app2, ...) behind nginx on {lb}; N=1: one server on {app};
+                  DB_REPLICAS=M hot standbys of PostgreSQL (pg_basebackup, streaming; kept until
+                  changed, 0 retires them), the servers reading from them (DB_READ_HOSTS)
+  status          processes, ports, pool sizes, CPU limits, balancing, orders, /health; each
+                  replica's state, replay lag (bytes and time, by WAL position), connections
   restart         rolling restart: each server in turn stopped (SIGTERM) and started again on
                   its port with its settings; behind nginx no GET fails (nginx retries them)
   loadtest        load the entry point (or BASE_URL): results/<layout>-<mix>[-<balance>].json,
@@ -29,10 +32,13 @@ USAGE = """usage: scripts/lab.sh COMMAND
                   against layout, ceilings beside their runs, sweeps (and results/runs.html)
   demo            up, load one server, scale to 2, load again, each layout's ceiling, compare
   down [--purge]  stop everything the lab started; --purge also deletes LAB_DIR
-environment: LAB_DIR ({lab_dir}) LAB_PG_PORT LAB_APP_PORT LAB_LB_PORT LAB_PROM_PORT
+environment: LAB_DIR ({lab_dir}) LAB_PG_PORT LAB_REPLICA_PORT (replica i on it + i - 1)
+  LAB_APP_PORT LAB_LB_PORT LAB_PROM_PORT
   LAB_PG_EXPORTER_PORT LAB_PROCESS_EXPORTER_PORT LAB_NODE_EXPORTER_PORT (a busy port: the next
   free one, said so) LAB_BIND ({bind}) LAB_CGROUP ({cgroup})
-  DB_BUDGET (10) SERVER_CPUS (no limit; e.g. 0.5) MIX (scenario|browse)
+  DB_BUDGET (10: per PostgreSQL instance, split among the servers) SERVER_CPUS (no limit; e.g. 0.5)
+  DB_REPLICAS (0; kept until changed) DB_CPUS (no limit; each PostgreSQL instance's CPUs; kept
+  until changed, DB_CPUS= removes it; a change restarts PostgreSQL) MIX (scenario|browse)
   BALANCE (round_robin|least_conn|p2c: nginx's choice of server; kept until changed)
   REPORT_MODE (live|rollup: part of each server's settings; a change restarts the servers)
   LOAD_CONNECTIONS (100) LOAD_DURATION (30s) LOAD_THREADS (2) BASE_URL
@@ -116,10 +122,20 @@ def cmd_status(lab, args):
         limit = lab.db_connection_limit()
         in_use = lab.server_connections()
         master = (lab.postgres_pids() or ["?"])[0]
-        print(row("postgres", "pid %s" % master, os.environ["PGPORT"], "up  " + orders))
-        print("%-12s %s, database allows %s, open now %s"
-              % ("connections", budget_text(budget, servers), limit if limit is not None else "?",
-                 in_use if in_use is not None else "?"))
+        db_limit = lab.state["db_limit"]
+        size = ("  cpus %s limit %s" % (db_limit["cpus"], db_limit.get("limit_short") or "-")
+                if db_limit.get("cpus") else "")
+        print(row("postgres", "pid %s" % master, os.environ["PGPORT"], "up  " + orders + size))
+        standbys = replicas.records(lab)
+        print("%-12s %s%s, database allows %s, open now %s"
+              % ("connections", budget_text(budget, servers), " on each instance" if standbys else "",
+                 limit if limit is not None else "?", in_use if in_use is not None else "?"))
+        lines, trouble = replicas.status_lines(lab)
+        for line in lines:
+            print(line)
+        problems |= trouble
+        if db_limit.get("cpus") and db_limit.get("limit_detail"):
+            print("%-12s %s: %s" % ("cpu limit", "postgres", db_limit["limit_detail"]))
     else:
         print(row("postgres", "-", "-", "DOWN (not running)"))
         problems = 1

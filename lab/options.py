@@ -18,26 +18,35 @@ MIXES = {
 @dataclass(frozen=True)
 class Wishes:
     """The layout settings the environment gives (None or "": not given; the layout's own or
-    the default is used then): DB_BUDGET, SERVER_CPUS, REPORT_MODE, BALANCE."""
+    the default is used then): DB_BUDGET, SERVER_CPUS, REPORT_MODE, BALANCE, DB_REPLICAS,
+    DB_CPUS (None: not given; "" given empty: no limit)."""
     budget: str = None
     cpus: str = None
     report_mode: str = ""
     balance: str = ""
+    db_replicas: str = None
+    db_cpus: str = None
 
     @classmethod
     def from_env(cls, env=None):
         env = os.environ if env is None else env
         return cls(env.get("DB_BUDGET") or None, env.get("SERVER_CPUS"), env.get("REPORT_MODE") or "",
-                   env.get("BALANCE") or "")
+                   env.get("BALANCE") or "", env.get("DB_REPLICAS") or None, env.get("DB_CPUS"))
 
-    def request(self, servers, budget=None, cpus=None, balance=None):
+    def request(self, servers, budget=None, cpus=None, balance=None, layout=None):
         """The layout asked for: SERVERS; BUDGET and CPUS when given (up keeps the layout's),
         else the wished ones; BALANCE wished, else BALANCE (the layout's, kept in the state like
-        SERVERS), else round robin.  planner.Refused when a setting is not valid."""
+        SERVERS), else round robin.  DB_REPLICAS and DB_CPUS wished, else LAYOUT's (the last
+        applied layout's dict: kept like SERVERS), else none.  planner.Refused when a setting
+        is not valid."""
+        layout = layout or {}
+        replicas = self.db_replicas if self.db_replicas is not None else layout.get("db_replicas") or 0
+        db_cpus = self.db_cpus if self.db_cpus is not None else layout.get("db_cpus") or ""
         return planner.parse_request(servers, budget if budget is not None else self.budget or BUDGET_DEFAULT,
                                      (self.cpus or "") if cpus is None else cpus,
                                      self.report_mode or "live",
-                                     self.balance or balance or planner.BALANCE_DEFAULT)
+                                     self.balance or balance or planner.BALANCE_DEFAULT,
+                                     replicas, db_cpus)
 
 
 @dataclass(frozen=True)
