@@ -2,6 +2,7 @@
 sweep): catalog-loadtest ceiling finds the highest arrival rate within the SLO, a short run
 held at that rate says where the CPU went, and lab/usl.py fits Gunther's Universal
 Scalability Law to the ceilings of a sweep.  docs/lab.md, "The ceiling and the sweep"."""
+import dataclasses
 import json
 import math
 import os
@@ -248,17 +249,19 @@ def cmd_sweep(lab, args):
         lab.load_pg_env()
         servers0, budget, cpus = lab.layout()
         balance, report_mode = lab.balance(), lab.report_mode()
-        before = planner.Request(servers0, budget, cpus, report_mode, balance)
+        # The database stays as it is (DB_REPLICAS, DB_CPUS of the layout): only the servers sweep.
+        kept = lab.state["layout"] or {}
+        db = {"db_replicas": kept.get("db_replicas") or 0, "db_cpus": kept.get("db_cpus") or ""}
+        before = planner.Request(servers0, budget, cpus, report_mode, balance, **db)
         try:  # the sweep's settings: the environment's, else the current layout's
             wanted = planner.parse_request(1, os.environ.get("DB_BUDGET") or budget, os.environ.get("SERVER_CPUS", cpus),
                                            os.environ.get("REPORT_MODE") or report_mode,
-                                           os.environ.get("BALANCE") or balance)
+                                           os.environ.get("BALANCE") or balance, **db)
         except planner.Refused as e:
             die(str(e))
         for n in counts:
             try:
-                planner.validate(planner.Request(n, wanted.budget, wanted.cpus, wanted.report_mode, wanted.balance),
-                                 lab.db_connection_limit() or 0)
+                planner.validate(dataclasses.replace(wanted, servers=n), lab.db_connection_limit() or 0)
             except planner.Refused as e:
                 die(str(e))
         busy = split.say_if_busy("make sweep")
@@ -270,7 +273,7 @@ def cmd_sweep(lab, args):
         points = []
         try:
             for n in counts:
-                lab.apply_layout(planner.Request(n, wanted.budget, wanted.cpus, wanted.report_mode, wanted.balance))
+                lab.apply_layout(dataclasses.replace(wanted, servers=n))
                 url = "http://127.0.0.1:%d" % lab.port("nginx")  # one server too: the same path
                 path = os.path.join(folder, lab.result_name(mix, "ceiling") + ".json")
                 # The next count starts at half the last ceiling: fewer stages, same answer.
