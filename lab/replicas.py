@@ -255,26 +255,43 @@ def lag_seconds(samples, replay, now):
     return 0.0
 
 
+def position_at(samples, when):
+    """The primary's WAL position at time WHEN, interpolated between the SAMPLES around it
+    [(time, LSN)] (the nearest sample's outside them)."""
+    if when <= samples[0][0]:
+        return samples[0][1]
+    for (t0, l0), (t1, l1) in zip(samples, samples[1:]):
+        if t0 <= when <= t1:
+            return l0 + (l1 - l0) * (when - t0) / (t1 - t0) if t1 > t0 else l1
+    return samples[-1][1]
+
+
 def lag(primary_port, port, sample_s=LAG_SAMPLE_S):
-    """(bytes, seconds, first sample time) of standby on PORT behind the primary on
-    PRIMARY_PORT: the primary's pg_current_wal_lsn() sampled with timestamps, the standby's
-    pg_last_wal_replay_lsn() read after each sample, until the replay position falls within the
-    samples (at most SAMPLE_S).  seconds None: more than SAMPLE_S behind (or not measurable)."""
+    """(bytes, seconds) of the standby on PORT behind the primary on PRIMARY_PORT, by WAL
+    position: the primary's pg_current_wal_lsn() sampled with timestamps before and after each
+    reading of the standby's pg_last_wal_replay_lsn(); bytes: the primary's position at the
+    reading (interpolated) minus the replay position; seconds: how long before the reading the
+    primary passed the replay position.  Samples on while the replay position is before the
+    first sample (the standby is further behind than the samples reach), at most SAMPLE_S:
+    seconds None then.  (None, None) when an instance does not answer."""
     samples = []
+
+    def sample():
+        lsn = lsn_value(psql_at(primary_port, "SELECT pg_current_wal_lsn()"))
+        samples.append((time.time(), lsn))
+        return lsn is not None
+
     deadline = time.monotonic() + sample_s
-    lag_bytes, seconds = None, None
+    if not sample():
+        return None, None
     while True:
-        primary = lsn_value(psql_at(primary_port, "SELECT pg_current_wal_lsn()"))
-        now = time.time()
         replay = lsn_value(psql_at(port, "SELECT pg_last_wal_replay_lsn()"))
-        if primary is None or replay is None:
-            return None, None
-        samples.append((now, primary))
         read_at = time.time()
-        lag_bytes = max(primary - replay, 0)
+        if replay is None or not sample():
+            return None, None
         seconds = lag_seconds(samples, replay, read_at)
         if seconds is not None or time.monotonic() >= deadline:
-            return lag_bytes, seconds
+            return max(round(position_at(samples, read_at)) - replay, 0), seconds
         time.sleep(LAG_SAMPLE_EVERY_S)
 
 

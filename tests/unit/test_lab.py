@@ -245,6 +245,11 @@ class Replicas(unittest.TestCase):
         self.assertAlmostEqual(replicas.lag_seconds(samples, 4000, 100.35), 0.1)  # passed 4000 at 100.25
         self.assertAlmostEqual(replicas.lag_seconds(samples, 1000, 100.35), 0.25)  # passed 1000 by 100.1
         self.assertIsNone(replicas.lag_seconds(samples, 999, 100.35))  # before every sample: longer ago
+        # A replay position read at 100.15, between samples: the primary passed it 0.05 s before.
+        self.assertAlmostEqual(replicas.lag_seconds(samples, 2000, 100.2), 0.05)
+        self.assertEqual(replicas.position_at(samples, 100.25), 4000)  # bytes: against this
+        self.assertEqual(replicas.position_at(samples, 99.0), 1000)
+        self.assertEqual(replicas.position_at(samples, 101.0), 5000)
         self.assertEqual(replicas.lsn_value("16/B374D848"), (0x16 << 32) + 0xB374D848)
         self.assertIsNone(replicas.lsn_value(None))
 
