@@ -225,6 +225,8 @@ help:
 	@echo "make loadtest   the scenario's load test against BASE_URL (default: the running entry point)"
 	@echo "make scale SERVERS=N   N servers behind nginx on 8080, pools split from the budget"
 	@echo "                BALANCE=round_robin|least_conn|p2c: how nginx picks a server (kept until changed)"
+	@echo "                DB_REPLICAS=M: M hot standbys of PostgreSQL the servers read from (kept; 0 retires them)"
+	@echo "                DB_CPUS=x: each PostgreSQL instance's CPUs (kept; a change restarts PostgreSQL)"
 	@echo "make ceiling    the highest request rate the current layout sustains within the SLO"
 	@echo "make sweep SERVERS=\"1 2 3 4\"   the ceiling at each count, where the CPU went, the USL fit"
 	@echo "make compare    saved results side by side: runs paired by mix and size, ratios, ceilings"

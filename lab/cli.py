@@ -1,23 +1,25 @@
 """The lab's commands: up, down, status, scale, restart, loadtest, compare, demo.  The make
 targets of the same names are thin aliases (through scripts/lab.sh)."""
 import os
-import shutil
-import subprocess
 import sys
 import time
 
-from lab import cgroups, compare, exporters, planner, procs, runs, scaling
-from lab.procs import die, say, warn
+from lab import compare, demo, exporters, planner, procs, replicas, runs, scaling
+from lab.errors import Failed
+from lab.options import Wishes
+from lab.procs import say
 from lab.services import Lab
-from lab.settings import BUDGET_DEFAULT, Settings
-from lab.state import Lock
+from lab.settings import Settings
 
 SCRAPE_INTERVAL_S = 5  # deploy/prometheus/prometheus.yml.template
 
 USAGE = """usage: scripts/lab.sh COMMAND
   up              install what is missing, start PostgreSQL (seeded), the servers, Prometheus
-  scale N         N servers (app, app2, ...) behind nginx on {lb}; N=1: one server on {app}
-  status          processes, ports, pool sizes, CPU limits, balancing, orders, /health
+  scale N         N servers (app, app2, ...) behind nginx on {lb}; N=1: one server on {app};
+                  DB_REPLICAS=M hot standbys of PostgreSQL (pg_basebackup, streaming; kept until
+                  changed, 0 retires them), the servers reading from them (DB_READ_HOSTS)
+  status          processes, ports, pool sizes, CPU limits, balancing, orders, /health; each
+                  replica's state, replay lag (bytes and time, by WAL position), connections
   restart         rolling restart: each server in turn stopped (SIGTERM) and started again on
                   its port with its settings; behind nginx no GET fails (nginx retries them)
   loadtest        load the entry point (or BASE_URL): results/<layout>-<mix>[-<balance>].json,
@@ -30,10 +32,13 @@ USAGE = """usage: scripts/lab.sh COMMAND
                   against layout, ceilings beside their runs, sweeps (and results/runs.html)
   demo            up, load one server, scale to 2, load again, each layout's ceiling, compare
   down [--purge]  stop everything the lab started; --purge also deletes LAB_DIR
-environment: LAB_DIR ({lab_dir}) LAB_PG_PORT LAB_APP_PORT LAB_LB_PORT LAB_PROM_PORT
+environment: LAB_DIR ({lab_dir}) LAB_PG_PORT LAB_REPLICA_PORT (replica i on it + i - 1)
+  LAB_APP_PORT LAB_LB_PORT LAB_PROM_PORT
   LAB_PG_EXPORTER_PORT LAB_PROCESS_EXPORTER_PORT LAB_NODE_EXPORTER_PORT (a busy port: the next
   free one, said so) LAB_BIND ({bind}) LAB_CGROUP ({cgroup})
-  DB_BUDGET (10) SERVER_CPUS (no limit; e.g. 0.5) MIX (scenario|browse)
+  DB_BUDGET (10: per PostgreSQL instance, split among the servers) SERVER_CPUS (no limit; e.g. 0.5)
+  DB_REPLICAS (0; kept until changed) DB_CPUS (no limit; each PostgreSQL instance's CPUs; kept
+  until changed, DB_CPUS= removes it; a change restarts PostgreSQL) MIX (scenario|browse)
   BALANCE (round_robin|least_conn|p2c: nginx's choice of server; kept until changed)
   REPORT_MODE (live|rollup: part of each server's settings; a change restarts the servers)
   LOAD_CONNECTIONS (100) LOAD_DURATION (30s) LOAD_THREADS (2) BASE_URL
@@ -43,96 +48,20 @@ environment: LAB_DIR ({lab_dir}) LAB_PG_PORT LAB_APP_PORT LAB_LB_PORT LAB_PROM_P
   SEED_PRODUCTS SEED_ORDERS (passed to catalog-db)"""
 
 
-def need_build(lab):
-    s = lab.settings
-    names = ("catalog-server", "catalog-db", "catalog-loadtest")
-    missing = [n for n in names if not os.access(s.binary(n), os.X_OK)]
-    if missing:
-        say("building (%s is missing)" % s.binary(missing[0]))
-        if subprocess.run(["make", "-C", s.repo, "--no-print-directory", "all"], stdout=subprocess.DEVNULL).returncode:
-            die("the build failed; run make to see why")
-    for n in names:
-        if not os.access(s.binary(n), os.X_OK):
-            die("%s is missing after the build" % s.binary(n))
-
-
-def request_from_env(servers, budget=None, cpus=None, balance=None):
-    """The layout asked for.  BALANCE from the environment, else BALANCE (the layout's, kept
-    in the state like SERVERS), else round robin."""
-    try:
-        return planner.parse_request(servers, budget if budget is not None else os.environ.get("DB_BUDGET") or BUDGET_DEFAULT,
-                                     os.environ.get("SERVER_CPUS", "") if cpus is None else cpus,
-                                     os.environ.get("REPORT_MODE") or "live",
-                                     os.environ.get("BALANCE") or balance or planner.BALANCE_DEFAULT)
-    except planner.Refused as e:
-        die(str(e))
-
-
-def print_where(lab):
-    servers, budget, _ = lab.layout()
-    entry = lab.entry_point()
-    say("entry point:  %s   (try: curl %s/health)" % (entry, entry))
-    if servers > 1:
-        say("servers:      %d behind nginx on %d, DB_POOL_MAX=%d each (budget %d), balancing %s"
-            % (servers, lab.port("nginx"), budget // servers, budget, lab.balance()))
-    else:
-        say("server:       app on %d, DB_POOL_MAX=%d" % (lab.port("app"), budget))
-    limits = sorted({"%s %s" % (r["id"], r.get("limit_detail") or "") for r in lab.state["servers"] if r.get("cpus")})
-    for line in limits:
-        say("CPU limit:    %s" % line)
-    say("Prometheus:   http://127.0.0.1:%d" % lab.port("prometheus"))
-    if lab.nginx_running():
-        say("dashboard:    http://127.0.0.1:%d/dashboard/ (docs/dashboard.md)" % lab.port("nginx"))
-    say("PostgreSQL:   127.0.0.1:%s, database %s (psql -h 127.0.0.1 -p %s -U postgres %s; password postgres)"
-        % (os.environ.get("PGPORT"), lab.settings.db_name, os.environ.get("PGPORT"), lab.settings.db_name))
-    say("state:        %s (logs in %s)" % (lab.settings.lab_dir, lab.settings.logs))
-
-
 def cmd_up(lab, args):
-    s = lab.settings
     if os.environ.get("LAB_SKIP_DEPS", "0") != "1":
-        if subprocess.run([os.path.join(s.repo, "scripts", "install-deps.sh"), "lab"]).returncode:
-            die("missing packages (see above)")
-    need_build(lab)
-    s.mkdirs()
-    with Lock(s.lock_file):
-        lab.state = type(lab.state)(s.state_file)
-        lab.ensure_pg()
-        lab.ensure_seed()
-        exporters.ensure(lab)
-        lab.ensure_dashboard()
-        # up keeps the layout last applied (one server on a fresh lab), restarting any of its
-        # processes that died.
-        if lab.state["layout"]:
-            servers, budget, cpus = lab.layout()
-            request = request_from_env(servers, budget, cpus, lab.balance())
-        else:
-            request = request_from_env(1)
-        before = lab.changed
-        lab.apply_layout(request)
-        print_where(lab)
-        if not lab.changed and not before:
-            say("nothing changed: everything was already up")
+        lab.install_deps()
+    lab.ensure_built()
+    lab.up(Wishes.from_env())
     return 0
 
 
 def cmd_scale(lab, args):
     if not args or not args[0]:
-        die("usage: make scale SERVERS=N (N servers behind nginx; 1 returns to one server on %d)" % lab.port("app"))
-    need_build(lab)
-    lab.settings.mkdirs()
-    with Lock(lab.settings.lock_file):
-        lab.state = type(lab.state)(lab.settings.state_file)
-        request = request_from_env(args[0], balance=lab.balance())
-        if not lab.pg_running():
-            die("the lab is not up (PostgreSQL is not running); run make up first")
-        lab.load_pg_env()
-        if not lab.prom_running():
-            die("the lab is not up (Prometheus is not running); run make up first")
-        lab.apply_layout(request)
-        if not lab.changed:
-            say("nothing changed: already %d server(s) with these settings" % request.servers)
-        print_where(lab)
+        raise Failed("usage: make scale SERVERS=N (N servers behind nginx; 1 returns to one server on %d)"
+                     % lab.port("app"))
+    lab.ensure_built()
+    lab.scale(Wishes.from_env(), args[0])
     return 0
 
 
@@ -193,10 +122,20 @@ def cmd_status(lab, args):
         limit = lab.db_connection_limit()
         in_use = lab.server_connections()
         master = (lab.postgres_pids() or ["?"])[0]
-        print(row("postgres", "pid %s" % master, os.environ["PGPORT"], "up  " + orders))
-        print("%-12s %s, database allows %s, open now %s"
-              % ("connections", budget_text(budget, servers), limit if limit is not None else "?",
-                 in_use if in_use is not None else "?"))
+        db_limit = lab.state["db_limit"]
+        size = ("  cpus %s limit %s" % (db_limit["cpus"], db_limit.get("limit_short") or "-")
+                if db_limit.get("cpus") else "")
+        print(row("postgres", "pid %s" % master, os.environ["PGPORT"], "up  " + orders + size))
+        standbys = replicas.records(lab)
+        print("%-12s %s%s, database allows %s, open now %s"
+              % ("connections", budget_text(budget, servers), " on each instance" if standbys else "",
+                 limit if limit is not None else "?", in_use if in_use is not None else "?"))
+        lines, trouble = replicas.status_lines(lab)
+        for line in lines:
+            print(line)
+        problems |= trouble
+        if db_limit.get("cpus") and db_limit.get("limit_detail"):
+            print("%-12s %s: %s" % ("cpu limit", "postgres", db_limit["limit_detail"]))
     else:
         print(row("postgres", "-", "-", "DOWN (not running)"))
         problems = 1
@@ -254,82 +193,20 @@ def cmd_status(lab, args):
 
 
 def cmd_restart(lab, args):
-    """A rolling restart of every server (new processes, same ids, ports and settings): each
-    in turn gets SIGTERM and is waited for (it finishes the requests in flight; nginx sends
-    the GETs it cannot place there to the others), is started again on the same port, and
-    the next goes only once nginx routes to it again.  Same ports: no nginx reload (a reload
-    closes clients' idle keep-alive connections, docs/lab.md).  With one server requests
-    pause while it restarts."""
-    need_build(lab)
-    s = lab.settings
-    s.mkdirs()
-    with Lock(s.lock_file):
-        lab.state = type(lab.state)(s.state_file)
-        if not lab.pg_running():
-            die("the lab is not up (PostgreSQL is not running); run make up first")
-        lab.load_pg_env()
-        servers = lab.servers()
-        if not servers:
-            die("no server is running; run make up first")
-        plan = planner.plan_restart(servers, lab.layout()[0], lab.nginx_running())
-        if not plan.steps[0].behind_nginx:
-            warn("one server without nginx in front: requests to it pause while it restarts")
-        count = 0
-        for step in plan.steps:
-            srv = step.server
-            if srv.alive:
-                procs.stop_pid(srv.pid, "catalog-server", 15)
-                say("stopped %s (pid %d) on port %d" % (srv.id, srv.pid, srv.port))
-            lab.state.remove_server(srv.port)
-            if not lab.start_server(srv.id, srv.port, srv.pool, srv.cpus, srv.report_mode):
-                die("restart stopped: %s did not start again on port %d (the servers after it were not touched)"
-                    % (srv.id, srv.port))
-            if step.behind_nginx and not lab.nginx_routes_to(srv.id, 15):
-                warn("nginx does not route to %s 15 s after its restart" % srv.id)
-            count += 1
-        say("restarted %d server(s)" % count)
+    """A rolling restart of every server (Lab.restart)."""
+    lab.ensure_built()
+    lab.restart()
     return 0
 
 
 def cmd_down(lab, args):
-    s = lab.settings
-    purge = "--purge" in args
-    if os.path.isdir(s.run):
-        with Lock(s.lock_file):
-            lab.state = type(lab.state)(s.state_file)
-            for r in list(lab.state["servers"]):
-                lab.stop_server(r["port"])
-                say("stopped %s (port %d)" % (r["id"], r["port"]))
-            lab.stop_nginx()
-            lab.stop_prometheus()
-            exporters.stop_all(lab)
-            if s.cgroup:
-                cgroups.remove_group(s.cgroup)
-            lab.state["layout"] = None
-            lab.state.save()
-    if os.path.isdir(os.path.join(s.pg_dir, "data")) and lab.pg_running():
-        os.makedirs(s.logs, exist_ok=True)
-        log = os.path.join(s.logs, "pg.log")
-        with open(log, "a") as err:
-            if subprocess.run([os.path.join(s.repo, "scripts", "pg.sh"), "stop", s.pg_dir],
-                              stderr=err, stdout=subprocess.DEVNULL).returncode:
-                die("PostgreSQL did not stop (log: %s)" % log)
-        say("PostgreSQL stopped")
-    if purge:
-        if s.lab_dir in ("/", "", os.path.expanduser("~"), s.repo):
-            die("refusing to delete LAB_DIR=%s" % s.lab_dir)
-        shutil.rmtree(s.lab_dir, ignore_errors=True)
-        say("deleted %s (data, logs, results)" % s.lab_dir)
-        if not os.path.abspath(s.pg_dir).startswith(os.path.abspath(s.lab_dir) + os.sep):
-            shutil.rmtree(s.pg_dir, ignore_errors=True)
-            say("deleted %s (the database)" % s.pg_dir)
-    say("down: nothing of the lab is running")
+    lab.down(purge="--purge" in args)
     return 0
 
 
 COMMANDS = {"up": cmd_up, "down": cmd_down, "status": cmd_status, "scale": cmd_scale,
             "restart": cmd_restart, "loadtest": runs.cmd_loadtest, "compare": compare.cmd_compare,
-            "demo": runs.cmd_demo, "ceiling": scaling.cmd_ceiling, "sweep": scaling.cmd_sweep}
+            "demo": demo.cmd_demo, "ceiling": scaling.cmd_ceiling, "sweep": scaling.cmd_sweep}
 
 
 def usage(settings):
@@ -350,5 +227,10 @@ def main(argv):
     lab = Lab(settings)
     try:
         return COMMANDS[command](lab, argv[1:]) or 0
+    except (Failed, planner.Refused) as e:
+        # The library's failures, said as die() says them: after what was printed so far.
+        sys.stdout.flush()
+        print("lab: %s" % e, file=sys.stderr, flush=True)
+        return 1
     except KeyboardInterrupt:
         return 130

@@ -9,6 +9,12 @@ optional CPU size.  The order of the steps is what keeps requests flowing during
   4. only then stop the servers that are no longer needed (they finish their requests);
   5. record the layout.
 
+The layout also has M hot standbys of PostgreSQL (DB_REPLICAS: replica1, replica2, ...) and an
+optional CPU size for each PostgreSQL instance (DB_CPUS).  plan_replicas says which standbys to
+start (missing or dead) and which to retire (numbered above M); the lab starts the new ones
+before the servers that read from them and retires the old ones after the servers have moved
+off them (the servers' DB_READ_HOSTS is part of their settings, so a change restarts them).
+
 A server whose settings fit the new layout is kept as it is, so asking twice changes nothing.
 Only the move to one server on the app port can need that port's old occupant to go first
 (a pause on that port, said so).  A refused request (validate) yields no steps at all.  Every
@@ -20,6 +26,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
 MAX_SERVERS = 100
+MAX_REPLICAS = 9
 # BALANCE: nginx's method of choosing a server for each request (docs/lab.md, "Balancing").
 BALANCES = {
     "round_robin": "",  # nginx's default: no directive
@@ -42,6 +49,7 @@ class Server:
     report_mode: str = "live"
     pid: int = 0
     alive: bool = True
+    read_hosts: str = ""  # DB_READ_HOSTS: the replicas it reads from, "127.0.0.1:PORT,..."
 
     @property
     def number(self):
@@ -55,10 +63,35 @@ class Request:
     cpus: str = ""
     report_mode: str = "live"
     balance: str = BALANCE_DEFAULT
+    db_replicas: int = 0
+    db_cpus: str = ""  # each PostgreSQL instance's CPU size; "" means no limit
+    read_hosts: str = ""  # filled in by the lab once the replicas' ports are known
 
     @property
     def pool(self):
+        """DB_POOL_MAX of each server: what it may hold on each PostgreSQL instance."""
         return self.budget // self.servers
+
+
+@dataclass(frozen=True)
+class Replica:
+    """A hot standby of the lab's PostgreSQL as it runs (or ran)."""
+    id: str
+    port: int
+    pid: int = 0
+    alive: bool = True
+    cpus: str = ""
+
+    @property
+    def number(self):
+        return replica_number(self.id)
+
+
+@dataclass(frozen=True)
+class ReplicaPlan:
+    start: tuple  # ids to start (made first when they have no data), in order
+    restart: tuple  # Replica records alive with another DB_CPUS: stopped, started again
+    retire: tuple  # Replica records numbered above the count: stopped, data removed
 
 
 @dataclass(frozen=True)
@@ -68,6 +101,7 @@ class Start:
     pool: int
     cpus: str
     report_mode: str
+    read_hosts: str = ""
 
 
 @dataclass(frozen=True)
@@ -117,12 +151,17 @@ def number_of(server_id):
     return int(rest) if rest.isdigit() else 1
 
 
-def parse_request(servers, budget, cpus, report_mode="live", balance=BALANCE_DEFAULT):
-    """Checks the user's settings (strings from the environment); returns a Request."""
-    if not re.fullmatch(r"[0-9]{1,3}", str(servers)) or not 1 <= int(servers) <= MAX_SERVERS:
-        raise Refused("SERVERS must be a whole number from 1 to %d, got '%s'" % (MAX_SERVERS, servers))
-    if not re.fullmatch(r"[0-9]{1,6}", str(budget)) or int(budget) < 1:
-        raise Refused("DB_BUDGET must be a whole number of at least 1, got '%s'" % budget)
+def replica_id(number):
+    return "replica%d" % number
+
+
+def replica_number(replica_id):
+    rest = replica_id[len("replica"):]
+    return int(rest) if rest.isdigit() else 0
+
+
+def parse_cpus(cpus, setting):
+    """CPUS ("" or a number of CPUs, at least 0.01) checked; SETTING names it in the refusal."""
     cpus = cpus or ""
     if cpus:
         try:
@@ -130,31 +169,70 @@ def parse_request(servers, budget, cpus, report_mode="live", balance=BALANCE_DEF
         except InvalidOperation:
             ok = False
         if not ok:
-            raise Refused("SERVER_CPUS must be a number of CPUs such as 0.5 or 1 (at least 0.01), got '%s'" % cpus)
+            raise Refused("%s must be a number of CPUs such as 0.5 or 1 (at least 0.01), got '%s'" % (setting, cpus))
+    return cpus
+
+
+def parse_request(servers, budget, cpus, report_mode="live", balance=BALANCE_DEFAULT, db_replicas=0, db_cpus=""):
+    """Checks the user's settings (strings from the environment); returns a Request."""
+    if not re.fullmatch(r"[0-9]{1,3}", str(servers)) or not 1 <= int(servers) <= MAX_SERVERS:
+        raise Refused("SERVERS must be a whole number from 1 to %d, got '%s'" % (MAX_SERVERS, servers))
+    if not re.fullmatch(r"[0-9]{1,6}", str(budget)) or int(budget) < 1:
+        raise Refused("DB_BUDGET must be a whole number of at least 1, got '%s'" % budget)
+    cpus = parse_cpus(cpus, "SERVER_CPUS")
+    if not re.fullmatch(r"[0-9]{1,2}", str(db_replicas)) or int(db_replicas) > MAX_REPLICAS:
+        raise Refused("DB_REPLICAS must be a whole number from 0 to %d, got '%s'" % (MAX_REPLICAS, db_replicas))
+    db_cpus = parse_cpus(db_cpus, "DB_CPUS")
     if report_mode not in ("live", "rollup"):
         raise Refused("REPORT_MODE must be live or rollup, got '%s'" % report_mode)
     if balance not in BALANCES:
         raise Refused("BALANCE must be %s, got '%s'" % ("|".join(BALANCES), balance))
-    return Request(int(servers), int(budget), cpus, report_mode, balance)
+    return Request(int(servers), int(budget), cpus, report_mode, balance, int(db_replicas), db_cpus)
+
+
+def instance_limits(request, primary_limit, replica_limits=None):
+    """{instance: connection limit} for REQUEST's instances: the primary's PRIMARY_LIMIT, and each
+    replica's from REPLICA_LIMITS (id -> limit) or, for one not running yet, the primary's (a
+    standby starts from the primary's settings and may not have fewer connections)."""
+    limits = {"primary": primary_limit}
+    for i in range(1, request.db_replicas + 1):
+        limits[replica_id(i)] = (replica_limits or {}).get(replica_id(i), primary_limit)
+    return limits
 
 
 def validate(request, db_limit):
-    """Refuses a layout the database cannot carry.  DB_LIMIT: max_connections minus reserved."""
+    """Refuses a layout the database cannot carry.  DB_LIMIT: max_connections minus reserved,
+    of the primary (a number) or of each instance ({"primary": N, "replica1": N, ...}): every
+    server holds up to DB_POOL_MAX connections on each instance, so each must fit them all."""
     n, budget = request.servers, request.budget
     if budget < n:
         raise Refused("refused: a budget of %d database connections cannot give each of %d servers "
                       "a connection; raise DB_BUDGET (at least %d) or use fewer servers. The running "
                       "layout is unchanged." % (budget, n, n))
-    if n * request.pool > db_limit:
-        raise Refused("refused: %d servers x DB_POOL_MAX=%d = %d connections, more than PostgreSQL "
-                      "allows (%d: max_connections minus reserved slots). Lower DB_BUDGET or raise "
-                      "max_connections. The running layout is unchanged."
-                      % (n, request.pool, n * request.pool, db_limit))
+    limits = db_limit if isinstance(db_limit, dict) else {"primary": db_limit}
+    for instance, limit in limits.items():
+        if n * request.pool > limit:
+            where = "PostgreSQL" if instance == "primary" else "%s (a hot standby of PostgreSQL)" % instance
+            raise Refused("refused: %d servers x DB_POOL_MAX=%d = %d connections, more than %s "
+                          "allows (%d: max_connections minus reserved slots). Lower DB_BUDGET or raise "
+                          "max_connections. The running layout is unchanged."
+                          % (n, request.pool, n * request.pool, where, limit))
+
+
+def plan_replicas(running, count, cpus=""):
+    """The standbys to start, restart and retire to go from RUNNING (Replica records, alive or
+    not) to COUNT standbys of CPU size CPUS.  Pure."""
+    alive = {r.id: r for r in running if r.alive and r.number <= count}
+    start = tuple(replica_id(i) for i in range(1, count + 1) if replica_id(i) not in alive)
+    restart = tuple(r for r in sorted(alive.values(), key=lambda r: r.number) if r.cpus != cpus)
+    retire = tuple(r for r in sorted(running, key=lambda r: r.number) if r.number > count)
+    return ReplicaPlan(start, restart, retire)
 
 
 def fits(server, request, app_port):
     return (server.alive and server.pool == request.pool and server.cpus == request.cpus
-            and server.report_mode == request.report_mode and server.number <= request.servers
+            and server.report_mode == request.report_mode and server.read_hosts == request.read_hosts
+            and server.number <= request.servers
             and ((request.servers == 1 and server.port == app_port)
                  or (request.servers > 1 and server.port != app_port)))
 
@@ -190,7 +268,7 @@ def plan(running, request, app_port, busy=(), reserved=()):
             while port in taken or port in used:
                 port += 1
         used.add(port)
-        steps.append(Start(want, port, request.pool, request.cpus, request.report_mode))
+        steps.append(Start(want, port, request.pool, request.cpus, request.report_mode, request.read_hosts))
         started.append((want, port))
     final = sorted([(s.id, s.port) for s in keep] + started, key=lambda e: number_of(e[0]))
     steps.append(Point(tuple(final), request.servers, request.balance))
@@ -234,7 +312,8 @@ def simulate(running, steps):
     pointed = None
     for step in steps:
         if isinstance(step, Start):
-            servers.append(Server(step.id, step.port, step.pool, step.cpus, step.report_mode, pid=-1))
+            servers.append(Server(step.id, step.port, step.pool, step.cpus, step.report_mode, pid=-1,
+                                  read_hosts=step.read_hosts))
         elif isinstance(step, Stop):
             servers = [s for s in servers if not (s.id == step.id and s.port == step.port)]
         elif isinstance(step, Point):

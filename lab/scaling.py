@@ -2,26 +2,16 @@
 sweep): catalog-loadtest ceiling finds the highest arrival rate within the SLO, a short run
 held at that rate says where the CPU went, and lab/usl.py fits Gunther's Universal
 Scalability Law to the ceilings of a sweep.  docs/lab.md, "The ceiling and the sweep"."""
+import dataclasses
 import json
 import math
 import os
 
 from lab import planner, split, usl
+from lab.errors import Failed
+from lab.options import LoadOptions
 from lab.procs import die, say, warn
-from lab.runs import MIXES, annotate, explain_exit, lab_fields, mix_from_env
-from lab.state import Lock
-
-
-def ceiling_options():
-    """The options of the ceiling search taken from the environment (docs/lab.md)."""
-    e = os.environ
-    out = ["-c", e.get("LOAD_CONNECTIONS") or "100", "-t", e.get("LOAD_THREADS") or "2"]
-    for setting, option in (("CEILING_STAGE", "--stage"), ("CEILING_MAX", "--max-duration"),
-                            ("CEILING_START", "--start-rate"),
-                            ("SLO_P99", "--slo-p99"), ("SLO_FAILURES", "--slo-failures")):
-        if e.get(setting):
-            out += [option, e[setting]]
-    return out
+from lab.runs import annotate, explain_exit, lab_fields
 
 
 def read_json(path):
@@ -32,22 +22,23 @@ def read_json(path):
         return None
 
 
-def find_ceiling(lab, url, mix, path, start_rps=None):
-    """The ceiling of whatever answers URL on MIX, written to PATH (the load generator's
+def find_ceiling(lab, url, options, path, start_rps=None):
+    """The ceiling of whatever answers URL on OPTIONS' mix (LoadOptions), written to PATH (the load generator's
     JSON plus the lab's fields and, under "cpu", where the CPU went during a run held at the
     ceiling for one stage).  START_RPS: the first stage's rate unless CEILING_START says
     (a rate known to hold saves the doubling stages up to it).  Returns (exit status, the
     result or None)."""
     s = lab.settings
-    argv = [s.binary("catalog-loadtest"), "ceiling"] + ceiling_options() + ["--json", path]
-    if start_rps and not os.environ.get("CEILING_START"):
+    mix = options.mix
+    argv = [s.binary("catalog-loadtest"), "ceiling"] + options.ceiling_argv() + ["--json", path]
+    if start_rps and not options.ceiling_start:
         argv += ["--start-rate", "%.0f" % max(start_rps, 1)]
-    for p in MIXES[mix]:
+    for p in options.paths:
         argv += ["--path", p]
-    argv += (os.environ.get("LOADTEST_ARGS") or "").split() + [url]
-    say("ceiling: %s, mix %s (%s); result in %s" % (url, mix, " ".join(MIXES[mix]), path))
+    argv += list(options.extra_args) + [url]
+    say("ceiling: %s, mix %s (%s); result in %s" % (url, mix, " ".join(options.paths), path))
     rc, search_cpu = split.meter_run(lab, argv)
-    if rc == 3 and start_rps and not os.environ.get("CEILING_START"):
+    if rc == 3 and start_rps and not options.ceiling_start:
         # The first stage broke at the rate guessed from before: search again from the bottom.
         say("the first stage, at %.0f requests/s, broke the SLO: searching again from the default start" % start_rps)
         argv = [a for i, a in enumerate(argv) if a != "--start-rate" and (i == 0 or argv[i - 1] != "--start-rate")]
@@ -64,11 +55,11 @@ def find_ceiling(lab, url, mix, path, start_rps=None):
     cpu = None
     if rate > 0:
         # Where the CPU went at the ceiling: the search's own average mixes every stage.
-        hold = os.environ.get("CEILING_STAGE") or "5s"
+        hold = options.ceiling_stage or "5s"
         held = path[:-5] + ".hold.json"
         hold_argv = [s.binary("catalog-loadtest"), "-R", "%.0f" % max(rate, 1), "-d", hold,
-                     "--json", held] + ceiling_options()[:4]
-        for p in MIXES[mix]:
+                     "--json", held] + options.ceiling_argv()[:4]
+        for p in options.paths:
             hold_argv += ["--path", p]
         hold_argv.append(url)
         say("held at the ceiling, %.0f requests/s for %s, to see where the CPU went" % (rate, hold))
@@ -79,7 +70,7 @@ def find_ceiling(lab, url, mix, path, start_rps=None):
         except OSError:
             pass
         if cpu is not None:
-            threads = int(os.environ.get("LOAD_THREADS") or 2)
+            threads = int(options.threads or 2)
             fields["cpu"] = {k: round(v, 3) for k, v in cpu.items()}
             key, sentence = split.limit_of(cpu, threads, (held_result.get("latency_ms") or {}).get("avg"))
             fields["limit"] = {"part": key, "text": sentence}
@@ -93,13 +84,14 @@ def find_ceiling(lab, url, mix, path, start_rps=None):
 def cmd_ceiling(lab, args):
     s = lab.settings
     s.mkdirs()
-    mix = mix_from_env()
+    options = LoadOptions.from_env()
+    mix = options.mix
     if not lab.pg_running():
-        die("the lab is not up (PostgreSQL is not running); run make up first")
+        raise Failed("the lab is not up (PostgreSQL is not running); run make up first")
     split.say_if_busy("make ceiling")
-    url = os.environ.get("BASE_URL") or lab.entry_point()
+    url = options.base_url or lab.entry_point()
     path = os.path.join(s.results, lab.result_name(mix, "ceiling") + ".json")
-    rc, result = find_ceiling(lab, url, mix, path)
+    rc, result = find_ceiling(lab, url, options, path)
     if result is None:
         return rc
     say("ceiling of %s on the %s mix: %.0f requests/s (%s)" % (lab.layout_name(), mix,
@@ -245,30 +237,31 @@ def svg_page(title, rows, fit, subtitle):
 
 
 def cmd_sweep(lab, args):
-    from lab import cli
     s = lab.settings
     s.mkdirs()
-    mix = mix_from_env()
+    options = LoadOptions.from_env()
+    mix = options.mix
     counts = parse_counts(" ".join(args) or os.environ.get("SERVERS", ""))
-    cli.need_build(lab)
-    with Lock(s.lock_file):
-        lab.state = type(lab.state)(s.state_file)
+    lab.ensure_built()
+    with lab.locked():
         if not lab.pg_running() or not lab.prom_running():
-            die("the lab is not up; run make up first")
+            raise Failed("the lab is not up; run make up first")
         lab.load_pg_env()
         servers0, budget, cpus = lab.layout()
         balance, report_mode = lab.balance(), lab.report_mode()
-        before = planner.Request(servers0, budget, cpus, report_mode, balance)
+        # The database stays as it is (DB_REPLICAS, DB_CPUS of the layout): only the servers sweep.
+        kept = lab.state["layout"] or {}
+        db = {"db_replicas": kept.get("db_replicas") or 0, "db_cpus": kept.get("db_cpus") or ""}
+        before = planner.Request(servers0, budget, cpus, report_mode, balance, **db)
         try:  # the sweep's settings: the environment's, else the current layout's
             wanted = planner.parse_request(1, os.environ.get("DB_BUDGET") or budget, os.environ.get("SERVER_CPUS", cpus),
                                            os.environ.get("REPORT_MODE") or report_mode,
-                                           os.environ.get("BALANCE") or balance)
+                                           os.environ.get("BALANCE") or balance, **db)
         except planner.Refused as e:
             die(str(e))
         for n in counts:
             try:
-                planner.validate(planner.Request(n, wanted.budget, wanted.cpus, wanted.report_mode, wanted.balance),
-                                 lab.db_connection_limit() or 0)
+                planner.validate(dataclasses.replace(wanted, servers=n), lab.db_connection_limit() or 0)
             except planner.Refused as e:
                 die(str(e))
         busy = split.say_if_busy("make sweep")
@@ -280,12 +273,12 @@ def cmd_sweep(lab, args):
         points = []
         try:
             for n in counts:
-                lab.apply_layout(planner.Request(n, wanted.budget, wanted.cpus, wanted.report_mode, wanted.balance))
+                lab.apply_layout(dataclasses.replace(wanted, servers=n))
                 url = "http://127.0.0.1:%d" % lab.port("nginx")  # one server too: the same path
                 path = os.path.join(folder, lab.result_name(mix, "ceiling") + ".json")
                 # The next count starts at half the last ceiling: fewer stages, same answer.
                 previous = max([p["ceiling_rps"] for p in points] + [0]) / 2
-                rc, result = find_ceiling(lab, url, mix, path, previous or None)
+                rc, result = find_ceiling(lab, url, options, path, previous or None)
                 if result is None:
                     warn("no ceiling for %d server(s) (exit %d); the sweep goes on without it" % (n, rc))
                     continue

@@ -1,17 +1,27 @@
 """The lab's parts carried out: PostgreSQL (scripts/pg.sh), the seed (catalog-db), the API
 servers, nginx, Prometheus, the dashboard files; and a plan's steps (planner) applied to them,
 the state file written after each step."""
+import contextlib
+import glob
+import dataclasses
 import os
 import re
+import shutil
 import signal
 import subprocess
 import time
 
-from lab import cgroups, configs, exporters, planner, ports, procs
-from lab.procs import die, say, warn
-from lab.state import State
+from lab import cgroups, configs, exporters, planner, ports, procs, replicas
+from lab.errors import Failed
+from lab.procs import say, warn
+from lab.state import Lock, State
 
 SERVER_STOP_TIMEOUT_S = 15
+# What all the pools together may use on one instance: max_connections minus the slots reserved
+# for superusers (and, from PostgreSQL 16, reserved_connections).
+LIMIT_SQL = ("SELECT current_setting('max_connections')::int"
+             " - current_setting('superuser_reserved_connections')::int"
+             " - coalesce(current_setting('reserved_connections', true)::int, 0)")
 SERVER_START_TIMEOUT_S = 20
 
 
@@ -33,6 +43,176 @@ class Lab:
         self.settings = settings
         self.state = State(settings.state_file)
         self.changed = False
+
+    # ---- the commands' work (lab/cli.py parses what is asked and calls these) ---------------
+    @contextlib.contextmanager
+    def locked(self):
+        """The lab's lock held, and the state read again under it: another command may have
+        changed it since this one started."""
+        with Lock(self.settings.lock_file):
+            self.state = State(self.settings.state_file)
+            yield
+
+    def install_deps(self):
+        if subprocess.run([os.path.join(self.settings.repo, "scripts", "install-deps.sh"), "lab"]).returncode:
+            raise Failed("missing packages (see above)")
+
+    def ensure_built(self):
+        s = self.settings
+        names = ("catalog-server", "catalog-db", "catalog-loadtest")
+        missing = [n for n in names if not os.access(s.binary(n), os.X_OK)]
+        if missing:
+            say("building (%s is missing)" % s.binary(missing[0]))
+            if subprocess.run(["make", "-C", s.repo, "--no-print-directory", "all"], stdout=subprocess.DEVNULL).returncode:
+                raise Failed("the build failed; run make to see why")
+        for n in names:
+            if not os.access(s.binary(n), os.X_OK):
+                raise Failed("%s is missing after the build" % s.binary(n))
+
+    def require_up(self, prometheus=True):
+        """Failed unless PostgreSQL (and PROMETHEUS) run; loads PostgreSQL's exports."""
+        if not self.pg_running():
+            raise Failed("the lab is not up (PostgreSQL is not running); run make up first")
+        self.load_pg_env()
+        if prometheus and not self.prom_running():
+            raise Failed("the lab is not up (Prometheus is not running); run make up first")
+
+    def up(self, wishes):
+        """PostgreSQL (seeded), the exporters, the dashboard and the layout last applied (one
+        server on a fresh lab, with WISHES), restarting any of its processes that died."""
+        s = self.settings
+        s.mkdirs()
+        with self.locked():
+            if self.state["layout"]:
+                servers, budget, cpus = self.layout()
+                request = wishes.request(servers, budget, cpus, self.balance(), layout=self.state["layout"])
+            else:
+                # A fresh lab, or one after make down (which forgets the servers' layout): one
+                # server; the replicas and DB_CPUS that ran before are kept, so up repairs them.
+                request = wishes.request(1, layout={"db_replicas": len(replicas.records(self)),
+                                                    "db_cpus": self.state["db_limit"].get("cpus") or ""})
+            self.ensure_pg(request.db_cpus)
+            self.ensure_seed()
+            exporters.ensure(self)
+            self.ensure_dashboard()
+            before = self.changed
+            self.apply_layout(request)
+            self.say_where()
+            if not self.changed and not before:
+                say("nothing changed: everything was already up")
+
+    def scale(self, wishes, servers):
+        """SERVERS servers with WISHES; the running layout unchanged when refused."""
+        self.settings.mkdirs()
+        with self.locked():
+            request = wishes.request(servers, balance=self.balance(), layout=self.state["layout"])
+            self.require_up()
+            self.apply_layout(request)
+            if not self.changed:
+                say("nothing changed: already %d server(s)%s with these settings"
+                    % (request.servers, " and %d replica(s)" % request.db_replicas if request.db_replicas else ""))
+            self.say_where()
+
+    def say_where(self):
+        """Where everything is: the entry point, the servers, Prometheus, PostgreSQL, the state."""
+        servers, budget, _ = self.layout()
+        entry = self.entry_point()
+        say("entry point:  %s   (try: curl %s/health)" % (entry, entry))
+        running = [r for r in replicas.running(self) if r.alive]
+        each = " on each PostgreSQL instance" if running else ""
+        if servers > 1:
+            say("servers:      %d behind nginx on %d, DB_POOL_MAX=%d each%s (budget %d), balancing %s"
+                % (servers, self.port("nginx"), budget // servers, each, budget, self.balance()))
+        else:
+            say("server:       app on %d, DB_POOL_MAX=%d%s" % (self.port("app"), budget, each))
+        limits = sorted({"%s %s" % (r["id"], r.get("limit_detail") or "") for r in self.state["servers"] if r.get("cpus")})
+        for line in limits:
+            say("CPU limit:    %s" % line)
+        say("Prometheus:   http://127.0.0.1:%d" % self.port("prometheus"))
+        if self.nginx_running():
+            say("dashboard:    http://127.0.0.1:%d/dashboard/ (docs/dashboard.md)" % self.port("nginx"))
+        say("PostgreSQL:   127.0.0.1:%s, database %s (psql -h 127.0.0.1 -p %s -U postgres %s; password postgres)"
+            % (os.environ.get("PGPORT"), self.settings.db_name, os.environ.get("PGPORT"), self.settings.db_name))
+        for r in running:
+            say("replica:      %s on 127.0.0.1:%d, a hot standby (the servers read from it: DB_READ_HOSTS)"
+                % (r.id, r.port))
+        if self.state["db_limit"].get("cpus"):
+            say("DB CPU limit: %s CPUs per PostgreSQL instance, %s" % (self.state["db_limit"]["cpus"],
+                                                                      self.state["db_limit"].get("limit_detail")))
+        say("state:        %s (logs in %s)" % (self.settings.lab_dir, self.settings.logs))
+
+    def restart(self):
+        """A rolling restart of every server (new processes, same ids, ports and settings): each
+        in turn gets SIGTERM and is waited for (it finishes the requests in flight; nginx sends
+        the GETs it cannot place there to the others), is started again on the same port, and
+        the next goes only once nginx routes to it again.  Same ports: no nginx reload (a reload
+        closes clients' idle keep-alive connections, docs/lab.md).  With one server requests
+        pause while it restarts."""
+        self.settings.mkdirs()
+        with self.locked():
+            self.require_up(prometheus=False)
+            servers = self.servers()
+            if not servers:
+                raise Failed("no server is running; run make up first")
+            plan = planner.plan_restart(servers, self.layout()[0], self.nginx_running())
+            if not plan.steps[0].behind_nginx:
+                warn("one server without nginx in front: requests to it pause while it restarts")
+            count = 0
+            for step in plan.steps:
+                srv = step.server
+                if srv.alive:
+                    procs.stop_pid(srv.pid, "catalog-server", 15)
+                    say("stopped %s (pid %d) on port %d" % (srv.id, srv.pid, srv.port))
+                self.state.remove_server(srv.port)
+                if not self.start_server(srv.id, srv.port, srv.pool, srv.cpus, srv.report_mode, srv.read_hosts):
+                    raise Failed("restart stopped: %s did not start again on port %d (the servers after it "
+                                 "were not touched)" % (srv.id, srv.port))
+                if step.behind_nginx and not self.nginx_routes_to(srv.id, 15):
+                    warn("nginx does not route to %s 15 s after its restart" % srv.id)
+                count += 1
+            say("restarted %d server(s)" % count)
+
+    def down(self, purge=False):
+        """Stops everything the lab started; PURGE also deletes LAB_DIR (and the database)."""
+        s = self.settings
+        if os.path.isdir(s.run):
+            with self.locked():
+                for r in list(self.state["servers"]):
+                    self.stop_server(r["port"])
+                    say("stopped %s (port %d)" % (r["id"], r["port"]))
+                self.stop_nginx()
+                self.stop_prometheus()
+                exporters.stop_all(self)
+                if s.cgroup:
+                    cgroups.remove_group(s.cgroup)
+                self.state["layout"] = None
+                self.state.save()
+        if os.path.isdir(s.run):
+            with self.locked():
+                replicas.stop_all(self)
+        if os.path.isdir(os.path.join(s.pg_dir, "data")) and self.pg_running():
+            os.makedirs(s.logs, exist_ok=True)
+            log = os.path.join(s.logs, "pg.log")
+            with open(log, "a") as err:
+                if subprocess.run([os.path.join(s.repo, "scripts", "pg.sh"), "stop", s.pg_dir],
+                                  stderr=err, stdout=subprocess.DEVNULL).returncode:
+                    raise Failed("PostgreSQL did not stop (log: %s)" % log)
+            say("PostgreSQL stopped")
+        if s.cgroup:  # DB_CPUS's groups, now empty, then the lab's
+            cgroups.remove_group(s.cgroup, "postgres")
+            cgroups.remove_group(s.cgroup)
+        if purge:
+            if s.lab_dir in ("/", "", os.path.expanduser("~"), s.repo):
+                raise Failed("refusing to delete LAB_DIR=%s" % s.lab_dir)
+            shutil.rmtree(s.lab_dir, ignore_errors=True)
+            say("deleted %s (data, logs, results)" % s.lab_dir)
+            if not os.path.abspath(s.pg_dir).startswith(os.path.abspath(s.lab_dir) + os.sep):
+                shutil.rmtree(s.pg_dir, ignore_errors=True)
+                say("deleted %s (the database)" % s.pg_dir)
+                for folder in sorted(glob.glob(s.pg_dir.rstrip("/") + "-replica*")):
+                    shutil.rmtree(folder, ignore_errors=True)
+                    say("deleted %s (a replica)" % folder)
+        say("down: nothing of the lab is running")
 
     @staticmethod
     def now():
@@ -97,12 +277,32 @@ class Lab:
         os.environ["DB_NAME"] = self.settings.db_name
         self.state["ports"]["postgres"] = int(os.environ["PGPORT"])
 
-    def ensure_pg(self):
+    def ensure_pg(self, cpus=""):
+        """PostgreSQL running, with CPU size CPUS (DB_CPUS; restarted when it runs with another)."""
         s = self.settings
         if self.pg_running():
             self.load_pg_env()
             say("PostgreSQL already running on 127.0.0.1:%s" % os.environ["PGPORT"])
+            self.resize_pg(cpus)
             return
+        self.start_pg(cpus)
+
+    def resize_pg(self, cpus):
+        """Restarts the running primary when DB_CPUS asks another CPU size than it has."""
+        had = self.state["db_limit"].get("cpus") or ""
+        if had == cpus:
+            return
+        say("DB_CPUS changed (%s -> %s): restarting PostgreSQL with its new CPU limit; the servers' "
+            "open connections to it drop and they connect again" % (had or "no limit", cpus or "no limit"))
+        rc, _, err = self.pg("stop", self.settings.pg_dir)
+        if rc != 0:
+            raise Failed("PostgreSQL did not stop: %s" % err.strip())
+        if self.settings.cgroup:
+            cgroups.remove_group(self.settings.cgroup, "postgres")
+        self.start_pg(cpus)
+
+    def start_pg(self, cpus):
+        s = self.settings
         previous = None
         try:
             with open(os.path.join(s.pg_dir, "port")) as f:
@@ -115,29 +315,31 @@ class Lab:
                 "%s (a folder above it is closed to other users); LAB_PG_DIR names another place, "
                 "make down PURGE=1 deletes it" % (s.pg_dir, s.lab_dir))
         log = os.path.join(s.logs, "pg.log")
-        with open(log, "a") as err:
-            done = subprocess.run([os.path.join(s.repo, "scripts", "pg.sh"), "start", s.pg_dir, str(port)],
-                                  stdout=subprocess.PIPE, stderr=err, text=True)
-        if done.returncode != 0:
-            print(procs.tail(log, 20), end="")
-            die("PostgreSQL did not start (log: %s)" % log)
-        self.apply_exports(done.stdout)
+        limit = replicas.limit_for(self, cpus, "postgres", 1)
+        try:
+            exports = replicas.start_pg(self, s.pg_dir, port, limit, log)
+        except Failed:
+            raise Failed("PostgreSQL did not start (log: %s)" % log) from None
+        self.apply_exports(exports)
+        self.state["db_limit"] = {"cpus": cpus, "limit": limit.mechanism, "limit_short": limit.short(),
+                                  "limit_detail": limit.detail}
         self.state.save()
-        say("PostgreSQL started on 127.0.0.1:%s (data %s)" % (os.environ["PGPORT"], s.pg_dir))
+        size = ", %s CPUs (%s)" % (cpus, limit.detail) if cpus else ""
+        say("PostgreSQL started on 127.0.0.1:%s (data %s%s)" % (os.environ["PGPORT"], s.pg_dir, size))
         self.changed = True
 
     def catalog_db(self, *args):
         return procs.run([self.settings.binary("catalog-db")] + list(args))
 
     def catalog_db_logged(self, command, failure):
-        """catalog-db COMMAND with its output in the seed log; dies saying FAILURE if it fails."""
+        """catalog-db COMMAND with its output in the seed log; raises Failed saying FAILURE if it fails."""
         log = os.path.join(self.settings.logs, "seed.log")
         rc, out, err = self.catalog_db(command)
         with open(log, "a") as f:
             f.write(out + err)
         if rc != 0:
             print(procs.tail(log, 20), end="")
-            die("%s (log: %s)" % (failure, log))
+            raise Failed("%s (log: %s)" % (failure, log))
 
     def seed_status(self):
         """(exit status, last line) of catalog-db status: "Orders in DB: N ..." when seeded."""
@@ -166,21 +368,21 @@ class Lab:
     def db_connection_limit(self):
         """max_connections minus the slots reserved for superusers (and, from PostgreSQL 16,
         reserved_connections): what all the pools together may use at most."""
-        out = self.psql("SELECT current_setting('max_connections')::int"
-                        " - current_setting('superuser_reserved_connections')::int"
-                        " - coalesce(current_setting('reserved_connections', true)::int, 0)")
+        out = self.psql(LIMIT_SQL)
         return int(out) if out and out.isdigit() else None
 
     def server_connections(self):
         return self.psql("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'catalog-server-%'")
 
     def postgres_pids(self):
+        """Every PostgreSQL instance's processes: the primary's postmaster first, its children,
+        then each replica's (the CPU line of make loadtest counts them all)."""
         try:
             with open(os.path.join(self.settings.pg_dir, "data", "postmaster.pid")) as f:
                 master = int(f.readline())
         except (OSError, ValueError):
-            return []
-        return [master] + procs.child_pids(master)
+            return replicas.pids(self)
+        return [master] + procs.child_pids(master) + replicas.pids(self)
 
     # ---- servers ----------------------------------------------------------------------------
     def servers(self):
@@ -189,10 +391,10 @@ class Lab:
         for r in self.state["servers"]:
             out.append(planner.Server(r["id"], r["port"], r["pool"], r.get("cpus") or "",
                                       r.get("report_mode", "live"), r["pid"],
-                                      procs.pid_is(r["pid"], "catalog-server")))
+                                      procs.pid_is(r["pid"], "catalog-server"), r.get("read_hosts") or ""))
         return out
 
-    def start_server(self, sid, port, pool, cpus, report_mode):
+    def start_server(self, sid, port, pool, cpus, report_mode, read_hosts=""):
         s = self.settings
         if port in ports.listening_ports():
             warn("port %d is busy; cannot start %s there" % (port, sid))
@@ -207,6 +409,9 @@ class Lab:
         env = dict(os.environ, PORT=str(port), HOST=s.bind, SERVER_ID=sid, DB_POOL_MAX=str(pool),
                    DB_NAME=s.db_name, ACCESS_LOG=os.environ.get("ACCESS_LOG", "0"), REPORT_MODE=report_mode)
         env.pop("WORKERS", None)
+        env.pop("DB_READ_HOSTS", None)
+        if read_hosts:
+            env["DB_READ_HOSTS"] = read_hosts
         if limit.workers:
             env["WORKERS"] = str(limit.workers)
         try:
@@ -215,6 +420,7 @@ class Lab:
             warn("could not start %s: %s" % (sid, e))
             return False
         self.state.add_server({"id": sid, "port": port, "pool": pool, "cpus": cpus, "report_mode": report_mode,
+                               "read_hosts": read_hosts,
                                "pid": pid, "limit": limit.mechanism, "limit_short": limit.short(),
                                "limit_detail": limit.detail, "group": limit.group})
         if procs.wait_http("http://127.0.0.1:%d/health" % port, SERVER_START_TIMEOUT_S, pid=pid):
@@ -274,7 +480,7 @@ class Lab:
         rc, out, err = procs.run(self.nginx_cmd("-t", "-q", "-c", candidate))
         if rc != 0:
             print(out + err, end="")
-            die("the generated nginx config does not pass nginx -t (%s)" % candidate)
+            raise Failed("the generated nginx config does not pass nginx -t (%s)" % candidate)
         addresses = " ".join("127.0.0.1:%d" % p for p in server_ports)
         if running:
             if unchanged(candidate, s.nginx_conf):
@@ -295,7 +501,7 @@ class Lab:
                 time.sleep(0.05)
             if not self.nginx_running():
                 print(out + err, end="")
-                die("nginx did not start (log: %s)" % os.path.join(s.logs, "nginx-error.log"))
+                raise Failed("nginx did not start (log: %s)" % os.path.join(s.logs, "nginx-error.log"))
             self.state.save()
             say("nginx started on %s:%d -> %s (%s)" % (s.bind, listen_port, addresses, balance))
         self.changed = True
@@ -331,7 +537,7 @@ class Lab:
         rc, out, err = procs.run([s.program("promtool"), "check", "config", candidate])
         if rc != 0:
             print(out + err, end="")
-            die("the generated Prometheus config does not pass promtool check config (%s)" % candidate)
+            raise Failed("the generated Prometheus config does not pass promtool check config (%s)" % candidate)
         if self.prom_running():
             if unchanged(candidate, s.prom_conf):
                 return
@@ -351,7 +557,7 @@ class Lab:
             self.state.save()
             if not procs.wait_http("http://127.0.0.1:%d/-/ready" % port, 30, pid=pid):
                 print(procs.tail(log, 10), end="")
-                die("Prometheus did not become ready (log: %s)" % log)
+                raise Failed("Prometheus did not become ready (log: %s)" % log)
             say("Prometheus started on %s:%d, scraping %d server(s) every 5 s" % (s.bind, port, len(servers)))
         self.changed = True
 
@@ -455,17 +661,38 @@ class Lab:
         planner's steps carried out one by one, the state saved after each."""
         limit = self.db_connection_limit()
         if limit is None:
-            die("refused: cannot read max_connections from PostgreSQL. The running layout is unchanged.")
+            raise Failed("refused: cannot read max_connections from PostgreSQL. The running layout is unchanged.")
+        standbys = replicas.running(self)
+        replica_limits = {}
+        for r in standbys:
+            out = replicas.psql_at(r.port, LIMIT_SQL) if r.alive else None
+            if out and out.isdigit():
+                replica_limits[r.id] = int(out)
         try:
-            planner.validate(request, limit)
+            planner.validate(request, planner.instance_limits(request, limit, replica_limits))
         except planner.Refused as e:
-            die(str(e))
+            raise Failed(str(e)) from e
+        # The database first: the primary's CPU size, then the standbys the servers will read from.
+        self.resize_pg(request.db_cpus)
+        rplan = planner.plan_replicas(standbys, request.db_replicas, request.db_cpus)
+        for r in rplan.restart:
+            say("%s: DB_CPUS changed (%s -> %s): restarting it" % (r.id, r.cpus or "no limit", request.db_cpus or "no limit"))
+            replicas.stop(self, r.id)
+        taken = {r.port for r in standbys if r.alive}
+        for rid in rplan.start + tuple(r.id for r in rplan.restart):
+            taken.add(replicas.start(self, rid, request.db_cpus, taken))
+        hosts = ",".join("127.0.0.1:%d" % r.port for r in sorted(replicas.running(self), key=lambda r: r.number)
+                         if r.alive and r.number <= request.db_replicas)
+        request = dataclasses.replace(request, read_hosts=hosts)
         app_port = self.app_port()
         own = {r["port"] for r in self.state["servers"]}
         busy = ports.listening_ports() - own
         reserved = self.lab_ports(but="app") - own
         plan = planner.plan(self.servers(), request, app_port, busy, reserved)
         self.execute(plan)
+        # Only once no server reads from them: the standbys beyond DB_REPLICAS.
+        for r in rplan.retire:
+            replicas.retire(self, r.id)
 
     def execute(self, plan):
         started, started_ids = [], []
@@ -484,11 +711,11 @@ class Lab:
                         self.stop_server(step.port)
                         say("stopped the old %s on port %d" % (step.id, step.port))
             elif isinstance(step, planner.Start):
-                if not self.start_server(step.id, step.port, step.pool, step.cpus, step.report_mode):
+                if not self.start_server(step.id, step.port, step.pool, step.cpus, step.report_mode, step.read_hosts):
                     for port in started:
                         self.stop_server(port)
-                    die("scale failed: %s did not start; the servers started for the new layout were stopped again"
-                        % step.id)
+                    raise Failed("scale failed: %s did not start; the servers started for the new layout "
+                                 "were stopped again" % step.id)
                 started.append(step.port)
                 started_ids.append(step.id)
             elif isinstance(step, planner.Point):
@@ -497,7 +724,8 @@ class Lab:
             elif isinstance(step, planner.Record):
                 r = step.request
                 self.state["layout"] = {"servers": r.servers, "budget": r.budget, "cpus": r.cpus,
-                                        "report_mode": r.report_mode, "balance": r.balance}
+                                        "report_mode": r.report_mode, "balance": r.balance,
+                                        "db_replicas": r.db_replicas, "db_cpus": r.db_cpus}
                 self.state.save()
                 if plan.changes or not self.state["events"]:
                     self.record_event(r)

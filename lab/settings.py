@@ -65,6 +65,7 @@ class Settings:
             "nginx": ("LAB_LB_PORT", 8080),
             "prometheus": ("LAB_PROM_PORT", 9090),
             "postgres": ("LAB_PG_PORT", 5432),
+            "replica": ("LAB_REPLICA_PORT", 5433),  # replica i on LAB_REPLICA_PORT + i - 1
             "grafana": ("LAB_GRAFANA_PORT", 3002),
             "postgres-exporter": ("LAB_PG_EXPORTER_PORT", 9187),
             "process-exporter": ("LAB_PROCESS_EXPORTER_PORT", 9256),

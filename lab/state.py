@@ -7,7 +7,11 @@
    "ports": {"app": 3000, "nginx": 8080, "prometheus": 9090, "postgres": 5432, ...},
    "pids": {"prometheus": 4321, "postgres-exporter": 4400, ...},
    "exporter_pgport": {"postgres-exporter": 5432, ...},
-   "events": [{"time": 1700000000, "servers": 1, "budget": 10, "cpus": ""}, ...]}
+   "events": [{"time": 1700000000, "servers": 1, "budget": 10, "cpus": ""}, ...],
+   "replicas": [{"id": "replica1", "port": 5433, "pid": 2345, "cpus": "0.5", "limit": "cgroup v2",
+                 "limit_short": "cgroup-v2", "limit_detail": "cpu.max ..."}, ...],
+   "db_limit": {"cpus": "0.5", "limit": "cgroup v2", "limit_short": "...", "limit_detail": "..."}}
+  (layout also has "db_replicas" and "db_cpus"; each server record "read_hosts")
 
 Written whole to a temporary file and renamed over the old one after every step, so a reader
 (make status, a test, a second command after a crash) always sees a complete state.
@@ -16,8 +20,10 @@ import fcntl
 import json
 import os
 
+from lab.errors import Failed
+
 EMPTY = {"layout": None, "servers": [], "ports": {}, "pids": {}, "exporter_pgport": {},
-         "events": []}
+         "events": [], "replicas": [], "db_limit": {}}
 
 
 class State:
@@ -87,7 +93,7 @@ class Lock:
                 return self
             except BlockingIOError:
                 if time.monotonic() > deadline:
-                    raise SystemExit("lab: another lab command holds %s" % self.path)
+                    raise Failed("another lab command holds %s" % self.path)
                 time.sleep(0.2)
 
     def __exit__(self, *exc):

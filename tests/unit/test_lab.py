@@ -12,8 +12,8 @@ import unittest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 
-from lab import cgroups, compare, configs, planner, ports, settings, split, usl  # noqa: E402
-from lab.planner import Point, Record, Request, Server, Start, Stop  # noqa: E402
+from lab import cgroups, compare, configs, options, planner, ports, replicas, settings, split, usl  # noqa: E402
+from lab.planner import Point, Record, Replica, Request, Server, Start, Stop  # noqa: E402
 
 APP = 3000
 RESERVED = {8080, 9090, 3002, 5432}
@@ -174,6 +174,94 @@ class Refusals(unittest.TestCase):
         self.assertEqual([s.server.id for s in plan.steps], ["app", "app2", "app3"])
         self.assertTrue(all(s.behind_nginx for s in plan.steps))
         self.assertFalse(planner.plan_restart(layout(1), 1, True).steps[0].behind_nginx)
+
+
+class Replicas(unittest.TestCase):
+    """The lab's state transitions with hot standbys (DB_REPLICAS, DB_CPUS), the per-instance
+    budget, and the lag by WAL position."""
+
+    def test_a_later_scale_keeps_the_replicas_and_db_cpus_and_0_retires_them(self):
+        kept = {"servers": 1, "budget": 10, "db_replicas": 2, "db_cpus": "0.5"}
+        request = options.Wishes().request(3, layout=kept)  # make scale SERVERS=3, nothing else
+        self.assertEqual((request.servers, request.db_replicas, request.db_cpus), (3, 2, "0.5"))
+        running = [Replica("replica1", 5433, cpus="0.5"), Replica("replica2", 5434, cpus="0.5")]
+        plan = planner.plan_replicas(running, request.db_replicas, request.db_cpus)
+        self.assertEqual((plan.start, plan.restart, plan.retire), ((), (), ()))  # nothing to do
+        request = options.Wishes(db_replicas="0").request(3, layout=kept)  # DB_REPLICAS=0
+        plan = planner.plan_replicas(running, request.db_replicas, request.db_cpus)
+        self.assertEqual((plan.start, plan.restart), ((), ()))
+        self.assertEqual([r.id for r in plan.retire], ["replica1", "replica2"])
+        self.assertEqual(options.Wishes(db_cpus="").request(1, layout=kept).db_cpus, "")  # DB_CPUS= removes it
+
+    def test_fewer_replicas_retire_the_highest_more_start_the_missing_dead_ones_start_again(self):
+        running = [Replica("replica1", 5433), Replica("replica2", 5434, alive=False), Replica("replica3", 5435)]
+        plan = planner.plan_replicas(running, 2)
+        self.assertEqual(plan.start, ("replica2",))  # dead: started again (make up repairs it)
+        self.assertEqual([r.id for r in plan.retire], ["replica3"])
+        self.assertEqual(planner.plan_replicas([], 3).start, ("replica1", "replica2", "replica3"))
+
+    def test_a_new_db_cpus_restarts_each_live_replica(self):
+        running = [Replica("replica1", 5433, cpus=""), Replica("replica2", 5434, cpus="0.5")]
+        plan = planner.plan_replicas(running, 2, "0.5")
+        self.assertEqual([r.id for r in plan.restart], ["replica1"])
+        self.assertEqual(plan.start, ())
+
+    def test_servers_are_replaced_when_their_read_hosts_change(self):
+        before = layout(2)  # started without replicas
+        request = Request(2, 10, read_hosts="127.0.0.1:5433")
+        plan = planner.plan(before, request, APP, reserved=RESERVED)
+        starts = [s for s in plan.steps if isinstance(s, Start)]
+        self.assertEqual([s.read_hosts for s in starts], ["127.0.0.1:5433"] * 2)
+        after, _ = planner.simulate(before, plan.steps)
+        self.assertTrue(settled(after, request))
+        check_no_drop(self, before, request, plan.steps)
+        again = planner.plan(after, request, APP, reserved=RESERVED)
+        self.assertFalse(again.changes, again.steps)  # asking twice changes nothing
+
+    def test_the_budget_is_refused_when_any_instance_cannot_carry_it(self):
+        request = planner.parse_request(2, 60, "", db_replicas=1)
+        limits = planner.instance_limits(request, 97, {"replica1": 40})
+        self.assertEqual(limits, {"primary": 97, "replica1": 40})
+        with self.assertRaises(planner.Refused) as caught:
+            planner.validate(request, limits)
+        self.assertIn("2 servers x DB_POOL_MAX=30 = 60 connections, more than replica1", str(caught.exception))
+        self.assertIn("The running layout is unchanged", str(caught.exception))
+        planner.validate(planner.parse_request(2, 40, "", db_replicas=1), limits)  # 40 fits both
+        # A replica not running yet counts with the primary's limit (a standby may not have fewer).
+        self.assertEqual(planner.instance_limits(planner.parse_request(2, 10, "", db_replicas=2), 97, {}),
+                         {"primary": 97, "replica1": 97, "replica2": 97})
+
+    def test_bad_replica_settings_are_refused_with_the_setting_named(self):
+        for kwargs, words in (({"db_replicas": "x"}, "DB_REPLICAS must be"), ({"db_replicas": 10}, "DB_REPLICAS must be"),
+                              ({"db_cpus": "none"}, "DB_CPUS must be")):
+            with self.assertRaises(planner.Refused) as caught:
+                planner.parse_request(1, 10, "", **kwargs)
+            self.assertIn(words, str(caught.exception))
+
+    def test_lag_in_time_is_how_long_ago_the_primary_passed_the_replay_position(self):
+        samples = [(100.0, 1000), (100.1, 1000), (100.2, 3000), (100.3, 5000)]
+        self.assertEqual(replicas.lag_seconds(samples, 5000, 100.35), 0.0)  # caught up
+        self.assertEqual(replicas.lag_seconds(samples, 9000, 100.35), 0.0)
+        self.assertAlmostEqual(replicas.lag_seconds(samples, 4000, 100.35), 0.1)  # passed 4000 at 100.25
+        self.assertAlmostEqual(replicas.lag_seconds(samples, 1000, 100.35), 0.25)  # passed 1000 by 100.1
+        self.assertIsNone(replicas.lag_seconds(samples, 999, 100.35))  # before every sample: longer ago
+        # A replay position read at 100.15, between samples: the primary passed it 0.05 s before.
+        self.assertAlmostEqual(replicas.lag_seconds(samples, 2000, 100.2), 0.05)
+        self.assertEqual(replicas.position_at(samples, 100.25), 4000)  # bytes: against this
+        self.assertEqual(replicas.position_at(samples, 99.0), 1000)
+        self.assertEqual(replicas.position_at(samples, 101.0), 5000)
+        self.assertEqual(replicas.lsn_value("16/B374D848"), (0x16 << 32) + 0xB374D848)
+        self.assertIsNone(replicas.lsn_value(None))
+
+    def test_the_dashboard_counts_every_postgresql_instance(self):
+        import re
+        text = configs.process_exporter_conf("/tmp/lab.x/pg/data", "/tmp/lab.x/run/nginx", "/tmp/lab.x/run/p.yml")
+        pattern = re.search(r"- name: postgres\n    cmdline: \['(.*?)'\]", text).group(1)
+        for data, counted in (("/tmp/lab.x/pg/data", True), ("/tmp/lab.x/pg-replica1/data", True),
+                              ("/tmp/lab.x/pg-replica12/data", True), ("/tmp/lab.x/pg2/data", False),
+                              ("/tmp/labxx/pg/data", False)):
+            self.assertEqual(bool(re.search(pattern, "/usr/lib/postgresql/15/bin/postgres -D %s -p 5433" % data)),
+                             counted, data)
 
 
 class Balance(unittest.TestCase):

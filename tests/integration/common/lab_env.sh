@@ -20,8 +20,8 @@
 #   LAB_CGROUP                 /sys/fs/cgroup/cpu/catalog-NAME-test-PID
 #   LAB_SKIP_DEPS=1 ACCESS_LOG=0 PG_FAST=1 SEED_PRODUCTS=200 SEED_ORDERS=2000
 # It unsets what would point the lab elsewhere or change its layout (BASE_URL, PG*, DB_*,
-# SERVER_CPUS, DB_BUDGET, MIX, REPORT_MODE, WORKERS, SERVERS, MAKEFLAGS, ...), and sets the
-# shell variables lab_first_port and lab_last_port (the lab's ports: first .. first + 18) and
+# SERVER_CPUS, DB_BUDGET, DB_REPLICAS, DB_CPUS, LAB_REPLICA_PORT, MIX, REPORT_MODE, WORKERS,
+# SERVERS, MAKEFLAGS, ...), and sets the shell variables lab_first_port and lab_last_port (the lab's ports: first .. first + 18) and
 # lab_extra_port (the first of EXTRA_PORTS free ports just after them, for the test's own use).
 #
 # It sources report.sh (ok, fail, finish, report_start: see there) and also defines:
@@ -101,7 +101,8 @@ lab_env_setup() {
 	export LAB_SKIP_DEPS=1 ACCESS_LOG=0 PG_FAST=1
 	export SEED_PRODUCTS=200 SEED_ORDERS=2000
 	export LAB_CGROUP=/sys/fs/cgroup/cpu/catalog-$name-test-$$
-	unset BASE_URL SERVER_CPUS DB_BUDGET MIX REPORT_MODE WORKERS LOAD_NAME PURGE SERVERS \
+	unset BASE_URL SERVER_CPUS DB_BUDGET DB_REPLICAS DB_CPUS LAB_REPLICA_PORT MIX REPORT_MODE WORKERS \
+		LOAD_NAME PURGE SERVERS \
 		PGHOST PGPORT PGUSER PGPASSWORD PGDATABASE DB_HOST DB_PORT DB_USER DB_PASSWORD DB_NAME \
 		MAKEFLAGS MFLAGS MAKELEVEL
 	LAB_DIR=$(mktemp -d "/tmp/catalog-$name-test.XXXXXX")
