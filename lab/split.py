@@ -52,8 +52,9 @@ def meter_run(lab, argv, quiet=False):
     """Runs ARGV (the load generator; QUIET: its output dropped, its errors kept) and
     measures the cores each part used meanwhile.
     Returns (exit status, split): split has servers, postgres, nginx, loadgen (cores),
-    machine (cores), machine_busy (the share of them busy, the lab's or not), server_quota
-    (cores, 0: none), pool_wait_s and pool_acquires."""
+    machine (cores), machine_busy (the share of them busy, the lab's or not), server_quota and
+    postgres_quota (cores, 0: none; postgres_quota is DB_CPUS over every instance), pool_wait_s
+    and pool_acquires."""
     servers = [r["pid"] for r in lab.state["servers"]]
     pg, ngx = lab.postgres_pids(), nginx_pids(lab)
     before = [procs.cpu_ticks(servers), procs.cpu_ticks(pg), procs.cpu_ticks(ngx)]
@@ -81,6 +82,9 @@ def meter_run(lab, argv, quiet=False):
     wait_after = pool_wait(lab)
     n, _, cpus = lab.layout()
     pinned = {r.get("limit") for r in lab.state["servers"]} == {"pinning"}
+    # DB_CPUS: each PostgreSQL instance's quota (none when pinned to whole cores instead).
+    instances = [lab.state.get("db_limit") or {}] + list(lab.state.get("replicas") or [])
+    pg_quota = sum(float(i["cpus"]) for i in instances if i.get("cpus") and i.get("limit") != "pinning")
     split = {
         "servers": (after[0] - before[0]) / hz / elapsed,
         "postgres": (after[1] - before[1]) / hz / elapsed,
@@ -90,6 +94,7 @@ def meter_run(lab, argv, quiet=False):
         "machine_busy": machine_busy,  # the share of all CPUs busy, whatever used them
         # Pinned to whole cores instead of a quota (no cgroup to write): no quota to reach.
         "server_quota": float(cpus) * n if cpus and not pinned else 0.0,
+        "postgres_quota": pg_quota,
         "pool_wait_s": max(wait_after[0] - wait_before[0], 0.0),
         "pool_acquires": max(wait_after[1] - wait_before[1], 0),
         "seconds": elapsed,
@@ -99,7 +104,8 @@ def meter_run(lab, argv, quiet=False):
 
 def limit_of(split, loadgen_threads=2, mean_latency_ms=None, requests=None):
     """Which part was the limit, from the SPLIT (meter_run): (key, sentence).  Keys: servers
-    (at their CPU quota), loadgen (the load generator at its threads' CPU), postgres, nginx
+    (at their CPU quota), postgres_quota (PostgreSQL at DB_CPUS over its instances), loadgen (the
+    load generator at its threads' CPU), postgres, nginx
     (the machine's CPUs full, whatever used them, and this part the lab's biggest user),
     others (full, but mostly with work that is not the lab's), pool (requests waited for a
     database connection a large part of their time), none."""
@@ -109,6 +115,11 @@ def limit_of(split, loadgen_threads=2, mean_latency_ms=None, requests=None):
     if quota and parts["servers"] >= FULL * quota:
         return "servers", ("the API servers, at their CPU quota (%.2f of %.2f cores): more servers, "
                            "or more CPU each, raise the ceiling" % (parts["servers"], quota))
+    pg_quota = split.get("postgres_quota") or 0.0
+    if pg_quota and parts["postgres"] >= FULL * pg_quota:
+        return "postgres_quota", ("PostgreSQL, at its CPU quota (%.2f of %.2f cores, DB_CPUS over its "
+                                  "instances): more servers add nothing; a read replica (DB_REPLICAS) "
+                                  "or a bigger database raises the ceiling" % (parts["postgres"], pg_quota))
     if parts["loadgen"] >= FULL * loadgen_threads:
         return "loadgen", ("the load generator itself (%.2f cores for its %d threads): its rate is "
                            "the most it can send, not what the target can take" % (parts["loadgen"], loadgen_threads))

@@ -361,6 +361,10 @@ class Limit(unittest.TestCase):
     def test_each_part_named(self):
         cases = ((dict(servers=0.49, server_quota=0.5), "servers"),
                  (dict(servers=0.4, postgres=1.5), "postgres"),
+                 # DB_CPUS=0.5 on the primary and one replica: PostgreSQL at its quota, with the
+                 # pool waiting behind it: the quota is named, not the pool.
+                 (dict(postgres=0.96, postgres_quota=1.0, pool_wait_s=40.0, pool_acquires=1000),
+                  "postgres_quota"),
                  (dict(servers=0.5, nginx=1.2, loadgen=0.3), "nginx"),
                  (dict(loadgen=1.9), "loadgen"),
                  (dict(pool_wait_s=40.0, pool_acquires=1000), "pool"),
@@ -373,6 +377,8 @@ class Limit(unittest.TestCase):
                 key, text = split.limit_of(self.split(**cores), loadgen_threads=2, mean_latency_ms=50)
                 self.assertEqual(key, part, text)
         self.assertIn("PostgreSQL", split.limit_of(self.split(servers=0.4, postgres=1.5))[1])
+        self.assertIn("DB_REPLICAS", split.limit_of(self.split(postgres=0.5, postgres_quota=0.5))[1])
+        self.assertEqual(split.limit_of(self.split(postgres=0.3, postgres_quota=0.5))[0], "none")
         line = split.split_text(self.split(nginx=0.3, loadgen=0.7))
         self.assertIn("nginx 0.30", line)
         self.assertIn("load generator 0.70", line)
