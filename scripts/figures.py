@@ -16,7 +16,8 @@ Usage: scripts/figures.py COMMAND [options]
   record [--out FILE] [--rounds N] [--duration S]
           brings up a throwaway lab (its own folder, free ports below 32768, full seed), runs the
           scenario's steps and `make demo` in it, writes FILE (docs/figures/recorded.json), stops
-          the lab.  About 6 to 7 minutes with the defaults; stops by itself after --max-seconds (600).
+          the lab.  About 10 minutes a round (two by default: each figure then reads as the range
+          of its rounds); stops by itself after --max-seconds (2700).
   rewrite [--recorded FILE]
           puts each marked figure's recorded value into the docs (only the text between markers).
   check [--recorded FILE]
@@ -79,6 +80,14 @@ RUNS = {
               "Step 5b: scenario mix, two servers, least_conn"),
     "kill": ("make scale SERVERS=2; build/catalog-loadtest -c 20 -d 8s (entry point); kill app2 2 s in",
              "Q18: a server killed under load"),
+    "c_s1": ("make scale SERVERS=1; make ceiling", "Step 2: the scenario mix's ceiling, one server"),
+    "c_b1": ("SERVER_CPUS=0.25 make scale SERVERS=1; MIX=browse make ceiling",
+             "Step 2: the browse mix's ceiling, one server of 0.25 CPU"),
+    "c_s2": ("make scale SERVERS=2; make ceiling", "Step 5: the scenario mix's ceiling, two servers"),
+    "c_b2": ("SERVER_CPUS=0.25 make scale SERVERS=2; MIX=browse make ceiling",
+             "Step 5: the browse mix's ceiling, two servers of 0.25 CPU"),
+    "d_c1": ("make demo", "make demo: the browse mix's ceiling, one server of 0.25 CPU"),
+    "d_c2": ("make demo", "make demo: the browse mix's ceiling, two servers of 0.25 CPU"),
     "d_b1": ("make demo", "make demo: browse mix, one server of 0.25 CPU"),
     "d_s1": ("make demo", "make demo: scenario mix, one server of 0.25 CPU"),
     "d_b2": ("make demo", "make demo: browse mix, two servers of 0.25 CPU"),
@@ -110,6 +119,10 @@ def route_p50(route):
     return lambda raw, run: raw[run]["p50_by_route"][route]  # a route renamed fails the recording
 
 
+def ceiling_ratio(top, bottom):
+    return lambda raw, run: raw[top]["ceiling_rps"] / max(raw[bottom]["ceiling_rps"], 1e-9)
+
+
 def reports_rps(raw, run):
     return raw[run]["requests_by_route"].get("GET /report", 0) / max(raw[run]["duration_s"], 1e-9)
 
@@ -132,6 +145,10 @@ def _run_figures(run, *fields):
 for _run in ("s1", "b1", "s2", "b2", "r", "p20", "w1", "w2", "a_b", "d_b1", "d_s1", "d_b2", "d_s2", "b2_lc",
              "s2_lc"):
     _run_figures(_run, "rps", "p99_ms", "server_cores", "pg_cores", "verdict", "failures")
+# The ceilings (make ceiling, and make demo's): the highest rate held within the SLO, and its p99.
+for _run in ("c_s1", "c_b1", "c_s2", "c_b2", "d_c1", "d_c2"):
+    FIGURES[_run + "_rps"] = (_run, "rps", run_field("ceiling_rps"))
+    FIGURES[_run + "_p99"] = (_run, "ms", run_field("ceiling_p99_ms"))
 # Step 5b: each server's p50 and p99 under round robin (s2, b2) and least_conn (s2_lc, b2_lc).
 for _run in ("s2", "b2", "s2_lc", "b2_lc"):
     for _server in ("app", "app2"):
@@ -156,6 +173,9 @@ FIGURES.update({
     "d_browse_ratio": ("d_b2", "ratio", ratio("d_b2", "d_b1")),
     "d_scenario_ratio": ("d_s2", "ratio", ratio("d_s2", "d_s1")),
     "d_b1_server_ms": ("d_b1", "ms_fine", server_ms_per_request),
+    "c_s2_ratio": ("c_s2", "ratio", ceiling_ratio("c_s2", "c_s1")),
+    "c_b2_ratio": ("c_b2", "ratio", ceiling_ratio("c_b2", "c_b1")),
+    "d_ceiling_ratio": ("d_c2", "ratio", ceiling_ratio("d_c2", "d_c1")),
     "kill_requests": ("kill", "count", run_field("requests")),
     "kill_failures": ("kill", "count", run_field("failures")),
     "kill_share_app": ("kill", "pct", share("app")),
@@ -607,20 +627,34 @@ def read_run(path, cpu_text=""):
     return raw
 
 
+def read_ceiling(path):
+    """The figures of one ceiling search (catalog-loadtest ceiling --json, as the lab writes it)."""
+    with open(path, encoding="utf-8") as f:
+        r = json.load(f)
+    if r.get("kind") != "ceiling":
+        raise RuntimeError("%s is not a ceiling result" % os.path.basename(path))
+    return {"file": os.path.basename(path), "ceiling_rps": float(r["ceiling_rps"]),
+            "ceiling_p99_ms": float(r.get("ceiling_p99_ms") or 0)}
+
+
 def demo_runs(results, since, out):
-    """{d_b1, d_s1, d_b2, d_s2: figures} of the results make demo wrote since SINCE: the server
-    count and the mix from each file's name (1-server..., 2-servers..., -browse), the CPU line from
-    its .cpu file or from the demo's output (OUT: "lab: NAME:" then its CPU line)."""
+    """{d_b1, d_s1, d_b2, d_s2, d_c1, d_c2: figures} of the results make demo wrote since SINCE:
+    the server count and the mix from each file's name (1-server..., 2-servers..., -browse,
+    -ceiling), the CPU line from its .cpu file or from the demo's output (OUT: "lab: NAME:" then
+    its CPU line)."""
     runs = {}
     for path in new_results(results, since):
         stem = os.path.basename(path)[:-5]
         m = re.search(r"(\d+)-servers?", stem)
+        if m and stem.endswith("-ceiling") and not stem.endswith(".hold"):
+            runs["d_c" + m.group(1)] = read_ceiling(path)
+            continue
         if not m or re.search(r"ceiling|sweep", stem):
             continue
         key = "d_%s%s" % ("b" if "browse" in stem else "s", m.group(1))
         block = re.search(r"%s:\n(?:.*\n){0,3}?.*(CPU during the run:.*)" % re.escape(stem), out)
         runs[key] = read_run(path, block.group(1) if block else "")
-    missing = sorted({"d_b1", "d_s1", "d_b2", "d_s2"} - set(runs))
+    missing = sorted({"d_b1", "d_s1", "d_b2", "d_s2", "d_c1", "d_c2"} - set(runs))
     if missing:
         raise RuntimeError("make demo wrote no result for %s" % ", ".join(missing))
     return runs
@@ -678,10 +712,22 @@ def record_round(lab, raw, duration, connections):
         say("%s: %.1f requests/s, p99 %.0f ms, %s; servers %.2f cores, PostgreSQL %.2f"
             % (key, r["rps"], r["p99_ms"], r["verdict"], r["server_cores"], r["pg_cores"]))
 
+    def ceiling(key, **extra):
+        """make ceiling with its own defaults (what a learner types), not the step runs' sizes."""
+        since = time.time()
+        lab.run("ceiling", extra=extra)
+        files = [f for f in new_results(res, since) if f.endswith("-ceiling.json")]
+        if not files:
+            raise RuntimeError("make ceiling wrote no result for %s" % key)
+        raw[key] = read_ceiling(files[-1])
+        say("%s: ceiling %.1f requests/s (p99 %.0f ms)" % (key, raw[key]["ceiling_rps"], raw[key]["ceiling_p99_ms"]))
+
     lab.run("scale", "1")
     load("s1", "fig-s1")
+    ceiling("c_s1")
     lab.run("scale", "1", extra={"SERVER_CPUS": "0.25"})
     load("b1", "fig-b1", MIX="browse")
+    ceiling("c_b1", MIX="browse")
     lab.run("scale", "1", extra={"SERVER_CPUS": "0.5"})
     load("a_b", "fig-a", MIX="browse")
     lab.run("scale", "1", extra={"SERVER_CPUS": "1"})
@@ -698,8 +744,10 @@ def record_round(lab, raw, duration, connections):
     lab.run("scale", "1")
     lab.run("scale", "2")
     load("s2", "fig-s2")
+    ceiling("c_s2")
     lab.run("scale", "2", extra={"SERVER_CPUS": "0.25"})
     load("b2", "fig-b2", MIX="browse")
+    ceiling("c_b2", MIX="browse")
     lab.run("scale", "2", extra={"SERVER_CPUS": "0.25", "BALANCE": "least_conn"})
     load("b2_lc", "fig-b2-lc", MIX="browse")
     lab.run("scale", "2", extra={"BALANCE": "least_conn"})
@@ -805,7 +853,8 @@ def write_recorded(data, path):
 
 def compare(recorded_path, fresh_path):
     """Prints each recorded figure beside FRESH's, with fresh/recorded, marking a figure that moved
-    by more than a quarter or a verdict that changed; a summary line at the end."""
+    by more than a quarter or a verdict that changed, and counting the fresh figures that lie
+    within the range the docs state (the recorded rounds' lowest to highest); a summary at the end."""
     with open(recorded_path, encoding="utf-8") as f:
         old = json.load(f)
     with open(fresh_path, encoding="utf-8") as f:
@@ -813,7 +862,7 @@ def compare(recorded_path, fresh_path):
     print("figures: the recorded run (%s)\nfigures: against a fresh one (%s)"
           % (machine_text(old["machine"]), machine_text(new["machine"])))
     print("%-22s %-20s %-20s %s" % ("figure", "recorded", "fresh", "fresh/recorded"))
-    moved = []
+    moved, within, ranged = [], 0, 0
     for name in sorted(old["figures"]):
         a, b = old["figures"][name], new["figures"].get(name)
         if b is None:
@@ -827,11 +876,18 @@ def compare(recorded_path, fresh_path):
             hi = sum(b["values"]) / len(b["values"])
             ratio_text = "%.2f" % (hi / lo) if lo else "-"
             flag = "  <- moved" if lo and not 0.8 <= hi / lo <= 1.25 else ""
+            if a["kind"] != "text":
+                ranged += 1
+                inside = all(min(a["values"]) <= v <= max(a["values"]) for v in b["values"])
+                within += inside
+                ratio_text += "" if inside else " (outside the range)"
         if flag:
             moved.append(name)
         print("%-22s %-20s %-20s %s%s" % (name, render(a), render(b), ratio_text, flag))
     print("figures: %d of %d figures moved by more than a quarter (or changed verdict)%s"
           % (len(moved), len(old["figures"]), "; make figures records them again" if moved else ""))
+    print("figures: %d of %d fresh figures lie within the recorded range (%d rounds recorded)"
+          % (within, ranged, old.get("recording", {}).get("rounds", 1)))
     return 0
 
 
@@ -842,10 +898,10 @@ def main(argv):
     sub = parser.add_subparsers(dest="command", required=True)
     p = sub.add_parser("record", help="run the lab's recording runs, write the recorded file")
     p.add_argument("--out", default=RECORDED)
-    p.add_argument("--rounds", type=int, default=1, help="rounds of the step runs (figures become ranges)")
+    p.add_argument("--rounds", type=int, default=2, help="rounds of the step runs (figures become ranges; 2)")
     p.add_argument("--duration", type=int, default=10, help="seconds per step run (default 10)")
     p.add_argument("--connections", type=int, default=100, help="connections per step run (default 100)")
-    p.add_argument("--max-seconds", type=int, default=600, help="stop (and fail) after this long (600)")
+    p.add_argument("--max-seconds", type=int, default=2700, help="stop (and fail) after this long (2700)")
     for name, text in (("rewrite", "put the recorded figures into the docs"),
                        ("check", "fail when a doc's figure differs from the recording")):
         p = sub.add_parser(name, help=text)
@@ -884,7 +940,7 @@ def main(argv):
         fd, fresh = tempfile.mkstemp(prefix="catalog-figures-fresh.", suffix=".json")
         os.close(fd)
         try:
-            rc = record(fresh, 1, 10, 100, 600)
+            rc = record(fresh, 1, 10, 100, 1500)
             if rc == 0:
                 rc = compare(args.recorded, fresh)
         finally:
