@@ -18,6 +18,11 @@ seeded full size, on loopback only, each load run bounded in time.  The pieces:
      (tests/integration/common/capacity_server.py: one request at a time, a fixed service time), the
      ceiling found divided by the saturation rate measured closed-loop in the same run (goal
      0.9-1.0).  BENCH_ONLY=ceiling runs this section alone (no database), printed, not written.
+  6. the read replica: in a throwaway lab, the scenario mix on two servers with PostgreSQL at
+     DB_CPUS=0.5, the primary alone against the primary and one replica of the same size (goal
+     >= 1.6); no failed request while the replica is killed and started again under that load;
+     the replica's lag (each server's /health) under that load plus 20 orders/s, p99 below
+     DB_READ_MAX_LAG_MS.  BENCH_ONLY=replicas runs this section alone, printed, not written.
 
 Environment: BENCH_DURATION (10, seconds per load run), BENCH_ROUNDS (2, alternating rounds of
 the runs that are compared), BENCH_CONNECTIONS (100),
@@ -34,12 +39,13 @@ BENCH_CALLGRIND (1, the default when valgrind is installed: section 0 also count
 the server's instructions per category listing under callgrind; 0: skip),
 BENCH_CEILING_SERVICE_MS (2: section 5's target serves one request per 2 ms at most),
 BENCH_CEILING_NICE (-10 when root: section 5 runs its target and the load generator at this
-nice level, so the neighbours' bursts stall them less; an open-model p99 sees every stall).
+nice level, so the neighbours' bursts stall them less; an open-model p99 sees every stall),
+BENCH_REPLICA_DB_CPUS (0.5) and BENCH_REPLICA_SECONDS (20): section 6's database size and runs.
 
 The modules, one a section (bench.py keeps only main()): settings.py (the environment above),
 stack.py (the throwaway PostgreSQL, servers, catalog-loadtest, pgbench), goals.py (0, with
 instructions.py for callgrind), database_limit.py (1), cost.py (2), scenario_options.py (3),
-loadtest_vs_wrk.py (4), ceiling.py (5), machine.py (the machine's line), report.py (what is
+loadtest_vs_wrk.py (4), ceiling.py (5), replicas.py (6), machine.py (the machine's line), report.py (what is
 printed, the tables, BENCHMARKS.md); server_sql.py gives pgbench the server's statements.
 """
 
@@ -59,20 +65,21 @@ import scenario_options  # noqa: E402
 import server_sql  # noqa: E402
 from ceiling import ceiling_section  # noqa: E402
 from goals import goals_section  # noqa: E402
+from replicas import replica_section  # noqa: E402
 from machine import machine  # noqa: E402
 from pytools import procfs  # noqa: E402
 from report import say  # noqa: E402
-from settings import (BUILD, CONNECTIONS, DURATION_S, ONLY_CEILING, ONLY_GOALS, ORDERS,  # noqa: E402
-                      OUTPUT, PRODUCTS, REPO_ROOT)
+from settings import (BUILD, CONNECTIONS, DURATION_S, ONLY_CEILING, ONLY_GOALS, ONLY_REPLICAS,  # noqa: E402
+                      ORDERS, OUTPUT, PRODUCTS, REPO_ROOT)
 from stack import Cluster, Server  # noqa: E402
 
 
 def main():
     folder = tempfile.mkdtemp(prefix="catalog-bench.")
-    if ONLY_CEILING:
+    if ONLY_CEILING or ONLY_REPLICAS:
         say(f"bench: {machine()}; machine busy {procfs.busy_fraction():.0%} before the start")
         try:
-            ceiling_section(folder)
+            (ceiling_section if ONLY_CEILING else replica_section)(folder)
         finally:
             shutil.rmtree(folder, ignore_errors=True)
         return
@@ -124,6 +131,7 @@ def main():
             sections.append(scenario_options.section(cluster, folder))
             sections.append(loadtest_vs_wrk.section())
             sections.append(ceiling_section(folder))
+            sections.append(replica_section(folder))
     finally:
         for server in servers:
             server.stop()

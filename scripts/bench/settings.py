@@ -21,6 +21,7 @@ OUTPUT = os.environ.get("BENCH_OUTPUT", os.path.join(REPO_ROOT, "BENCHMARKS.md")
 BASELINE = os.environ.get("BENCH_BASELINE", "")
 BASELINE_NAME = os.environ.get("BENCH_BASELINE_NAME", "")  # e.g. "main at 8095eb7"
 ONLY_CEILING = os.environ.get("BENCH_ONLY", "") == "ceiling"  # section 5 only
+ONLY_REPLICAS = os.environ.get("BENCH_ONLY", "") == "replicas"  # section 6 only
 ONLY_GOALS = os.environ.get("BENCH_ONLY", "") != ""  # set: section 0 only
 ONLY_RUNS = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w and w != "goals"]
 CEILING_SERVICE_MS = float(os.environ.get("BENCH_CEILING_SERVICE_MS", "2"))
