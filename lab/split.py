@@ -83,7 +83,7 @@ def meter_run(lab, argv, quiet=False):
     n, _, cpus = lab.layout()
     pinned = {r.get("limit") for r in lab.state["servers"]} == {"pinning"}
     # DB_CPUS: each PostgreSQL instance's quota (none when pinned to whole cores instead).
-    instances = [lab.state.get("db_limit") or {}] + list(lab.state.get("replicas") or [])
+    instances = [lab.state["db_limit"] or {}] + list(lab.state["replicas"] or [])
     pg_quota = sum(float(i["cpus"]) for i in instances if i.get("cpus") and i.get("limit") != "pinning")
     split = {
         "servers": (after[0] - before[0]) / hz / elapsed,

@@ -92,7 +92,8 @@ for ((tries = 0; tries < 30; tries++)); do
 	curl -fsS --max-time 3 "$prom/api/v1/query?query=lab_layout_servers" 2>/dev/null | grep -q '"value":\[[0-9.]*,"1"\]' && break
 	sleep 0.5
 done
-out=$("$lab" scale 2 2>&1) || fail "scale 2 succeeds" "$out"
+# With one read replica, so the replica's panels (its CPU, its replay lag) have data too.
+out=$(DB_REPLICAS=1 "$lab" scale 2 2>&1) || fail "scale 2 (with a read replica) succeeds" "$out"
 record_pids
 events=$(curl -fsS --max-time 5 "$lb/dashboard/events.json" 2>/dev/null || true)
 count=$(python3 -c 'import json,sys; e=json.loads(sys.argv[1])["events"]; print("%d %d" % (len(e), e[-1]["servers"]))' "$events" 2>/dev/null || echo "0 0")
