@@ -46,7 +46,9 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+import urllib.request
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RECORDED = os.path.join(REPO, "docs", "figures", "recorded.json")
@@ -78,6 +80,10 @@ RUNS = {
               "Step 5b: browse mix, two servers of 0.25 CPU, least_conn"),
     "s2_lc": ("BALANCE=least_conn make scale SERVERS=2; make loadtest",
               "Step 5b: scenario mix, two servers, least_conn"),
+    "s7p": ("DB_CPUS=0.5 make scale SERVERS=2; make loadtest",
+            "Step 7: scenario mix, two servers, PostgreSQL of 0.5 CPU, no replica"),
+    "s7r": ("DB_CPUS=0.5 DB_REPLICAS=1 make scale SERVERS=2; make loadtest",
+            "Step 7: scenario mix, two servers, PostgreSQL of 0.5 CPU and one replica of 0.5 CPU"),
     "kill": ("make scale SERVERS=2; build/catalog-loadtest -c 20 -d 8s (entry point); kill app2 2 s in",
              "Q18: a server killed under load"),
     "c_s1": ("make scale SERVERS=1; make ceiling", "Step 2: the scenario mix's ceiling, one server"),
@@ -143,7 +149,7 @@ def _run_figures(run, *fields):
 
 
 for _run in ("s1", "b1", "s2", "b2", "r", "p20", "w1", "w2", "a_b", "d_b1", "d_s1", "d_b2", "d_s2", "b2_lc",
-             "s2_lc"):
+             "s2_lc", "s7p", "s7r"):
     _run_figures(_run, "rps", "p99_ms", "server_cores", "pg_cores", "verdict", "failures")
 # The ceilings (make ceiling, and make demo's): the highest rate held within the SLO, and its p99.
 for _run in ("c_s1", "c_b1", "c_s2", "c_b2", "d_c1", "d_c2"):
@@ -173,6 +179,8 @@ FIGURES.update({
     "d_browse_ratio": ("d_b2", "ratio", ratio("d_b2", "d_b1")),
     "d_scenario_ratio": ("d_s2", "ratio", ratio("d_s2", "d_s1")),
     "d_b1_server_ms": ("d_b1", "ms_fine", server_ms_per_request),
+    "s7_ratio": ("s7r", "ratio", ratio("s7r", "s7p")),
+    "s7r_lag_ms": ("s7r", "ms", run_field("lag_max_ms")),
     "c_s2_ratio": ("c_s2", "ratio", ceiling_ratio("c_s2", "c_s1")),
     "c_b2_ratio": ("c_b2", "ratio", ceiling_ratio("c_b2", "c_b1")),
     "d_ceiling_ratio": ("d_c2", "ratio", ceiling_ratio("d_c2", "d_c1")),
@@ -518,7 +526,7 @@ class Lab:
 
     def __init__(self, deadline):
         self.deadline = deadline
-        base = free_block(19)
+        base = free_block(21)
         self.dir = tempfile.mkdtemp(prefix="catalog-figures.")
         os.chmod(self.dir, 0o755)  # PostgreSQL runs as postgres when we are root
         # A CPU-quota group of its own beside the lab's default one (v2 as root, or v1), so that it
@@ -534,7 +542,8 @@ class Lab:
         env.update(LAB_DIR=self.dir, LAB_APP_PORT=str(base), LAB_LB_PORT=str(base + 12),
                    LAB_PROM_PORT=str(base + 13), LAB_PG_PORT=str(base + 14), LAB_GRAFANA_PORT=str(base + 15),
                    LAB_PG_EXPORTER_PORT=str(base + 16), LAB_PROCESS_EXPORTER_PORT=str(base + 17),
-                   LAB_NODE_EXPORTER_PORT=str(base + 18), LAB_SKIP_DEPS="1", ACCESS_LOG="0",
+                   LAB_NODE_EXPORTER_PORT=str(base + 18), LAB_REPLICA_PORT=str(base + 19),
+                   LAB_SKIP_DEPS="1", ACCESS_LOG="0",
                    LAB_CGROUP=self.cgroup, PYTHONPATH=REPO)
         self.env = env
         self.results = os.path.join(self.dir, "results")
@@ -697,6 +706,20 @@ def kill_run(lab, results):
     return raw
 
 
+def sample_lag(lab, lags, stop):
+    """Appends to LAGS each server's largest replica lag_ms from its /health, every half second
+    until STOP is set."""
+    ports = [r["port"] for r in lab.state()["servers"]]
+    while not stop.wait(0.5):
+        for port in ports:
+            try:
+                with urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=2) as f:
+                    body = json.load(f)
+            except (OSError, ValueError):
+                continue
+            lags += [int(r.get("lag_ms") or 0) for r in body.get("replicas") or [] if (r.get("lag_ms") or 0) >= 0]
+
+
 def record_round(lab, raw, duration, connections):
     res = lab.results
     step = {"LOAD_DURATION": "%ds" % duration, "LOAD_CONNECTIONS": str(connections)}
@@ -754,6 +777,21 @@ def record_round(lab, raw, duration, connections):
     load("s2_lc", "fig-s2-lc")
     lab.run("scale", "2", extra={"BALANCE": "round_robin"})
     raw["kill"] = kill_run(lab, res)
+    # Step 7: the database at half a CPU, without and with a replica of the same size; the
+    # replica's lag as the servers report it (/health), sampled through the run.
+    lab.run("up")
+    lab.run("scale", "2", extra={"DB_CPUS": "0.5"})
+    load("s7p", "fig-s7-primary")
+    lab.run("scale", "2", extra={"DB_REPLICAS": "1"})
+    lags, stop = [], threading.Event()
+    threading.Thread(target=sample_lag, args=(lab, lags, stop), daemon=True).start()
+    try:
+        load("s7r", "fig-s7-replica")
+    finally:
+        stop.set()
+    raw["s7r"]["lag_max_ms"] = max(lags) if lags else 0
+    say("s7r: replica lag at most %d ms over %d samples of /health" % (raw["s7r"]["lag_max_ms"], len(lags)))
+    lab.run("scale", "2", extra={"DB_REPLICAS": "0", "DB_CPUS": ""})
 
 
 def record(out_path, rounds, duration, connections, max_seconds):

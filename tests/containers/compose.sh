@@ -295,7 +295,7 @@ section_compose_replica() {
 	local files=(-f deploy/compose/docker-compose.scaled.yml -f deploy/compose/docker-compose.replica.yml)
 	start_engine
 	say "$name: docker-compose -p $project ${files[*]} up -d --build"
-	if timeout 1200 in_ns docker-compose -p "$project" "${files[@]}" up -d --build "${replica_services[@]}" >"$work/up.log" 2>&1; then
+	if timeout 1200 nsenter --net="/run/netns/$netns" docker-compose -p "$project" "${files[@]}" up -d --build "${replica_services[@]}" >"$work/up.log" 2>&1; then
 		ok "$name: up -d --build, the scaled layout with docker-compose.replica.yml over it"
 		local streaming recovery health before after id seen
 		wait_for 60 "replica1 streaming" replica_streaming "$project" || true
