@@ -15,6 +15,7 @@ import time
 from lab import cgroups, planner, ports, procs
 from lab.errors import Failed
 from lab.procs import say, warn
+from pytools.procs import limit_child
 
 LAG_SAMPLE_S = 1.0  # how long status samples the primary's WAL position per replica at most
 LAG_SAMPLE_EVERY_S = 0.05
@@ -97,17 +98,8 @@ def limit_for(lab, cpus, name, number):
 
 def run_limited(argv, limit, **kwargs):
     """subprocess.run of ARGV inside LIMIT: what it starts (pg_ctl's postmaster) stays there."""
-    group, cpus_list = limit.group, limit.cpus_list
-
-    def before_exec():
-        if group:
-            with open(os.path.join(group, "cgroup.procs"), "w") as f:
-                f.write(str(os.getpid()))
-        if cpus_list:
-            os.sched_setaffinity(0, cpus_list)
-
     argv = list(limit.prefix) + list(argv)
-    return subprocess.run(argv, preexec_fn=before_exec if (group or cpus_list) else None, **kwargs)
+    return subprocess.run(argv, preexec_fn=limit_child(limit.group, limit.cpus_list), **kwargs)
 
 
 def start_pg(lab, folder, port, limit, log):

@@ -35,11 +35,11 @@ def stop(proc, sig=signal.SIGTERM, timeout_s=10):
         return proc.wait()
 
 
-def spawn(argv, log, env=None, group="", cpus_list=(), prefix=()):
-    """Starts PREFIX + ARGV detached (its own session, stdin closed) with output appended to
-    LOG; returns its PID.  Before the program's first instruction the child joins the cgroup
-    folder GROUP and is pinned to CPUS_LIST, when given."""
-    argv = list(prefix) + list(argv)
+def limit_child(group="", cpus_list=()):
+    """A preexec_fn for subprocess: the child joins the cgroup folder GROUP and is pinned to
+    CPUS_LIST (each when given) before the program's first instruction; None when neither is."""
+    if not group and not cpus_list:
+        return None
 
     def before_exec():
         if group:
@@ -47,12 +47,19 @@ def spawn(argv, log, env=None, group="", cpus_list=(), prefix=()):
                 f.write(str(os.getpid()))
         if cpus_list:
             os.sched_setaffinity(0, cpus_list)
+    return before_exec
 
+
+def spawn(argv, log, env=None, group="", cpus_list=(), prefix=()):
+    """Starts PREFIX + ARGV detached (its own session, stdin closed) with output appended to
+    LOG; returns its PID.  Before the program's first instruction the child joins the cgroup
+    folder GROUP and is pinned to CPUS_LIST, when given."""
+    argv = list(prefix) + list(argv)
     out = open(log, "ab")
     try:
         proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                                 env=env, start_new_session=True, close_fds=True,
-                                preexec_fn=before_exec if (group or cpus_list) else None)
+                                preexec_fn=limit_child(group, cpus_list))
     finally:
         out.close()
     children[proc.pid] = proc
