@@ -574,6 +574,7 @@ EXPORTERS = {
 METRIC_JOBS = [
     ("pg_", "postgres"), ("namedprocess_", "processes"), ("node_", "node"),
     ("lab_layout_", "node"), ("http_", "catalog"), ("db_pool_", "catalog"),
+    ("db_replica_", "catalog"),
     ("process_", "catalog"),
 ]
 PROMQL_WORDS = {
@@ -603,6 +604,8 @@ def dashboard_needs(panels_path):
         for name, op, value in re.findall(r'(\w+)\s*(=~|!=|!~|=)\s*"([^"]*)"', expr):
             if op == "=":
                 labels.setdefault(name, set()).add(value)
+            elif op == "=~":  # a regex matcher: the values it reads are checked against it
+                labels.setdefault(name + "=~", set()).add(value)
             if name == "job" and op == "=":
                 jobs.setdefault(value, []).append(f'job="{value}"')
         bare = re.sub(r"\{[^}]*\}|\[[^\]]*\]|\b(by|without|on|ignoring)\s*\([^)]*\)", " ", expr)
@@ -714,7 +717,11 @@ def check_exporters(where, services, prometheus_file, prometheus, panels_path):
         if not config_file or not os.path.isfile(config_file):
             problem(where, f"process-exporter: -config.path {config_path} is not a mounted file ({config_file})")
         else:
-            check_process_groups(where, config_file, services["postgres"], labels.get("groupname", set()))
+            # The groups the dashboard reads: by name, or through a regex ("postgres" through
+            # groupname=~"postgres(-replica[0-9]+)?").
+            groupnames = set(labels.get("groupname", set()))
+            groupnames |= {"postgres" for rx in labels.get("groupname=~", set()) if re.fullmatch(rx, "postgres")}
+            check_process_groups(where, config_file, services["postgres"], groupnames)
 
 
 def postgres_processes(postgres):
