@@ -10,8 +10,9 @@
 #        build-tsan; `make sanitize` builds both, which `make test` does)
 # SANITIZE_SKIP: integration tests left out of this pass, space-separated names without the
 #   extension.  Default "test_deploy test_lab test_lab_user test_lab_sweep test_dashboard
-#   test_scenario test_faults_lab": deployment files, the lab's scripts (as root and as a normal
-#   account; make ceiling and make sweep),
+#   test_scenario test_faults_lab test_lab_replicas test_lab_root_home": deployment files, the
+#   lab's scripts (as root and as a normal account; make ceiling and make sweep; its replicas,
+#   whose server side is test_server_replicas'; a root lab with its data under /var/lib),
 #   the dashboard page, the walkthrough and the lab's faults, whose C code paths the other
 #   tests already drive (a server's SIGTERM under load with connections open is
 #   test_sanitizers', here and under ThreadSanitizer; the graceful shutdown test_server_pool's).
@@ -30,7 +31,7 @@ cd "$(dirname "$0")/.."
 build=${1:-build-san}
 tsan_build=${2:-build-tsan}
 tsan_tests=${TSAN_TESTS-test_sanitizers test_server_orders test_server_routes test_pool_workers test_pool_kills}
-skip=" ${SANITIZE_SKIP-test_deploy test_lab test_lab_user test_lab_sweep test_dashboard test_scenario test_faults_lab} "
+skip=" ${SANITIZE_SKIP-test_deploy test_lab test_lab_user test_lab_sweep test_dashboard test_scenario test_faults_lab test_lab_replicas test_lab_root_home} "
 
 if [[ ! -x $build/catalog-server ]] || ! grep -q __asan_init "$build/catalog-server"; then
 	echo "test-sanitized.sh: $build/catalog-server is not an ASan build; run make SANITIZER=address,undefined all" >&2

@@ -103,7 +103,15 @@ if [[ $which == integration || $which == all || $which == beside ]]; then
 	# for its plain pass, which then leaves the lane's tests out.
 	read -r ephemeral _ </proc/sys/net/ipv4/ip_local_port_range
 	((ephemeral > 21000)) || ephemeral=32768
-	beside=" ${BESIDE_TESTS-test_lab_user test_scenario test_lab test_faults_lab test_lab_sweep} "
+	beside=" ${BESIDE_TESTS-test_lab_user test_scenario test_lab test_faults_lab test_lab_sweep test_dashboard test_lab_replicas} "
+	# test_lab_user (run as root: it makes the throwaway account) runs the walkthrough
+	# (test_scenario) again as that account, the way a learner runs it (USER_LAB_TESTS): with
+	# test_lab_user in the lane, the walkthrough runs there only, not a second time as root.
+	once=""
+	if [[ $beside == *" test_lab_user "* ]] && (($(id -u) == 0)) && wanted integration/lab/test_lab_user.sh &&
+		[[ " ${USER_LAB_TESTS-test_faults_lab test_dashboard test_scenario} " == *" test_scenario "* ]]; then
+		once=" test_scenario "
+	fi
 	# The tests, in folders by area (server, pool, tools, lab, deploy, docs; common/ holds what
 	# they share), named integration/AREA/FILE; the name filter matches the bare name as well.
 	shopt -s nullglob
@@ -112,6 +120,7 @@ if [[ $which == integration || $which == all || $which == beside ]]; then
 	lane=()
 	for t in "${tests[@]}"; do
 		base=$(basename "$t")
+		[[ $once == *" ${base%.*} "* ]] && continue
 		[[ $beside == *" ${base%.*} "* ]] && wanted "integration/${t#tests/integration/}" && lane+=("$t")
 	done
 	# lane_run: the lane's tests one after another, each reported as it ends, then the closing

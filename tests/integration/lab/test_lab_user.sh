@@ -222,7 +222,7 @@ for t in ${USER_LAB_TESTS-test_faults_lab test_dashboard test_scenario}; do
 	started=$SECONDS
 	rc=0
 	out=$(as_user env CATALOG_BUILD="$home/catalog/build" CATALOG_TEST_PORTS="${CATALOG_TEST_PORTS:-}" \
-		timeout --kill-after=10 300 bash -c 'cd "$HOME/catalog" && exec bash tests/integration/*/"$1".sh' run "$t" 2>&1) || rc=$?
+		timeout --kill-after=10 450 bash -c 'cd "$HOME/catalog" && exec bash tests/integration/*/"$1".sh' run "$t" 2>&1) || rc=$?
 	remember_pids
 	sed -nE "s/^(ok  |FAIL) /\1 $t as $user: /p; /^     /p" <<<"$out"
 	closing=$(grep -E '^[a-z-]+: [0-9]+ passed, [0-9]+ failed$' <<<"$out" | tail -n 1 || true)
@@ -230,7 +230,7 @@ for t in ${USER_LAB_TESTS-test_faults_lab test_dashboard test_scenario}; do
 		passed=$((passed + BASH_REMATCH[1])) failed=$((failed + BASH_REMATCH[2]))
 		((rc == 0 || BASH_REMATCH[2] > 0)) || fail "$t as $user: exit $rc after its closing line" "$(tail -n 20 <<<"$out")"
 	else
-		fail "$t as $user: no closing line (exit $rc$( ((rc == 124)) && echo ': killed after 300 s'))" "$(tail -n 20 <<<"$out")"
+		fail "$t as $user: no closing line (exit $rc$( ((rc == 124)) && echo ': killed after 450 s'))" "$(tail -n 20 <<<"$out")"
 	fi
 	echo "     ($t as $user: $((SECONDS - started)) s)"
 done
