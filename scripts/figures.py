@@ -833,8 +833,11 @@ def record(out_path, rounds, duration, connections, max_seconds):
         since = time.time()
         out = lab.run("demo", extra={"DEMO_DURATION": demo_duration, "DEMO_CONNECTIONS": demo_connections})
         for key, demo_raw in demo_runs(lab.results, since, out).items():
-            say("%s (%s): %.1f requests/s, servers %.2f cores, PostgreSQL %.2f"
-                % (key, demo_raw["file"], demo_raw["rps"], demo_raw["server_cores"], demo_raw["pg_cores"]))
+            if "ceiling_rps" in demo_raw:
+                say("%s (%s): ceiling %.1f requests/s" % (key, demo_raw["file"], demo_raw["ceiling_rps"]))
+            else:
+                say("%s (%s): %.1f requests/s, servers %.2f cores, PostgreSQL %.2f"
+                    % (key, demo_raw["file"], demo_raw["rps"], demo_raw["server_cores"], demo_raw["pg_cores"]))
             for raw in raws:
                 raw[key] = demo_raw
     except KeyboardInterrupt:
