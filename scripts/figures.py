@@ -927,8 +927,9 @@ def compare(recorded_path, fresh_path):
         print("%-22s %-20s %-20s %s%s" % (name, render(a), render(b), ratio_text, flag))
     print("figures: %d of %d figures moved by more than a quarter (or changed verdict)%s"
           % (len(moved), len(old["figures"]), "; make figures records them again" if moved else ""))
-    print("figures: %d of %d fresh figures lie within the recorded range (%d rounds recorded)"
-          % (within, ranged, old.get("recording", {}).get("rounds", 1)))
+    rounds = old.get("recording", {}).get("rounds", 1)
+    print("figures: %d of %d fresh figures lie within the recorded range (%d round%s recorded)"
+          % (within, ranged, rounds, "" if rounds == 1 else "s"))
     return 0
 
 

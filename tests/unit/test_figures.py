@@ -138,25 +138,31 @@ class TheChecker(unittest.TestCase):
         with contextlib.redirect_stdout(out):
             figures.compare(self.recorded, fresh)
         line = [l for l in out.getvalue().splitlines() if l.startswith("s1_rps ")][0]
-        self.assertEqual(line.split(), ["s1_rps", "159.3", "318.6", "2.00", "<-", "moved"])
+        self.assertEqual(line.split(), ["s1_rps", "159.3", "318.6", "2.00", "(outside", "the", "range)", "<-",
+                                        "moved"])
         self.assertIn("1 of 3 figures moved", out.getvalue())
+        # The other two are unchanged: within the range the docs state.
+        self.assertIn("1 of 2 fresh figures lie within the recorded range", out.getvalue())  # b2_ratio; verdicts are not ranges
 
     def test_the_demo_results_are_found_by_layout_and_mix(self):
         results = os.path.join(self.root, "results")
         os.makedirs(results)
         run = {"rps": 100.0, "latency_ms": {"p99": 50.0, "p50": 10.0}, "failures": 0, "requests": 1500,
                "duration_s": 15.0, "verdict": {"level": "green"}, "by_route": {}, "by_server": {"app": {"requests": 1500}}}
-        for stem in ("1-server-0.25cpu-browse", "1-server-0.25cpu", "2-servers-0.25cpu-browse", "2-servers-0.25cpu",
-                     "2-servers-0.25cpu-ceiling"):
+        for stem in ("1-server-0.25cpu-browse", "1-server-0.25cpu", "2-servers-0.25cpu-browse", "2-servers-0.25cpu"):
             with open(os.path.join(results, stem + ".json"), "w", encoding="utf-8") as f:
                 json.dump(dict(run, rps=len(stem)), f)
+        for stem, rate in (("1-server-0.25cpu-browse-ceiling", 1280.0), ("2-servers-0.25cpu-browse-ceiling", 2040.0)):
+            with open(os.path.join(results, stem + ".json"), "w", encoding="utf-8") as f:
+                json.dump({"kind": "ceiling", "ceiling_rps": rate, "ceiling_p99_ms": 80.0}, f)
         with open(os.path.join(results, "2-servers-0.25cpu.cpu"), "w", encoding="utf-8") as f:
             f.write("CPU during the run: API servers 0.02 cores (limit 0.5), PostgreSQL 1.90 cores; this machine has 2\n")
         out = "".join("lab: %s:\nlab:     requests per server: app 1 (100%%)\nlab:     CPU during the run: API servers "
                       "0.%d0 cores (limit 0.25), PostgreSQL 0.50 cores; this machine has 2\n" % (stem, i + 1)
                       for i, stem in enumerate(("1-server-0.25cpu-browse", "1-server-0.25cpu", "2-servers-0.25cpu-browse")))
         runs = figures.demo_runs(results, 0, out)
-        self.assertEqual(sorted(runs), ["d_b1", "d_b2", "d_s1", "d_s2"])
+        self.assertEqual(sorted(runs), ["d_b1", "d_b2", "d_c1", "d_c2", "d_s1", "d_s2"])
+        self.assertEqual((runs["d_c1"]["ceiling_rps"], runs["d_c2"]["ceiling_rps"]), (1280.0, 2040.0))
         self.assertEqual(runs["d_b1"]["rps"], len("1-server-0.25cpu-browse"))
         self.assertEqual(runs["d_s1"]["server_cores"], 0.2)
         self.assertEqual(runs["d_b2"]["server_cores"], 0.3)
