@@ -706,11 +706,11 @@ def kill_run(lab, results):
     return raw
 
 
-def sample_lag(lab, lags, stop):
-    """Appends to LAGS each server's largest replica lag_ms from its /health, every half second
-    until STOP is set."""
+def sample_lag(lab, lags, stop, every_s=0.5):
+    """Appends to LAGS the lag_ms of each replica each server's /health reports (those it can
+    measure), every EVERY_S seconds until STOP is set."""
     ports = [r["port"] for r in lab.state()["servers"]]
-    while not stop.wait(0.5):
+    while not stop.wait(every_s):
         for port in ports:
             try:
                 with urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=2) as f:

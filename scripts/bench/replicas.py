@@ -64,25 +64,6 @@ class Orders(threading.Thread):
             self.stop.wait(max(next_at - time.monotonic(), 0))
 
 
-class LagSampler(threading.Thread):
-    """Each server's /health every 0.25 s: the replica's lag_ms while it is up."""
-
-    def __init__(self, ports):
-        super().__init__(daemon=True)
-        self.ports, self.stop, self.lags = ports, threading.Event(), []
-
-    def run(self):
-        while not self.stop.wait(0.25):
-            for port in self.ports:
-                try:
-                    with urllib.request.urlopen("http://127.0.0.1:%d/health" % port, timeout=2) as f:
-                        body = json.load(f)
-                except (OSError, ValueError):
-                    continue
-                self.lags += [r["lag_ms"] for r in body.get("replicas") or []
-                              if r.get("state") == "up" and (r.get("lag_ms") or 0) >= 0]
-
-
 def loadgen(lab, seconds, out, rate=None):
     """catalog-loadtest on the scenario mix through nginx, in the background (RATE: an open
     model at that many requests/s, else closed-loop on 100 connections)."""
@@ -118,17 +99,18 @@ def replica_section(folder):
                      statistics.median(r["rps"] for r in alone))
 
         # Lag: the load plus orders at 20/s, the servers' own measure of the replica's lag.
-        st = lab.state()
-        sampler = LagSampler([r["port"] for r in st["servers"]])
+        lags, sampled = [], threading.Event()
+        sampler = threading.Thread(target=figures.sample_lag, args=(lab, lags, sampled, 0.25), daemon=True)
         url, gen = loadgen(lab, SECONDS, os.path.join(folder, "replica-lag.json"))
         orders = Orders(url)
         sampler.start()
         orders.start()
         gen.wait(timeout=SECONDS + 60)
         orders.stop.set()
-        sampler.stop.set()
+        sampled.set()
         orders.join()
-        lags = sorted(sampler.lags)
+        sampler.join()
+        lags = sorted(lags)
         p99 = lags[min(len(lags) - 1, int(0.99 * len(lags)))] if lags else float("nan")
         say("  lag under the load and %d orders/s: p50 %s ms, p99 %s ms, max %s ms over %d samples; "
             "orders %s" % (ORDERS_PER_S, lags[len(lags) // 2] if lags else "-", p99,
