@@ -148,23 +148,21 @@ scale_quota() {
 section_sudo() {
 	local name="sudo (learner)" out
 	put_checkout learner /home/learner/catalog
-	# shellcheck disable=SC2016 # expanded in the guest
-	out=$(guest learner 30 'id -un; sudo -n true && echo sudo; dpkg-query -W -f="\${Status}" wrk 2>/dev/null | grep -q "ok installed" || echo no-wrk' 2>&1) || true
-	[[ $out == *learner*sudo*no-wrk* ]] && ok "$name: user learner with passwordless sudo; wrk (a lab package) is not installed" ||
+	out=$(guest learner 30 "id -un; sudo -n true && echo sudo; dpkg-query -W -f='\${Status}' $left_out 2>/dev/null | grep -q 'ok installed' || echo missing" 2>&1) || true
+	[[ $out == *learner*sudo*missing* ]] && ok "$name: user learner with passwordless sudo; $left_out (a lab package) is not installed" ||
 		fail "$name: the account and the missing package" "$out"
 	if ! guest learner 30 curl -fsS --max-time 20 -o /dev/null "${mirror%/}/dists/$suite/Release" 2>"$work/mirror.err"; then
-		say "the guest cannot reach $mirror ($(<"$work/mirror.err")): the sudo apt-get path is left to make test-containers' lab-distros section; wrk from its .deb instead"
-		guest root 120 'dpkg -i /root/wrk_*.deb' >/dev/null 2>&1 || fail "$name: dpkg -i wrk"
+		say "the guest cannot reach $mirror ($(<"$work/mirror.err")): the sudo apt-get path is left to make test-containers' lab-distros section; $left_out from its .deb instead"
+		guest root 120 "dpkg -i /root/${left_out}_*.deb" >/dev/null 2>&1 || fail "$name: dpkg -i $left_out"
 		make_up learner "$name"
 		return 0
 	fi
 	make_up learner "$name" || return 0
-	grep -q 'installing wrk with sudo apt-get' "$work/learner-up.log" &&
+	grep -q "installing $left_out with sudo apt-get" "$work/learner-up.log" &&
 		ok "$name: make up says it installs the missing package with sudo apt-get: $(grep -m1 'with sudo apt-get' "$work/learner-up.log")" ||
 		fail "$name: make up announces sudo apt-get install" "$(head -n 10 "$work/learner-up.log")"
-	# shellcheck disable=SC2016 # expanded in the guest
-	check "$name: wrk is installed afterwards (from Debian's mirror through the guest's relay)" \
-		guest learner 30 'dpkg-query -W -f="\${Status} \${Version}\n" wrk | grep "ok installed"'
+	check "$name: $left_out is installed afterwards (from Debian's mirror through the guest's relay)" \
+		guest learner 30 "dpkg-query -W -f='\${Status} \${Version}\n' $left_out | grep 'ok installed'"
 	out=$(guest learner 30 curl -fsS --max-time 10 localhost:3000/health 2>&1) || true
 	[[ $out == *'"status":"ok"'* ]] && ok "$name: /health on 3000: $out" || fail "$name: /health on 3000" "$out"
 }
@@ -173,7 +171,7 @@ section_scope() {
 	local name="scope (learner)" out
 	guest root 30 test -x /home/learner/catalog/build/catalog-server || {
 		put_checkout learner /home/learner/catalog
-		guest root 120 'dpkg -s wrk >/dev/null 2>&1 || dpkg -i /root/wrk_*.deb' >/dev/null 2>&1 || true
+		guest root 120 "dpkg -s $left_out >/dev/null 2>&1 || dpkg -i /root/${left_out}_*.deb" >/dev/null 2>&1 || true
 	}
 	# What a user checks first: cgroup v2, a user manager, the cpu controller delegated to it.
 	# shellcheck disable=SC2016 # expanded in the guest

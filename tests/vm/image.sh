@@ -59,11 +59,11 @@ build_image() {
 	cp scripts/install-deps.sh "$rootfs/tmp/install-deps.sh"
 	chroot_run 2400 bash /tmp/install-deps.sh all >>"$log" 2>&1 ||
 		die "scripts/install-deps.sh all in the guest disk failed: see $log"
-	# wrk stays out, so `make up` has one package to install (the sudo section); its .deb
-	# stays at hand for a guest that cannot reach the mirror.
-	cp "$rootfs"/var/cache/apt/archives/wrk_*.deb "$rootfs/root/" 2>/dev/null ||
-		chroot_run 300 bash -c 'cd /root && apt-get download wrk' >>"$log" 2>&1
-	chroot_run 120 apt-get purge -y -qq wrk >>"$log" 2>&1
+	# $left_out stays out, so `make up` has one package to install (the sudo section); its
+	# .deb stays at hand for a guest that cannot reach the mirror.
+	cp "$rootfs"/var/cache/apt/archives/"$left_out"_*.deb "$rootfs/root/" 2>/dev/null ||
+		chroot_run 300 bash -c "cd /root && apt-get download $left_out" >>"$log" 2>&1
+	chroot_run 120 apt-get purge -y -qq "$left_out" >>"$log" 2>&1
 	rm -f "$rootfs/usr/sbin/policy-rc.d" "$rootfs/tmp/install-deps.sh"
 
 	# The machine: name, disk, network (DHCP from qemu), the mirror's stand-in address, sshd.
