@@ -144,6 +144,14 @@ scale_quota() {
 	fi
 }
 
+# lab_packages: the package the guest disk leaves out for the sudo section, installed from its
+# .deb unless a section before installed it (the other sections' make up has nothing to install:
+# plain has no sudo).
+lab_packages() {
+	guest root 120 "dpkg -s $left_out >/dev/null 2>&1 || dpkg -i /root/${left_out}_*.deb" >/dev/null 2>&1 ||
+		fail "$left_out from /root in the guest (dpkg -i)"
+}
+
 # --- sections --------------------------------------------------------------------------------
 section_sudo() {
 	local name="sudo (learner)" out
@@ -171,8 +179,8 @@ section_scope() {
 	local name="scope (learner)" out
 	guest root 30 test -x /home/learner/catalog/build/catalog-server || {
 		put_checkout learner /home/learner/catalog
-		guest root 120 "dpkg -s $left_out >/dev/null 2>&1 || dpkg -i /root/${left_out}_*.deb" >/dev/null 2>&1 || true
 	}
+	lab_packages
 	# What a user checks first: cgroup v2, a user manager, the cpu controller delegated to it.
 	# shellcheck disable=SC2016 # expanded in the guest
 	out=$(guest learner 30 'stat -fc %T /sys/fs/cgroup; echo "XDG_RUNTIME_DIR=$XDG_RUNTIME_DIR"; systemctl --user is-system-running; cat /sys/fs/cgroup/user.slice/user-1000.slice/user@1000.service/cgroup.controllers' 2>&1) || true
@@ -187,6 +195,7 @@ section_root() {
 	local name="root" out
 	# Not in /root (0700, closed to the postgres user): a clone there is test_lab_root_home's.
 	put_checkout root /srv/catalog
+	lab_packages
 	make_up root "$name" || return 0
 	scale_quota root "$name" "cgroup v2"
 	out=$(guest root 30 'ls -d /sys/fs/cgroup/catalog/app /sys/fs/cgroup/catalog/app2 2>/dev/null || echo removed' 2>&1) || true
@@ -197,6 +206,7 @@ section_root() {
 section_pinning() {
 	local name="pinning (plain, no session)" out
 	put_checkout plain /home/plain/catalog
+	lab_packages
 	make_up plain "$name" || return 0
 	if as plain 600 SERVER_CPUS=0.25 make scale SERVERS=2 >"$work/plain-scale.log" 2>&1; then
 		out=$(grep -m1 'no CPU quota can be set' "$work/plain-scale.log" || true)
