@@ -120,6 +120,7 @@ void conn_free_closed(worker_t *w)
 static void conn_on_io(loop_io_t *io, uint32_t events);
 static const req_host_t conn_req_host;
 
+/* Opens the connection of fd, whose place under MAX_CONNECTIONS conn_accept has taken. */
 static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
 {
     server_t *s = w->server;
@@ -142,12 +143,12 @@ static void conn_open(worker_t *w, int fd, const struct sockaddr_storage *addr)
     int one = 1;
     setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
     if (loop_io_start(&w->loop, &c->io, fd, EPOLLIN, conn_on_io, c) < 0) {
+        atomic_fetch_sub(&s->connections, 1);
         close(fd);
         free(c);
         return;
     }
     w->conn_count++;
-    atomic_fetch_add(&s->connections, 1);
     c->open_next = w->open;
     if (w->open) w->open->open_prev = c;
     w->open = c;
@@ -211,7 +212,14 @@ void conn_accept(worker_t *w)
                 accept_pause(w, errno);
             return; /* EAGAIN: another worker took it, or none left; ECONNABORTED: gone */
         }
-        if (atomic_load(&s->connections) >= s->config.max_connections || w->stopping) {
+        /* The place is taken before the count is compared: workers accepting at once cannot
+         * pass MAX_CONNECTIONS together (a load, then an add, let each of two take the last). */
+        if (w->stopping) {
+            close(fd);
+            continue;
+        }
+        if (atomic_fetch_add(&s->connections, 1) >= s->config.max_connections) {
+            atomic_fetch_sub(&s->connections, 1);
             close(fd);
             continue;
         }
