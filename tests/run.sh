@@ -105,12 +105,15 @@ if [[ $which == integration || $which == all || $which == beside ]]; then
 	((ephemeral > 21000)) || ephemeral=32768
 	beside=" ${BESIDE_TESTS-test_lab_user test_scenario test_lab test_faults_lab test_lab_sweep test_dashboard test_lab_replicas} "
 	# test_lab_user (run as root: it makes the throwaway account) runs the walkthrough
-	# (test_scenario) again as that account, the way a learner runs it (USER_LAB_TESTS): with
-	# test_lab_user in the lane, the walkthrough runs there only, not a second time as root.
-	once=""
-	if [[ $beside == *" test_lab_user "* ]] && (($(id -u) == 0)) && wanted integration/lab/test_lab_user.sh &&
-		[[ " ${USER_LAB_TESTS-test_faults_lab test_dashboard test_scenario} " == *" test_scenario "* ]]; then
-		once=" test_scenario "
+	# (test_scenario) and the dashboard's browser test again as that account, the way a learner
+	# runs them (USER_LAB_TESTS): with test_lab_user in the lane, those two run there only, not
+	# a second time as root (neither does anything as root that it does not as a user; the
+	# faults test does: root's servers get cgroups of their own, so it runs both ways).
+	once=" "
+	if [[ $beside == *" test_lab_user "* ]] && (($(id -u) == 0)) && wanted integration/lab/test_lab_user.sh; then
+		for t in test_scenario test_dashboard; do
+			[[ " ${USER_LAB_TESTS-test_faults_lab test_dashboard test_scenario} " == *" $t "* ]] && once+="$t "
+		done
 	fi
 	# The tests, in folders by area (server, pool, tools, lab, deploy, docs; common/ holds what
 	# they share), named integration/AREA/FILE; the name filter matches the bare name as well.
