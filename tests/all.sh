@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # all.sh: everything `make test` runs, each part even when an earlier one failed, then one
 # closing line "total: N passed, N failed" over the parts' own closing lines.  Two lanes, one
-# per core: the lab's longest tests one after another in the background, and in the
+# per core: the lab's tests and the deploy checks one after another in the background, and in the
 # foreground the lint, the other tests, the sanitized pass and the fuzzing.
 # Usage: tests/all.sh [BUILD_DIR]   (the sanitized tree is build-san/)
 set -uo pipefail
@@ -25,7 +25,7 @@ part() {
 	echo "== $name: $((SECONDS - started)) s"
 }
 
-# The lab's longest tests (tests/run.sh's BESIDE_TESTS, each on a lab of its own, on ports
+# The lab's tests and the deploy checks (tests/run.sh's BESIDE_TESTS, each lab its own, on ports
 # 10000-19999) run one after another in the background from the start, beside the lint, the
 # plain tests (which leave them out), the sanitized pass and the fuzzing, which share nothing
 # with them and pick their ports from 20000 up; their part is printed when it ends, last.

@@ -91,9 +91,10 @@ if [[ $which == integration || $which == all || $which == beside ]]; then
 	}
 	eval "$pg_exports"
 	export CATALOG_TEST_PGDIR=$pgdir # tests that stop and restart the database use it
-	# BESIDE_TESTS (default: the lab's tests that take longest; each starts a lab of its own
-	# with its own PostgreSQL, nginx and ports, test_lab_user as a throwaway account with its
-	# own clone; they share nothing with the others) run one after another in a lane of their
+	# BESIDE_TESTS (default: the lab's tests, the longest; each starts a lab of its own with
+	# its own PostgreSQL, nginx and ports, test_lab_user as a throwaway account with its own
+	# clone; and the deploy files' checks, whose few servers take ports from the kernel; they
+	# share nothing with the others) run one after another in a lane of their
 	# own, in the background while the others run one after another, and are reported at the
 	# end.  Ports: below the ephemeral range, 10000-19999 for the lane (lab_env.sh honours
 	# CATALOG_TEST_PORTS), 20000 and up for the rest (harness.py and scripts/pg.sh pick from
@@ -103,7 +104,7 @@ if [[ $which == integration || $which == all || $which == beside ]]; then
 	# for its plain pass, which then leaves the lane's tests out.
 	read -r ephemeral _ </proc/sys/net/ipv4/ip_local_port_range
 	((ephemeral > 21000)) || ephemeral=32768
-	beside=" ${BESIDE_TESTS-test_lab_user test_scenario test_lab test_faults_lab test_lab_sweep test_dashboard test_lab_replicas} "
+	beside=" ${BESIDE_TESTS-test_lab_user test_scenario test_lab test_faults_lab test_lab_sweep test_dashboard test_lab_replicas test_lab_root_home test_deploy} "
 	# test_lab_user (run as root: it makes the throwaway account) runs the walkthrough
 	# (test_scenario) and the dashboard's browser test again as that account, the way a learner
 	# runs them (USER_LAB_TESTS): with test_lab_user in the lane, those two run there only, not
