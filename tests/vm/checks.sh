@@ -146,7 +146,7 @@ scale_quota() {
 
 # lab_packages: the package the guest disk leaves out for the sudo section, installed from its
 # .deb unless a section before installed it (the other sections' make up has nothing to install:
-# plain has no sudo).
+# plain has no sudo; and the sudo section's own, when the guest cannot reach the mirror).
 lab_packages() {
 	guest root 120 "dpkg -s $left_out >/dev/null 2>&1 || dpkg -i /root/${left_out}_*.deb" >/dev/null 2>&1 ||
 		fail "$left_out from /root in the guest (dpkg -i)"
@@ -161,7 +161,7 @@ section_sudo() {
 		fail "$name: the account and the missing package" "$out"
 	if ! guest learner 30 curl -fsS --max-time 20 -o /dev/null "${mirror%/}/dists/$suite/Release" 2>"$work/mirror.err"; then
 		say "the guest cannot reach $mirror ($(<"$work/mirror.err")): the sudo apt-get path is left to make test-containers' lab-distros section; $left_out from its .deb instead"
-		guest root 120 "dpkg -i /root/${left_out}_*.deb" >/dev/null 2>&1 || fail "$name: dpkg -i $left_out"
+		lab_packages
 		make_up learner "$name"
 		return 0
 	fi
