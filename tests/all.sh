@@ -29,6 +29,11 @@ part() {
 # 10000-19999) run one after another in the background from the start, beside the lint, the
 # plain tests (which leave them out), the sanitized pass and the fuzzing, which share nothing
 # with them and pick their ports from 20000 up; their part is printed when it ends, last.
+# What the tests leave in /tmp and /var/tmp: every test names its folders and files catalog-*
+# and removes them; what is new at the end is a leak (a run of make test at the same time, or
+# one killed, would show here too).
+litter() { find /tmp /var/tmp -mindepth 1 -maxdepth 1 -name 'catalog-*' 2>/dev/null | sort; }
+litter_before=$(litter)
 beside_log=$(mktemp)
 beside_started=$SECONDS
 tests/run.sh "$build" beside >"$beside_log" 2>&1 &
@@ -46,6 +51,14 @@ wait "$beside_pid" || rc=$?
 cat "$beside_log"
 tally "$(<"$beside_log")" "$rc"
 echo "== tests beside the others: $((SECONDS - beside_started)) s"
+left=$(comm -13 <(printf '%s\n' "$litter_before" | sed '/^$/d') <(litter))
+if [[ -z $left ]]; then
+	passed=$((passed + 1))
+	echo "ok   make test left nothing of its own in /tmp or /var/tmp"
+else
+	failed=$((failed + 1))
+	echo "FAIL make test left in /tmp or /var/tmp: $(tr '\n' ' ' <<<"$left")"
+fi
 echo "make test took $((SECONDS - start)) s"
 echo "total: $passed passed, $failed failed"
 ((failed == 0))

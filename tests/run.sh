@@ -37,7 +37,11 @@ report() {
 	if ((tally_failed > 0)); then
 		failures+=("$name")
 		printf 'FAIL %-40s %3ss (exit %d)\n' "$name" $((SECONDS - start)) "$rc"
-		grep -E '^(FAIL|not ok)' <<<"$out" | head -n 40 | sed 's/^/    /' || true
+		# Each failure with its detail lines (report.sh indents them by five spaces), so a log
+		# that keeps only this much still says why.
+		awk '/^(FAIL|not ok)/ { n++; d = 0; if (n <= 20) print; next }
+			/^     / && n && n <= 20 && d < 8 { d++; print substr($0, 1, 400); next }
+			{ d = 8 }' <<<"$out" | sed 's/^/    /' || true
 		tail -n 40 <<<"$out" | sed 's/^/    /'
 		if ((rc == 124)); then echo "    (killed after ${limit}s)"; fi
 	else
@@ -77,11 +81,12 @@ fi
 
 if [[ $which == integration || $which == all || $which == beside ]]; then
 	pgdir=$(mktemp -d /tmp/catalog-test-pg.XXXXXX)
-	beside_pid=""
+	beside_pid="" lane_log=""
 	cleanup() {
 		if [[ -n $beside_pid ]]; then kill -TERM "$beside_pid" 2>/dev/null || true; fi
 		scripts/pg.sh stop "$pgdir" >/dev/null 2>&1 || true
 		rm -rf "$pgdir"
+		[[ -z $lane_log ]] || rm -f "$lane_log"
 	}
 	trap cleanup EXIT
 	pg_exports=$(PG_FAST=1 scripts/pg.sh start "$pgdir") || {
@@ -150,8 +155,8 @@ if [[ $which == integration || $which == all || $which == beside ]]; then
 		lane_run
 		exit $((failed > 0))
 	fi
-	lane_log=$(mktemp /tmp/catalog-test-lane.XXXXXX)
 	if ((${#lane[@]})) && [[ -z ${BESIDE_ELSEWHERE:-} ]]; then
+		lane_log=$(mktemp /tmp/catalog-test-lane.XXXXXX)
 		lane_run >"$lane_log" 2>&1 &
 		beside_pid=$!
 	fi
@@ -172,7 +177,8 @@ if [[ $which == integration || $which == all || $which == beside ]]; then
 		mapfile -t -O "${#failures[@]}" failures <"$lane_log"
 		tally "$out" "$rc"
 	fi
-	rm -f "$lane_log"
+	[[ -z $lane_log ]] || rm -f "$lane_log"
+	lane_log=""
 fi
 
 if ((${#failures[@]})); then

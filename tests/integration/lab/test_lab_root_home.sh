@@ -21,6 +21,7 @@ fi
 need_build
 
 lab_env_setup root-home
+rmdir "$LAB_DIR" # the lab's folder is the one below
 home=$(mktemp -d /tmp/catalog-root-home.XXXXXX) # mktemp -d: mode 0700, like /root
 export LAB_DIR=$home/catalog/var
 pg_dir=""

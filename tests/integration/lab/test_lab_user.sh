@@ -33,14 +33,26 @@ need_build
 user=catalog-lab-$$
 home=""
 user_pids=()
+# The account's uid may have belonged to an account removed before (by an earlier run of this
+# test on the same machine, say) whose entries are still in /tmp or /var/tmp, or whose
+# processes still run: those are not this run's, so the checks (and the cleanup) look only at
+# what was not there when the account was made.
+before_tmp="" before_pids=""
+tmp_entries() { find /tmp /var/tmp -mindepth 1 -maxdepth 1 -user "$user" 2>/dev/null | sort || true; }
+tmp_entries_new() { comm -13 <(printf '%s\n' "$before_tmp" | sed '/^$/d') <(tmp_entries); }
+user_pids_now() { pgrep -u "$user" 2>/dev/null | sort || true; }
+user_pids_new() { comm -13 <(printf '%s\n' "$before_pids" | sed '/^$/d') <(user_pids_now); }
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	local pid
 	if [[ -n $home && -d $home/catalog ]]; then
 		as_user make -C "$home/catalog" --no-print-directory down >/dev/null 2>&1 || true
 	fi
-	for pid in "${user_pids[@]}" $(pgrep -u "$user" 2>/dev/null || true); do kill -KILL "$pid" 2>/dev/null || true; done
-	find /tmp /var/tmp -maxdepth 1 -user "$user" -exec rm -rf {} + 2>/dev/null || true
+	for pid in "${user_pids[@]}" $(user_pids_new); do kill -KILL "$pid" 2>/dev/null || true; done
+	local entry
+	while IFS= read -r entry; do
+		[[ -n $entry ]] && rm -rf "$entry"
+	done < <(tmp_entries_new)
 	if id "$user" >/dev/null 2>&1; then userdel -r "$user" >/dev/null 2>&1 || true; fi
 	[[ -n $home ]] && rm -rf "$home"
 }
@@ -63,6 +75,9 @@ useradd -m -d "/home/$user" -s /bin/bash "$user" || {
 	finish
 }
 home=/home/$user
+before_tmp=$(tmp_entries) before_pids=$(user_pids_now)
+[[ -z $before_tmp$before_pids ]] ||
+	echo "     (uid $(id -u "$user") already owns entries in /tmp or /var/tmp or processes, left alone: $(head -n 3 <<<"$before_tmp" | tr '\n' ' ')$before_pids)"
 lab_env_setup user
 rmdir "$LAB_DIR" # the clone's var/ is the lab's folder here
 
@@ -130,10 +145,11 @@ for pid in $(LAB_DIR=$lab_dir lab_pids); do
 done
 ((${#strangers[@]} == 0)) && ok "every process of the lab runs as $user (PostgreSQL too: no runuser)" ||
 	fail "every process of the lab runs as $user" "${strangers[*]}"
-outside=$(find /tmp /var/tmp -maxdepth 1 -user "$user" 2>/dev/null | grep -v "^$home" || true)
+outside=$(tmp_entries_new | xargs -r -d '\n' ls -ld 2>&1 || true)
 [[ -d $lab_dir/pg/data && -f $lab_dir/run/state.json && -z $outside ]] &&
 	ok "the lab's state is under the clone's var/ (nothing of $user's in /tmp)" ||
-	fail "the lab's state is under the clone's var/" "outside: $outside" "$(ls "$lab_dir" 2>&1)"
+	fail "the lab's state is under the clone's var/" "outside: $outside" \
+		"var/: $(find "$lab_dir" -maxdepth 2 -printf '%P ' 2>&1)"
 
 # ---- scale with a CPU size: no writable cgroup for a user here -> pinning, said ------------
 rc=0
@@ -208,7 +224,7 @@ rc=0
 out=$(in_clone make down 2>&1) || rc=$?
 left=()
 for pid in $(printf '%s\n' "${user_pids[@]}" | grep -E '^[0-9]+$' | sort -un); do alive "$pid" && left+=("$pid"); done
-running=$(for pid in $(pgrep -u "$user" 2>/dev/null); do alive "$pid" && ps -o pid=,args= -p "$pid"; done || true)
+running=$(for pid in $(user_pids_new); do alive "$pid" && ps -o pid=,args= -p "$pid"; done || true)
 ((rc == 0 && ${#left[@]} == 0)) && [[ -z $running ]] &&
 	ok "make down as $user: nothing of the account's is left running" ||
 	fail "make down as $user: nothing left" "exit $rc, left: ${left[*]}" "$running" "$out"
@@ -234,8 +250,8 @@ for t in ${USER_LAB_TESTS-test_faults_lab test_dashboard test_scenario}; do
 	fi
 	echo "     ($t as $user: $((SECONDS - started)) s)"
 done
-running=$(for pid in $(pgrep -u "$user" 2>/dev/null); do alive "$pid" && ps -o pid=,args= -p "$pid"; done || true)
-in_tmp=$(find /tmp /var/tmp -maxdepth 1 -user "$user" 2>/dev/null || true)
+running=$(for pid in $(user_pids_new); do alive "$pid" && ps -o pid=,args= -p "$pid"; done || true)
+in_tmp=$(tmp_entries_new | xargs -r -d '\n' ls -ld 2>&1 || true)
 [[ -z $running && -z $in_tmp ]] && ok "after the account's lab tests nothing of $user's is left running or in /tmp" ||
 	fail "after the account's lab tests nothing of $user's is left running or in /tmp" "$running" "$in_tmp"
 

@@ -6,6 +6,7 @@ replaced by the keep-alive one)."""
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -127,6 +128,15 @@ class FifoServer(harness.Server):
     def stderr_text(self):
         return ""
 
+    def stop(self, *args, **kwargs):
+        """harness.Server.stop, then the FIFO and its folder go too.  Safe to call twice."""
+        status = super().stop(*args, **kwargs)
+        if self.reader is not None:
+            os.close(self.reader)
+            self.reader = None
+        shutil.rmtree(self.folder, ignore_errors=True)
+        return status
+
     def read_fifo(self, seconds):
         """What the server wrote, read for `seconds`."""
         data, deadline = b"", time.monotonic() + seconds
@@ -241,7 +251,6 @@ with server:
     suite.check("SIGTERM with the reader stuck: exits 0 within 3 s",
                 code == 0 and elapsed < 3, f"exit {code} after {elapsed:.1f} s")
     print(f"# stuck stderr reader: {answered} of 30000 answered, {dropped} lines dropped")
-os.close(server.reader)
 
 # ---- 5: half-close after pipelined requests ------------------------------------------------
 with harness.Server(dict(env, SERVER_ID="faults-half", WORKERS="2")) as server:

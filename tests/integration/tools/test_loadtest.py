@@ -8,10 +8,12 @@ No database needed.  Most runs are 1-4 s on loopback; the ceiling search about 1
 file about 60 s.
 """
 
+import atexit
 import http.server
 import json
 import os
 import re
+import shutil
 import socket
 import socketserver
 import subprocess
@@ -27,6 +29,7 @@ from capacity_server import CapacityServer  # noqa: E402
 suite = harness.Suite("loadtest")
 LOADTEST = harness.binary("catalog-loadtest")
 TMP = tempfile.mkdtemp(prefix="catalog-loadtest-test.")
+atexit.register(shutil.rmtree, TMP, True)
 
 
 class Target(socketserver.ThreadingMixIn, http.server.HTTPServer):
