@@ -202,10 +202,11 @@ bench: all $(BENCH_BIN)
 # bench: BENCHMARKS.md's figures go into README.md (figures.py rewrite), then a fresh recording of
 # the lab's figures is printed beside docs/figures/recorded.json.
 # The docs' measured figures (scripts/figures.py, CONTRIBUTING.md "Figures"): a throwaway lab on
-# free ports runs the scenario's steps and make demo (6 to 7 minutes, stops itself after 10),
-# writes docs/figures/recorded.json, then every marked figure in the docs is rewritten from it.
+# free ports runs the scenario's steps twice and make demo (about 20 minutes, stops itself after
+# 45), writes docs/figures/recorded.json, then every marked figure in the docs is rewritten from
+# it.  ADD=1 adds the rounds to those the file has (another day, another machine).
 figures: all
-	@scripts/figures.py record
+	@scripts/figures.py record $(if $(filter-out 0,$(ADD)),--add)
 	@scripts/figures.py rewrite
 
 # The deploy layouts built and run for real under podman (tests/containers/run.sh): the image,
@@ -240,7 +241,7 @@ help:
 	@echo "make lint       shellcheck on every script, clang-format --dry-run on every C file"
 	@echo "make format     rewrite the C files to .clang-format"
 	@echo "make bench      benchmarks (never part of make test); BENCH_FIGURES=0 skips the docs' figures"
-	@echo "make figures    record the docs' figures in a throwaway lab, rewrite them in the docs"
+	@echo "make figures    record the docs' figures in a throwaway lab, rewrite them in the docs (ADD=1 adds to the kept rounds)"
 	@echo "make test-containers   the Docker image, Compose layouts and Kubernetes pods run under podman"
 	@echo "make test-vm    SERVER_CPUS on real cgroup v2 (systemd user scope, root, pinning, sudo) in a Debian 12 VM"
 	@echo "make fuzz       every libFuzzer driver for FUZZ_SECONDS (default 600) each, ASan+UBSan"

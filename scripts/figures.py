@@ -13,11 +13,13 @@ model, date, how busy it was at the start).  Units stay outside the markers; a f
 over several rounds renders as a range ("150.2 to 161.0").
 
 Usage: scripts/figures.py COMMAND [options]
-  record [--out FILE] [--rounds N] [--duration S]
+  record [--out FILE] [--rounds N] [--duration S] [--add]
           brings up a throwaway lab (its own folder, free ports below 32768, full seed), runs the
           scenario's steps and `make demo` in it, writes FILE (docs/figures/recorded.json), stops
           the lab.  About 10 minutes a round (two by default: each figure then reads as the range
-          of its rounds); stops by itself after --max-seconds (2700).
+          of its rounds); stops by itself after --max-seconds (2700).  --add keeps FILE's rounds
+          and adds these (same settings only), so the ranges span recordings of several days or
+          machines, each kept with its machine (`make figures ADD=1`).
   rewrite [--recorded FILE]
           puts each marked figure's recorded value into the docs (only the text between markers).
   check [--recorded FILE]
@@ -229,19 +231,45 @@ def render(figure):
     return texts[0] if texts[0] == texts[1] else "%s to %s" % tuple(texts)
 
 
-def machine_text(machine):
-    """The machine line the docs carry next to the figures: what, when, and whether it was busy."""
-    text = "%d cores (%s), %s, %s" % (machine["cores"], machine["cpu_model"], machine["os"], machine["date"][:10])
-    if machine.get("provisional"):
-        text += ("; provisional: the machine was already %.0f%% busy with other work when the recording "
-                 "started" % (100 * machine["busy_share_at_start"]))
+def machines_of(data):
+    """The machines of a recorded file, one per recording (`record --add` appends one); a file
+    written before there could be several has one "machine"."""
+    return data.get("machines") or [data["machine"]]
+
+
+def _days(machines):
+    """The recordings' dates: "2026-12-06", "2026-12-06 and 2026-12-07", "A, B and C"."""
+    days = sorted(set(m["date"][:10] for m in machines))
+    return days[0] if len(days) == 1 else "%s and %s" % (", ".join(days[:-1]), days[-1])
+
+
+def _kinds(machines):
+    """The machines grouped by what they are (cores, CPU, OS), in order of first recording."""
+    groups = {}
+    for m in machines:
+        groups.setdefault((m["cores"], m["cpu_model"], m["os"]), []).append(m)
+    return list(groups.items())
+
+
+def machine_text(machines):
+    """The machine line the docs carry next to the figures: what, when, and whether it was busy.
+    MACHINES: one machine (a dict) or a recorded file's list of them."""
+    machines = [machines] if isinstance(machines, dict) else machines
+    text = "; ".join("%d cores (%s), %s, %s" % (cores, model, os_name, _days(group))
+                     for (cores, model, os_name), group in _kinds(machines))
+    busy = [m for m in machines if m.get("provisional")]
+    if busy:
+        text += ("; provisional: the machine was already %.0f%% busy with other work when %s started"
+                 % (100 * max(m["busy_share_at_start"] for m in busy),
+                    "the recording" if len(machines) == 1 else "%d of the %d recordings" % (len(busy), len(machines))))
     return text
 
 
-def machine_short_text(machine):
+def machine_short_text(machines):
     """The machine in a few words, for a sentence: "2 cores, AMD EPYC, 2026-12-06"."""
-    text = "%d cores, %s, %s" % (machine["cores"], machine["cpu_model"], machine["date"][:10])
-    return text + (", provisional" if machine.get("provisional") else "")
+    machines = [machines] if isinstance(machines, dict) else machines
+    text = "; ".join("%d cores, %s, %s" % (cores, model, _days(group)) for (cores, model, _), group in _kinds(machines))
+    return text + (", provisional" if any(m.get("provisional") for m in machines) else "")
 
 
 def settings_text(recording):
@@ -354,8 +382,8 @@ def load_recorded(path, bench_path=BENCHMARKS):
         data = json.load(f)
     figures = dict(data["figures"])
     figures.update(bench_figures(bench_path))
-    figures["machine"] = {"kind": "text", "values": [machine_text(data["machine"])]}
-    figures["machine_short"] = {"kind": "text", "values": [machine_short_text(data["machine"])]}
+    figures["machine"] = {"kind": "text", "values": [machine_text(machines_of(data))]}
+    figures["machine_short"] = {"kind": "text", "values": [machine_short_text(machines_of(data))]}
     figures["recording"] = {"kind": "text", "values": [settings_text(data["recording"])]}
     return figures
 
@@ -493,6 +521,7 @@ def machine_info():
         "cores": os.cpu_count(),
         "cpu_model": model,
         "os": os_name,
+        "kernel": os.uname().release,
         "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "commit": commit,
         "busy_share_at_start": round(busy, 3),
@@ -794,7 +823,25 @@ def record_round(lab, raw, duration, connections):
     lab.run("scale", "2", extra={"DB_REPLICAS": "0", "DB_CPUS": ""})
 
 
-def record(out_path, rounds, duration, connections, max_seconds):
+def record(out_path, rounds, duration, connections, max_seconds, add=False):
+    """Records ROUNDS rounds into OUT_PATH; with ADD, they are added to the rounds OUT_PATH has
+    (merge_recordings), so its ranges span every recording kept.  0, or 1 when a run failed."""
+    old = None
+    if add:
+        try:
+            with open(out_path, encoding="utf-8") as f:
+                old = json.load(f)
+            machines_of(old)
+        except (OSError, ValueError, KeyError) as e:
+            say("--add: cannot read the recording to add to (%s): %s" % (out_path, e))
+            return 1
+        wanted = {"duration_s": duration, "connections": connections}
+        differ = ["%s %s, not %s" % (k, old["recording"].get(k), v) for k, v in wanted.items()
+                  if old["recording"].get(k) != v]
+        if differ:
+            say("--add: %s was recorded with other settings (%s); a range over both would mix them"
+                % (out_path, "; ".join(differ)))
+            return 1
     started = time.monotonic()
     deadline = started + max_seconds
     say("measuring how busy the machine is before starting (2 s)")
@@ -860,14 +907,39 @@ def record(out_path, rounds, duration, connections, max_seconds):
     data = {
         "about": "Figures of the lab, recorded by scripts/figures.py record (make figures); the docs carry them "
                  "between <!--fig:NAME--> markers and tests/unit/test_figures.py checks they agree.",
-        "machine": machine,
+        "machines": [machine],
         "recording": {"rounds": rounds, "duration_s": duration, "connections": connections,
-                      "demo_duration": "15s", "demo_connections": "50", "seconds": round(elapsed, 1)},
+                      "demo_duration": "15s", "demo_connections": "50",
+                      "recordings": [{"date": machine["date"], "rounds": rounds, "seconds": round(elapsed, 1)}]},
         "figures": figures,
     }
+    if old is not None:
+        data = merge_recordings(old, data)
     write_recorded(data, out_path)
-    say("wrote %s (%d figures) in %.0f s" % (out_path, len(figures), elapsed))
+    say("wrote %s (%d figures, %d rounds%s) in %.0f s"
+        % (out_path, len(figures), data["recording"]["rounds"],
+           ", %d recordings" % len(data["machines"]) if old is not None else "", elapsed))
     return 0
+
+
+def merge_recordings(old, new):
+    """One recording from two of the same settings: each figure's values are OLD's rounds then
+    NEW's (a figure OLD lacks, or recorded as another kind, has NEW's only; one only OLD has is
+    gone: FIGURES no longer names it), the machines and the recordings' dates both kept."""
+    def recordings(data):
+        rec = data["recording"]
+        return rec.get("recordings") or [{"date": machines_of(data)[0]["date"], "rounds": rec["rounds"],
+                                          "seconds": rec.get("seconds")}]
+    figures = {}
+    for name, figure in new["figures"].items():
+        before = old["figures"].get(name)
+        kept = before["values"] if before and before["kind"] == figure["kind"] else []
+        figures[name] = dict(figure, values=kept + figure["values"])
+    both = recordings(old) + recordings(new)
+    recording = {k: v for k, v in new["recording"].items() if k != "seconds"}
+    recording.update(rounds=sum(r["rounds"] for r in both), recordings=both)
+    return {"about": new["about"], "machines": machines_of(old) + machines_of(new), "recording": recording,
+            "figures": figures}
 
 
 def write_recorded(data, path):
@@ -876,8 +948,8 @@ def write_recorded(data, path):
     def one(value):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     lines = ["{"]
-    for key in ("about", "machine", "recording"):
-        lines.append(" %s: %s," % (one(key), one(data[key])))
+    for key in ("about", "machines", "recording"):
+        lines.append(" %s: %s," % (one(key), one(data[key] if key != "machines" else machines_of(data))))
     lines.append(' "figures": {')
     names = sorted(data["figures"])
     for i, name in enumerate(names):
@@ -901,7 +973,7 @@ def compare(recorded_path, fresh_path):
     with open(fresh_path, encoding="utf-8") as f:
         new = json.load(f)
     print("figures: the recorded run (%s)\nfigures: against a fresh one (%s)"
-          % (machine_text(old["machine"]), machine_text(new["machine"])))
+          % (machine_text(machines_of(old)), machine_text(machines_of(new))))
     print("%-22s %-20s %-20s %s" % ("figure", "recorded", "fresh", "fresh/recorded"))
     moved, within, ranged = [], 0, 0
     for name in sorted(old["figures"]):
@@ -944,6 +1016,8 @@ def main(argv):
     p.add_argument("--duration", type=int, default=10, help="seconds per step run (default 10)")
     p.add_argument("--connections", type=int, default=100, help="connections per step run (default 100)")
     p.add_argument("--max-seconds", type=int, default=2700, help="stop (and fail) after this long (2700)")
+    p.add_argument("--add", action="store_true",
+                   help="add the rounds to those of --out (recorded with the same settings) instead of replacing them")
     for name, text in (("rewrite", "put the recorded figures into the docs"),
                        ("check", "fail when a doc's figure differs from the recording")):
         p = sub.add_parser(name, help=text)
@@ -956,7 +1030,7 @@ def main(argv):
     p.add_argument("--recorded", default=RECORDED)
     args = parser.parse_args(argv)
     if args.command == "record":
-        return record(args.out, args.rounds, args.duration, args.connections, args.max_seconds)
+        return record(args.out, args.rounds, args.duration, args.connections, args.max_seconds, args.add)
     if args.command == "rewrite":
         changed = rewrite(args.root, args.recorded, os.path.join(args.root, "BENCHMARKS.md"))
         say("rewrote %s" % (", ".join(changed) if changed else "nothing (every figure already agrees)"))
@@ -971,10 +1045,10 @@ def main(argv):
         if not problems:
             say("every marked figure agrees with %s" % os.path.relpath(args.recorded, args.root))
         with open(args.recorded, encoding="utf-8") as f:
-            machine = json.load(f)["machine"]
-        if machine.get("provisional"):
+            machines = machines_of(json.load(f))
+        if any(m.get("provisional") for m in machines):
             say("note: the recording is provisional (%s); make figures on a quiet machine replaces it"
-                % machine_text(machine))
+                % machine_text(machines))
         return 1 if problems else 0
     if args.command == "compare":
         return compare(args.recorded, args.fresh)

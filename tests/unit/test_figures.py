@@ -3,6 +3,8 @@ README.md, SCENARIO.md, solution/ and docs/ equals docs/figures/recorded.json, a
 key's measured lines carry no unmarked figure.  Timing-free: nothing is run, only files read.
 Also checks the checker on made-up docs (a drifted figure, an unknown name, a hand-copied number,
 a range).  Run: python3 tests/unit/test_figures.py  (tests/run.sh runs it with the unit tests)."""
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -29,8 +31,11 @@ class TheRepository(unittest.TestCase):
     def test_the_recording_names_its_machine(self):
         with open(figures.RECORDED, encoding="utf-8") as f:
             data = json.load(f)
-        for key in ("cores", "cpu_model", "date", "busy_share_at_start", "provisional"):
-            self.assertIn(key, data["machine"])
+        machines = figures.machines_of(data)
+        self.assertEqual(len(machines), len(data["recording"].get("recordings", [None])))
+        for machine in machines:
+            for key in ("cores", "cpu_model", "date", "busy_share_at_start", "provisional"):
+                self.assertIn(key, machine)
         self.assertEqual(set(data["figures"]), set(figures.FIGURES))
 
     def test_benchmarks_md_has_every_bench_figure(self):
@@ -132,8 +137,6 @@ class TheChecker(unittest.TestCase):
         data["figures"]["s1_rps"]["values"] = [318.6]
         with open(fresh, "w", encoding="utf-8") as f:
             json.dump(data, f)
-        import contextlib
-        import io
         out = io.StringIO()
         with contextlib.redirect_stdout(out):
             figures.compare(self.recorded, fresh)
@@ -183,6 +186,73 @@ class TheChecker(unittest.TestCase):
         self.assertEqual(figures.render({"kind": "verdict", "values": ["red", "yellow", "red"]}), "YELLOW or RED")
         self.assertEqual(figures.render({"kind": "cores", "values": [0.214, 0.206]}), "0.21")
         self.assertIn("provisional", figures.machine_text(dict(MACHINE, provisional=True, busy_share_at_start=0.6)))
+
+
+class Recordings(unittest.TestCase):
+    """record --add: a second day's rounds join the first's; each day keeps its machine."""
+
+    def recording(self, date, values, rounds, **settings):
+        return {"about": "x", "machines": [dict(MACHINE, date=date)],
+                "recording": dict(RECORDING, rounds=rounds, **settings,
+                                  recordings=[{"date": date, "rounds": rounds, "seconds": 600.0}]),
+                "figures": {name: {"kind": kind, "values": v} for name, (kind, v) in values.items()}}
+
+    def test_rounds_add_up_and_ranges_span_both(self):
+        old = self.recording("2026-12-06T20:00:00Z", {"s1_rps": ("rps", [118.3, 133.5]),
+                                                      "gone": ("rps", [1.0, 2.0])}, 2)
+        new = self.recording("2026-12-07T02:00:00Z", {"s1_rps": ("rps", [104.0]), "b2_ratio": ("ratio", [1.5])}, 1)
+        merged = figures.merge_recordings(old, new)
+        self.assertEqual(merged["figures"]["s1_rps"]["values"], [118.3, 133.5, 104.0])
+        self.assertEqual(figures.render(merged["figures"]["s1_rps"]), "104.0 to 133.5")
+        self.assertEqual(merged["figures"]["b2_ratio"]["values"], [1.5])  # new in this recording
+        self.assertNotIn("gone", merged["figures"])  # FIGURES no longer names it
+        self.assertEqual(merged["recording"]["rounds"], 3)
+        self.assertEqual([r["rounds"] for r in merged["recording"]["recordings"]], [2, 1])
+        self.assertEqual(len(merged["machines"]), 2)
+        self.assertEqual(figures.machine_text(merged["machines"]),
+                         "2 cores (Test CPU), Debian GNU/Linux 12 (bookworm), 2026-12-06 and 2026-12-07")
+        self.assertEqual(figures.machine_short_text(merged["machines"]), "2 cores, Test CPU, 2026-12-06 and 2026-12-07")
+
+    def test_a_file_with_one_machine_still_reads(self):
+        old = {"about": "x", "machine": dict(MACHINE, date="2026-12-06T20:00:00Z"),
+               "recording": dict(RECORDING, rounds=2, seconds=1219.1),
+               "figures": {"s1_rps": {"kind": "rps", "values": [118.3, 133.5]}}}
+        new = self.recording("2026-12-07T02:00:00Z", {"s1_rps": ("rps", [140.0])}, 1)
+        merged = figures.merge_recordings(old, new)
+        self.assertEqual(merged["recording"]["recordings"][0], {"date": "2026-12-06T20:00:00Z", "rounds": 2,
+                                                                 "seconds": 1219.1})
+        self.assertEqual(figures.render(merged["figures"]["s1_rps"]), "118.3 to 140.0")
+
+    def test_other_machines_are_named_each(self):
+        machines = [dict(MACHINE, date="2026-12-06T20:00:00Z"),
+                    dict(MACHINE, cores=8, cpu_model="Apple M2", date="2026-12-08T10:00:00Z", provisional=True,
+                         busy_share_at_start=0.3)]
+        text = figures.machine_text(machines)
+        self.assertTrue(text.startswith("2 cores (Test CPU), Debian GNU/Linux 12 (bookworm), 2026-12-06; "
+                                        "8 cores (Apple M2), "), text)
+        self.assertIn("provisional: the machine was already 30% busy with other work when 1 of the 2 recordings "
+                      "started", text)
+
+    def test_add_refuses_other_settings_before_running(self):
+        root = tempfile.mkdtemp(prefix="catalog-figures-test.")
+        try:
+            path = os.path.join(root, "recorded.json")
+            figures.write_recorded(self.recording("2026-12-06T20:00:00Z", {"s1_rps": ("rps", [1.0])}, 1), path)
+            with open(path, encoding="utf-8") as f:
+                before = f.read()
+            err = io.StringIO()
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(err):
+                rc = figures.record(path, 1, 20, 100, 60, add=True)  # the file has 10 s runs
+            self.assertEqual(rc, 1)
+            self.assertIn("duration_s 10, not 20", err.getvalue())
+            with open(path, encoding="utf-8") as f:
+                self.assertEqual(f.read(), before)
+            with contextlib.redirect_stderr(err), contextlib.redirect_stdout(err):
+                rc = figures.record(os.path.join(root, "none.json"), 1, 10, 100, 60, add=True)
+            self.assertEqual(rc, 1)
+            self.assertIn("cannot read the recording to add to", err.getvalue())
+        finally:
+            shutil.rmtree(root)
 
 
 if __name__ == "__main__":
