@@ -116,7 +116,7 @@ deps:
 
 # The test command of the README and of .ci/run: make lint, unit and integration tests against a
 # throwaway PostgreSQL (and nginx, Prometheus, Chromium) started by the tests themselves, the
-# same suite against the ASan+UBSan build (scripts/test-sanitized.sh), and 50 s of fuzzing.
+# same suite against the ASan+UBSan build (scripts/test-sanitized.sh), and 30 s of fuzzing (6 s a driver).
 # Every part runs even when an earlier one fails; tests/all.sh prints the closing total.
 # The four builds compile on every core (TEST_JOBS, default nproc): 36 s instead of 75 s from
 # a fresh clone on 2 cores.

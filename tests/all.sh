@@ -43,7 +43,7 @@ trap 'kill -TERM "$beside_pid" 2>/dev/null; rm -f "$beside_log"' EXIT
 part "lint" scripts/lint.sh
 BESIDE_ELSEWHERE=1 part "tests ($build)" tests/run.sh "$build"
 part "tests under ASan+UBSan (build-san)" scripts/test-sanitized.sh build-san
-part "fuzzing" scripts/fuzz.sh --seconds 10
+part "fuzzing" scripts/fuzz.sh --seconds 6
 
 echo "== tests beside the others ($build, tests/run.sh $build beside)"
 rc=0
