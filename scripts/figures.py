@@ -253,8 +253,7 @@ def _kinds(machines):
 
 def machine_text(machines):
     """The machine line the docs carry next to the figures: what, when, and whether it was busy.
-    MACHINES: one machine (a dict) or a recorded file's list of them."""
-    machines = [machines] if isinstance(machines, dict) else machines
+    MACHINES: a recorded file's list of them (machines_of)."""
     text = "; ".join("%d cores (%s), %s, %s" % (cores, model, os_name, _days(group))
                      for (cores, model, os_name), group in _kinds(machines))
     busy = [m for m in machines if m.get("provisional")]
@@ -267,7 +266,6 @@ def machine_text(machines):
 
 def machine_short_text(machines):
     """The machine in a few words, for a sentence: "2 cores, AMD EPYC, 2026-12-06"."""
-    machines = [machines] if isinstance(machines, dict) else machines
     text = "; ".join("%d cores, %s, %s" % (cores, model, _days(group)) for (cores, model, _), group in _kinds(machines))
     return text + (", provisional" if any(m.get("provisional") for m in machines) else "")
 
@@ -846,7 +844,7 @@ def record(out_path, rounds, duration, connections, max_seconds, add=False):
     deadline = started + max_seconds
     say("measuring how busy the machine is before starting (2 s)")
     machine = machine_info()
-    say("machine: " + machine_text(machine))
+    say("machine: " + machine_text([machine]))
     if machine["provisional"]:
         say("the machine is %.0f%% busy already: these figures are provisional (recorded as such)"
             % (100 * machine["busy_share_at_start"]))
@@ -949,7 +947,7 @@ def write_recorded(data, path):
         return json.dumps(value, sort_keys=True, ensure_ascii=False)
     lines = ["{"]
     for key in ("about", "machines", "recording"):
-        lines.append(" %s: %s," % (one(key), one(data[key] if key != "machines" else machines_of(data))))
+        lines.append(" %s: %s," % (one(key), one(data[key])))
     lines.append(' "figures": {')
     names = sorted(data["figures"])
     for i, name in enumerate(names):

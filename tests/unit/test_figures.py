@@ -185,7 +185,7 @@ class TheChecker(unittest.TestCase):
         self.assertEqual(figures.render({"kind": "ms", "values": [4580.2]}), "4,580")
         self.assertEqual(figures.render({"kind": "verdict", "values": ["red", "yellow", "red"]}), "YELLOW or RED")
         self.assertEqual(figures.render({"kind": "cores", "values": [0.214, 0.206]}), "0.21")
-        self.assertIn("provisional", figures.machine_text(dict(MACHINE, provisional=True, busy_share_at_start=0.6)))
+        self.assertIn("provisional", figures.machine_text([dict(MACHINE, provisional=True, busy_share_at_start=0.6)]))
 
 
 class Recordings(unittest.TestCase):

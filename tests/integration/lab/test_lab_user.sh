@@ -39,9 +39,11 @@ user_pids=()
 # what was not there when the account was made.
 before_tmp="" before_pids=""
 tmp_entries() { find /tmp /var/tmp -mindepth 1 -maxdepth 1 -user "$user" 2>/dev/null | sort || true; }
-tmp_entries_new() { comm -13 <(printf '%s\n' "$before_tmp" | sed '/^$/d') <(tmp_entries); }
 user_pids_now() { pgrep -u "$user" 2>/dev/null | sort || true; }
-user_pids_new() { comm -13 <(printf '%s\n' "$before_pids" | sed '/^$/d') <(user_pids_now); }
+# new_since LIST CMD...: the lines CMD prints that LIST (its output at the account's making) lacks.
+new_since() { comm -13 <(printf '%s\n' "$1" | sed '/^$/d') <("${@:2}"); }
+tmp_entries_new() { new_since "$before_tmp" tmp_entries; }
+user_pids_new() { new_since "$before_pids" user_pids_now; }
 # shellcheck disable=SC2317 # called by the EXIT trap
 cleanup() {
 	local pid
@@ -49,10 +51,7 @@ cleanup() {
 		as_user make -C "$home/catalog" --no-print-directory down >/dev/null 2>&1 || true
 	fi
 	for pid in "${user_pids[@]}" $(user_pids_new); do kill -KILL "$pid" 2>/dev/null || true; done
-	local entry
-	while IFS= read -r entry; do
-		[[ -n $entry ]] && rm -rf "$entry"
-	done < <(tmp_entries_new)
+	tmp_entries_new | xargs -r -d '\n' rm -rf
 	if id "$user" >/dev/null 2>&1; then userdel -r "$user" >/dev/null 2>&1 || true; fi
 	[[ -n $home ]] && rm -rf "$home"
 }
